@@ -1,0 +1,18 @@
+"""featviz_widgets: see what a vision network computes, in a notebook."""
+
+from ._capture import LayerNotFoundError
+from ._layout import LayoutError
+from ._occlusion import OcclusionCancelled, OcclusionResult
+from ._stats import NonFiniteActivationWarning
+from .visualizer import FeatureVisualizer, LayerInfo
+
+__all__ = [
+    "FeatureVisualizer",
+    "LayerInfo",
+    "LayerNotFoundError",
+    "LayoutError",
+    "NonFiniteActivationWarning",
+    "OcclusionCancelled",
+    "OcclusionResult",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,143 @@
+"""Occlusion sensitivity of one unit (layer, position), for every channel in one sweep."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+__all__ = ["OcclusionCancelled", "OcclusionResult", "occlusion_sweep", "patch_starts"]
+
+LayerFn = Callable[[torch.Tensor], torch.Tensor]  # (B, 3, H, W) -> (B, C, h, w)
+
+
+class OcclusionCancelled(Exception):
+    """`should_stop()` asked an occlusion sweep to stop."""
+
+
+def patch_starts(size: int, patch: int, stride: int) -> list[int]:
+    """Patch offsets along one axis with the given stride, the last one flush with the border."""
+    if size <= patch:
+        return [0]
+    starts = list(range(0, size - patch + 1, stride))
+    if starts[-1] + patch < size:
+        starts.append(size - patch)
+    return starts
+
+
+def _cover(starts: list[int], patch: int, size: int) -> np.ndarray:
+    """(len(starts), size) 0/1 matrix: which pixels each patch offset covers."""
+    cover = np.zeros((len(starts), size), dtype=np.float64)
+    for index, start in enumerate(starts):
+        cover[index, start : start + patch] = 1.0
+    return cover
+
+
+@dataclass
+class OcclusionResult:
+    """The change of a unit's every channel for each patch placement.
+
+    `deltas[i, j, c]` is `unit[c]` on the clean image minus `unit[c]` with the patch at
+    (row_starts[i], col_starts[j]): positive where hiding the region lowers the unit.
+    """
+
+    layer_name: str
+    position: tuple[int, int]
+    patch_size: int
+    stride: int
+    baseline: np.ndarray  # (C,) unit values on the clean image
+    deltas: np.ndarray  # (rows, cols, C)
+    done: np.ndarray  # (rows, cols) bool: placements evaluated so far
+    row_cover: np.ndarray = field(repr=False)  # (rows, H)
+    col_cover: np.ndarray = field(repr=False)  # (cols, W)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.done.all())
+
+    @property
+    def num_channels(self) -> int:
+        return self.deltas.shape[2]
+
+    def map(self, channel: int, signed: bool = False) -> np.ndarray:
+        """(H, W) map of `channel`: overlapping patches averaged, over placements done so far.
+
+        `signed=False` gives |map| / max|map| (the reference's convention), `signed=True` the
+        raw signed change of the unit (positive: the region supports the activation).
+        """
+        if not 0 <= channel < self.num_channels:
+            raise ValueError(f"`channel` {channel} is out of range (0 to {self.num_channels - 1}).")
+        done = self.done.astype(np.float64)
+        total = self.row_cover.T @ (self.deltas[:, :, channel] * done) @ self.col_cover
+        count = self.row_cover.T @ done @ self.col_cover
+        result = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+        if not signed:
+            result = np.abs(result)
+            peak = result.max()
+            if peak > 0:
+                result /= peak
+        return result.astype(np.float32)
+
+
+def _coarse_first(rows: int, cols: int) -> list[tuple[int, int]]:
+    """Every placement, those on a coarse grid first, so partial maps cover the whole image."""
+
+    def level(index: tuple[int, int]) -> tuple[int, int, int]:
+        i, j = index
+        return (0 if i % 4 == 0 and j % 4 == 0 else 1 if i % 2 == 0 and j % 2 == 0 else 2, i, j)
+
+    return sorted(((i, j) for i in range(rows) for j in range(cols)), key=level)
+
+
+def occlusion_sweep(
+    layer_fn: LayerFn,
+    image: torch.Tensor,
+    *,
+    layer_name: str,
+    position: tuple[int, int],
+    patch_size: int = 16,
+    stride: int = 8,
+    fill: float = 0.0,
+    batch_size: int = 8,
+    on_progress: Callable[[int, int, OcclusionResult], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> OcclusionResult:
+    """Slide a `fill`-valued square patch over `image` (1, C, H, W) and record the unit.
+
+    Every pixel is covered by at least one placement. Occluded images are evaluated
+    `batch_size` at a time through `layer_fn`, which should stop the forward at the layer.
+    """
+    height, width = image.shape[-2:]
+    row_starts = patch_starts(height, patch_size, stride)
+    col_starts = patch_starts(width, patch_size, stride)
+    h, w = position
+    baseline = layer_fn(image)[0, :, h, w].double().cpu()
+    result = OcclusionResult(
+        layer_name=layer_name,
+        position=position,
+        patch_size=patch_size,
+        stride=stride,
+        baseline=baseline.numpy(),
+        deltas=np.zeros((len(row_starts), len(col_starts), baseline.numel())),
+        done=np.zeros((len(row_starts), len(col_starts)), dtype=bool),
+        row_cover=_cover(row_starts, patch_size, height),
+        col_cover=_cover(col_starts, patch_size, width),
+    )
+    order = _coarse_first(len(row_starts), len(col_starts))
+    for first in range(0, len(order), batch_size):
+        if should_stop is not None and should_stop():
+            raise OcclusionCancelled(f"occlusion of {layer_name!r} cancelled")
+        chunk = order[first : first + batch_size]
+        batch = image.repeat(len(chunk), 1, 1, 1)
+        for k, (i, j) in enumerate(chunk):
+            top, left = row_starts[i], col_starts[j]
+            batch[k, :, top : top + patch_size, left : left + patch_size] = fill
+        units = layer_fn(batch)[:, :, h, w].double().cpu()
+        for k, (i, j) in enumerate(chunk):
+            result.deltas[i, j] = (baseline - units[k]).numpy()
+            result.done[i, j] = True
+        if on_progress is not None:
+            on_progress(first + len(chunk), len(order), result)
+    return result

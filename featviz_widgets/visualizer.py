@@ -1,0 +1,461 @@
+"""`FeatureVisualizer`: feature maps, statistics and occlusion maps of any layer of any model."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+from torch import nn
+
+from ._capture import capture, resolve_layers
+from ._inputs import ImageInput, Preprocessor
+from ._layout import Format, LayoutError, ModelGeometry, to_nchw
+from ._occlusion import OcclusionResult, occlusion_sweep
+from ._plotting import (
+    feature_grid_figure,
+    layer_comparison_figure,
+    occlusion_figure,
+    unit_centre,
+)
+from ._stats import SORT_MODES, channel_scores, feature_statistics, rank_channels
+
+__all__ = ["FeatureVisualizer", "LayerInfo"]
+
+# Modules that only pass data through: left out of the default layer list.
+_PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A capturable layer: its name, module type, (C, H, W) map shape and source layout."""
+
+    name: str
+    module_type: str
+    shape: tuple[int, int, int]
+    layout: str
+
+
+def _in_notebook() -> bool:
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def _show(fig: Figure, show: bool | None) -> None:
+    if show if show is not None else _in_notebook():
+        from IPython.display import display
+
+        display(fig)
+
+
+class FeatureVisualizer:
+    """Feature maps, statistics and occlusion sensitivity of any layer of a vision model.
+
+    Works on any `nn.Module` and any module name from `named_modules()`. Outputs in every
+    layout timm produces (NCHW, NHWC, ViT tokens with prefix tokens, tuples, pooled vectors)
+    are shown as (B, C, H, W) maps. Images are preprocessed with the model's own timm data
+    config. Every call runs the model in eval mode without autograd and leaves it as it was:
+    modes, `requires_grad` flags and hooks are restored even when a call fails.
+
+    Args:
+        model: the model to inspect. It is moved to the chosen device once, here.
+        use_cuda: use CUDA when available (falls back to the CPU silently).
+        device: an explicit device; overrides `use_cuda`.
+        transform: PIL image -> (C, H, W) tensor; defaults to the model's timm eval transform.
+        preprocess_tensors: also pass tensor inputs through the transform (by default a tensor
+            is taken as already model-ready).
+        cache_size: how many (image, layer) feature tensors to keep for reuse.
+
+    Example:
+        >>> model = timm.create_model("resnet18", pretrained=False)
+        >>> viz = FeatureVisualizer(model)
+        >>> viz.get_features(image, "layer3").shape
+        torch.Size([1, 256, 14, 14])
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        use_cuda: bool = True,
+        *,
+        device: str | torch.device | None = None,
+        transform: Callable[[Image.Image], torch.Tensor] | None = None,
+        preprocess_tensors: bool = False,
+        cache_size: int = 8,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+        # A torch.compile'd model: hook the original modules (same weights, same names).
+        self.model: nn.Module = getattr(model, "_orig_mod", model)
+        if device is None:
+            device = "cuda" if use_cuda and torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if any(p.device != self.device for p in chain(model.parameters(), model.buffers())):
+            self.model.to(self.device)
+        floats = [p.dtype for p in self.model.parameters() if p.is_floating_point()]
+        self.dtype: torch.dtype = floats[0] if floats else torch.float32
+        self.preprocessor = Preprocessor.for_model(self.model, transform, preprocess_tensors)
+        self.geometry = ModelGeometry(self.model)
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple, tuple[torch.Tensor, Format]] = OrderedDict()
+        self._occlusion_cache: tuple[tuple, OcclusionResult] | None = None
+        self._lock = threading.RLock()
+        self.last_figure: Figure | None = None
+
+    # ----------------------------------------------------------------------------- inputs
+    def prepare(self, image: ImageInput) -> torch.Tensor:
+        """The model-ready (B, C, H, W) batch for `image` on the visualizer's device."""
+        return self.preprocessor(image, self.device, self.dtype)
+
+    def display_image(self, image: ImageInput, index: int = 0) -> np.ndarray:
+        """The `index`-th image as the model sees it (resized, cropped): uint8 (H, W, 3)."""
+        return self.preprocessor.to_display(self.prepare(image), index)
+
+    # ----------------------------------------------------------------------------- capture
+    def _model_version(self) -> tuple:
+        # In-place updates (optimizer steps, load_state_dict) bump these counters.
+        tensors = chain(self.model.parameters(), self.model.buffers())
+        return tuple(t._version for t in tensors)
+
+    def _key(self, batch: torch.Tensor) -> tuple:
+        digest = hashlib.blake2b(batch.detach().cpu().numpy().tobytes(), digest_size=16)
+        return (digest.hexdigest(), tuple(batch.shape), str(batch.dtype), self._model_version())
+
+    def _capture_maps(self, batch: torch.Tensor, layers: Sequence[str]) -> dict[str, tuple]:
+        """(B, C, H, W) maps and source format of `layers`, from the cache or one forward."""
+        resolve_layers(self.model, layers)
+        key = self._key(batch)
+        with self._lock:
+            found = {}
+            for name in layers:
+                if (key, name) in self._cache:
+                    self._cache.move_to_end((key, name))
+                    found[name] = self._cache[(key, name)]
+            missing = [name for name in dict.fromkeys(layers) if name not in found]
+            if missing:
+                modules = dict(self.model.named_modules())
+                for name, raw in capture(self.model, batch, missing).items():
+                    found[name] = self._normalise(raw, name, modules[name], batch)
+                    self._cache[(key, name)] = found[name]
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return found
+
+    def _normalise(
+        self, raw: object, name: str, module: nn.Module, batch: torch.Tensor
+    ) -> tuple[torch.Tensor, Format]:
+        return to_nchw(
+            raw,
+            layer_name=name,
+            module=module,
+            geometry=self.geometry,
+            batch_size=batch.shape[0],
+            input_hw=(batch.shape[-2], batch.shape[-1]),
+        )
+
+    def _maps(self, image: ImageInput, layer_name: str) -> torch.Tensor:
+        if not isinstance(layer_name, str):
+            raise TypeError(f"`layer_name` must be a string, got {type(layer_name).__name__}.")
+        return self._capture_maps(self.prepare(image), [layer_name])[layer_name][0]
+
+    def _layer_fn(self, layer_name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        module = dict(self.model.named_modules())[layer_name]
+
+        def run(batch: torch.Tensor) -> torch.Tensor:
+            raw = capture(self.model, batch, [layer_name])[layer_name]
+            return self._normalise(raw, layer_name, module, batch)[0]
+
+        return run
+
+    def list_layers(
+        self, image: ImageInput | None = None, *, include: str = "default"
+    ) -> list[LayerInfo]:
+        """Layers whose output can be shown as maps, with (C, H, W) shapes, from one probe pass.
+
+        Args:
+            image: the input to probe with; a blank image of the model's input size if None.
+            include: "default" for the model's stages and blocks (top-level modules and the
+                numbered children of top-level containers), "all" for every module.
+        """
+        if include not in ("default", "all"):
+            raise ValueError(f"`include` must be 'default' or 'all', got {include!r}.")
+        if image is None:
+            size = self.preprocessor.input_size
+            batch = torch.zeros((1, *size), device=self.device, dtype=self.dtype)
+        else:
+            batch = self.prepare(image)
+        candidates = [
+            (name, module)
+            for name, module in self.model.named_modules()
+            if name and (include == "all" or self._is_default(name, module))
+        ]
+        raw = capture(
+            self.model, batch, [n for n, _ in candidates], stop_early=False, allow_missing=True
+        )
+        layers = []
+        for name, module in candidates:
+            if name not in raw:
+                continue
+            try:
+                maps, fmt = self._normalise(raw[name], name, module, batch)
+            except LayoutError:
+                continue
+            layers.append(LayerInfo(name, type(module).__name__, tuple(maps.shape[1:]), fmt.value))
+        return layers
+
+    def _is_default(self, name: str, module: nn.Module) -> bool:
+        if isinstance(module, _PASS_THROUGH):
+            return False
+        parts = name.split(".")
+        trunk = self._trunk_prefix()
+        if trunk and parts[0] == trunk:
+            parts = parts[1:]
+        return len(parts) == 1 or (len(parts) == 2 and parts[1].isdigit())
+
+    def _trunk_prefix(self) -> str:
+        """A wrapper's backbone attribute (holding most parameters), else ''."""
+        total = sum(p.numel() for p in self.model.parameters()) or 1
+        for name, child in self.model.named_children():
+            if sum(p.numel() for p in child.parameters()) > 0.8 * total and any(
+                True for _ in child.children()
+            ):
+                return name
+        return ""
+
+    # ----------------------------------------------------------------------------- the API
+    def get_features(self, image: ImageInput, layer_name: str) -> torch.Tensor:
+        """Raw features of `layer_name`, shape (B, C, H, W), whatever the layer's layout.
+
+        Token outputs of ViT-like models lose their prefix tokens and get their patch grid
+        back; NHWC outputs are permuted; pooled (B, C) outputs become (B, C, 1, 1); for tuple
+        outputs the first tensor is used. Repeated calls with the same image reuse a cache.
+        """
+        return self._maps(image, layer_name)
+
+    def get_feature_statistics(self, image: ImageInput, layer_name: str) -> dict:
+        """Statistics of the layer's features over the whole batch.
+
+        Returns a dict with mean, std (unbiased), sparsity (fraction exactly 0), max, min,
+        active_channels (channels whose mean over batch and space > 0.01), num_channels,
+        spatial_size (H, W), and non_finite (NaN/inf values, left out and warned about).
+        """
+        return feature_statistics(self._maps(image, layer_name), layer_name)
+
+    def compare_layers(
+        self,
+        image: ImageInput,
+        layer_names: list[str],
+        save_path: str | os.PathLike | None = None,
+        *,
+        plot: bool = True,
+        show: bool | None = None,
+    ) -> dict[str, dict]:
+        """Statistics of several layers from one forward pass, and their comparison chart.
+
+        The chart (mean, std, sparsity and active channels per layer) is saved to `save_path`,
+        shown in a notebook (`show=None`: when running in one) and kept as `last_figure`.
+        """
+        if not layer_names:
+            raise ValueError("`layer_names` is empty; pass at least one layer name.")
+        maps = self._capture_maps(self.prepare(image), list(layer_names))
+        all_stats = {name: feature_statistics(maps[name][0], name) for name in layer_names}
+        if plot or save_path is not None:
+            self.last_figure = layer_comparison_figure(all_stats, save_path=save_path)
+            _show(self.last_figure, show)
+        return all_stats
+
+    def get_top_activating_features(
+        self, image: ImageInput, layer_name: str, top_k: int = 10
+    ) -> list[tuple[int, float]]:
+        """The `top_k` channels with the highest mean activation (over batch and space),
+        as (channel_index, mean_activation) pairs, best first; fewer if the layer has fewer."""
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}.")
+        maps = self._maps(image, layer_name)
+        scores = channel_scores(maps, "activation")
+        return [(c, float(scores[c])) for c in rank_channels(maps, "activation")[:top_k]]
+
+    def rank_channels(
+        self,
+        image: ImageInput,
+        layer_name: str,
+        sort_by: str = "activation",
+        *,
+        seed: int = 0,
+        index: int | None = None,
+    ) -> list[int]:
+        """Every channel of the layer, best first under `sort_by` ("activation", "variance"
+        or "random" with `seed`), scored over the batch or on image `index` alone."""
+        maps = self._maps(image, layer_name)
+        if index is not None:
+            maps = maps[self._check_index(index, maps) : index + 1]
+        return rank_channels(maps, sort_by, seed)
+
+    def plot_feature_maps(
+        self,
+        image: ImageInput,
+        layer_name: str,
+        num_features: int = 16,
+        sort_by: str = "activation",
+        save_path: str | os.PathLike | None = None,
+        figsize: tuple[int, int] | None = None,
+        *,
+        index: int = 0,
+        seed: int = 0,
+        shared_scale: bool = False,
+        cmap: str = "viridis",
+    ) -> Figure:
+        """A grid of the layer's `num_features` top maps for image `index` of the batch.
+
+        Channels are chosen on that image by `sort_by`: "activation" (highest spatial mean),
+        "variance" (highest spatial variance) or "random" (reproducible with `seed`). Each map
+        is titled with its channel and mean; `shared_scale` puts all on one colour scale.
+        """
+        if sort_by not in SORT_MODES:
+            raise ValueError(f"`sort_by` must be one of {SORT_MODES}, got {sort_by!r}.")
+        if not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"`num_features` must be a positive integer, got {num_features!r}.")
+        maps = self._maps(image, layer_name)
+        one = maps[self._check_index(index, maps) : index + 1]
+        channels = rank_channels(one, sort_by, seed)[:num_features]
+        c, h, w = maps.shape[1:]
+        title = f"{layer_name}: top {len(channels)} of {c} channels by {sort_by} ({h}x{w})"
+        if maps.shape[0] > 1:
+            title += f", image {index} of {maps.shape[0]}"
+        return feature_grid_figure(
+            one[0],
+            channels,
+            title=title,
+            shared_scale=shared_scale,
+            figsize=figsize,
+            cmap=cmap,
+            save_path=save_path,
+        )
+
+    @staticmethod
+    def _check_index(index: int, maps: torch.Tensor) -> int:
+        if not isinstance(index, int) or not 0 <= index < maps.shape[0]:
+            raise ValueError(
+                f"`index` {index!r} is out of range for a batch of {maps.shape[0]} image(s)."
+            )
+        return index
+
+    def _check_position(
+        self, position: tuple[int, int] | None, maps: torch.Tensor, layer_name: str
+    ) -> tuple[int, int]:
+        height, width = maps.shape[-2:]
+        if position is None:
+            return height // 2, width // 2
+        if (
+            not isinstance(position, (tuple, list))
+            or len(position) != 2
+            or not all(isinstance(p, (int, np.integer)) for p in position)
+        ):
+            raise TypeError(f"`position` must be a tuple (h, w) of two integers, got {position!r}.")
+        h, w = int(position[0]), int(position[1])
+        if not (0 <= h < height and 0 <= w < width):
+            raise ValueError(
+                f"`position` {position} is outside the {height}x{width} map of {layer_name!r}; "
+                f"use 0 <= h < {height} and 0 <= w < {width}."
+            )
+        return h, w
+
+    def occlusion(
+        self,
+        image: ImageInput,
+        layer_name: str,
+        position: tuple[int, int] | None = None,
+        *,
+        patch_size: int = 16,
+        stride: int = 8,
+        index: int = 0,
+        batch_size: int | None = None,
+        on_progress: Callable[[int, int, OcclusionResult], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> OcclusionResult:
+        """One occlusion sweep for the unit at `position` (default: the map's centre) of
+        image `index`; the result gives the map of every channel (`result.map(channel)`).
+
+        A `patch_size` square filled with the mean colour (0 after normalisation) slides with
+        `stride` over the whole image, up to its border. The forward stops at the layer.
+        `on_progress(done, total, partial_result)` is called after each batch;
+        `should_stop()` returning True makes it raise `OcclusionCancelled`.
+        """
+        for name, value in (("patch_size", patch_size), ("stride", stride)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        batch = self.prepare(image)
+        maps = self._capture_maps(batch, [layer_name])[layer_name][0]
+        unit = self._check_position(position, maps, layer_name)
+        one = batch[self._check_index(index, maps) : index + 1]
+        key = (self._key(one), layer_name, unit, patch_size, stride)
+        cached = self._occlusion_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        result = occlusion_sweep(
+            self._layer_fn(layer_name),
+            one,
+            layer_name=layer_name,
+            position=unit,
+            patch_size=patch_size,
+            stride=stride,
+            batch_size=batch_size or (64 if self.device.type == "cuda" else 8),
+            on_progress=on_progress,
+            should_stop=should_stop,
+        )
+        self._occlusion_cache = (key, result)
+        return result
+
+    def visualize_receptive_field(
+        self,
+        image: ImageInput,
+        layer_name: str,
+        channel: int,
+        position: tuple[int, int] | None = None,
+        save_path: str | os.PathLike | None = None,
+        *,
+        patch_size: int = 16,
+        stride: int = 8,
+        signed: bool = False,
+        index: int = 0,
+        show: bool | None = None,
+    ) -> np.ndarray:
+        """Occlusion sensitivity of unit (`channel`, `position`) of `layer_name`: (H_in, W_in).
+
+        By default |change| / max (1 = most influential); `signed=True` returns the raw change
+        of the unit (clean - occluded). The figure (input, and the map over it with a colorbar
+        and the unit's centre marked) is saved to `save_path`, shown in a notebook and kept as
+        `last_figure`. Another channel at the same position reuses the sweep.
+        """
+        maps = self._maps(image, layer_name)
+        if not isinstance(channel, (int, np.integer)) or not 0 <= channel < maps.shape[1]:
+            raise ValueError(
+                f"`channel` {channel!r} is out of range for {layer_name!r}, which has "
+                f"{maps.shape[1]} channels (0 to {maps.shape[1] - 1})."
+            )
+        result = self.occlusion(
+            image, layer_name, position, patch_size=patch_size, stride=stride, index=index
+        )
+        sensitivity = result.map(int(channel), signed=signed)
+        picture = self.display_image(image, index)
+        centre = unit_centre(result.position, tuple(maps.shape[-2:]), sensitivity.shape)
+        self.last_figure = occlusion_figure(
+            picture,
+            sensitivity,
+            centre=centre,
+            title=f"{layer_name}, channel {channel}, position {result.position}",
+            signed=signed,
+            save_path=save_path,
+        )
+        _show(self.last_figure, show)
+        return sensitivity

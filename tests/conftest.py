@@ -1,0 +1,100 @@
+"""Shared fixtures: real timm models (pretrained=False), seeded images, a model-state snapshot."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+from torch import nn
+
+
+@functools.cache
+def timm_model(name: str, **kwargs) -> nn.Module:
+    """One instance per (name, kwargs) for the session; tests must leave it as they found it."""
+    torch.manual_seed(0)
+    return timm.create_model(name, pretrained=False, **kwargs)
+
+
+def scene(width: int = 320, height: int = 240, seed: int = 0) -> Image.Image:
+    """A deterministic RGB image with structure (gradients, a disc, stripes) and noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(width, height)
+    image = np.stack([xx, yy, 1 - xx], axis=-1)
+    disc = (xx - 0.4) ** 2 + (yy - 0.35) ** 2 < 0.02
+    image[disc] = (1.0, 0.8, 0.1)
+    image[:, ::16] *= 0.3
+    image += rng.normal(0, 0.05, image.shape)
+    return Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8))
+
+
+@pytest.fixture
+def image() -> Image.Image:
+    return scene()
+
+
+class ModelSnapshot:
+    """Everything a call must leave untouched: weights, modes, flags, hooks."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.modes = [m.training for m in model.modules()]
+        self.flags = [p.requires_grad for p in model.parameters()]
+
+    def assert_unchanged(self) -> None:
+        for module in self.model.modules():
+            assert not module._forward_hooks, f"hook left on {type(module).__name__}"
+            assert not module._forward_pre_hooks
+        assert [m.training for m in self.model.modules()] == self.modes
+        assert [p.requires_grad for p in self.model.parameters()] == self.flags
+        for key, value in self.model.state_dict().items():
+            assert torch.equal(value, self.state[key]), f"{key} changed"
+
+
+@pytest.fixture
+def snapshot():
+    return ModelSnapshot
+
+
+class KnownMaps(nn.Module):
+    """Outputs fixed maps whatever the input, so statistics are known by hand.
+
+    Channel 0: constant 2. Channel 1: checkerboard of 0 and 4 (mean 2, high variance).
+    Channel 2: constant 3. Channel 3: all 0. Shape (B, 4, 4, 4).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = torch.zeros(x.shape[0], 4, 4, 4)
+        maps[:, 0] = 2.0
+        maps[:, 1] = (torch.arange(4)[:, None] + torch.arange(4)[None, :]) % 2 * 4.0
+        maps[:, 2] = 3.0
+        return maps + 0 * x.mean()
+
+
+class TinyNet(nn.Module):
+    """A small hand-built network: a fixed-maps layer, a conv, a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.known = KnownMaps()
+        self.conv = nn.Conv2d(3, 2, 1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.bias.copy_(torch.tensor([1.0, -1.0]))
+        self.act = nn.ReLU()
+        self.head = nn.Linear(2, 3)
+        self.unused = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.known(x)
+        y = self.act(self.conv(x))
+        return self.head(y.mean(dim=(2, 3)))
+
+
+@pytest.fixture
+def tiny() -> TinyNet:
+    return TinyNet()

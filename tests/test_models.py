@@ -1,0 +1,115 @@
+"""The model matrix: every architecture gives maps, statistics, a figure and an occlusion map."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import timm_model
+from matplotlib.figure import Figure
+
+from featviz_widgets import FeatureVisualizer
+
+pytestmark = pytest.mark.models
+
+# (name, create kwargs, input size, early layer, late layer, expected layout)
+MATRIX = [
+    ("resnet18", {}, 96, "layer1", "layer4", "NCHW"),
+    ("resnet50", {}, 96, "layer1.0", "layer4", "NCHW"),
+    ("efficientnet_b0", {}, 96, "blocks.1", "blocks.6", "NCHW"),
+    ("convnext_atto", {}, 96, "stages.0", "stages.3", "NCHW"),
+    ("mobilenetv3_small_050", {}, 96, "blocks.0", "blocks.5", "NCHW"),
+    ("regnetx_002", {}, 96, "s1", "s4", "NCHW"),
+    ("vit_tiny_patch16_224", {"img_size": 64}, 64, "blocks.0", "blocks.11", "tokens"),
+    ("deit_tiny_distilled_patch16_224", {"img_size": 64}, 64, "blocks.1", "norm", "tokens"),
+    (
+        "vit_tiny_patch16_224",
+        {"img_size": 64, "reg_tokens": 4},
+        64,
+        "blocks.2",
+        "blocks.8",
+        "tokens",
+    ),
+    ("swin_tiny_patch4_window7_224", {}, 224, "layers.0", "layers.3", "NHWC"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "size", "early", "late", "layout"),
+    MATRIX,
+    ids=[f"{m[0]}{'-reg' if 'reg_tokens' in m[1] else ''}" for m in MATRIX],
+)
+def test_architecture(name, kwargs, size, early, late, layout, snapshot):
+    model = timm_model(name, **kwargs)
+    state = snapshot(model)
+    viz = FeatureVisualizer(model)
+    batch = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(3))
+    listed = {layer.name: layer for layer in viz.list_layers(batch)}
+    for layer in (early, late):
+        features = viz.get_features(batch, layer)
+        assert features.ndim == 4 and features.shape[0] == 2
+        assert listed[layer].shape == tuple(features.shape[1:])
+        assert listed[layer].layout == layout
+        stats = viz.get_feature_statistics(batch, layer)
+        assert stats["num_channels"] == features.shape[1]
+        assert stats["spatial_size"] == tuple(features.shape[2:])
+        assert np.isfinite([stats[k] for k in ("mean", "std", "max", "min")]).all()
+        fig = viz.plot_feature_maps(batch, layer, num_features=4, index=1)
+        assert isinstance(fig, Figure) and len(fig.axes[0].images) == 1
+    # Late layer channels agree with timm's own feature contract where it has one.
+    late_maps = viz.get_features(batch, late)
+    if hasattr(model, "forward_intermediates") and layout != "NCHW":
+        index = int(late.split(".")[-1]) if late.split(".")[-1].isdigit() else None
+        if index is not None:
+            with torch.no_grad():
+                model.eval()
+                intermediates = model.forward_intermediates(
+                    batch, indices=[index], intermediates_only=True
+                )
+                model.train(state.modes[0])
+            torch.testing.assert_close(late_maps, intermediates[0], atol=1e-5, rtol=1e-4)
+    sensitivity = viz.visualize_receptive_field(
+        batch, late, channel=0, patch_size=size // 2, stride=size // 2, show=False
+    )
+    assert sensitivity.shape == (size, size)
+    assert sensitivity.max() == pytest.approx(1.0) or sensitivity.max() == 0.0
+    assert len(viz.last_figure.axes) == 3  # image, overlay, colorbar
+    state.assert_unchanged()
+
+
+def test_vit_prefix_tokens_are_dropped_exactly():
+    model = timm_model("deit_tiny_distilled_patch16_224", img_size=64)
+    assert model.num_prefix_tokens == 2
+    batch = torch.randn(1, 3, 64, 64)
+    tokens = {}
+    handle = model.blocks[3].register_forward_hook(lambda m, i, o: tokens.setdefault("t", o))
+    try:
+        maps = FeatureVisualizer(model).get_features(batch, "blocks.3")
+        with torch.no_grad():
+            model.eval()
+            model(batch)
+            model.train()
+    finally:
+        handle.remove()
+    # Patch (row 1, col 2) of a 4x4 grid is token 2 + 1 * 4 + 2.
+    torch.testing.assert_close(maps[0, :, 1, 2], tokens["t"][0, 2 + 1 * 4 + 2])
+
+
+def test_swin_nhwc_stage_is_permuted_not_misread():
+    model = timm_model("swin_tiny_patch4_window7_224")
+    batch = torch.randn(1, 3, 224, 224)
+    maps = FeatureVisualizer(model).get_features(batch, "layers.1")
+    assert maps.shape == (1, 192, 28, 28)
+    with torch.no_grad():
+        model.eval()
+        nhwc = model.layers[1](model.layers[0](model.patch_embed(batch)))
+        model.train()
+    torch.testing.assert_close(maps, nhwc.permute(0, 3, 1, 2))
+
+
+def test_tuple_outputs_use_the_first_tensor_and_bad_layouts_are_named():
+    model = timm_model("vit_tiny_patch16_224", img_size=64)
+    viz = FeatureVisualizer(model)
+    batch = torch.randn(1, 3, 64, 64)
+    assert viz.get_features(batch, "blocks.0.attn.qkv").shape == (1, 576, 4, 4)
+    swin = FeatureVisualizer(timm_model("swin_tiny_patch4_window7_224"))
+    with pytest.raises(ValueError, match=r"outputs shape \(64, 49, 96\).*not the batch"):
+        swin.get_features(torch.randn(1, 3, 224, 224), "layers.0.blocks.0.attn")

@@ -1,0 +1,134 @@
+"""Occlusion maps against the straightforward computation, and their contract."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import timm_model
+from torch import nn
+
+from featviz_widgets import FeatureVisualizer, OcclusionCancelled
+from featviz_widgets._occlusion import patch_starts
+
+
+def straightforward_map(model, image, layer, channel, position, patch, stride):
+    """One full forward per placement; overlaps averaged; the last patch flush with the border."""
+    captured = {}
+    handle = dict(model.named_modules())[layer].register_forward_hook(
+        lambda m, i, o: captured.__setitem__("out", o)
+    )
+    h, w = position
+    training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()
+            model(image)
+            base = captured["out"][0, channel, h, w].double()
+            total = torch.zeros(image.shape[-2:], dtype=torch.float64)
+            count = torch.zeros_like(total)
+            for top in patch_starts(image.shape[-2], patch, stride):
+                for left in patch_starts(image.shape[-1], patch, stride):
+                    occluded = image.clone()
+                    occluded[..., top : top + patch, left : left + patch] = 0
+                    model(occluded)
+                    change = base - captured["out"][0, channel, h, w].double()
+                    total[top : top + patch, left : left + patch] += change
+                    count[top : top + patch, left : left + patch] += 1
+    finally:
+        handle.remove()
+        model.train(training)
+    assert count.min() >= 1
+    return (total / count).numpy()
+
+
+def test_patch_starts_cover_the_border():
+    assert patch_starts(224, 16, 8)[-1] == 208
+    assert patch_starts(30, 16, 8) == [0, 8, 14]
+    assert patch_starts(10, 16, 8) == [0]
+
+
+@pytest.mark.parametrize(
+    ("name", "layer", "size"),
+    [("resnet18", "layer2", 64), ("seresnext26d_32x4d", "layer2", 64)],
+)
+def test_maps_equal_the_straightforward_computation(name, layer, size, snapshot):
+    model = timm_model(name, zero_init_last=False)
+    state = snapshot(model)
+    image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(2))
+    viz = FeatureVisualizer(model)
+    result = viz.occlusion(image, layer, (3, 4), patch_size=12, stride=6)
+    state.assert_unchanged()
+    for channel in (0, 5):
+        expected = straightforward_map(model, image, layer, channel, (3, 4), 12, 6)
+        np.testing.assert_allclose(result.map(channel, signed=True), expected, atol=1e-4)
+        absolute = result.map(channel)
+        np.testing.assert_allclose(absolute, np.abs(expected) / np.abs(expected).max(), atol=1e-4)
+
+
+def test_every_pixel_is_covered_and_overlaps_average():
+    # A global-average-pooled unit feels every pixel: no border row or column may stay 0.
+    model = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1))
+    image = torch.rand(1, 3, 30, 30) + 1.0
+    result = FeatureVisualizer(model).occlusion(image, "1", (0, 0), patch_size=16, stride=8)
+    signed = result.map(0, signed=True)
+    assert signed.shape == (30, 30)
+    assert np.all(signed[:, -1] != 0) and np.all(signed[-1] != 0)
+    # Linear model: each placement's change is additive, so averaging overlaps gives a
+    # smooth map with no half-stride shift; its centre is symmetric in both axes.
+    assert np.allclose(signed, signed[::-1, ::-1], atol=np.abs(signed).max() * 0.35)
+
+
+def test_one_sweep_serves_every_channel_without_another_forward():
+    model = timm_model("resnet18")
+    image = torch.rand(1, 3, 48, 48)
+    viz = FeatureVisualizer(model)
+    forwards = []
+    handle = model.conv1.register_forward_pre_hook(lambda *_: forwards.append(1))
+    try:
+        viz.visualize_receptive_field(image, "layer1", channel=0, show=False)
+        after_first = len(forwards)
+        other = viz.visualize_receptive_field(image, "layer1", channel=7, show=False)
+        assert len(forwards) == after_first  # the cached sweep, features from the cache
+        assert other.shape == (48, 48) and other.max() == pytest.approx(1.0)
+    finally:
+        handle.remove()
+
+
+def test_progress_partial_maps_and_cancel():
+    model = timm_model("resnet18")
+    image = torch.rand(1, 3, 64, 64)
+    viz = FeatureVisualizer(model)
+    seen = []
+    viz.occlusion(
+        image,
+        "layer2",
+        patch_size=16,
+        stride=8,
+        batch_size=10,
+        on_progress=lambda done, total, partial: seen.append((done, total, partial.complete)),
+    )
+    assert seen[-1] == (49, 49, True) and seen[0] == (10, 49, False)
+    assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
+    with pytest.raises(OcclusionCancelled):
+        viz.occlusion(
+            image,
+            "layer3",
+            should_stop=lambda: len(seen) > 3,
+            on_progress=lambda *a: seen.append(a),
+        )
+    snapshot_ok = all(not m._forward_hooks for m in model.modules())
+    assert snapshot_ok
+
+
+def test_position_channel_and_patch_validation(tiny):
+    viz = FeatureVisualizer(timm_model("resnet18"))
+    image = torch.rand(1, 3, 64, 64)
+    with pytest.raises(ValueError, match=r"outside the 8x8 map of 'layer2'"):
+        viz.occlusion(image, "layer2", (8, 0))
+    with pytest.raises(ValueError, match=r"outside"):
+        viz.occlusion(image, "layer2", (-1, 0))
+    with pytest.raises(TypeError, match="tuple \\(h, w\\)"):
+        viz.occlusion(image, "layer2", 3)
+    with pytest.raises(ValueError, match=r"`channel` 128 is out of range .* 128 channels"):
+        viz.visualize_receptive_field(image, "layer2", 128, show=False)
+    with pytest.raises(ValueError, match="`stride` must be a positive integer"):
+        viz.occlusion(image, "layer2", stride=0)

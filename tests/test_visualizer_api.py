@@ -1,0 +1,152 @@
+"""Every example of the spec runs (layer names adapted) with the documented keys and types."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from conftest import timm_model
+from matplotlib.figure import Figure
+from PIL import Image
+from torch import nn
+
+from featviz_widgets import FeatureVisualizer
+
+STAT_KEYS = {
+    "mean",
+    "std",
+    "sparsity",
+    "max",
+    "min",
+    "active_channels",
+    "num_channels",
+    "spatial_size",
+}
+
+
+class ImageClassifier(nn.Module):
+    """Like the spec's wrapper: a timm backbone under `backbone`, a head on top."""
+
+    def __init__(self, backbone: str, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = timm_model(backbone, num_classes=0, zero_init_last=False)
+        self.head = nn.Linear(self.backbone.num_features, num_classes)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+@pytest.fixture(scope="module")
+def viz():
+    return FeatureVisualizer(ImageClassifier("resnet18", num_classes=10))
+
+
+def test_plot_feature_maps_example(viz, image, tmp_path):
+    path = tmp_path / "features.png"
+    fig = viz.plot_feature_maps(
+        image,
+        layer_name="backbone.layer3",
+        num_features=16,
+        sort_by="activation",
+        save_path=str(path),
+    )
+    assert isinstance(fig, Figure)
+    maps = [ax for ax in fig.axes if ax.images]
+    assert len(maps) == 16
+    top = viz.get_top_activating_features(image, "backbone.layer3", top_k=16)
+    assert maps[0].get_title() == f"ch {top[0][0]}\nmean {top[0][1]:.3f}"
+    assert "backbone.layer3" in fig._suptitle.get_text()
+    assert Image.open(path).size[0] > 400
+    assert plt.get_fignums() == []  # nothing left open in pyplot
+
+
+def test_plot_feature_maps_options(viz, image):
+    fig = viz.plot_feature_maps(
+        image, "backbone.layer2", 5, "variance", figsize=(8, 6), shared_scale=True
+    )
+    assert tuple(fig.get_size_inches()) == (8, 6)
+    assert len([ax for ax in fig.axes if ax.images]) == 5
+    assert len(fig.axes) == 6 + 1  # a 2x3 grid and the shared colorbar
+    limits = {ax.images[0].get_clim() for ax in fig.axes if ax.images}
+    assert len(limits) == 1
+    random_a = viz.plot_feature_maps(image, "backbone.layer2", 4, "random", seed=3)
+    random_b = viz.plot_feature_maps(image, "backbone.layer2", 4, "random", seed=3)
+    titles = [[ax.get_title() for ax in f.axes if ax.images] for f in (random_a, random_b)]
+    assert titles[0] == titles[1]
+    with pytest.raises(ValueError, match="`sort_by` must be one of"):
+        viz.plot_feature_maps(image, "backbone.layer2", sort_by="norm")
+    with pytest.raises(ValueError, match="`num_features` must be a positive integer"):
+        viz.plot_feature_maps(image, "backbone.layer2", num_features=0)
+
+
+def test_get_features_and_statistics_examples(viz, image):
+    features = viz.get_features(image, layer_name="backbone.layer4")
+    assert isinstance(features, torch.Tensor) and features.shape == (1, 512, 7, 7)
+    stats = viz.get_feature_statistics(image, layer_name="backbone.layer4")
+    assert set(stats) >= STAT_KEYS
+    assert isinstance(stats["active_channels"], int) and stats["spatial_size"] == (7, 7)
+    assert stats["mean"] == pytest.approx(features.double().mean().item())
+    assert stats["std"] == pytest.approx(features.double().std().item())
+    assert stats["sparsity"] == pytest.approx((features == 0).double().mean().item())
+
+
+def test_compare_layers_example(viz, image, tmp_path):
+    layers = ["backbone.layer1", "backbone.layer2", "backbone.layer3", "backbone.layer4"]
+    path = tmp_path / "layer_comparison.png"
+    all_stats = viz.compare_layers(image, layers, save_path=path)
+    assert list(all_stats) == layers
+    assert all(set(s) >= STAT_KEYS for s in all_stats.values())
+    assert [s["num_channels"] for s in all_stats.values()] == [64, 128, 256, 512]
+    fig = viz.last_figure
+    assert [ax.get_title() for ax in fig.axes[:4]] == [
+        "Mean activation",
+        "Standard deviation",
+        "Sparsity (fraction of zeros)",
+        "Active channels (mean > 0.01)",
+    ]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == layers
+    assert path.exists() and plt.get_fignums() == []
+    with pytest.raises(ValueError, match="`layer_names` is empty"):
+        viz.compare_layers(image, [])
+
+
+def test_top_activating_and_receptive_field_examples(viz, image, tmp_path):
+    top = viz.get_top_activating_features(image, "backbone.layer3", top_k=1)
+    channel = top[0][0]
+    path = tmp_path / "receptive_field.png"
+    sensitivity = viz.visualize_receptive_field(
+        image, layer_name="backbone.layer3", channel=channel, save_path=str(path)
+    )
+    assert isinstance(sensitivity, np.ndarray) and sensitivity.shape == (224, 224)
+    assert sensitivity.min() >= 0 and sensitivity.max() == pytest.approx(1.0)
+    # Every pixel is occluded at least once: no dead border as in the reference.
+    assert (sensitivity[-8:] > 0).mean() > 0.5 and (sensitivity[:, -8:] > 0).mean() > 0.5
+    fig = viz.last_figure
+    assert len(fig.axes) == 3 and fig.axes[2].get_ylabel().startswith("sensitivity")
+    marker = fig.axes[1].lines[0].get_xydata()[0]
+    assert marker == pytest.approx((7.5 * 16, 7.5 * 16))  # centre of cell (7, 7) of 14x14
+    assert path.exists() and plt.get_fignums() == []
+    signed = viz.visualize_receptive_field(image, "backbone.layer3", channel, signed=True)
+    assert signed.min() < 0 < signed.max()
+
+
+def test_batches_statistics_over_batch_and_figures_per_image(viz):
+    from conftest import scene
+
+    batch = [scene(seed=1), scene(seed=2)]
+    features = viz.get_features(batch, "backbone.layer2")
+    assert features.shape[0] == 2
+    stats = viz.get_feature_statistics(batch, "backbone.layer2")
+    assert stats["active_channels"] <= stats["num_channels"] == 128
+    fig = viz.plot_feature_maps(batch, "backbone.layer2", 4, index=1)
+    assert "image 1 of 2" in fig._suptitle.get_text()
+    with pytest.raises(ValueError, match="`index` 2 is out of range for a batch of 2"):
+        viz.plot_feature_maps(batch, "backbone.layer2", index=2)
+    second = viz.visualize_receptive_field(
+        batch, "backbone.layer4", 0, index=1, patch_size=56, stride=56
+    )
+    assert second.shape == (224, 224)
+    sweeps = [
+        viz.occlusion(batch, "backbone.layer4", index=i, patch_size=56, stride=56) for i in (0, 1)
+    ]
+    assert np.abs(sweeps[0].deltas).max() > 0
+    assert not np.allclose(sweeps[0].deltas, sweeps[1].deltas)
