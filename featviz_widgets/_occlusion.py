@@ -91,6 +91,47 @@ def _coarse_first(rows: int, cols: int) -> list[tuple[int, int]]:
     return sorted(((i, j) for i in range(rows) for j in range(cols)), key=level)
 
 
+def _reaching_bands(
+    layer_fn: LayerFn,
+    image: torch.Tensor,
+    position: tuple[int, int],
+    row_starts: list[int],
+    col_starts: list[int],
+    patch: int,
+    batch_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which patch rows and columns can change the unit at `position`, in any channel.
+
+    A band of NaN across the whole image at a patch's rows (or columns) is a superset of
+    the patch; NaN spreads through every arithmetic op, so a band that leaves the unit finite
+    proves that no patch in it can change the unit. Global operations (squeeze-excitation,
+    attention, pooling) spread the NaN everywhere, and then nothing is skipped.
+    """
+    h, w = position
+    bands = [(True, top) for top in row_starts] + [(False, left) for left in col_starts]
+    # Cheap first look: if even the outermost bands reach the unit, skipping cannot pay.
+    outermost = [bands[0], bands[len(row_starts) - 1], bands[len(row_starts)], bands[-1]]
+
+    def reached(selected: list[tuple[bool, int]]) -> list[bool]:
+        flags: list[bool] = []
+        for first in range(0, len(selected), batch_size):
+            chunk = selected[first : first + batch_size]
+            batch = image.repeat(len(chunk), 1, 1, 1)
+            for k, (is_row, start) in enumerate(chunk):
+                if is_row:
+                    batch[k, :, start : start + patch, :] = float("nan")
+                else:
+                    batch[k, :, :, start : start + patch] = float("nan")
+            units = layer_fn(batch.contiguous(memory_format=torch.channels_last))[:, :, h, w]
+            flags.extend((~torch.isfinite(units)).any(dim=1).tolist())
+        return flags
+
+    if all(reached(outermost)):
+        return np.ones(len(row_starts), dtype=bool), np.ones(len(col_starts), dtype=bool)
+    flags = np.array(reached(bands))
+    return flags[: len(row_starts)], flags[len(row_starts) :]
+
+
 def occlusion_sweep(
     layer_fn: LayerFn,
     image: torch.Tensor,
@@ -103,11 +144,14 @@ def occlusion_sweep(
     batch_size: int = 8,
     on_progress: Callable[[int, int, OcclusionResult], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    skip_unreachable: bool = True,
 ) -> OcclusionResult:
     """Slide a `fill`-valued square patch over `image` (1, C, H, W) and record the unit.
 
     Every pixel is covered by at least one placement. Occluded images are evaluated
     `batch_size` at a time through `layer_fn`, which should stop the forward at the layer.
+    With `skip_unreachable`, placements outside the unit's receptive field (proved by NaN
+    propagation, see `_reaching_bands`) are not evaluated: their change is exactly 0.
     """
     height, width = image.shape[-2:]
     row_starts = patch_starts(height, patch_size, stride)
@@ -126,6 +170,13 @@ def occlusion_sweep(
         col_cover=_cover(col_starts, patch_size, width),
     )
     order = _coarse_first(len(row_starts), len(col_starts))
+    if skip_unreachable:
+        rows, cols = _reaching_bands(
+            layer_fn, image, position, row_starts, col_starts, patch_size, batch_size
+        )
+        # Placements that provably cannot change the unit: their change is exactly 0.
+        result.done[~rows[:, None] | ~cols[None, :]] = True
+        order = [(i, j) for i, j in order if rows[i] and cols[j]]
     for first in range(0, len(order), batch_size):
         if should_stop is not None and should_stop():
             raise OcclusionCancelled(f"occlusion of {layer_name!r} cancelled")
@@ -141,4 +192,6 @@ def occlusion_sweep(
             result.done[i, j] = True
         if on_progress is not None:
             on_progress(first + len(chunk), len(order), result)
+    if not order and on_progress is not None:
+        on_progress(0, 0, result)
     return result

@@ -10,7 +10,15 @@ from featviz_widgets import FeatureVisualizer, OcclusionCancelled
 from featviz_widgets._occlusion import patch_starts
 
 
-def straightforward_map(model, image, layer, channel, position, patch, stride):
+def nchw_unit(output, channel, h, w):
+    return output[0, channel, h, w]
+
+
+def vit_unit(output, channel, h, w, grid_width=4, prefix=1):
+    return output[0, prefix + h * grid_width + w, channel]
+
+
+def straightforward_map(model, image, layer, channel, position, patch, stride, unit=nchw_unit):
     """One full forward per placement; overlaps averaged; the last patch flush with the border."""
     captured = {}
     handle = dict(model.named_modules())[layer].register_forward_hook(
@@ -22,7 +30,7 @@ def straightforward_map(model, image, layer, channel, position, patch, stride):
         with torch.no_grad():
             model.eval()
             model(image)
-            base = captured["out"][0, channel, h, w].double()
+            base = unit(captured["out"], channel, h, w).double()
             total = torch.zeros(image.shape[-2:], dtype=torch.float64)
             count = torch.zeros_like(total)
             for top in patch_starts(image.shape[-2], patch, stride):
@@ -30,7 +38,7 @@ def straightforward_map(model, image, layer, channel, position, patch, stride):
                     occluded = image.clone()
                     occluded[..., top : top + patch, left : left + patch] = 0
                     model(occluded)
-                    change = base - captured["out"][0, channel, h, w].double()
+                    change = base - unit(captured["out"], channel, h, w).double()
                     total[top : top + patch, left : left + patch] += change
                     count[top : top + patch, left : left + patch] += 1
     finally:
@@ -47,21 +55,46 @@ def test_patch_starts_cover_the_border():
 
 
 @pytest.mark.parametrize(
-    ("name", "layer", "size"),
-    [("resnet18", "layer2", 64), ("seresnext26d_32x4d", "layer2", 64)],
+    ("name", "kwargs", "layer", "size", "skips", "unit"),
+    [
+        ("resnet18", {"zero_init_last": False}, "layer2", 64, False, nchw_unit),
+        # A small receptive field: most placements are provably irrelevant and skipped.
+        ("resnet18", {"zero_init_last": False}, "layer1", 80, True, nchw_unit),
+        # Squeeze-excitation is global: nothing may be skipped.
+        ("seresnext26d_32x4d", {"zero_init_last": False}, "layer1", 80, False, nchw_unit),
+        # Attention is global too.
+        ("vit_tiny_patch16_224", {"img_size": 64}, "blocks.1", 64, False, vit_unit),
+    ],
+    ids=["resnet18-layer2", "resnet18-layer1-skips", "se-layer1", "vit-block1"],
 )
-def test_maps_equal_the_straightforward_computation(name, layer, size, snapshot):
-    model = timm_model(name, zero_init_last=False)
+def test_maps_equal_the_straightforward_computation(
+    name, kwargs, layer, size, skips, unit, snapshot
+):
+    model = timm_model(name, **kwargs)
     state = snapshot(model)
     image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(2))
     viz = FeatureVisualizer(model)
-    result = viz.occlusion(image, layer, (3, 4), patch_size=12, stride=6)
+    totals = []
+    result = viz.occlusion(
+        image,
+        layer,
+        (1, 2),
+        patch_size=12,
+        stride=8,
+        on_progress=lambda done, total, partial: totals.append(total),
+    )
     state.assert_unchanged()
+    placements = len(patch_starts(size, 12, 8)) ** 2
+    assert (totals[-1] < placements / 2) if skips else (totals[-1] == placements)
+    peaks = []
     for channel in (0, 5):
-        expected = straightforward_map(model, image, layer, channel, (3, 4), 12, 6)
+        expected = straightforward_map(model, image, layer, channel, (1, 2), 12, 8, unit)
         np.testing.assert_allclose(result.map(channel, signed=True), expected, atol=1e-4)
-        absolute = result.map(channel)
-        np.testing.assert_allclose(absolute, np.abs(expected) / np.abs(expected).max(), atol=1e-4)
+        peak = np.abs(expected).max()
+        normalised = np.abs(expected) / peak if peak > 0 else np.zeros_like(expected)
+        np.testing.assert_allclose(result.map(channel), normalised, atol=1e-4)
+        peaks.append(peak)
+    assert max(peaks) > 1e-3  # the comparison is not between two blank maps
 
 
 def test_every_pixel_is_covered_and_overlaps_average():
