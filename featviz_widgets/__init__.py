@@ -5,8 +5,10 @@ from ._layout import LayoutError
 from ._occlusion import OcclusionCancelled, OcclusionResult
 from ._stats import NonFiniteActivationWarning
 from .visualizer import FeatureVisualizer, LayerInfo
+from .widget import FeatureExplorer
 
 __all__ = [
+    "FeatureExplorer",
     "FeatureVisualizer",
     "LayerInfo",
     "LayerNotFoundError",

@@ -1,0 +1,899 @@
+"""`FeatureExplorer`: the interactive notebook widget on top of `FeatureVisualizer`.
+
+Traits are the source of truth. Model work (forwards, occlusion sweeps) runs on one
+background thread, never on the kernel's shell thread; changing the sort mode, the channel or
+the number of maps only re-slices features the widget already holds. Feature maps travel to
+the browser as uint8 tiles with per-tile scale metadata (see `_payload`), set inside
+`hold_sync()` so the view never sees a payload without its metadata.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import matplotlib
+import numpy as np
+import torch
+import traitlets as t
+from PIL import Image
+from torch import nn
+
+from ._capture import resolve_layers
+from ._inputs import ImageInput
+from ._occlusion import OcclusionCancelled, OcclusionResult
+from ._payload import decode_maps, encode_maps, encode_png
+from ._plotting import feature_grid_figure, occlusion_figure, unit_centre
+from ._stats import SORT_MODES
+from ._worker import Job, Worker
+from .visualizer import FeatureVisualizer, LayerInfo
+
+__all__ = ["FeatureExplorer"]
+
+_HERE = Path(__file__).parent
+SAMPLE_IMAGE = _HERE / "sample.png"
+VIEWS = ("grid", "channel", "occlusion")
+COLOR_SCALES = ("per-tile", "shared")
+_MAX_COMPARE = 12
+# Traits and ipywidgets options the constructor takes besides its named arguments.
+_EXTRA_KWARGS = ("channel", "color_scale", "all_layers", "layout", "tabbable", "tooltip")
+_PROGRESS_INTERVAL_S = 0.2
+
+
+def _asset(name: str) -> Path:
+    """A front-end file: the wheel's `static/` copy, else the repository's `js/` source."""
+    packaged = _HERE / "static" / name
+    return packaged if packaged.is_file() else _HERE.parent / "js" / name
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON types, with NaN/inf (which break the browser's JSON parser) as None."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def _layer_dict(info: LayerInfo) -> dict:
+    return {
+        "name": info.name,
+        "type": info.module_type,
+        "shape": list(info.shape),
+        "layout": info.layout,
+    }
+
+
+def _default_layer(layers: Sequence[LayerInfo]) -> str:
+    """The last of the shallowest-named layers whose maps are still >= 12 px on a side
+    (`layer3` of a ResNet at 224 px), else the first layer."""
+    spatial = [info.name for info in layers if min(info.shape[1:]) >= 12]
+    if not spatial:
+        return layers[0].name
+    depth = min(name.count(".") for name in spatial)
+    return [name for name in spatial if name.count(".") == depth][-1]
+
+
+def _default_compare(layers: Sequence[LayerInfo]) -> list[str]:
+    """Layers with spatial maps, shallowest first: the top-level stages when there are at
+    least 4 of them, else one nesting level more, at most `_MAX_COMPARE` spread evenly."""
+    spatial = [info.name for info in layers if info.shape[1:] != (1, 1)] or [
+        info.name for info in layers
+    ]
+    names: list[str] = []
+    for depth in sorted({name.count(".") for name in spatial}):
+        names = [name for name in spatial if name.count(".") <= depth]
+        if len(names) >= 4:
+            break
+    return _spread(names, _MAX_COMPARE)
+
+
+def _spread(names: Sequence[str], count: int) -> list[str]:
+    """At most `count` of `names`, evenly spaced, keeping the first and the last."""
+    if len(names) <= count:
+        return list(names)
+    picks = np.linspace(0, len(names) - 1, count).round().astype(int)
+    return [names[i] for i in dict.fromkeys(picks.tolist())]
+
+
+class FeatureExplorer(anywidget.AnyWidget):
+    """Explore a vision model's feature maps, statistics and occlusion maps with the mouse.
+
+    Every control has a Python counterpart: set `layer`, `sort_by`, `channel`,
+    `num_features`, `color_scale`, `all_layers`, `device`, `position` (which starts an
+    occlusion sweep) or `compare`, assign `image`, and read `features`, `statistics`,
+    `busy`, `progress` and `error`. Model work runs on one background thread; call `wait()`
+    to block until it is done.
+
+    Args:
+        model: any `torch.nn.Module` (timm models get their own preprocessing).
+        image: what to look at (PIL image, array, tensor, path); a bundled sample if None.
+        layers: restrict the layer dropdown to these module names (default: the model's
+            stages and blocks; the "all modules" toggle reaches every module).
+        layer: the layer shown first (default: the deepest one whose maps are >= 12 px).
+        device: explicit device ("cpu", "cuda", ...); overrides `use_cuda`.
+        use_cuda: use CUDA when available.
+        num_features: how many maps the grid shows.
+        sort_by: "activation", "variance" or "random".
+        transform: PIL image -> (C, H, W) tensor; default: the model's timm eval transform.
+        patch_size, stride: the occlusion patch and its step, in input pixels.
+        cache_size: how many (image, layer) feature tensors the visualizer keeps.
+        compare: layers for the comparison chart (default: up to 12 of the layer list).
+        **kwargs: other traits (e.g. `color_scale="shared"`) or ipywidgets options (`layout`).
+
+    Example:
+        >>> model = timm.create_model("resnet18", pretrained=False)
+        >>> explorer = FeatureExplorer(model, layer="layer2")
+        >>> explorer  # shows the widget
+        >>> explorer.sort_by = "variance"; explorer.channel = 7; explorer.position = (4, 4)
+    """
+
+    _esm = _asset("widget.js")
+    _css = _asset("widget.css")
+
+    layer = t.Unicode("").tag(sync=True)
+    """The module whose output is shown. Changing it runs one forward, stopped at the layer.
+
+    - Type: `str` (a name from `model.named_modules()`)
+    """
+    sort_by = t.Enum(SORT_MODES, default_value="activation").tag(sync=True)
+    """The grid's channel order: "activation", "variance" or "random" (seed 0).
+
+    - Default: `"activation"`
+    """
+    channel = t.Int(0).tag(sync=True)
+    """The selected channel, shown enlarged and used for the occlusion map.
+
+    - Default: the first channel of the ranking after each layer change
+    """
+    num_features = t.Int(16).tag(sync=True)
+    """How many maps the grid shows (at most the layer's channel count).
+
+    - Default: `16`
+    """
+    color_scale = t.Enum(COLOR_SCALES, default_value="per-tile").tag(sync=True)
+    """"per-tile" (each map stretched over its own range) or "shared" (one range for all).
+
+    - Default: `"per-tile"`
+    """
+    all_layers = t.Bool(False).tag(sync=True)
+    """List every module in the layer dropdown, not just the stages and blocks.
+
+    - Default: `False`
+    """
+    device = t.Unicode("cpu").tag(sync=True)
+    """The device the model runs on; one of the options in `devices`.
+
+    - Default: CUDA when available and `use_cuda`, else `"cpu"`
+    """
+    position = t.List(t.Int(), default_value=[], maxlen=2).tag(sync=True)
+    """The selected unit's (h, w) on the layer's map; setting it starts an occlusion sweep.
+
+    - Type: `[]` (not chosen yet; occlusion uses the centre) or `[h, w]`
+    """
+    compare = t.List(t.Unicode()).tag(sync=True)
+    """The layers in the comparison chart; their statistics are in `compare_statistics`.
+
+    - Default: up to 12 of the default layer list
+    """
+    statistics = t.Dict().tag(sync=True)
+    """The current layer's statistics (mean, std, sparsity, max, min, active_channels,
+    num_channels, spatial_size, non_finite). Read-only.
+    """
+    compare_statistics = t.Dict().tag(sync=True)
+    """Statistics of every layer in `compare`, keyed by layer name. Read-only."""
+    busy = t.Bool(False).tag(sync=True)
+    """True while model work is queued or running. Read-only."""
+    progress = t.Float(0.0).tag(sync=True)
+    """Progress of the running job in [0, 1], or -1 while it cannot be measured. Read-only."""
+    status = t.Unicode("").tag(sync=True)
+    """What the worker is doing, in words. Read-only."""
+    error = t.Unicode("").tag(sync=True)
+    """The last error (an exception in the model, an unreadable upload, ...), or "". """
+
+    _layers = t.List(t.Dict()).tag(sync=True)
+    _devices = t.List(t.Unicode()).tag(sync=True)
+    _order = t.List(t.Int()).tag(sync=True)
+    _image = t.Bytes(b"").tag(sync=True)
+    _image_meta = t.Dict().tag(sync=True)
+    _grid = t.Bytes(b"").tag(sync=True)
+    _grid_meta = t.Dict().tag(sync=True)
+    _unit = t.Bytes(b"").tag(sync=True)
+    _unit_meta = t.Dict().tag(sync=True)
+    _occlusion = t.Bytes(b"").tag(sync=True)
+    _occlusion_meta = t.Dict().tag(sync=True)
+
+    def __init__(
+        self,
+        model: nn.Module,
+        image: ImageInput | None = None,
+        *,
+        layers: Sequence[str] | None = None,
+        layer: str | None = None,
+        device: str | torch.device | None = None,
+        use_cuda: bool = True,
+        num_features: int = 16,
+        sort_by: str = "activation",
+        transform: Callable[[Image.Image], torch.Tensor] | None = None,
+        patch_size: int = 16,
+        stride: int = 8,
+        cache_size: int = 8,
+        compare: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        for name in kwargs:
+            if name not in _EXTRA_KWARGS:
+                raise TypeError(
+                    f"Unexpected keyword argument {name!r}. Check the spelling of your "
+                    "parameters; see help(FeatureExplorer)."
+                )
+        for name, value in (("patch_size", patch_size), ("stride", stride)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        self._lock = threading.RLock()
+        self._tls = threading.local()
+        self._model = model
+        self._transform = transform
+        self._cache_size = cache_size
+        self.patch_size = patch_size
+        self.stride = stride
+        self._viz = FeatureVisualizer(
+            model, use_cuda, device=device, transform=transform, cache_size=cache_size
+        )
+        if layers is not None:
+            layers = list(layers)
+            if not layers:
+                raise ValueError("`layers` is empty; pass None for the default layer list.")
+            resolve_layers(self._viz.model, layers)
+        if layer is not None:
+            resolve_layers(self._viz.model, [layer])
+        if compare is not None:
+            compare = list(compare)
+            resolve_layers(self._viz.model, compare)
+        self._restrict = layers
+        self._features: torch.Tensor | None = None
+        self._features_layer = ""
+        self._rankings: dict[str, list[int]] = {}
+        self._shown: np.ndarray | None = None
+        self._occ_result: OcclusionResult | None = None
+        self._occ_cancelled = False
+        self._requested_channel: int | None = kwargs.pop("channel", None)
+        self._source: ImageInput = image if image is not None else SAMPLE_IMAGE
+        self._source_name = "sample.png" if image is None else ""
+        self._worker = Worker(self._lock, self._set_busy)
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        if self._viz.device.type not in devices:
+            devices.append(self._viz.device.type)
+        with self._quiet():
+            super().__init__(
+                num_features=num_features,
+                sort_by=sort_by,
+                _devices=devices,
+                device=self._viz.device.type,
+                **kwargs,
+            )
+        self.on_msg(self._handle_message)
+        self._submit_view(self._source, layer=layer, compare=compare, relist=True)
+
+    # ------------------------------------------------------------------ public Python API
+    @property
+    def visualizer(self) -> FeatureVisualizer:
+        """The `FeatureVisualizer` doing the work (for its seed API: plots, statistics...)."""
+        return self._viz
+
+    @property
+    def features(self) -> torch.Tensor | None:
+        """The current layer's features, (B, C, H, W) float32 on the CPU (None before the
+        first result)."""
+        return self._features
+
+    @property
+    def image(self) -> ImageInput:
+        """The image shown (the last one that loaded). Assign any input the core accepts
+        (PIL, ndarray, tensor, path); a failure shows in `error` and keeps the old image."""
+        return self._source
+
+    @image.setter
+    def image(self, value: ImageInput | None) -> None:
+        name = "sample.png" if value is None else ""
+        if isinstance(value, (str, os.PathLike)):
+            name = os.path.basename(os.fspath(value))
+        self._submit_view(value if value is not None else SAMPLE_IMAGE, name=name, relist=True)
+
+    @property
+    def layers(self) -> list[str]:
+        """The layer names the dropdown offers (see `all_layers`)."""
+        return [entry["name"] for entry in self._layers]
+
+    @property
+    def ranking(self) -> list[int]:
+        """Every channel of the current layer, best first under `sort_by`; the grid shows
+        the first `num_features`."""
+        return list(self._order)
+
+    @property
+    def devices(self) -> list[str]:
+        """The device types `device` can be set to."""
+        return list(self._devices)
+
+    @property
+    def occlusion_result(self) -> OcclusionResult | None:
+        """The last (possibly partial) occlusion sweep, for every channel of its unit."""
+        return self._occ_result
+
+    def occlusion_map(self, channel: int | None = None, signed: bool = False) -> np.ndarray:
+        """The occlusion map (H_in, W_in) of `channel` (default: the selected one)."""
+        if self._occ_result is None:
+            raise ValueError("no occlusion has run yet; set `position` or call `run_occlusion()`.")
+        return self._occ_result.map(self.channel if channel is None else channel, signed=signed)
+
+    def run_occlusion(self, position: Sequence[int] | None = None) -> None:
+        """Start an occlusion sweep for the unit at `position` (default: the current one, or
+        the centre of the map) in the background; results stream into the widget."""
+        if position is not None:
+            self.position = list(position)  # the observer starts the sweep
+        else:
+            self._submit_occlusion()
+
+    def cancel(self) -> None:
+        """Stop a running occlusion sweep (the partial map stays, marked cancelled)."""
+        with self._lock:
+            running = self._worker.pending("occlusion")
+            self._worker.invalidate("occlusion")
+            if running:
+                self._occ_cancelled = True
+                meta = self._occlusion_meta
+                if meta and not meta.get("complete"):
+                    with self._quiet():
+                        self._occlusion_meta = {**meta, "cancelled": True}
+
+    def wait(self, timeout: float | None = 60.0) -> FeatureExplorer:
+        """Block until the background work is done (not from the worker itself).
+
+        Raises:
+            TimeoutError: if it is still busy after `timeout` seconds.
+        """
+        if not self._worker.wait(timeout):
+            raise TimeoutError(f"the explorer was still busy after {timeout} s ({self.status}).")
+        return self
+
+    def save_png(self, path: str | os.PathLike, view: str = "grid") -> Path:
+        """Save the current `view` ("grid", "channel" or "occlusion") as a PNG file.
+
+        Returns:
+            The path written.
+        """
+        fig = self._figure(view)
+        path = Path(path)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        return path
+
+    def close(self) -> None:
+        """Stop the worker and close the widget and its views."""
+        worker = getattr(self, "_worker", None)  # absent if __init__ failed early
+        if worker is not None:
+            worker.shutdown()
+        super().close()
+
+    # ------------------------------------------------------------------ static fallback
+    def _figure(self, view: str):
+        if view not in VIEWS:
+            raise ValueError(f"`view` must be one of {VIEWS}, got {view!r}.")
+        with self._lock:
+            features, shown, result = self._features, self._shown, self._occ_result
+            channels = list(self._grid_meta.get("channels", []))
+            channel, layer = self.channel, self.layer
+        if features is None or shown is None:
+            raise ValueError("nothing to save yet: the first result is still being computed.")
+        maps = features[0]
+        if view == "grid":
+            return feature_grid_figure(
+                maps,
+                channels,
+                title=f"{layer}: top {len(channels)} of {maps.shape[0]} by {self.sort_by}",
+                shared_scale=self.color_scale == "shared",
+            )
+        if view == "channel":
+            return feature_grid_figure(
+                maps, [channel], title=f"{layer}, channel {channel}", figsize=(4.5, 4.8)
+            )
+        if result is None or result.layer_name != layer:
+            raise ValueError("no occlusion map for this layer yet; set `position` first.")
+        sensitivity = result.map(channel)
+        centre = unit_centre(result.position, tuple(maps.shape[-2:]), sensitivity.shape)
+        done = "" if result.complete else " (partial)"
+        return occlusion_figure(
+            shown,
+            sensitivity,
+            centre=centre,
+            title=f"{layer}, channel {channel}, position {result.position}{done}",
+        )
+
+    def _static_png(self) -> bytes:
+        """The input image beside the current grid (viridis, shared with the live view's
+        colormap): the static stand-in where the widget cannot run."""
+        with self._lock:
+            shown, meta, data = self._shown, dict(self._grid_meta), self._grid
+        if shown is None or not meta.get("n"):
+            raise ValueError("nothing to show yet")
+        maps = decode_maps(data, meta)
+        lo, hi = np.asarray(meta["lo"]), np.asarray(meta["hi"])
+        if self.color_scale == "shared" and hi.max() > lo.min():
+            unit = (maps - lo.min()) / (hi.max() - lo.min())
+        else:
+            span = np.where(hi > lo, hi - lo, 1.0)
+            unit = (maps - lo[:, None, None]) / span[:, None, None]
+        colours = matplotlib.colormaps["viridis"](np.clip(unit, 0, 1), bytes=True)[..., :3]
+        n, cols = meta["n"], math.ceil(math.sqrt(meta["n"]))
+        rows = math.ceil(n / cols)
+        side = shown.shape[0]
+        tile = max(8, (side - 4 * (rows - 1)) // rows)
+        canvas = Image.new("RGB", (shown.shape[1] + 12 + cols * (tile + 4) - 4, side), "white")
+        canvas.paste(Image.fromarray(shown), (0, 0))
+        left = shown.shape[1] + 12
+        for i in range(n):
+            picture = Image.fromarray(colours[i]).resize((tile, tile), Image.NEAREST)
+            canvas.paste(picture, (left + (i % cols) * (tile + 4), (i // cols) * (tile + 4)))
+        buffer = io.BytesIO()
+        canvas.save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        try:
+            if self._features is None:
+                self._worker.wait(30.0)
+            data["image/png"] = base64.b64encode(self._static_png()).decode("ascii")
+        except Exception:  # the live widget still works without the static fallback
+            pass
+        return data, metadata
+
+    # ------------------------------------------------------------------ worker plumbing
+    @contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Trait changes made inside do not trigger this widget's observers (this thread)."""
+        previous = getattr(self._tls, "quiet", False)
+        self._tls.quiet = True
+        try:
+            yield
+        finally:
+            self._tls.quiet = previous
+
+    def _is_quiet(self) -> bool:
+        return getattr(self._tls, "quiet", False)
+
+    def _set_busy(self, busy: bool) -> None:
+        with self._quiet():
+            self.busy = busy
+            if not busy:
+                self.progress = 0.0
+                self.status = ""
+
+    def _report(self, job: Job, exc: BaseException) -> None:
+        with self._lock:
+            if not job.current:
+                return
+            with self._quiet(), self.hold_sync():
+                if isinstance(exc, OcclusionCancelled):  # `cancel()` has said so already
+                    return
+                if job.kind == "view":  # the controls go back to what is shown
+                    if self._features_layer and self.layer != self._features_layer:
+                        self.layer = self._features_layer
+                    if self.device != self._viz.device.type:
+                        self.device = self._viz.device.type
+                cause = exc.__cause__ if isinstance(exc, RuntimeError) and exc.__cause__ else None
+                text = f"{type(exc).__name__}: {exc}"
+                if cause is not None and str(cause) not in text:
+                    text += f" ({type(cause).__name__}: {cause})"
+                self.error = text
+
+    def _start(self, job: Job, status: str, progress: float = -1.0) -> None:
+        with self._lock:
+            if job.current:
+                with self._quiet(), self.hold_sync():
+                    self.status = status
+                    self.progress = progress
+
+    def _submit_view(
+        self,
+        source: ImageInput,
+        *,
+        layer: str | None = None,
+        name: str | None = None,
+        compare: Sequence[str] | None = None,
+        relist: bool = False,
+        rebuild_device: str | None = None,
+    ) -> None:
+        """Queue the image/layer job: (new visualizer), (layer list), features, statistics,
+        rankings; then the comparison. Any running occlusion is cancelled."""
+        target = layer
+
+        def run(job: Job) -> None:
+            self._start(job, f"computing {target or 'layers'}…")
+            viz = self._viz
+            if rebuild_device is not None:
+                viz = FeatureVisualizer(
+                    self._model,
+                    device=rebuild_device,
+                    transform=self._transform,
+                    cache_size=self._cache_size,
+                )
+                with self._lock:  # the model has moved: later jobs must use this one
+                    self._viz = viz
+            shown = viz.display_image(source) if relist or rebuild_device else self._shown
+            infos = None
+            if relist:
+                infos = self._list_layers(viz, source)
+                if not infos:
+                    raise ValueError(
+                        "the model has no layer whose output can be shown as maps for this image."
+                    )
+            current = target or self.layer or _default_layer(infos or [])
+            features = viz.get_features(source, current).detach().float().cpu()
+            stats = viz.get_feature_statistics(source, current)
+            rankings = {
+                mode: viz.rank_channels(source, current, mode, index=0) for mode in SORT_MODES
+            }
+            with self._lock:
+                if not job.current:
+                    return
+                self._publish_view(
+                    job, source, name, shown, infos, current, features, stats, rankings
+                )
+            names = self._compare_names(compare, infos)
+            if names is not None:
+                self._submit_compare(names, source)
+
+        with self._lock:
+            self._worker.invalidate("occlusion")
+            with self._quiet():
+                self.error = ""
+            self._worker.submit("view", run, self._report)
+
+    def _list_layers(self, viz: FeatureVisualizer, source: ImageInput) -> list[LayerInfo]:
+        include = "all" if self.all_layers or self._restrict is not None else "default"
+        infos = viz.list_layers(source, include=include)
+        if self._restrict is not None and not self.all_layers:
+            by_name = {info.name: info for info in infos}
+            infos = [by_name[n] for n in self._restrict if n in by_name]
+        return infos
+
+    def _compare_names(
+        self, requested: Sequence[str] | None, infos: list[LayerInfo] | None
+    ) -> list[str] | None:
+        """The layers to compare after a view job: requested, current, or a default."""
+        if requested is not None:
+            return list(requested)
+        if self.compare:
+            return list(self.compare) if infos is not None else None
+        if infos is None:
+            return None
+        return _default_compare(infos)
+
+    def _publish_view(
+        self,
+        job: Job,
+        source: ImageInput,
+        name: str | None,
+        shown: np.ndarray | None,
+        infos: list[LayerInfo] | None,
+        layer: str,
+        features: torch.Tensor,
+        stats: dict,
+        rankings: dict[str, list[int]],
+    ) -> None:
+        new_layer = layer != self._features_layer
+        self._source = source
+        if name is not None:
+            self._source_name = name
+        self._features = features
+        self._features_layer = layer
+        self._rankings = rankings
+        self._occ_result = None
+        with self._quiet(), self.hold_sync():
+            if shown is not None and shown is not self._shown:
+                self._shown = shown
+                self._image = encode_png(shown)
+                self._image_meta = {
+                    "h": int(shown.shape[0]),
+                    "w": int(shown.shape[1]),
+                    "name": self._source_name,
+                    "batch": int(features.shape[0]),
+                }
+            if infos is not None:
+                self._layers = [_layer_dict(info) for info in infos]
+            if self._viz.device.type != self.device:
+                self.device = self._viz.device.type
+            self.layer = layer
+            self.statistics = _json_safe(stats)
+            self._order = rankings[self.sort_by]
+            wanted, self._requested_channel = self._requested_channel, None
+            if wanted is not None and 0 <= wanted < features.shape[1]:
+                self.channel = wanted
+            elif new_layer or not 0 <= self.channel < features.shape[1]:
+                self.channel = rankings[self.sort_by][0]
+            self.position = []
+            self._occlusion = b""
+            self._occlusion_meta = {}
+            self._push_grid()
+            self._push_unit()
+
+    def _submit_compare(self, names: list[str], source: ImageInput | None = None) -> None:
+        source = self._source if source is None else source
+
+        def run(job: Job) -> None:
+            self._start(job, "comparing layers…")
+            stats = self._viz.compare_layers(source, names, plot=False)
+            with self._lock:
+                if job.current:
+                    with self._quiet(), self.hold_sync():
+                        self.compare = list(names)
+                        self.compare_statistics = _json_safe(stats)
+
+        with self._lock:
+            self._worker.submit("compare", run, self._report)
+
+    def _submit_occlusion(self) -> None:
+        with self._lock:
+            if self._features is None or self._worker.pending("view"):
+                raise ValueError("the layer's features are not ready yet; try again shortly.")
+            layer, source = self.layer, self._source
+            position = tuple(self.position) if self.position else None
+            self._occ_cancelled = False
+            with self._quiet():
+                self.error = ""
+            self._worker.submit(
+                "occlusion",
+                lambda job: self._run_occlusion(job, source, layer, position),
+                self._report,
+            )
+
+    def _run_occlusion(
+        self, job: Job, source: ImageInput, layer: str, position: tuple[int, int] | None
+    ) -> None:
+        self._start(job, "occlusion…", 0.0)
+        last = [0.0]
+
+        def on_progress(done: int, total: int, partial: OcclusionResult) -> None:
+            now = time.monotonic()
+            if now - last[0] < _PROGRESS_INTERVAL_S and done < total:
+                return
+            last[0] = now
+            with self._lock:
+                if job.current:
+                    self._occ_result = partial
+                    with self._quiet(), self.hold_sync():
+                        self.progress = done / total
+                        self.status = f"occlusion {done}/{total}"
+                        self._push_occlusion(done, total)
+
+        result = self._viz.occlusion(
+            source,
+            layer,
+            position,
+            patch_size=self.patch_size,
+            stride=self.stride,
+            on_progress=on_progress,
+            should_stop=job.stale,
+        )
+        with self._lock:
+            if job.current:
+                self._occ_result = result
+                total = int(result.done.size)
+                with self._quiet(), self.hold_sync():
+                    self.position = list(result.position)
+                    self._push_occlusion(total, total)
+
+    # ------------------------------------------------------------------ payloads
+    def _push_grid(self) -> None:
+        features = self._features
+        if features is None:
+            return
+        maps = features[0]
+        channels = self._order[: max(1, self.num_features)]
+        selected = maps[channels].numpy()
+        data, meta = encode_maps(selected)
+        with np.errstate(all="ignore"):
+            means = np.nanmean(selected.reshape(len(channels), -1), axis=1)
+        meta.update(layer=self.layer, sort_by=self.sort_by, channels=channels, means=means.tolist())
+        with self.hold_sync():
+            self._grid = data
+            self._grid_meta = _json_safe(meta)
+
+    def _push_unit(self) -> None:
+        features = self._features
+        if features is None:
+            return
+        channel_map = features[0, self.channel].numpy()
+        data, meta = encode_maps(channel_map)
+        with np.errstate(all="ignore"):
+            mean = float(np.nanmean(channel_map))
+        meta.update(layer=self.layer, channel=self.channel, mean=mean)
+        with self.hold_sync():
+            self._unit = data
+            self._unit_meta = _json_safe(meta)
+
+    def _push_occlusion(self, done: int, total: int) -> None:
+        result = self._occ_result
+        if result is None or result.layer_name != self.layer:
+            return
+        sensitivity = result.map(self.channel)
+        data, meta = encode_maps(sensitivity)
+        height, width = self._features.shape[-2:] if self._features is not None else (1, 1)
+        meta.update(
+            layer=result.layer_name,
+            channel=self.channel,
+            position=list(result.position),
+            map_size=[int(height), int(width)],
+            done=int(done),
+            total=int(total),
+            complete=bool(done >= total),
+            cancelled=self._occ_cancelled,
+        )
+        with self.hold_sync():
+            self._occlusion = data
+            self._occlusion_meta = _json_safe(meta)
+
+    # ------------------------------------------------------------------ validation
+    @t.validate("layer")
+    def _check_layer(self, proposal: t.Bunch) -> str:
+        value = proposal["value"]
+        if value == "" and self._features is None:
+            return value
+        try:
+            resolve_layers(self._viz.model, [value])
+        except (TypeError, ValueError) as exc:
+            raise t.TraitError(str(exc)) from exc
+        return value
+
+    @t.validate("channel")
+    def _check_channel(self, proposal: t.Bunch) -> int:
+        value = proposal["value"]
+        features = self._features
+        if self._worker.pending("view") and not self._is_quiet():
+            self._requested_channel = value  # for the layer being computed: checked there
+            return value
+        if features is not None and not 0 <= value < features.shape[1]:
+            raise t.TraitError(
+                f"`channel` {value} is out of range for {self.layer!r}, which has "
+                f"{features.shape[1]} channels (0 to {features.shape[1] - 1})."
+            )
+        return value
+
+    @t.validate("num_features")
+    def _check_num_features(self, proposal: t.Bunch) -> int:
+        value = proposal["value"]
+        if value < 1:
+            raise t.TraitError(f"`num_features` must be at least 1, got {value}.")
+        return value
+
+    @t.validate("device")
+    def _check_device(self, proposal: t.Bunch) -> str:
+        value = proposal["value"]
+        if self._devices and value not in self._devices:
+            raise t.TraitError(f"`device` must be one of {self._devices}, got {value!r}.")
+        return value
+
+    @t.validate("position")
+    def _check_position(self, proposal: t.Bunch) -> list[int]:
+        value = list(proposal["value"])
+        if not value:
+            return value
+        features = self._features
+        if len(value) != 2:
+            raise t.TraitError(f"`position` must be [] or [h, w], got {value!r}.")
+        if features is not None:
+            height, width = features.shape[-2:]
+            if not (0 <= value[0] < height and 0 <= value[1] < width):
+                raise t.TraitError(
+                    f"`position` {value} is outside the {height}x{width} map of {self.layer!r}; "
+                    f"use 0 <= h < {height} and 0 <= w < {width}."
+                )
+        return value
+
+    @t.validate("compare")
+    def _check_compare(self, proposal: t.Bunch) -> list[str]:
+        value = list(proposal["value"])
+        try:
+            resolve_layers(self._viz.model, value)
+        except (TypeError, ValueError) as exc:
+            raise t.TraitError(str(exc)) from exc
+        return value
+
+    # ------------------------------------------------------------------ observers
+    @t.observe("layer")
+    def _on_layer(self, change: t.Bunch) -> None:
+        if not self._is_quiet():
+            self._submit_view(self._source, layer=change["new"])
+
+    @t.observe("all_layers")
+    def _on_all_layers(self, change: t.Bunch) -> None:
+        if not self._is_quiet():
+            self._submit_view(self._source, layer=self.layer, relist=True)
+
+    @t.observe("device")
+    def _on_device(self, change: t.Bunch) -> None:
+        if not self._is_quiet():
+            self._submit_view(self._source, layer=self.layer, rebuild_device=change["new"])
+
+    @t.observe("sort_by", "num_features")
+    def _on_order(self, change: t.Bunch) -> None:
+        if self._is_quiet():
+            return
+        with self._lock:
+            if self._rankings:
+                with self._quiet(), self.hold_sync():
+                    self._order = self._rankings[self.sort_by]
+                    self._push_grid()
+
+    @t.observe("channel")
+    def _on_channel(self, change: t.Bunch) -> None:
+        if self._is_quiet() or self._worker.pending("view"):
+            return  # a layer being computed publishes its own channel view
+        with self._lock, self._quiet(), self.hold_sync():
+            self._push_unit()
+            meta = self._occlusion_meta
+            if meta:
+                self._push_occlusion(meta.get("done", 0), meta.get("total", 0))
+
+    @t.observe("position")
+    def _on_position(self, change: t.Bunch) -> None:
+        if not self._is_quiet() and change["new"]:
+            self._submit_occlusion()
+
+    @t.observe("compare")
+    def _on_compare(self, change: t.Bunch) -> None:
+        if not self._is_quiet() and change["new"]:
+            self._submit_compare(list(change["new"]))
+
+    # ------------------------------------------------------------------ front-end messages
+    def _handle_message(self, _widget: Any, content: Any, buffers: list) -> None:
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if kind == "cancel":
+            self.cancel()
+        elif kind == "occlude":
+            try:
+                self._submit_occlusion()
+            except ValueError as exc:
+                self.error = str(exc)
+        elif kind == "upload":
+            self._load_upload(str(content.get("name", "upload")), buffers)
+
+    def _load_upload(self, name: str, buffers: list) -> None:
+        if not buffers:
+            self.error = f"Upload of {name!r} arrived without data; please try again."
+            return
+        try:
+            with Image.open(io.BytesIO(bytes(buffers[0]))) as opened:
+                opened.load()
+                picture = opened.copy()
+        except Image.UnidentifiedImageError:
+            self.error = (
+                f"Could not read {name!r} as an image: it is not in a format Pillow can open "
+                "(PNG, JPEG, WebP, TIFF, BMP, GIF...)."
+            )
+            return
+        except Exception as exc:
+            self.error = f"Could not read {name!r} as an image ({type(exc).__name__}: {exc})."
+            return
+        self._submit_view(picture, name=name, relist=True)

@@ -1,0 +1,294 @@
+"""FeatureExplorer in a real JupyterLab 4 / Notebook 7, driven in Debian's Chromium.
+
+Each test writes a fresh notebook that builds an explorer on a timm resnet18 (random weights,
+112 px input) and mirrors the explorer's traits into `state.json` from a trait observer, so
+the test sees what Python sees. The widget stamps every canvas paint into `data-state` /
+`data-paints` attributes; pixels are compared through a hash of `getImageData`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from . import jupyter
+from .jupyter import (
+    ARTIFACTS,
+    PIXEL_HASH,
+    REPO,
+    app_ready,
+    canvas_state,
+    pixels,
+    run_all,
+    set_theme,
+    wait_canvas,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+SETUP = """\
+import json, pathlib, threading
+import timm, torch
+from featviz_widgets.widget import FeatureExplorer
+
+torch.manual_seed(0)
+model = timm.create_model(
+    "resnet18", pretrained=False, zero_init_last=False,
+    pretrained_cfg_overlay=dict(input_size=(3, 112, 112), crop_pct=1.0),
+)
+explorer = FeatureExplorer(model, layer="layer2", num_features=9, stride=4)
+
+STATE, LOCK = pathlib.Path("state.json"), threading.Lock()
+KEYS = ("layer", "sort_by", "channel", "num_features", "position", "color_scale", "error")
+
+def dump(change=None):
+    state = {key: getattr(explorer, key) for key in KEYS}
+    state["image"] = explorer._image_meta.get("name", "")
+    occlusion = explorer._occlusion_meta
+    keys = ("done", "total", "complete", "cancelled", "channel")
+    state["occlusion"] = {k: occlusion.get(k) for k in keys}
+    with LOCK:
+        STATE.with_suffix(".tmp").write_text(json.dumps(state))
+        STATE.with_suffix(".tmp").replace(STATE)
+
+explorer.observe(dump)
+dump()
+"""
+
+
+@pytest.fixture(autouse=True)
+def _stop_kernels(jupyter_server):
+    """Each test starts its own kernel; stop them all after it (CPU and memory for the next)."""
+    yield
+    for kernel in json.loads(jupyter_server.api("GET", "/api/kernels")):
+        jupyter_server.api("DELETE", f"/api/kernels/{kernel['id']}")
+
+
+def write_notebook(server, name: str) -> Path:
+    """A fresh copy each run, and no state file from an earlier test."""
+    (server.root / "state.json").unlink(missing_ok=True)
+    return jupyter.write_notebook(server.root / name, SETUP, "explorer")
+
+
+def read_state(server) -> dict:
+    try:
+        return json.loads((server.root / "state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def wait_state(server, predicate, timeout: float = 30.0, what: str = "") -> dict:
+    deadline = time.monotonic() + timeout
+    state: dict = {}
+    while time.monotonic() < deadline:
+        state = read_state(server)
+        if state and predicate(state):
+            return state
+        time.sleep(0.05)
+    raise AssertionError(f"Python state never satisfied {what}: last state {state}")
+
+
+def save_screenshot(page, widget: str, name: str, readme: bool = False) -> Path:
+    """Keep a picture of the widget in test-artifacts/ (and the README's, if `readme`)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / name
+    page.locator(widget).screenshot(path=str(shot))
+    if readme:
+        docs = REPO / "docs"
+        docs.mkdir(exist_ok=True)
+        shutil.copyfile(shot, docs / "screenshot.png")
+    return shot
+
+
+def make_upload(path: Path) -> Path:
+    """A striped test picture, unlike the bundled sample."""
+    y, x = np.mgrid[0:160, 0:200]
+    rgb = np.stack([(x * 3) % 256, (y * 5) % 256, ((x + y) // 8 % 2) * 255], -1)
+    Image.fromarray(rgb.astype(np.uint8)).save(path)
+    return path
+
+
+def test_jupyterlab_controls_repaint_and_reach_python(jupyter_server, page, tmp_path):
+    server = jupyter_server
+    write_notebook(server, "explorer_lab.ipynb")
+    page.goto(server.page_url("/lab/tree/explorer_lab.ipynb?reset"))
+    scope = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+    app_ready(page)
+    set_theme(page, "JupyterLab Light")
+    run_all(page)
+    widget = f"{scope} .fvz"
+    wait_canvas(page, widget, "grid", "(s) => s.startsWith('layer2|activation|9|')", 90_000)
+    state = wait_state(server, lambda s: s["layer"] == "layer2", what="initial layer2")
+    page.locator(f"{widget} canvas.fvz-input[data-state]").wait_for(state="attached")
+
+    # layer change: one forward, a new grid
+    before = pixels(page, widget, "grid")
+    page.locator(f"{widget} select.fvz-layer").select_option("layer1")
+    wait_canvas(page, widget, "grid", "(s) => s.startsWith('layer1|')")
+    assert pixels(page, widget, "grid") != before
+    state = wait_state(server, lambda s: s["layer"] == "layer1", what="layer1")
+
+    # sort mode: re-ranked tiles, no model run
+    before = pixels(page, widget, "grid")
+    page.locator(f"{widget} select.fvz-sort").select_option("variance")
+    wait_canvas(page, widget, "grid", "(s) => s.startsWith('layer1|variance|')")
+    assert pixels(page, widget, "grid") != before
+    wait_state(server, lambda s: s["sort_by"] == "variance", what="sort_by variance")
+
+    # channel selector: the third channel of the ranking
+    before = pixels(page, widget, "unit")
+    options = page.locator(f"{widget} select.fvz-channel option")
+    third = int(options.nth(2).get_attribute("value"))
+    page.locator(f"{widget} select.fvz-channel").select_option(str(third))
+    wait_canvas(page, widget, "unit", f"(s) => s === 'layer1|{third}'")
+    assert pixels(page, widget, "unit") != before
+    wait_state(server, lambda s: s["channel"] == third, what=f"channel {third}")
+
+    # tile click: the 5th tile (row 1, col 1 of a 3x3 grid) selects its channel
+    grid = page.locator(f"{widget} canvas.fvz-grid")
+    channels = [int(c) for c in grid.get_attribute("data-channels").split(",")]
+    box = grid.bounding_box()
+    tile = (box["width"] - 2 * 4) / 3
+    before = pixels(page, widget, "unit")
+    grid.click(position={"x": tile * 1.5 + 4, "y": (tile + 15 + 4) + 15 + tile / 2})
+    wait_canvas(page, widget, "unit", f"(s) => s === 'layer1|{channels[4]}'")
+    assert pixels(page, widget, "unit") != before
+    wait_state(server, lambda s: s["channel"] == channels[4], what="tile-click channel")
+    grid.hover(position={"x": tile / 2, "y": 15 + tile / 2})
+    tooltip = page.locator(f"{widget} .fvz-tooltip")
+    tooltip.wait_for(state="visible")
+    assert tooltip.inner_text().startswith(f"ch {channels[0]} (")
+
+    # occlusion: click a unit on the channel view; partial maps stream in (625 placements)
+    before = pixels(page, widget, "occlusion")
+    unit = page.locator(f"{widget} canvas.fvz-unit")
+    ubox = unit.bounding_box()
+    unit.click(position={"x": ubox["width"] * 0.3, "y": ubox["height"] * 0.6})
+    partial = "/\\|([1-9]\\d*)\\/(\\d+)$/"
+    wait_canvas(
+        page,
+        widget,
+        "occlusion",
+        f"(s) => s.startsWith('layer1|{channels[4]}|') && {partial}.test(s)",
+    )
+    assert pixels(page, widget, "occlusion") != before
+    # the kernel stays responsive during the sweep: a sort change repaints at once
+    page.locator(f"{widget} select.fvz-sort").select_option("activation")
+    wait_canvas(page, widget, "grid", "(s) => s.startsWith('layer1|activation|')")
+    done, total = canvas_state(page, widget, "occlusion").rsplit("|", 1)[1].split("/")
+    assert int(done) < int(total), "the sweep ended before the sort change was answered"
+    assert page.locator(f"{widget} .fvz-progress").is_visible()
+    page.locator(f"{widget} button.fvz-cancel").click()
+    state = wait_state(server, lambda s: s["occlusion"]["cancelled"], what="occlusion cancelled")
+    assert not state["occlusion"]["complete"] and state["error"] == ""
+    page.wait_for_function(
+        "(sel) => document.querySelector(sel).textContent.includes('cancelled')",
+        arg=f"{widget} .fvz-side > figure figcaption",
+    )
+    # run it again for that unit, to the end
+    page.locator(f"{widget} button.fvz-occlude").click()
+    wait_canvas(
+        page,
+        widget,
+        "occlusion",
+        f"(s) => s.startsWith('layer1|{channels[4]}|') && /\\|(\\d+)\\/\\1$/.test(s)",
+        60_000,
+    )
+    state = wait_state(server, lambda s: s["occlusion"]["complete"], what="occlusion done")
+    assert state["position"] and state["occlusion"]["channel"] == channels[4] == state["channel"]
+    expected = [int(28 * 0.6), int(28 * 0.3)]  # layer1 is 28x28 at 112 px
+    assert all(abs(a - b) <= 1 for a, b in zip(state["position"], expected)), state["position"]
+    save_screenshot(page, widget, "jupyterlab-widget.png", readme=True)
+
+    # upload a picture: the input canvas and the grid repaint, Python sees the new image
+    before_input = pixels(page, widget, "input")
+    before_grid = pixels(page, widget, "grid")
+    picture = make_upload(tmp_path / "stripes.png")
+    page.locator(f"{widget} input.fvz-file").set_input_files(str(picture))
+    wait_state(server, lambda s: s["image"] == "stripes.png", what="uploaded image")
+    wait_canvas(page, widget, "input", "(s) => s.startsWith('stripes.png|')")
+    page.wait_for_function(
+        "([sel, old]) => (" + PIXEL_HASH + ")(sel) !== old",
+        arg=[f"{widget} canvas.fvz-grid", before_grid],
+    )
+    assert pixels(page, widget, "input") != before_input
+
+    # an unreadable upload gives a message in the widget, the image stays
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    page.locator(f"{widget} input.fvz-file").set_input_files(str(bad))
+    error = page.locator(f"{widget} .fvz-error")
+    error.wait_for(state="visible")
+    assert "Could not read 'notes.png'" in error.inner_text()
+    assert wait_state(server, lambda s: "notes.png" in s["error"])["image"] == "stripes.png"
+
+    # export from the widget: a PNG download of the grid
+    with page.expect_download() as download:
+        page.locator(f"{widget} button.fvz-export").click()
+    saved = tmp_path / "export.png"
+    download.value.save_as(saved)
+    assert Image.open(saved).size[0] > 50
+
+
+def test_notebook7_layer_change_and_tile_click(jupyter_server, page):
+    server = jupyter_server
+    write_notebook(server, "explorer_nb7.ipynb")
+    page.goto(server.page_url("/notebooks/explorer_nb7.ipynb?reset"))
+    app_ready(page)
+    run_all(page)
+    widget = ".jp-NotebookPanel .fvz"
+    wait_canvas(page, widget, "grid", "(s) => s.startsWith('layer2|activation|9|')", 90_000)
+    before = pixels(page, widget, "grid")
+    page.locator(f"{widget} select.fvz-layer").select_option("layer3")
+    wait_canvas(page, widget, "grid", "(s) => s.startsWith('layer3|')")
+    assert pixels(page, widget, "grid") != before
+    wait_state(server, lambda s: s["layer"] == "layer3", what="layer3")
+
+    grid = page.locator(f"{widget} canvas.fvz-grid")
+    channels = [int(c) for c in grid.get_attribute("data-channels").split(",")]
+    tile = (grid.bounding_box()["width"] - 2 * 4) / 3
+    grid.click(position={"x": tile * 2.5 + 8, "y": 15 + tile / 2})  # third tile
+    wait_canvas(page, widget, "unit", f"(s) => s === 'layer3|{channels[2]}'")
+    wait_state(server, lambda s: s["channel"] == channels[2], what="tile-click channel")
+    save_screenshot(page, widget, "notebook7-widget.png")
+
+
+def test_jupyterlab_dark_theme(jupyter_server, page):
+    server = jupyter_server
+    write_notebook(server, "explorer_dark.ipynb")
+    page.goto(server.page_url("/lab/tree/explorer_dark.ipynb?reset"))
+    app_ready(page)
+    set_theme(page, "JupyterLab Dark")
+    try:
+        run_all(page)
+        widget = ".jp-NotebookPanel:not(.lm-mod-hidden) .fvz"
+        wait_canvas(page, widget, "grid", "(s) => s.startsWith('layer2|')", 90_000)
+        colours = page.evaluate(
+            """(sel) => {
+                const root = document.querySelector(sel);
+                const style = getComputedStyle(root);
+                const label = getComputedStyle(root.querySelector(".fvz-field > span"));
+                return [style.backgroundColor, style.color, label.color];
+            }""",
+            widget,
+        )
+
+        def luminance(css: str) -> float:
+            r, g, b = (float(v) for v in css[css.index("(") + 1 : css.index(")")].split(",")[:3])
+            return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+        background, text, label = (luminance(c) for c in colours)
+        assert background < 80, colours  # a dark surface...
+        assert text > 150 and label > 100, colours  # ...with light text
+        # the colormap is data: a tile's pixels are the same viridis in both themes
+        assert pixels(page, widget, "grid")
+        save_screenshot(page, widget, "jupyterlab-dark-widget.png")
+    finally:
+        set_theme(page, "JupyterLab Light")

@@ -1,0 +1,282 @@
+"""The front end alone in Chromium: js/widget.js rendered against a stand-in model.
+
+The model's state is a real `FeatureExplorer`'s synced state; the stand-in records what the
+view sets and sends. No Jupyter server, so these run in about a second each: painting,
+optimistic channel preview, hover values, keyboard, upload, cleanup, and the theme rules for
+hosts without JupyterLab's variables (Colab, VS Code).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import timm
+import torch
+
+from featviz_widgets.widget import FeatureExplorer, _asset
+
+pytestmark = pytest.mark.e2e
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><style id="css"></style></head>
+<body><div id="host" style="width: 1000px"></div></body></html>"""
+
+BOOT = """async ([source, css, state]) => {
+  document.getElementById("css").textContent = css;
+  for (const [key, value] of Object.entries(state)) {
+    if (value && value.__b64__ !== undefined) {
+      const bytes = Uint8Array.from(atob(value.__b64__), (c) => c.charCodeAt(0));
+      state[key] = new DataView(bytes.buffer);
+    }
+  }
+  const handlers = {};
+  window.sets = [];
+  window.sent = [];
+  window.model = {
+    get: (key) => state[key],
+    set: (key, value) => {
+      state[key] = value;
+      window.sets.push([key, value]);
+      for (const f of handlers["change:" + key] || []) f();
+    },
+    save_changes() {},
+    send(message, callbacks, buffers) {
+      window.sent.push([message, (buffers || []).map((b) => b.byteLength)]);
+    },
+    on(event, f) { (handlers[event] ||= []).push(f); },
+    off(event, f) { handlers[event] = (handlers[event] || []).filter((g) => g !== f); },
+  };
+  window.listenerCount = () => Object.values(handlers).reduce((n, list) => n + list.length, 0);
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  const widget = (await import(url)).default;
+  const el = document.getElementById("host");
+  window.cleanup = await widget.render({ model: window.model, el });
+}"""
+
+
+@pytest.fixture(scope="module")
+def state():
+    torch.manual_seed(0)
+    model = timm.create_model(
+        "resnet18",
+        pretrained=False,
+        zero_init_last=False,
+        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
+    )
+    explorer = FeatureExplorer(model, layer="layer1", num_features=9, stride=16)
+    explorer.wait(60)
+    explorer.position = [4, 4]
+    explorer.wait(60)
+    raw = explorer.get_state()
+    explorer.close()
+    skip = {"_esm", "_css", "layout", "tabbable", "tooltip"}
+    out = {}
+    for key, value in raw.items():
+        if key in skip or key.startswith(("_model", "_view", "_dom", "_anywidget")):
+            continue
+        if isinstance(value, (bytes, memoryview)):
+            value = {"__b64__": base64.b64encode(bytes(value)).decode()}
+        out[key] = value
+    return json.loads(json.dumps(out))
+
+
+@pytest.fixture
+def view(browser, state):
+    context = browser.new_context(viewport={"width": 1100, "height": 1300})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_content(PAGE)
+    source = _asset("widget.js").read_text()
+    css = _asset("widget.css").read_text()
+    page.evaluate(BOOT, [source, css, state])
+    page.wait_for_selector("canvas.fvz-input[data-state]", state="attached")
+    yield page
+    assert errors == []
+    context.close()
+
+
+def paints(page, name: str) -> int:
+    return int(page.locator(f"canvas.fvz-{name}").get_attribute("data-paints") or 0)
+
+
+def test_renders_every_panel(view, state):
+    grid = view.locator("canvas.fvz-grid")
+    assert grid.get_attribute("data-state").startswith("layer1|activation|9|per-tile|")
+    assert view.locator("canvas.fvz-unit").get_attribute("data-state") == (
+        f"layer1|{state['channel']}"
+    )
+    assert view.locator("canvas.fvz-occlusion").get_attribute("data-state").endswith("|16/16")
+    assert view.locator("select.fvz-layer").input_value() == "layer1"
+    assert view.locator("select.fvz-channel option").count() == 64
+    assert "active channels" in view.locator("dl.fvz-stats").inner_text()
+    assert view.locator(".fvz-chart svg").count() == 4
+    assert view.locator(".fvz-device-label").inner_text() == "device: cpu"
+    assert not view.locator(".fvz-progress").is_visible()
+
+
+def test_tile_click_previews_the_channel_before_python_answers(view, state):
+    channels = [
+        int(c) for c in view.locator("canvas.fvz-grid").get_attribute("data-channels").split(",")
+    ]
+    box = view.locator("canvas.fvz-grid").bounding_box()
+    tile = (box["width"] - 8) / 3
+    view.locator("canvas.fvz-grid").click(position={"x": tile * 2.5 + 8, "y": 15 + tile / 2})
+    assert view.evaluate("() => window.sets") == [["channel", channels[2]]]
+    # painted from the grid tile: no _unit payload has arrived
+    assert view.locator("canvas.fvz-unit").get_attribute("data-state") == f"layer1|{channels[2]}"
+    assert view.locator("select.fvz-channel").input_value() == str(channels[2])
+
+
+def test_hover_shows_the_value_under_the_cursor(view, state):
+    meta = state["_grid_meta"]
+    data = base64.b64decode(state["_grid"]["__b64__"])
+    box = view.locator("canvas.fvz-grid").bounding_box()
+    tile = (box["width"] - 8) / 3
+    view.locator("canvas.fvz-grid").hover(position={"x": 0.5, "y": 15.5})  # tile 0, cell (0, 0)
+    text = view.locator(".fvz-tooltip").inner_text()
+    value = meta["lo"][0] + data[0] / 255 * (meta["hi"][0] - meta["lo"][0])
+    assert text.startswith(f"ch {meta['channels'][0]} (0, 0): ")
+    assert float(text.rsplit(" ", 1)[1]) == pytest.approx(value, rel=0.01, abs=1e-3)
+    view.locator("canvas.fvz-grid").hover(position={"x": tile - 1, "y": 15 + tile - 1})
+    assert (
+        view.locator(".fvz-tooltip").inner_text().startswith(f"ch {meta['channels'][0]} (15, 15)")
+    )
+
+
+def test_shared_scale_repaints_without_new_data(view):
+    hash_js = """() => {
+        const c = document.querySelector("canvas.fvz-grid");
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let s = 0; for (let i = 0; i < d.length; i += 7) s = (s * 31 + d[i]) >>> 0; return s;
+    }"""
+    before = view.evaluate(hash_js)
+    view.locator("select.fvz-scale").select_option("shared")
+    assert view.evaluate("() => window.sets") == [["color_scale", "shared"]]
+    assert "|shared|" in view.locator("canvas.fvz-grid").get_attribute("data-state")
+    assert view.evaluate(hash_js) != before
+
+
+def test_controls_write_the_model(view):
+    view.locator("select.fvz-sort").select_option("variance")
+    view.locator("select.fvz-layer").select_option("layer2")
+    view.locator("input.fvz-all").check()
+    view.locator("input.fvz-num").fill("4")
+    view.locator("input.fvz-num").press("Enter")
+    view.locator("button.fvz-occlude").click()
+    sets = dict(view.evaluate("() => window.sets"))
+    assert sets == {"sort_by": "variance", "layer": "layer2", "all_layers": True, "num_features": 4}
+    assert view.evaluate("() => window.sent") == [[{"type": "occlude"}, []]]
+    view.locator("input.fvz-filter").fill("layer3")
+    names = view.locator("select.fvz-layer option").all_inner_texts()
+    assert all("layer3" in n or n.startswith("layer2") for n in names) and len(names) >= 2
+
+
+def test_unit_click_and_keyboard(view, state):
+    unit = view.locator("canvas.fvz-unit")
+    box = unit.bounding_box()
+    unit.click(position={"x": box["width"] * 0.9, "y": box["height"] * 0.1})
+    assert view.evaluate("() => window.sets") == [["position", [1, 14]]]
+    # same unit again: the position does not change, so the view asks for a rerun
+    unit.click(position={"x": box["width"] * 0.9, "y": box["height"] * 0.1})
+    assert view.evaluate("() => window.sent") == [[{"type": "occlude"}, []]]
+    unit.focus()
+    view.keyboard.press("ArrowDown")
+    view.keyboard.press("ArrowLeft")
+    view.keyboard.press("Enter")
+    assert view.evaluate("() => window.sets")[-1] == ["position", [2, 13]]
+    grid = view.locator("canvas.fvz-grid")
+    channels = [int(c) for c in grid.get_attribute("data-channels").split(",")]
+    grid.focus()
+    view.keyboard.press("ArrowRight")
+    assert view.evaluate("() => window.sets")[-1] == ["channel", channels[1]]
+    view.keyboard.press("ArrowDown")
+    assert view.evaluate("() => window.sets")[-1] == ["channel", channels[4]]
+
+
+def test_upload_sends_the_file_bytes(view, tmp_path):
+    picture = tmp_path / "photo.png"
+    picture.write_bytes(b"\x89PNG fake bytes")
+    view.locator("input.fvz-file").set_input_files(str(picture))
+    view.wait_for_function("() => window.sent.length === 1")
+    assert view.evaluate("() => window.sent") == [[{"type": "upload", "name": "photo.png"}, [15]]]
+
+
+def test_busy_error_and_cancel(view):
+    view.evaluate(
+        """() => { model.set("status", "occlusion 3/49"); model.set("progress", 0.25);
+                   model.set("busy", true); model.set("error", "ValueError: nope"); }"""
+    )
+    view.wait_for_function("() => !document.querySelector('.fvz-progress').hidden")
+    assert view.locator(".fvz-status-text").inner_text() == "occlusion 3/49"
+    assert view.locator(".fvz-progress").evaluate("p => p.value") == 0.25
+    assert view.locator(".fvz-error").inner_text().startswith("ValueError: nope")
+    view.locator("button.fvz-cancel").click()
+    assert view.evaluate("() => window.sent") == [[{"type": "cancel"}, []]]
+    view.locator("button.fvz-error-close").click()
+    assert view.evaluate("() => window.sets")[-1] == ["error", ""]
+    view.wait_for_function("() => document.querySelector('.fvz-error').hidden")
+
+
+def test_other_byte_containers_and_new_payloads(view, state):
+    before = paints(view, "grid")
+    view.evaluate(
+        """() => {
+            const meta = { ...model.get("_grid_meta") };
+            const bytes = new Uint8Array(meta.n * meta.h * meta.w).fill(128);
+            window.model.set("_grid", bytes.buffer);  // an ArrayBuffer, not a DataView
+            window.model.set("_grid_meta", { ...meta, layer: "patched" });
+        }"""
+    )
+    view.wait_for_function(
+        f"() => Number(document.querySelector('canvas.fvz-grid').dataset.paints) > {before}"
+    )
+    assert view.locator("canvas.fvz-grid").get_attribute("data-state").startswith("patched|")
+
+
+def test_resize_repaints_at_the_new_width(view):
+    grid = view.locator("canvas.fvz-grid")
+    before = paints(view, "grid")
+    view.evaluate("() => { document.getElementById('host').style.width = '420px'; }")
+    view.wait_for_function(
+        "(n) => Number(document.querySelector('canvas.fvz-grid').dataset.paints) > n", arg=before
+    )
+    assert "fvz-narrow" in view.locator(".fvz").get_attribute("class").split()
+    assert grid.bounding_box()["width"] <= 420
+
+
+def test_cleanup_removes_listeners_and_dom(view):
+    assert view.evaluate("() => window.listenerCount()") > 10
+    view.evaluate("() => window.cleanup()")
+    assert view.evaluate("() => window.listenerCount()") == 0
+    assert view.locator(".fvz").count() == 0
+
+
+def _background(page) -> tuple[float, ...]:
+    css = page.evaluate("() => getComputedStyle(document.querySelector('.fvz')).backgroundColor")
+    return tuple(float(v) for v in css[css.index("(") + 1 : css.index(")")].split(",")[:3])
+
+
+@pytest.mark.parametrize(
+    ("scheme", "setup", "dark"),
+    [
+        ("light", "", False),
+        ("dark", "", True),  # Colab: no --jp-* variables, the OS scheme decides
+        ("light", "document.body.classList.add('vscode-dark')", True),
+        ("dark", "document.body.classList.add('vscode-light')", False),
+        # JupyterLab light theme on a dark OS: the host's variables win
+        ("dark", "document.body.style.setProperty('--jp-layout-color1', '#ffffff')", False),
+        ("light", "document.body.style.setProperty('--jp-layout-color1', '#111111')", True),
+    ],
+)
+def test_theme_follows_the_host_then_the_os(view, scheme, setup, dark):
+    view.emulate_media(color_scheme=scheme)
+    if setup:
+        view.evaluate(f"() => {{ {setup}; }}")
+    if "vscode-light" in setup:
+        view.evaluate(
+            "() => document.body.style.setProperty('--vscode-editor-background', '#fffffe')"
+        )
+    luminance = sum(_background(view)) / 3
+    assert (luminance < 100) == dark, (scheme, setup, _background(view))

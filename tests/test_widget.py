@@ -1,0 +1,515 @@
+"""FeatureExplorer's state machine, without a browser: traits, payloads, worker, errors, cache.
+
+A real timm resnet18 (random weights, 64 px input so every forward takes milliseconds) stands
+in for the model. The view's side is played by setting traits and calling the message handler,
+exactly what the comm layer does for a front end.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import io
+import os
+import threading
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import timm
+import torch
+import traitlets
+from conftest import ModelSnapshot, scene
+from PIL import Image
+from torch import nn
+
+from featviz_widgets import _payload
+from featviz_widgets._payload import decode_maps, encode_maps
+from featviz_widgets.visualizer import LayerInfo
+from featviz_widgets.widget import (
+    SAMPLE_IMAGE,
+    FeatureExplorer,
+    _asset,
+    _default_compare,
+    _default_layer,
+    _json_safe,
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> nn.Module:
+    torch.manual_seed(0)
+    return timm.create_model(
+        "resnet18",
+        pretrained=False,
+        zero_init_last=False,
+        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
+    )
+
+
+@pytest.fixture
+def make(model):
+    """Build explorers that are closed (worker stopped) after the test."""
+    made: list[FeatureExplorer] = []
+
+    def build(**kwargs) -> FeatureExplorer:
+        kwargs.setdefault("layer", "layer1")
+        explorer = FeatureExplorer(kwargs.pop("model", model), **kwargs)
+        made.append(explorer)
+        return explorer.wait(60)
+
+    yield build
+    for explorer in made:
+        explorer.close()
+
+
+class ForwardCounter:
+    """Counts forwards of the model and of one of its modules, via removable hooks."""
+
+    def __init__(self, model: nn.Module, module: nn.Module) -> None:
+        self.model_calls = 0
+        self.module_calls = 0
+        self._handles = [
+            model.register_forward_pre_hook(lambda *_: self._bump("model_calls")),
+            module.register_forward_pre_hook(lambda *_: self._bump("module_calls")),
+        ]
+
+    def _bump(self, name: str) -> None:
+        setattr(self, name, getattr(self, name) + 1)
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+# ---------------------------------------------------------------------------- payloads
+def test_encode_maps_round_trip_within_half_a_step():
+    rng = np.random.default_rng(0)
+    maps = rng.normal(size=(5, 7, 9)).astype(np.float32) * [[[1]], [[10]], [[0.1]], [[3]], [[1]]]
+    data, meta = encode_maps(maps)
+    assert len(data) == 5 * 7 * 9 and (meta["n"], meta["h"], meta["w"]) == (5, 7, 9)
+    decoded = decode_maps(data, meta)
+    step = (np.asarray(meta["hi"]) - np.asarray(meta["lo"])) / 255
+    assert np.all(np.abs(decoded - maps) <= step[:, None, None] / 2 + 1e-6)
+    assert meta["lo"] == pytest.approx(maps.min(axis=(1, 2)).tolist())
+
+
+def test_encode_maps_constant_and_non_finite_tiles():
+    maps = np.stack([np.full((3, 3), 2.5), np.array([[0, np.nan, 1], [np.inf, 2, 0], [0, 0, 0]])])
+    data, meta = encode_maps(maps)
+    assert meta["lo"] == [2.5, 0.0] and meta["hi"] == [2.5, 2.0]  # inf/NaN do not widen
+    q = np.frombuffer(data, np.uint8).reshape(2, 3, 3)
+    assert (q[0] == 0).all() and q[1, 0, 1] == 0 and q[1, 1, 1] == 255
+    assert encode_maps(np.zeros((0, 4, 4)))[1]["n"] == 0
+
+
+def test_json_safe_replaces_non_finite_numbers():
+    value = {"a": float("nan"), "b": [1, np.float32(np.inf)], "c": (np.int64(3), True)}
+    assert _json_safe(value) == {"a": None, "b": [1, None], "c": [3, True]}
+
+
+def test_png_payload_is_a_png():
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    assert Image.open(io.BytesIO(_payload.encode_png(rgb))).size == (6, 4)
+
+
+# ---------------------------------------------------------------------------- front end
+def test_front_end_prefers_the_wheels_static_copy(tmp_path, monkeypatch):
+    from featviz_widgets import widget
+
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "widget.js").write_text("export default {};")
+    monkeypatch.setattr(widget, "_HERE", tmp_path)
+    assert widget._asset("widget.js") == tmp_path / "static" / "widget.js"
+    assert widget._asset("widget.css") == tmp_path.parent / "js" / "widget.css"
+
+
+def test_front_end_files_are_found_and_synced():
+    assert _asset("widget.js").is_file() and _asset("widget.css").is_file()
+    explorer_cls = FeatureExplorer
+    assert "export default" in str(explorer_cls._esm)
+    assert ".fvz" in str(explorer_cls._css)
+
+
+# ---------------------------------------------------------------------------- construction
+def test_initial_state(make, model):
+    explorer = make(num_features=9)
+    viz = explorer.visualizer
+    names = [entry["name"] for entry in explorer._layers]
+    assert "layer1" in names and "layer4" in names
+    entry = explorer._layers[names.index("layer1")]
+    assert entry["shape"] == [64, 16, 16] and entry["layout"] == "NCHW"
+    assert explorer.layer == "layer1" and explorer.error == "" and not explorer.busy
+    features = viz.get_features(SAMPLE_IMAGE, "layer1")
+    assert torch.equal(explorer.features, features)
+    order = viz.rank_channels(SAMPLE_IMAGE, "layer1", "activation")
+    assert explorer._order == order and explorer.channel == order[0]
+    # the grid payload: the top 9 maps, decoded within quantisation error
+    meta = explorer._grid_meta
+    assert meta["channels"] == order[:9] and meta["layer"] == "layer1"
+    grid = decode_maps(explorer._grid, meta)
+    expected = features[0, order[:9]].numpy()
+    assert np.abs(grid - expected).max() <= (max(meta["hi"]) - min(meta["lo"])) / 255
+    assert meta["means"] == pytest.approx(expected.mean(axis=(1, 2)).tolist(), rel=1e-5)
+    # the channel view and the statistics
+    unit = decode_maps(explorer._unit, explorer._unit_meta)[0]
+    assert np.allclose(unit, features[0, order[0]].numpy(), atol=features.max().item() / 200)
+    stats = viz.get_feature_statistics(SAMPLE_IMAGE, "layer1")
+    assert explorer.statistics["mean"] == pytest.approx(stats["mean"])
+    assert explorer.statistics["spatial_size"] == [16, 16]
+    # the picture as the model sees it, as PNG
+    picture = Image.open(io.BytesIO(explorer._image))
+    assert picture.size == (64, 64) and explorer._image_meta["name"] == "sample.png"
+    assert explorer._devices[0] == "cpu" and explorer.device == viz.device.type
+    # the comparison chart: the top-level stages
+    assert explorer.compare[-4:] == ["layer1", "layer2", "layer3", "layer4"]
+    assert set(explorer.compare_statistics) == set(explorer.compare)
+
+
+def test_default_layer_and_comparison_prefer_stages():
+    def info(name, c, size):
+        return LayerInfo(name, "Module", (c, size, size), "NCHW")
+
+    layers = [
+        info("conv1", 64, 112),
+        info("layer1", 64, 56),
+        info("layer1.0", 64, 56),
+        info("layer2", 128, 28),
+        info("layer3", 256, 14),
+        info("layer3.0", 256, 14),
+        info("layer4", 512, 7),
+        info("layer4.1", 512, 7),
+        info("global_pool", 512, 1),
+    ]
+    assert _default_layer(layers) == "layer3"
+    assert _default_layer([info("blocks.0", 8, 4), info("blocks.1", 8, 4)]) == "blocks.0"
+    assert _default_compare(layers) == ["conv1", "layer1", "layer2", "layer3", "layer4"]
+    deep = [info(f"blocks.{i}", 8, 14) for i in range(20)]
+    assert len(_default_compare(deep)) == 12 and _default_compare(deep)[-1] == "blocks.19"
+
+
+def test_constructor_rejects_bad_arguments(model):
+    with pytest.raises(TypeError, match="Unexpected keyword argument 'num_feature'"):
+        FeatureExplorer(model, num_feature=4)
+    with pytest.raises(ValueError, match="not found"):
+        FeatureExplorer(model, layer="layer9")
+    with pytest.raises(ValueError, match="`stride` must be a positive integer"):
+        FeatureExplorer(model, stride=0)
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        FeatureExplorer("resnet18")
+
+
+def test_layers_argument_restricts_the_dropdown(make):
+    explorer = make(layers=["layer1", "layer2.0.conv1"], layer="layer2.0.conv1")
+    assert [e["name"] for e in explorer._layers] == ["layer1", "layer2.0.conv1"]
+    assert explorer.features.shape[1:] == (128, 8, 8)
+
+
+# ---------------------------------------------------------------------------- interactions
+def test_sort_channel_and_num_features_never_run_the_model(make, model):
+    explorer = make()
+    counter = ForwardCounter(model, model.conv1)
+    try:
+        explorer.sort_by = "variance"
+        order = explorer.visualizer.rank_channels(SAMPLE_IMAGE, "layer1", "variance")
+        assert explorer._order == order and explorer._grid_meta["channels"] == order[:16]
+        assert explorer._grid_meta["sort_by"] == "variance"
+        explorer.sort_by = "random"
+        assert sorted(explorer._order) == list(range(64)) and explorer._order != order
+        explorer.num_features = 25
+        assert explorer._grid_meta["n"] == 25 and len(explorer._grid) == 25 * 16 * 16
+        explorer.num_features = 500  # more than the layer has: all of them
+        assert explorer._grid_meta["n"] == 64
+        explorer.channel = 5
+        assert explorer._unit_meta["channel"] == 5
+        unit = decode_maps(explorer._unit, explorer._unit_meta)[0]
+        assert np.allclose(unit, explorer.features[0, 5].numpy(), atol=0.05)
+        explorer.color_scale = "shared"
+        explorer.wait(10)
+        assert counter.model_calls == 0
+    finally:
+        counter.remove()
+
+
+def test_layer_change_runs_one_forward_stopped_at_the_layer(make, model):
+    explorer = make()
+    counter = ForwardCounter(model, model.layer3)
+    try:
+        explorer.layer = "layer2.0"  # not in the comparison chart, so not cached yet
+        explorer.wait(30)
+        assert counter.model_calls == 1 and counter.module_calls == 0
+        explorer.layer = "layer1"
+        explorer.layer = "layer2.0"  # cached now: no forward at all
+        explorer.wait(30)
+        assert counter.model_calls == 1
+    finally:
+        counter.remove()
+    assert explorer.features.shape == (1, 128, 8, 8)
+    assert explorer._grid_meta["layer"] == "layer2.0"
+    assert explorer.statistics["num_channels"] == 128
+    assert explorer.channel == explorer._order[0] and explorer.position == []
+
+
+def test_channel_set_right_after_a_layer_change_is_kept(make):
+    explorer = make()
+    explorer.layer = "layer3"
+    explorer.channel = 200  # valid for layer3 (256 channels), not for layer1 (64)
+    explorer.wait(30)
+    assert explorer.channel == 200 and explorer._unit_meta["channel"] == 200
+
+
+def test_latest_layer_request_wins(make):
+    explorer = make()
+    seen: list[str] = []
+    explorer.observe(lambda change: seen.append(change["new"].get("layer")), names="_grid_meta")
+    for name in ["layer2", "layer3", "layer4", "layer2.1", "layer3"]:
+        explorer.layer = name
+    explorer.wait(30)
+    assert explorer.layer == "layer3" and explorer._grid_meta["layer"] == "layer3"
+    assert seen[-1] == "layer3" and len(seen) < 5  # superseded requests were skipped
+    assert explorer.features.shape[1] == 256
+
+
+def test_invalid_values_raise_trait_errors(make):
+    explorer = make()
+    with pytest.raises(traitlets.TraitError, match="Closest layers"):
+        explorer.layer = "layer_1"
+    with pytest.raises(traitlets.TraitError, match=r"out of range .* 64 channels"):
+        explorer.channel = 64
+    with pytest.raises(traitlets.TraitError, match="at least 1"):
+        explorer.num_features = 0
+    with pytest.raises(traitlets.TraitError, match="outside the 16x16 map"):
+        explorer.position = [16, 0]
+    with pytest.raises(traitlets.TraitError, match="`device` must be one of"):
+        explorer.device = "tpu"
+    with pytest.raises(traitlets.TraitError):
+        explorer.sort_by = "magnitude"
+    assert explorer.layer == "layer1" and explorer.error == ""
+
+
+def test_all_layers_toggle_lists_every_module(make):
+    explorer = make()
+    short = len(explorer._layers)
+    explorer.all_layers = True
+    explorer.wait(30)
+    names = [entry["name"] for entry in explorer._layers]
+    assert len(names) > short and "layer1.0.conv1" in names and "layer1.0.bn2" in names
+    explorer.layer = "layer1.0.conv2"
+    explorer.wait(30)
+    assert explorer.features.shape == (1, 64, 16, 16)
+
+
+def test_compare_runs_in_the_background(make):
+    explorer = make()
+    explorer.compare = ["layer1", "layer3"]
+    explorer.wait(30)
+    assert list(explorer.compare_statistics) == ["layer1", "layer3"]
+    assert explorer.compare_statistics["layer3"]["num_channels"] == 256
+
+
+# ---------------------------------------------------------------------------- occlusion
+def test_position_runs_occlusion_with_progress_and_channels_reuse_it(make, model):
+    explorer = make(stride=8)
+    progress: list[float] = []
+    explorer.observe(lambda change: progress.append(change["new"]), names="progress")
+    explorer.position = [3, 12]
+    explorer.wait(60)
+    meta = explorer._occlusion_meta
+    assert meta["complete"] and meta["done"] == meta["total"] == 49 and not meta["cancelled"]
+    assert meta["position"] == [3, 12] and meta["map_size"] == [16, 16]
+    assert explorer.position == [3, 12] and explorer.error == ""
+    assert any(0 < p < 1 for p in progress) and max(progress) == 1.0
+    reference = explorer.visualizer.occlusion(SAMPLE_IMAGE, "layer1", (3, 12), stride=8)
+    shown = decode_maps(explorer._occlusion, meta)[0]
+    assert shown.shape == (64, 64)
+    assert np.allclose(shown, reference.map(explorer.channel), atol=1 / 255)
+    # another channel: the same sweep, no forward
+    counter = ForwardCounter(model, model.conv1)
+    try:
+        other = explorer._order[3]
+        explorer.channel = other
+        assert explorer._occlusion_meta["channel"] == other
+        assert np.allclose(
+            decode_maps(explorer._occlusion, explorer._occlusion_meta)[0],
+            reference.map(other),
+            atol=1 / 255,
+        )
+        assert np.array_equal(explorer.occlusion_map(other), reference.map(other))
+        assert counter.model_calls == 0
+    finally:
+        counter.remove()
+    # a layer change drops the old map
+    explorer.layer = "layer2"
+    explorer.wait(30)
+    assert explorer._occlusion == b"" and explorer._occlusion_meta == {}
+
+
+def test_cancel_stops_a_running_occlusion_and_keeps_the_kernel_free(make):
+    explorer = make(stride=1)  # 2401 placements: seconds of work
+    started = threading.Event()
+    explorer.observe(
+        lambda change: started.set() if change["new"].get("done") else None,
+        names="_occlusion_meta",
+    )
+    explorer.run_occlusion()
+    assert started.wait(30), "no partial occlusion map arrived"
+    # the shell thread stays free: a sort change is answered while the sweep runs
+    begin = time.perf_counter()
+    explorer.sort_by = "variance"
+    assert time.perf_counter() - begin < 0.5 and explorer._grid_meta["sort_by"] == "variance"
+    assert explorer.busy
+    explorer._handle_message(explorer, {"type": "cancel"}, [])
+    explorer.wait(30)
+    meta = explorer._occlusion_meta
+    assert meta["cancelled"] and not meta["complete"] and 0 < meta["done"] < meta["total"]
+    assert explorer.error == "" and not explorer.busy
+    assert explorer.position == []  # the unit was never completed
+
+
+def test_occlude_message_uses_the_map_centre(make):
+    explorer = make(layer="layer3", stride=16)
+    explorer._handle_message(explorer, {"type": "occlude"}, [])
+    explorer.wait(30)
+    assert explorer._occlusion_meta["position"] == [2, 2] and explorer.position == [2, 2]
+
+
+# ---------------------------------------------------------------------------- images
+def test_image_assignment_and_bad_images(make):
+    explorer = make()
+    before = explorer.features.clone()
+    explorer.image = np.asarray(scene(100, 80))
+    explorer.wait(30)
+    assert explorer._image_meta["w"] == 64 and not torch.equal(explorer.features, before)
+    assert isinstance(explorer.image, np.ndarray)
+    good = explorer.features.clone()
+    explorer.image = "/no/such/picture.png"
+    explorer.wait(30)
+    assert "not found" in explorer.error and "picture.png" in explorer.error
+    assert torch.equal(explorer.features, good) and isinstance(explorer.image, np.ndarray)
+    explorer.layer = "layer2"  # the next good request clears the message
+    explorer.wait(30)
+    assert explorer.error == ""
+    explorer.image = None
+    explorer.wait(30)
+    assert explorer._image_meta["name"] == "sample.png"
+
+
+def test_upload_message(make):
+    explorer = make()
+    buffer = io.BytesIO()
+    scene(90, 90, seed=3).save(buffer, format="JPEG")
+    explorer._handle_message(explorer, {"type": "upload", "name": "cat.jpg"}, [buffer.getvalue()])
+    explorer.wait(30)
+    assert explorer._image_meta["name"] == "cat.jpg" and explorer.error == ""
+    explorer._handle_message(explorer, {"type": "upload", "name": "notes.txt"}, [b"hello"])
+    assert "Could not read 'notes.txt' as an image" in explorer.error
+    assert explorer._image_meta["name"] == "cat.jpg"
+    explorer._handle_message(explorer, {"type": "upload", "name": "empty.png"}, [])
+    assert "without data" in explorer.error
+
+
+def test_error_inside_the_model_shows_in_the_widget(make):
+    class Fragile(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+            self.body = nn.Conv2d(4, 4, 3, padding=1)
+            self.broken = False
+
+        def forward(self, x):
+            x = self.stem(x)
+            if self.broken:
+                raise RuntimeError("boom in body")
+            return self.body(x)
+
+    fragile = Fragile()
+    explorer = make(model=fragile, layer="stem", compare=["stem"])  # nothing cached for body
+    fragile.broken = True
+    explorer.layer = "body"
+    explorer.wait(30)
+    assert "boom in body" in explorer.error and not explorer.busy
+    assert explorer._grid_meta["layer"] == "stem" == explorer.layer  # the old view stays
+    for module in fragile.modules():
+        assert not module._forward_hooks
+    fragile.broken = False
+    explorer.layer = "body"
+    explorer.wait(30)
+    assert explorer.error == "" and explorer._grid_meta["layer"] == "body"
+
+
+# ---------------------------------------------------------------------------- leaks
+def _rss_mb() -> float:
+    """This process's resident memory in MB (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_hundred_layer_changes_leave_no_hooks_figures_or_growth(make, model):
+    snapshot = ModelSnapshot(model)
+    explorer = make(cache_size=4)
+    names = ["layer1", "layer2", "layer3", "layer4", "layer1.0", "layer2.1"]
+    for name in names * 2:  # warm up: the cache fills, allocator pools settle
+        explorer.layer = name
+        explorer.wait(30)
+    threads = threading.active_count()
+    rss = _rss_mb()
+    for i in range(100):
+        explorer.layer = names[i % len(names)]
+        if i % 10 == 0:
+            explorer.wait(30)
+    explorer.wait(60)
+    gc.collect()
+    assert _rss_mb() - rss < 40, "memory grew beyond the bounded cache"
+    snapshot.assert_unchanged()
+    assert len(explorer.visualizer._cache) <= 4
+    assert plt.get_fignums() == []
+    assert threading.active_count() <= threads
+    assert explorer.layer == names[99 % len(names)] == explorer._grid_meta["layer"]
+
+
+# ---------------------------------------------------------------------------- export
+def test_save_png_views_and_static_fallback(make, tmp_path):
+    explorer = make(stride=16)
+    with pytest.raises(ValueError, match="no occlusion map"):
+        explorer.save_png(tmp_path / "o.png", view="occlusion")
+    with pytest.raises(ValueError, match="`view` must be one of"):
+        explorer.save_png(tmp_path / "x.png", view="everything")
+    explorer.position = [8, 8]
+    explorer.wait(30)
+    for view in ("grid", "channel", "occlusion"):
+        path = explorer.save_png(tmp_path / f"{view}.png", view=view)
+        assert Image.open(path).size[0] > 100
+    assert plt.get_fignums() == []
+    data, _ = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    picture = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
+    assert picture.size[1] == 64 and picture.size[0] > 64
+
+
+def test_state_keeps_only_the_current_view(make):
+    explorer = make(num_features=4)
+    explorer.layer = "layer2"
+    explorer.wait(30)
+    state = explorer.get_state()
+    payload = sum(len(state[k]) for k in ("_grid", "_unit", "_occlusion", "_image"))
+    assert len(state["_grid"]) == 4 * 8 * 8 and len(state["_unit"]) == 8 * 8
+    assert payload < 64 * 64 * 3 + 4 * 8 * 8 + 8 * 8 + 1  # no history, no float maps
+
+
+def test_wait_and_close(make):
+    explorer = make()
+    errors: list[BaseException] = []
+
+    def from_worker(job):
+        try:
+            explorer.wait(1)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    explorer._worker.submit("test", from_worker, lambda job, exc: errors.append(exc))
+    explorer.wait(10)
+    assert errors and "own worker" in str(errors[0])
+    explorer.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        explorer.layer = "layer2"
