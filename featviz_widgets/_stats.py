@@ -22,8 +22,9 @@ class NonFiniteActivationWarning(RuntimeWarning):
     """A layer produced NaN or infinite activations."""
 
 
-def _finite_view(features: torch.Tensor, layer_name: str) -> tuple[torch.Tensor, int]:
-    """The features as float64, with non-finite values reported and dropped."""
+def _finite_view(features: torch.Tensor, layer_name: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The features as float64, their finite mask, and the count of non-finite values,
+    which are reported in a warning."""
     values = features.detach().to(torch.float64)
     finite = torch.isfinite(values)
     bad = int((~finite).sum())
@@ -37,7 +38,7 @@ def _finite_view(features: torch.Tensor, layer_name: str) -> tuple[torch.Tensor,
             NonFiniteActivationWarning,
             stacklevel=3,
         )
-    return values, bad
+    return values, finite, bad
 
 
 def feature_statistics(features: torch.Tensor, layer_name: str = "") -> dict:
@@ -47,8 +48,7 @@ def feature_statistics(features: torch.Tensor, layer_name: str = "") -> dict:
     active_channels (channels whose mean over batch and space > 0.01), num_channels,
     spatial_size (H, W), and non_finite (count of NaN/inf values left out of the others).
     """
-    values, bad = _finite_view(features, layer_name)
-    finite_mask = torch.isfinite(values)
+    values, finite_mask, bad = _finite_view(features, layer_name)
     finite = values[finite_mask]
     if finite.numel() == 0:
         raise ValueError(f"layer {layer_name!r} has no finite activation to describe.")
