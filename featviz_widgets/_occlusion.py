@@ -81,6 +81,19 @@ class OcclusionResult:
         return result.astype(np.float32)
 
 
+def _masked_batch(
+    image: torch.Tensor, regions: list[tuple[slice, slice]], value: float
+) -> torch.Tensor:
+    """One copy of `image` per (rows, cols) region, that region set to `value`.
+
+    Channels-last: convolutions run far faster on CPU in that layout (same values).
+    """
+    batch = image.repeat(len(regions), 1, 1, 1)
+    for k, (rows, cols) in enumerate(regions):
+        batch[k, :, rows, cols] = value
+    return batch.contiguous(memory_format=torch.channels_last)
+
+
 def _coarse_first(rows: int, cols: int) -> list[tuple[int, int]]:
     """Every placement, those on a coarse grid first, so partial maps cover the whole image."""
 
@@ -116,13 +129,14 @@ def _reaching_bands(
         flags: list[bool] = []
         for first in range(0, len(selected), batch_size):
             chunk = selected[first : first + batch_size]
-            batch = image.repeat(len(chunk), 1, 1, 1)
-            for k, (is_row, start) in enumerate(chunk):
-                if is_row:
-                    batch[k, :, start : start + patch, :] = float("nan")
-                else:
-                    batch[k, :, :, start : start + patch] = float("nan")
-            units = layer_fn(batch.contiguous(memory_format=torch.channels_last))[:, :, h, w]
+            everything = slice(None)
+            regions = [
+                (slice(start, start + patch), everything)
+                if is_row
+                else (everything, slice(start, start + patch))
+                for is_row, start in chunk
+            ]
+            units = layer_fn(_masked_batch(image, regions, float("nan")))[:, :, h, w]
             flags.extend((~torch.isfinite(units)).any(dim=1).tolist())
         return flags
 
@@ -181,11 +195,14 @@ def occlusion_sweep(
         if should_stop is not None and should_stop():
             raise OcclusionCancelled(f"occlusion of {layer_name!r} cancelled")
         chunk = order[first : first + batch_size]
-        # Channels-last inputs run convolutions far faster on CPU (same values).
-        batch = image.repeat(len(chunk), 1, 1, 1).contiguous(memory_format=torch.channels_last)
-        for k, (i, j) in enumerate(chunk):
-            top, left = row_starts[i], col_starts[j]
-            batch[k, :, top : top + patch_size, left : left + patch_size] = fill
+        regions = [
+            (
+                slice(row_starts[i], row_starts[i] + patch_size),
+                slice(col_starts[j], col_starts[j] + patch_size),
+            )
+            for i, j in chunk
+        ]
+        batch = _masked_batch(image, regions, fill)
         units = layer_fn(batch)[:, :, h, w].double().cpu()
         for k, (i, j) in enumerate(chunk):
             result.deltas[i, j] = (baseline - units[k]).numpy()
