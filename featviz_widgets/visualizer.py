@@ -391,10 +391,35 @@ class FeatureVisualizer:
         `on_progress(done, total, partial_result)` is called after each batch;
         `should_stop()` returning True makes it raise `OcclusionCancelled`.
         """
+        return self._occlusion(
+            self.prepare(image),
+            layer_name,
+            position,
+            patch_size=patch_size,
+            stride=stride,
+            index=index,
+            batch_size=batch_size,
+            on_progress=on_progress,
+            should_stop=should_stop,
+        )
+
+    def _occlusion(
+        self,
+        batch: torch.Tensor,
+        layer_name: str,
+        position: tuple[int, int] | None,
+        *,
+        patch_size: int,
+        stride: int,
+        index: int,
+        batch_size: int | None = None,
+        on_progress: Callable[[int, int, OcclusionResult], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> OcclusionResult:
+        """`occlusion` on an already prepared batch."""
         for name, value in (("patch_size", patch_size), ("stride", stride)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        batch = self.prepare(image)
         maps = self._capture_maps(batch, [layer_name])[layer_name][0]
         unit = self._check_position(position, maps, layer_name)
         one = batch[self._check_index(index, maps) : index + 1]
@@ -437,17 +462,18 @@ class FeatureVisualizer:
         and the unit's centre marked) is saved to `save_path`, shown in a notebook and kept as
         `last_figure`. Another channel at the same position reuses the sweep.
         """
-        maps = self._maps(image, layer_name)
+        batch = self.prepare(image)  # once: the maps, the sweep and the picture share it
+        maps = self._capture_maps(batch, [layer_name])[layer_name][0]
         if not isinstance(channel, (int, np.integer)) or not 0 <= channel < maps.shape[1]:
             raise ValueError(
                 f"`channel` {channel!r} is out of range for {layer_name!r}, which has "
                 f"{maps.shape[1]} channels (0 to {maps.shape[1] - 1})."
             )
-        result = self.occlusion(
-            image, layer_name, position, patch_size=patch_size, stride=stride, index=index
+        result = self._occlusion(
+            batch, layer_name, position, patch_size=patch_size, stride=stride, index=index
         )
         sensitivity = result.map(int(channel), signed=signed)
-        picture = self.display_image(image, index)
+        picture = self.preprocessor.to_display(batch, index)
         centre = unit_centre(result.position, tuple(maps.shape[-2:]), sensitivity.shape)
         self.last_figure = occlusion_figure(
             picture,
