@@ -91,16 +91,19 @@ def capture(
     *,
     stop_early: bool = True,
     allow_missing: bool = False,
+    with_grad: bool = False,
 ) -> dict[str, Any]:
     """Raw outputs of `layer_names` for `batch`, from one forward without autograd.
 
     The forward stops right after the last requested layer has run when `stop_early` is set.
-    A layer that never runs is an error unless `allow_missing`.
+    A layer that never runs is an error unless `allow_missing`. With `with_grad` the outputs
+    keep their graph to the input (parameters' `.grad` is never written by this module).
     The model's modes and flags are restored and no hook is left behind, even on failure.
     """
     modules = resolve_layers(model, layer_names)
     outputs: dict[str, Any] = {}
-    with preserved_model_state(model), torch.no_grad(), _hooks(modules, outputs, stop_early):
+    grad_mode = torch.enable_grad() if with_grad else torch.no_grad()
+    with preserved_model_state(model), grad_mode, _hooks(modules, outputs, stop_early):
         try:
             model(batch)
         except _StopForward:

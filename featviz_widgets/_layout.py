@@ -136,7 +136,9 @@ def to_nchw(
     batch_size: int,
     input_hw: tuple[int, int],
 ) -> tuple[torch.Tensor, Format]:
-    """A layer's raw output as a contiguous (B, C, H, W) tensor and the layout it had."""
+    """A layer's raw output as a contiguous (B, C, H, W) tensor and the layout it had.
+
+    The result keeps whatever autograd graph the output had (none under `no_grad`)."""
     tensor = first_tensor(output)
     if tensor is None:
         raise LayoutError(
@@ -171,4 +173,4 @@ def to_nchw(
             f"layer {layer_name!r} outputs shape {shape}; only 2-D (B, C), 3-D tokens and "
             "4-D NCHW / NHWC outputs can be shown as maps."
         )
-    return maps.detach().contiguous(), fmt
+    return maps.contiguous(), fmt

@@ -20,7 +20,7 @@ from torch import nn
 from ._capture import capture, resolve_layers
 from ._inputs import ImageInput, Preprocessor
 from ._layout import Format, LayoutError, ModelGeometry, to_nchw
-from ._occlusion import OcclusionResult, occlusion_sweep
+from ._occlusion import OcclusionResult, gradient_map, occlusion_sweep
 from ._plotting import (
     feature_grid_figure,
     layer_comparison_figure,
@@ -30,6 +30,8 @@ from ._plotting import (
 from ._stats import SORT_MODES, channel_scores, feature_statistics, rank_channels
 
 __all__ = ["FeatureVisualizer", "LayerInfo"]
+
+OCCLUSION_METHODS = ("exact", "gradient")
 
 # Modules that only pass data through: left out of the default layer list.
 _PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten)
@@ -168,11 +170,13 @@ class FeatureVisualizer:
             raise TypeError(f"`layer_name` must be a string, got {type(layer_name).__name__}.")
         return self._capture_maps(self.prepare(image), [layer_name])[layer_name][0]
 
-    def _layer_fn(self, layer_name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    def _layer_fn(
+        self, layer_name: str, with_grad: bool = False
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
         module = dict(self.model.named_modules())[layer_name]
 
         def run(batch: torch.Tensor) -> torch.Tensor:
-            raw = capture(self.model, batch, [layer_name])[layer_name]
+            raw = capture(self.model, batch, [layer_name], with_grad=with_grad)[layer_name]
             return self._normalise(raw, layer_name, module, batch)[0]
 
         return run
@@ -343,6 +347,12 @@ class FeatureVisualizer:
         )
 
     @staticmethod
+    def _check_patch(patch_size: int, stride: int) -> None:
+        for name, value in (("patch_size", patch_size), ("stride", stride)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+    @staticmethod
     def _check_index(index: int, maps: torch.Tensor) -> int:
         if not isinstance(index, int) or not 0 <= index < maps.shape[0]:
             raise ValueError(
@@ -417,9 +427,7 @@ class FeatureVisualizer:
         should_stop: Callable[[], bool] | None = None,
     ) -> OcclusionResult:
         """`occlusion` on an already prepared batch."""
-        for name, value in (("patch_size", patch_size), ("stride", stride)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        self._check_patch(patch_size, stride)
         maps = self._capture_maps(batch, [layer_name])[layer_name][0]
         unit = self._check_position(position, maps, layer_name)
         one = batch[self._check_index(index, maps) : index + 1]
@@ -453,6 +461,7 @@ class FeatureVisualizer:
         stride: int = 8,
         signed: bool = False,
         index: int = 0,
+        method: str = "exact",
         show: bool | None = None,
     ) -> np.ndarray:
         """Occlusion sensitivity of unit (`channel`, `position`) of `layer_name`: (H_in, W_in).
@@ -461,7 +470,12 @@ class FeatureVisualizer:
         of the unit (clean - occluded). The figure (input, and the map over it with a colorbar
         and the unit's centre marked) is saved to `save_path`, shown in a notebook and kept as
         `last_figure`. Another channel at the same position reuses the sweep.
+
+        `method="gradient"` is a fast approximation (one forward and one backward): each
+        patch's change estimated to first order as the sum of gradient x (pixel - fill).
         """
+        if method not in OCCLUSION_METHODS:
+            raise ValueError(f"`method` must be one of {OCCLUSION_METHODS}, got {method!r}.")
         batch = self.prepare(image)  # once: the maps, the sweep and the picture share it
         maps = self._capture_maps(batch, [layer_name])[layer_name][0]
         if not isinstance(channel, (int, np.integer)) or not 0 <= channel < maps.shape[1]:
@@ -469,17 +483,32 @@ class FeatureVisualizer:
                 f"`channel` {channel!r} is out of range for {layer_name!r}, which has "
                 f"{maps.shape[1]} channels (0 to {maps.shape[1] - 1})."
             )
-        result = self._occlusion(
-            batch, layer_name, position, patch_size=patch_size, stride=stride, index=index
-        )
-        sensitivity = result.map(int(channel), signed=signed)
+        one = batch[self._check_index(index, maps) : index + 1]
+        unit = self._check_position(position, maps, layer_name)
+        if method == "gradient":
+            self._check_patch(patch_size, stride)
+            sensitivity = gradient_map(
+                self._layer_fn(layer_name, with_grad=True),
+                one,
+                channel=int(channel),
+                position=unit,
+                patch_size=patch_size,
+                stride=stride,
+                signed=signed,
+            )
+        else:
+            result = self._occlusion(
+                batch, layer_name, unit, patch_size=patch_size, stride=stride, index=index
+            )
+            sensitivity = result.map(int(channel), signed=signed)
         picture = self.preprocessor.to_display(batch, index)
-        centre = unit_centre(result.position, tuple(maps.shape[-2:]), sensitivity.shape)
+        centre = unit_centre(unit, tuple(maps.shape[-2:]), sensitivity.shape)
+        approximation = " (gradient approximation)" if method == "gradient" else ""
         self.last_figure = occlusion_figure(
             picture,
             sensitivity,
             centre=centre,
-            title=f"{layer_name}, channel {channel}, position {result.position}",
+            title=f"{layer_name}, channel {channel}, position {unit}{approximation}",
             signed=signed,
             save_path=save_path,
         )

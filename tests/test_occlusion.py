@@ -165,3 +165,33 @@ def test_position_channel_and_patch_validation(tiny):
         viz.visualize_receptive_field(image, "layer2", 128, show=False)
     with pytest.raises(ValueError, match="`stride` must be a positive integer"):
         viz.occlusion(image, "layer2", stride=0)
+
+
+def test_gradient_method_is_exact_for_a_linear_model_and_leaves_no_grads():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 5, padding=2), nn.Conv2d(4, 3, 3, stride=2))
+    image = torch.randn(1, 3, 40, 40)
+    viz = FeatureVisualizer(model)
+    kwargs = dict(position=(6, 9), patch_size=8, stride=4, show=False)
+    exact = viz.visualize_receptive_field(image, "1", 2, signed=True, **kwargs)
+    fast = viz.visualize_receptive_field(image, "1", 2, signed=True, method="gradient", **kwargs)
+    assert np.abs(exact).max() > 1e-3
+    np.testing.assert_allclose(fast, exact, atol=1e-4)
+    assert "gradient approximation" in viz.last_figure._suptitle.get_text()
+    assert all(p.grad is None for p in model.parameters())
+    assert all(not m._forward_hooks for m in model.modules())
+    with pytest.raises(ValueError, match="`method` must be one of"):
+        viz.visualize_receptive_field(image, "1", 0, method="fast")
+
+
+def test_gradient_method_approximates_a_real_network(snapshot):
+    model = timm_model("resnet18", zero_init_last=False)
+    state = snapshot(model)
+    image = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    viz = FeatureVisualizer(model)
+    exact = viz.visualize_receptive_field(image, "layer2", 3, show=False)
+    fast = viz.visualize_receptive_field(image, "layer2", 3, method="gradient", show=False)
+    assert fast.shape == exact.shape and fast.max() == pytest.approx(1.0)
+    assert np.corrcoef(fast.ravel(), exact.ravel())[0, 1] > 0.5
+    state.assert_unchanged()
+    assert all(p.grad is None for p in model.parameters())
