@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ._incremental import IncrementalPlan
+
 __all__ = [
     "OcclusionCancelled",
     "OcclusionResult",
@@ -74,6 +76,7 @@ class OcclusionResult:
     done: np.ndarray  # (rows, cols) bool: placements evaluated so far
     row_cover: np.ndarray = field(repr=False)  # (rows, H)
     col_cover: np.ndarray = field(repr=False)  # (cols, W)
+    incremental: bool = False  # computed by an `IncrementalPlan`, not full forwards
 
     @property
     def complete(self) -> bool:
@@ -120,46 +123,28 @@ def _coarse_first(rows: int, cols: int) -> list[tuple[int, int]]:
     return sorted(((i, j) for i in range(rows) for j in range(cols)), key=level)
 
 
-def _reaching_bands(
+def _plan_agrees(
+    plan: IncrementalPlan,
     layer_fn: LayerFn,
     image: torch.Tensor,
+    traces: dict,
+    boxes: dict,
+    fill: float,
     position: tuple[int, int],
-    row_starts: list[int],
-    col_starts: list[int],
-    patch: int,
-    batch_size: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Which patch rows and columns can change the unit at `position`, in any channel.
-
-    A band of NaN across the whole image at a patch's rows (or columns) is a superset of
-    the patch; NaN spreads through every arithmetic op, so a band that leaves the unit finite
-    proves that no patch in it can change the unit. Global operations (squeeze-excitation,
-    attention, pooling) spread the NaN everywhere, and then nothing is skipped.
-    """
-    h, w = position
-    bands = [(True, top) for top in row_starts] + [(False, left) for left in col_starts]
-    # Cheap first look: if even the outermost bands reach the unit, skipping cannot pay.
-    outermost = [bands[0], bands[len(row_starts) - 1], bands[len(row_starts)], bands[-1]]
-
-    def reached(selected: list[tuple[bool, int]]) -> list[bool]:
-        flags: list[bool] = []
-        for first in range(0, len(selected), batch_size):
-            chunk = selected[first : first + batch_size]
-            everything = slice(None)
-            regions = [
-                (slice(start, start + patch), everything)
-                if is_row
-                else (everything, slice(start, start + patch))
-                for is_row, start in chunk
-            ]
-            units = layer_fn(_masked_batch(image, regions, float("nan")))[:, :, h, w]
-            flags.extend((~torch.isfinite(units)).any(dim=1).tolist())
-        return flags
-
-    if all(reached(outermost)):
-        return np.ones(len(row_starts), dtype=bool), np.ones(len(col_starts), dtype=bool)
-    flags = np.array(reached(bands))
-    return flags[: len(row_starts)], flags[len(row_starts) :]
+) -> bool:
+    """Whether `plan` reproduces full forwards at a few placements that reach the unit."""
+    reaching = [index for index, trace in traces.items() if trace is not None]
+    samples = list(dict.fromkeys(reaching[:: max(1, len(reaching) // 3)]))[:4]
+    if not samples:
+        return True
+    regions = [tuple(slice(*span) for span in boxes[index]) for index in samples]
+    expected = layer_fn(_masked_batch(image, regions, fill))[:, :, position[0], position[1]]
+    try:
+        found = plan.run([traces[index] for index in samples], fill)
+    except RuntimeError:  # a module that cannot run on crops
+        return False
+    scale = 1.0 + float(expected.abs().max())
+    return found.shape == expected.shape and bool((found - expected).abs().max() <= 1e-5 * scale)
 
 
 def occlusion_sweep(
@@ -174,14 +159,15 @@ def occlusion_sweep(
     batch_size: int = 8,
     on_progress: Callable[[int, int, OcclusionResult], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    skip_unreachable: bool = True,
+    plan: IncrementalPlan | None = None,
 ) -> OcclusionResult:
     """Slide a `fill`-valued square patch over `image` (1, C, H, W) and record the unit.
 
-    Every pixel is covered by at least one placement. Occluded images are evaluated
-    `batch_size` at a time through `layer_fn`, which should stop the forward at the layer.
-    With `skip_unreachable`, placements outside the unit's receptive field (proved by NaN
-    propagation, see `_reaching_bands`) are not evaluated: their change is exactly 0.
+    Every pixel is covered by at least one placement, `batch_size` placements at a time.
+    With a `plan` (see `_incremental`), each placement recomputes only what it changes and
+    the unit needs, and placements that cannot reach the unit are not evaluated (their
+    change is exactly 0); without one, each occluded image runs through `layer_fn`, which
+    should stop the forward at the layer.
     """
     height, width = image.shape[-2:]
     row_starts = patch_starts(height, patch_size, stride)
@@ -200,29 +186,33 @@ def occlusion_sweep(
         col_cover=_cover(col_starts, patch_size, width),
     )
     order = _coarse_first(len(row_starts), len(col_starts))
-    if skip_unreachable:
-        rows, cols = _reaching_bands(
-            layer_fn, image, position, row_starts, col_starts, patch_size, batch_size
-        )
+    boxes = {
+        (i, j): ((top, top + patch_size), (left, left + patch_size))
+        for i, top in enumerate(row_starts)
+        for j, left in enumerate(col_starts)
+    }
+    if plan is not None:
+        traces = {index: plan.trace(boxes[index]) for index in order}
+        plan = plan if _plan_agrees(plan, layer_fn, image, traces, boxes, fill, position) else None
+    if plan is not None:
+        result.incremental = True
         # Placements that provably cannot change the unit: their change is exactly 0.
-        result.done[~rows[:, None] | ~cols[None, :]] = True
-        order = [(i, j) for i, j in order if rows[i] and cols[j]]
+        for index, trace in traces.items():
+            result.done[index] = trace is None
+        order = [index for index in order if traces[index] is not None]
     for first in range(0, len(order), batch_size):
         if should_stop is not None and should_stop():
             raise OcclusionCancelled(f"occlusion of {layer_name!r} cancelled")
         chunk = order[first : first + batch_size]
-        regions = [
-            (
-                slice(row_starts[i], row_starts[i] + patch_size),
-                slice(col_starts[j], col_starts[j] + patch_size),
-            )
-            for i, j in chunk
-        ]
-        batch = _masked_batch(image, regions, fill)
-        units = layer_fn(batch)[:, :, h, w].double().cpu()
-        for k, (i, j) in enumerate(chunk):
-            result.deltas[i, j] = (baseline - units[k]).numpy()
-            result.done[i, j] = True
+        if plan is not None:
+            units = plan.run([traces[index] for index in chunk], fill)
+        else:
+            regions = [tuple(slice(*span) for span in boxes[index]) for index in chunk]
+            units = layer_fn(_masked_batch(image, regions, fill))[:, :, h, w]
+        units = units.double().cpu()
+        for k, index in enumerate(chunk):
+            result.deltas[index] = (baseline - units[k]).numpy()
+            result.done[index] = True
         if on_progress is not None:
             on_progress(first + len(chunk), len(order), result)
     if not order and on_progress is not None:

@@ -18,6 +18,7 @@ from PIL import Image
 from torch import nn
 
 from ._capture import capture, resolve_layers
+from ._incremental import build_plan
 from ._inputs import ImageInput, Preprocessor
 from ._layout import Format, LayoutError, ModelGeometry, to_nchw
 from ._occlusion import OcclusionResult, gradient_map, occlusion_sweep
@@ -428,7 +429,7 @@ class FeatureVisualizer:
     ) -> OcclusionResult:
         """`occlusion` on an already prepared batch."""
         self._check_patch(patch_size, stride)
-        maps = self._capture_maps(batch, [layer_name])[layer_name][0]
+        maps, fmt = self._capture_maps(batch, [layer_name])[layer_name]
         unit = self._check_position(position, maps, layer_name)
         one = batch[self._check_index(index, maps) : index + 1]
         key = (self._key(one), layer_name, unit, patch_size, stride)
@@ -442,9 +443,10 @@ class FeatureVisualizer:
             position=unit,
             patch_size=patch_size,
             stride=stride,
-            batch_size=batch_size or (64 if self.device.type == "cuda" else 8),
+            batch_size=batch_size or (64 if self.device.type == "cuda" else 16),
             on_progress=on_progress,
             should_stop=should_stop,
+            plan=build_plan(self.model, one, layer_name, unit) if fmt is Format.NCHW else None,
         )
         self._occlusion_cache = (key, result)
         return result

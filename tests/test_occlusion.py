@@ -55,20 +55,36 @@ def test_patch_starts_cover_the_border():
 
 
 @pytest.mark.parametrize(
-    ("name", "kwargs", "layer", "size", "skips", "unit"),
+    ("name", "kwargs", "layer", "size", "skips", "incremental", "unit"),
     [
-        ("resnet18", {"zero_init_last": False}, "layer2", 64, False, nchw_unit),
+        ("resnet18", {"zero_init_last": False}, "layer2", 64, False, True, nchw_unit),
         # A small receptive field: most placements are provably irrelevant and skipped.
-        ("resnet18", {"zero_init_last": False}, "layer1", 80, True, nchw_unit),
-        # Squeeze-excitation is global: nothing may be skipped.
-        ("seresnext26d_32x4d", {"zero_init_last": False}, "layer1", 80, False, nchw_unit),
-        # Attention is global too.
-        ("vit_tiny_patch16_224", {"img_size": 64}, "blocks.1", 64, False, vit_unit),
+        ("resnet18", {"zero_init_last": False}, "layer1", 80, True, True, nchw_unit),
+        # Bottlenecks with in-place residual adds and ReLUs; the unit's cone covers the image.
+        ("resnet50", {"zero_init_last": False}, "layer3", 64, False, True, nchw_unit),
+        # Squeeze-excitation is global: nothing may be skipped; its stages run whole.
+        ("seresnext26d_32x4d", {"zero_init_last": False}, "layer1", 80, False, True, nchw_unit),
+        ("efficientnet_b0", {}, "blocks.3", 64, False, True, nchw_unit),
+        # LayerNorm over channels, 7x7 depthwise convolutions, a stride-4 stem.
+        ("convnext_atto", {}, "stages.1", 64, False, True, nchw_unit),
+        # TensorFlow "same" padding that depends on the input size.
+        ("tf_mobilenetv3_small_minimal_100", {}, "blocks.2", 64, False, True, nchw_unit),
+        # Attention is global and tokens are not a map: full forwards.
+        ("vit_tiny_patch16_224", {"img_size": 64}, "blocks.1", 64, False, False, vit_unit),
     ],
-    ids=["resnet18-layer2", "resnet18-layer1-skips", "se-layer1", "vit-block1"],
+    ids=[
+        "resnet18-layer2",
+        "resnet18-layer1-skips",
+        "resnet50-layer3",
+        "se-layer1",
+        "efficientnet-se",
+        "convnext",
+        "tf-same-padding",
+        "vit-block1",
+    ],
 )
 def test_maps_equal_the_straightforward_computation(
-    name, kwargs, layer, size, skips, unit, snapshot
+    name, kwargs, layer, size, skips, incremental, unit, snapshot
 ):
     model = timm_model(name, **kwargs)
     state = snapshot(model)
@@ -84,6 +100,7 @@ def test_maps_equal_the_straightforward_computation(
         on_progress=lambda done, total, partial: totals.append(total),
     )
     state.assert_unchanged()
+    assert result.incremental is incremental
     placements = len(patch_starts(size, 12, 8)) ** 2
     assert (totals[-1] < placements / 2) if skips else (totals[-1] == placements)
     peaks = []
@@ -99,7 +116,11 @@ def test_maps_equal_the_straightforward_computation(
 
 def test_every_pixel_is_covered_and_overlaps_average():
     # A global-average-pooled unit feels every pixel: no border row or column may stay 0.
+    torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1))
+    # Positive weights and pixels: every pixel pushes the unit the same way, so the map is
+    # a smooth hill (random-signed weights can cancel and make the shape a coin toss).
+    model[0].weight.data.uniform_(0.5, 1.0)
     image = torch.rand(1, 3, 30, 30) + 1.0
     result = FeatureVisualizer(model).occlusion(image, "1", (0, 0), patch_size=16, stride=8)
     signed = result.map(0, signed=True)
@@ -195,3 +216,56 @@ def test_gradient_method_approximates_a_real_network(snapshot):
     assert np.corrcoef(fast.ravel(), exact.ravel())[0, 1] > 0.5
     state.assert_unchanged()
     assert all(p.grad is None for p in model.parameters())
+
+
+class GlueCode(nn.Module):
+    """Arithmetic between modules in `forward`: not a chain of modules."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Conv2d(3, 4, 3, padding=1)
+        self.second = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.first(x) * 2.0)
+
+
+class AddRowIndex(nn.Module):
+    """Local and shift-invariant to a NaN probe, but the value depends on absolute position:
+    on a crop it would be wrong, so only the numeric check can reject it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.arange(x.shape[-2], dtype=x.dtype)[:, None]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        GlueCode(),
+        nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), AddRowIndex(), nn.Conv2d(4, 4, 3)),
+    ],
+    ids=["glue-code", "absolute-position"],
+)
+def test_models_the_plan_cannot_serve_fall_back_to_exact_full_forwards(model, snapshot):
+    torch.manual_seed(0)
+    state = snapshot(model)
+    image = torch.randn(1, 3, 40, 40)
+    layer = "second" if isinstance(model, GlueCode) else "2"
+    result = FeatureVisualizer(model).occlusion(image, layer, (5, 6), patch_size=8, stride=4)
+    assert result.incremental is False
+    state.assert_unchanged()
+    for channel in (0, 3):
+        expected = straightforward_map(model, image, layer, channel, (5, 6), 8, 4)
+        assert np.abs(expected).max() > 1e-3
+        np.testing.assert_allclose(result.map(channel, signed=True), expected, atol=1e-4)
+
+
+def test_training_mode_model_is_swept_in_eval_and_left_training(snapshot):
+    model = timm_model("resnet18", zero_init_last=False).train()
+    state = snapshot(model)
+    image = torch.randn(1, 3, 48, 48, generator=torch.Generator().manual_seed(1))
+    result = FeatureVisualizer(model).occlusion(image, "layer2", (2, 3), patch_size=8, stride=8)
+    assert result.incremental
+    state.assert_unchanged()  # running statistics untouched, every module still training
+    expected = straightforward_map(model, image, "layer2", 4, (2, 3), 8, 8)
+    np.testing.assert_allclose(result.map(4, signed=True), expected, atol=1e-4)

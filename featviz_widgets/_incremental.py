@@ -1,0 +1,358 @@
+"""Exact incremental occlusion: recompute only what a patch changes and the unit needs.
+
+A patch changes a small region of the input; each locally connected stage of the network
+grows that region by its kernel's reach, and the unit at the target layer needs only a cone
+of positions in each earlier stage. Between the two, most of every activation map is the
+clean image's, so each stage runs on a small crop of its input (clean values with the
+recomputed region pasted in) and only the intersection of "changed" and "needed" is kept.
+This is the idea of Krypton (Nakandala et al., SIGMOD 2019), specialised to one unit.
+
+The network is split into a chain of modules, each fed exactly the previous one's output,
+discovered from one hooked forward. Each stage's reach is measured by NaN probes (NaN spreads
+through every arithmetic dependency), and a plan is only used after it reproduced full
+forwards on sample placements; anything else (attention, squeeze-excitation, glue code
+between modules) gets `None` and the caller keeps the batched full-forward sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._capture import _StopForward, preserved_model_state
+
+__all__ = ["IncrementalPlan", "build_plan"]
+
+Interval = tuple[int, int]  # half-open [start, stop) along one axis
+Box = tuple[Interval, Interval]
+
+
+@dataclass
+class _Call:
+    """One module call. Tensors are identified by object and version: an in-place op (a
+    residual `x += shortcut`, an in-place ReLU) keeps the object but bumps its version."""
+
+    name: str
+    module: nn.Module
+    input: tuple[int, int] | None  # (id, version) of the single positional tensor argument
+    output: tuple[int, int] | None = None
+    value: torch.Tensor | None = None  # a copy of the output, safe from later in-place ops
+
+
+def _identity(value: object) -> tuple[int, int] | None:
+    return (id(value), value._version) if isinstance(value, torch.Tensor) else None
+
+
+def _record_calls(model: nn.Module, image: torch.Tensor, target: str) -> list[_Call]:
+    """Every module call of one forward, in call order, up to the target layer's output."""
+    calls: list[_Call] = []
+    pending: dict[int, list[_Call]] = {}
+    handles = []
+
+    def before(name, module, args, kwargs):
+        call = _Call(name, module, _identity(args[0]) if len(args) == 1 and not kwargs else None)
+        calls.append(call)
+        pending.setdefault(id(module), []).append(call)
+
+    def after(name, module, args, kwargs, output):
+        call = pending[id(module)].pop()
+        call.output = _identity(output)
+        if call.output is not None:
+            call.value = output.clone()
+        if name == target:
+            raise _StopForward
+
+    try:
+        for name, module in model.named_modules():
+            if not name:
+                continue
+            handles.append(
+                module.register_forward_pre_hook(
+                    lambda m, a, k, _n=name: before(_n, m, a, k), with_kwargs=True
+                )
+            )
+            handles.append(
+                module.register_forward_hook(
+                    lambda m, a, k, o, _n=name: after(_n, m, a, k, o), with_kwargs=True
+                )
+            )
+        with contextlib.suppress(_StopForward):
+            model(image)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return calls
+
+
+def _children(calls: list[_Call], parent: str) -> list[_Call]:
+    depth = parent.count(".") + 1 if parent else 0
+    prefix = parent + "." if parent else ""
+    return [c for c in calls if c.name.startswith(prefix) and c.name.count(".") == depth]
+
+
+def _split(calls: list[_Call], call: _Call) -> list[_Call]:
+    """`call` as the finest chain of its children that reproduces it, or itself."""
+    children = _children(calls, call.name)
+    current = call.input
+    for child in children:
+        if child.input is None or child.input != current:
+            return [call]
+        current = child.output
+    if not children or current != call.output:
+        return [call]
+    return [piece for child in children for piece in _split(calls, child)]
+
+
+def _chain_to(
+    calls: list[_Call], parent: str, current: tuple[int, int] | None, target: str
+) -> list[_Call]:
+    """Module calls that, applied in turn to `current`, give the target's output; or []."""
+    chain: list[_Call] = []
+    for child in _children(calls, parent):
+        if child.input is None or child.input != current:
+            return []
+        if child.name == target:
+            return [*chain, *_split(calls, child)]
+        if target.startswith(child.name + "."):
+            inner = _chain_to(calls, child.name, current, target)
+            return [*chain, *inner] if inner else []
+        chain.extend(_split(calls, child))
+        current = child.output
+    return []
+
+
+@dataclass
+class _Stage:
+    """One module of the chain, with where each input row/column reaches in its output."""
+
+    module: nn.Module
+    strides: tuple[int, int]
+    # reach[axis][0][i] .. reach[axis][1][i]: output indices (inclusive) input index i changes
+    reach: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+    def changed(self, box: Box) -> Box:
+        """Output box that inputs changed in `box` can change."""
+        return tuple(  # type: ignore[return-value]
+            (int(low[a:b].min()), int(high[a:b].max()) + 1)
+            for (a, b), (low, high) in zip(box, self.reach)
+        )
+
+    def needed(self, box: Box) -> Box:
+        """Input box that the outputs in `box` depend on."""
+        result = []
+        for (a, b), (low, high) in zip(box, self.reach):
+            hits = np.flatnonzero((low < b) & (high >= a))
+            result.append((int(hits[0]), int(hits[-1]) + 1))
+        return tuple(result)  # type: ignore[return-value]
+
+
+def _axis_reach(
+    spans: list[list[tuple[int, int] | None]], stride: int, size: int, out: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Reach arrays of one axis from probe spans `spans[group][residue]`, groups at the
+    start, middle and end of the axis; None if they contradict shift invariance.
+
+    A span touching the output's border may be clipped; that side is then taken from the
+    other groups, or, if every group touches it, assumed to reach the border from anywhere
+    (never too small: an unnecessary recomputation costs time, a missed one exactness).
+    """
+    firsts = [0, size // 2 // stride * stride, (size // stride - 1) * stride]
+    low, high = [], []
+    for residue in range(stride):
+        seen = [(g[residue], first // stride) for g, first in zip(spans, firsts)]
+        if all(span is None for span, _ in seen):
+            low.append(out)  # an input no output reads (a strided 1x1 convolution's gaps)
+            high.append(-1)
+            continue
+        if any(span is None for span, _ in seen):
+            return None
+        lows = {span[0] - step for span, step in seen if span[0] > 0}
+        highs = {span[1] - step for span, step in seen if span[1] < out - 1}
+        if len(lows) > 1 or len(highs) > 1:
+            return None
+        low.append(lows.pop() if lows else -size)
+        high.append(highs.pop() if highs else 2 * size)
+    steps, residues = np.divmod(np.arange(size), stride)
+    return (
+        np.clip(np.array(low)[residues] + steps, 0, out),
+        np.clip(np.array(high)[residues] + steps, -1, out - 1),
+    )
+
+
+def _reach(module: nn.Module, clean: torch.Tensor, out_hw: tuple[int, int]) -> _Stage | None:
+    """Measure a stage's reach with NaN probes; None if it is not local and shift-invariant."""
+    in_hw = tuple(clean.shape[-2:])
+    strides = []
+    for size, out in zip(in_hw, out_hw):
+        if out > size or out < 1:
+            return None
+        strides.append(max(1, round(size / out)))
+    probes = []  # (axis, point): NaN at one input position, every channel
+    for axis in (0, 1):
+        stride, size = strides[axis], in_hw[axis]
+        for first in (0, size // 2 // stride * stride, (size // stride - 1) * stride):
+            for residue in range(stride):
+                point = [in_hw[0] // 2, in_hw[1] // 2]
+                point[axis] = first + residue
+                probes.append((axis, point))
+    batch = clean.repeat(len(probes), 1, 1, 1)
+    for k, (_, (i, j)) in enumerate(probes):
+        batch[k, :, i, j] = float("nan")
+    try:
+        output = module(batch)
+    except Exception:  # a module that cannot run on a batch of probes: not for this plan
+        return None
+    if not isinstance(output, torch.Tensor) or tuple(output.shape[-2:]) != out_hw:
+        return None
+    footprint = ~torch.isfinite(output).flatten(1, -3).all(dim=1)  # (probes, h, w)
+    reach = []
+    for axis in (0, 1):
+        spans: list[tuple[int, int] | None] = []
+        for k, (probe_axis, _) in enumerate(probes):
+            if probe_axis != axis:
+                continue
+            hit = torch.nonzero(footprint[k].any(dim=1 - axis)).flatten().tolist()
+            if hit and len(hit) != hit[-1] - hit[0] + 1:
+                return None  # not one band: not a local operation
+            spans.append((hit[0], hit[-1]) if hit else None)
+        stride = strides[axis]
+        groups = [spans[g * stride : (g + 1) * stride] for g in range(3)]
+        found = _axis_reach(groups, stride, in_hw[axis], out_hw[axis])
+        if found is None:
+            return None
+        reach.append(found)
+    return _Stage(module, tuple(strides), tuple(reach))  # type: ignore[arg-type]
+
+
+def _intersect(a: Box, b: Box) -> Box | None:
+    box = tuple((max(x[0], y[0]), min(x[1], y[1])) for x, y in zip(a, b))
+    return None if any(start >= stop for start, stop in box) else box  # type: ignore[return-value]
+
+
+def _crop_size(sizes: list[int], stride: int, limit: int) -> int:
+    """One crop length that fits every sample's needed span at a stride-aligned origin."""
+    size = max(sizes) + stride - 1
+    if size >= limit:
+        return limit
+    return limit - (limit - size) // stride * stride  # limit - size: a multiple of stride
+
+
+def _origin(start: int, stop: int, size: int, stride: int, limit: int) -> int:
+    """A stride-aligned crop start such that [origin, origin + size) holds [start, stop)."""
+    return min(start // stride * stride, limit - size)
+
+
+@dataclass
+class _Trace:
+    """One placement's path: the input region it fills, then per stage the needed input
+    span and the output region that is both changed and needed (absolute indices)."""
+
+    filled: Box
+    needed: list[Box]
+    wanted: list[Box]
+
+
+class IncrementalPlan:
+    """Recomputes one unit (every channel) under patches from crops of clean activations."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        stages: list[_Stage],
+        clean: list[torch.Tensor],
+        position: tuple[int, int],
+    ):
+        self.model = model
+        self.stages = stages
+        # clean[k]: input of stage k. Channels-last: small convolutions run faster on CPU.
+        self.clean = [c.contiguous(memory_format=torch.channels_last) for c in clean[:-1]]
+        h, w = position
+        self.needs: list[Box] = [((h, h + 1), (w, w + 1))]
+        for stage in reversed(stages):
+            self.needs.insert(0, stage.needed(self.needs[0]))
+
+    def trace(self, patch: Box) -> _Trace | None:
+        """The work `patch` needs; None when it provably cannot change the unit."""
+        region = _intersect(patch, self.needs[0])
+        if region is None:
+            return None
+        trace = _Trace(region, [], [])
+        for k, stage in enumerate(self.stages):
+            # Changes outside `region` cannot reach the unit: the needed cone excludes them.
+            wanted = _intersect(stage.changed(region), self.needs[k + 1])
+            if wanted is None:
+                return None
+            trace.needed.append(stage.needed(wanted))
+            trace.wanted.append(wanted)
+            region = wanted
+        return trace
+
+    def run(self, traces: list[_Trace], fill: float) -> torch.Tensor:
+        """(B, C) unit values, one row per traced placement, from one batch per stage."""
+        with preserved_model_state(self.model), torch.no_grad():
+            return self._run(traces, fill)
+
+    def _run(self, traces: list[_Trace], fill: float) -> torch.Tensor:
+        values = [
+            self.clean[0].new_full((*self.clean[0].shape[:2], b - a, d - c), fill)
+            for (a, b), (c, d) in (t.filled for t in traces)
+        ]
+        regions = [t.filled for t in traces]
+        for k, stage in enumerate(self.stages):
+            source = self.clean[k]
+            sizes, origins = [], []
+            for axis in (0, 1):
+                stride, limit = stage.strides[axis], source.shape[2 + axis]
+                spans = [t.needed[k][axis] for t in traces]
+                size = _crop_size([b - a for a, b in spans], stride, limit)
+                sizes.append(size)
+                origins.append([_origin(a, b, size, stride, limit) for a, b in spans])
+            crops = torch.cat(
+                [source[:, :, y : y + sizes[0], x : x + sizes[1]] for y, x in zip(*origins)]
+            )
+            for i, (region, y, x) in enumerate(zip(regions, *origins)):
+                # Recomputed values outside the crop are not needed by this stage.
+                paste = _intersect(region, ((y, y + sizes[0]), (x, x + sizes[1])))
+                if paste is not None:
+                    (a, b), (c, d) = paste
+                    (top, _), (left, _) = region
+                    crops[i, :, a - y : b - y, c - x : d - x] = values[i][
+                        0, :, a - top : b - top, c - left : d - left
+                    ]
+            output = stage.module(crops)
+            sh, sw = stage.strides
+            values = []
+            for i, (trace, y, x) in enumerate(zip(traces, *origins)):
+                (a, b), (c, d) = trace.wanted[k]
+                oy, ox = y // sh, x // sw
+                values.append(output[i : i + 1, :, a - oy : b - oy, c - ox : d - ox])
+            regions = [t.wanted[k] for t in traces]
+        return torch.cat(values)[:, :, 0, 0]
+
+
+def build_plan(
+    model: nn.Module,
+    image: torch.Tensor,
+    layer_name: str,
+    position: tuple[int, int],
+) -> IncrementalPlan | None:
+    """A plan for the unit at `position` of `layer_name` (NCHW output) of `image` (1, C, H, W),
+    or None where the model is not a chain of modules with measurable reach. Check a plan
+    against full forwards (`occlusion_sweep` does) before trusting it."""
+    with preserved_model_state(model), torch.no_grad():
+        calls = _record_calls(model, image, layer_name)
+        chain = _chain_to(calls, "", _identity(image), layer_name)
+        if not chain or not all(c.value is not None and c.value.ndim == 4 for c in chain):
+            return None
+        clean = [image, *(c.value for c in chain)]
+        stages = []
+        for call, before in zip(chain, clean):
+            stage = _reach(call.module, before, tuple(call.value.shape[-2:]))
+            if stage is None:
+                return None
+            stages.append(stage)
+        return IncrementalPlan(model, stages, clean, position)
