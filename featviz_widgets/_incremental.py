@@ -17,6 +17,7 @@ between modules) gets `None` and the caller keeps the batched full-forward sweep
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,13 +53,18 @@ def _record_calls(model: nn.Module, image: torch.Tensor, target: str) -> list[_C
     calls: list[_Call] = []
     pending: dict[int, list[_Call]] = {}
     handles = []
+    owner = threading.get_ident()  # a forward on another thread meanwhile is not ours
 
     def before(name, module, args, kwargs):
+        if threading.get_ident() != owner:
+            return
         call = _Call(name, module, _identity(args[0]) if len(args) == 1 and not kwargs else None)
         calls.append(call)
         pending.setdefault(id(module), []).append(call)
 
     def after(name, module, args, kwargs, output):
+        if threading.get_ident() != owner:
+            return
         call = pending[id(module)].pop()
         call.output = _identity(output)
         if call.output is not None:

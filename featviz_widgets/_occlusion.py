@@ -77,6 +77,7 @@ class OcclusionResult:
     row_cover: np.ndarray = field(repr=False)  # (rows, H)
     col_cover: np.ndarray = field(repr=False)  # (cols, W)
     incremental: bool = False  # computed by an `IncrementalPlan`, not full forwards
+    precision: str = "float32"  # a reduced one makes the map an approximation
 
     @property
     def complete(self) -> bool:
@@ -131,8 +132,10 @@ def _plan_agrees(
     boxes: dict,
     fill: float,
     position: tuple[int, int],
+    precision: torch.dtype,
 ) -> bool:
-    """Whether `plan` reproduces full forwards at a few placements that reach the unit."""
+    """Whether `plan` reproduces full forwards at a few placements that reach the unit, to
+    the rounding of `precision` (crops may pick other convolution algorithms)."""
     reaching = [index for index, trace in traces.items() if trace is not None]
     samples = list(dict.fromkeys(reaching[:: max(1, len(reaching) // 3)]))[:4]
     if not samples:
@@ -143,8 +146,8 @@ def _plan_agrees(
         found = plan.run([traces[index] for index in samples], fill)
     except RuntimeError:  # a module that cannot run on crops
         return False
-    scale = 1.0 + float(expected.abs().max())
-    return found.shape == expected.shape and bool((found - expected).abs().max() <= 1e-5 * scale)
+    tolerance = 100 * torch.finfo(precision).eps * (1.0 + float(expected.abs().max()))
+    return found.shape == expected.shape and bool((found - expected).abs().max() <= tolerance)
 
 
 def occlusion_sweep(
@@ -160,6 +163,7 @@ def occlusion_sweep(
     on_progress: Callable[[int, int, OcclusionResult], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     plan: IncrementalPlan | None = None,
+    precision: torch.dtype = torch.float32,
 ) -> OcclusionResult:
     """Slide a `fill`-valued square patch over `image` (1, C, H, W) and record the unit.
 
@@ -167,7 +171,8 @@ def occlusion_sweep(
     With a `plan` (see `_incremental`), each placement recomputes only what it changes and
     the unit needs, and placements that cannot reach the unit are not evaluated (their
     change is exactly 0); without one, each occluded image runs through `layer_fn`, which
-    should stop the forward at the layer.
+    should stop the forward at the layer. A reduced `precision` is for labelling and the
+    plan's check; the caller runs the sweep under `torch.autocast` with that dtype.
     """
     height, width = image.shape[-2:]
     row_starts = patch_starts(height, patch_size, stride)
@@ -184,6 +189,7 @@ def occlusion_sweep(
         done=np.zeros((len(row_starts), len(col_starts)), dtype=bool),
         row_cover=_cover(row_starts, patch_size, height),
         col_cover=_cover(col_starts, patch_size, width),
+        precision=str(precision).removeprefix("torch."),
     )
     order = _coarse_first(len(row_starts), len(col_starts))
     boxes = {
@@ -193,7 +199,8 @@ def occlusion_sweep(
     }
     if plan is not None:
         traces = {index: plan.trace(boxes[index]) for index in order}
-        plan = plan if _plan_agrees(plan, layer_fn, image, traces, boxes, fill, position) else None
+        agrees = _plan_agrees(plan, layer_fn, image, traces, boxes, fill, position, precision)
+        plan = plan if agrees else None
     if plan is not None:
         result.incremental = True
         # Placements that provably cannot change the unit: their change is exactly 0.

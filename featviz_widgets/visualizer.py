@@ -18,7 +18,7 @@ from PIL import Image
 from torch import nn
 
 from ._capture import capture, resolve_layers
-from ._incremental import build_plan
+from ._incremental import IncrementalPlan, build_plan
 from ._inputs import ImageInput, Preprocessor
 from ._layout import Format, LayoutError, ModelGeometry, to_nchw
 from ._occlusion import OcclusionResult, gradient_map, occlusion_sweep
@@ -28,6 +28,7 @@ from ._plotting import (
     occlusion_figure,
     unit_centre,
 )
+from ._precision import precision_context, precision_dtype
 from ._stats import SORT_MODES, channel_scores, feature_statistics, rank_channels
 
 __all__ = ["FeatureVisualizer", "LayerInfo"]
@@ -393,14 +394,18 @@ class FeatureVisualizer:
         batch_size: int | None = None,
         on_progress: Callable[[int, int, OcclusionResult], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        precision: str = "float32",
     ) -> OcclusionResult:
         """One occlusion sweep for the unit at `position` (default: the map's centre) of
         image `index`; the result gives the map of every channel (`result.map(channel)`).
 
         A `patch_size` square filled with the mean colour (0 after normalisation) slides with
-        `stride` over the whole image, up to its border. The forward stops at the layer.
+        `stride` over the whole image, up to its border. Exact in float32; each placement
+        recomputes only the part of the network it changes where the model allows it.
         `on_progress(done, total, partial_result)` is called after each batch;
         `should_stop()` returning True makes it raise `OcclusionCancelled`.
+        `precision="float16"` or `"bfloat16"` (devices with native support only) is a
+        faster approximation.
         """
         return self._occlusion(
             self.prepare(image),
@@ -412,6 +417,7 @@ class FeatureVisualizer:
             batch_size=batch_size,
             on_progress=on_progress,
             should_stop=should_stop,
+            precision=precision,
         )
 
     def _occlusion(
@@ -426,30 +432,54 @@ class FeatureVisualizer:
         batch_size: int | None = None,
         on_progress: Callable[[int, int, OcclusionResult], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        precision: str = "float32",
     ) -> OcclusionResult:
         """`occlusion` on an already prepared batch."""
         self._check_patch(patch_size, stride)
+        dtype = precision_dtype(precision, self.device)
         maps, fmt = self._capture_maps(batch, [layer_name])[layer_name]
         unit = self._check_position(position, maps, layer_name)
         one = batch[self._check_index(index, maps) : index + 1]
-        key = (self._key(one), layer_name, unit, patch_size, stride)
+        key = (self._key(one), layer_name, unit, patch_size, stride, precision)
         cached = self._occlusion_cache
         if cached is not None and cached[0] == key:
             return cached[1]
-        result = occlusion_sweep(
-            self._layer_fn(layer_name),
-            one,
-            layer_name=layer_name,
-            position=unit,
-            patch_size=patch_size,
-            stride=stride,
-            batch_size=batch_size or (64 if self.device.type == "cuda" else 16),
-            on_progress=on_progress,
-            should_stop=should_stop,
-            plan=build_plan(self.model, one, layer_name, unit) if fmt is Format.NCHW else None,
-        )
+        layer_fn = self._layer_fn(layer_name)
+        with precision_context(dtype, self.device):
+            plan = build_plan(self.model, one, layer_name, unit) if fmt is Format.NCHW else None
+            result = occlusion_sweep(
+                layer_fn,
+                one,
+                layer_name=layer_name,
+                position=unit,
+                patch_size=patch_size,
+                stride=stride,
+                batch_size=batch_size or self._occlusion_batch_size(layer_fn, one, plan),
+                on_progress=on_progress,
+                should_stop=should_stop,
+                plan=plan,
+                precision=dtype,
+            )
         self._occlusion_cache = (key, result)
         return result
+
+    def _occlusion_batch_size(
+        self, layer_fn: Callable, one: torch.Tensor, plan: IncrementalPlan | None
+    ) -> int:
+        """Placements per batch. CPU: 16 small crops, or up to 8 whole images of up to
+        256 x 256 pixels (larger batches do not pay on CPU, delay a cancel, and 1024 px
+        images must stay in memory).
+        CUDA: as many as half the free memory holds, from one single-image forward's peak."""
+        if self.device.type != "cuda":
+            pixels = one.shape[-2] * one.shape[-1]
+            return 16 if plan is not None else min(8, max(1, 8 * 256 * 256 // pixels))
+        torch.cuda.synchronize(self.device)
+        before = torch.cuda.memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        layer_fn(one)
+        per_image = max(torch.cuda.max_memory_allocated(self.device) - before, 1)
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return int(min(256, max(1, free // 2 // per_image)))
 
     def visualize_receptive_field(
         self,
@@ -464,6 +494,7 @@ class FeatureVisualizer:
         signed: bool = False,
         index: int = 0,
         method: str = "exact",
+        precision: str = "float32",
         show: bool | None = None,
     ) -> np.ndarray:
         """Occlusion sensitivity of unit (`channel`, `position`) of `layer_name`: (H_in, W_in).
@@ -475,6 +506,9 @@ class FeatureVisualizer:
 
         `method="gradient"` is a fast approximation (one forward and one backward): each
         patch's change estimated to first order as the sum of gradient x (pixel - fill).
+        `precision="float16"`/`"bfloat16"` runs the exact sweep in reduced precision, on
+        devices with native support (CUDA GPUs; CPUs with AVX512-BF16 or AMX): faster, not
+        exact. Both approximations say so in the figure's title.
         """
         if method not in OCCLUSION_METHODS:
             raise ValueError(f"`method` must be one of {OCCLUSION_METHODS}, got {method!r}.")
@@ -500,12 +534,24 @@ class FeatureVisualizer:
             )
         else:
             result = self._occlusion(
-                batch, layer_name, unit, patch_size=patch_size, stride=stride, index=index
+                batch,
+                layer_name,
+                unit,
+                patch_size=patch_size,
+                stride=stride,
+                index=index,
+                precision=precision,
             )
             sensitivity = result.map(int(channel), signed=signed)
         picture = self.preprocessor.to_display(batch, index)
         centre = unit_centre(unit, tuple(maps.shape[-2:]), sensitivity.shape)
-        approximation = " (gradient approximation)" if method == "gradient" else ""
+        approximation = (
+            " (gradient approximation)"
+            if method == "gradient"
+            else f" ({precision} approximation)"
+            if precision != "float32"
+            else ""
+        )
         self.last_figure = occlusion_figure(
             picture,
             sensitivity,

@@ -7,7 +7,9 @@ from conftest import timm_model
 from torch import nn
 
 from featviz_widgets import FeatureVisualizer, OcclusionCancelled
-from featviz_widgets._occlusion import patch_starts
+from featviz_widgets._incremental import build_plan
+from featviz_widgets._occlusion import occlusion_sweep, patch_starts
+from featviz_widgets._precision import precision_context, precision_dtype
 
 
 def nchw_unit(output, channel, h, w):
@@ -269,3 +271,43 @@ def test_training_mode_model_is_swept_in_eval_and_left_training(snapshot):
     state.assert_unchanged()  # running statistics untouched, every module still training
     expected = straightforward_map(model, image, "layer2", 4, (2, 3), 8, 8)
     np.testing.assert_allclose(result.map(4, signed=True), expected, atol=1e-4)
+
+
+def test_reduced_precision_is_gated_by_device_support_and_labelled(snapshot):
+    model = timm_model("resnet18", zero_init_last=False)
+    state = snapshot(model)
+    viz = FeatureVisualizer(model)
+    image = torch.randn(1, 3, 48, 48, generator=torch.Generator().manual_seed(3))
+    with pytest.raises(ValueError, match="`precision` must be one of"):
+        viz.occlusion(image, "layer2", precision="int8")
+    cpu = torch.device("cpu")
+    try:
+        precision_dtype("bfloat16", cpu)
+    except ValueError as error:  # this CPU: no bfloat16 kernels, so it would only be slower
+        assert "no native support on cpu" in str(error) and "method='gradient'" in str(error)
+    else:
+        viz.visualize_receptive_field(image, "layer2", 0, precision="bfloat16", show=False)
+        assert "(bfloat16 approximation)" in viz.last_figure._suptitle.get_text()
+
+    # The reduced sweep itself, under CPU autocast (emulated where unsupported: same code).
+    exact = viz.occlusion(image, "layer2", (2, 3), patch_size=8, stride=8)
+    with precision_context(torch.bfloat16, cpu):
+        reduced = occlusion_sweep(
+            viz._layer_fn("layer2"),
+            image,
+            layer_name="layer2",
+            position=(2, 3),
+            patch_size=8,
+            stride=8,
+            plan=build_plan(model, image, "layer2", (2, 3)),
+            precision=torch.bfloat16,
+        )
+    assert exact.precision == "float32" and reduced.precision == "bfloat16"
+    assert reduced.incremental and reduced.complete
+    strongest = np.abs(exact.deltas).max(axis=(0, 1)).argsort()[-2:]
+    for channel in strongest:
+        fine, coarse = exact.map(channel, signed=True), reduced.map(channel, signed=True)
+        assert np.abs(fine).max() > 1e-2
+        assert not np.allclose(fine, coarse, atol=1e-6)  # it really ran in bfloat16
+        assert np.corrcoef(fine.ravel(), coarse.ravel())[0, 1] > 0.98
+    state.assert_unchanged()
