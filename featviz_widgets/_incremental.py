@@ -17,12 +17,14 @@ between modules) gets `None` and the caller keeps the batched full-forward sweep
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.weak import WeakIdKeyDictionary
 
 from ._capture import _StopForward, preserved_model_state
 
@@ -32,6 +34,9 @@ Interval = tuple[int, int]  # half-open [start, stop) along one axis
 Box = tuple[Interval, Interval]
 
 
+Identity = tuple[int, int]  # (serial number of the tensor object, its version)
+
+
 @dataclass
 class _Call:
     """One module call. Tensors are identified by object and version: an in-place op (a
@@ -39,16 +44,30 @@ class _Call:
 
     name: str
     module: nn.Module
-    input: tuple[int, int] | None  # (id, version) of the single positional tensor argument
-    output: tuple[int, int] | None = None
-    value: torch.Tensor | None = None  # a copy of the output, safe from later in-place ops
+    input: Identity | None  # the single positional tensor argument
+    output: Identity | None = None
+    shape: tuple[int, ...] = ()  # the output's
 
 
-def _identity(value: object) -> tuple[int, int] | None:
-    return (id(value), value._version) if isinstance(value, torch.Tensor) else None
+class _Identities:
+    """Serial numbers for tensor objects, held weakly: no activation is kept alive, and a
+    new tensor that reuses a dead one's `id` gets a new number."""
+
+    def __init__(self) -> None:
+        self._serials = WeakIdKeyDictionary()
+        self._next = itertools.count()
+
+    def __call__(self, value: object) -> Identity | None:
+        if not isinstance(value, torch.Tensor):
+            return None
+        if value not in self._serials:
+            self._serials[value] = next(self._next)
+        return (self._serials[value], value._version)
 
 
-def _record_calls(model: nn.Module, image: torch.Tensor, target: str) -> list[_Call]:
+def _record_calls(
+    model: nn.Module, image: torch.Tensor, target: str, identity: _Identities
+) -> list[_Call]:
     """Every module call of one forward, in call order, up to the target layer's output."""
     calls: list[_Call] = []
     pending: dict[int, list[_Call]] = {}
@@ -58,7 +77,7 @@ def _record_calls(model: nn.Module, image: torch.Tensor, target: str) -> list[_C
     def before(name, module, args, kwargs):
         if threading.get_ident() != owner:
             return
-        call = _Call(name, module, _identity(args[0]) if len(args) == 1 and not kwargs else None)
+        call = _Call(name, module, identity(args[0]) if len(args) == 1 and not kwargs else None)
         calls.append(call)
         pending.setdefault(id(module), []).append(call)
 
@@ -66,9 +85,9 @@ def _record_calls(model: nn.Module, image: torch.Tensor, target: str) -> list[_C
         if threading.get_ident() != owner:
             return
         call = pending[id(module)].pop()
-        call.output = _identity(output)
+        call.output = identity(output)
         if call.output is not None:
-            call.value = output.clone()
+            call.shape = tuple(output.shape)
         if name == target:
             raise _StopForward
 
@@ -114,7 +133,7 @@ def _split(calls: list[_Call], call: _Call) -> list[_Call]:
 
 
 def _chain_to(
-    calls: list[_Call], parent: str, current: tuple[int, int] | None, target: str
+    calls: list[_Call], parent: str, current: Identity | None, target: str
 ) -> list[_Call]:
     """Module calls that, applied in turn to `current`, give the target's output; or []."""
     chain: list[_Call] = []
@@ -156,22 +175,31 @@ class _Stage:
         return tuple(result)  # type: ignore[return-value]
 
 
-def _axis_reach(
-    spans: list[list[tuple[int, int] | None]], stride: int, size: int, out: int
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Reach arrays of one axis from probe spans `spans[group][residue]`, groups at the
-    start, middle and end of the axis; None if they contradict shift invariance.
+_PROBE_WINDOW = 48  # input positions per axis that NaN probes run on (at least 8 strides)
 
-    A span touching the output's border may be clipped; that side is then taken from the
-    other groups, or, if every group touches it, assumed to reach the border from anywhere
-    (never too small: an unnecessary recomputation costs time, a missed one exactness).
+
+def _axis_reach(
+    spans: list[list[tuple[int, int] | None]],
+    stride: int,
+    window: tuple[int, int],
+    full: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Reach arrays of one axis, over the full map, from probe spans `spans[group][residue]`
+    measured on a stride-aligned window; groups at the window's start, middle and end.
+    `window` and `full` are (input size, output size). None if the spans contradict shift
+    invariance.
+
+    A span touching the window's output border may be clipped; that side is then taken from
+    the other groups, or, if every group touches it, assumed to reach the border from
+    anywhere (never too small: an unneeded recomputation costs time, a missed one exactness).
     """
+    (size, out), (full_size, full_out) = window, full
     firsts = [0, size // 2 // stride * stride, (size // stride - 1) * stride]
     low, high = [], []
     for residue in range(stride):
         seen = [(g[residue], first // stride) for g, first in zip(spans, firsts)]
         if all(span is None for span, _ in seen):
-            low.append(out)  # an input no output reads (a strided 1x1 convolution's gaps)
+            low.append(full_out)  # an input no output reads (a strided 1x1 convolution's gaps)
             high.append(-1)
             continue
         if any(span is None for span, _ in seen):
@@ -180,54 +208,67 @@ def _axis_reach(
         highs = {span[1] - step for span, step in seen if span[1] < out - 1}
         if len(lows) > 1 or len(highs) > 1:
             return None
-        low.append(lows.pop() if lows else -size)
-        high.append(highs.pop() if highs else 2 * size)
-    steps, residues = np.divmod(np.arange(size), stride)
+        low.append(lows.pop() if lows else -full_size)
+        high.append(highs.pop() if highs else 2 * full_size)
+    # Both offsets are relative to (input index // stride), so they hold on the full map.
+    steps, residues = np.divmod(np.arange(full_size), stride)
     return (
-        np.clip(np.array(low)[residues] + steps, 0, out),
-        np.clip(np.array(high)[residues] + steps, -1, out - 1),
+        np.clip(np.array(low)[residues] + steps, 0, full_out),
+        np.clip(np.array(high)[residues] + steps, -1, full_out - 1),
     )
 
 
 def _reach(module: nn.Module, clean: torch.Tensor, out_hw: tuple[int, int]) -> _Stage | None:
-    """Measure a stage's reach with NaN probes; None if it is not local and shift-invariant."""
+    """Measure a stage's reach with NaN probes; None if it is not local and shift-invariant.
+
+    The probes run on a stride-aligned window of the clean input, so a 1024 px image costs
+    no more than a small one; a reach wider than the window is taken as global (exact, slow).
+    """
     in_hw = tuple(clean.shape[-2:])
-    strides = []
+    strides, windows = [], []
     for size, out in zip(in_hw, out_hw):
         if out > size or out < 1:
             return None
-        strides.append(max(1, round(size / out)))
-    probes = []  # (axis, point): NaN at one input position, every channel
-    for axis in (0, 1):
-        stride, size = strides[axis], in_hw[axis]
-        for first in (0, size // 2 // stride * stride, (size // stride - 1) * stride):
-            for residue in range(stride):
-                point = [in_hw[0] // 2, in_hw[1] // 2]
-                point[axis] = first + residue
-                probes.append((axis, point))
-    batch = clean.repeat(len(probes), 1, 1, 1)
-    for k, (_, (i, j)) in enumerate(probes):
-        batch[k, :, i, j] = float("nan")
+        stride = max(1, round(size / out))
+        length = min(size, -(-max(_PROBE_WINDOW, 8 * stride) // stride) * stride)
+        strides.append(stride)
+        windows.append(slice((size - length) // 2 // stride * stride, None))
+        windows[-1] = slice(windows[-1].start, windows[-1].start + length)
+    crop = clean[:, :, windows[0], windows[1]]
+    lengths = crop.shape[-2:]
+    # One NaN point per probe serves both axes (the footprint's row band and column band):
+    # 3 groups (start, middle, end of the window) x every residue modulo the stride.
+    firsts = [
+        [0, size // 2 // stride * stride, (size // stride - 1) * stride]
+        for size, stride in zip(lengths, strides)
+    ]
+    probes = [(g, r) for g in range(3) for r in range(max(strides))]
+    batch = crop.repeat(len(probes), 1, 1, 1)
+    for k, (g, r) in enumerate(probes):
+        batch[k, :, firsts[0][g] + r % strides[0], firsts[1][g] + r % strides[1]] = float("nan")
     try:
         output = module(batch)
     except Exception:  # a module that cannot run on a batch of probes: not for this plan
         return None
-    if not isinstance(output, torch.Tensor) or tuple(output.shape[-2:]) != out_hw:
+    whole = tuple(lengths) == in_hw
+    if not isinstance(output, torch.Tensor) or output.ndim != 4 or min(output.shape[-2:]) < 1:
+        return None
+    if whole and tuple(output.shape[-2:]) != out_hw:
         return None
     footprint = ~torch.isfinite(output).flatten(1, -3).all(dim=1)  # (probes, h, w)
     reach = []
     for axis in (0, 1):
-        spans: list[tuple[int, int] | None] = []
-        for k, (probe_axis, _) in enumerate(probes):
-            if probe_axis != axis:
-                continue
+        stride = strides[axis]
+        groups: list[list[tuple[int, int] | None]] = [[], [], []]
+        for k, (g, r) in enumerate(probes):
+            if r >= stride:
+                continue  # the same residue again, probed for the other axis' stride
             hit = torch.nonzero(footprint[k].any(dim=1 - axis)).flatten().tolist()
             if hit and len(hit) != hit[-1] - hit[0] + 1:
                 return None  # not one band: not a local operation
-            spans.append((hit[0], hit[-1]) if hit else None)
-        stride = strides[axis]
-        groups = [spans[g * stride : (g + 1) * stride] for g in range(3)]
-        found = _axis_reach(groups, stride, in_hw[axis], out_hw[axis])
+            groups[g].append((hit[0], hit[-1]) if hit else None)
+        window = (lengths[axis], output.shape[2 + axis])
+        found = _axis_reach(groups, stride, window, (in_hw[axis], out_hw[axis]))
         if found is None:
             return None
         reach.append(found)
@@ -350,14 +391,22 @@ def build_plan(
     or None where the model is not a chain of modules with measurable reach. Check a plan
     against full forwards (`occlusion_sweep` does) before trusting it."""
     with preserved_model_state(model), torch.no_grad():
-        calls = _record_calls(model, image, layer_name)
-        chain = _chain_to(calls, "", _identity(image), layer_name)
-        if not chain or not all(c.value is not None and c.value.ndim == 4 for c in chain):
+        identity = _Identities()
+        start = identity(image)
+        calls = _record_calls(model, image, layer_name, identity)
+        chain = _chain_to(calls, "", start, layer_name)
+        if not chain or not all(len(call.shape) == 4 for call in chain):
             return None
-        clean = [image, *(c.value for c in chain)]
+        # The chain's activations, by running it: the recording kept none (memory).
+        clean = [image]
+        for call in chain:
+            output = call.module(clean[-1].clone())  # a copy: in-place modules overwrite
+            if not isinstance(output, torch.Tensor) or tuple(output.shape) != call.shape:
+                return None
+            clean.append(output)
         stages = []
         for call, before in zip(chain, clean):
-            stage = _reach(call.module, before, tuple(call.value.shape[-2:]))
+            stage = _reach(call.module, before, call.shape[-2:])
             if stage is None:
                 return None
             stages.append(stage)
