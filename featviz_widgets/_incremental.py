@@ -10,8 +10,9 @@ This is the idea of Krypton (Nakandala et al., SIGMOD 2019), specialised to one 
 The network is split into a chain of modules, each fed exactly the previous one's output,
 discovered from one hooked forward. Each stage's reach is measured by NaN probes (NaN spreads
 through every arithmetic dependency), and a plan is only used after it reproduced full
-forwards on sample placements; anything else (attention, squeeze-excitation, glue code
-between modules) gets `None` and the caller keeps the batched full-forward sweep.
+forwards on sample placements. Global operations (squeeze-excitation) measure as reaching
+everywhere and are recomputed whole; token layouts (attention), arithmetic between modules
+and anything the check rejects get `None`, and the caller keeps the full-forward sweep.
 """
 
 from __future__ import annotations
@@ -230,10 +231,12 @@ def _reach(module: nn.Module, clean: torch.Tensor, out_hw: tuple[int, int]) -> _
         if out > size or out < 1:
             return None
         stride = max(1, round(size / out))
-        length = min(size, -(-max(_PROBE_WINDOW, 8 * stride) // stride) * stride)
+        # size - length a multiple of the stride, like every crop: size-dependent ("same")
+        # padding then pads the window as it pads the full map.
+        length = _crop_size([max(_PROBE_WINDOW, 8 * stride)], stride, size)
+        start = (size - length) // 2 // stride * stride
         strides.append(stride)
-        windows.append(slice((size - length) // 2 // stride * stride, None))
-        windows[-1] = slice(windows[-1].start, windows[-1].start + length)
+        windows.append(slice(start, start + length))
     crop = clean[:, :, windows[0], windows[1]]
     lengths = crop.shape[-2:]
     # One NaN point per probe serves both axes (the footprint's row band and column band):
@@ -281,7 +284,11 @@ def _intersect(a: Box, b: Box) -> Box | None:
 
 
 def _crop_size(sizes: list[int], stride: int, limit: int) -> int:
-    """One crop length that fits every sample's needed span at a stride-aligned origin."""
+    """One crop length that fits every sample's needed span at a stride-aligned origin.
+
+    `limit - length` is a multiple of `stride`, so padding that depends on the input size
+    (TensorFlow "same", ceil-mode pooling) pads a crop as it pads the whole map.
+    """
     size = max(sizes) + stride - 1
     if size >= limit:
         return limit
