@@ -8,13 +8,16 @@ over the image and scaled to all placements (`--full-reference` runs every one; 
 reference for vit_base or 448 px takes the better part of an hour here). "max|diff|" is the
 largest difference, over every channel, between the engine's and the reference's change of
 the unit at the measured placements. Also printed: the engine's path (incremental or full
-forwards), the time to switch channel after a sweep, and the gradient approximation's time,
-ratio and correlation with the exact map. Every number comes from this one run.
+forwards), the time to switch channel after a sweep, the gradient approximation's time,
+ratio and correlation with the exact map, and the process's peak resident memory so far.
+`--only` takes any model:layer[:size]; `--engine-only` skips the reference (1024 px images).
+Every number comes from this one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import time
 
@@ -73,11 +76,13 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=8)
     parser.add_argument("--sample", type=int, default=48, help="reference placements timed")
     parser.add_argument("--full-reference", action="store_true", help="time every placement")
+    parser.add_argument(
+        "--engine-only", action="store_true", help="skip the reference (large images)"
+    )
     args = parser.parse_args()
     cases = CASES
     if args.only:
-        wanted = {tuple(c.split(":")) for c in args.only}
-        cases = [c for c in CASES if c[:2] in wanted or (c[0], c[1], str(c[2])) in wanted]
+        cases = [(*c.split(":")[:2], int((c.split(":") + ["224"])[2])) for c in args.only]
 
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, patch {args.patch}, "
@@ -86,7 +91,7 @@ def main() -> None:
     print(
         f"{'model':22s} {'layer':9s} {'px':>4s} {'places':>6s} {'ref s':>8s} {'engine s':>9s} "
         f"{'ratio':>6s} {'max|diff|':>9s} {'path':>11s} {'switch ms':>9s} {'grad s':>7s} "
-        f"{'grad x':>7s} {'grad r':>6s}"
+        f"{'grad x':>7s} {'grad r':>6s} {'peak GB':>7s}"
     )
     for name, layer, size in cases:
         torch.manual_seed(0)
@@ -100,7 +105,7 @@ def main() -> None:
 
         starts = patch_starts(size, args.patch, args.stride)
         every = [(i, j) for i in range(len(starts)) for j in range(len(starts))]
-        count = args.sample if not args.full_reference else len(every)
+        count = 0 if args.engine_only else args.sample if not args.full_reference else len(every)
         sampled = [
             every[k] for k in np.unique(np.linspace(0, len(every) - 1, count).round().astype(int))
         ]
@@ -108,13 +113,15 @@ def main() -> None:
         reference = reference_changes(
             viz, image, layer, position, [(starts[i], starts[j]) for i, j in sampled], args.patch
         )
-        reference_s = (time.perf_counter() - start) / len(sampled) * len(every)
+        elapsed = time.perf_counter() - start
+        reference_s = elapsed / len(sampled) * len(every) if sampled else float("nan")
 
         start = time.perf_counter()
         result = viz.occlusion(image, layer, position, patch_size=args.patch, stride=args.stride)
         engine_s = time.perf_counter() - start
         engine = np.array([result.deltas[index] for index in sampled])
-        difference = np.abs(engine - reference).max()
+        difference = np.abs(engine - reference).max() if sampled else float("nan")
+        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
         other = (channel + 1) % result.num_channels
         switches = []
@@ -141,7 +148,7 @@ def main() -> None:
             f"{name:22s} {layer:9s} {size:4d} {len(every):6d} {reference_s:8.2f} "
             f"{engine_s:9.2f} {reference_s / engine_s:6.2f} {difference:9.1e} {path:>11s} "
             f"{statistics.median(switches) * 1000:9.1f} {gradient_s:7.3f} "
-            f"{reference_s / gradient_s:7.1f} {correlation:6.3f}",
+            f"{reference_s / gradient_s:7.1f} {correlation:6.3f} {peak_gb:7.2f}",
             flush=True,
         )
 
