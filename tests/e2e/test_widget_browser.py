@@ -34,7 +34,7 @@ pytestmark = pytest.mark.e2e
 
 
 SETUP = """\
-import json, pathlib, threading
+import json, pathlib, threading, time
 import timm, torch
 from featviz_widgets.widget import FeatureExplorer
 
@@ -43,6 +43,9 @@ model = timm.create_model(
     "resnet18", pretrained=False, zero_init_last=False,
     pretrained_cfg_overlay=dict(input_size=(3, 112, 112), crop_pct=1.0),
 )
+# A slow stem (0.2 s per call): the engine is fast enough that a sweep of this small model
+# would end before the test can change the sort mode and cancel it.
+model.conv1.register_forward_pre_hook(lambda *_: time.sleep(0.2))
 explorer = FeatureExplorer(model, layer="layer2", num_features=9, stride=4)
 
 STATE, LOCK = pathlib.Path("state.json"), threading.Lock()
