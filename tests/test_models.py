@@ -72,7 +72,27 @@ def test_architecture(name, kwargs, size, early, late, layout, snapshot):
     assert sensitivity.shape == (size, size)
     assert sensitivity.max() == pytest.approx(1.0) or sensitivity.max() == 0.0
     assert len(viz.last_figure.axes) == 3  # image, overlay, colorbar
+    for layer in (early, late):
+        check_occlusion_against_full_forwards(viz, batch[1:], layer, layout, size)
     state.assert_unchanged()
+
+
+def check_occlusion_against_full_forwards(viz, image, layer, layout, size):
+    """The engine's change of the centre unit, every channel, at each placement of a patch
+    of half the image, against one plain `get_features` forward per occluded image. CNNs
+    (channels-first maps) must take the incremental path, token and NHWC layouts full ones."""
+    patch = size // 2
+    result = viz.occlusion(image, layer, patch_size=patch, stride=patch)
+    assert result.incremental is (layout == "NCHW")
+    h, w = result.position
+    base = viz.get_features(image, layer)[0, :, h, w].double()
+    for i, top in enumerate((0, patch)):
+        for j, left in enumerate((0, patch)):
+            occluded = image.clone()
+            occluded[..., top : top + patch, left : left + patch] = 0
+            unit = viz.get_features(occluded, layer)[0, :, h, w].double()
+            np.testing.assert_allclose(result.deltas[i, j], (base - unit).numpy(), atol=1e-4)
+    assert np.abs(result.deltas).max() > 1e-4  # not a comparison of zeros
 
 
 def test_vit_prefix_tokens_are_dropped_exactly():
