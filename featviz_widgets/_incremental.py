@@ -17,7 +17,6 @@ and anything the check rejects get `None`, and the caller keeps the full-forward
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import threading
 from dataclasses import dataclass
@@ -106,8 +105,12 @@ def _record_calls(
                     lambda m, a, k, o, _n=name: after(_n, m, a, k, o), with_kwargs=True
                 )
             )
-        with contextlib.suppress(_StopForward):
+        try:
             model(image)
+        except _StopForward:
+            pass
+        except Exception:  # the caller's own forward reports real errors; no plan here
+            return []
     finally:
         for handle in handles:
             handle.remove()
@@ -407,7 +410,10 @@ def build_plan(
         # The chain's activations, by running it: the recording kept none (memory).
         clean = [image]
         for call in chain:
-            output = call.module(clean[-1].clone())  # a copy: in-place modules overwrite
+            try:
+                output = call.module(clean[-1].clone())  # a copy: in-place modules overwrite
+            except Exception:  # a module that needs more than its recorded input
+                return None
             if not isinstance(output, torch.Tensor) or tuple(output.shape) != call.shape:
                 return None
             clean.append(output)
