@@ -298,8 +298,9 @@ def _crop_size(sizes: list[int], stride: int, limit: int) -> int:
     return limit - (limit - size) // stride * stride  # limit - size: a multiple of stride
 
 
-def _origin(start: int, stop: int, size: int, stride: int, limit: int) -> int:
-    """A stride-aligned crop start such that [origin, origin + size) holds [start, stop)."""
+def _origin(start: int, size: int, stride: int, limit: int) -> int:
+    """A stride-aligned crop start whose crop of `size` (from `_crop_size`) holds the span
+    beginning at `start`."""
     return min(start // stride * stride, limit - size)
 
 
@@ -367,7 +368,7 @@ class IncrementalPlan:
                 spans = [t.needed[k][axis] for t in traces]
                 size = _crop_size([b - a for a, b in spans], stride, limit)
                 sizes.append(size)
-                origins.append([_origin(a, b, size, stride, limit) for a, b in spans])
+                origins.append([_origin(a, size, stride, limit) for a, _ in spans])
             crops = torch.cat(
                 [source[:, :, y : y + sizes[0], x : x + sizes[1]] for y, x in zip(*origins)]
             )

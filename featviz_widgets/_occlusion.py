@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._incremental import IncrementalPlan
+from ._incremental import Box, IncrementalPlan
 
 __all__ = [
     "OcclusionCancelled",
@@ -101,16 +101,14 @@ class OcclusionResult:
         return signed_map.astype(np.float32) if signed else _absolute(signed_map)
 
 
-def _masked_batch(
-    image: torch.Tensor, regions: list[tuple[slice, slice]], value: float
-) -> torch.Tensor:
-    """One copy of `image` per (rows, cols) region, that region set to `value`.
+def _masked_batch(image: torch.Tensor, boxes: list[Box], value: float) -> torch.Tensor:
+    """One copy of `image` per ((top, bottom), (left, right)) box, that box set to `value`.
 
     Channels-last: convolutions run far faster on CPU in that layout (same values).
     """
-    batch = image.repeat(len(regions), 1, 1, 1)
-    for k, (rows, cols) in enumerate(regions):
-        batch[k, :, rows, cols] = value
+    batch = image.repeat(len(boxes), 1, 1, 1)
+    for k, ((top, bottom), (left, right)) in enumerate(boxes):
+        batch[k, :, top:bottom, left:right] = value
     return batch.contiguous(memory_format=torch.channels_last)
 
 
@@ -140,8 +138,8 @@ def _plan_agrees(
     samples = list(dict.fromkeys(reaching[:: max(1, len(reaching) // 3)]))[:4]
     if not samples:
         return True
-    regions = [tuple(slice(*span) for span in boxes[index]) for index in samples]
-    expected = layer_fn(_masked_batch(image, regions, fill))[:, :, position[0], position[1]]
+    masked = _masked_batch(image, [boxes[index] for index in samples], fill)
+    expected = layer_fn(masked)[:, :, position[0], position[1]]
     try:
         found = plan.run([traces[index] for index in samples], fill)
     except Exception:  # a module that cannot run on crops: no plan, full forwards
@@ -214,8 +212,8 @@ def occlusion_sweep(
         if plan is not None:
             units = plan.run([traces[index] for index in chunk], fill)
         else:
-            regions = [tuple(slice(*span) for span in boxes[index]) for index in chunk]
-            units = layer_fn(_masked_batch(image, regions, fill))[:, :, h, w]
+            masked = _masked_batch(image, [boxes[index] for index in chunk], fill)
+            units = layer_fn(masked)[:, :, h, w]
         units = units.double().cpu()
         for k, index in enumerate(chunk):
             result.deltas[index] = (baseline - units[k]).numpy()
