@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._layout import LayoutTracker
+
 __all__ = ["LayerNotFoundError", "capture", "preserved_model_state", "resolve_layers"]
 
 
@@ -61,8 +63,16 @@ def preserved_model_state(model: nn.Module) -> Iterator[None]:
 
 
 @contextmanager
-def _hooks(modules: dict[str, nn.Module], outputs: dict[str, Any], stop_early: bool):
-    """Register one capturing hook per module; remove them all whatever happens."""
+def _hooks(
+    modules: dict[str, nn.Module],
+    outputs: dict[str, Any],
+    stop_early: bool,
+    observers: dict[str, nn.Module],
+    tracker: LayoutTracker | None,
+):
+    """Register one capturing hook per module in `modules`, and a layout-observing hook per
+    module in `observers` (first, so it sees a layer before the forward stops there);
+    remove them all whatever happens."""
     handles = []
     wanted = set(modules)
 
@@ -74,6 +84,13 @@ def _hooks(modules: dict[str, nn.Module], outputs: dict[str, Any], stop_early: b
             raise _StopForward
 
     try:
+        if tracker is not None:
+            for name, module in observers.items():
+                handles.append(
+                    module.register_forward_hook(
+                        lambda m, i, o, _name=name: tracker.observe(_name, m, i, o)
+                    )
+                )
         for name, module in modules.items():
             handles.append(
                 module.register_forward_hook(lambda m, i, o, _name=name: hook(_name, m, i, o))
@@ -92,18 +109,24 @@ def capture(
     stop_early: bool = True,
     allow_missing: bool = False,
     with_grad: bool = False,
+    tracker: LayoutTracker | None = None,
 ) -> dict[str, Any]:
     """Raw outputs of `layer_names` for `batch`, from one forward without autograd.
 
     The forward stops right after the last requested layer has run when `stop_early` is set.
     A layer that never runs is an error unless `allow_missing`. With `with_grad` the outputs
     keep their graph to the input (parameters' `.grad` is never written by this module).
+    A `tracker` observes every module's output and decides its layout.
     The model's modes and flags are restored and no hook is left behind, even on failure.
     """
     modules = resolve_layers(model, layer_names)
     outputs: dict[str, Any] = {}
     grad_mode = torch.enable_grad() if with_grad else torch.no_grad()
-    with preserved_model_state(model), grad_mode, _hooks(modules, outputs, stop_early):
+    with (
+        preserved_model_state(model),
+        grad_mode,
+        _hooks(modules, outputs, stop_early, dict(model.named_modules()), tracker),
+    ):
         try:
             model(batch)
         except _StopForward:

@@ -20,7 +20,7 @@ from torch import nn
 from ._capture import capture, resolve_layers
 from ._incremental import IncrementalPlan, build_plan
 from ._inputs import ImageInput, Preprocessor
-from ._layout import Format, LayoutError, ModelGeometry, to_nchw
+from ._layout import Format, LayoutError, LayoutTracker, ModelGeometry, first_tensor, to_nchw
 from ._occlusion import OcclusionResult, gradient_map, occlusion_sweep
 from ._plotting import (
     feature_grid_figure,
@@ -41,7 +41,8 @@ _PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten)
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """A capturable layer: its name, module type, (C, H, W) map shape and source layout."""
+    """A capturable layer: its name, module type, (C, H, W) map shape and source layout
+    ("NCHW", "NHWC", "tokens", "pooled", or "unknown" with the raw shape)."""
 
     name: str
     module_type: str
@@ -113,6 +114,8 @@ class FeatureVisualizer:
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple, tuple[torch.Tensor, Format]] = OrderedDict()
         self._occlusion_cache: tuple[tuple, OcclusionResult] | None = None
+        # Layout of each layer's output per input size (C, H, W), decided during forwards.
+        self._formats: dict[tuple[str, tuple], Format] = {}
         self._lock = threading.RLock()
         self.last_figure: Figure | None = None
 
@@ -135,6 +138,25 @@ class FeatureVisualizer:
         digest = hashlib.blake2b(batch.detach().cpu().numpy().tobytes(), digest_size=16)
         return (digest.hexdigest(), tuple(batch.shape), str(batch.dtype), self._model_version())
 
+    def _capture_raw(self, batch: torch.Tensor, layers: Sequence[str], **options) -> dict:
+        """Raw outputs of `layers` from one forward (see `capture`). Layouts not yet known for
+        this input size are decided on the way, every module observed, and kept."""
+        size = tuple(batch.shape[1:])
+        known = all((name, size) in self._formats for name in layers)
+        tracker = None if known else LayoutTracker(batch)
+        raw = capture(self.model, batch, layers, tracker=tracker, **options)
+        if tracker is not None:
+            for name, fmt in tracker.formats.items():
+                self._formats[(name, size)] = fmt
+        return raw
+
+    def _capture(
+        self, batch: torch.Tensor, layers: Sequence[str], **options
+    ) -> dict[str, tuple[torch.Tensor, Format]]:
+        """(B, C, H, W) maps and source format of `layers` from one forward."""
+        raw = self._capture_raw(batch, layers, **options)
+        return {name: self._normalise(output, name, batch) for name, output in raw.items()}
+
     def _capture_maps(self, batch: torch.Tensor, layers: Sequence[str]) -> dict[str, tuple]:
         """(B, C, H, W) maps and source format of `layers`, from the cache or one forward."""
         resolve_layers(self.model, layers)
@@ -147,21 +169,19 @@ class FeatureVisualizer:
                     found[name] = self._cache[(key, name)]
             missing = [name for name in dict.fromkeys(layers) if name not in found]
             if missing:
-                modules = dict(self.model.named_modules())
-                for name, raw in capture(self.model, batch, missing).items():
-                    found[name] = self._normalise(raw, name, modules[name], batch)
-                    self._cache[(key, name)] = found[name]
+                for name, maps in self._capture(batch, missing).items():
+                    found[name] = self._cache[(key, name)] = maps
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         return found
 
     def _normalise(
-        self, raw: object, name: str, module: nn.Module, batch: torch.Tensor
+        self, raw: object, name: str, batch: torch.Tensor
     ) -> tuple[torch.Tensor, Format]:
         return to_nchw(
             raw,
             layer_name=name,
-            module=module,
+            layout=self._formats.get((name, tuple(batch.shape[1:]))),
             geometry=self.geometry,
             batch_size=batch.shape[0],
             input_hw=(batch.shape[-2], batch.shape[-1]),
@@ -175,11 +195,11 @@ class FeatureVisualizer:
     def _layer_fn(
         self, layer_name: str, with_grad: bool = False
     ) -> Callable[[torch.Tensor], torch.Tensor]:
-        module = dict(self.model.named_modules())[layer_name]
+        """(B, C, H, W) maps of `layer_name` for a batch, the forward stopped there; the layout
+        is decided once per input size."""
 
         def run(batch: torch.Tensor) -> torch.Tensor:
-            raw = capture(self.model, batch, [layer_name], with_grad=with_grad)[layer_name]
-            return self._normalise(raw, layer_name, module, batch)[0]
+            return self._capture(batch, [layer_name], with_grad=with_grad)[layer_name][0]
 
         return run
 
@@ -187,6 +207,9 @@ class FeatureVisualizer:
         self, image: ImageInput | None = None, *, include: str = "default"
     ) -> list[LayerInfo]:
         """Layers whose output can be shown as maps, with (C, H, W) shapes, from one probe pass.
+
+        A 4-D output whose channel axis nothing in the model reveals is listed with layout
+        "unknown" and its raw shape (without the batch axis), rather than guessed.
 
         Args:
             image: the input to probe with; a blank image of the model's input size if None.
@@ -205,18 +228,23 @@ class FeatureVisualizer:
             for name, module in self.model.named_modules()
             if name and (include == "all" or self._is_default(name, module))
         ]
-        raw = capture(
-            self.model, batch, [n for n, _ in candidates], stop_early=False, allow_missing=True
+        raw = self._capture_raw(
+            batch, [n for n, _ in candidates], stop_early=False, allow_missing=True
         )
         layers = []
         for name, module in candidates:
             if name not in raw:
                 continue
             try:
-                maps, fmt = self._normalise(raw[name], name, module, batch)
+                maps, fmt = self._normalise(raw[name], name, batch)
+                shape = tuple(maps.shape[1:])
             except LayoutError:
-                continue
-            layers.append(LayerInfo(name, type(module).__name__, tuple(maps.shape[1:]), fmt.value))
+                tensor = first_tensor(raw[name])
+                unknown = self._formats.get((name, tuple(batch.shape[1:]))) is Format.UNKNOWN
+                if not unknown or tensor.shape[0] != batch.shape[0]:
+                    continue  # not a map of this batch (windowed attention, internals)
+                shape, fmt = tuple(tensor.shape[1:]), Format.UNKNOWN
+            layers.append(LayerInfo(name, type(module).__name__, shape, fmt.value))
         return layers
 
     def _is_default(self, name: str, module: nn.Module) -> bool:
