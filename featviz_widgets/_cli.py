@@ -202,7 +202,10 @@ def execute_notebook(path: str | os.PathLike, timeout: float = 600.0) -> DemoRun
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     path = Path(path).resolve()
-    notebook = nbformat.read(path, as_version=4)
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not a notebook
+        raise DemoError(f"cannot read {path}: {exc} (--force restores the demo notebook)") from exc
     code_cells = sum(cell.cell_type == "code" for cell in notebook.cells)
     run = DemoRun(notebook, 0.0, code_cells)
     client = nbclient.NotebookClient(
@@ -242,7 +245,9 @@ def _execute(notebook: Path, timeout: float) -> int:
     return 1
 
 
-def _lab_argv(notebook: Path, port: int | None, no_browser: bool, extra: Sequence[str]) -> list:
+def _lab_argv(
+    notebook: Path, port: int | None, no_browser: bool, extra: Sequence[str]
+) -> list[str]:
     argv = [str(notebook)]  # JupyterLab serves the notebook's folder and opens it
     if port is not None:
         argv.append(f"--port={port}")

@@ -58,6 +58,14 @@ def test_dir_that_is_a_file_is_a_clear_error(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
 
 
+def test_unreadable_copy_is_a_clear_error(tmp_path, capsys):
+    pytest.importorskip("nbclient")
+    (tmp_path / NOTEBOOK).write_text("{ not json")  # kept: it differs from the packaged one
+    assert main(["demo", "--execute", "--dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read" in err and "--force restores the demo notebook" in err
+
+
 def test_arguments(capsys):
     assert main([]) == 2
     assert "demo" in capsys.readouterr().out
