@@ -3,6 +3,7 @@
 from ._capture import LayerNotFoundError
 from ._layout import LayoutError
 from ._occlusion import OcclusionCancelled, OcclusionResult
+from ._samples import sample_image
 from ._stats import NonFiniteActivationWarning
 from .visualizer import FeatureVisualizer, LayerInfo
 from .widget import FeatureExplorer
@@ -16,5 +17,6 @@ __all__ = [
     "NonFiniteActivationWarning",
     "OcclusionCancelled",
     "OcclusionResult",
+    "sample_image",
 ]
 __version__ = "0.1.0"

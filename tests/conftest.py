@@ -1,8 +1,12 @@
-"""Shared fixtures: real timm models (pretrained=False), seeded images, a model-state snapshot."""
+"""Shared fixtures: real timm models (pretrained=False), seeded images, a model-state snapshot,
+and a session guard that fails the run if a test changed the repository's files."""
 
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,3 +102,57 @@ class TinyNet(nn.Module):
 @pytest.fixture
 def tiny() -> TinyNet:
     return TinyNet()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tree_state(root: Path) -> dict[str, tuple[int, int] | None] | None:
+    """(mtime, size) of every file git tracks or would add in `root`; None outside git."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=root,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    state: dict[str, tuple[int, int] | None] = {}
+    for name in filter(None, listed.decode("utf-8", "surrogateescape").split("\0")):
+        try:
+            stat = (root / name).stat()
+            state[name] = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            state[name] = None  # tracked but deleted
+    return state
+
+
+def _changed(before: dict, after: dict) -> list[str]:
+    return sorted(
+        name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+    )
+
+
+@pytest.fixture
+def tree_state():
+    """The guard's snapshot function, for testing the guard itself."""
+    return _tree_state, _changed
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tests_leave_the_tree_alone():
+    """Tests write to tmp_path or the git-ignored test-artifacts/, never to the repository."""
+    before = _tree_state(REPO)
+    yield
+    after = _tree_state(REPO)
+    if before is None or after is None:
+        return
+    changed = _changed(before, after)
+    if os.environ.get("FEATVIZ_UPDATE_SCREENSHOT") == "1":  # asked for: see tests/e2e
+        changed = [name for name in changed if name != "docs/screenshot.png"]
+    assert not changed, (
+        f"the test run changed or created files in the repository: {changed}. Tests must write "
+        "to tmp_path or test-artifacts/ (if you edited these files during the run, re-run)."
+    )

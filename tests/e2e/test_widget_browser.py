@@ -4,11 +4,17 @@ Each test writes a fresh notebook that builds an explorer on a timm resnet18 (ra
 112 px input) and mirrors the explorer's traits into `state.json` from a trait observer, so
 the test sees what Python sees. The widget stamps every canvas paint into `data-state` /
 `data-paints` attributes; pixels are compared through a hash of `getImageData`.
+
+Screenshots go to the git-ignored test-artifacts/ folder. To refresh the README's picture
+(docs/screenshot.png) from the JupyterLab test, run it deliberately:
+`FEATVIZ_UPDATE_SCREENSHOT=1 python3 -m pytest
+tests/e2e/test_widget_browser.py::test_jupyterlab_controls_repaint_and_reach_python`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -31,6 +37,7 @@ from .jupyter import (
 )
 
 pytestmark = pytest.mark.e2e
+README_SCREENSHOT = REPO / "docs" / "screenshot.png"
 
 
 SETUP = """\
@@ -99,14 +106,16 @@ def wait_state(server, predicate, timeout: float = 30.0, what: str = "") -> dict
 
 
 def save_screenshot(page, widget: str, name: str, readme: bool = False) -> Path:
-    """Keep a picture of the widget in test-artifacts/ (and the README's, if `readme`)."""
+    """Keep a picture of the widget in test-artifacts/ (git-ignored).
+
+    The README's picture, docs/screenshot.png, is tracked: a test run never changes it. With
+    `readme` and FEATVIZ_UPDATE_SCREENSHOT=1 in the environment this shot replaces it.
+    """
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / name
     page.locator(widget).screenshot(path=str(shot))
-    if readme:
-        docs = REPO / "docs"
-        docs.mkdir(exist_ok=True)
-        shutil.copyfile(shot, docs / "screenshot.png")
+    if readme and os.environ.get("FEATVIZ_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, README_SCREENSHOT)
     return shot
 
 
