@@ -513,3 +513,22 @@ def test_wait_and_close(make):
     explorer.close()
     with pytest.raises(RuntimeError, match="closed"):
         explorer.layer = "layer2"
+
+
+def test_file_objects_are_read_when_assigned(make):
+    from matplotlib import cbook
+
+    explorer = make()
+    with cbook.get_sample_data("grace_hopper.jpg") as photo:
+        explorer.image = photo
+    explorer.wait(30)  # the file is closed by now: the image was read at assignment
+    assert explorer.error == "" and explorer._image_meta["name"] == "grace_hopper.jpg"
+    assert isinstance(explorer.image, Image.Image) and explorer.image.size == (512, 600)
+    explorer.layer = "layer2"  # a later job re-reads the source
+    explorer.wait(30)
+    assert explorer.error == "" and explorer.features.shape[1] == 128
+    closed = open(photo.name, "rb")  # noqa: SIM115
+    closed.close()
+    explorer.image = closed
+    explorer.wait(30)
+    assert "is closed" in explorer.error and explorer._image_meta["name"] == "grace_hopper.jpg"
