@@ -381,8 +381,9 @@ class FeatureExplorer(anywidget.AnyWidget):
                     with self._quiet():
                         self._occlusion_meta = {**meta, "cancelled": True}
 
-    def wait(self, timeout: float | None = 60.0) -> FeatureExplorer:
-        """Block until the background work is done (not from the worker itself).
+    def wait(self, timeout: float | None = None) -> FeatureExplorer:
+        """Block until the background work is done (not from the worker itself), however
+        long it takes unless a `timeout` in seconds is given.
 
         Raises:
             TimeoutError: if it is still busy after `timeout` seconds.

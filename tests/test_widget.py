@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import inspect
 import io
 import os
 import threading
@@ -513,6 +514,31 @@ def test_wait_and_close(make):
     explorer.close()
     with pytest.raises(RuntimeError, match="closed"):
         explorer.layer = "layer2"
+
+
+def test_wait_without_timeout_waits_until_the_work_is_done(make):
+    assert inspect.signature(FeatureExplorer.wait).parameters["timeout"].default is None
+    explorer = make()
+    release = threading.Event()
+    finished: list[float] = []
+
+    def slow(job):
+        release.wait(30)
+        finished.append(time.monotonic())
+
+    explorer._worker.submit("test", slow, lambda job, exc: None)
+    with pytest.raises(TimeoutError, match=r"still busy after 0.05 s"):
+        explorer.wait(0.05)
+    timer = threading.Timer(1.0, release.set)
+    start = time.monotonic()
+    timer.start()
+    try:
+        assert explorer.wait() is explorer
+    finally:
+        timer.cancel()
+        release.set()
+    assert finished, "wait() returned before the job was done"
+    assert finished[0] - start >= 0.9 and not explorer.busy
 
 
 def test_file_objects_are_read_when_assigned(make):
