@@ -21,7 +21,7 @@ from ._capture import capture, resolve_layers
 from ._incremental import IncrementalPlan, build_plan
 from ._inputs import ImageInput, Preprocessor
 from ._layout import Format, LayoutError, ModelGeometry, to_nchw
-from ._occlusion import OcclusionResult, gradient_map, occlusion_sweep
+from ._occlusion import OcclusionResult, gradient_map, occlusion_sweep, patch_starts
 from ._plotting import (
     feature_grid_figure,
     layer_comparison_figure,
@@ -29,6 +29,7 @@ from ._plotting import (
     unit_centre,
 )
 from ._precision import precision_context, precision_dtype
+from ._progress import progress_bar
 from ._stats import SORT_MODES, channel_scores, feature_statistics, rank_channels
 
 __all__ = ["FeatureVisualizer", "LayerInfo"]
@@ -395,6 +396,7 @@ class FeatureVisualizer:
         on_progress: Callable[[int, int, OcclusionResult], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         precision: str = "float32",
+        progress: bool = True,
     ) -> OcclusionResult:
         """One occlusion sweep for the unit at `position` (default: the map's centre) of
         image `index`; the result gives the map of every channel (`result.map(channel)`).
@@ -405,7 +407,8 @@ class FeatureVisualizer:
         `on_progress(done, total, partial_result)` is called after each batch;
         `should_stop()` returning True makes it raise `OcclusionCancelled`.
         `precision="float16"` or `"bfloat16"` (devices with native support only) is a
-        faster approximation.
+        faster approximation. A progress bar (placements done / total) appears once the
+        sweep has run 2 s; `progress=False` turns it off.
         """
         return self._occlusion(
             self.prepare(image),
@@ -418,6 +421,7 @@ class FeatureVisualizer:
             on_progress=on_progress,
             should_stop=should_stop,
             precision=precision,
+            progress=progress,
         )
 
     def _occlusion(
@@ -433,6 +437,7 @@ class FeatureVisualizer:
         on_progress: Callable[[int, int, OcclusionResult], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         precision: str = "float32",
+        progress: bool = True,
     ) -> OcclusionResult:
         """`occlusion` on an already prepared batch."""
         self._check_patch(patch_size, stride)
@@ -445,7 +450,19 @@ class FeatureVisualizer:
         if cached is not None and cached[0] == key:
             return cached[1]
         layer_fn = self._layer_fn(layer_name)
-        with precision_context(dtype, self.device):
+        height, width = one.shape[-2:]
+        placements = len(patch_starts(height, patch_size, stride)) * len(
+            patch_starts(width, patch_size, stride)
+        )
+        description = f"occlusion {layer_name} {unit}"
+        bar = progress_bar(placements, description, enabled=progress, unit="placement")
+        with bar as advance_to, precision_context(dtype, self.device):
+
+            def report(done: int, total: int, partial: OcclusionResult) -> None:
+                advance_to(int(partial.done.sum()))  # skipped placements count as done
+                if on_progress is not None:
+                    on_progress(done, total, partial)
+
             plan = build_plan(self.model, one, layer_name, unit) if fmt is Format.NCHW else None
             result = occlusion_sweep(
                 layer_fn,
@@ -455,7 +472,7 @@ class FeatureVisualizer:
                 patch_size=patch_size,
                 stride=stride,
                 batch_size=batch_size or self._occlusion_batch_size(layer_fn, one, plan),
-                on_progress=on_progress,
+                on_progress=report,
                 should_stop=should_stop,
                 plan=plan,
                 precision=dtype,
@@ -496,6 +513,7 @@ class FeatureVisualizer:
         method: str = "exact",
         precision: str = "float32",
         show: bool | None = None,
+        progress: bool = True,
     ) -> np.ndarray:
         """Occlusion sensitivity of unit (`channel`, `position`) of `layer_name`: (H_in, W_in).
 
@@ -509,6 +527,9 @@ class FeatureVisualizer:
         `precision="float16"`/`"bfloat16"` runs the exact sweep in reduced precision, on
         devices with native support (CUDA GPUs; CPUs with AVX512-BF16 or AMX): faster, not
         exact. Both approximations say so in the figure's title.
+
+        The exact sweep shows a progress bar (placements done / total) once it has run 2 s;
+        `progress=False` turns it off.
         """
         if method not in OCCLUSION_METHODS:
             raise ValueError(f"`method` must be one of {OCCLUSION_METHODS}, got {method!r}.")
@@ -541,6 +562,7 @@ class FeatureVisualizer:
                 stride=stride,
                 index=index,
                 precision=precision,
+                progress=progress,
             )
             sensitivity = result.map(int(channel), signed=signed)
         picture = self.preprocessor.to_display(batch, index)

@@ -713,6 +713,7 @@ class FeatureExplorer(anywidget.AnyWidget):
             stride=self.stride,
             on_progress=on_progress,
             should_stop=job.stale,
+            progress=False,  # the widget shows its own
         )
         with self._lock:
             if job.current:

@@ -6,7 +6,7 @@ import torch
 from conftest import timm_model
 from torch import nn
 
-from featviz_widgets import FeatureVisualizer, OcclusionCancelled
+from featviz_widgets import FeatureVisualizer, OcclusionCancelled, _progress
 from featviz_widgets._incremental import build_plan
 from featviz_widgets._occlusion import occlusion_sweep, patch_starts
 from featviz_widgets._precision import precision_context, precision_dtype
@@ -174,6 +174,38 @@ def test_progress_partial_maps_and_cancel():
         )
     snapshot_ok = all(not m._forward_hooks for m in model.modules())
     assert snapshot_ok
+
+
+def test_progress_bar_counts_placements_and_can_be_turned_off(capsys, monkeypatch):
+    viz = FeatureVisualizer(timm_model("resnet18"))
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    # A sweep shorter than the delay (2 s) prints nothing, bar or not.
+    viz.occlusion(image, "layer1", (0, 0), patch_size=32, stride=32)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(_progress, "PROGRESS_DELAY_S", 0.0)
+    viz.occlusion(image, "layer2", patch_size=16, stride=8, progress=False)
+    viz.visualize_receptive_field(image, "layer3", 0, show=False, progress=False)
+    assert capsys.readouterr().err == ""
+    # 7 x 7 placements: layer2's unit feels every one of them, so none is skipped.
+    viz.occlusion(image, "layer2", (1, 1), patch_size=16, stride=8)
+    err = capsys.readouterr().err
+    assert "occlusion layer2 (1, 1)" in err and "49/49" in err and "placement" in err
+    # layer1's unit at (0, 0) cannot see most placements: they count as done, not missing.
+    viz.visualize_receptive_field(image, "layer1", 0, (0, 0), show=False)
+    assert "49/49" in capsys.readouterr().err
+    # A cancelled sweep closes its bar at the placements it reached.
+    stops = iter([False, True])  # one batch of 10, then stop
+    with pytest.raises(OcclusionCancelled):
+        viz.occlusion(image, "layer4", batch_size=10, should_stop=lambda: next(stops))
+    err = capsys.readouterr().err
+    assert "10/49" in err and "49/49" not in err
+    assert not _progress_bars_open()
+
+
+def _progress_bars_open() -> int:
+    from tqdm.auto import tqdm
+
+    return len(getattr(tqdm, "_instances", ()))
 
 
 def test_position_channel_and_patch_validation(tiny):
