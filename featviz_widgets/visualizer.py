@@ -524,7 +524,7 @@ class FeatureVisualizer:
 
         `method="gradient"` is a fast approximation (one forward and one backward): each
         patch's change estimated to first order as the sum of gradient x (pixel - fill).
-        `precision="float16"`/`"bfloat16"` runs the exact sweep in reduced precision, on
+        `precision="float16"`/`"bfloat16"` runs either method in reduced precision, on
         devices with native support (CUDA GPUs; CPUs with AVX512-BF16 or AMX): faster, not
         exact. Both approximations say so in the figure's title.
 
@@ -533,6 +533,7 @@ class FeatureVisualizer:
         """
         if method not in OCCLUSION_METHODS:
             raise ValueError(f"`method` must be one of {OCCLUSION_METHODS}, got {method!r}.")
+        dtype = precision_dtype(precision, self.device, method)
         batch = self.prepare(image)  # once: the maps, the sweep and the picture share it
         maps = self._capture_maps(batch, [layer_name])[layer_name][0]
         if not isinstance(channel, (int, np.integer)) or not 0 <= channel < maps.shape[1]:
@@ -544,15 +545,16 @@ class FeatureVisualizer:
         unit = self._check_position(position, maps, layer_name)
         if method == "gradient":
             self._check_patch(patch_size, stride)
-            sensitivity = gradient_map(
-                self._layer_fn(layer_name, with_grad=True),
-                one,
-                channel=int(channel),
-                position=unit,
-                patch_size=patch_size,
-                stride=stride,
-                signed=signed,
-            )
+            with precision_context(dtype, self.device):
+                sensitivity = gradient_map(
+                    self._layer_fn(layer_name, with_grad=True),
+                    one,
+                    channel=int(channel),
+                    position=unit,
+                    patch_size=patch_size,
+                    stride=stride,
+                    signed=signed,
+                )
         else:
             result = self._occlusion(
                 batch,
@@ -567,13 +569,10 @@ class FeatureVisualizer:
             sensitivity = result.map(int(channel), signed=signed)
         picture = self.preprocessor.to_display(batch, index)
         centre = unit_centre(unit, tuple(maps.shape[-2:]), sensitivity.shape)
-        approximation = (
-            " (gradient approximation)"
-            if method == "gradient"
-            else f" ({precision} approximation)"
-            if precision != "float32"
-            else ""
-        )
+        labels = ["gradient"] if method == "gradient" else []
+        if precision != "float32":
+            labels.append(precision)
+        approximation = f" ({', '.join(labels)} approximation)" if labels else ""
         self.last_figure = occlusion_figure(
             picture,
             sensitivity,

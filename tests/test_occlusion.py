@@ -11,6 +11,8 @@ from featviz_widgets._incremental import build_plan
 from featviz_widgets._occlusion import occlusion_sweep, patch_starts
 from featviz_widgets._precision import precision_context, precision_dtype
 
+CUDA = torch.cuda.is_available()
+
 
 def nchw_unit(output, channel, h, w):
     return output[0, channel, h, w]
@@ -238,6 +240,47 @@ def test_gradient_method_is_exact_for_a_linear_model_and_leaves_no_grads():
     assert all(not m._forward_hooks for m in model.modules())
     with pytest.raises(ValueError, match="`method` must be one of"):
         viz.visualize_receptive_field(image, "1", 0, method="fast")
+
+
+@pytest.mark.parametrize(
+    "device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no GPU"))]
+)
+def test_gradient_method_checks_and_honours_precision(device):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3))
+    viz = FeatureVisualizer(model, device=device)
+    image = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    kwargs = dict(method="gradient", patch_size=8, stride=4, show=False)
+    with pytest.raises(ValueError, match=r"`precision` must be one of .*, got 'half'"):
+        viz.visualize_receptive_field(image, "2", 0, precision="half", **kwargs)
+    full = viz.visualize_receptive_field(image, "2", 0, signed=True, **kwargs)
+    assert viz.last_figure._suptitle.get_text().endswith("(gradient approximation)")
+    dtypes = []
+    handle = model[2].register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    try:
+        for precision in ("float16", "bfloat16"):
+            try:
+                dtype = precision_dtype(precision, viz.device)
+            except ValueError:  # e.g. this CPU: no native kernels; the gradient path says so
+                with pytest.raises(
+                    ValueError,
+                    match=rf"precision='{precision}' has no native support on {device}.*"
+                    r"precision='float32' \(method='gradient' is fast already\)",
+                ):
+                    viz.visualize_receptive_field(image, "2", 0, precision=precision, **kwargs)
+                continue
+            dtypes.clear()
+            reduced = viz.visualize_receptive_field(
+                image, "2", 0, signed=True, precision=precision, **kwargs
+            )
+            assert dtypes == [dtype]  # the layer really ran in `precision`
+            title = viz.last_figure._suptitle.get_text()
+            assert title.endswith(f"(gradient, {precision} approximation)")
+            assert not np.array_equal(reduced, full)
+            assert np.corrcoef(reduced.ravel(), full.ravel())[0, 1] > 0.98
+    finally:
+        handle.remove()
+    assert all(p.grad is None for p in model.parameters())
 
 
 def test_gradient_method_approximates_a_real_network(snapshot):
