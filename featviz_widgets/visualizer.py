@@ -30,7 +30,13 @@ from ._plotting import (
 )
 from ._precision import precision_context, precision_dtype
 from ._progress import progress_bar
-from ._stats import SORT_MODES, channel_scores, feature_statistics, rank_channels
+from ._stats import (
+    SORT_MODES,
+    channel_scores,
+    feature_statistics,
+    order_by_scores,
+    rank_channels,
+)
 
 __all__ = ["FeatureVisualizer", "LayerInfo"]
 
@@ -288,9 +294,8 @@ class FeatureVisualizer:
         as (channel_index, mean_activation) pairs, best first; fewer if the layer has fewer."""
         if not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}.")
-        maps = self._maps(image, layer_name)
-        scores = channel_scores(maps, "activation")
-        return [(c, float(scores[c])) for c in rank_channels(maps, "activation")[:top_k]]
+        scores = channel_scores(self._maps(image, layer_name), "activation").cpu()
+        return [(c, float(scores[c])) for c in order_by_scores(scores)[:top_k]]
 
     def rank_channels(
         self,
