@@ -6,6 +6,7 @@ import hashlib
 import os
 import sys
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from ._inputs import ImageInput, Preprocessor
 from ._layout import Format, LayoutError, ModelGeometry, to_nchw
 from ._occlusion import OcclusionResult, gradient_map, occlusion_sweep, patch_starts
 from ._plotting import (
+    MAX_FEATURE_MAPS,
     feature_grid_figure,
     layer_comparison_figure,
     occlusion_figure,
@@ -317,7 +319,7 @@ class FeatureVisualizer:
         self,
         image: ImageInput,
         layer_name: str,
-        num_features: int = 16,
+        num_features: int | None = None,
         sort_by: str = "activation",
         save_path: str | os.PathLike | None = None,
         figsize: tuple[int, int] | None = None,
@@ -332,15 +334,31 @@ class FeatureVisualizer:
         Channels are chosen on that image by `sort_by`: "activation" (highest spatial mean),
         "variance" (highest spatial variance) or "random" (reproducible with `seed`). Each map
         is titled with its channel and mean; `shared_scale` puts all on one colour scale.
+        `num_features` defaults to 16 (or every channel of a smaller layer); more than the
+        layer has, or than `MAX_FEATURE_MAPS` (256), shows what can be shown, with a warning.
         """
         if sort_by not in SORT_MODES:
             raise ValueError(f"`sort_by` must be one of {SORT_MODES}, got {sort_by!r}.")
-        if not isinstance(num_features, int) or num_features < 1:
+        if num_features is not None and (
+            not isinstance(num_features, int) or isinstance(num_features, bool) or num_features < 1
+        ):
             raise ValueError(f"`num_features` must be a positive integer, got {num_features!r}.")
         maps = self._maps(image, layer_name)
         one = maps[self._check_index(index, maps) : index + 1]
-        channels = rank_channels(one, sort_by, seed)[:num_features]
         c, h, w = maps.shape[1:]
+        shown = min(c, MAX_FEATURE_MAPS)
+        if num_features is None:
+            num_features = min(16, shown)
+        elif num_features > shown:
+            warnings.warn(
+                f"`num_features`={num_features} is more than can be shown: {layer_name!r} has "
+                f"{c} channels and a figure shows at most {MAX_FEATURE_MAPS} maps; showing "
+                f"the top {shown}.",
+                UserWarning,
+                stacklevel=2,
+            )
+            num_features = shown
+        channels = rank_channels(one, sort_by, seed)[:num_features]
         title = f"{layer_name}: top {len(channels)} of {c} channels by {sort_by} ({h}x{w})"
         if maps.shape[0] > 1:
             title += f", image {index} of {maps.shape[0]}"

@@ -32,7 +32,7 @@ from ._capture import resolve_layers
 from ._inputs import ImageInput, to_pil
 from ._occlusion import OcclusionCancelled, OcclusionResult
 from ._payload import decode_maps, encode_maps, encode_png
-from ._plotting import feature_grid_figure, occlusion_figure, unit_centre
+from ._plotting import MAX_FEATURE_MAPS, feature_grid_figure, occlusion_figure, unit_centre
 from ._stats import SORT_MODES
 from ._worker import Job, Worker
 from .visualizer import FeatureVisualizer, LayerInfo
@@ -180,7 +180,7 @@ class FeatureExplorer(anywidget.AnyWidget):
     - Default: the first channel of the ranking after each layer change
     """
     num_features = t.Int(16).tag(sync=True)
-    """How many maps the grid shows (at most the layer's channel count).
+    """How many maps the grid shows (at most the layer's channel count, and 256).
 
     - Default: `16`
     """
@@ -729,7 +729,7 @@ class FeatureExplorer(anywidget.AnyWidget):
         if features is None:
             return
         maps = features[0]
-        channels = self._order[: max(1, self.num_features)]
+        channels = self._order[: min(max(1, self.num_features), MAX_FEATURE_MAPS)]
         selected = maps[channels].numpy()
         data, meta = encode_maps(selected)
         with np.errstate(all="ignore"):

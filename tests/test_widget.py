@@ -558,3 +558,10 @@ def test_file_objects_are_read_when_assigned(make):
     explorer.image = closed
     explorer.wait(30)
     assert "is closed" in explorer.error and explorer._image_meta["name"] == "grace_hopper.jpg"
+
+
+def test_grid_shows_at_most_256_maps(make):
+    explorer = make(layer="layer4", num_features=5000)  # 512 channels
+    assert explorer._grid_meta["n"] == 256 and len(explorer._grid_meta["channels"]) == 256
+    assert len(explorer._grid) == 256 * 2 * 2
+    assert explorer._grid_meta["channels"] == explorer.ranking[:256]
