@@ -30,6 +30,11 @@ def resolve_layers(model: nn.Module, layer_names: Sequence[str]) -> dict[str, nn
     modules = dict(model.named_modules())
     resolved = {}
     for name in layer_names:
+        if name == "":
+            raise LayerNotFoundError(
+                f"layer name '' is the whole {type(model).__name__}, not a layer; pick a layer "
+                "such as one of `FeatureVisualizer.list_layers()` (e.g. 'layer3' or 'blocks.6')."
+            )
         if name in modules:
             resolved[name] = modules[name]
             continue

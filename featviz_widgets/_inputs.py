@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-__all__ = ["ImageInput", "Preprocessor", "to_pil"]
+__all__ = ["ImageInput", "Preprocessor", "expected_channels", "to_pil"]
 
-ImageInput = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike | Sequence[Any]
+ImageInput = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike | IO[bytes] | Sequence[Any]
+
+_URL = re.compile(r"^(https?|ftp)://", re.IGNORECASE)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -28,8 +31,48 @@ def _find_pretrained_cfg(model: nn.Module) -> nn.Module | None:
     return None
 
 
+def expected_channels(model: nn.Module) -> tuple[int, str] | None:
+    """The number of input channels `model` takes and where that number comes from: timm's
+    `in_chans` (which, unlike `pretrained_cfg["input_size"]`, follows `in_chans=1`), else the
+    first `nn.Conv2d`'s `in_channels`; None when neither says."""
+    for module in model.modules():
+        in_chans = getattr(module, "in_chans", None)
+        timm_model = getattr(module, "pretrained_cfg", None) or getattr(module, "default_cfg", None)
+        if timm_model and isinstance(in_chans, int) and in_chans > 0:
+            return in_chans, f"timm's `in_chans={in_chans}`"
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d) and module.in_channels > 0:  # > 0: not a lazy one
+            return module.in_channels, f"its first convolution {name!r} takes {module.in_channels}"
+    return None
+
+
+def _channel_fix(found: int, expected: int) -> str:
+    """How to turn a `found`-channel tensor `x` into an `expected`-channel one."""
+    if expected == 3 and found == 4:
+        return "drop the alpha channel with `x[:, :3]`"
+    if expected == 3 and found == 1:
+        return "repeat the gray channel with `x.expand(-1, 3, -1, -1)`"
+    if expected == 1 and found in (3, 4):
+        return "average the colour channels with `x[:, :3].mean(dim=1, keepdim=True)`"
+    return f"pass a (B, {expected}, H, W) tensor"
+
+
+def _check_not_empty(shape: Sequence[int], what: str) -> None:
+    if any(size == 0 for size in shape):
+        raise ValueError(
+            f"`image` {what} is empty (shape {tuple(shape)}); pass an image with at least "
+            "one pixel on each side."
+        )
+
+
 def _array_to_pil(array: np.ndarray) -> Image.Image:
     """HW, HWC or CHW arrays; uint8, uint16, bool or float (0-1 or 0-255) to an RGB image."""
+    if np.iscomplexobj(array):
+        raise TypeError(
+            f"`image` array has complex dtype {array.dtype}; pass a real-valued image, "
+            "e.g. `np.abs(array)` or `array.real`."
+        )
+    _check_not_empty(array.shape, "array")
     if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
         array = np.moveaxis(array, 0, -1)
     if array.ndim == 3 and array.shape[-1] == 1:
@@ -57,8 +100,40 @@ def _array_to_pil(array: np.ndarray) -> Image.Image:
     return Image.fromarray(pixels).convert("RGB")
 
 
-def to_pil(image: Image.Image | np.ndarray | str | os.PathLike) -> Image.Image:
-    """Load one image (PIL of any mode, array or file path) as an RGB PIL image."""
+def _is_file_like(image: object) -> bool:
+    return callable(getattr(image, "read", None))
+
+
+def _open_file_object(image: IO[bytes]) -> Image.Image:
+    """A loaded copy of the image in an open binary file object (left open for its owner)."""
+    name = getattr(image, "name", None) or type(image).__name__
+    if getattr(image, "closed", False):
+        raise ValueError(
+            f"`image` file object {name!r} is closed; pass it while it is open, or its path."
+        )
+    try:
+        with Image.open(image) as opened:
+            opened.load()
+            return opened.copy()
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(
+            f"`image` file object {name!r} is not a readable image ({type(exc).__name__}: "
+            f"{exc}); pass a file opened in binary mode (`open(path, 'rb')`) on an image "
+            "Pillow can read (PNG, JPEG, WebP, TIFF, BMP, GIF...)."
+        ) from exc
+
+
+def to_pil(image: Image.Image | np.ndarray | str | os.PathLike | IO[bytes]) -> Image.Image:
+    """Load one image (PIL of any mode, array, file path or binary file object) as an RGB
+    PIL image."""
+    if isinstance(image, str) and _URL.match(image):
+        raise ValueError(
+            f"`image` {image!r} is a URL; featviz_widgets reads local files only. Download "
+            "it first, e.g. `path, _ = urllib.request.urlretrieve(url)` and pass `path`, or "
+            "pass `PIL.Image.open(io.BytesIO(requests.get(url).content))`."
+        )
+    if _is_file_like(image):
+        image = _open_file_object(image)  # type: ignore[arg-type]
     if isinstance(image, (str, os.PathLike)):
         try:
             with Image.open(image) as opened:
@@ -74,7 +149,12 @@ def to_pil(image: Image.Image | np.ndarray | str | os.PathLike) -> Image.Image:
     if not isinstance(image, Image.Image):
         raise TypeError(
             f"invalid `image` type {type(image).__name__}; expected a PIL image, numpy array, "
-            "torch tensor, file path or a list of these."
+            "torch tensor, file path, binary file object or a list of these."
+        )
+    if image.width == 0 or image.height == 0:
+        raise ValueError(
+            f"`image` is empty ({image.width}x{image.height} pixels); pass an image with at "
+            "least one pixel on each side."
         )
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         values = np.asarray(image, dtype=np.float64)
@@ -96,6 +176,9 @@ class Preprocessor:
         mean, std: the normalisation the transform applies, used to show the model's input.
         preprocess_tensors: also run tensors through `transform` (default: tensors are taken
             as already model-ready).
+        channels: the input channels the model takes and where that number comes from
+            (see `expected_channels`); batches with another count are refused before the
+            forward. None: not checked.
     """
 
     transform: Callable[[Image.Image], torch.Tensor]
@@ -103,6 +186,7 @@ class Preprocessor:
     std: tuple[float, ...] | None
     input_size: tuple[int, int, int]
     preprocess_tensors: bool = False
+    channels: tuple[int, str] | None = None
 
     @classmethod
     def for_model(
@@ -111,9 +195,10 @@ class Preprocessor:
         transform: Callable[[Image.Image], torch.Tensor] | None = None,
         preprocess_tensors: bool = False,
     ) -> Preprocessor:
+        channels = expected_channels(model)
         if transform is not None:
             probe = transform(Image.new("RGB", (224, 224)))
-            return cls(transform, None, None, tuple(probe.shape), preprocess_tensors)
+            return cls(transform, None, None, tuple(probe.shape), preprocess_tensors, channels)
         import timm.data
 
         source = _find_pretrained_cfg(model)
@@ -129,12 +214,16 @@ class Preprocessor:
                 "crop_mode": "center",
             }
         built = timm.data.create_transform(**config, is_training=False)
+        input_size = tuple(config["input_size"])
+        if channels is not None:  # timm keeps (3, H, W) in the config of `in_chans=1` models
+            input_size = (channels[0], *input_size[1:])
         return cls(
             built,
             tuple(config["mean"]),
             tuple(config["std"]),
-            tuple(config["input_size"]),
+            input_size,
             preprocess_tensors,
+            channels,
         )
 
     def __call__(self, image: ImageInput, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -154,7 +243,24 @@ class Preprocessor:
             return torch.cat(parts)
         else:
             batch = self._transform(to_pil(image)).unsqueeze(0)
+        self._check_channels(batch, from_tensor=isinstance(image, torch.Tensor))
         return batch.to(device=device, dtype=dtype)
+
+    def _check_channels(self, batch: torch.Tensor, from_tensor: bool) -> None:
+        """A ValueError, before any forward, when `batch` has channels the model cannot take."""
+        if self.channels is None or batch.shape[1] == self.channels[0]:
+            return
+        expected, source = self.channels
+        found = batch.shape[1]
+        if from_tensor and not self.preprocess_tensors:
+            what = f"`image` tensor of shape {tuple(batch.shape)} has {found} channel(s)"
+            fix = _channel_fix(found, expected)
+        else:
+            what = f"the transform made {found}-channel input from `image`"
+            fix = f"pass a `transform=` that makes {expected}-channel tensors"
+            if not self.preprocess_tensors:
+                fix += f", or a model-ready (B, {expected}, H, W) tensor"
+        raise ValueError(f"{what}, but the model expects {expected} ({source}); {fix}.")
 
     def _transform(self, pil: Image.Image) -> torch.Tensor:
         out = self.transform(pil)
@@ -168,6 +274,12 @@ class Preprocessor:
                 f"`image` tensor has shape {tuple(tensor.shape)}; "
                 "expected (C, H, W) or (B, C, H, W)."
             )
+        if tensor.is_complex():
+            raise TypeError(
+                f"`image` tensor has complex dtype {tensor.dtype}; pass a real-valued image, "
+                "e.g. `tensor.abs()` or `tensor.real`."
+            )
+        _check_not_empty(tensor.shape, "tensor")
         if not tensor.is_floating_point():
             tensor = tensor.float() / 255.0 if tensor.dtype == torch.uint8 else tensor.float()
         batch = tensor.detach().unsqueeze(0) if tensor.ndim == 3 else tensor.detach()

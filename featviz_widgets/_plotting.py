@@ -13,7 +13,17 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-__all__ = ["feature_grid_figure", "layer_comparison_figure", "occlusion_figure", "unit_centre"]
+__all__ = [
+    "MAX_FEATURE_MAPS",
+    "feature_grid_figure",
+    "layer_comparison_figure",
+    "occlusion_figure",
+    "unit_centre",
+]
+
+MAX_FEATURE_MAPS = 256  # the most maps one grid shows (the widget's limit too)
+MAX_FIGURE_WIDTH = 16.0  # inches: wider grids get smaller tiles
+_TILE = 2.2  # inches per tile while the grid fits
 
 
 def _finish(fig: Figure, save_path: str | os.PathLike | None) -> Figure:
@@ -33,12 +43,16 @@ def feature_grid_figure(
     save_path: str | os.PathLike | None = None,
 ) -> Figure:
     """A square grid of the `channels` of one image's (C, H, W) `maps`, each titled with
-    its channel index and mean activation; one colour scale and a colorbar if `shared_scale`."""
+    its channel index and mean activation; one colour scale and a colorbar if `shared_scale`.
+    Tiles shrink (and their titles with them) to keep the figure `MAX_FIGURE_WIDTH` wide."""
     values = maps.detach().float().cpu()
     n = len(channels)
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=figsize or (2.2 * cols + (0.8 if shared_scale else 0), 2.3 * rows + 0.6))
+    colorbar = 0.8 if shared_scale else 0.0
+    tile = min(_TILE, (MAX_FIGURE_WIDTH - colorbar) / cols)
+    fontsize = max(4.0, 9.0 * tile / _TILE)
+    fig = Figure(figsize=figsize or (tile * cols + colorbar, (tile + 0.1) * rows + 0.6))
     fig.suptitle(title, fontsize=11)
     axes = fig.subplots(rows, cols, squeeze=False)
     selected = values[channels]
@@ -49,10 +63,11 @@ def feature_grid_figure(
     for ax, channel in zip(axes.flat, channels):
         channel_map = values[channel].numpy()
         image = ax.imshow(channel_map, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-        ax.set_title(f"ch {channel}\nmean {float(np.nanmean(channel_map)):.3f}", fontsize=9)
+        mean = float(np.nanmean(channel_map))
+        ax.set_title(f"ch {channel}\nmean {mean:.3f}", fontsize=fontsize)
     for ax in axes.flat:
         ax.axis("off")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_size_inches()[1]))  # room for the title
     if shared_scale and image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="activation")
     return _finish(fig, save_path)
@@ -76,11 +91,13 @@ def layer_comparison_figure(
     for ax, (key, label) in zip(axes.flat, panels):
         values = [all_stats[name][key] for name in names]
         bars = ax.bar(positions, values, color="#4c72b0")
-        if key == "active_channels":
+        if key == "active_channels":  # counts: "active/total", whole numbers
             totals = [all_stats[name]["num_channels"] for name in names]
             ax.bar(positions, totals, color="#4c72b0", alpha=0.2, label="channels")
             ax.legend(fontsize=8)
-        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+            ax.bar_label(bars, labels=[f"{a}/{t}" for a, t in zip(values, totals)], fontsize=8)
+        else:
+            ax.bar_label(bars, fmt="%.3g", fontsize=8)
         ax.set_title(label, fontsize=10)
         ax.set_xticks(positions, names, rotation=30, ha="right", fontsize=8)
         ax.margins(y=0.15)

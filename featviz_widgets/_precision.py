@@ -21,8 +21,9 @@ def _cpu_supports(dtype: torch.dtype) -> bool:
         return False
 
 
-def precision_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The dtype for `precision`, or a ValueError saying why this device cannot use it."""
+def precision_dtype(precision: str, device: torch.device, method: str = "exact") -> torch.dtype:
+    """The dtype for `precision`, or a ValueError saying why this device cannot use it and
+    what to use instead with occlusion `method` ("exact" or "gradient")."""
     if precision not in PRECISIONS:
         raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
     dtype = getattr(torch, precision)
@@ -33,10 +34,14 @@ def precision_dtype(precision: str, device: torch.device) -> torch.dtype:
     else:
         supported = device.type == "cpu" and _cpu_supports(dtype)
     if not supported:
+        instead = (
+            "precision='float32' (method='gradient' is fast already)"
+            if method == "gradient"
+            else "method='gradient' for a fast approximation on this device"
+        )
         raise ValueError(
             f"precision={precision!r} has no native support on {device} (it would be slower "
-            "than float32, not faster). Use a CUDA GPU, or method='gradient' for a fast "
-            "approximation on this device."
+            f"than float32, not faster). Use a CUDA GPU, or {instead}."
         )
     return dtype
 

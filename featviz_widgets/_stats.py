@@ -11,6 +11,7 @@ __all__ = [
     "NonFiniteActivationWarning",
     "channel_scores",
     "feature_statistics",
+    "order_by_scores",
     "rank_channels",
 ]
 
@@ -82,6 +83,11 @@ def channel_scores(features: torch.Tensor, sort_by: str) -> torch.Tensor:
     return torch.nan_to_num(scores.mean(dim=0), nan=-torch.inf)
 
 
+def order_by_scores(scores: torch.Tensor) -> list[int]:
+    """Channel indices by descending (C,) `scores`; ties keep channel order."""
+    return torch.sort(scores.cpu(), descending=True, stable=True).indices.tolist()
+
+
 def rank_channels(features: torch.Tensor, sort_by: str = "activation", seed: int = 0) -> list[int]:
     """Every channel index of (B, C, H, W) `features`, best first under `sort_by`.
 
@@ -93,5 +99,4 @@ def rank_channels(features: torch.Tensor, sort_by: str = "activation", seed: int
     if sort_by == "random":
         generator = torch.Generator().manual_seed(int(seed))
         return torch.randperm(num_channels, generator=generator).tolist()
-    scores = channel_scores(features, sort_by).cpu()
-    return torch.sort(scores, descending=True, stable=True).indices.tolist()
+    return order_by_scores(channel_scores(features, sort_by))

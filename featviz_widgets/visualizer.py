@@ -6,6 +6,7 @@ import hashlib
 import os
 import sys
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,15 +22,23 @@ from ._capture import capture, resolve_layers
 from ._incremental import IncrementalPlan, build_plan
 from ._inputs import ImageInput, Preprocessor
 from ._layout import Format, LayoutError, LayoutTracker, ModelGeometry, first_tensor, to_nchw
-from ._occlusion import OcclusionResult, gradient_map, occlusion_sweep
+from ._occlusion import OcclusionResult, gradient_map, occlusion_sweep, patch_starts
 from ._plotting import (
+    MAX_FEATURE_MAPS,
     feature_grid_figure,
     layer_comparison_figure,
     occlusion_figure,
     unit_centre,
 )
 from ._precision import precision_context, precision_dtype
-from ._stats import SORT_MODES, channel_scores, feature_statistics, rank_channels
+from ._progress import progress_bar
+from ._stats import (
+    SORT_MODES,
+    channel_scores,
+    feature_statistics,
+    order_by_scores,
+    rank_channels,
+)
 
 __all__ = ["FeatureVisualizer", "LayerInfo"]
 
@@ -315,9 +324,8 @@ class FeatureVisualizer:
         as (channel_index, mean_activation) pairs, best first; fewer if the layer has fewer."""
         if not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}.")
-        maps = self._maps(image, layer_name)
-        scores = channel_scores(maps, "activation")
-        return [(c, float(scores[c])) for c in rank_channels(maps, "activation")[:top_k]]
+        scores = channel_scores(self._maps(image, layer_name), "activation").cpu()
+        return [(c, float(scores[c])) for c in order_by_scores(scores)[:top_k]]
 
     def rank_channels(
         self,
@@ -354,15 +362,27 @@ class FeatureVisualizer:
         Channels are chosen on that image by `sort_by`: "activation" (highest spatial mean),
         "variance" (highest spatial variance) or "random" (reproducible with `seed`). Each map
         is titled with its channel and mean; `shared_scale` puts all on one colour scale.
+        A layer with fewer channels than `num_features` shows them all; asking for more than
+        the default 16 and more than the layer has, or than `MAX_FEATURE_MAPS` (256), also
+        warns with the number shown.
         """
         if sort_by not in SORT_MODES:
             raise ValueError(f"`sort_by` must be one of {SORT_MODES}, got {sort_by!r}.")
-        if not isinstance(num_features, int) or num_features < 1:
+        if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features < 1:
             raise ValueError(f"`num_features` must be a positive integer, got {num_features!r}.")
         maps = self._maps(image, layer_name)
         one = maps[self._check_index(index, maps) : index + 1]
-        channels = rank_channels(one, sort_by, seed)[:num_features]
         c, h, w = maps.shape[1:]
+        shown = min(c, MAX_FEATURE_MAPS)
+        if num_features > max(shown, 16):
+            warnings.warn(
+                f"`num_features`={num_features} is more than can be shown: {layer_name!r} has "
+                f"{c} channels and a figure shows at most {MAX_FEATURE_MAPS} maps; showing "
+                f"the top {shown}.",
+                UserWarning,
+                stacklevel=2,
+            )
+        channels = rank_channels(one, sort_by, seed)[: min(num_features, shown)]
         title = f"{layer_name}: top {len(channels)} of {c} channels by {sort_by} ({h}x{w})"
         if maps.shape[0] > 1:
             title += f", image {index} of {maps.shape[0]}"
@@ -423,6 +443,7 @@ class FeatureVisualizer:
         on_progress: Callable[[int, int, OcclusionResult], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         precision: str = "float32",
+        progress: bool = True,
     ) -> OcclusionResult:
         """One occlusion sweep for the unit at `position` (default: the map's centre) of
         image `index`; the result gives the map of every channel (`result.map(channel)`).
@@ -433,7 +454,8 @@ class FeatureVisualizer:
         `on_progress(done, total, partial_result)` is called after each batch;
         `should_stop()` returning True makes it raise `OcclusionCancelled`.
         `precision="float16"` or `"bfloat16"` (devices with native support only) is a
-        faster approximation.
+        faster approximation. A progress bar (placements done / total) appears once the
+        sweep has run 2 s; `progress=False` turns it off.
         """
         return self._occlusion(
             self.prepare(image),
@@ -446,6 +468,7 @@ class FeatureVisualizer:
             on_progress=on_progress,
             should_stop=should_stop,
             precision=precision,
+            progress=progress,
         )
 
     def _occlusion(
@@ -461,6 +484,7 @@ class FeatureVisualizer:
         on_progress: Callable[[int, int, OcclusionResult], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         precision: str = "float32",
+        progress: bool = True,
     ) -> OcclusionResult:
         """`occlusion` on an already prepared batch."""
         self._check_patch(patch_size, stride)
@@ -473,7 +497,19 @@ class FeatureVisualizer:
         if cached is not None and cached[0] == key:
             return cached[1]
         layer_fn = self._layer_fn(layer_name)
-        with precision_context(dtype, self.device):
+        height, width = one.shape[-2:]
+        placements = len(patch_starts(height, patch_size, stride)) * len(
+            patch_starts(width, patch_size, stride)
+        )
+        description = f"occlusion {layer_name} {unit}"
+        bar = progress_bar(placements, description, enabled=progress, unit="placement")
+        with bar as advance_to, precision_context(dtype, self.device):
+
+            def report(done: int, total: int, partial: OcclusionResult) -> None:
+                advance_to(int(partial.done.sum()))  # skipped placements count as done
+                if on_progress is not None:
+                    on_progress(done, total, partial)
+
             plan = build_plan(self.model, one, layer_name, unit) if fmt is Format.NCHW else None
             result = occlusion_sweep(
                 layer_fn,
@@ -483,7 +519,7 @@ class FeatureVisualizer:
                 patch_size=patch_size,
                 stride=stride,
                 batch_size=batch_size or self._occlusion_batch_size(layer_fn, one, plan),
-                on_progress=on_progress,
+                on_progress=report,
                 should_stop=should_stop,
                 plan=plan,
                 precision=dtype,
@@ -524,6 +560,7 @@ class FeatureVisualizer:
         method: str = "exact",
         precision: str = "float32",
         show: bool | None = None,
+        progress: bool = True,
     ) -> np.ndarray:
         """Occlusion sensitivity of unit (`channel`, `position`) of `layer_name`: (H_in, W_in).
 
@@ -534,12 +571,16 @@ class FeatureVisualizer:
 
         `method="gradient"` is a fast approximation (one forward and one backward): each
         patch's change estimated to first order as the sum of gradient x (pixel - fill).
-        `precision="float16"`/`"bfloat16"` runs the exact sweep in reduced precision, on
+        `precision="float16"`/`"bfloat16"` runs either method in reduced precision, on
         devices with native support (CUDA GPUs; CPUs with AVX512-BF16 or AMX): faster, not
         exact. Both approximations say so in the figure's title.
+
+        The exact sweep shows a progress bar (placements done / total) once it has run 2 s;
+        `progress=False` turns it off.
         """
         if method not in OCCLUSION_METHODS:
             raise ValueError(f"`method` must be one of {OCCLUSION_METHODS}, got {method!r}.")
+        dtype = precision_dtype(precision, self.device, method)
         batch = self.prepare(image)  # once: the maps, the sweep and the picture share it
         maps = self._capture_maps(batch, [layer_name])[layer_name][0]
         if not isinstance(channel, (int, np.integer)) or not 0 <= channel < maps.shape[1]:
@@ -551,15 +592,16 @@ class FeatureVisualizer:
         unit = self._check_position(position, maps, layer_name)
         if method == "gradient":
             self._check_patch(patch_size, stride)
-            sensitivity = gradient_map(
-                self._layer_fn(layer_name, with_grad=True),
-                one,
-                channel=int(channel),
-                position=unit,
-                patch_size=patch_size,
-                stride=stride,
-                signed=signed,
-            )
+            with precision_context(dtype, self.device):
+                sensitivity = gradient_map(
+                    self._layer_fn(layer_name, with_grad=True),
+                    one,
+                    channel=int(channel),
+                    position=unit,
+                    patch_size=patch_size,
+                    stride=stride,
+                    signed=signed,
+                )
         else:
             result = self._occlusion(
                 batch,
@@ -569,17 +611,15 @@ class FeatureVisualizer:
                 stride=stride,
                 index=index,
                 precision=precision,
+                progress=progress,
             )
             sensitivity = result.map(int(channel), signed=signed)
         picture = self.preprocessor.to_display(batch, index)
         centre = unit_centre(unit, tuple(maps.shape[-2:]), sensitivity.shape)
-        approximation = (
-            " (gradient approximation)"
-            if method == "gradient"
-            else f" ({precision} approximation)"
-            if precision != "float32"
-            else ""
-        )
+        labels = ["gradient"] if method == "gradient" else []
+        if precision != "float32":
+            labels.append(precision)
+        approximation = f" ({', '.join(labels)} approximation)" if labels else ""
         self.last_figure = occlusion_figure(
             picture,
             sensitivity,

@@ -29,10 +29,10 @@ from PIL import Image
 from torch import nn
 
 from ._capture import resolve_layers
-from ._inputs import ImageInput
+from ._inputs import ImageInput, to_pil
 from ._occlusion import OcclusionCancelled, OcclusionResult
 from ._payload import decode_maps, encode_maps, encode_png
-from ._plotting import feature_grid_figure, occlusion_figure, unit_centre
+from ._plotting import MAX_FEATURE_MAPS, feature_grid_figure, occlusion_figure, unit_centre
 from ._stats import SORT_MODES
 from ._worker import Job, Worker
 from .visualizer import FeatureVisualizer, LayerInfo
@@ -68,6 +68,24 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     return value
+
+
+def _image_name(image: ImageInput) -> str:
+    """The file name of a path or named file object, else ""."""
+    name = getattr(image, "name", None) if callable(getattr(image, "read", None)) else image
+    return os.path.basename(os.fspath(name)) if isinstance(name, (str, os.PathLike)) else ""
+
+
+def _read_now(image: ImageInput) -> ImageInput:
+    """A file object's image, read at once: jobs re-read their source later (a new device, a
+    new comparison), when the caller may have closed the file. Other inputs as they are; an
+    unreadable file is left for the job to report in `error`."""
+    if not callable(getattr(image, "read", None)):
+        return image
+    try:
+        return to_pil(image)  # type: ignore[arg-type]
+    except ValueError:
+        return image
 
 
 def _layer_dict(info: LayerInfo) -> dict:
@@ -162,7 +180,7 @@ class FeatureExplorer(anywidget.AnyWidget):
     - Default: the first channel of the ranking after each layer change
     """
     num_features = t.Int(16).tag(sync=True)
-    """How many maps the grid shows (at most the layer's channel count).
+    """How many maps the grid shows (at most the layer's channel count, and 256).
 
     - Default: `16`
     """
@@ -273,8 +291,8 @@ class FeatureExplorer(anywidget.AnyWidget):
         self._occ_result: OcclusionResult | None = None
         self._occ_cancelled = False
         self._requested_channel: int | None = kwargs.pop("channel", None)
-        self._source: ImageInput = image if image is not None else SAMPLE_IMAGE
-        self._source_name = "sample.png" if image is None else ""
+        self._source: ImageInput = _read_now(image) if image is not None else SAMPLE_IMAGE
+        self._source_name = "sample.png" if image is None else _image_name(image)
         self._worker = Worker(self._lock, self._set_busy)
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         if self._viz.device.type not in devices:
@@ -305,15 +323,16 @@ class FeatureExplorer(anywidget.AnyWidget):
     @property
     def image(self) -> ImageInput:
         """The image shown (the last one that loaded). Assign any input the core accepts
-        (PIL, ndarray, tensor, path); a failure shows in `error` and keeps the old image."""
+        (PIL, ndarray, tensor, path, binary file object); a failure shows in `error` and keeps
+        the old image."""
         return self._source
 
     @image.setter
     def image(self, value: ImageInput | None) -> None:
-        name = "sample.png" if value is None else ""
-        if isinstance(value, (str, os.PathLike)):
-            name = os.path.basename(os.fspath(value))
-        self._submit_view(value if value is not None else SAMPLE_IMAGE, name=name, relist=True)
+        if value is None:
+            self._submit_view(SAMPLE_IMAGE, name="sample.png", relist=True)
+        else:
+            self._submit_view(_read_now(value), name=_image_name(value), relist=True)
 
     @property
     def layers(self) -> list[str]:
@@ -362,8 +381,9 @@ class FeatureExplorer(anywidget.AnyWidget):
                     with self._quiet():
                         self._occlusion_meta = {**meta, "cancelled": True}
 
-    def wait(self, timeout: float | None = 60.0) -> FeatureExplorer:
-        """Block until the background work is done (not from the worker itself).
+    def wait(self, timeout: float | None = None) -> FeatureExplorer:
+        """Block until the background work is done (not from the worker itself), however
+        long it takes unless a `timeout` in seconds is given.
 
         Raises:
             TimeoutError: if it is still busy after `timeout` seconds.
@@ -693,6 +713,7 @@ class FeatureExplorer(anywidget.AnyWidget):
             stride=self.stride,
             on_progress=on_progress,
             should_stop=job.stale,
+            progress=False,  # the widget shows its own
         )
         with self._lock:
             if job.current:
@@ -708,7 +729,7 @@ class FeatureExplorer(anywidget.AnyWidget):
         if features is None:
             return
         maps = features[0]
-        channels = self._order[: max(1, self.num_features)]
+        channels = self._order[: min(max(1, self.num_features), MAX_FEATURE_MAPS)]
         selected = maps[channels].numpy()
         data, meta = encode_maps(selected)
         with np.errstate(all="ignore"):

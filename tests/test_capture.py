@@ -21,6 +21,30 @@ def test_unknown_layer_lists_closest_names_and_how_to_list_all(snapshot):
     state.assert_unchanged()
 
 
+def test_empty_layer_name_is_the_whole_model_not_a_layer(snapshot):
+    model = timm_model("resnet18")
+    state = snapshot(model)
+    viz = FeatureVisualizer(model)
+    forwards = []
+    handle = model.register_forward_pre_hook(lambda *_: forwards.append(1))
+    try:
+        for call in (
+            lambda: viz.get_features(X, ""),
+            lambda: viz.compare_layers(X, ["layer1", ""], plot=False),
+            lambda: viz.occlusion(X, ""),
+        ):
+            with pytest.raises(
+                LayerNotFoundError,
+                match=r"layer name '' is the whole ResNet, not a layer; .*"
+                r"list_layers\(\)",
+            ):
+                call()
+    finally:
+        handle.remove()
+    assert forwards == []
+    state.assert_unchanged()
+
+
 def test_parameter_name_and_unused_layer_errors(tiny, snapshot):
     state = snapshot(tiny)
     viz = FeatureVisualizer(tiny)

@@ -1,10 +1,13 @@
 """Every kind of image a user has becomes the same model-ready batch."""
 
+import io
+
 import numpy as np
 import pytest
 import torch
 from conftest import scene, timm_model
 from PIL import Image
+from torch import nn
 
 from featviz_widgets import FeatureVisualizer
 
@@ -116,3 +119,114 @@ def test_bad_inputs_give_clear_errors(viz, tmp_path):
         viz.prepare([])
     with pytest.raises(ValueError, match="NaN"):
         viz.prepare(np.full((8, 8, 3), np.nan))
+
+
+def test_file_objects_are_read_like_their_path(viz, tmp_path):
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as photo:  # an open binary file
+        batch = viz.prepare(photo)
+        assert not photo.closed  # the caller's file stays the caller's
+        path = photo.name
+    expected = viz.prepare(path)
+    assert batch.shape == (1, 3, 224, 224) and batch.std() > 0.1
+    assert torch.equal(batch, expected)
+    with open(path, "rb") as handle:
+        data = handle.read()
+    assert torch.equal(viz.prepare(io.BytesIO(data)), expected)
+    with open(path, "rb") as handle:
+        handle.read(100)  # a file object not at its start is read from the start
+        assert torch.equal(viz.prepare([handle, scene()])[0], expected[0])
+    closed = open(path, "rb")  # noqa: SIM115
+    closed.close()
+    with pytest.raises(ValueError, match=r"`image` file object .*grace_hopper.jpg' is closed"):
+        viz.prepare(closed)
+    with pytest.raises(ValueError, match=r"'BytesIO' is not a readable image"):
+        viz.prepare(io.BytesIO(b"not an image"))
+    with open(path) as text, pytest.raises(ValueError, match=r"open\(path, 'rb'\)"):
+        viz.prepare(text)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.com/dog.jpg", "https://example.com/a.png?x=1", "FTP://host/cat.jpg"],
+)
+def test_urls_are_refused_with_how_to_download(viz, url):
+    with pytest.raises(ValueError, match=r"is a URL; .*urllib\.request\.urlretrieve\(url\)"):
+        viz.prepare(url)
+
+
+@pytest.mark.parametrize(
+    ("image", "size"),
+    [
+        (Image.new("RGB", (0, 0)), r"\(0x0 pixels\)"),
+        (Image.new("L", (0, 12)), r"\(0x12 pixels\)"),
+        (np.zeros((0, 10, 3), dtype=np.uint8), r"array is empty \(shape \(0, 10, 3\)\)"),
+        (np.zeros((10, 0), dtype=np.float32), r"array is empty \(shape \(10, 0\)\)"),
+        (torch.zeros(1, 3, 0, 224), r"tensor is empty \(shape \(1, 3, 0, 224\)\)"),
+        (torch.zeros(3, 224, 0), r"tensor is empty \(shape \(3, 224, 0\)\)"),
+    ],
+    ids=["pil-0x0", "pil-0x12", "array-rows", "array-cols", "tensor-4d", "tensor-3d"],
+)
+def test_empty_images_name_their_size(viz, image, size):
+    with pytest.raises(ValueError, match=size + r".*at least one pixel"):
+        viz.prepare(image)
+
+
+def test_complex_images_are_refused_not_cast(viz):
+    with pytest.raises(TypeError, match=r"`image` tensor has complex dtype torch.complex64"):
+        viz.prepare(torch.ones(1, 3, 8, 8, dtype=torch.complex64))
+    with pytest.raises(TypeError, match=r"`image` array has complex dtype complex128.*np\.abs"):
+        viz.prepare(np.ones((8, 8, 3), dtype=np.complex128))
+
+
+class _Forwards:
+    """Counts forwards of `model` through a removable pre-hook."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.count = 0
+        self.handle = model.register_forward_pre_hook(lambda *_: self._bump())
+
+    def _bump(self) -> None:
+        self.count += 1
+
+
+@pytest.mark.parametrize(
+    ("channels", "fix"),
+    [
+        (4, r"drop the alpha channel with `x\[:, :3\]`"),
+        (1, r"repeat the gray channel with `x\.expand\(-1, 3, -1, -1\)`"),
+    ],
+)
+def test_wrong_channel_count_is_refused_before_the_forward(viz, channels, fix, snapshot):
+    state = snapshot(viz.model)
+    forwards = _Forwards(viz.model)
+    try:
+        with pytest.raises(
+            ValueError,
+            match=rf"tensor of shape \(1, {channels}, 224, 224\) has {channels} channel\(s\), "
+            rf"but the model expects 3 \(timm's `in_chans=3`\); {fix}",
+        ):
+            viz.get_features(torch.rand(1, channels, 224, 224), "layer1")
+    finally:
+        forwards.handle.remove()
+    assert forwards.count == 0
+    state.assert_unchanged()
+
+
+def test_one_channel_timm_model_takes_one_channel_tensors():
+    viz = FeatureVisualizer(timm_model("resnet18", in_chans=1))
+    assert viz.get_features(torch.rand(1, 1, 64, 64), "layer1").shape == (1, 64, 16, 16)
+    assert viz.list_layers()[0].shape == (64, 112, 112)  # the blank probe has 1 channel too
+    with pytest.raises(ValueError, match=r"expects 1 \(timm's `in_chans=1`\); average"):
+        viz.get_features(torch.rand(1, 3, 64, 64), "layer1")
+    with pytest.raises(ValueError, match=r"transform made 3-channel input .* expects 1"):
+        viz.get_features(scene(), "layer1")
+
+
+def test_channels_of_a_plain_model_come_from_its_first_convolution():
+    model = nn.Sequential(nn.Identity(), nn.Conv2d(2, 4, 3), nn.Conv2d(4, 4, 3))
+    viz = FeatureVisualizer(model)
+    assert viz.get_features(torch.rand(1, 2, 16, 16), "2").shape == (1, 4, 12, 12)
+    with pytest.raises(ValueError, match=r"expects 2 \(its first convolution '1' takes 2\)"):
+        viz.get_features(torch.rand(1, 3, 16, 16), "2")

@@ -6,10 +6,12 @@ import torch
 from conftest import timm_model
 from torch import nn
 
-from featviz_widgets import FeatureVisualizer, OcclusionCancelled
+from featviz_widgets import FeatureVisualizer, OcclusionCancelled, _progress
 from featviz_widgets._incremental import build_plan
 from featviz_widgets._occlusion import occlusion_sweep, patch_starts
 from featviz_widgets._precision import precision_context, precision_dtype
+
+CUDA = torch.cuda.is_available()
 
 
 def nchw_unit(output, channel, h, w):
@@ -176,6 +178,38 @@ def test_progress_partial_maps_and_cancel():
     assert snapshot_ok
 
 
+def test_progress_bar_counts_placements_and_can_be_turned_off(capsys, monkeypatch):
+    viz = FeatureVisualizer(timm_model("resnet18"))
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    # A sweep shorter than the delay (2 s) prints nothing, bar or not.
+    viz.occlusion(image, "layer1", (0, 0), patch_size=32, stride=32)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(_progress, "PROGRESS_DELAY_S", 0.0)
+    viz.occlusion(image, "layer2", patch_size=16, stride=8, progress=False)
+    viz.visualize_receptive_field(image, "layer3", 0, show=False, progress=False)
+    assert capsys.readouterr().err == ""
+    # 7 x 7 placements: layer2's unit feels every one of them, so none is skipped.
+    viz.occlusion(image, "layer2", (1, 1), patch_size=16, stride=8)
+    err = capsys.readouterr().err
+    assert "occlusion layer2 (1, 1)" in err and "49/49" in err and "placement" in err
+    # layer1's unit at (0, 0) cannot see most placements: they count as done, not missing.
+    viz.visualize_receptive_field(image, "layer1", 0, (0, 0), show=False)
+    assert "49/49" in capsys.readouterr().err
+    # A cancelled sweep closes its bar at the placements it reached.
+    stops = iter([False, True])  # one batch of 10, then stop
+    with pytest.raises(OcclusionCancelled):
+        viz.occlusion(image, "layer4", batch_size=10, should_stop=lambda: next(stops))
+    err = capsys.readouterr().err
+    assert "10/49" in err and "49/49" not in err
+    assert not _progress_bars_open()
+
+
+def _progress_bars_open() -> int:
+    from tqdm.auto import tqdm
+
+    return len(getattr(tqdm, "_instances", ()))
+
+
 def test_position_channel_and_patch_validation(tiny):
     viz = FeatureVisualizer(timm_model("resnet18"))
     image = torch.rand(1, 3, 64, 64)
@@ -206,6 +240,47 @@ def test_gradient_method_is_exact_for_a_linear_model_and_leaves_no_grads():
     assert all(not m._forward_hooks for m in model.modules())
     with pytest.raises(ValueError, match="`method` must be one of"):
         viz.visualize_receptive_field(image, "1", 0, method="fast")
+
+
+@pytest.mark.parametrize(
+    "device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no GPU"))]
+)
+def test_gradient_method_checks_and_honours_precision(device):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3))
+    viz = FeatureVisualizer(model, device=device)
+    image = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    kwargs = dict(method="gradient", patch_size=8, stride=4, show=False)
+    with pytest.raises(ValueError, match=r"`precision` must be one of .*, got 'half'"):
+        viz.visualize_receptive_field(image, "2", 0, precision="half", **kwargs)
+    full = viz.visualize_receptive_field(image, "2", 0, signed=True, **kwargs)
+    assert viz.last_figure._suptitle.get_text().endswith("(gradient approximation)")
+    dtypes = []
+    handle = model[2].register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    try:
+        for precision in ("float16", "bfloat16"):
+            try:
+                dtype = precision_dtype(precision, viz.device)
+            except ValueError:  # e.g. this CPU: no native kernels; the gradient path says so
+                with pytest.raises(
+                    ValueError,
+                    match=rf"precision='{precision}' has no native support on {device}.*"
+                    r"precision='float32' \(method='gradient' is fast already\)",
+                ):
+                    viz.visualize_receptive_field(image, "2", 0, precision=precision, **kwargs)
+                continue
+            dtypes.clear()
+            reduced = viz.visualize_receptive_field(
+                image, "2", 0, signed=True, precision=precision, **kwargs
+            )
+            assert dtypes == [dtype]  # the layer really ran in `precision`
+            title = viz.last_figure._suptitle.get_text()
+            assert title.endswith(f"(gradient, {precision} approximation)")
+            assert not np.array_equal(reduced, full)
+            assert np.corrcoef(reduced.ravel(), full.ravel())[0, 1] > 0.98
+    finally:
+        handle.remove()
+    assert all(p.grad is None for p in model.parameters())
 
 
 def test_gradient_method_approximates_a_real_network(snapshot):

@@ -60,6 +60,32 @@ def test_top_activating_features_pairs(tiny):
     assert len(FeatureVisualizer(tiny).get_top_activating_features(X, "known", top_k=50)) == 4
 
 
+def test_top_activating_features_score_once_and_match_brute_force(monkeypatch):
+    from conftest import scene, timm_model
+
+    from featviz_widgets import _stats, visualizer
+
+    viz = FeatureVisualizer(timm_model("resnet18"))
+    batch = [scene(seed=1), scene(seed=2)]
+    features = viz.get_features(batch, "layer4").double()
+    means = [features[:, c].mean().item() for c in range(features.shape[1])]
+    expected = sorted(range(len(means)), key=lambda c: (-means[c], c))[:10]
+    calls = []
+    real = _stats.channel_scores
+
+    def counted(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_stats, "channel_scores", counted)
+    monkeypatch.setattr(visualizer, "channel_scores", counted)
+    top = viz.get_top_activating_features(batch, "layer4", top_k=10)
+    assert calls == ["activation"]  # one scoring pass, not one more to rank
+    assert [c for c, _ in top] == expected
+    assert [v for _, v in top] == pytest.approx([means[c] for c in expected], rel=1e-9)
+    assert top[0][1] > top[-1][1] > 0
+
+
 def test_non_finite_activations_are_reported_not_averaged():
     features = torch.ones(1, 3, 2, 2)
     features[0, 1, 0, 0] = float("nan")

@@ -150,3 +150,47 @@ def test_batches_statistics_over_batch_and_figures_per_image(viz):
     ]
     assert np.abs(sweeps[0].deltas).max() > 0
     assert not np.allclose(sweeps[0].deltas, sweeps[1].deltas)
+
+
+@pytest.fixture(scope="module")
+def resnet50():
+    return FeatureVisualizer(timm_model("resnet50"))
+
+
+def test_compare_layers_labels_counts_as_whole_numbers(resnet50, image):
+    viz = resnet50
+    stats = viz.compare_layers(image, ["layer3", "layer4"], plot=True)
+    assert [s["num_channels"] for s in stats.values()] == [1024, 2048]
+    counts = [t.get_text() for t in viz.last_figure.axes[3].texts]
+    assert counts == [f"{s['active_channels']}/{s['num_channels']}" for s in stats.values()]
+    assert counts[0].endswith("/1024") and counts[1].endswith("/2048")
+    labels = [t.get_text() for ax in viz.last_figure.axes[:4] for t in ax.texts]
+    assert len(labels) == 8 and not any("e+" in label for label in labels)
+
+
+def test_plot_feature_maps_caps_the_tiles_and_the_figure_size(viz, resnet50, image):
+    import warnings
+
+    with pytest.warns(
+        UserWarning,
+        match=r"`num_features`=5000 is more than can be shown: 'layer3' has 1024 channels and "
+        r"a figure shows at most 256 maps; showing the top 256",
+    ):
+        fig = resnet50.plot_feature_maps(image, "layer3", num_features=5000)
+    assert len([ax for ax in fig.axes if ax.images]) == 256
+    width, height = fig.get_size_inches()
+    assert width <= 16.0 and height <= 19.0
+    assert "top 256 of 1024 channels" in fig._suptitle.get_text()
+    with pytest.warns(UserWarning, match=r"'backbone.layer2' has 128 channels .* top 128"):
+        fig = viz.plot_feature_maps(image, "backbone.layer2", num_features=200, shared_scale=True)
+    assert len([ax for ax in fig.axes if ax.images]) == 128
+    assert fig.axes[-1].get_ylabel() == "activation"  # the shared colorbar still fits
+    assert fig.get_size_inches()[0] <= 16.0
+    # The default (16) on a layer with fewer channels shows them all, without a warning.
+    tiny = FeatureVisualizer(nn.Sequential(nn.Conv2d(3, 5, 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = tiny.plot_feature_maps(torch.rand(1, 3, 16, 16), "0")
+    assert len([ax for ax in fig.axes if ax.images]) == 5
+    with pytest.raises(ValueError, match="`num_features` must be a positive integer, got 2.5"):
+        viz.plot_feature_maps(image, "backbone.layer2", num_features=2.5)

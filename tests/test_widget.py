@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import inspect
 import io
 import os
 import threading
@@ -513,3 +514,54 @@ def test_wait_and_close(make):
     explorer.close()
     with pytest.raises(RuntimeError, match="closed"):
         explorer.layer = "layer2"
+
+
+def test_wait_without_timeout_waits_until_the_work_is_done(make):
+    assert inspect.signature(FeatureExplorer.wait).parameters["timeout"].default is None
+    explorer = make()
+    release = threading.Event()
+    finished: list[float] = []
+
+    def slow(job):
+        release.wait(30)
+        finished.append(time.monotonic())
+
+    explorer._worker.submit("test", slow, lambda job, exc: None)
+    with pytest.raises(TimeoutError, match=r"still busy after 0.05 s"):
+        explorer.wait(0.05)
+    timer = threading.Timer(1.0, release.set)
+    start = time.monotonic()
+    timer.start()
+    try:
+        assert explorer.wait() is explorer
+    finally:
+        timer.cancel()
+        release.set()
+    assert finished, "wait() returned before the job was done"
+    assert finished[0] - start >= 0.9 and not explorer.busy
+
+
+def test_file_objects_are_read_when_assigned(make):
+    from matplotlib import cbook
+
+    explorer = make()
+    with cbook.get_sample_data("grace_hopper.jpg") as photo:
+        explorer.image = photo
+    explorer.wait(30)  # the file is closed by now: the image was read at assignment
+    assert explorer.error == "" and explorer._image_meta["name"] == "grace_hopper.jpg"
+    assert isinstance(explorer.image, Image.Image) and explorer.image.size == (512, 600)
+    explorer.layer = "layer2"  # a later job re-reads the source
+    explorer.wait(30)
+    assert explorer.error == "" and explorer.features.shape[1] == 128
+    closed = open(photo.name, "rb")  # noqa: SIM115
+    closed.close()
+    explorer.image = closed
+    explorer.wait(30)
+    assert "is closed" in explorer.error and explorer._image_meta["name"] == "grace_hopper.jpg"
+
+
+def test_grid_shows_at_most_256_maps(make):
+    explorer = make(layer="layer4", num_features=5000)  # 512 channels
+    assert explorer._grid_meta["n"] == 256 and len(explorer._grid_meta["channels"]) == 256
+    assert len(explorer._grid) == 256 * 2 * 2
+    assert explorer._grid_meta["channels"] == explorer.ranking[:256]
