@@ -194,3 +194,41 @@ def test_plot_feature_maps_caps_the_tiles_and_the_figure_size(viz, resnet50, ima
     assert len([ax for ax in fig.axes if ax.images]) == 5
     with pytest.raises(ValueError, match="`num_features` must be a positive integer, got 2.5"):
         viz.plot_feature_maps(image, "backbone.layer2", num_features=2.5)
+
+
+# The documented API (shared spec): positional names and defaults, in order.
+DOCUMENTED = {
+    "__init__": [("model", None), ("use_cuda", True)],
+    "plot_feature_maps": [
+        ("image", None),
+        ("layer_name", None),
+        ("num_features", 16),
+        ("sort_by", "activation"),
+        ("save_path", None),
+        ("figsize", None),
+    ],
+    "get_features": [("image", None), ("layer_name", None)],
+    "get_feature_statistics": [("image", None), ("layer_name", None)],
+    "compare_layers": [("image", None), ("layer_names", None), ("save_path", None)],
+    "get_top_activating_features": [("image", None), ("layer_name", None), ("top_k", 10)],
+    "visualize_receptive_field": [
+        ("image", None),
+        ("layer_name", None),
+        ("channel", None),
+        ("position", None),
+        ("save_path", None),
+    ],
+}
+
+
+@pytest.mark.parametrize("method", list(DOCUMENTED))
+def test_public_methods_match_the_documented_names_and_defaults(method):
+    import inspect
+
+    params = [
+        p
+        for p in inspect.signature(getattr(FeatureVisualizer, method)).parameters.values()
+        if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD
+    ]
+    found = [(p.name, None if p.default is p.empty else p.default) for p in params]
+    assert found == DOCUMENTED[method]
