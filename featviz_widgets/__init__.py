@@ -1,7 +1,7 @@
 """featviz_widgets: see what a vision network computes, in a notebook."""
 
 from ._capture import LayerNotFoundError
-from ._layout import LayoutError
+from ._layout import LayoutError, LayoutWarning
 from ._occlusion import OcclusionCancelled, OcclusionResult
 from ._samples import sample_image
 from ._stats import NonFiniteActivationWarning
@@ -14,6 +14,7 @@ __all__ = [
     "LayerInfo",
     "LayerNotFoundError",
     "LayoutError",
+    "LayoutWarning",
     "NonFiniteActivationWarning",
     "OcclusionCancelled",
     "OcclusionResult",

@@ -4,7 +4,8 @@ A 4-D output's layout (channels first or last) is decided by what the module doe
 the forward: the operation it performs (a convolution writes channels first, a linear layer
 writes them last, a norm says which axis it normalises), the layout of the tensor it was given
 or returned, the channel counts of its parameters and children, and, last, which axes follow the
-input's aspect ratio. Where none of these tells, the layout is `Format.UNKNOWN`, not a guess.
+input's aspect ratio. Where none of these tells, the layout is `Format.UNKNOWN`: such maps are
+read channels-first, PyTorch's convention, and the user is told so.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Format", "LayoutError", "LayoutTracker", "ModelGeometry", "first_tensor", "to_nchw"]
+__all__ = [
+    "Format",
+    "LayoutError",
+    "LayoutTracker",
+    "LayoutWarning",
+    "ModelGeometry",
+    "first_tensor",
+    "to_nchw",
+]
 
 # Modules whose 4-D output is channels-first by construction.
 _CHANNELS_FIRST = (
@@ -51,6 +60,10 @@ class Format(str, Enum):
 
 class LayoutError(ValueError):
     """A layer output whose layout cannot be mapped to (B, C, H, W)."""
+
+
+class LayoutWarning(UserWarning):
+    """A 4-D layer output whose channel axis nothing in the model reveals (read channels-first)."""
 
 
 class ModelGeometry:
@@ -279,7 +292,8 @@ def to_nchw(
 ) -> tuple[torch.Tensor, Format]:
     """A layer's raw output as a contiguous (B, C, H, W) tensor and the layout it had.
 
-    `layout` is what a `LayoutTracker` decided for a 4-D output (None: not observed). The
+    `layout` is what a `LayoutTracker` decided for a 4-D output (None: not observed; such an
+    output, like an unknown one, is read channels-first and reported as `Format.UNKNOWN`). The
     result keeps whatever autograd graph the output had (none under `no_grad`)."""
     tensor = first_tensor(output)
     if tensor is None:
@@ -295,15 +309,9 @@ def to_nchw(
             "and reshaped internals do this). Pick the enclosing block instead."
         )
     if tensor.ndim == 4:
-        if layout not in (Format.NCHW, Format.NHWC):
-            raise LayoutError(
-                f"layer {layer_name!r} outputs shape {shape}, and nothing in the model tells "
-                "whether its channels come first or last (its channel count equals a spatial "
-                "size, and the module neither convolves, normalises nor receives a tensor of "
-                "known layout). Pick its enclosing block or a convolution or norm inside it."
-            )
-        fmt = layout
-        maps = tensor if fmt is Format.NCHW else tensor.permute(0, 3, 1, 2)
+        # Unknown: read channels first, PyTorch's convention; callers warn about it.
+        fmt = layout if layout in (Format.NCHW, Format.NHWC) else Format.UNKNOWN
+        maps = tensor.permute(0, 3, 1, 2) if fmt is Format.NHWC else tensor
     elif tensor.ndim == 3:
         grid = _token_grid(tensor.shape[1], geometry, input_hw)
         if grid is None:

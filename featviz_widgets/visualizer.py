@@ -21,7 +21,7 @@ from torch import nn
 from ._capture import capture, resolve_layers
 from ._incremental import IncrementalPlan, build_plan
 from ._inputs import ImageInput, Preprocessor
-from ._layout import Format, LayoutError, LayoutTracker, ModelGeometry, first_tensor, to_nchw
+from ._layout import Format, LayoutError, LayoutTracker, LayoutWarning, ModelGeometry, to_nchw
 from ._occlusion import OcclusionResult, gradient_map, occlusion_sweep, patch_starts
 from ._plotting import (
     MAX_FEATURE_MAPS,
@@ -51,7 +51,7 @@ _PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten)
 @dataclass(frozen=True)
 class LayerInfo:
     """A capturable layer: its name, module type, (C, H, W) map shape and source layout
-    ("NCHW", "NHWC", "tokens", "pooled", or "unknown" with the raw shape)."""
+    ("NCHW", "NHWC", "tokens", "pooled", or "unknown": read channels-first)."""
 
     name: str
     module_type: str
@@ -164,7 +164,19 @@ class FeatureVisualizer:
     ) -> dict[str, tuple[torch.Tensor, Format]]:
         """(B, C, H, W) maps and source format of `layers` from one forward."""
         raw = self._capture_raw(batch, layers, **options)
-        return {name: self._normalise(output, name, batch) for name, output in raw.items()}
+        found = {name: self._normalise(output, name, batch) for name, output in raw.items()}
+        for name, (maps, fmt) in found.items():
+            if fmt is Format.UNKNOWN:
+                warnings.warn(
+                    f"layer {name!r} outputs {tuple(maps.shape)} and nothing in the model tells "
+                    "whether its channels come first or last (no convolution, norm, "
+                    "per-channel parameter or tensor of known layout, and its sizes fit either "
+                    "way); it is read channels-first, PyTorch's convention. If that is wrong, "
+                    "pick its enclosing block or a convolution or norm inside it.",
+                    LayoutWarning,
+                    stacklevel=5,
+                )
+        return found
 
     def _capture_maps(self, batch: torch.Tensor, layers: Sequence[str]) -> dict[str, tuple]:
         """(B, C, H, W) maps and source format of `layers`, from the cache or one forward."""
@@ -218,7 +230,7 @@ class FeatureVisualizer:
         """Layers whose output can be shown as maps, with (C, H, W) shapes, from one probe pass.
 
         A 4-D output whose channel axis nothing in the model reveals is listed with layout
-        "unknown" and its raw shape (without the batch axis), rather than guessed.
+        "unknown" (its shape read channels-first), rather than guessed.
 
         Args:
             image: the input to probe with; a blank image of the model's input size if None.
@@ -246,14 +258,9 @@ class FeatureVisualizer:
                 continue
             try:
                 maps, fmt = self._normalise(raw[name], name, batch)
-                shape = tuple(maps.shape[1:])
             except LayoutError:
-                tensor = first_tensor(raw[name])
-                unknown = self._formats.get((name, tuple(batch.shape[1:]))) is Format.UNKNOWN
-                if not unknown or tensor.shape[0] != batch.shape[0]:
-                    continue  # not a map of this batch (windowed attention, internals)
-                shape, fmt = tuple(tensor.shape[1:]), Format.UNKNOWN
-            layers.append(LayerInfo(name, type(module).__name__, shape, fmt.value))
+                continue
+            layers.append(LayerInfo(name, type(module).__name__, tuple(maps.shape[1:]), fmt.value))
         return layers
 
     def _is_default(self, name: str, module: nn.Module) -> bool:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from conftest import timm_model
 from torch import nn
 
-from featviz_widgets import FeatureVisualizer, LayoutError
+from featviz_widgets import FeatureVisualizer, LayoutWarning
 
 # (name, create kwargs, (H, W) input): non-square wherever the model accepts it, so that the
 # spatial axes of every map are told apart from the channel axis by their sizes alone.
@@ -143,8 +143,9 @@ def test_channels_equal_to_width_are_told_by_what_modules_do(conv_mlp):
     # ConvNeXt's drop path gets a tensor built by plain code and hands it to plain code.
     assert listed["stages.0.blocks.0.drop_path"].layout == "unknown"
     assert listed["stages.0.blocks.0.drop_path"].shape == (16, 16, 16)
-    with pytest.raises(LayoutError, match=r"\(1, 16, 16, 16\).*channels come first or last"):
-        viz.get_features(square, "stages.0.blocks.0.drop_path")
+    with pytest.warns(LayoutWarning, match=r"\(1, 16, 16, 16\).*come first or last.*PyTorch"):
+        unknown = viz.get_features(square, "stages.0.blocks.0.drop_path")
+    assert unknown.shape == (1, 16, 16, 16)
     features = viz.get_features(square, "stages.0.blocks.0")
     assert features.shape == (1, 16, 16, 16)
 
