@@ -1,4 +1,5 @@
-"""Occlusion maps against the straightforward computation, and their contract."""
+"""Occlusion maps against the straightforward computation, and their contract. Tests taking
+`device` run on the CPU, and on CUDA where there is a GPU (see conftest.DEVICES)."""
 
 import numpy as np
 import pytest
@@ -91,12 +92,12 @@ def test_patch_starts_cover_the_border():
     ],
 )
 def test_maps_equal_the_straightforward_computation(
-    name, kwargs, layer, size, skips, incremental, unit, snapshot
+    name, kwargs, layer, size, skips, incremental, unit, snapshot, device
 ):
     model = timm_model(name, **kwargs)
     state = snapshot(model)
     image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(2))
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     totals = []
     result = viz.occlusion(
         image,
@@ -107,6 +108,7 @@ def test_maps_equal_the_straightforward_computation(
         on_progress=lambda done, total, partial: totals.append(total),
     )
     state.assert_unchanged()
+    # On CUDA too: exact float32 (TF32 off) lets the plan pass its check against full forwards.
     assert result.incremental is incremental
     placements = len(patch_starts(size, 12, 8)) ** 2
     assert (totals[-1] < placements / 2) if skips else (totals[-1] == placements)
@@ -121,7 +123,7 @@ def test_maps_equal_the_straightforward_computation(
     assert max(peaks) > 1e-3  # the comparison is not between two blank maps
 
 
-def test_every_pixel_is_covered_and_overlaps_average():
+def test_every_pixel_is_covered_and_overlaps_average(device):
     # A global-average-pooled unit feels every pixel: no border row or column may stay 0.
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1))
@@ -129,7 +131,8 @@ def test_every_pixel_is_covered_and_overlaps_average():
     # a smooth hill (random-signed weights can cancel and make the shape a coin toss).
     model[0].weight.data.uniform_(0.5, 1.0)
     image = torch.rand(1, 3, 30, 30) + 1.0
-    result = FeatureVisualizer(model).occlusion(image, "1", (0, 0), patch_size=16, stride=8)
+    viz = FeatureVisualizer(model, device=device)
+    result = viz.occlusion(image, "1", (0, 0), patch_size=16, stride=8)
     signed = result.map(0, signed=True)
     assert signed.shape == (30, 30)
     assert np.all(signed[:, -1] != 0) and np.all(signed[-1] != 0)
@@ -138,10 +141,10 @@ def test_every_pixel_is_covered_and_overlaps_average():
     assert np.allclose(signed, signed[::-1, ::-1], atol=np.abs(signed).max() * 0.35)
 
 
-def test_one_sweep_serves_every_channel_without_another_forward():
+def test_one_sweep_serves_every_channel_without_another_forward(device):
     model = timm_model("resnet18")
     image = torch.rand(1, 3, 48, 48)
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     forwards = []
     handle = model.conv1.register_forward_pre_hook(lambda *_: forwards.append(1))
     try:
@@ -154,10 +157,10 @@ def test_one_sweep_serves_every_channel_without_another_forward():
         handle.remove()
 
 
-def test_progress_partial_maps_and_cancel():
+def test_progress_partial_maps_and_cancel(device):
     model = timm_model("resnet18")
     image = torch.rand(1, 3, 64, 64)
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     seen = []
     viz.occlusion(
         image,
@@ -167,8 +170,9 @@ def test_progress_partial_maps_and_cancel():
         batch_size=10,
         on_progress=lambda done, total, partial: seen.append((done, total, partial.complete)),
     )
-    assert seen[-1] == (49, 49, True) and seen[0] == (10, 49, False)
+    assert seen[-1] == (49, 49, True) and seen[0] == (10, 49, False)  # batch_size: any device
     assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
+    # Already true before the first batch: cancelled whatever batch size the device picks.
     with pytest.raises(OcclusionCancelled):
         viz.occlusion(
             image,
@@ -180,8 +184,8 @@ def test_progress_partial_maps_and_cancel():
     assert snapshot_ok
 
 
-def test_progress_bar_counts_placements_and_can_be_turned_off(capsys, monkeypatch):
-    viz = FeatureVisualizer(timm_model("resnet18"))
+def test_progress_bar_counts_placements_and_can_be_turned_off(capsys, monkeypatch, device):
+    viz = FeatureVisualizer(timm_model("resnet18"), device=device)
     image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
     # A sweep shorter than the delay (2 s) prints nothing, bar or not.
     viz.occlusion(image, "layer1", (0, 0), patch_size=32, stride=32)
@@ -212,8 +216,8 @@ def _progress_bars_open() -> int:
     return len(getattr(tqdm, "_instances", ()))
 
 
-def test_position_channel_and_patch_validation(tiny):
-    viz = FeatureVisualizer(timm_model("resnet18"))
+def test_position_channel_and_patch_validation(device):
+    viz = FeatureVisualizer(timm_model("resnet18"), device=device)
     image = torch.rand(1, 3, 64, 64)
     with pytest.raises(ValueError, match=r"outside the 8x8 map of 'layer2'"):
         viz.occlusion(image, "layer2", (8, 0))
@@ -227,11 +231,11 @@ def test_position_channel_and_patch_validation(tiny):
         viz.occlusion(image, "layer2", stride=0)
 
 
-def test_gradient_method_is_exact_for_a_linear_model_and_leaves_no_grads():
+def test_gradient_method_is_exact_for_a_linear_model_and_leaves_no_grads(device):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 5, padding=2), nn.Conv2d(4, 3, 3, stride=2))
     image = torch.randn(1, 3, 40, 40)
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     kwargs = dict(position=(6, 9), patch_size=8, stride=4, show=False)
     exact = viz.visualize_receptive_field(image, "1", 2, signed=True, **kwargs)
     fast = viz.visualize_receptive_field(image, "1", 2, signed=True, method="gradient", **kwargs)
@@ -244,9 +248,6 @@ def test_gradient_method_is_exact_for_a_linear_model_and_leaves_no_grads():
         viz.visualize_receptive_field(image, "1", 0, method="fast")
 
 
-@pytest.mark.parametrize(
-    "device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no GPU"))]
-)
 def test_gradient_method_checks_and_honours_precision(device):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3))
@@ -285,11 +286,11 @@ def test_gradient_method_checks_and_honours_precision(device):
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_gradient_method_approximates_a_real_network(snapshot):
+def test_gradient_method_approximates_a_real_network(snapshot, device):
     model = timm_model("resnet18", zero_init_last=False)
     state = snapshot(model)
     image = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     exact = viz.visualize_receptive_field(image, "layer2", 3, show=False)
     fast = viz.visualize_receptive_field(image, "layer2", 3, method="gradient", show=False)
     assert fast.shape == exact.shape and fast.max() == pytest.approx(1.0)
@@ -326,12 +327,13 @@ class AddRowIndex(nn.Module):
     ],
     ids=["glue-code", "absolute-position"],
 )
-def test_models_the_plan_cannot_serve_fall_back_to_exact_full_forwards(model, snapshot):
+def test_models_the_plan_cannot_serve_fall_back_to_exact_full_forwards(model, snapshot, device):
     torch.manual_seed(0)
     state = snapshot(model)
     image = torch.randn(1, 3, 40, 40)
     layer = "second" if isinstance(model, GlueCode) else "2"
-    result = FeatureVisualizer(model).occlusion(image, layer, (5, 6), patch_size=8, stride=4)
+    viz = FeatureVisualizer(model, device=device)
+    result = viz.occlusion(image, layer, (5, 6), patch_size=8, stride=4)
     assert result.incremental is False
     state.assert_unchanged()
     for channel in (0, 3):
