@@ -554,13 +554,16 @@ class FeatureVisualizer:
             return 16 if plan is not None else min(8, max(1, 8 * 256 * 256 // pixels))
         # The occluded copy of the image and its channels-last copy come on top of the forward.
         per_image = self._forward_peak(layer_fn, one) + 2 * one.numel() * one.element_size()
-        free, total = torch.cuda.mem_get_info(self.device)
-        allocated = torch.cuda.memory_allocated(self.device)
-        unused_cache = torch.cuda.memory_reserved(self.device) - allocated
+        # The memory-fraction calls want an index: "cuda" alone means the current device.
+        index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+        free, total = torch.cuda.mem_get_info(index)
+        allocated = torch.cuda.memory_allocated(index)
+        unused_cache = torch.cuda.memory_reserved(index) - allocated
         limit = None
         get_fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
-        if get_fraction is not None and get_fraction(self.device) < 1.0:
-            limit = int(get_fraction(self.device) * total) - allocated
+        fraction = get_fraction(index) if get_fraction is not None else 1.0
+        if fraction < 1.0:
+            limit = int(fraction * total) - allocated
         return placements_per_batch(per_image, free + unused_cache, limit)
 
     def _forward_peak(self, layer_fn: Callable, one: torch.Tensor) -> int:

@@ -432,14 +432,14 @@ class InputGlue(nn.Module):
 def test_gpu_sweep_stays_within_the_per_process_memory_fraction():
     """Unlimited, half the free memory of a large GPU would take ~100 full 1024 px images per
     batch (tens of GiB); under a 4 GiB allowance the batches must shrink to fit it."""
-    device = torch.device("cuda")
+    device = torch.device("cuda", torch.cuda.current_device())  # the fraction calls want one
     viz = FeatureVisualizer(InputGlue(timm_model("resnet50", zero_init_last=False)), device=device)
     image = torch.randn(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(7))
     previous = torch.cuda.get_per_process_memory_fraction(device)
     torch.cuda.empty_cache()
     total = torch.cuda.get_device_properties(device).total_memory
     allowed = torch.cuda.memory_reserved(device) + 4 * 2**30
-    torch.cuda.set_per_process_memory_fraction(allowed / total, device)
+    torch.cuda.set_per_process_memory_fraction(min(1.0, allowed / total), device)
     done = [0]
     try:
         torch.cuda.reset_peak_memory_stats(device)
