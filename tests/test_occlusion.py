@@ -451,9 +451,15 @@ def test_gpu_sweep_stays_within_the_per_process_memory_fraction():
             on_progress=lambda count, total, partial: done.append(count),
         )
         peak = torch.cuda.max_memory_allocated(device)
+        # The incremental plan on the same model: clean maps of every stage kept, crops batched.
+        plain = FeatureVisualizer(viz.model.net, device=device)
+        incremental = plain.occlusion(image, "layer3", patch_size=128, stride=128)
+        peak = max(peak, torch.cuda.max_memory_allocated(device))
     finally:
         torch.cuda.set_per_process_memory_fraction(previous, device)
     assert result.complete and not result.incremental
+    assert incremental.complete and incremental.incremental
+    np.testing.assert_allclose(incremental.deltas, result.deltas, atol=1e-4)
     assert peak <= allowed
     batches = np.diff(done)
     assert 1 < batches.max() < 64  # the allowance was used, and it bounded the batches
