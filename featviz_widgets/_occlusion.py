@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ._incremental import Box, IncrementalPlan
+from ._precision import rounding_unit
 
 __all__ = [
     "OcclusionCancelled",
@@ -16,6 +17,7 @@ __all__ = [
     "gradient_map",
     "occlusion_sweep",
     "patch_starts",
+    "placements_per_batch",
 ]
 
 LayerFn = Callable[[torch.Tensor], torch.Tensor]  # (B, 3, H, W) -> (B, C, h, w)
@@ -33,6 +35,25 @@ def patch_starts(size: int, patch: int, stride: int) -> list[int]:
     if starts[-1] + patch < size:
         starts.append(size - patch)
     return starts
+
+
+def placements_per_batch(
+    per_image: int, available: int, limit: int | None = None, cap: int = 256
+) -> int:
+    """Occluded images per batch on a GPU: as many as fit in half the memory a batch may take
+    (the other half is margin for cuDNN's workspaces and the allocator's rounding), at least
+    1 and at most `cap`.
+
+    Args:
+        per_image: bytes one occluded image adds at its peak.
+        available: bytes the device can still provide (free device memory plus what PyTorch's
+            caching allocator holds unused).
+        limit: bytes the allocator may still hand out under
+            `torch.cuda.set_per_process_memory_fraction`; None where no fraction is set.
+        cap: the most placements per batch.
+    """
+    room = available if limit is None else min(available, limit)
+    return int(min(cap, max(1, room // 2 // max(per_image, 1))))
 
 
 def _cover(starts: list[int], patch: int, size: int) -> np.ndarray:
@@ -130,7 +151,7 @@ def _plan_agrees(
     boxes: dict,
     fill: float,
     position: tuple[int, int],
-    precision: torch.dtype,
+    precision: str,
 ) -> bool:
     """Whether `plan` reproduces full forwards at a few placements that reach the unit, to
     the rounding of `precision` (crops may pick other convolution algorithms)."""
@@ -144,7 +165,7 @@ def _plan_agrees(
         found = plan.run([traces[index] for index in samples], fill)
     except Exception:  # a module that cannot run on crops: no plan, full forwards
         return False
-    tolerance = 100 * torch.finfo(precision).eps * (1.0 + float(expected.abs().max()))
+    tolerance = 100 * rounding_unit(precision) * (1.0 + float(expected.abs().max()))
     return found.shape == expected.shape and bool((found - expected).abs().max() <= tolerance)
 
 
@@ -161,7 +182,7 @@ def occlusion_sweep(
     on_progress: Callable[[int, int, OcclusionResult], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     plan: IncrementalPlan | None = None,
-    precision: torch.dtype = torch.float32,
+    precision: str = "float32",
 ) -> OcclusionResult:
     """Slide a `fill`-valued square patch over `image` (1, C, H, W) and record the unit.
 
@@ -169,8 +190,9 @@ def occlusion_sweep(
     With a `plan` (see `_incremental`), each placement recomputes only what it changes and
     the unit needs, and placements that cannot reach the unit are not evaluated (their
     change is exactly 0); without one, each occluded image runs through `layer_fn`, which
-    should stop the forward at the layer. A reduced `precision` is for labelling and the
-    plan's check; the caller runs the sweep under `torch.autocast` with that dtype.
+    should stop the forward at the layer. `precision` ("float32", "tf32", "float16",
+    "bfloat16") is for labelling and the plan's check; the caller runs the sweep under
+    `precision_context(precision, device)`.
     """
     height, width = image.shape[-2:]
     row_starts = patch_starts(height, patch_size, stride)
@@ -187,7 +209,7 @@ def occlusion_sweep(
         done=np.zeros((len(row_starts), len(col_starts)), dtype=bool),
         row_cover=_cover(row_starts, patch_size, height),
         col_cover=_cover(col_starts, patch_size, width),
-        precision=str(precision).removeprefix("torch."),
+        precision=precision,
     )
     order = _coarse_first(len(row_starts), len(col_starts))
     boxes = {

@@ -22,7 +22,13 @@ from ._capture import capture, resolve_layers
 from ._incremental import IncrementalPlan, build_plan
 from ._inputs import ImageInput, Preprocessor
 from ._layout import Format, LayoutError, LayoutTracker, LayoutWarning, ModelGeometry, to_nchw
-from ._occlusion import OcclusionResult, gradient_map, occlusion_sweep, patch_starts
+from ._occlusion import (
+    OcclusionResult,
+    gradient_map,
+    occlusion_sweep,
+    patch_starts,
+    placements_per_batch,
+)
 from ._plotting import (
     MAX_FEATURE_MAPS,
     feature_grid_figure,
@@ -30,7 +36,7 @@ from ._plotting import (
     occlusion_figure,
     unit_centre,
 )
-from ._precision import precision_context, precision_dtype
+from ._precision import exact_float32, precision_context, precision_dtype
 from ._progress import progress_bar
 from ._stats import (
     SORT_MODES,
@@ -79,7 +85,8 @@ class FeatureVisualizer:
     layout timm produces (NCHW, NHWC, ViT tokens with prefix tokens, tuples, pooled vectors)
     are shown as (B, C, H, W) maps. Images are preprocessed with the model's own timm data
     config. Every call runs the model in eval mode without autograd and leaves it as it was:
-    modes, `requires_grad` flags and hooks are restored even when a call fails.
+    modes, `requires_grad` flags and hooks are restored even when a call fails. Float32 results
+    are exact on a GPU too: TF32 is off during each call and the global flags come back after.
 
     Args:
         model: the model to inspect. It is moved to the chosen device once, here.
@@ -190,7 +197,9 @@ class FeatureVisualizer:
                     found[name] = self._cache[(key, name)]
             missing = [name for name in dict.fromkeys(layers) if name not in found]
             if missing:
-                for name, maps in self._capture(batch, missing).items():
+                with exact_float32():
+                    captured = self._capture(batch, missing)
+                for name, maps in captured.items():
                     found[name] = self._cache[(key, name)] = maps
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
@@ -249,9 +258,10 @@ class FeatureVisualizer:
             for name, module in self.model.named_modules()
             if name and (include == "all" or self._is_default(name, module))
         ]
-        raw = self._capture_raw(
-            batch, [n for n, _ in candidates], stop_early=False, allow_missing=True
-        )
+        with exact_float32():
+            raw = self._capture_raw(
+                batch, [n for n, _ in candidates], stop_early=False, allow_missing=True
+            )
         layers = []
         for name, module in candidates:
             if name not in raw:
@@ -456,13 +466,17 @@ class FeatureVisualizer:
         image `index`; the result gives the map of every channel (`result.map(channel)`).
 
         A `patch_size` square filled with the mean colour (0 after normalisation) slides with
-        `stride` over the whole image, up to its border. Exact in float32; each placement
+        `stride` over the whole image, up to its border. Exact in float32, on a GPU too (TF32
+        is off while the sweep runs; the global flags come back afterwards); each placement
         recomputes only the part of the network it changes where the model allows it.
         `on_progress(done, total, partial_result)` is called after each batch;
         `should_stop()` returning True makes it raise `OcclusionCancelled`.
-        `precision="float16"` or `"bfloat16"` (devices with native support only) is a
-        faster approximation. A progress bar (placements done / total) appears once the
-        sweep has run 2 s; `progress=False` turns it off.
+        `precision="tf32"` (CUDA GPUs from Ampere on), `"float16"` or `"bfloat16"` (devices
+        with native support only) is a faster approximation. `batch_size` sets the placements
+        per batch; by default a GPU takes as many as half its free memory holds (half of what
+        `torch.cuda.set_per_process_memory_fraction` leaves, where set). A progress bar
+        (placements done / total) appears once the sweep has run 2 s; `progress=False` turns
+        it off.
         """
         return self._occlusion(
             self.prepare(image),
@@ -495,7 +509,7 @@ class FeatureVisualizer:
     ) -> OcclusionResult:
         """`occlusion` on an already prepared batch."""
         self._check_patch(patch_size, stride)
-        dtype = precision_dtype(precision, self.device)
+        precision_dtype(precision, self.device)  # a clear error for what this device lacks
         maps, fmt = self._capture_maps(batch, [layer_name])[layer_name]
         unit = self._check_position(position, maps, layer_name)
         one = batch[self._check_index(index, maps) : index + 1]
@@ -510,7 +524,7 @@ class FeatureVisualizer:
         )
         description = f"occlusion {layer_name} {unit}"
         bar = progress_bar(placements, description, enabled=progress, unit="placement")
-        with bar as advance_to, precision_context(dtype, self.device):
+        with bar as advance_to, precision_context(precision, self.device):
 
             def report(done: int, total: int, partial: OcclusionResult) -> None:
                 advance_to(int(partial.done.sum()))  # skipped placements count as done
@@ -529,7 +543,7 @@ class FeatureVisualizer:
                 on_progress=report,
                 should_stop=should_stop,
                 plan=plan,
-                precision=dtype,
+                precision=precision,
             )
         self._occlusion_cache = (key, result)
         return result
@@ -540,17 +554,46 @@ class FeatureVisualizer:
         """Placements per batch. CPU: 16 small crops, or up to 8 whole images of up to
         256 x 256 pixels (larger batches do not pay on CPU, delay a cancel, and 1024 px
         images must stay in memory).
-        CUDA: as many as half the free memory holds, from one single-image forward's peak."""
+        CUDA: as many as half the memory a batch may take holds (`placements_per_batch`), from
+        one single-image forward's peak; under `torch.cuda.set_per_process_memory_fraction`,
+        half of what that limit leaves."""
         if self.device.type != "cuda":
             pixels = one.shape[-2] * one.shape[-1]
             return 16 if plan is not None else min(8, max(1, 8 * 256 * 256 // pixels))
-        torch.cuda.synchronize(self.device)
-        before = torch.cuda.memory_allocated(self.device)
-        torch.cuda.reset_peak_memory_stats(self.device)
-        layer_fn(one)
-        per_image = max(torch.cuda.max_memory_allocated(self.device) - before, 1)
-        free, _ = torch.cuda.mem_get_info(self.device)
-        return int(min(256, max(1, free // 2 // per_image)))
+        # The occluded copy of the image and its channels-last copy come on top of the forward.
+        per_image = self._forward_peak(layer_fn, one) + 2 * one.numel() * one.element_size()
+        # The memory-fraction calls want an index: "cuda" alone means the current device.
+        index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+        free, total = torch.cuda.mem_get_info(index)
+        allocated = torch.cuda.memory_allocated(index)
+        unused_cache = torch.cuda.memory_reserved(index) - allocated
+        limit = None
+        get_fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+        fraction = get_fraction(index) if get_fraction is not None else 1.0
+        if fraction < 1.0:
+            limit = int(fraction * total) - allocated
+        return placements_per_batch(per_image, free + unused_cache, limit)
+
+    def _forward_peak(self, layer_fn: Callable, one: torch.Tensor) -> int:
+        """CUDA bytes that `layer_fn(one)` adds at its highest, read before and after every
+        module (the user's peak-memory statistics are not reset for it)."""
+        device = self.device
+        base = highest = torch.cuda.memory_allocated(device)
+
+        def note(*_: object) -> None:
+            nonlocal highest
+            highest = max(highest, torch.cuda.memory_allocated(device))
+
+        handles = []
+        try:
+            for module in self.model.modules():
+                handles.append(module.register_forward_pre_hook(note))
+                handles.append(module.register_forward_hook(note))
+            layer_fn(one)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return max(highest - base, 1)
 
     def visualize_receptive_field(
         self,
@@ -579,15 +622,17 @@ class FeatureVisualizer:
         `method="gradient"` is a fast approximation (one forward and one backward): each
         patch's change estimated to first order as the sum of gradient x (pixel - fill).
         `precision="float16"`/`"bfloat16"` runs either method in reduced precision, on
-        devices with native support (CUDA GPUs; CPUs with AVX512-BF16 or AMX): faster, not
-        exact. Both approximations say so in the figure's title.
+        devices with native support (CUDA GPUs; CPUs with AVX512-BF16 or AMX), and
+        `precision="tf32"` keeps float32 but lets CUDA GPUs from Ampere on round convolutions
+        and matmuls to TF32: faster, not exact. Every approximation says so in the figure's
+        title. The default, float32, is exact on a GPU too: TF32 is off while it runs.
 
         The exact sweep shows a progress bar (placements done / total) once it has run 2 s;
         `progress=False` turns it off.
         """
         if method not in OCCLUSION_METHODS:
             raise ValueError(f"`method` must be one of {OCCLUSION_METHODS}, got {method!r}.")
-        dtype = precision_dtype(precision, self.device, method)
+        precision_dtype(precision, self.device, method)  # before any work
         batch = self.prepare(image)  # once: the maps, the sweep and the picture share it
         maps = self._capture_maps(batch, [layer_name])[layer_name][0]
         if not isinstance(channel, (int, np.integer)) or not 0 <= channel < maps.shape[1]:
@@ -599,7 +644,7 @@ class FeatureVisualizer:
         unit = self._check_position(position, maps, layer_name)
         if method == "gradient":
             self._check_patch(patch_size, stride)
-            with precision_context(dtype, self.device):
+            with precision_context(precision, self.device):
                 sensitivity = gradient_map(
                     self._layer_fn(layer_name, with_grad=True),
                     one,

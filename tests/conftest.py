@@ -1,11 +1,13 @@
-"""Shared fixtures: real timm models (pretrained=False), seeded images, a model-state snapshot,
-and a session guard that fails the run if a test changed the repository's files."""
+"""Shared fixtures: the suite's devices, real timm models (pretrained=False), seeded images, a
+model-state snapshot, and a session guard that fails the run if a test changed the repository's
+files."""
 
 from __future__ import annotations
 
 import functools
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +18,48 @@ from PIL import Image
 from torch import nn
 
 
+def suite_devices(environ: Mapping[str, str], cuda_available: bool) -> list[str]:
+    """The devices that tests taking `device` run on: "cpu", and "cuda" where a GPU is there;
+    FEATVIZ_TEST_DEVICE=cpu or =cuda runs them on that one only."""
+    chosen = environ.get("FEATVIZ_TEST_DEVICE", "").strip().lower()
+    if not chosen:
+        return ["cpu", "cuda"] if cuda_available else ["cpu"]
+    if chosen not in ("cpu", "cuda"):
+        raise ValueError(
+            f"FEATVIZ_TEST_DEVICE must be 'cpu' or 'cuda', got {environ['FEATVIZ_TEST_DEVICE']!r}"
+            "; unset it to run on the CPU and on CUDA where available."
+        )
+    if chosen == "cuda" and not cuda_available:
+        raise ValueError(
+            "FEATVIZ_TEST_DEVICE=cuda, but torch.cuda.is_available() is False: run on a machine "
+            "with a CUDA GPU and a CUDA build of torch, or unset FEATVIZ_TEST_DEVICE."
+        )
+    return [chosen]
+
+
+try:
+    DEVICES = suite_devices(os.environ, torch.cuda.is_available())
+    _DEVICE_ERROR = None
+except ValueError as error:  # reported by pytest_configure, before any test runs
+    DEVICES, _DEVICE_ERROR = ["cpu"], str(error)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _DEVICE_ERROR is not None:
+        raise pytest.UsageError(_DEVICE_ERROR)
+
+
+@pytest.fixture(scope="session", params=DEVICES)
+def device(request: pytest.FixtureRequest) -> str:
+    """The device a test runs its models on: once per entry of `DEVICES` (only "cpu" on a
+    machine without a GPU, so a CPU-only run does not grow)."""
+    return request.param
+
+
 @functools.cache
 def timm_model(name: str, **kwargs) -> nn.Module:
-    """One instance per (name, kwargs) for the session; tests must leave it as they found it."""
+    """One instance per (name, kwargs) for the session; tests must leave it as they found it
+    (a `FeatureVisualizer` moves it to its device: tests pass `device=` and move their inputs)."""
     torch.manual_seed(0)
     return timm.create_model(name, pretrained=False, **kwargs)
 
@@ -41,11 +82,12 @@ def image() -> Image.Image:
 
 
 class ModelSnapshot:
-    """Everything a call must leave untouched: weights, modes, flags, hooks."""
+    """Everything a call must leave untouched: weights, modes, flags, hooks. Weights are kept
+    and compared on the CPU: a `FeatureVisualizer` moves the model to its device, by design."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         self.modes = [m.training for m in model.modules()]
         self.flags = [p.requires_grad for p in model.parameters()]
 
@@ -56,7 +98,7 @@ class ModelSnapshot:
         assert [m.training for m in self.model.modules()] == self.modes
         assert [p.requires_grad for p in self.model.parameters()] == self.flags
         for key, value in self.model.state_dict().items():
-            assert torch.equal(value, self.state[key]), f"{key} changed"
+            assert torch.equal(value.detach().cpu(), self.state[key]), f"{key} changed"
 
 
 @pytest.fixture
@@ -68,13 +110,14 @@ class KnownMaps(nn.Module):
     """Outputs fixed maps whatever the input, so statistics are known by hand.
 
     Channel 0: constant 2. Channel 1: checkerboard of 0 and 4 (mean 2, high variance).
-    Channel 2: constant 3. Channel 3: all 0. Shape (B, 4, 4, 4).
+    Channel 2: constant 3. Channel 3: all 0. Shape (B, 4, 4, 4), on the input's device.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        maps = torch.zeros(x.shape[0], 4, 4, 4)
+        maps = torch.zeros(x.shape[0], 4, 4, 4, device=x.device, dtype=x.dtype)
+        steps = torch.arange(4, device=x.device)
         maps[:, 0] = 2.0
-        maps[:, 1] = (torch.arange(4)[:, None] + torch.arange(4)[None, :]) % 2 * 4.0
+        maps[:, 1] = (steps[:, None] + steps[None, :]) % 2 * 4.0
         maps[:, 2] = 3.0
         return maps + 0 * x.mean()
 

@@ -10,21 +10,21 @@ from featviz_widgets import FeatureVisualizer, LayerNotFoundError
 X = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 
 
-def test_unknown_layer_lists_closest_names_and_how_to_list_all(snapshot):
+def test_unknown_layer_lists_closest_names_and_how_to_list_all(snapshot, device):
     model = timm_model("resnet18")
     state = snapshot(model)
     with pytest.raises(LayerNotFoundError) as info:
-        FeatureVisualizer(model).get_features(X, "layer5")
+        FeatureVisualizer(model, device=device).get_features(X, "layer5")
     message = str(info.value)
     assert "'layer5' not found" in message
     assert "'layer1'" in message and "list_layers(include='all')" in message
     state.assert_unchanged()
 
 
-def test_empty_layer_name_is_the_whole_model_not_a_layer(snapshot):
+def test_empty_layer_name_is_the_whole_model_not_a_layer(snapshot, device):
     model = timm_model("resnet18")
     state = snapshot(model)
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     forwards = []
     handle = model.register_forward_pre_hook(lambda *_: forwards.append(1))
     try:
@@ -45,9 +45,9 @@ def test_empty_layer_name_is_the_whole_model_not_a_layer(snapshot):
     state.assert_unchanged()
 
 
-def test_parameter_name_and_unused_layer_errors(tiny, snapshot):
+def test_parameter_name_and_unused_layer_errors(tiny, snapshot, device):
     state = snapshot(tiny)
-    viz = FeatureVisualizer(tiny)
+    viz = FeatureVisualizer(tiny, device=device)
     with pytest.raises(ValueError, match=r"'conv.weight' is a parameter .* module 'conv'"):
         viz.get_features(X, "conv.weight")
     with pytest.raises(ValueError, match=r"'unused' exist but never ran"):
@@ -55,7 +55,7 @@ def test_parameter_name_and_unused_layer_errors(tiny, snapshot):
     state.assert_unchanged()
 
 
-def test_failing_forward_leaves_no_hook_and_restores_modes(snapshot):
+def test_failing_forward_leaves_no_hook_and_restores_modes(snapshot, device):
     class Exploding(nn.Module):
         def __init__(self):
             super().__init__()
@@ -72,31 +72,33 @@ def test_failing_forward_leaves_no_hook_and_restores_modes(snapshot):
     state = snapshot(model)
     with pytest.raises(RuntimeError, match=r"forward failed .*\(RuntimeError: boom\)"):
         # 'drop' never runs: the forward raises first and the error says so.
-        FeatureVisualizer(model).get_features(X, "drop")
+        FeatureVisualizer(model, device=device).get_features(X, "drop")
     state.assert_unchanged()
     assert model.training and not model.conv.training
 
 
-def test_forward_stops_right_after_the_last_requested_layer(snapshot):
+def test_forward_stops_right_after_the_last_requested_layer(snapshot, device):
     model = timm_model("resnet18")
+    state = snapshot(model)
     calls = []
     handle = model.layer4.register_forward_pre_hook(lambda *_: calls.append("layer4"))
     try:
-        FeatureVisualizer(model).get_features(X, "layer2")
+        FeatureVisualizer(model, device=device).get_features(X, "layer2")
         assert calls == []
-        FeatureVisualizer(model).compare_layers(X, ["layer1", "layer4"], plot=False)
+        viz = FeatureVisualizer(model, device=device)
+        viz.compare_layers(X, ["layer1", "layer4"], plot=False)
         assert calls == ["layer4"]
     finally:
         handle.remove()
-    snapshot(model).assert_unchanged()
+    state.assert_unchanged()
 
 
-def test_compare_layers_is_one_forward_and_cache_reuses_it():
+def test_compare_layers_is_one_forward_and_cache_reuses_it(device):
     model = timm_model("resnet18")
     forwards = []
     handle = model.conv1.register_forward_pre_hook(lambda *_: forwards.append(1))
     try:
-        viz = FeatureVisualizer(model)
+        viz = FeatureVisualizer(model, device=device)
         viz.compare_layers(X, ["layer1", "layer2", "layer3"], plot=False)
         assert len(forwards) == 1
         viz.get_features(X, "layer2")
@@ -108,8 +110,8 @@ def test_compare_layers_is_one_forward_and_cache_reuses_it():
         handle.remove()
 
 
-def test_cache_is_bounded_and_invalidated_by_weight_updates(tiny):
-    viz = FeatureVisualizer(tiny, cache_size=2)
+def test_cache_is_bounded_and_invalidated_by_weight_updates(tiny, device):
+    viz = FeatureVisualizer(tiny, device=device, cache_size=2)
     before = viz.get_features(X, "act").clone()
     for size in (8, 9, 10, 11):
         viz.get_features(torch.rand(1, 3, size, size), "act")
@@ -121,35 +123,41 @@ def test_cache_is_bounded_and_invalidated_by_weight_updates(tiny):
     assert torch.equal(after[:, 0], torch.full_like(after[:, 0], 2.0))  # ReLU(1 + 1)
 
 
-def test_features_carry_no_autograd_graph_and_model_dtype():
+def test_features_carry_no_autograd_graph_and_model_dtype(device):
     model = timm_model("resnet18")
-    features = FeatureVisualizer(model).get_features(X, "layer1")
+    features = FeatureVisualizer(model, device=device).get_features(X, "layer1")
     assert not features.requires_grad and features.grad_fn is None
-    half = nn.Sequential(nn.Conv2d(3, 4, 3)).to(torch.float64)
-    out = FeatureVisualizer(half).get_features(X, "0")
+    assert features.device.type == device
+    double = nn.Sequential(nn.Conv2d(3, 4, 3)).to(torch.float64)
+    out = FeatureVisualizer(double, device=device).get_features(X, "0")
     assert out.dtype == torch.float64
 
 
-def test_torch_compiled_model_is_hooked_through_its_original():
+def test_torch_compiled_model_is_hooked_through_its_original(device):
     model = timm_model("resnet18")
     compiled = torch.compile(model)
-    viz = FeatureVisualizer(compiled)
+    viz = FeatureVisualizer(compiled, device=device)
     assert viz.model is model
     assert viz.get_features(X, "layer3").shape == (2, 256, 4, 4)
 
 
-def test_device_choice_falls_back_to_cpu_and_accepts_explicit_device(tiny):
+def test_device_choice_falls_back_to_cpu_and_accepts_explicit_device(tiny, device):
     assert FeatureVisualizer(tiny, use_cuda=True).device.type == (
         "cuda" if torch.cuda.is_available() else "cpu"
     )
-    assert FeatureVisualizer(tiny, device="cpu").device == torch.device("cpu")
+    assert FeatureVisualizer(tiny, use_cuda=False).device == torch.device("cpu")
+    viz = FeatureVisualizer(tiny, device=device)
+    assert viz.device.type == device
+    assert {p.device.type for p in tiny.parameters()} == {device}  # moved once, here
+    assert viz.get_features(X, "act").device.type == device
     with pytest.raises(TypeError, match="torch.nn.Module"):
         FeatureVisualizer("resnet18")
 
 
-def test_list_layers_default_and_all(snapshot):
+def test_list_layers_default_and_all(snapshot, device):
     model = timm_model("resnet18")
-    viz = FeatureVisualizer(model)
+    state = snapshot(model)
+    viz = FeatureVisualizer(model, device=device)
     default = {layer.name: layer for layer in viz.list_layers()}
     assert default["layer3"].shape == (256, 14, 14)
     assert default["layer3"].layout == "NCHW" and default["layer3"].module_type == "Sequential"
@@ -157,10 +165,10 @@ def test_list_layers_default_and_all(snapshot):
     assert default["fc"].shape == (1000, 1, 1) and default["fc"].layout == "pooled"
     everything = {layer.name for layer in viz.list_layers(include="all")}
     assert "layer1.0.conv1" in everything and set(default) <= everything
-    snapshot(model).assert_unchanged()
+    state.assert_unchanged()
 
 
-def test_wrapper_with_backbone_attribute_uses_dotted_names_and_timm_config(image):
+def test_wrapper_with_backbone_attribute_uses_dotted_names_and_timm_config(image, device):
     class Classifier(nn.Module):
         def __init__(self):
             super().__init__()
@@ -170,7 +178,7 @@ def test_wrapper_with_backbone_attribute_uses_dotted_names_and_timm_config(image
         def forward(self, x):
             return self.head(self.backbone(x))
 
-    viz = FeatureVisualizer(Classifier())
+    viz = FeatureVisualizer(Classifier(), device=device)
     assert viz.get_features(image, "backbone.layer3").shape == (1, 256, 14, 14)
     names = [layer.name for layer in viz.list_layers()]
     assert "backbone.layer3" in names and "backbone.layer3.1" in names

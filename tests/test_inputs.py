@@ -13,8 +13,8 @@ from featviz_widgets import FeatureVisualizer
 
 
 @pytest.fixture(scope="module")
-def viz():
-    return FeatureVisualizer(timm_model("resnet18"))
+def viz(device):
+    return FeatureVisualizer(timm_model("resnet18"), device=device)
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "I;16", "CMYK", "1", "F"])
@@ -25,6 +25,7 @@ def test_pil_images_of_any_mode(viz, mode):
         image = Image.fromarray(values)
     batch = viz.prepare(image)
     assert batch.shape == (1, 3, 224, 224) and batch.dtype == torch.float32
+    assert batch.device == viz.device
     assert torch.isfinite(batch).all() and batch.std() > 0.1
 
 
@@ -69,10 +70,11 @@ def test_numpy_grayscale_and_file_path(viz, tmp_path):
 
 def test_tensors_are_model_ready_unless_asked(viz):
     chw = torch.rand(3, 100, 120)
-    assert torch.equal(viz.prepare(chw), chw[None])
+    assert torch.equal(viz.prepare(chw).cpu(), chw[None])
     assert viz.prepare(chw.double()).dtype == torch.float32
     assert viz.prepare(torch.rand(2, 3, 50, 50)).shape == (2, 3, 50, 50)
-    resized = FeatureVisualizer(timm_model("resnet18"), preprocess_tensors=True).prepare(chw)
+    resizing = FeatureVisualizer(timm_model("resnet18"), device=viz.device, preprocess_tensors=True)
+    resized = resizing.prepare(chw)
     assert resized.shape == (1, 3, 224, 224)
 
 
@@ -82,22 +84,22 @@ def test_lists_are_batches_with_timm_preprocessing(viz):
     assert not torch.equal(batch[0], batch[1])
     mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-    white = viz.prepare(Image.new("RGB", (50, 50), "white"))[0]
+    white = viz.prepare(Image.new("RGB", (50, 50), "white"))[0].cpu()
     assert torch.allclose(white, (1 - mean) / std * torch.ones_like(white), atol=1e-5)
 
 
-def test_model_data_config_input_size_is_used():
-    viz = FeatureVisualizer(timm_model("vit_base_patch16_reg4_gap_256"))
+def test_model_data_config_input_size_is_used(device):
+    viz = FeatureVisualizer(timm_model("vit_base_patch16_reg4_gap_256"), device=device)
     assert viz.prepare(scene()).shape == (1, 3, 256, 256)
 
 
-def test_custom_transform():
+def test_custom_transform(device):
     def transform(pil):
         return torch.from_numpy(np.asarray(pil.resize((32, 32)), dtype=np.float32) / 255).permute(
             2, 0, 1
         )
 
-    viz = FeatureVisualizer(timm_model("resnet18"), transform=transform)
+    viz = FeatureVisualizer(timm_model("resnet18"), device=device, transform=transform)
     assert viz.prepare(scene()).shape == (1, 3, 32, 32)
     assert viz.list_layers()[0].shape == (64, 16, 16)
 
@@ -214,8 +216,8 @@ def test_wrong_channel_count_is_refused_before_the_forward(viz, channels, fix, s
     state.assert_unchanged()
 
 
-def test_one_channel_timm_model_takes_one_channel_tensors():
-    viz = FeatureVisualizer(timm_model("resnet18", in_chans=1))
+def test_one_channel_timm_model_takes_one_channel_tensors(device):
+    viz = FeatureVisualizer(timm_model("resnet18", in_chans=1), device=device)
     assert viz.get_features(torch.rand(1, 1, 64, 64), "layer1").shape == (1, 64, 16, 16)
     assert viz.list_layers()[0].shape == (64, 112, 112)  # the blank probe has 1 channel too
     with pytest.raises(ValueError, match=r"expects 1 \(timm's `in_chans=1`\); average"):
@@ -224,9 +226,9 @@ def test_one_channel_timm_model_takes_one_channel_tensors():
         viz.get_features(scene(), "layer1")
 
 
-def test_channels_of_a_plain_model_come_from_its_first_convolution():
+def test_channels_of_a_plain_model_come_from_its_first_convolution(device):
     model = nn.Sequential(nn.Identity(), nn.Conv2d(2, 4, 3), nn.Conv2d(4, 4, 3))
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     assert viz.get_features(torch.rand(1, 2, 16, 16), "2").shape == (1, 4, 12, 12)
     with pytest.raises(ValueError, match=r"expects 2 \(its first convolution '1' takes 2\)"):
         viz.get_features(torch.rand(1, 3, 16, 16), "2")

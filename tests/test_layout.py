@@ -26,7 +26,8 @@ FAMILIES = [
 
 
 def record_calls(model: nn.Module, batch: torch.Tensor) -> dict[str, tuple]:
-    """(module, first input, output) of every module's first call, from a plain forward."""
+    """(module, first input, output) of every module's first call, from a plain forward on the
+    model's device."""
     calls: dict[str, tuple] = {}
 
     def keep(name: str, module: nn.Module, inputs: tuple, output) -> None:
@@ -40,7 +41,7 @@ def record_calls(model: nn.Module, batch: torch.Tensor) -> dict[str, tuple]:
     try:
         with torch.no_grad():
             model.eval()
-            model(batch)
+            model(batch.to(next(model.parameters()).device))
     finally:
         for handle in handles:
             handle.remove()
@@ -77,14 +78,13 @@ def spatial_truth(shape: torch.Size, input_hw: tuple[int, int]) -> str | None:
 
 @pytest.mark.models
 @pytest.mark.parametrize(("name", "kwargs", "size"), FAMILIES, ids=[f[0] for f in FAMILIES])
-def test_every_4d_module_gets_the_layout_of_its_semantics(name, kwargs, size, snapshot):
+def test_every_4d_module_gets_the_layout_of_its_semantics(name, kwargs, size, snapshot, device):
     model = timm_model(name, **kwargs)
     state = snapshot(model)
+    viz = FeatureVisualizer(model, device=device)  # moves the model: the truth runs there too
     batch = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(0))
     calls = record_calls(model, batch)
-    listed = {
-        layer.name: layer for layer in FeatureVisualizer(model).list_layers(batch, include="all")
-    }
+    listed = {layer.name: layer for layer in viz.list_layers(batch, include="all")}
     checked = by_semantics = 0
     for layer_name, (module, x, output) in calls.items():
         out = output if isinstance(output, torch.Tensor) else None
@@ -104,11 +104,11 @@ def test_every_4d_module_gets_the_layout_of_its_semantics(name, kwargs, size, sn
     state.assert_unchanged()
 
 
-def test_convnext_layernorm2d_is_read_channels_first():
+def test_convnext_layernorm2d_is_read_channels_first(device):
     """timm's LayerNorm2d subclasses nn.LayerNorm but normalises dim 1 of NCHW maps."""
     model = timm_model("convnext_atto")
     assert isinstance(model.stem[1], timm.layers.LayerNorm2d)
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     image = torch.randn(1, 3, 224, 224)
     assert viz.get_features(image, "stem.1").shape == (1, 40, 56, 56)
     assert viz.get_features(image, "head.norm").shape == (1, 320, 1, 1)  # after the pooling
@@ -119,18 +119,19 @@ def test_convnext_layernorm2d_is_read_channels_first():
 
 
 @pytest.mark.parametrize("conv_mlp", [True, False], ids=["layernorm2d", "layernorm-last"])
-def test_channels_equal_to_width_are_told_by_what_modules_do(conv_mlp):
+def test_channels_equal_to_width_are_told_by_what_modules_do(conv_mlp, device):
     """At 64 px a 16-channel stage has 16 x 16 maps, so sizes cannot tell the channel axis.
     Norms are recomputed both ways, blocks inherit their input's layout, and what nothing
     tells is "unknown", never a wrong guess."""
     torch.manual_seed(0)
     kwargs = {"dims": (16, 32, 64, 128), "depths": (1, 1, 1, 1), "conv_mlp": conv_mlp}
     model = timm.create_model("convnext_atto", pretrained=False, **kwargs)
+    wide = FeatureVisualizer(model, device=device)
     truth = {
         layer.name: layer.layout
-        for layer in FeatureVisualizer(model).list_layers(torch.randn(1, 3, 64, 96), include="all")
+        for layer in wide.list_layers(torch.randn(1, 3, 64, 96), include="all")
     }
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     square = torch.randn(1, 3, 64, 64)
     listed = {layer.name: layer for layer in viz.list_layers(square, include="all")}
     assert listed["stages.0.blocks.0"].shape[0] == 16 and listed["stem.0"].shape == (16, 16, 16)
@@ -165,11 +166,10 @@ class PermutedBlock(nn.Module):
         return self.bn(last.permute(0, 3, 1, 2).contiguous())
 
 
-def test_a_norm_tells_its_own_activation_and_the_unknowable_is_named():
-    model = PermutedBlock()
+def test_a_norm_tells_its_own_activation_and_the_unknowable_is_named(device):
+    viz = FeatureVisualizer(PermutedBlock(), device=device)
     listed = {
-        layer.name: layer
-        for layer in FeatureVisualizer(model).list_layers(torch.randn(1, 3, 32, 32), include="all")
+        layer.name: layer for layer in viz.list_layers(torch.randn(1, 3, 32, 32), include="all")
     }
     # BatchNormAct2d runs its drop and act children on a tensor made inside its own forward;
     # they learn the layout back from the norm once it returns their output.

@@ -7,6 +7,7 @@ from conftest import timm_model
 from matplotlib.figure import Figure
 
 from featviz_widgets import FeatureVisualizer
+from featviz_widgets._precision import exact_float32
 
 pytestmark = pytest.mark.models
 
@@ -37,10 +38,10 @@ MATRIX = [
     MATRIX,
     ids=[f"{m[0]}{'-reg' if 'reg_tokens' in m[1] else ''}" for m in MATRIX],
 )
-def test_architecture(name, kwargs, size, early, late, layout, snapshot):
+def test_architecture(name, kwargs, size, early, late, layout, snapshot, device):
     model = timm_model(name, **kwargs)
     state = snapshot(model)
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     batch = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(3))
     listed = {layer.name: layer for layer in viz.list_layers(batch)}
     for layer in (early, late):
@@ -59,10 +60,10 @@ def test_architecture(name, kwargs, size, early, late, layout, snapshot):
     if hasattr(model, "forward_intermediates") and layout != "NCHW":
         index = int(late.split(".")[-1]) if late.split(".")[-1].isdigit() else None
         if index is not None:
-            with torch.no_grad():
+            with torch.no_grad(), exact_float32():  # as exact as the engine on CUDA too
                 model.eval()
                 intermediates = model.forward_intermediates(
-                    batch, indices=[index], intermediates_only=True
+                    batch.to(device), indices=[index], intermediates_only=True
                 )
                 model.train(state.modes[0])
             torch.testing.assert_close(late_maps, intermediates[0], atol=1e-5, rtol=1e-4)
@@ -91,18 +92,18 @@ def check_occlusion_against_full_forwards(viz, image, layer, layout, size):
             occluded = image.clone()
             occluded[..., top : top + patch, left : left + patch] = 0
             unit = viz.get_features(occluded, layer)[0, :, h, w].double()
-            np.testing.assert_allclose(result.deltas[i, j], (base - unit).numpy(), atol=1e-4)
+            np.testing.assert_allclose(result.deltas[i, j], (base - unit).cpu().numpy(), atol=1e-4)
     assert np.abs(result.deltas).max() > 1e-4  # not a comparison of zeros
 
 
-def test_vit_prefix_tokens_are_dropped_exactly():
+def test_vit_prefix_tokens_are_dropped_exactly(device):
     model = timm_model("deit_tiny_distilled_patch16_224", img_size=64)
     assert model.num_prefix_tokens == 2
-    batch = torch.randn(1, 3, 64, 64)
+    batch = torch.randn(1, 3, 64, 64, device=device)
     tokens = {}
     handle = model.blocks[3].register_forward_hook(lambda m, i, o: tokens.setdefault("t", o))
     try:
-        maps = FeatureVisualizer(model).get_features(batch, "blocks.3")
+        maps = FeatureVisualizer(model, device=device).get_features(batch, "blocks.3")
         with torch.no_grad():
             model.eval()
             model(batch)
@@ -113,23 +114,23 @@ def test_vit_prefix_tokens_are_dropped_exactly():
     torch.testing.assert_close(maps[0, :, 1, 2], tokens["t"][0, 2 + 1 * 4 + 2])
 
 
-def test_swin_nhwc_stage_is_permuted_not_misread():
+def test_swin_nhwc_stage_is_permuted_not_misread(device):
     model = timm_model("swin_tiny_patch4_window7_224")
-    batch = torch.randn(1, 3, 224, 224)
-    maps = FeatureVisualizer(model).get_features(batch, "layers.1")
+    batch = torch.randn(1, 3, 224, 224, device=device)
+    maps = FeatureVisualizer(model, device=device).get_features(batch, "layers.1")
     assert maps.shape == (1, 192, 28, 28)
-    with torch.no_grad():
+    with torch.no_grad(), exact_float32():  # as exact as the engine on CUDA too
         model.eval()
         nhwc = model.layers[1](model.layers[0](model.patch_embed(batch)))
         model.train()
     torch.testing.assert_close(maps, nhwc.permute(0, 3, 1, 2))
 
 
-def test_tuple_outputs_use_the_first_tensor_and_bad_layouts_are_named():
+def test_tuple_outputs_use_the_first_tensor_and_bad_layouts_are_named(device):
     model = timm_model("vit_tiny_patch16_224", img_size=64)
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     batch = torch.randn(1, 3, 64, 64)
     assert viz.get_features(batch, "blocks.0.attn.qkv").shape == (1, 576, 4, 4)
-    swin = FeatureVisualizer(timm_model("swin_tiny_patch4_window7_224"))
+    swin = FeatureVisualizer(timm_model("swin_tiny_patch4_window7_224"), device=device)
     with pytest.raises(ValueError, match=r"outputs shape \(64, 49, 96\).*not the batch"):
         swin.get_features(torch.randn(1, 3, 224, 224), "layers.0.blocks.0.attn")

@@ -1,4 +1,5 @@
-"""Occlusion maps against the straightforward computation, and their contract."""
+"""Occlusion maps against the straightforward computation, and their contract. Tests taking
+`device` run on the CPU, and on CUDA where there is a GPU (see conftest.DEVICES)."""
 
 import numpy as np
 import pytest
@@ -8,8 +9,8 @@ from torch import nn
 
 from featviz_widgets import FeatureVisualizer, OcclusionCancelled, _progress
 from featviz_widgets._incremental import build_plan
-from featviz_widgets._occlusion import occlusion_sweep, patch_starts
-from featviz_widgets._precision import precision_context, precision_dtype
+from featviz_widgets._occlusion import occlusion_sweep, patch_starts, placements_per_batch
+from featviz_widgets._precision import exact_float32, precision_context, precision_dtype
 
 CUDA = torch.cuda.is_available()
 
@@ -23,7 +24,9 @@ def vit_unit(output, channel, h, w, grid_width=4, prefix=1):
 
 
 def straightforward_map(model, image, layer, channel, position, patch, stride, unit=nchw_unit):
-    """One full forward per placement; overlaps averaged; the last patch flush with the border."""
+    """One full forward per placement, on the model's device in exact float32 (TF32 off, like
+    the engine); overlaps averaged; the last patch flush with the border."""
+    image = image.to(next(model.parameters()).device)
     captured = {}
     handle = dict(model.named_modules())[layer].register_forward_hook(
         lambda m, i, o: captured.__setitem__("out", o)
@@ -31,10 +34,10 @@ def straightforward_map(model, image, layer, channel, position, patch, stride, u
     h, w = position
     training = model.training
     try:
-        with torch.no_grad():
+        with torch.no_grad(), exact_float32():
             model.eval()
             model(image)
-            base = unit(captured["out"], channel, h, w).double()
+            base = unit(captured["out"], channel, h, w).item()
             total = torch.zeros(image.shape[-2:], dtype=torch.float64)
             count = torch.zeros_like(total)
             for top in patch_starts(image.shape[-2], patch, stride):
@@ -42,7 +45,7 @@ def straightforward_map(model, image, layer, channel, position, patch, stride, u
                     occluded = image.clone()
                     occluded[..., top : top + patch, left : left + patch] = 0
                     model(occluded)
-                    change = base - unit(captured["out"], channel, h, w).double()
+                    change = base - unit(captured["out"], channel, h, w).item()
                     total[top : top + patch, left : left + patch] += change
                     count[top : top + patch, left : left + patch] += 1
     finally:
@@ -89,12 +92,12 @@ def test_patch_starts_cover_the_border():
     ],
 )
 def test_maps_equal_the_straightforward_computation(
-    name, kwargs, layer, size, skips, incremental, unit, snapshot
+    name, kwargs, layer, size, skips, incremental, unit, snapshot, device
 ):
     model = timm_model(name, **kwargs)
     state = snapshot(model)
     image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(2))
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     totals = []
     result = viz.occlusion(
         image,
@@ -105,6 +108,7 @@ def test_maps_equal_the_straightforward_computation(
         on_progress=lambda done, total, partial: totals.append(total),
     )
     state.assert_unchanged()
+    # On CUDA too: exact float32 (TF32 off) lets the plan pass its check against full forwards.
     assert result.incremental is incremental
     placements = len(patch_starts(size, 12, 8)) ** 2
     assert (totals[-1] < placements / 2) if skips else (totals[-1] == placements)
@@ -119,7 +123,7 @@ def test_maps_equal_the_straightforward_computation(
     assert max(peaks) > 1e-3  # the comparison is not between two blank maps
 
 
-def test_every_pixel_is_covered_and_overlaps_average():
+def test_every_pixel_is_covered_and_overlaps_average(device):
     # A global-average-pooled unit feels every pixel: no border row or column may stay 0.
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1))
@@ -127,7 +131,8 @@ def test_every_pixel_is_covered_and_overlaps_average():
     # a smooth hill (random-signed weights can cancel and make the shape a coin toss).
     model[0].weight.data.uniform_(0.5, 1.0)
     image = torch.rand(1, 3, 30, 30) + 1.0
-    result = FeatureVisualizer(model).occlusion(image, "1", (0, 0), patch_size=16, stride=8)
+    viz = FeatureVisualizer(model, device=device)
+    result = viz.occlusion(image, "1", (0, 0), patch_size=16, stride=8)
     signed = result.map(0, signed=True)
     assert signed.shape == (30, 30)
     assert np.all(signed[:, -1] != 0) and np.all(signed[-1] != 0)
@@ -136,10 +141,10 @@ def test_every_pixel_is_covered_and_overlaps_average():
     assert np.allclose(signed, signed[::-1, ::-1], atol=np.abs(signed).max() * 0.35)
 
 
-def test_one_sweep_serves_every_channel_without_another_forward():
+def test_one_sweep_serves_every_channel_without_another_forward(device):
     model = timm_model("resnet18")
     image = torch.rand(1, 3, 48, 48)
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     forwards = []
     handle = model.conv1.register_forward_pre_hook(lambda *_: forwards.append(1))
     try:
@@ -152,10 +157,10 @@ def test_one_sweep_serves_every_channel_without_another_forward():
         handle.remove()
 
 
-def test_progress_partial_maps_and_cancel():
+def test_progress_partial_maps_and_cancel(device):
     model = timm_model("resnet18")
     image = torch.rand(1, 3, 64, 64)
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     seen = []
     viz.occlusion(
         image,
@@ -165,8 +170,9 @@ def test_progress_partial_maps_and_cancel():
         batch_size=10,
         on_progress=lambda done, total, partial: seen.append((done, total, partial.complete)),
     )
-    assert seen[-1] == (49, 49, True) and seen[0] == (10, 49, False)
+    assert seen[-1] == (49, 49, True) and seen[0] == (10, 49, False)  # batch_size: any device
     assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
+    # Already true before the first batch: cancelled whatever batch size the device picks.
     with pytest.raises(OcclusionCancelled):
         viz.occlusion(
             image,
@@ -178,8 +184,8 @@ def test_progress_partial_maps_and_cancel():
     assert snapshot_ok
 
 
-def test_progress_bar_counts_placements_and_can_be_turned_off(capsys, monkeypatch):
-    viz = FeatureVisualizer(timm_model("resnet18"))
+def test_progress_bar_counts_placements_and_can_be_turned_off(capsys, monkeypatch, device):
+    viz = FeatureVisualizer(timm_model("resnet18"), device=device)
     image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
     # A sweep shorter than the delay (2 s) prints nothing, bar or not.
     viz.occlusion(image, "layer1", (0, 0), patch_size=32, stride=32)
@@ -210,8 +216,8 @@ def _progress_bars_open() -> int:
     return len(getattr(tqdm, "_instances", ()))
 
 
-def test_position_channel_and_patch_validation(tiny):
-    viz = FeatureVisualizer(timm_model("resnet18"))
+def test_position_channel_and_patch_validation(device):
+    viz = FeatureVisualizer(timm_model("resnet18"), device=device)
     image = torch.rand(1, 3, 64, 64)
     with pytest.raises(ValueError, match=r"outside the 8x8 map of 'layer2'"):
         viz.occlusion(image, "layer2", (8, 0))
@@ -225,11 +231,11 @@ def test_position_channel_and_patch_validation(tiny):
         viz.occlusion(image, "layer2", stride=0)
 
 
-def test_gradient_method_is_exact_for_a_linear_model_and_leaves_no_grads():
+def test_gradient_method_is_exact_for_a_linear_model_and_leaves_no_grads(device):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 5, padding=2), nn.Conv2d(4, 3, 3, stride=2))
     image = torch.randn(1, 3, 40, 40)
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     kwargs = dict(position=(6, 9), patch_size=8, stride=4, show=False)
     exact = viz.visualize_receptive_field(image, "1", 2, signed=True, **kwargs)
     fast = viz.visualize_receptive_field(image, "1", 2, signed=True, method="gradient", **kwargs)
@@ -242,9 +248,6 @@ def test_gradient_method_is_exact_for_a_linear_model_and_leaves_no_grads():
         viz.visualize_receptive_field(image, "1", 0, method="fast")
 
 
-@pytest.mark.parametrize(
-    "device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no GPU"))]
-)
 def test_gradient_method_checks_and_honours_precision(device):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3))
@@ -283,11 +286,11 @@ def test_gradient_method_checks_and_honours_precision(device):
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_gradient_method_approximates_a_real_network(snapshot):
+def test_gradient_method_approximates_a_real_network(snapshot, device):
     model = timm_model("resnet18", zero_init_last=False)
     state = snapshot(model)
     image = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     exact = viz.visualize_receptive_field(image, "layer2", 3, show=False)
     fast = viz.visualize_receptive_field(image, "layer2", 3, method="gradient", show=False)
     assert fast.shape == exact.shape and fast.max() == pytest.approx(1.0)
@@ -313,7 +316,7 @@ class AddRowIndex(nn.Module):
     on a crop it would be wrong, so only the numeric check can reject it."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + torch.arange(x.shape[-2], dtype=x.dtype)[:, None]
+        return x + torch.arange(x.shape[-2], dtype=x.dtype, device=x.device)[:, None]
 
 
 @pytest.mark.parametrize(
@@ -324,12 +327,13 @@ class AddRowIndex(nn.Module):
     ],
     ids=["glue-code", "absolute-position"],
 )
-def test_models_the_plan_cannot_serve_fall_back_to_exact_full_forwards(model, snapshot):
+def test_models_the_plan_cannot_serve_fall_back_to_exact_full_forwards(model, snapshot, device):
     torch.manual_seed(0)
     state = snapshot(model)
     image = torch.randn(1, 3, 40, 40)
     layer = "second" if isinstance(model, GlueCode) else "2"
-    result = FeatureVisualizer(model).occlusion(image, layer, (5, 6), patch_size=8, stride=4)
+    viz = FeatureVisualizer(model, device=device)
+    result = viz.occlusion(image, layer, (5, 6), patch_size=8, stride=4)
     assert result.incremental is False
     state.assert_unchanged()
     for channel in (0, 3):
@@ -338,36 +342,38 @@ def test_models_the_plan_cannot_serve_fall_back_to_exact_full_forwards(model, sn
         np.testing.assert_allclose(result.map(channel, signed=True), expected, atol=1e-4)
 
 
-def test_training_mode_model_is_swept_in_eval_and_left_training(snapshot):
+def test_training_mode_model_is_swept_in_eval_and_left_training(snapshot, device):
     model = timm_model("resnet18", zero_init_last=False).train()
     state = snapshot(model)
     image = torch.randn(1, 3, 48, 48, generator=torch.Generator().manual_seed(1))
-    result = FeatureVisualizer(model).occlusion(image, "layer2", (2, 3), patch_size=8, stride=8)
+    viz = FeatureVisualizer(model, device=device)
+    result = viz.occlusion(image, "layer2", (2, 3), patch_size=8, stride=8)
     assert result.incremental
     state.assert_unchanged()  # running statistics untouched, every module still training
     expected = straightforward_map(model, image, "layer2", 4, (2, 3), 8, 8)
     np.testing.assert_allclose(result.map(4, signed=True), expected, atol=1e-4)
 
 
-def test_reduced_precision_is_gated_by_device_support_and_labelled(snapshot):
+def test_reduced_precision_is_gated_by_device_support_and_labelled(snapshot, device):
     model = timm_model("resnet18", zero_init_last=False)
     state = snapshot(model)
-    viz = FeatureVisualizer(model)
+    viz = FeatureVisualizer(model, device=device)
     image = torch.randn(1, 3, 48, 48, generator=torch.Generator().manual_seed(3))
     with pytest.raises(ValueError, match="`precision` must be one of"):
         viz.occlusion(image, "layer2", precision="int8")
-    cpu = torch.device("cpu")
     try:
-        precision_dtype("bfloat16", cpu)
+        precision_dtype("bfloat16", viz.device)
     except ValueError as error:  # this CPU: no bfloat16 kernels, so it would only be slower
-        assert "no native support on cpu" in str(error) and "method='gradient'" in str(error)
+        assert f"no native support on {device}" in str(error)
+        assert "method='gradient'" in str(error)
     else:
         viz.visualize_receptive_field(image, "layer2", 0, precision="bfloat16", show=False)
         assert "(bfloat16 approximation)" in viz.last_figure._suptitle.get_text()
 
-    # The reduced sweep itself, under CPU autocast (emulated where unsupported: same code).
+    # The reduced sweep itself, under autocast (emulated on CPUs without support: same code).
     exact = viz.occlusion(image, "layer2", (2, 3), patch_size=8, stride=8)
-    with precision_context(torch.bfloat16, cpu):
+    image = image.to(viz.device)
+    with precision_context("bfloat16", viz.device):
         reduced = occlusion_sweep(
             viz._layer_fn("layer2"),
             image,
@@ -376,7 +382,7 @@ def test_reduced_precision_is_gated_by_device_support_and_labelled(snapshot):
             patch_size=8,
             stride=8,
             plan=build_plan(model, image, "layer2", (2, 3)),
-            precision=torch.bfloat16,
+            precision="bfloat16",
         )
     assert exact.precision == "float32" and reduced.precision == "bfloat16"
     assert reduced.incremental and reduced.complete
@@ -387,3 +393,73 @@ def test_reduced_precision_is_gated_by_device_support_and_labelled(snapshot):
         assert not np.allclose(fine, coarse, atol=1e-6)  # it really ran in bfloat16
         assert np.corrcoef(fine.ravel(), coarse.ravel())[0, 1] > 0.98
     state.assert_unchanged()
+
+
+def test_gpu_batches_take_half_the_memory_a_batch_may_take():
+    mib, gib = 2**20, 2**30
+    # One occluded 1024 px image through resnet50 up to layer3 peaks at the order of 400 MiB
+    # in float32 (each of its layer1 maps, 256 x 256 x 256 floats, is 64 MiB).
+    per_image = 400 * mib
+    # An 80 GB card with 78 GiB free: half of it, 39 GiB, holds 99.8 images.
+    assert placements_per_batch(per_image, 78 * gib) == 99
+    # A 16 GiB per-process limit (`set_per_process_memory_fraction`) with 1 GiB allocated
+    # already (weights, the plan's clean maps) leaves 15 GiB: half of it holds 19.2 images.
+    assert placements_per_batch(per_image, 78 * gib, limit=15 * gib) == 19
+    assert 19 * per_image <= 15 * gib // 2
+    # Whichever is smaller binds: here the device's free memory (3 GiB / 400 MiB = 7.7).
+    assert placements_per_batch(per_image, 6 * gib, limit=15 * gib) == 7
+    # Small crops: capped, where larger batches no longer pay.
+    assert placements_per_batch(2 * mib, 78 * gib) == 256
+    assert placements_per_batch(2 * mib, 78 * gib, cap=64) == 64
+    # Less than two images' worth, or a limit already used up: one at a time, never none.
+    assert placements_per_batch(per_image, 500 * mib) == 1
+    assert placements_per_batch(per_image, 78 * gib, limit=-gib) == 1
+
+
+class InputGlue(nn.Module):
+    """resnet50 behind arithmetic on the input: no incremental plan, every placement a full
+    forward of the whole image (the sweep that needs the most memory)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * 1.0)
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_gpu_sweep_stays_within_the_per_process_memory_fraction():
+    """Unlimited, half the free memory of a large GPU would take ~100 full 1024 px images per
+    batch (tens of GiB); under a 4 GiB allowance the batches must shrink to fit it."""
+    device = torch.device("cuda", torch.cuda.current_device())  # the fraction calls want one
+    viz = FeatureVisualizer(InputGlue(timm_model("resnet50", zero_init_last=False)), device=device)
+    image = torch.randn(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(7))
+    previous = torch.cuda.get_per_process_memory_fraction(device)
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(device).total_memory
+    allowed = torch.cuda.memory_reserved(device) + 4 * 2**30
+    torch.cuda.set_per_process_memory_fraction(min(1.0, allowed / total), device)
+    done = [0]
+    try:
+        torch.cuda.reset_peak_memory_stats(device)
+        result = viz.occlusion(
+            image,
+            "net.layer3",
+            patch_size=128,
+            stride=128,
+            on_progress=lambda count, total, partial: done.append(count),
+        )
+        peak = torch.cuda.max_memory_allocated(device)
+        # The incremental plan on the same model: clean maps of every stage kept, crops batched.
+        plain = FeatureVisualizer(viz.model.net, device=device)
+        incremental = plain.occlusion(image, "layer3", patch_size=128, stride=128)
+        peak = max(peak, torch.cuda.max_memory_allocated(device))
+    finally:
+        torch.cuda.set_per_process_memory_fraction(previous, device)
+    assert result.complete and not result.incremental
+    assert incremental.complete and incremental.incremental
+    np.testing.assert_allclose(incremental.deltas, result.deltas, atol=1e-4)
+    assert peak <= allowed
+    batches = np.diff(done)
+    assert 1 < batches.max() < 64  # the allowance was used, and it bounded the batches

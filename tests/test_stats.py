@@ -13,8 +13,8 @@ from featviz_widgets._stats import feature_statistics, rank_channels
 X = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
 
 
-def test_statistics_of_relu_layer_match_hand_values(tiny):
-    stats = FeatureVisualizer(tiny).get_feature_statistics(X, "act")
+def test_statistics_of_relu_layer_match_hand_values(tiny, device):
+    stats = FeatureVisualizer(tiny, device=device).get_feature_statistics(X, "act")
     # ReLU(conv): channel 0 is 1 everywhere, channel 1 is ReLU(-1) = 0: 64 ones, 64 zeros.
     assert stats["mean"] == pytest.approx(0.5)
     assert stats["std"] == pytest.approx(math.sqrt(128 * 0.25 / 127))
@@ -26,9 +26,9 @@ def test_statistics_of_relu_layer_match_hand_values(tiny):
     assert stats["non_finite"] == 0
 
 
-def test_statistics_of_known_maps_and_batch(tiny):
+def test_statistics_of_known_maps_and_batch(tiny, device):
     batch = X.repeat(3, 1, 1, 1)
-    stats = FeatureVisualizer(tiny).get_feature_statistics(batch, "known")
+    stats = FeatureVisualizer(tiny, device=device).get_feature_statistics(batch, "known")
     values = torch.tensor([2.0] * 16 + [0.0, 4.0] * 8 + [3.0] * 16 + [0.0] * 16)
     assert stats["mean"] == pytest.approx(values.mean().item())
     assert stats["std"] == pytest.approx(values.repeat(3).std().item())
@@ -39,8 +39,8 @@ def test_statistics_of_known_maps_and_batch(tiny):
     assert isinstance(stats["spatial_size"], tuple)
 
 
-def test_rankings_by_activation_variance_and_seeded_random(tiny):
-    viz = FeatureVisualizer(tiny)
+def test_rankings_by_activation_variance_and_seeded_random(tiny, device):
+    viz = FeatureVisualizer(tiny, device=device)
     assert viz.rank_channels(X, "known", "activation") == [2, 0, 1, 3]
     assert viz.rank_channels(X, "known", "variance")[0] == 1
     first = viz.rank_channels(X, "known", "random", seed=7)
@@ -52,20 +52,21 @@ def test_rankings_by_activation_variance_and_seeded_random(tiny):
         viz.rank_channels(X, "known", "brightness")
 
 
-def test_top_activating_features_pairs(tiny):
-    top = FeatureVisualizer(tiny).get_top_activating_features(X, "known", top_k=2)
+def test_top_activating_features_pairs(tiny, device):
+    viz = FeatureVisualizer(tiny, device=device)
+    top = viz.get_top_activating_features(X, "known", top_k=2)
     assert top == [(2, 3.0), (0, 2.0)]
     assert all(isinstance(c, int) and isinstance(v, float) for c, v in top)
     # More than the layer has: every channel, no error.
-    assert len(FeatureVisualizer(tiny).get_top_activating_features(X, "known", top_k=50)) == 4
+    assert len(viz.get_top_activating_features(X, "known", top_k=50)) == 4
 
 
-def test_top_activating_features_score_once_and_match_brute_force(monkeypatch):
+def test_top_activating_features_score_once_and_match_brute_force(monkeypatch, device):
     from conftest import scene, timm_model
 
     from featviz_widgets import _stats, visualizer
 
-    viz = FeatureVisualizer(timm_model("resnet18"))
+    viz = FeatureVisualizer(timm_model("resnet18"), device=device)
     batch = [scene(seed=1), scene(seed=2)]
     features = viz.get_features(batch, "layer4").double()
     means = [features[:, c].mean().item() for c in range(features.shape[1])]
@@ -97,14 +98,14 @@ def test_non_finite_activations_are_reported_not_averaged():
     assert math.isfinite(stats["std"])
 
 
-def test_nan_layer_through_the_api_warns(tiny):
+def test_nan_layer_through_the_api_warns(device):
     class NaNLayer(nn.Module):
         def forward(self, x):
             return x / 0 * 0  # NaN everywhere x is finite
 
     model = nn.Sequential(nn.Conv2d(3, 2, 1), NaNLayer())
     with warnings.catch_warnings(record=True), pytest.raises(ValueError, match="no finite"):
-        FeatureVisualizer(model).get_feature_statistics(X, "1")
+        FeatureVisualizer(model, device=device).get_feature_statistics(X, "1")
 
 
 def test_rank_channels_pooled_variance_is_zero_not_nan():

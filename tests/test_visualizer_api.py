@@ -36,8 +36,8 @@ class ImageClassifier(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def viz():
-    return FeatureVisualizer(ImageClassifier("resnet18", num_classes=10))
+def viz(device):
+    return FeatureVisualizer(ImageClassifier("resnet18", num_classes=10), device=device)
 
 
 def test_plot_feature_maps_example(viz, image, tmp_path):
@@ -153,8 +153,8 @@ def test_batches_statistics_over_batch_and_figures_per_image(viz):
 
 
 @pytest.fixture(scope="module")
-def resnet50():
-    return FeatureVisualizer(timm_model("resnet50"))
+def resnet50(device):
+    return FeatureVisualizer(timm_model("resnet50"), device=device)
 
 
 def test_compare_layers_labels_counts_as_whole_numbers(resnet50, image):
@@ -187,7 +187,7 @@ def test_plot_feature_maps_caps_the_tiles_and_the_figure_size(viz, resnet50, ima
     assert fig.axes[-1].get_ylabel() == "activation"  # the shared colorbar still fits
     assert fig.get_size_inches()[0] <= 16.0
     # The default (16) on a layer with fewer channels shows them all, without a warning.
-    tiny = FeatureVisualizer(nn.Sequential(nn.Conv2d(3, 5, 3)))
+    tiny = FeatureVisualizer(nn.Sequential(nn.Conv2d(3, 5, 3)), device=viz.device)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fig = tiny.plot_feature_maps(torch.rand(1, 3, 16, 16), "0")
