@@ -10,6 +10,7 @@ the browser as uint8 tiles with per-tile scale metadata (see `_payload`), set in
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 import os
@@ -48,6 +49,8 @@ _MAX_COMPARE = 12
 # Traits and ipywidgets options the constructor takes besides its named arguments.
 _EXTRA_KWARGS = ("channel", "color_scale", "all_layers", "layout", "tabbable", "tooltip")
 _PROGRESS_INTERVAL_S = 0.2
+# The first display waits this long at most for the first view (its static image).
+_FIRST_VIEW_TIMEOUT_S = 30.0
 
 
 def _asset(name: str) -> Path:
@@ -306,6 +309,8 @@ class FeatureExplorer(anywidget.AnyWidget):
         self._occ_result: OcclusionResult | None = None
         self._occ_cancelled = False
         self._request: _ViewRequest | None = None  # the pending view job's
+        self._viewed = threading.Event()  # set once a view is shown (or the first one failed)
+        self._displayed = False
         channel = kwargs.pop("channel", None)
         self._source: ImageInput = _read_now(image) if image is not None else SAMPLE_IMAGE
         self._source_name = "sample.png" if image is None else _image_name(image)
@@ -465,8 +470,8 @@ class FeatureExplorer(anywidget.AnyWidget):
         )
 
     def _static_png(self) -> bytes:
-        """The input image beside the current grid (viridis, shared with the live view's
-        colormap): the static stand-in where the widget cannot run."""
+        """The input image beside the grid of the last complete view (viridis, as in the live
+        view): the static stand-in where the widget cannot run."""
         with self._lock:
             shown, meta, data = self._shown, dict(self._grid_meta), self._grid
         if shown is None or not meta.get("n"):
@@ -498,12 +503,11 @@ class FeatureExplorer(anywidget.AnyWidget):
         if bundle is None:
             return None
         data, metadata = bundle
-        try:
-            if self._features is None:
-                self._worker.wait(30.0)
+        if not self._displayed:  # one forward, so that an executed notebook keeps a picture;
+            self._displayed = True  # never the comparison or an occlusion, nor later displays
+            self._viewed.wait(_FIRST_VIEW_TIMEOUT_S)
+        with contextlib.suppress(Exception):  # the live widget works without the picture
             data["image/png"] = base64.b64encode(self._static_png()).decode("ascii")
-        except Exception:  # the live widget still works without the static fallback
-            pass
         return data, metadata
 
     # ------------------------------------------------------------------ worker plumbing
@@ -536,6 +540,7 @@ class FeatureExplorer(anywidget.AnyWidget):
                     return
                 if job.kind == "view":  # the controls go back to what is shown
                     self._request = None
+                    self._viewed.set()
                     if self._features_layer and self.layer != self._features_layer:
                         self.layer = self._features_layer
                     if self.device != self._viz.device.type:
@@ -568,11 +573,19 @@ class FeatureExplorer(anywidget.AnyWidget):
         rebuild_device: str | None = None,
     ) -> None:
         """Queue the image/layer job: (new visualizer), (layer list), features, statistics,
-        rankings; then the comparison. Any running occlusion is cancelled. The channel and
-        unit chosen while a view was pending carry over only to the same layer of the same
-        image."""
+        rankings; then the comparison. Any running occlusion is cancelled. A job that replaces
+        a pending one also does what that one was asked (image, layer list, device,
+        comparison); the channel and unit chosen meanwhile carry over only to the same layer
+        of the same image."""
         with self._lock:
             old = self._request
+            if old is not None:
+                if source is None:
+                    source, name = old.source, old.name
+                layer = layer or old.layer
+                relist = relist or old.relist
+                rebuild_device = rebuild_device or old.rebuild_device
+                compare = old.compare if compare is None else compare
             request = _ViewRequest(
                 self._source if source is None else source,
                 name,
@@ -601,8 +614,8 @@ class FeatureExplorer(anywidget.AnyWidget):
             )
             with self._lock:  # the model has moved: later jobs must use this one
                 self._viz = viz
-        relist = request.relist
-        fresh = relist or request.rebuild_device is not None
+        relist = request.relist or not self._layers
+        fresh = relist or request.rebuild_device is not None or self._shown is None
         shown = viz.display_image(source) if fresh else self._shown
         infos = None
         if relist:
@@ -703,6 +716,7 @@ class FeatureExplorer(anywidget.AnyWidget):
             self._occlusion_meta = {}
             self._push_grid()
             self._push_unit()
+        self._viewed.set()
 
     def _submit_compare(self, names: list[str], source: ImageInput | None = None) -> None:
         source = self._source if source is None else source

@@ -55,11 +55,11 @@ def make(model):
     """Build explorers that are closed (worker stopped) after the test."""
     made: list[FeatureExplorer] = []
 
-    def build(**kwargs) -> FeatureExplorer:
+    def build(wait: bool = True, **kwargs) -> FeatureExplorer:
         kwargs.setdefault("layer", "layer1")
         explorer = FeatureExplorer(kwargs.pop("model", model), **kwargs)
         made.append(explorer)
-        return explorer.wait(60)
+        return explorer.wait(60) if wait else explorer
 
     yield build
     for explorer in made:
@@ -590,6 +590,95 @@ def test_save_png_views_and_static_fallback(make, tmp_path):
     assert "application/vnd.jupyter.widget-view+json" in data
     picture = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
     assert picture.size[1] == 64 and picture.size[0] > 64
+
+
+def small_resnet() -> nn.Module:
+    """A model of the test's own, for tests that put hooks on it."""
+    torch.manual_seed(0)
+    return timm.create_model(
+        "resnet18",
+        pretrained=False,
+        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
+    )
+
+
+def static_png(bundle) -> Image.Image:
+    data, _ = bundle
+    assert "image/png" in data, "no static image in the display"
+    return Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
+
+
+def test_first_display_waits_for_the_first_view_only(make):
+    slow_s = 4.0
+    network = small_resnet()
+    shown: list[FeatureExplorer] = []
+    release = threading.Event()
+
+    def slow_after_the_first_view(*_) -> None:
+        if shown and shown[0].features is not None:
+            release.wait(slow_s)
+
+    handle = network.conv1.register_forward_pre_hook(slow_after_the_first_view)
+    try:
+        explorer = make(model=network, layer="layer1", compare=["layer2", "layer4"], wait=False)
+        shown.append(explorer)
+        begin = time.perf_counter()
+        first = explorer._repr_mimebundle_()  # meanwhile the comparison's forward is slow
+        first_s = time.perf_counter() - begin
+        assert first_s < slow_s / 2, f"the first display took {first_s:.2f} s"
+        assert static_png(first).size[1] == 64 and explorer._grid_meta["layer"] == "layer1"
+        assert explorer.busy and explorer.compare_statistics == {}  # the comparison still runs
+        begin = time.perf_counter()
+        later = explorer._repr_mimebundle_()
+        later_s = time.perf_counter() - begin
+        assert later_s < 0.5, f"a later display took {later_s:.2f} s"
+        assert static_png(later).tobytes() == static_png(first).tobytes()
+        release.set()
+        explorer.wait(30)
+        release.clear()
+        explorer.run_occlusion()  # slow too: its forwards wait
+        begin = time.perf_counter()
+        during = explorer._repr_mimebundle_()
+        during_s = time.perf_counter() - begin
+        assert during_s < 0.5 and explorer.busy, f"a display during occlusion took {during_s:.2f}"
+        assert static_png(during).tobytes() == static_png(first).tobytes()
+    finally:
+        release.set()
+        handle.remove()
+
+
+def test_static_image_is_the_last_complete_view_while_a_layer_computes(make):
+    network = small_resnet()
+    gate = threading.Event()
+
+    def hold(*_) -> None:  # every forward waits for the gate
+        gate.wait(30)
+
+    handle = network.conv1.register_forward_pre_hook(hold)
+    try:
+        explorer = make(model=network, layer="layer1", compare=["layer1"], wait=False)
+        explorer.layer = "layer3"  # replaces the first view before it could finish
+        gate.set()
+        first = static_png(explorer._repr_mimebundle_())
+        assert explorer._grid_meta["layer"] == "layer3" and first.size[1] == 64
+        explorer.wait(30)
+        assert explorer._image_meta["name"] == "sample.png" and explorer._image
+        shown = explorer._static_png()
+        with held(explorer):
+            explorer.layer = "layer2"
+            during = explorer._repr_mimebundle_()
+            assert static_png(during).tobytes() == Image.open(io.BytesIO(shown)).tobytes()
+        # an image change that a layer change replaces is not lost either
+        with held(explorer):
+            explorer.image = scene(80, 80, seed=5)
+            explorer.layer = "layer2"
+        explorer.wait(30)
+        assert explorer._image_meta["name"] == "" and isinstance(explorer.image, Image.Image)
+        expected = explorer.visualizer.get_features(explorer.image, "layer2")
+        assert torch.equal(explorer.features, expected) and explorer.layer == "layer2"
+    finally:
+        gate.set()
+        handle.remove()
 
 
 def test_state_keeps_only_the_current_view(make):
