@@ -193,7 +193,8 @@ class FeatureExplorer(anywidget.AnyWidget):
     - Default: `"activation"`
     """
     channel = t.Int(0).tag(sync=True)
-    """The selected channel, shown enlarged and used for the occlusion map.
+    """The selected channel, shown enlarged and used for the occlusion map. Set while a layer
+    is being computed, it is checked against that layer and shown with it.
 
     - Default: the first channel of the ranking after each layer change
     """
@@ -218,7 +219,8 @@ class FeatureExplorer(anywidget.AnyWidget):
     - Default: CUDA when available and `use_cuda`, else `"cpu"`
     """
     position = t.List(t.Int(), default_value=[], maxlen=2).tag(sync=True)
-    """The selected unit's (h, w) on the layer's map; setting it starts an occlusion sweep.
+    """The selected unit's (h, w) on the layer's map; setting it starts an occlusion sweep
+    (set while a layer is being computed: on that layer's map, once it is shown).
 
     - Type: `[]` (not chosen yet; occlusion uses the centre) or `[h, w]`
     """
