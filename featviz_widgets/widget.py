@@ -10,6 +10,7 @@ the browser as uint8 tiles with per-tile scale metadata (see `_payload`), set in
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 import os
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,8 @@ _MAX_COMPARE = 12
 # Traits and ipywidgets options the constructor takes besides its named arguments.
 _EXTRA_KWARGS = ("channel", "color_scale", "all_layers", "layout", "tabbable", "tooltip")
 _PROGRESS_INTERVAL_S = 0.2
+# The first display waits this long at most for the first view (its static image).
+_FIRST_VIEW_TIMEOUT_S = 30.0
 
 
 def _asset(name: str) -> Path:
@@ -129,6 +133,20 @@ def _spread(names: Sequence[str], count: int) -> list[str]:
     return [names[i] for i in dict.fromkeys(picks.tolist())]
 
 
+@dataclass
+class _ViewRequest:
+    """What the pending view job shows, and what was chosen for it while it computes."""
+
+    source: ImageInput
+    name: str | None
+    layer: str | None  # None: the default layer, decided by the job
+    compare: list[str] | None
+    relist: bool
+    rebuild_device: str | None
+    channel: int | None = None
+    position: list[int] | None = None  # an occlusion to run once shown ([]: the centre)
+
+
 class FeatureExplorer(anywidget.AnyWidget):
     """Explore a vision model's feature maps, statistics and occlusion maps with the mouse.
 
@@ -175,7 +193,8 @@ class FeatureExplorer(anywidget.AnyWidget):
     - Default: `"activation"`
     """
     channel = t.Int(0).tag(sync=True)
-    """The selected channel, shown enlarged and used for the occlusion map.
+    """The selected channel, shown enlarged and used for the occlusion map. Set while a layer
+    is being computed, it is checked against that layer and shown with it.
 
     - Default: the first channel of the ranking after each layer change
     """
@@ -200,7 +219,8 @@ class FeatureExplorer(anywidget.AnyWidget):
     - Default: CUDA when available and `use_cuda`, else `"cpu"`
     """
     position = t.List(t.Int(), default_value=[], maxlen=2).tag(sync=True)
-    """The selected unit's (h, w) on the layer's map; setting it starts an occlusion sweep.
+    """The selected unit's (h, w) on the layer's map; setting it starts an occlusion sweep
+    (set while a layer is being computed: on that layer's map, once it is shown).
 
     - Type: `[]` (not chosen yet; occlusion uses the centre) or `[h, w]`
     """
@@ -290,7 +310,10 @@ class FeatureExplorer(anywidget.AnyWidget):
         self._shown: np.ndarray | None = None
         self._occ_result: OcclusionResult | None = None
         self._occ_cancelled = False
-        self._requested_channel: int | None = kwargs.pop("channel", None)
+        self._request: _ViewRequest | None = None  # the pending view job's
+        self._viewed = threading.Event()  # set once a view is shown (or the first one failed)
+        self._displayed = False
+        channel = kwargs.pop("channel", None)
         self._source: ImageInput = _read_now(image) if image is not None else SAMPLE_IMAGE
         self._source_name = "sample.png" if image is None else _image_name(image)
         self._worker = Worker(self._lock, self._set_busy)
@@ -307,6 +330,8 @@ class FeatureExplorer(anywidget.AnyWidget):
             )
         self.on_msg(self._handle_message)
         self._submit_view(self._source, layer=layer, compare=compare, relist=True)
+        if channel is not None:  # checked once the layer's channel count is known
+            self._request.channel = channel  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------ public Python API
     @property
@@ -364,14 +389,16 @@ class FeatureExplorer(anywidget.AnyWidget):
     def run_occlusion(self, position: Sequence[int] | None = None) -> None:
         """Start an occlusion sweep for the unit at `position` (default: the current one, or
         the centre of the map) in the background; results stream into the widget."""
-        if position is not None:
-            self.position = list(position)  # the observer starts the sweep
-        else:
-            self._submit_occlusion()
+        if position is not None and list(position) != self.position:
+            self.position = list(position)  # checked; the observer starts the sweep
+        else:  # an equal value notifies nobody: start it here
+            self._submit_occlusion(None if position is None else list(position))
 
     def cancel(self) -> None:
         """Stop a running occlusion sweep (the partial map stays, marked cancelled)."""
         with self._lock:
+            if self._request is not None:  # not to be run once the pending view is shown
+                self._request.position = None
             running = self._worker.pending("occlusion")
             self._worker.invalidate("occlusion")
             if running:
@@ -445,8 +472,8 @@ class FeatureExplorer(anywidget.AnyWidget):
         )
 
     def _static_png(self) -> bytes:
-        """The input image beside the current grid (viridis, shared with the live view's
-        colormap): the static stand-in where the widget cannot run."""
+        """The input image beside the grid of the last complete view (viridis, as in the live
+        view): the static stand-in where the widget cannot run."""
         with self._lock:
             shown, meta, data = self._shown, dict(self._grid_meta), self._grid
         if shown is None or not meta.get("n"):
@@ -478,12 +505,11 @@ class FeatureExplorer(anywidget.AnyWidget):
         if bundle is None:
             return None
         data, metadata = bundle
-        try:
-            if self._features is None:
-                self._worker.wait(30.0)
+        if not self._displayed:  # one forward, so that an executed notebook keeps a picture;
+            self._displayed = True  # never the comparison or an occlusion, nor later displays
+            self._viewed.wait(_FIRST_VIEW_TIMEOUT_S)
+        with contextlib.suppress(Exception):  # the live widget works without the picture
             data["image/png"] = base64.b64encode(self._static_png()).decode("ascii")
-        except Exception:  # the live widget still works without the static fallback
-            pass
         return data, metadata
 
     # ------------------------------------------------------------------ worker plumbing
@@ -515,10 +541,16 @@ class FeatureExplorer(anywidget.AnyWidget):
                 if isinstance(exc, OcclusionCancelled):  # `cancel()` has said so already
                     return
                 if job.kind == "view":  # the controls go back to what is shown
+                    self._request = None
+                    self._viewed.set()
                     if self._features_layer and self.layer != self._features_layer:
                         self.layer = self._features_layer
                     if self.device != self._viz.device.type:
                         self.device = self._viz.device.type
+                    channel = self._unit_meta.get("channel", self.channel)
+                    if self.channel != channel:
+                        self.channel = channel
+                    self.position = list(self._occlusion_meta.get("position", []))
                 cause = exc.__cause__ if isinstance(exc, RuntimeError) and exc.__cause__ else None
                 text = f"{type(exc).__name__}: {exc}"
                 if cause is not None and str(cause) not in text:
@@ -534,7 +566,7 @@ class FeatureExplorer(anywidget.AnyWidget):
 
     def _submit_view(
         self,
-        source: ImageInput,
+        source: ImageInput | None = None,
         *,
         layer: str | None = None,
         name: str | None = None,
@@ -543,50 +575,70 @@ class FeatureExplorer(anywidget.AnyWidget):
         rebuild_device: str | None = None,
     ) -> None:
         """Queue the image/layer job: (new visualizer), (layer list), features, statistics,
-        rankings; then the comparison. Any running occlusion is cancelled."""
-        target = layer
-
-        def run(job: Job) -> None:
-            self._start(job, f"computing {target or 'layers'}…")
-            viz = self._viz
-            if rebuild_device is not None:
-                viz = FeatureVisualizer(
-                    self._model,
-                    device=rebuild_device,
-                    transform=self._transform,
-                    cache_size=self._cache_size,
-                )
-                with self._lock:  # the model has moved: later jobs must use this one
-                    self._viz = viz
-            shown = viz.display_image(source) if relist or rebuild_device else self._shown
-            infos = None
-            if relist:
-                infos = self._list_layers(viz, source)
-                if not infos:
-                    raise ValueError(
-                        "the model has no layer whose output can be shown as maps for this image."
-                    )
-            current = target or self.layer or _default_layer(infos or [])
-            features = viz.get_features(source, current).detach().float().cpu()
-            stats = viz.get_feature_statistics(source, current)
-            rankings = {
-                mode: viz.rank_channels(source, current, mode, index=0) for mode in SORT_MODES
-            }
-            with self._lock:
-                if not job.current:
-                    return
-                self._publish_view(
-                    job, source, name, shown, infos, current, features, stats, rankings
-                )
-            names = self._compare_names(compare, infos)
-            if names is not None:
-                self._submit_compare(names, source)
-
+        rankings; then the comparison. Any running occlusion is cancelled. A job that replaces
+        a pending one also does what that one was asked (image, layer list, device,
+        comparison); the channel and unit chosen meanwhile carry over only to the same layer
+        of the same image."""
         with self._lock:
+            old = self._request
+            if old is not None:
+                if source is None:
+                    source, name = old.source, old.name
+                layer = layer or old.layer
+                relist = relist or old.relist
+                rebuild_device = rebuild_device or old.rebuild_device
+                compare = old.compare if compare is None else compare
+            request = _ViewRequest(
+                self._source if source is None else source,
+                name,
+                layer or self.layer or None,
+                None if compare is None else list(compare),
+                relist,
+                rebuild_device,
+            )
+            if old is not None and (old.source, old.layer) == (request.source, request.layer):
+                request.channel, request.position = old.channel, old.position
+            self._request = request
             self._worker.invalidate("occlusion")
             with self._quiet():
                 self.error = ""
-            self._worker.submit("view", run, self._report)
+            self._worker.submit("view", lambda job: self._run_view(job, request), self._report)
+
+    def _run_view(self, job: Job, request: _ViewRequest) -> None:
+        self._start(job, f"computing {request.layer or 'layers'}…")
+        viz, source = self._viz, request.source
+        if request.rebuild_device is not None:
+            viz = FeatureVisualizer(
+                self._model,
+                device=request.rebuild_device,
+                transform=self._transform,
+                cache_size=self._cache_size,
+            )
+            with self._lock:  # the model has moved: later jobs must use this one
+                self._viz = viz
+        relist = request.relist or not self._layers
+        fresh = relist or request.rebuild_device is not None or self._shown is None
+        shown = viz.display_image(source) if fresh else self._shown
+        infos = None
+        if relist:
+            infos = self._list_layers(viz, source)
+            if not infos:
+                raise ValueError(
+                    "the model has no layer whose output can be shown as maps for this image."
+                )
+        current = request.layer or self.layer or _default_layer(infos or [])
+        features = viz.get_features(source, current).detach().float().cpu()
+        stats = viz.get_feature_statistics(source, current)
+        rankings = {mode: viz.rank_channels(source, current, mode, index=0) for mode in SORT_MODES}
+        with self._lock:
+            if not job.current:
+                return
+            self._publish_view(request, shown, infos, current, features, stats, rankings)
+            if request.position is not None:
+                self._queue_occlusion()
+        names = self._compare_names(request.compare, infos)
+        if names is not None:
+            self._submit_compare(names, source)
 
     def _list_layers(self, viz: FeatureVisualizer, source: ImageInput) -> list[LayerInfo]:
         include = "all" if self.all_layers or self._restrict is not None else "default"
@@ -610,9 +662,7 @@ class FeatureExplorer(anywidget.AnyWidget):
 
     def _publish_view(
         self,
-        job: Job,
-        source: ImageInput,
-        name: str | None,
+        request: _ViewRequest,
         shown: np.ndarray | None,
         infos: list[LayerInfo] | None,
         layer: str,
@@ -621,9 +671,10 @@ class FeatureExplorer(anywidget.AnyWidget):
         rankings: dict[str, list[int]],
     ) -> None:
         new_layer = layer != self._features_layer
-        self._source = source
-        if name is not None:
-            self._source_name = name
+        self._request = None
+        self._source = request.source
+        if request.name is not None:
+            self._source_name = request.name
         self._features = features
         self._features_layer = layer
         self._rankings = rankings
@@ -645,16 +696,29 @@ class FeatureExplorer(anywidget.AnyWidget):
             self.layer = layer
             self.statistics = _json_safe(stats)
             self._order = rankings[self.sort_by]
-            wanted, self._requested_channel = self._requested_channel, None
-            if wanted is not None and 0 <= wanted < features.shape[1]:
+            problems = []
+            wanted, count = request.channel, features.shape[1]
+            shown_channel = -1 if new_layer else self._unit_meta.get("channel", -1)
+            if wanted is not None and 0 <= wanted < count:
                 self.channel = wanted
-            elif new_layer or not 0 <= self.channel < features.shape[1]:
-                self.channel = rankings[self.sort_by][0]
-            self.position = []
+            else:  # the one shown (a channel chosen for a replaced request is not), or the top
+                self.channel = (
+                    shown_channel if 0 <= shown_channel < count else rankings[self.sort_by][0]
+                )
+                if wanted is not None:  # its channel count was not known when it was set
+                    problems.append(self._channel_error(wanted, layer, count))
+            unit = request.position
+            if unit and not (0 <= unit[0] < features.shape[2] and 0 <= unit[1] < features.shape[3]):
+                problems.append(self._position_error(unit, layer, features.shape[2:]))
+                request.position = unit = None
+            self.position = unit or []
+            if problems:
+                self.error = " ".join(problems)
             self._occlusion = b""
             self._occlusion_meta = {}
             self._push_grid()
             self._push_unit()
+        self._viewed.set()
 
     def _submit_compare(self, names: list[str], source: ImageInput | None = None) -> None:
         source = self._source if source is None else source
@@ -671,20 +735,29 @@ class FeatureExplorer(anywidget.AnyWidget):
         with self._lock:
             self._worker.submit("compare", run, self._report)
 
-    def _submit_occlusion(self) -> None:
+    def _submit_occlusion(self, position: list[int] | None = None) -> None:
+        """Run an occlusion sweep at `position` (None: the current unit, else the centre) now,
+        or once the pending view is shown."""
         with self._lock:
-            if self._features is None or self._worker.pending("view"):
-                raise ValueError("the layer's features are not ready yet; try again shortly.")
-            layer, source = self.layer, self._source
-            position = tuple(self.position) if self.position else None
-            self._occ_cancelled = False
             with self._quiet():
                 self.error = ""
-            self._worker.submit(
-                "occlusion",
-                lambda job: self._run_occlusion(job, source, layer, position),
-                self._report,
-            )
+            request = self._request
+            if request is not None:
+                request.position = position or request.position or []
+            elif self._features is None:
+                raise ValueError("the layer's features are not ready yet; try again shortly.")
+            else:
+                self._queue_occlusion()
+
+    def _queue_occlusion(self) -> None:
+        layer, source = self._features_layer, self._source
+        position = tuple(self.position) if self.position else None
+        self._occ_cancelled = False
+        self._worker.submit(
+            "occlusion",
+            lambda job: self._run_occlusion(job, source, layer, position),
+            self._report,
+        )
 
     def _run_occlusion(
         self, job: Job, source: ImageInput, layer: str, position: tuple[int, int] | None
@@ -785,18 +858,40 @@ class FeatureExplorer(anywidget.AnyWidget):
             raise t.TraitError(str(exc)) from exc
         return value
 
+    def _target(self) -> tuple[_ViewRequest | None, str, tuple[int, ...] | None]:
+        """The pending view's request (None for changes the widget makes itself), the layer a
+        channel or unit chosen now applies to, and its (C, H, W) maps' shape if known."""
+        request = None if self._is_quiet() else self._request
+        layer = self._features_layer if request is None else request.layer or ""
+        if self._features is not None and layer == self._features_layer:
+            return request, layer, tuple(self._features.shape[1:])
+        shapes = {entry["name"]: tuple(entry["shape"]) for entry in self._layers}
+        return request, layer, shapes.get(layer)
+
+    @staticmethod
+    def _channel_error(value: int, layer: str, count: int) -> str:
+        return (
+            f"`channel` {value} is out of range for {layer!r}, which has {count} channels "
+            f"(0 to {count - 1})."
+        )
+
+    @staticmethod
+    def _position_error(value: Sequence[int], layer: str, size: Sequence[int]) -> str:
+        height, width = size
+        return (
+            f"`position` {list(value)} is outside the {height}x{width} map of {layer!r}; "
+            f"use 0 <= h < {height} and 0 <= w < {width}."
+        )
+
     @t.validate("channel")
     def _check_channel(self, proposal: t.Bunch) -> int:
         value = proposal["value"]
-        features = self._features
-        if self._worker.pending("view") and not self._is_quiet():
-            self._requested_channel = value  # for the layer being computed: checked there
-            return value
-        if features is not None and not 0 <= value < features.shape[1]:
-            raise t.TraitError(
-                f"`channel` {value} is out of range for {self.layer!r}, which has "
-                f"{features.shape[1]} channels (0 to {features.shape[1] - 1})."
-            )
+        with self._lock:
+            request, layer, shape = self._target()
+            if shape is not None and not 0 <= value < shape[0]:
+                raise t.TraitError(self._channel_error(value, layer, shape[0]))
+            if request is not None:  # for the layer being computed: it shows this channel
+                request.channel = value
         return value
 
     @t.validate("num_features")
@@ -818,16 +913,14 @@ class FeatureExplorer(anywidget.AnyWidget):
         value = list(proposal["value"])
         if not value:
             return value
-        features = self._features
         if len(value) != 2:
             raise t.TraitError(f"`position` must be [] or [h, w], got {value!r}.")
-        if features is not None:
-            height, width = features.shape[-2:]
-            if not (0 <= value[0] < height and 0 <= value[1] < width):
-                raise t.TraitError(
-                    f"`position` {value} is outside the {height}x{width} map of {self.layer!r}; "
-                    f"use 0 <= h < {height} and 0 <= w < {width}."
-                )
+        with self._lock:
+            request, layer, shape = self._target()
+            if request is not None and request.relist:
+                shape = None  # a new image may change the map size: checked when it is shown
+            if shape is not None and not (0 <= value[0] < shape[1] and 0 <= value[1] < shape[2]):
+                raise t.TraitError(self._position_error(value, layer, shape[1:]))
         return value
 
     @t.validate("compare")
@@ -843,17 +936,17 @@ class FeatureExplorer(anywidget.AnyWidget):
     @t.observe("layer")
     def _on_layer(self, change: t.Bunch) -> None:
         if not self._is_quiet():
-            self._submit_view(self._source, layer=change["new"])
+            self._submit_view(layer=change["new"])
 
     @t.observe("all_layers")
     def _on_all_layers(self, change: t.Bunch) -> None:
         if not self._is_quiet():
-            self._submit_view(self._source, layer=self.layer, relist=True)
+            self._submit_view(layer=self.layer, relist=True)
 
     @t.observe("device")
     def _on_device(self, change: t.Bunch) -> None:
         if not self._is_quiet():
-            self._submit_view(self._source, layer=self.layer, rebuild_device=change["new"])
+            self._submit_view(layer=self.layer, rebuild_device=change["new"])
 
     @t.observe("sort_by", "num_features")
     def _on_order(self, change: t.Bunch) -> None:
@@ -867,18 +960,19 @@ class FeatureExplorer(anywidget.AnyWidget):
 
     @t.observe("channel")
     def _on_channel(self, change: t.Bunch) -> None:
-        if self._is_quiet() or self._worker.pending("view"):
-            return  # a layer being computed publishes its own channel view
-        with self._lock, self._quiet(), self.hold_sync():
-            self._push_unit()
-            meta = self._occlusion_meta
-            if meta:
-                self._push_occlusion(meta.get("done", 0), meta.get("total", 0))
+        with self._lock:
+            if self._is_quiet() or self._request is not None:
+                return  # a layer being computed publishes its own channel view
+            with self._quiet(), self.hold_sync():
+                self._push_unit()
+                meta = self._occlusion_meta
+                if meta:
+                    self._push_occlusion(meta.get("done", 0), meta.get("total", 0))
 
     @t.observe("position")
     def _on_position(self, change: t.Bunch) -> None:
         if not self._is_quiet() and change["new"]:
-            self._submit_occlusion()
+            self._submit_occlusion(list(change["new"]))
 
     @t.observe("compare")
     def _on_compare(self, change: t.Bunch) -> None:
@@ -886,6 +980,15 @@ class FeatureExplorer(anywidget.AnyWidget):
             self._submit_compare(list(change["new"]))
 
     # ------------------------------------------------------------------ front-end messages
+    def set_state(self, sync_data: dict) -> None:
+        """A front end's change. A value Python rejects (a unit clicked on the map shown while
+        a smaller layer computes, ...) is reported in `error`, and the view gets Python's."""
+        try:
+            super().set_state(sync_data)
+        except t.TraitError as exc:
+            self.error = str(exc)
+            self.send_state([name for name in sync_data if name in self.keys])
+
     def _handle_message(self, _widget: Any, content: Any, buffers: list) -> None:
         if not isinstance(content, dict):
             return

@@ -838,6 +838,22 @@ function render({ model, el }) {
   });
   observer.observe(root);
 
+  // ------------------------------------------------------------------ theme
+  // Canvas text and marks take the theme's colours when they are painted: repaint them when the
+  // host changes theme (JupyterLab's body data attributes, VS Code's body classes, the OS).
+  const themeKey = () => ["--fvz-fg", "--fvz-panel", "--fvz-accent", "--fvz-font"].map((v) => css(v, "")).join("|");
+  let painted = themeKey();
+  const onTheme = () => {
+    const key = themeKey();
+    if (key === painted) return;
+    painted = key;
+    schedule("grid", "occlusion");
+  };
+  const themeObserver = new MutationObserver(onTheme);
+  themeObserver.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-name", "data-jp-theme-light"] });
+  const darkScheme = window.matchMedia("(prefers-color-scheme: dark)");
+  darkScheme.addEventListener("change", onTheme);
+
   measure();
   syncLayers();
   syncChannels();
@@ -849,6 +865,8 @@ function render({ model, el }) {
 
   return () => {
     observer.disconnect();
+    themeObserver.disconnect();
+    darkScheme.removeEventListener("change", onTheme);
     clearTimeout(numTimer);
     clearTimeout(channelsTimer);
     for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);

@@ -14,6 +14,7 @@ import io
 import os
 import threading
 import time
+from contextlib import contextmanager
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -54,11 +55,11 @@ def make(model):
     """Build explorers that are closed (worker stopped) after the test."""
     made: list[FeatureExplorer] = []
 
-    def build(**kwargs) -> FeatureExplorer:
+    def build(wait: bool = True, **kwargs) -> FeatureExplorer:
         kwargs.setdefault("layer", "layer1")
         explorer = FeatureExplorer(kwargs.pop("model", model), **kwargs)
         made.append(explorer)
-        return explorer.wait(60)
+        return explorer.wait(60) if wait else explorer
 
     yield build
     for explorer in made:
@@ -82,6 +83,24 @@ class ForwardCounter:
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
+
+
+@contextmanager
+def held(explorer: FeatureExplorer):
+    """Keep the explorer's worker busy with a job of the test's own: whatever is asked meanwhile
+    stays queued behind it, as behind a slow forward, until the block ends."""
+    started, release = threading.Event(), threading.Event()
+
+    def hold(job) -> None:
+        started.set()
+        release.wait(30)
+
+    explorer._worker.submit("test", hold, lambda job, exc: None)
+    assert started.wait(30), "the worker never picked up the holding job"
+    try:
+        yield
+    finally:
+        release.set()
 
 
 # ---------------------------------------------------------------------------- payloads
@@ -260,6 +279,56 @@ def test_channel_set_right_after_a_layer_change_is_kept(make):
     assert explorer.channel == 200 and explorer._unit_meta["channel"] == 200
 
 
+class Fragile(nn.Module):
+    """A 4-channel stem and an 8-channel body whose forward raises while `broken`. The body's
+    channel k is the constant k, so its ranking by activation starts with channel 7."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.body = nn.Conv2d(4, 8, 1)
+        with torch.no_grad():
+            self.body.weight.zero_()
+            self.body.bias.copy_(torch.arange(8.0))
+        self.broken = False
+
+    def forward(self, x):
+        x = self.stem(x)
+        if self.broken:
+            raise RuntimeError("boom in body")
+        return self.body(x)
+
+
+def test_channel_for_a_pending_layer_is_checked_restored_and_dropped(make, tmp_path):
+    fragile = Fragile()
+    explorer = make(model=fragile, layer="stem", compare=["stem"])  # nothing cached for body
+    shown = explorer.channel
+    fragile.broken = True
+    with held(explorer):
+        explorer.layer = "body"
+        # checked against the layer it will apply to, not the one shown
+        with pytest.raises(traitlets.TraitError, match=r"`channel` 8 is out of range for 'body'"):
+            explorer.channel = 8
+        explorer.channel = 5  # out of range for the stem, fine for the body
+    explorer.wait(30)
+    assert "boom in body" in explorer.error
+    assert explorer.layer == "stem" and explorer.channel == shown  # both back to what is shown
+    assert explorer._unit_meta["channel"] == shown
+    assert explorer.save_png(tmp_path / "channel.png", view="channel").is_file()
+    # the failed job's request is gone: the next view of the body starts at its top channel
+    fragile.broken = False
+    explorer.layer = "body"
+    explorer.wait(30)
+    assert explorer.error == "" and explorer.ranking[0] == 7 and explorer.channel == 7
+    # a request for a layer that another layer change replaced is not applied to that one
+    with held(explorer):
+        explorer.layer = "stem"
+        explorer.channel = 2
+        explorer.layer = "body"
+    explorer.wait(30)
+    assert explorer.layer == "body" and explorer.channel == 7
+
+
 def test_latest_layer_request_wins(make):
     explorer = make()
     seen: list[str] = []
@@ -375,6 +444,54 @@ def test_occlude_message_uses_the_map_centre(make):
     assert explorer._occlusion_meta["position"] == [2, 2] and explorer.position == [2, 2]
 
 
+def test_run_occlusion_at_the_current_position_runs_again(make):
+    explorer = make(stride=16)
+    with held(explorer):
+        explorer.position = [3, 4]
+        explorer.cancel()  # before the sweep started: nothing runs
+    explorer.wait(30)
+    assert explorer._occlusion_meta == {} and explorer.position == [3, 4]
+    explorer.run_occlusion([3, 4])  # the same value: traitlets sends no change
+    explorer.wait(30)
+    meta = explorer._occlusion_meta
+    assert meta.get("complete"), f"run_occlusion() at the current position did nothing: {meta}"
+    assert meta["position"] == [3, 4] and meta["done"] == meta["total"] == 16
+    assert not meta["cancelled"] and explorer.error == ""
+
+
+def test_position_set_while_a_view_is_pending_runs_once_the_view_is_ready(make):
+    explorer = make(stride=16)
+    with held(explorer):
+        explorer.layer = "layer2"  # 8x8 maps, layer1's are 16x16
+        with pytest.raises(traitlets.TraitError, match=r"outside the 8x8 map of 'layer2'"):
+            explorer.position = [12, 12]
+        explorer.position = [2, 5]
+        assert explorer._occlusion_meta == {}  # nothing ran on layer1
+    explorer.wait(30)
+    meta = explorer._occlusion_meta
+    assert meta["layer"] == "layer2" and meta["position"] == [2, 5] and meta["complete"]
+    assert explorer.position == [2, 5] and explorer.error == ""
+    # a click in a front end arrives as set_state: a unit that does not fit the layer being
+    # computed is reported in `error` and the view is reset; one that fits runs after the view
+    with held(explorer):
+        explorer.layer = "layer3"  # 4x4
+        explorer.set_state({"position": [6, 1]})
+        assert "`position` [6, 1] is outside the 4x4 map of 'layer3'" in explorer.error
+        assert explorer.position == [2, 5]
+        explorer.set_state({"position": [1, 3]})
+    explorer.wait(30)
+    meta = explorer._occlusion_meta
+    assert meta["layer"] == "layer3" and meta["position"] == [1, 3] and meta["complete"]
+    assert explorer.error == ""
+    # an occlusion asked for and cancelled while the view is pending does not run
+    with held(explorer):
+        explorer.layer = "layer2"
+        explorer.run_occlusion([1, 1])
+        explorer.cancel()
+    explorer.wait(30)
+    assert explorer._occlusion_meta == {} and explorer.position == []
+
+
 # ---------------------------------------------------------------------------- images
 def test_image_assignment_and_bad_images(make):
     explorer = make()
@@ -411,19 +528,6 @@ def test_upload_message(make):
 
 
 def test_error_inside_the_model_shows_in_the_widget(make):
-    class Fragile(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.stem = nn.Conv2d(3, 4, 3, padding=1)
-            self.body = nn.Conv2d(4, 4, 3, padding=1)
-            self.broken = False
-
-        def forward(self, x):
-            x = self.stem(x)
-            if self.broken:
-                raise RuntimeError("boom in body")
-            return self.body(x)
-
     fragile = Fragile()
     explorer = make(model=fragile, layer="stem", compare=["stem"])  # nothing cached for body
     fragile.broken = True
@@ -486,6 +590,95 @@ def test_save_png_views_and_static_fallback(make, tmp_path):
     assert "application/vnd.jupyter.widget-view+json" in data
     picture = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
     assert picture.size[1] == 64 and picture.size[0] > 64
+
+
+def small_resnet() -> nn.Module:
+    """A model of the test's own, for tests that put hooks on it."""
+    torch.manual_seed(0)
+    return timm.create_model(
+        "resnet18",
+        pretrained=False,
+        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
+    )
+
+
+def static_png(bundle) -> Image.Image:
+    data, _ = bundle
+    assert "image/png" in data, "no static image in the display"
+    return Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
+
+
+def test_first_display_waits_for_the_first_view_only(make):
+    slow_s = 4.0
+    network = small_resnet()
+    shown: list[FeatureExplorer] = []
+    release = threading.Event()
+
+    def slow_after_the_first_view(*_) -> None:
+        if shown and shown[0].features is not None:
+            release.wait(slow_s)
+
+    handle = network.conv1.register_forward_pre_hook(slow_after_the_first_view)
+    try:
+        explorer = make(model=network, layer="layer1", compare=["layer2", "layer4"], wait=False)
+        shown.append(explorer)
+        begin = time.perf_counter()
+        first = explorer._repr_mimebundle_()  # meanwhile the comparison's forward is slow
+        first_s = time.perf_counter() - begin
+        assert first_s < slow_s / 2, f"the first display took {first_s:.2f} s"
+        assert static_png(first).size[1] == 64 and explorer._grid_meta["layer"] == "layer1"
+        assert explorer.busy and explorer.compare_statistics == {}  # the comparison still runs
+        begin = time.perf_counter()
+        later = explorer._repr_mimebundle_()
+        later_s = time.perf_counter() - begin
+        assert later_s < 0.5, f"a later display took {later_s:.2f} s"
+        assert static_png(later).tobytes() == static_png(first).tobytes()
+        release.set()
+        explorer.wait(30)
+        release.clear()
+        explorer.run_occlusion()  # slow too: its forwards wait
+        begin = time.perf_counter()
+        during = explorer._repr_mimebundle_()
+        during_s = time.perf_counter() - begin
+        assert during_s < 0.5 and explorer.busy, f"a display during occlusion took {during_s:.2f}"
+        assert static_png(during).tobytes() == static_png(first).tobytes()
+    finally:
+        release.set()
+        handle.remove()
+
+
+def test_static_image_is_the_last_complete_view_while_a_layer_computes(make):
+    network = small_resnet()
+    gate = threading.Event()
+
+    def hold(*_) -> None:  # every forward waits for the gate
+        gate.wait(30)
+
+    handle = network.conv1.register_forward_pre_hook(hold)
+    try:
+        explorer = make(model=network, layer="layer1", compare=["layer1"], wait=False)
+        explorer.layer = "layer3"  # replaces the first view before it could finish
+        gate.set()
+        first = static_png(explorer._repr_mimebundle_())
+        assert explorer._grid_meta["layer"] == "layer3" and first.size[1] == 64
+        explorer.wait(30)
+        assert explorer._image_meta["name"] == "sample.png" and explorer._image
+        shown = explorer._static_png()
+        with held(explorer):
+            explorer.layer = "layer2"
+            during = explorer._repr_mimebundle_()
+            assert static_png(during).tobytes() == Image.open(io.BytesIO(shown)).tobytes()
+        # an image change that a layer change replaces is not lost either
+        with held(explorer):
+            explorer.image = scene(80, 80, seed=5)
+            explorer.layer = "layer2"
+        explorer.wait(30)
+        assert explorer._image_meta["name"] == "" and isinstance(explorer.image, Image.Image)
+        expected = explorer.visualizer.get_features(explorer.image, "layer2")
+        assert torch.equal(explorer.features, expected) and explorer.layer == "layer2"
+    finally:
+        gate.set()
+        handle.remove()
 
 
 def test_state_keeps_only_the_current_view(make):

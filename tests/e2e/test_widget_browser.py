@@ -81,10 +81,10 @@ def _stop_kernels(jupyter_server):
         jupyter_server.api("DELETE", f"/api/kernels/{kernel['id']}")
 
 
-def write_notebook(server, name: str) -> Path:
+def write_notebook(server, name: str, setup: str = SETUP) -> Path:
     """A fresh copy each run, and no state file from an earlier test."""
     (server.root / "state.json").unlink(missing_ok=True)
-    return jupyter.write_notebook(server.root / name, SETUP, "explorer")
+    return jupyter.write_notebook(server.root / name, setup, "explorer")
 
 
 def read_state(server) -> dict:
@@ -272,16 +272,117 @@ def test_notebook7_layer_change_and_tile_click(jupyter_server, page):
     save_screenshot(page, widget, "notebook7-widget.png")
 
 
-def test_jupyterlab_dark_theme(jupyter_server, page):
+# WCAG contrast of every visible text in the widget against what is behind it: DOM text (and
+# the values and placeholders of its inputs) from computed styles, composited over the
+# backgrounds of its ancestors; canvas text from its pixels (the most opaque pixel of the tile
+# captions and of the colour bar's labels is the ink) over the widget's background.
+CONTRAST = """(selector) => {
+  const root = document.querySelector(selector);
+  const parse = (css) => {
+    const v = (css.match(/rgba?\\(([^)]*)\\)/) || [, ""])[1].split(/[\\s,/]+/).filter(Boolean);
+    return v.length < 3 ? null : [+v[0], +v[1], +v[2], v.length > 3 ? +v[3] : 1];
+  };
+  const over = (top, under) => [0, 1, 2].map((i) => top[i] * top[3] + under[i] * (1 - top[3]));
+  const lum = (c) => {
+    const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+  };
+  const ratio = (a, b) => (Math.max(lum(a), lum(b)) + 0.05) / (Math.min(lum(a), lum(b)) + 0.05);
+  const backdrop = (el) => {
+    const layers = [];
+    for (let n = el; n; n = n.parentElement) {
+      const c = parse(getComputedStyle(n).backgroundColor);
+      if (c && c[3] > 0) layers.push(c);
+      if (c && c[3] >= 1) break;
+    }
+    return layers.reverse().reduce((under, c) => [...over(c, under), 1], [255, 255, 255, 1]);
+  };
+  const opacity = (el) => {
+    let o = 1;
+    for (let n = el; n; n = n.parentElement) o *= +getComputedStyle(n).opacity;
+    return o;
+  };
+  const page = backdrop(root);
+  const out = [];
+  const add = (what, ink, behind, alpha = 1) => {
+    const mix = (c) => c.map((v, i) => v * alpha + page[i] * (1 - alpha));
+    out.push({ what, ratio: ratio(mix(over(ink, behind)), mix(behind)) });
+  };
+  for (const el of root.querySelectorAll("*")) {
+    if (!el.getClientRects().length || getComputedStyle(el).visibility === "hidden") continue;
+    const alpha = opacity(el);
+    if (alpha === 0) continue;
+    const style = getComputedStyle(el);
+    const name = `${el.tagName.toLowerCase()}.${el.getAttribute("class") || ""}`;
+    const text = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    const field = el.matches("select, input[type=number], input[type=search]");
+    const ink = parse(el instanceof SVGElement ? style.fill : style.color);
+    const label = `${name} "${el.textContent.trim().slice(0, 30)}"`;
+    if (text || field) add(label, ink, backdrop(el), alpha);
+    if (el.matches("input[placeholder]") && !el.value) {
+      add(`${name} placeholder`, parse(getComputedStyle(el, "::placeholder").color), backdrop(el));
+    }
+  }
+  const canvasInk = (canvas, x, y, w, h) => {
+    const r = canvas.width / canvas.clientWidth;
+    const data = canvas.getContext("2d").getImageData(x * r, y * r, w * r, h * r).data;
+    let best = [0, 0, 0, 0];
+    for (let i = 0; i < data.length; i += 4) {
+      if (data[i + 3] > best[3]) best = [data[i], data[i + 1], data[i + 2], data[i + 3]];
+    }
+    return [best[0], best[1], best[2], best[3] / 255];
+  };
+  const grid = root.querySelector("canvas.fvz-grid");
+  add("grid canvas: tile caption", canvasInk(grid, 0, 0, 60, 15), page);
+  const occlusion = root.querySelector("canvas.fvz-occlusion");
+  const width = occlusion.clientWidth;
+  add("occlusion canvas: colour bar labels", canvasInk(occlusion, width - 34, 0, 34, 40), page);
+  return out;
+}"""
+
+
+TILE_INSIDE = """(sel) => {  // pixels inside the first tile, clear of its caption and frame
+  const canvas = document.querySelector(sel);
+  return Array.from(canvas.getContext("2d").getImageData(10, 26, 24, 24).data).join(",");
+}"""
+
+
+def assert_contrast(page, widget: str, theme: str) -> None:
+    """Every text at least 4.5:1 (WCAG AA); canvases may take a moment to repaint."""
+    deadline = time.monotonic() + 5
+    while True:
+        low = [c for c in page.evaluate(CONTRAST, widget) if not c["ratio"] >= 4.5]
+        if not low or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not low, f"{theme}: text below 4.5:1 contrast: {low}"
+
+
+def test_jupyterlab_dark_theme(jupyter_server, page, tmp_path):
     server = jupyter_server
-    write_notebook(server, "explorer_dark.ipynb")
+    # A fixed width: nothing about the widget's size changes with the theme, so only the theme
+    # change itself can repaint the canvases (JupyterLab reflows a full-width output on the way).
+    construct = "num_features=9, stride=4)"
+    assert construct in SETUP
+    setup = SETUP.replace(construct, "num_features=9, stride=4, layout={'width': '900px'})")
+    write_notebook(server, "explorer_dark.ipynb", setup)
     page.goto(server.page_url("/lab/tree/explorer_dark.ipynb?reset"))
     app_ready(page)
-    set_theme(page, "JupyterLab Dark")
+    set_theme(page, "JupyterLab Light")
     try:
         run_all(page)
         widget = ".jp-NotebookPanel:not(.lm-mod-hidden) .fvz"
         wait_canvas(page, widget, "grid", "(s) => s.startsWith('layer2|')", 90_000)
+        page.locator(f"{widget} .fvz-chart svg").first.wait_for(state="attached")
+        bad = tmp_path / "notes.png"  # an error message, to measure its colours too
+        bad.write_text("not an image")
+        page.locator(f"{widget} input.fvz-file").set_input_files(str(bad))
+        page.locator(f"{widget} .fvz-error").wait_for(state="visible")
+        assert_contrast(page, widget, "JupyterLab Light")
+        tile = f"{widget} canvas.fvz-grid"
+        viridis = page.evaluate(TILE_INSIDE, tile)
+
+        set_theme(page, "JupyterLab Dark")  # while the widget is shown
         colours = page.evaluate(
             """(sel) => {
                 const root = document.querySelector(sel);
@@ -299,8 +400,9 @@ def test_jupyterlab_dark_theme(jupyter_server, page):
         background, text, label = (luminance(c) for c in colours)
         assert background < 80, colours  # a dark surface...
         assert text > 150 and label > 100, colours  # ...with light text
-        # the colormap is data: a tile's pixels are the same viridis in both themes
-        assert pixels(page, widget, "grid")
+        assert_contrast(page, widget, "JupyterLab Dark")
+        # the colormap is data: the tiles' viridis pixels do not change, only the captions
+        assert page.evaluate(TILE_INSIDE, tile) == viridis
         save_screenshot(page, widget, "jupyterlab-dark-widget.png")
     finally:
         set_theme(page, "JupyterLab Light")

@@ -253,6 +253,42 @@ def test_cleanup_removes_listeners_and_dom(view):
     assert view.locator(".fvz").count() == 0
 
 
+INK = """([selector, x, y, w, h]) => {  // the most opaque pixel in a box (CSS px) of a canvas
+  const canvas = document.querySelector(selector) || window.detached;
+  const r = canvas.width / parseFloat(canvas.style.width);
+  const data = canvas.getContext("2d").getImageData(x * r, y * r, w * r, h * r).data;
+  let best = [0, 0, 0, 0];
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i + 3] > best[3]) best = [...data.slice(i, i + 4)];
+  }
+  return best;
+}"""
+
+
+def test_canvas_text_repaints_on_a_theme_change_until_cleanup(view):
+    label = ["canvas.fvz-grid", 0, 0, 60, 15]  # the first tile's caption
+    assert sum(view.evaluate(INK, label)[:3]) / 3 < 80  # dark text on the light fallback
+    before = paints(view, "occlusion")
+    view.evaluate("() => document.body.classList.add('vscode-dark')")
+    view.wait_for_function(
+        "(n) => Number(document.querySelector('canvas.fvz-occlusion').dataset.paints) > n",
+        arg=before,
+        timeout=5_000,
+    )
+    assert sum(view.evaluate(INK, label)[:3]) / 3 > 180  # light text, without new data
+    view.evaluate("() => document.body.classList.remove('vscode-dark')")
+    view.wait_for_function(f"() => ({INK})({json.dumps(label)})[0] < 80", timeout=5_000)
+    view.emulate_media(color_scheme="dark")  # hosts without theme variables follow the OS
+    view.wait_for_function(f"() => ({INK})({json.dumps(label)})[0] > 180", timeout=5_000)
+    view.evaluate("() => { window.detached = document.querySelector('canvas.fvz-grid'); }")
+    count = paints(view, "grid")
+    view.evaluate("() => window.cleanup()")
+    view.emulate_media(color_scheme="light")
+    view.evaluate("() => document.body.classList.add('vscode-light')")
+    view.wait_for_timeout(200)
+    assert view.evaluate("() => Number(window.detached.dataset.paints)") == count
+
+
 def _background(page) -> tuple[float, ...]:
     css = page.evaluate("() => getComputedStyle(document.querySelector('.fvz')).backgroundColor")
     return tuple(float(v) for v in css[css.index("(") + 1 : css.index(")")].split(",")[:3])
