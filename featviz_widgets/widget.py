@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
-import math
 import os
 import threading
 import time
@@ -23,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
-import matplotlib
 import numpy as np
 import torch
 import traitlets as t
@@ -33,9 +30,25 @@ from torch import nn
 from ._capture import resolve_layers
 from ._inputs import ImageInput, to_pil
 from ._occlusion import OcclusionCancelled, OcclusionResult
-from ._payload import decode_maps, encode_maps, encode_png
-from ._plotting import MAX_FEATURE_MAPS, feature_grid_figure, occlusion_figure, unit_centre
-from ._stats import SORT_MODES
+from ._payload import decode_upload, encode_maps, encode_png, grid_png
+from ._plotting import feature_grid_figure, occlusion_figure, unit_centre
+from ._protocol import (
+    COLOR_SCALES,
+    EXPORT_VIEWS,
+    MAX_FEATURE_MAPS,
+    SHARED_SCALE,
+    SORT_MODES,
+    ExportView,
+    GridMeta,
+    ImageMeta,
+    JobState,
+    LayerEntry,
+    Message,
+    OcclusionMeta,
+    UnitMeta,
+    grid_columns,
+    json_safe,
+)
 from ._worker import Job, Worker
 from .visualizer import FeatureVisualizer, LayerInfo
 
@@ -43,8 +56,6 @@ __all__ = ["FeatureExplorer"]
 
 _HERE = Path(__file__).parent
 SAMPLE_IMAGE = _HERE / "sample.png"
-VIEWS = ("grid", "channel", "occlusion")
-COLOR_SCALES = ("per-tile", "shared")
 _MAX_COMPARE = 12
 # Traits and ipywidgets options the constructor takes besides its named arguments.
 _EXTRA_KWARGS = ("channel", "color_scale", "all_layers", "layout", "tabbable", "tooltip")
@@ -57,21 +68,6 @@ def _asset(name: str) -> Path:
     """A front-end file: the wheel's `static/` copy, else the repository's `js/` source."""
     packaged = _HERE / "static" / name
     return packaged if packaged.is_file() else _HERE.parent / "js" / name
-
-
-def _json_safe(value: Any) -> Any:
-    """Plain JSON types, with NaN/inf (which break the browser's JSON parser) as None."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 def _image_name(image: ImageInput) -> str:
@@ -92,13 +88,10 @@ def _read_now(image: ImageInput) -> ImageInput:
         return image
 
 
-def _layer_dict(info: LayerInfo) -> dict:
-    return {
-        "name": info.name,
-        "type": info.module_type,
-        "shape": list(info.shape),
-        "layout": info.layout,
-    }
+def _layer_entry(info: LayerInfo) -> LayerEntry:
+    return LayerEntry(
+        name=info.name, type=info.module_type, shape=list(info.shape), layout=info.layout
+    )
 
 
 def _default_layer(layers: Sequence[LayerInfo]) -> str:
@@ -187,7 +180,7 @@ class FeatureExplorer(anywidget.AnyWidget):
 
     - Type: `str` (a name from `model.named_modules()`)
     """
-    sort_by = t.Enum(SORT_MODES, default_value="activation").tag(sync=True)
+    sort_by = t.Enum(SORT_MODES, default_value=SORT_MODES[0]).tag(sync=True)
     """The grid's channel order: "activation", "variance" or "random" (seed 0).
 
     - Default: `"activation"`
@@ -203,7 +196,7 @@ class FeatureExplorer(anywidget.AnyWidget):
 
     - Default: `16`
     """
-    color_scale = t.Enum(COLOR_SCALES, default_value="per-tile").tag(sync=True)
+    color_scale = t.Enum(COLOR_SCALES, default_value=COLOR_SCALES[0]).tag(sync=True)
     """"per-tile" (each map stretched over its own range) or "shared" (one range for all).
 
     - Default: `"per-tile"`
@@ -266,7 +259,7 @@ class FeatureExplorer(anywidget.AnyWidget):
         device: str | torch.device | None = None,
         use_cuda: bool = True,
         num_features: int = 16,
-        sort_by: str = "activation",
+        sort_by: str = SORT_MODES[0],
         transform: Callable[[Image.Image], torch.Tensor] | None = None,
         patch_size: int = 16,
         stride: int = 8,
@@ -399,8 +392,8 @@ class FeatureExplorer(anywidget.AnyWidget):
         with self._lock:
             if self._request is not None:  # not to be run once the pending view is shown
                 self._request.position = None
-            running = self._worker.pending("occlusion")
-            self._worker.invalidate("occlusion")
+            running = self._worker.pending(JobState.OCCLUSION)
+            self._worker.invalidate(JobState.OCCLUSION)
             if running:
                 self._occ_cancelled = True
                 meta = self._occlusion_meta
@@ -419,7 +412,7 @@ class FeatureExplorer(anywidget.AnyWidget):
             raise TimeoutError(f"the explorer was still busy after {timeout} s ({self.status}).")
         return self
 
-    def save_png(self, path: str | os.PathLike, view: str = "grid") -> Path:
+    def save_png(self, path: str | os.PathLike, view: str = ExportView.GRID.value) -> Path:
         """Save the current `view` ("grid", "channel" or "occlusion") as a PNG file.
 
         Returns:
@@ -439,8 +432,8 @@ class FeatureExplorer(anywidget.AnyWidget):
 
     # ------------------------------------------------------------------ static fallback
     def _figure(self, view: str):
-        if view not in VIEWS:
-            raise ValueError(f"`view` must be one of {VIEWS}, got {view!r}.")
+        if view not in EXPORT_VIEWS:
+            raise ValueError(f"`view` must be one of {EXPORT_VIEWS}, got {view!r}.")
         with self._lock:
             features, shown, result = self._features, self._shown, self._occ_result
             channels = list(self._grid_meta.get("channels", []))
@@ -448,14 +441,14 @@ class FeatureExplorer(anywidget.AnyWidget):
         if features is None or shown is None:
             raise ValueError("nothing to save yet: the first result is still being computed.")
         maps = features[0]
-        if view == "grid":
+        if view == ExportView.GRID:
             return feature_grid_figure(
                 maps,
                 channels,
                 title=f"{layer}: top {len(channels)} of {maps.shape[0]} by {self.sort_by}",
-                shared_scale=self.color_scale == "shared",
+                shared_scale=self.color_scale == SHARED_SCALE,
             )
-        if view == "channel":
+        if view == ExportView.CHANNEL:
             return feature_grid_figure(
                 maps, [channel], title=f"{layer}, channel {channel}", figsize=(4.5, 4.8)
             )
@@ -478,27 +471,7 @@ class FeatureExplorer(anywidget.AnyWidget):
             shown, meta, data = self._shown, dict(self._grid_meta), self._grid
         if shown is None or not meta.get("n"):
             raise ValueError("nothing to show yet")
-        maps = decode_maps(data, meta)
-        lo, hi = np.asarray(meta["lo"]), np.asarray(meta["hi"])
-        if self.color_scale == "shared" and hi.max() > lo.min():
-            unit = (maps - lo.min()) / (hi.max() - lo.min())
-        else:
-            span = np.where(hi > lo, hi - lo, 1.0)
-            unit = (maps - lo[:, None, None]) / span[:, None, None]
-        colours = matplotlib.colormaps["viridis"](np.clip(unit, 0, 1), bytes=True)[..., :3]
-        n, cols = meta["n"], math.ceil(math.sqrt(meta["n"]))
-        rows = math.ceil(n / cols)
-        side = shown.shape[0]
-        tile = max(8, (side - 4 * (rows - 1)) // rows)
-        canvas = Image.new("RGB", (shown.shape[1] + 12 + cols * (tile + 4) - 4, side), "white")
-        canvas.paste(Image.fromarray(shown), (0, 0))
-        left = shown.shape[1] + 12
-        for i in range(n):
-            picture = Image.fromarray(colours[i]).resize((tile, tile), Image.NEAREST)
-            canvas.paste(picture, (left + (i % cols) * (tile + 4), (i // cols) * (tile + 4)))
-        buffer = io.BytesIO()
-        canvas.save(buffer, format="PNG")
-        return buffer.getvalue()
+        return grid_png(shown, data, meta, shared=self.color_scale == SHARED_SCALE)
 
     def _repr_mimebundle_(self, **kwargs: Any):
         bundle = super()._repr_mimebundle_(**kwargs)
@@ -540,7 +513,7 @@ class FeatureExplorer(anywidget.AnyWidget):
             with self._quiet(), self.hold_sync():
                 if isinstance(exc, OcclusionCancelled):  # `cancel()` has said so already
                     return
-                if job.kind == "view":  # the controls go back to what is shown
+                if job.kind == JobState.VIEW:  # the controls go back to what is shown
                     self._request = None
                     self._viewed.set()
                     if self._features_layer and self.layer != self._features_layer:
@@ -599,10 +572,12 @@ class FeatureExplorer(anywidget.AnyWidget):
             if old is not None and (old.source, old.layer) == (request.source, request.layer):
                 request.channel, request.position = old.channel, old.position
             self._request = request
-            self._worker.invalidate("occlusion")
+            self._worker.invalidate(JobState.OCCLUSION)
             with self._quiet():
                 self.error = ""
-            self._worker.submit("view", lambda job: self._run_view(job, request), self._report)
+            self._worker.submit(
+                JobState.VIEW, lambda job: self._run_view(job, request), self._report
+            )
 
     def _run_view(self, job: Job, request: _ViewRequest) -> None:
         self._start(job, f"computing {request.layer or 'layers'}…")
@@ -683,18 +658,16 @@ class FeatureExplorer(anywidget.AnyWidget):
             if shown is not None and shown is not self._shown:
                 self._shown = shown
                 self._image = encode_png(shown)
-                self._image_meta = {
-                    "h": int(shown.shape[0]),
-                    "w": int(shown.shape[1]),
-                    "name": self._source_name,
-                    "batch": int(features.shape[0]),
-                }
+                height, width = shown.shape[:2]
+                self._image_meta = ImageMeta(
+                    h=height, w=width, name=self._source_name, batch=features.shape[0]
+                )
             if infos is not None:
-                self._layers = [_layer_dict(info) for info in infos]
+                self._layers = [_layer_entry(info) for info in infos]
             if self._viz.device.type != self.device:
                 self.device = self._viz.device.type
             self.layer = layer
-            self.statistics = _json_safe(stats)
+            self.statistics = json_safe(stats)
             self._order = rankings[self.sort_by]
             problems = []
             wanted, count = request.channel, features.shape[1]
@@ -730,10 +703,10 @@ class FeatureExplorer(anywidget.AnyWidget):
                 if job.current:
                     with self._quiet(), self.hold_sync():
                         self.compare = list(names)
-                        self.compare_statistics = _json_safe(stats)
+                        self.compare_statistics = json_safe(stats)
 
         with self._lock:
-            self._worker.submit("compare", run, self._report)
+            self._worker.submit(JobState.COMPARE, run, self._report)
 
     def _submit_occlusion(self, position: list[int] | None = None) -> None:
         """Run an occlusion sweep at `position` (None: the current unit, else the centre) now,
@@ -754,7 +727,7 @@ class FeatureExplorer(anywidget.AnyWidget):
         position = tuple(self.position) if self.position else None
         self._occ_cancelled = False
         self._worker.submit(
-            "occlusion",
+            JobState.OCCLUSION,
             lambda job: self._run_occlusion(job, source, layer, position),
             self._report,
         )
@@ -804,35 +777,44 @@ class FeatureExplorer(anywidget.AnyWidget):
         maps = features[0]
         channels = self._order[: min(max(1, self.num_features), MAX_FEATURE_MAPS)]
         selected = maps[channels].numpy()
-        data, meta = encode_maps(selected)
+        data, maps = encode_maps(selected)
         with np.errstate(all="ignore"):
-            means = np.nanmean(selected.reshape(len(channels), -1), axis=1)
-        meta.update(layer=self.layer, sort_by=self.sort_by, channels=channels, means=means.tolist())
+            means = np.nanmean(selected.reshape(len(channels), -1), axis=1).tolist()
+        cols = grid_columns(len(channels))
+        meta = GridMeta(
+            **maps,
+            layer=self.layer,
+            sort_by=self.sort_by,
+            channels=channels,
+            means=means,
+            cols=cols,
+        )
         with self.hold_sync():
             self._grid = data
-            self._grid_meta = _json_safe(meta)
+            self._grid_meta = json_safe(meta)
 
     def _push_unit(self) -> None:
         features = self._features
         if features is None:
             return
         channel_map = features[0, self.channel].numpy()
-        data, meta = encode_maps(channel_map)
+        data, maps = encode_maps(channel_map)
         with np.errstate(all="ignore"):
             mean = float(np.nanmean(channel_map))
-        meta.update(layer=self.layer, channel=self.channel, mean=mean)
+        meta = UnitMeta(**maps, layer=self.layer, channel=self.channel, mean=mean)
         with self.hold_sync():
             self._unit = data
-            self._unit_meta = _json_safe(meta)
+            self._unit_meta = json_safe(meta)
 
     def _push_occlusion(self, done: int, total: int) -> None:
         result = self._occ_result
         if result is None or result.layer_name != self.layer:
             return
         sensitivity = result.map(self.channel)
-        data, meta = encode_maps(sensitivity)
+        data, maps = encode_maps(sensitivity)
         height, width = self._features.shape[-2:] if self._features is not None else (1, 1)
-        meta.update(
+        meta = OcclusionMeta(
+            **maps,
             layer=result.layer_name,
             channel=self.channel,
             position=list(result.position),
@@ -844,7 +826,7 @@ class FeatureExplorer(anywidget.AnyWidget):
         )
         with self.hold_sync():
             self._occlusion = data
-            self._occlusion_meta = _json_safe(meta)
+            self._occlusion_meta = json_safe(meta)
 
     # ------------------------------------------------------------------ validation
     @t.validate("layer")
@@ -992,32 +974,30 @@ class FeatureExplorer(anywidget.AnyWidget):
     def _handle_message(self, _widget: Any, content: Any, buffers: list) -> None:
         if not isinstance(content, dict):
             return
-        kind = content.get("type")
-        if kind == "cancel":
-            self.cancel()
-        elif kind == "occlude":
-            try:
-                self._submit_occlusion()
-            except ValueError as exc:
-                self.error = str(exc)
-        elif kind == "upload":
-            self._load_upload(str(content.get("name", "upload")), buffers)
+        handler = self._message_handlers().get(content.get("type"))  # type: ignore[arg-type]
+        if handler is not None:
+            handler(content, buffers)
+
+    def _message_handlers(self) -> dict[Message, Callable[[dict, list], None]]:
+        """What each kind of front-end message does (one entry per `Message`)."""
+        return {
+            Message.CANCEL: lambda content, buffers: self.cancel(),
+            Message.OCCLUDE: lambda content, buffers: self._occlude_now(),
+            Message.UPLOAD: lambda content, buffers: self._load_upload(
+                str(content.get("name", "upload")), buffers
+            ),
+        }
+
+    def _occlude_now(self) -> None:
+        try:
+            self._submit_occlusion()
+        except ValueError as exc:
+            self.error = str(exc)
 
     def _load_upload(self, name: str, buffers: list) -> None:
-        if not buffers:
-            self.error = f"Upload of {name!r} arrived without data; please try again."
-            return
         try:
-            with Image.open(io.BytesIO(bytes(buffers[0]))) as opened:
-                opened.load()
-                picture = opened.copy()
-        except Image.UnidentifiedImageError:
-            self.error = (
-                f"Could not read {name!r} as an image: it is not in a format Pillow can open "
-                "(PNG, JPEG, WebP, TIFF, BMP, GIF...)."
-            )
-            return
-        except Exception as exc:
-            self.error = f"Could not read {name!r} as an image ({type(exc).__name__}: {exc})."
+            picture = decode_upload(name, buffers)
+        except ValueError as exc:
+            self.error = str(exc)
             return
         self._submit_view(picture, name=name, relist=True)

@@ -28,6 +28,7 @@ from torch import nn
 
 from featviz_widgets import _payload
 from featviz_widgets._payload import decode_maps, encode_maps
+from featviz_widgets._protocol import MAX_UPLOAD_BYTES, json_safe
 from featviz_widgets.visualizer import LayerInfo
 from featviz_widgets.widget import (
     SAMPLE_IMAGE,
@@ -35,7 +36,6 @@ from featviz_widgets.widget import (
     _asset,
     _default_compare,
     _default_layer,
-    _json_safe,
 )
 
 
@@ -126,7 +126,7 @@ def test_encode_maps_constant_and_non_finite_tiles():
 
 def test_json_safe_replaces_non_finite_numbers():
     value = {"a": float("nan"), "b": [1, np.float32(np.inf)], "c": (np.int64(3), True)}
-    assert _json_safe(value) == {"a": None, "b": [1, None], "c": [3, True]}
+    assert json_safe(value) == {"a": None, "b": [1, None], "c": [3, True]}
 
 
 def test_png_payload_is_a_png():
@@ -525,6 +525,9 @@ def test_upload_message(make):
     assert explorer._image_meta["name"] == "cat.jpg"
     explorer._handle_message(explorer, {"type": "upload", "name": "empty.png"}, [])
     assert "without data" in explorer.error
+    too_big = [b"\0" * (MAX_UPLOAD_BYTES + 1)]
+    explorer._handle_message(explorer, {"type": "upload", "name": "huge.png"}, too_big)
+    assert explorer.error == "huge.png is larger than 50 MB; please pick a smaller image."
 
 
 def test_error_inside_the_model_shows_in_the_widget(make):

@@ -1,0 +1,180 @@
+"""The contract between `FeatureExplorer` (Python) and its front end (js/widget.js).
+
+One source for what both sides must agree on: the message kinds the view sends, the job
+states it shows, the enums its dropdowns offer, the limits it enforces, and the shape of the
+payload metadata. The front end hard-codes none of these: it reads them from the widget's
+`_contract` trait, which is `contract()`. tests/test_contract.py checks the JS against it.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from typing import Any, TypedDict
+
+import numpy as np
+
+from ._plotting import MAX_FEATURE_MAPS
+from ._stats import SORT_MODES
+
+__all__ = [
+    "CANCELLABLE_JOBS",
+    "COLOR_SCALES",
+    "EXPORT_VIEWS",
+    "MAX_FEATURE_MAPS",
+    "MAX_UPLOAD_BYTES",
+    "SHARED_SCALE",
+    "SORT_MODES",
+    "ColorScale",
+    "ExportView",
+    "GridMeta",
+    "ImageMeta",
+    "JobState",
+    "LayerEntry",
+    "MapsMeta",
+    "Message",
+    "OcclusionMeta",
+    "UnitMeta",
+    "contract",
+    "grid_columns",
+    "json_safe",
+]
+
+
+class ColorScale(str, Enum):
+    """`color_scale`: each map over its own range, or one range for all."""
+
+    PER_TILE = "per-tile"
+    SHARED = "shared"
+
+
+class ExportView(str, Enum):
+    """The views `save_png` and the front end's "Save PNG" export."""
+
+    GRID = "grid"
+    CHANNEL = "channel"
+    OCCLUSION = "occlusion"
+
+
+COLOR_SCALES = tuple(scale.value for scale in ColorScale)
+SHARED_SCALE = ColorScale.SHARED.value
+EXPORT_VIEWS = tuple(view.value for view in ExportView)
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+"""The largest image file the view uploads (large messages drop some hosts' connections)."""
+
+
+class Message(str, Enum):
+    """The `type` of a message the front end sends (`model.send({type, ...})`)."""
+
+    OCCLUDE = "occlude"  # run occlusion at the current unit (or the centre)
+    CANCEL = "cancel"  # stop the running occlusion sweep
+    UPLOAD = "upload"  # {name} + one buffer: an image file to show
+
+
+class JobState(str, Enum):
+    """What the background worker runs (a job kind), or `IDLE`; the `_job` trait."""
+
+    IDLE = "idle"
+    VIEW = "view"  # image, layer list, features, statistics, rankings
+    OCCLUSION = "occlusion"
+    COMPARE = "compare"
+
+
+CANCELLABLE_JOBS = (JobState.OCCLUSION,)
+"""Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
+
+
+class LayerEntry(TypedDict):
+    """One layer of the dropdown (`_layers`)."""
+
+    name: str
+    type: str
+    shape: list[int]
+    layout: str
+
+
+class ImageMeta(TypedDict):
+    """`_image_meta`: the input image as the model sees it (`_image` is its PNG)."""
+
+    h: int
+    w: int
+    name: str
+    batch: int
+
+
+class MapsMeta(TypedDict):
+    """What `_payload.encode_maps` returns besides the bytes: N uint8 maps of H x W, map i
+    dequantised as ``lo[i] + q / 255 * (hi[i] - lo[i])``."""
+
+    n: int
+    h: int
+    w: int
+    lo: list[float]
+    hi: list[float]
+
+
+class GridMeta(MapsMeta):
+    """`_grid_meta`: the grid's maps, laid out `cols` to a row."""
+
+    layer: str
+    sort_by: str
+    channels: list[int]
+    means: list[float | None]
+    cols: int
+
+
+class UnitMeta(MapsMeta):
+    """`_unit_meta`: the selected channel's map."""
+
+    layer: str
+    channel: int
+    mean: float | None
+
+
+class OcclusionMeta(MapsMeta):
+    """`_occlusion_meta`: a (partial) sensitivity map of `channel` at `position`."""
+
+    layer: str
+    channel: int
+    position: list[int]
+    map_size: list[int]
+    done: int
+    total: int
+    complete: bool
+    cancelled: bool
+
+
+def grid_columns(n: int) -> int:
+    """Columns of an n-map grid: as square as it gets (the live view and the static image)."""
+    return max(1, math.ceil(math.sqrt(n)))
+
+
+def contract() -> dict[str, Any]:
+    """The enums and limits the front end reads (the `_contract` trait's value)."""
+    return {
+        "sort_modes": list(SORT_MODES),
+        "color_scales": list(COLOR_SCALES),
+        "shared_scale": SHARED_SCALE,
+        "export_views": list(EXPORT_VIEWS),
+        "max_feature_maps": MAX_FEATURE_MAPS,
+        "max_upload_bytes": MAX_UPLOAD_BYTES,
+        "messages": {kind.name.lower(): kind.value for kind in Message},
+        "cancellable_jobs": [job.value for job in CANCELLABLE_JOBS],
+    }
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON types, with NaN/inf (which break the browser's JSON parser) as None."""
+    if isinstance(value, Enum):
+        return json_safe(value.value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
