@@ -46,6 +46,7 @@ from ._protocol import (
     Message,
     OcclusionMeta,
     UnitMeta,
+    contract,
     grid_columns,
     json_safe,
 )
@@ -237,6 +238,8 @@ class FeatureExplorer(anywidget.AnyWidget):
     error = t.Unicode("").tag(sync=True)
     """The last error (an exception in the model, an unreadable upload, ...), or "". """
 
+    _contract = t.Dict(default_value=contract()).tag(sync=True)  # enums and limits for the view
+    _job = t.Enum([job.value for job in JobState], JobState.IDLE.value).tag(sync=True)
     _layers = t.List(t.Dict()).tag(sync=True)
     _devices = t.List(t.Unicode()).tag(sync=True)
     _order = t.List(t.Int()).tag(sync=True)
@@ -505,6 +508,7 @@ class FeatureExplorer(anywidget.AnyWidget):
             if not busy:
                 self.progress = 0.0
                 self.status = ""
+                self._job = JobState.IDLE.value
 
     def _report(self, job: Job, exc: BaseException) -> None:
         with self._lock:
@@ -534,6 +538,7 @@ class FeatureExplorer(anywidget.AnyWidget):
         with self._lock:
             if job.current:
                 with self._quiet(), self.hold_sync():
+                    self._job = JobState(job.kind).value
                     self.status = status
                     self.progress = progress
 

@@ -8,24 +8,29 @@
 /**
  * @typedef {{ name: string, type: string, shape: number[], layout: string }} LayerEntry
  * @typedef {{ n: number, h: number, w: number, lo: number[], hi: number[] }} MapsMeta
- * @typedef {MapsMeta & { layer: string, sort_by: string, channels: number[], means: (number|null)[] }} GridMeta
+ * @typedef {MapsMeta & { layer: string, sort_by: string, channels: number[], means: (number|null)[],
+ *   cols: number }} GridMeta
  * @typedef {MapsMeta & { layer: string, channel: number, mean: number|null }} UnitMeta
  * @typedef {MapsMeta & { layer: string, channel: number, position: number[], map_size: number[],
  *   done: number, total: number, complete: boolean, cancelled: boolean }} OcclusionMeta
  * @typedef {{ h: number, w: number, name: string, batch: number }} ImageMeta
  * @typedef {Record<string, number|number[]|null>} Stats
+ * @typedef {{ sort_modes: string[], color_scales: string[], shared_scale: string,
+ *   export_views: string[], max_feature_maps: number, max_upload_bytes: number,
+ *   messages: Record<string, string>, cancellable_jobs: string[] }} Contract
  * @typedef {{
- *   layer: string, sort_by: "activation"|"variance"|"random", channel: number,
- *   num_features: number, color_scale: "per-tile"|"shared", all_layers: boolean,
+ *   layer: string, sort_by: string, channel: number,
+ *   num_features: number, color_scale: string, all_layers: boolean,
  *   device: string, position: number[], compare: string[], statistics: Stats,
  *   compare_statistics: Record<string, Stats>, busy: boolean, progress: number,
  *   status: string, error: string, _layers: LayerEntry[], _devices: string[],
  *   _order: number[], _image: DataView, _image_meta: ImageMeta, _grid: DataView,
  *   _grid_meta: GridMeta, _unit: DataView, _unit_meta: UnitMeta, _occlusion: DataView,
- *   _occlusion_meta: OcclusionMeta,
+ *   _occlusion_meta: OcclusionMeta, _contract: Contract, _job: string,
  * }} Model
- * Messages to Python (model.send): {type: "upload", name} + [file bytes] | {type: "occlude"}
- * | {type: "cancel"}.
+ * The enums, limits and message kinds come from `_contract` (featviz_widgets/_protocol.py);
+ * this file spells none of them. Messages to Python (model.send): {type: messages.upload, name}
+ * + [file bytes] | {type: messages.occlude} | {type: messages.cancel}.
  */
 
 // Colormaps are data, not chrome: the same in every theme (matplotlib's viridis and hot).
@@ -66,10 +71,8 @@ function hotTable() {
 
 const VIRIDIS = viridisTable();
 const HOT = hotTable();
-const SORT_MODES = ["activation", "variance", "random"];
 const LABEL_H = 15;
 const GAP = 4;
-const MAX_UPLOAD = 50 * 1024 * 1024;
 
 /** Bytes of a Bytes trait, whatever the host hands over (DataView, ArrayBuffer, typed array). */
 function bytesOf(value) {
@@ -83,6 +86,12 @@ function bytesOf(value) {
     return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
   }
   return new Uint8Array(0);
+}
+
+/** The value of byte `q` of map `i` (see featviz_widgets/_payload.py). */
+function dequantise(meta, i, q) {
+  const lo = meta.lo[i] ?? 0;
+  return lo + (q / 255) * ((meta.hi[i] ?? 0) - lo);
 }
 
 /** A number for people: 3 significant digits, no exponent for ordinary sizes. */
@@ -113,11 +122,9 @@ function mosaic(data, meta, cols, shared) {
   }
   const lut = new Uint8Array(256);
   for (let i = 0; i < n; i++) {
-    const tlo = lo[i] ?? 0;
-    const thi = hi[i] ?? 0;
     for (let q = 0; q < 256; q++) {
       if (!shared) lut[q] = q;
-      else if (gmax > gmin) lut[q] = Math.round(((tlo + (q / 255) * (thi - tlo) - gmin) / (gmax - gmin)) * 255);
+      else if (gmax > gmin) lut[q] = Math.round(((dequantise(meta, i, q) - gmin) / (gmax - gmin)) * 255);
       else lut[q] = 0;
     }
     const ox = (i % cols) * w;
@@ -190,19 +197,20 @@ function render({ model, el }) {
     for (const [key, value] of Object.entries(values)) model.set(key, value);
     model.save_changes();
   };
+  /** @type {Contract} */
+  const contract = get("_contract");
+  const messages = contract.messages;
 
   // ------------------------------------------------------------------ DOM
   const filter = h("input", { type: "search", class: "fvz-filter", placeholder: "filter layers", "aria-label": "Filter layers" });
   const layerSelect = h("select", { class: "fvz-layer", "aria-label": "Layer" });
   const allToggle = h("input", { type: "checkbox", class: "fvz-all" });
   const sortSelect = h("select", { class: "fvz-sort", "aria-label": "Sort channels by" },
-    SORT_MODES.map((m) => h("option", { value: m, text: m })));
+    contract.sort_modes.map((m) => h("option", { value: m, text: m })));
   const channelSelect = h("select", { class: "fvz-channel", "aria-label": "Channel (in ranking order)" });
-  const numInput = h("input", { type: "number", min: 1, max: 256, step: 1, class: "fvz-num", "aria-label": "Number of maps" });
-  const scaleSelect = h("select", { class: "fvz-scale", "aria-label": "Colour scale" }, [
-    h("option", { value: "per-tile", text: "per tile" }),
-    h("option", { value: "shared", text: "shared" }),
-  ]);
+  const numInput = h("input", { type: "number", min: 1, max: contract.max_feature_maps, step: 1, class: "fvz-num", "aria-label": "Number of maps" });
+  const scaleSelect = h("select", { class: "fvz-scale", "aria-label": "Colour scale" },
+    contract.color_scales.map((s) => h("option", { value: s, text: s.replace("-", " ") })));
   const deviceSelect = h("select", { class: "fvz-device", "aria-label": "Device" });
   const deviceLabel = h("span", { class: "fvz-device-label" });
   const fileInput = h("input", { type: "file", accept: "image/*", class: "fvz-file", "aria-label": "Upload an image" });
@@ -210,7 +218,7 @@ function render({ model, el }) {
   const occludeButton = h("button", { type: "button", class: "fvz-occlude", text: "Run occlusion" });
   const cancelButton = h("button", { type: "button", class: "fvz-cancel", text: "Cancel", disabled: true });
   const exportView = h("select", { class: "fvz-export-view", "aria-label": "View to export" },
-    ["grid", "channel", "occlusion"].map((v) => h("option", { value: v, text: v })));
+    contract.export_views.map((v) => h("option", { value: v, text: v })));
   const exportButton = h("button", { type: "button", class: "fvz-export", text: "Save PNG" });
   const progress = h("progress", { class: "fvz-progress", max: 1 });
   const statusText = h("span", { class: "fvz-status-text" });
@@ -228,6 +236,8 @@ function render({ model, el }) {
   const chart = h("div", { class: "fvz-chart" });
   const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
   const tooltip = h("div", { class: "fvz-tooltip", role: "tooltip", hidden: true });
+  // the canvas that shows each of the contract's export views (tests/test_contract.py)
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas };
 
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
   const deviceField = field("Device", deviceSelect);
@@ -336,7 +346,7 @@ function render({ model, el }) {
     if (busy && value >= 0) progress.value = value;
     else progress.removeAttribute("value");
     statusText.textContent = busy ? get("status") || "working…" : "";
-    cancelButton.disabled = !(busy && (get("status") || "").startsWith("occlusion"));
+    cancelButton.disabled = !(busy && contract.cancellable_jobs.includes(get("_job")));
     const error = get("error");
     errorBox.hidden = !error;
     errorText.textContent = error || "";
@@ -352,8 +362,9 @@ function render({ model, el }) {
       gridCaption.textContent = "";
       return;
     }
-    const shared = get("color_scale") === "shared";
-    const cols = Math.ceil(Math.sqrt(meta.n));
+    const scale = get("color_scale");
+    const shared = scale === contract.shared_scale;
+    const cols = meta.cols;
     const rows = Math.ceil(meta.n / cols);
     const tile = Math.max(8, Math.floor((width - GAP * (cols - 1)) / cols));
     const key = `${meta.layer}|${meta.sort_by}|${meta.channels.join(",")}|${shared}|${meta.lo.join(",")}`;
@@ -382,9 +393,9 @@ function render({ model, el }) {
         ctx.strokeRect(x + 1.5, y + 1.5, tile - 3, tile - 3);
       }
     }
-    gridCaption.textContent = `${meta.layer}: top ${meta.n} by ${meta.sort_by}, ${meta.h}×${meta.w}, ${shared ? "shared" : "per-tile"} scale`;
+    gridCaption.textContent = `${meta.layer}: top ${meta.n} by ${meta.sort_by}, ${meta.h}×${meta.w}, ${scale} scale`;
     gridCanvas.dataset.channels = meta.channels.join(",");
-    stamp(gridCanvas, `${meta.layer}|${meta.sort_by}|${meta.n}|${shared ? "shared" : "per-tile"}|${channel}|${meta.channels.slice(0, 4).join(",")}`);
+    stamp(gridCanvas, `${meta.layer}|${meta.sort_by}|${meta.n}|${scale}|${channel}|${meta.channels.slice(0, 4).join(",")}`);
   }
 
   function sideSize() {
@@ -496,10 +507,8 @@ function render({ model, el }) {
       return;
     }
     const image = new ImageData(meta.w, meta.h);
-    const lo = meta.lo[0] ?? 0;
-    const span = (meta.hi[0] ?? 0) - lo;
     for (let i = 0, o = 0; i < meta.w * meta.h; i++, o += 4) {
-      const v = Math.min(1, Math.max(0, lo + (data[i] / 255) * span));
+      const v = Math.min(1, Math.max(0, dequantise(meta, 0, data[i])));
       const c = Math.round(v * 255) * 3;
       image.data[o] = HOT[c];
       image.data[o + 1] = HOT[c + 1];
@@ -601,6 +610,9 @@ function render({ model, el }) {
   }
 
   // ------------------------------------------------------------------ coalesced repaints
+  // Paint functions run at most once per microtask, canvases first: they are what a person
+  // waits for. A ranking of thousands of channels is a big <select>: rebuilt after the paint.
+  const paintOrder = [paintGrid, paintUnit, paintInput, paintOcclusion, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
   const dirty = new Set();
   let scheduled = false;
   let channelsTimer = 0;
@@ -612,18 +624,8 @@ function render({ model, el }) {
       scheduled = false;
       const todo = new Set(dirty);
       dirty.clear();
-      // canvases first: they are what a person waits for
-      if (todo.has("grid")) paintGrid();
-      if (todo.has("unit")) paintUnit();
-      if (todo.has("input")) paintInput();
-      if (todo.has("occlusion")) paintOcclusion();
-      if (todo.has("status")) syncStatus();
-      if (todo.has("simple")) syncSimple();
-      if (todo.has("layers")) syncLayers();
-      if (todo.has("stats")) paintStats();
-      if (todo.has("chart")) paintChart();
-      // a ranking of thousands of channels is a big <select>: rebuild it after the paint
-      if (todo.has("channels")) {
+      for (const paint of paintOrder) if (todo.has(paint)) paint();
+      if (todo.has(syncChannels)) {
         clearTimeout(channelsTimer);
         channelsTimer = setTimeout(syncChannels, 0);
       }
@@ -631,35 +633,36 @@ function render({ model, el }) {
   }
 
   const listeners = {
-    "change:_layers": () => schedule("layers"),
-    "change:all_layers": () => schedule("layers"),
-    "change:layer": () => schedule("layers", "simple", "chart"),
-    "change:_order": () => schedule("channels"),
-    "change:sort_by": () => schedule("simple"),
-    "change:num_features": () => schedule("simple"),
-    "change:color_scale": () => schedule("simple", "grid", "unit"),
-    "change:channel": () => schedule("simple", "grid", "unit"),
-    "change:device": () => schedule("simple"),
-    "change:_devices": () => schedule("simple"),
-    "change:compare": () => schedule("simple", "chart"),
-    "change:_image_meta": () => schedule("simple"),
+    "change:_layers": () => schedule(syncLayers),
+    "change:all_layers": () => schedule(syncLayers),
+    "change:layer": () => schedule(syncLayers, syncSimple, paintChart),
+    "change:_order": () => schedule(syncChannels),
+    "change:sort_by": () => schedule(syncSimple),
+    "change:num_features": () => schedule(syncSimple),
+    "change:color_scale": () => schedule(syncSimple, paintGrid, paintUnit),
+    "change:channel": () => schedule(syncSimple, paintGrid, paintUnit),
+    "change:device": () => schedule(syncSimple),
+    "change:_devices": () => schedule(syncSimple),
+    "change:compare": () => schedule(syncSimple, paintChart),
+    "change:_image_meta": () => schedule(syncSimple),
     "change:_image": () => loadPicture(),
-    "change:_grid": () => schedule("grid"),
-    "change:_grid_meta": () => schedule("grid"),
-    "change:_unit": () => schedule("unit", "input"),
-    "change:_unit_meta": () => schedule("unit", "input"),
+    "change:_grid": () => schedule(paintGrid),
+    "change:_grid_meta": () => schedule(paintGrid),
+    "change:_unit": () => schedule(paintUnit, paintInput),
+    "change:_unit_meta": () => schedule(paintUnit, paintInput),
     "change:position": () => {
       cursor = null;
-      schedule("unit", "input");
+      schedule(paintUnit, paintInput);
     },
-    "change:_occlusion": () => schedule("occlusion"),
-    "change:_occlusion_meta": () => schedule("occlusion"),
-    "change:statistics": () => schedule("stats"),
-    "change:compare_statistics": () => schedule("chart"),
-    "change:busy": () => schedule("status"),
-    "change:progress": () => schedule("status"),
-    "change:status": () => schedule("status"),
-    "change:error": () => schedule("status"),
+    "change:_occlusion": () => schedule(paintOcclusion),
+    "change:_occlusion_meta": () => schedule(paintOcclusion),
+    "change:statistics": () => schedule(paintStats),
+    "change:compare_statistics": () => schedule(paintChart),
+    "change:busy": () => schedule(syncStatus),
+    "change:_job": () => schedule(syncStatus),
+    "change:progress": () => schedule(syncStatus),
+    "change:status": () => schedule(syncStatus),
+    "change:error": () => schedule(syncStatus),
   };
   for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
 
@@ -682,8 +685,8 @@ function render({ model, el }) {
     numTimer = setTimeout(commitNum, 300);
   });
   numInput.addEventListener("change", commitNum);
-  occludeButton.addEventListener("click", () => model.send({ type: "occlude" }));
-  cancelButton.addEventListener("click", () => model.send({ type: "cancel" }));
+  occludeButton.addEventListener("click", () => model.send({ type: messages.occlude }));
+  cancelButton.addEventListener("click", () => model.send({ type: messages.cancel }));
   errorClose.addEventListener("click", () => save({ error: "" }));
   compareButton.addEventListener("click", () => {
     const names = [...(get("compare") || [])];
@@ -697,20 +700,21 @@ function render({ model, el }) {
     const file = fileInput.files && fileInput.files[0];
     fileInput.value = "";
     if (!file) return;
-    if (file.size > MAX_UPLOAD) {
+    if (file.size > contract.max_upload_bytes) {
       errorBox.hidden = false;
-      errorText.textContent = `${file.name} is larger than 50 MB; please pick a smaller image.`;
+      const mb = Math.round(contract.max_upload_bytes / 2 ** 20);
+      errorText.textContent = `${file.name} is larger than ${mb} MB; please pick a smaller image.`;
       return;
     }
     const buffer = await file.arrayBuffer();
-    model.send({ type: "upload", name: file.name }, undefined, [buffer]);
+    model.send({ type: messages.upload, name: file.name }, undefined, [buffer]);
   });
   exportButton.addEventListener("click", () => {
     const view = exportView.value;
-    const canvas = view === "grid" ? gridCanvas : view === "channel" ? unitCanvas : occCanvas;
+    const canvas = exportCanvases[view];
     const link = document.createElement("a");
     link.href = canvas.toDataURL("image/png");
-    link.download = `featviz-${get("layer") || "view"}-${view}.png`.replace(/[^\w.-]+/g, "_");
+    link.download = `${["featviz", get("layer"), view].filter(Boolean).join("-")}.png`.replace(/[^\w.-]+/g, "_");
     root.append(link);
     link.click();
     link.remove();
@@ -762,8 +766,7 @@ function render({ model, el }) {
     const mx = Math.min(meta.w - 1, Math.floor((tx / tile) * meta.w));
     const my = Math.min(meta.h - 1, Math.floor((ty / tile) * meta.h));
     const q = bytesOf(get("_grid"))[i * meta.h * meta.w + my * meta.w + mx];
-    const value = meta.lo[i] + (q / 255) * (meta.hi[i] - meta.lo[i]);
-    return { i, channel: meta.channels[i], mx, my, value };
+    return { i, channel: meta.channels[i], mx, my, value: dequantise(meta, i, q) };
   }
 
   function showTooltip(event, text) {
@@ -795,12 +798,12 @@ function render({ model, el }) {
     const my = Math.floor(((event.clientY - rect.top) / rect.height) * meta.h);
     if (mx < 0 || my < 0 || mx >= meta.w || my >= meta.h) return null;
     const q = bytesOf(get("_unit"))[my * meta.w + mx];
-    return { pos: [my, mx], value: meta.lo[0] + (q / 255) * (meta.hi[0] - meta.lo[0]) };
+    return { pos: [my, mx], value: dequantise(meta, 0, q) };
   }
 
   function selectUnit(pos) {
     const current = get("position") || [];
-    if (current.length === 2 && current[0] === pos[0] && current[1] === pos[1]) model.send({ type: "occlude" });
+    if (current.length === 2 && current[0] === pos[0] && current[1] === pos[1]) model.send({ type: messages.occlude });
     else save({ position: pos });
   }
 
@@ -847,7 +850,7 @@ function render({ model, el }) {
     const key = themeKey();
     if (key === painted) return;
     painted = key;
-    schedule("grid", "occlusion");
+    schedule(paintGrid, paintOcclusion);
   };
   const themeObserver = new MutationObserver(onTheme);
   themeObserver.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-name", "data-jp-theme-light"] });

@@ -428,13 +428,27 @@ def test_cancel_stops_a_running_occlusion_and_keeps_the_kernel_free(make):
     begin = time.perf_counter()
     explorer.sort_by = "variance"
     assert time.perf_counter() - begin < 0.5 and explorer._grid_meta["sort_by"] == "variance"
-    assert explorer.busy
+    assert explorer.busy and explorer._job == "occlusion"  # the view's Cancel is enabled
     explorer._handle_message(explorer, {"type": "cancel"}, [])
     explorer.wait(30)
     meta = explorer._occlusion_meta
     assert meta["cancelled"] and not meta["complete"] and 0 < meta["done"] < meta["total"]
-    assert explorer.error == "" and not explorer.busy
+    assert explorer.error == "" and not explorer.busy and explorer._job == "idle"
     assert explorer.position == []  # the unit was never completed
+
+
+def test_job_names_what_the_worker_runs(make):
+    explorer = make()
+    assert explorer._job == "idle"
+    jobs: list[str] = []
+    explorer.observe(lambda change: jobs.append(change["new"]), names="_job")
+    explorer.layer = "layer2"
+    explorer.wait(30)
+    assert jobs[0] == "view" and jobs[-1] == "idle" and "occlusion" not in jobs
+    jobs.clear()
+    explorer.run_occlusion()
+    explorer.wait(30)
+    assert jobs == ["occlusion", "idle"]
 
 
 def test_occlude_message_uses_the_map_centre(make):

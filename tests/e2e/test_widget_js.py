@@ -206,9 +206,14 @@ def test_upload_sends_the_file_bytes(view, tmp_path):
 def test_busy_error_and_cancel(view):
     view.evaluate(
         """() => { model.set("status", "occlusion 3/49"); model.set("progress", 0.25);
-                   model.set("busy", true); model.set("error", "ValueError: nope"); }"""
+                   model.set("_job", "view"); model.set("busy", true);
+                   model.set("error", "ValueError: nope"); }"""
     )
     view.wait_for_function("() => !document.querySelector('.fvz-progress').hidden")
+    # the job, not the status text, says whether there is a sweep to cancel
+    assert view.locator("button.fvz-cancel").is_disabled()
+    view.evaluate("""() => model.set("_job", "occlusion")""")
+    view.wait_for_function("() => !document.querySelector('button.fvz-cancel').disabled")
     assert view.locator(".fvz-status-text").inner_text() == "occlusion 3/49"
     assert view.locator(".fvz-progress").evaluate("p => p.value") == 0.25
     assert view.locator(".fvz-error").inner_text().startswith("ValueError: nope")
