@@ -1,0 +1,174 @@
+"""The front end (js/widget.js) and `FeatureExplorer` agree: one contract, `_protocol`.
+
+Reads the JS source (no browser): every model key it reads, writes or listens to is a synced
+trait, every trait is used, the message kinds it sends are the ones Python handles, and no
+enum value or limit of the protocol is spelled in the JS (it reads them from `_contract`).
+"""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import anywidget
+import pytest
+
+from featviz_widgets import _protocol
+from featviz_widgets._protocol import (
+    CANCELLABLE_JOBS,
+    COLOR_SCALES,
+    EXPORT_VIEWS,
+    MAX_FEATURE_MAPS,
+    MAX_UPLOAD_BYTES,
+    SORT_MODES,
+    JobState,
+    Message,
+    contract,
+)
+from featviz_widgets.widget import FeatureExplorer, _asset
+
+JS = _asset("widget.js").read_text()
+
+READS = set(re.findall(r"""\bget\(\s*["'](\w+)["']\s*\)""", JS))
+SETS = set(re.findall(r"""\bmodel\.set\(\s*["'](\w+)["']""", JS))
+SAVES = set(re.findall(r"""\bsave\(\s*\{\s*(\w+)\s*[:,}]""", JS))
+LISTENS = set(re.findall(r"""["'`]change:(\w+)["'`]""", JS))
+# the JS with model keys taken out: what is left must not spell a protocol value
+WITHOUT_KEYS = re.sub(
+    r"""\bget\(\s*["']\w+["']\s*\)|\bmodel\.set\(\s*["']\w+["']|["'`]change:\w+["'`]""", "", JS
+)
+
+BASE_TRAITS = set(anywidget.AnyWidget.class_traits(sync=True)) | {"_esm", "_css"}
+SYNCED = set(FeatureExplorer.class_traits(sync=True)) - BASE_TRAITS
+STATIC = {"_contract"}  # set once, when the widget is created: read without a listener
+
+
+def test_the_parsers_find_the_model_keys():
+    # a refactor that hides keys from the regexes must not make the checks below vacuous
+    assert {"layer", "_grid_meta", "_contract", "_job"} <= READS
+    assert {"layer", "channel", "position"} <= SAVES
+    assert {"layer", "_grid", "busy", "_job"} <= LISTENS
+
+
+def test_every_key_the_view_uses_is_a_synced_trait():
+    unknown = (READS | SETS | SAVES | LISTENS) - SYNCED
+    assert not unknown, f"js/widget.js uses model keys FeatureExplorer does not sync: {unknown}"
+
+
+def test_every_synced_trait_is_used_by_the_view():
+    unused = SYNCED - READS
+    assert not unused, f"synced traits js/widget.js never reads: {unused}"
+
+
+def test_every_key_the_view_reads_is_listened_to():
+    stale = READS - LISTENS - STATIC
+    assert not stale, f"js/widget.js reads these keys but does not repaint on change: {stale}"
+
+
+def test_the_view_writes_only_what_python_lets_it():
+    # read-only traits (results, job state, payloads) are Python's; `error` may be dismissed
+    read_only = {"statistics", "compare_statistics", "busy", "progress", "status", "_job"}
+    written = (SAVES | SETS) & (read_only | {name for name in SYNCED if name.startswith("_")})
+    assert not written, f"js/widget.js writes Python-owned traits: {written}"
+
+
+def test_message_kinds_sent_are_exactly_the_ones_python_handles():
+    sent = re.findall(r"""model\.send\(\s*\{\s*type:\s*([^,}\s]+)""", JS)
+    assert sent, "no model.send({type: ...}) found in js/widget.js"
+    literal = [kind for kind in sent if not kind.startswith("messages.")]
+    assert not literal, f"message kinds spelled in the JS, not read from the contract: {literal}"
+    names = {kind.removeprefix("messages.") for kind in sent}
+    assert names == set(contract()["messages"])
+    assert {contract()["messages"][name] for name in names} == {kind.value for kind in Message}
+    handled = FeatureExplorer._message_handlers(SimpleNamespace())  # type: ignore[arg-type]
+    assert set(handled) == set(Message)
+
+
+def test_the_contract_trait_carries_the_protocol():
+    assert FeatureExplorer.class_traits()["_contract"].default() == contract()
+    assert contract() == {
+        "sort_modes": list(SORT_MODES),
+        "color_scales": list(COLOR_SCALES),
+        "shared_scale": _protocol.SHARED_SCALE,
+        "export_views": list(EXPORT_VIEWS),
+        "max_feature_maps": MAX_FEATURE_MAPS,
+        "max_upload_bytes": MAX_UPLOAD_BYTES,
+        "messages": {kind.name.lower(): kind.value for kind in Message},
+        "cancellable_jobs": [job.value for job in CANCELLABLE_JOBS],
+    }
+    assert FeatureExplorer.class_traits()["sort_by"].values == SORT_MODES
+    assert FeatureExplorer.class_traits()["color_scale"].values == COLOR_SCALES
+    assert set(FeatureExplorer.class_traits()["_job"].values) == {job.value for job in JobState}
+
+
+ENUMS = {
+    "sort_by": SORT_MODES,
+    "color_scale": COLOR_SCALES,
+    "export": EXPORT_VIEWS,
+    "message": tuple(kind.value for kind in Message),
+    "job": tuple(job.value for job in JobState),
+}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [value for values in ENUMS.values() for value in values],
+    ids=[f"{name}={value}" for name, values in ENUMS.items() for value in values],
+)
+def test_no_enum_value_is_spelled_in_the_js(value):
+    quoted = [f'"{value}"', f"'{value}'", f"`{value}`"]
+    found = [q for q in quoted if q in WITHOUT_KEYS]
+    assert not found, f"js/widget.js spells {found}: read it from `_contract` instead"
+
+
+def test_no_limit_is_spelled_in_the_js():
+    megabytes = MAX_UPLOAD_BYTES >> 20
+    assert not re.search(rf"\bmax:\s*{MAX_FEATURE_MAPS}\b", JS), "the maps limit is hard-coded"
+    for spelled in (str(MAX_UPLOAD_BYTES), f"{megabytes} MB", f"{megabytes} * 1024"):
+        assert spelled not in JS, f"the upload cap is hard-coded as {spelled!r}"
+    assert "contract.max_feature_maps" in JS and "contract.max_upload_bytes" in JS
+
+
+def test_cancel_follows_the_job_not_the_status_text():
+    assert not re.search(r"""get\(\s*["']status["']\s*\)[^;\n]*\.startsWith""", JS)
+    assert re.search(r"cancelButton\.disabled\s*=.*cancellable_jobs.*_job", JS)
+
+
+def test_every_export_view_has_a_canvas():
+    table = re.search(r"const exportCanvases = \{([^}]*)\}", JS)
+    assert table, "js/widget.js has no exportCanvases table"
+    keys = re.findall(r"(\w+)\s*:", table.group(1))
+    assert keys == list(EXPORT_VIEWS)
+
+
+def test_the_grid_layout_comes_from_the_payload():
+    assert "Math.sqrt" not in JS  # columns are `_grid_meta.cols` (`grid_columns`)
+    assert [_protocol.grid_columns(n) for n in (1, 2, 4, 5, 9, 10, 256)] == [1, 2, 2, 3, 3, 4, 16]
+
+
+def _typedefs() -> dict[str, set[str]]:
+    """The keys of each object `@typedef` in the JS header, `MapsMeta & {...}` included."""
+    header = JS[: JS.index("*/")].replace("\n *", " ")
+    bodies = {name: body for body, name in re.findall(r"@typedef \{(.*?)\} (\w+)", header)}
+    keys = {name: set(re.findall(r"(\w+)\s*:", body)) for name, body in bodies.items()}
+    for name, body in bodies.items():
+        if body.startswith("MapsMeta &"):
+            keys[name] |= keys["MapsMeta"]
+    return keys
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        _protocol.LayerEntry,
+        _protocol.ImageMeta,
+        _protocol.MapsMeta,
+        _protocol.GridMeta,
+        _protocol.UnitMeta,
+        _protocol.OcclusionMeta,
+    ],
+    ids=lambda meta: meta.__name__,
+)
+def test_payload_meta_types_match_the_js_typedefs(meta):
+    python_keys = set(meta.__required_keys__ | meta.__optional_keys__)
+    assert _typedefs().get(meta.__name__) == python_keys
