@@ -46,8 +46,7 @@ def main() -> None:
 
     def uncached(fn):
         def run():
-            viz._cache.clear()
-            viz._occlusion_cache = None
+            viz.clear_cache()
             return fn()
 
         return run

@@ -52,7 +52,7 @@ def reference_changes(viz, image, layer, position, placements, patch) -> np.ndar
     h, w = position
 
     def unit() -> torch.Tensor:
-        return viz._normalise(captured["out"], layer, image)[0][0, :, h, w].double()
+        return viz.features.normalise(captured["out"], layer, image).maps[0, :, h, w].double()
 
     try:
         with torch.no_grad():

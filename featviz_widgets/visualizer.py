@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
-import threading
 import warnings
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
 
@@ -18,10 +15,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
-from ._capture import capture, resolve_layers
+from ._features import FeatureStore
 from ._incremental import IncrementalPlan, build_plan
 from ._inputs import ImageInput, Preprocessor
-from ._layout import Format, LayoutError, LayoutTracker, LayoutWarning, ModelGeometry, to_nchw
+from ._layout import Format, ModelGeometry
 from ._occlusion import (
     OcclusionResult,
     gradient_map,
@@ -36,7 +33,7 @@ from ._plotting import (
     occlusion_figure,
     unit_centre,
 )
-from ._precision import exact_float32, precision_context, precision_dtype
+from ._precision import precision_context, precision_dtype
 from ._progress import progress_bar
 from ._stats import (
     SORT_MODES,
@@ -127,12 +124,8 @@ class FeatureVisualizer:
         self.dtype: torch.dtype = floats[0] if floats else torch.float32
         self.preprocessor = Preprocessor.for_model(self.model, transform, preprocess_tensors)
         self.geometry = ModelGeometry(self.model)
-        self.cache_size = cache_size
-        self._cache: OrderedDict[tuple, tuple[torch.Tensor, Format]] = OrderedDict()
+        self.features = FeatureStore(self.model, self.geometry, cache_size)
         self._occlusion_cache: tuple[tuple, OcclusionResult] | None = None
-        # Layout of each layer's output per input size (C, H, W), decided during forwards.
-        self._formats: dict[tuple[str, tuple], Format] = {}
-        self._lock = threading.RLock()
         self.last_figure: Figure | None = None
 
     # ----------------------------------------------------------------------------- inputs
@@ -144,94 +137,25 @@ class FeatureVisualizer:
         """The `index`-th image as the model sees it (resized, cropped): uint8 (H, W, 3)."""
         return self.preprocessor.to_display(self.prepare(image), index)
 
+    @property
+    def cache_size(self) -> int:
+        """How many (image, layer) feature tensors are kept for reuse."""
+        return self.features.cache_size
+
+    @cache_size.setter
+    def cache_size(self, value: int) -> None:
+        self.features.cache_size = value
+
+    def clear_cache(self) -> None:
+        """Forget the cached feature maps and the last occlusion sweep."""
+        self.features.clear()
+        self._occlusion_cache = None
+
     # ----------------------------------------------------------------------------- capture
-    def _model_version(self) -> tuple:
-        # In-place updates (optimizer steps, load_state_dict) bump these counters.
-        tensors = chain(self.model.parameters(), self.model.buffers())
-        return tuple(t._version for t in tensors)
-
-    def _key(self, batch: torch.Tensor) -> tuple:
-        digest = hashlib.blake2b(batch.detach().cpu().numpy().tobytes(), digest_size=16)
-        return (digest.hexdigest(), tuple(batch.shape), str(batch.dtype), self._model_version())
-
-    def _capture_raw(self, batch: torch.Tensor, layers: Sequence[str], **options) -> dict:
-        """Raw outputs of `layers` from one forward (see `capture`). Layouts not yet known for
-        this input size are decided on the way, every module observed, and kept."""
-        size = tuple(batch.shape[1:])
-        known = all((name, size) in self._formats for name in layers)
-        tracker = None if known else LayoutTracker(batch)
-        raw = capture(self.model, batch, layers, tracker=tracker, **options)
-        if tracker is not None:
-            for name, fmt in tracker.formats.items():
-                self._formats[(name, size)] = fmt
-        return raw
-
-    def _capture(
-        self, batch: torch.Tensor, layers: Sequence[str], **options
-    ) -> dict[str, tuple[torch.Tensor, Format]]:
-        """(B, C, H, W) maps and source format of `layers` from one forward."""
-        raw = self._capture_raw(batch, layers, **options)
-        found = {name: self._normalise(output, name, batch) for name, output in raw.items()}
-        for name, (maps, fmt) in found.items():
-            if fmt is Format.UNKNOWN:
-                warnings.warn(
-                    f"layer {name!r} outputs {tuple(maps.shape)} and nothing in the model tells "
-                    "whether its channels come first or last (no convolution, norm, "
-                    "per-channel parameter or tensor of known layout, and its sizes fit either "
-                    "way); it is read channels-first, PyTorch's convention. If that is wrong, "
-                    "pick its enclosing block or a convolution or norm inside it.",
-                    LayoutWarning,
-                    stacklevel=5,
-                )
-        return found
-
-    def _capture_maps(self, batch: torch.Tensor, layers: Sequence[str]) -> dict[str, tuple]:
-        """(B, C, H, W) maps and source format of `layers`, from the cache or one forward."""
-        resolve_layers(self.model, layers)
-        key = self._key(batch)
-        with self._lock:
-            found = {}
-            for name in layers:
-                if (key, name) in self._cache:
-                    self._cache.move_to_end((key, name))
-                    found[name] = self._cache[(key, name)]
-            missing = [name for name in dict.fromkeys(layers) if name not in found]
-            if missing:
-                with exact_float32():
-                    captured = self._capture(batch, missing)
-                for name, maps in captured.items():
-                    found[name] = self._cache[(key, name)] = maps
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        return found
-
-    def _normalise(
-        self, raw: object, name: str, batch: torch.Tensor
-    ) -> tuple[torch.Tensor, Format]:
-        return to_nchw(
-            raw,
-            layer_name=name,
-            layout=self._formats.get((name, tuple(batch.shape[1:]))),
-            geometry=self.geometry,
-            batch_size=batch.shape[0],
-            input_hw=(batch.shape[-2], batch.shape[-1]),
-        )
-
     def _maps(self, image: ImageInput, layer_name: str) -> torch.Tensor:
         if not isinstance(layer_name, str):
             raise TypeError(f"`layer_name` must be a string, got {type(layer_name).__name__}.")
-        return self._capture_maps(self.prepare(image), [layer_name])[layer_name][0]
-
-    def _layer_fn(
-        self, layer_name: str, with_grad: bool = False
-    ) -> Callable[[torch.Tensor], torch.Tensor]:
-        """(B, C, H, W) maps of `layer_name` for a batch, the forward stopped there; the layout
-        is decided once per input size."""
-
-        def run(batch: torch.Tensor) -> torch.Tensor:
-            return self._capture(batch, [layer_name], with_grad=with_grad)[layer_name][0]
-
-        return run
+        return self.features.maps(self.prepare(image), [layer_name])[layer_name].maps
 
     def list_layers(
         self, image: ImageInput | None = None, *, include: str = "default"
@@ -258,20 +182,12 @@ class FeatureVisualizer:
             for name, module in self.model.named_modules()
             if name and (include == "all" or self._is_default(name, module))
         ]
-        with exact_float32():
-            raw = self._capture_raw(
-                batch, [n for n, _ in candidates], stop_early=False, allow_missing=True
-            )
-        layers = []
-        for name, module in candidates:
-            if name not in raw:
-                continue
-            try:
-                maps, fmt = self._normalise(raw[name], name, batch)
-            except LayoutError:
-                continue
-            layers.append(LayerInfo(name, type(module).__name__, tuple(maps.shape[1:]), fmt.value))
-        return layers
+        found = self.features.probe(batch, [name for name, _ in candidates])
+        return [
+            LayerInfo(name, type(module).__name__, tuple(f.maps.shape[1:]), f.layout.value)
+            for name, module in candidates
+            if (f := found.get(name)) is not None
+        ]
 
     def _is_default(self, name: str, module: nn.Module) -> bool:
         if isinstance(module, _PASS_THROUGH):
@@ -327,8 +243,8 @@ class FeatureVisualizer:
         """
         if not layer_names:
             raise ValueError("`layer_names` is empty; pass at least one layer name.")
-        maps = self._capture_maps(self.prepare(image), list(layer_names))
-        all_stats = {name: feature_statistics(maps[name][0], name) for name in layer_names}
+        found = self.features.maps(self.prepare(image), list(layer_names))
+        all_stats = {name: feature_statistics(found[name].maps, name) for name in layer_names}
         if plot or save_path is not None:
             self.last_figure = layer_comparison_figure(all_stats, save_path=save_path)
             _show(self.last_figure, show)
@@ -510,14 +426,15 @@ class FeatureVisualizer:
         """`occlusion` on an already prepared batch."""
         self._check_patch(patch_size, stride)
         precision_dtype(precision, self.device)  # a clear error for what this device lacks
-        maps, fmt = self._capture_maps(batch, [layer_name])[layer_name]
+        found = self.features.maps(batch, [layer_name])[layer_name]
+        maps = found.maps
         unit = self._check_position(position, maps, layer_name)
         one = batch[self._check_index(index, maps) : index + 1]
-        key = (self._key(one), layer_name, unit, patch_size, stride, precision)
+        key = (self.features.key(one), layer_name, unit, patch_size, stride, precision)
         cached = self._occlusion_cache
         if cached is not None and cached[0] == key:
             return cached[1]
-        layer_fn = self._layer_fn(layer_name)
+        layer_fn = self.features.layer_fn(layer_name)
         height, width = one.shape[-2:]
         placements = len(patch_starts(height, patch_size, stride)) * len(
             patch_starts(width, patch_size, stride)
@@ -531,7 +448,11 @@ class FeatureVisualizer:
                 if on_progress is not None:
                     on_progress(done, total, partial)
 
-            plan = build_plan(self.model, one, layer_name, unit) if fmt is Format.NCHW else None
+            plan = (
+                build_plan(self.model, one, layer_name, unit)
+                if found.layout is Format.NCHW
+                else None
+            )
             result = occlusion_sweep(
                 layer_fn,
                 one,
@@ -634,7 +555,7 @@ class FeatureVisualizer:
             raise ValueError(f"`method` must be one of {OCCLUSION_METHODS}, got {method!r}.")
         precision_dtype(precision, self.device, method)  # before any work
         batch = self.prepare(image)  # once: the maps, the sweep and the picture share it
-        maps = self._capture_maps(batch, [layer_name])[layer_name][0]
+        maps = self.features.maps(batch, [layer_name])[layer_name].maps
         if not isinstance(channel, (int, np.integer)) or not 0 <= channel < maps.shape[1]:
             raise ValueError(
                 f"`channel` {channel!r} is out of range for {layer_name!r}, which has "
@@ -646,7 +567,7 @@ class FeatureVisualizer:
             self._check_patch(patch_size, stride)
             with precision_context(precision, self.device):
                 sensitivity = gradient_map(
-                    self._layer_fn(layer_name, with_grad=True),
+                    self.features.layer_fn(layer_name, with_grad=True),
                     one,
                     channel=int(channel),
                     position=unit,

@@ -115,7 +115,7 @@ def test_cache_is_bounded_and_invalidated_by_weight_updates(tiny, device):
     before = viz.get_features(X, "act").clone()
     for size in (8, 9, 10, 11):
         viz.get_features(torch.rand(1, 3, size, size), "act")
-    assert len(viz._cache) == 2
+    assert len(viz.features) == 2
     with torch.no_grad():
         tiny.conv.bias.add_(1.0)  # an in-place update, like an optimizer step
     after = viz.get_features(X, "act")

@@ -375,7 +375,7 @@ def test_reduced_precision_is_gated_by_device_support_and_labelled(snapshot, dev
     image = image.to(viz.device)
     with precision_context("bfloat16", viz.device):
         reduced = occlusion_sweep(
-            viz._layer_fn("layer2"),
+            viz.features.layer_fn("layer2"),
             image,
             layer_name="layer2",
             position=(2, 3),

@@ -584,7 +584,7 @@ def test_hundred_layer_changes_leave_no_hooks_figures_or_growth(make, model):
     gc.collect()
     assert _rss_mb() - rss < 40, "memory grew beyond the bounded cache"
     snapshot.assert_unchanged()
-    assert len(explorer.visualizer._cache) <= 4
+    assert len(explorer.visualizer.features) <= 4
     assert plt.get_fignums() == []
     assert threading.active_count() <= threads
     assert explorer.layer == names[99 % len(names)] == explorer._grid_meta["layer"]
