@@ -1,0 +1,59 @@
+"""The feature store: typed results, the cache, the layer function and the probe."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from featviz_widgets import FeatureVisualizer
+from featviz_widgets._features import FeatureMaps, FeatureStore
+from featviz_widgets._layout import Format, ModelGeometry
+
+X = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+
+
+def store_for(model: nn.Module, cache_size: int = 8) -> FeatureStore:
+    return FeatureStore(model, ModelGeometry(model), cache_size)
+
+
+def test_maps_are_a_frozen_typed_result(tiny):
+    found = store_for(tiny).maps(X, ["conv"])["conv"]
+    assert isinstance(found, FeatureMaps)
+    assert found.maps.shape == (1, 2, 8, 8) and found.layout is Format.NCHW
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        found.layout = Format.NHWC
+
+
+def test_cache_reuses_bounds_and_clears(tiny):
+    store = store_for(tiny, cache_size=2)
+    first = store.maps(X, ["conv", "act"])
+    assert len(store) == 2
+    again = store.maps(X, ["act"])
+    assert again["act"] is first["act"]  # from the cache, not a new forward
+    store.maps(X + 1, ["conv"])
+    assert len(store) == 2  # the oldest entry went
+    store.clear()
+    assert len(store) == 0
+    assert store.key(X) == store.key(X.clone()) != store.key(X + 1)
+
+
+def test_layer_fn_and_probe_agree_with_cached_maps(tiny):
+    store = store_for(tiny)
+    cached = store.maps(X, ["act"])["act"].maps
+    torch.testing.assert_close(store.layer_fn("act")(X), cached)
+    probed = store.probe(X, ["known", "conv", "act", "head", "unused"])
+    assert "unused" not in probed  # never ran
+    assert probed["head"].layout is Format.POOLED and probed["head"].maps.shape == (1, 3, 1, 1)
+    torch.testing.assert_close(probed["act"].maps, cached)
+
+
+def test_visualizer_holds_one_store(tiny):
+    viz = FeatureVisualizer(tiny, device="cpu", cache_size=3)
+    assert isinstance(viz.features, FeatureStore) and viz.features.model is viz.model
+    assert viz.cache_size == viz.features.cache_size == 3
+    viz.get_features(X, "conv")
+    viz.occlusion(X, "conv", patch_size=4, stride=4, progress=False)
+    assert len(viz.features) == 1 and viz._occlusion_cache is not None
+    viz.clear_cache()
+    assert len(viz.features) == 0 and viz._occlusion_cache is None
