@@ -200,7 +200,24 @@ def test_upload_sends_the_file_bytes(view, tmp_path):
     picture.write_bytes(b"\x89PNG fake bytes")
     view.locator("input.fvz-file").set_input_files(str(picture))
     view.wait_for_function("() => window.sent.length === 1")
-    assert view.evaluate("() => window.sent") == [[{"type": "upload", "name": "photo.png"}, [15]]]
+    [[message, sizes]] = view.evaluate("() => window.sent")
+    assert sizes == [15] and isinstance(message.pop("id"), str)
+    assert message == {"type": "upload", "name": "photo.png", "index": 0, "count": 1, "size": 15}
+
+
+def test_upload_is_sent_in_chunks_of_the_contract_size(view, tmp_path):
+    picture = tmp_path / "photo.png"
+    picture.write_bytes(b"\x89PNG fake bytes")
+    view.evaluate("() => { model.get('_contract').chunk_bytes = 4; }")
+    view.locator("input.fvz-file").set_input_files(str(picture))
+    view.wait_for_function("() => window.sent.length === 4")
+    sent = view.evaluate("() => window.sent")
+    assert [sizes for _, sizes in sent] == [[4], [4], [4], [3]]
+    assert len({message.pop("id") for message, _ in sent}) == 1
+    assert [message for message, _ in sent] == [
+        {"type": "upload", "name": "photo.png", "index": i, "count": 4, "size": 15}
+        for i in range(4)
+    ]
 
 
 def test_busy_error_and_cancel(view):
