@@ -21,10 +21,14 @@ __all__ = [
     "CANCELLABLE_JOBS",
     "COLOR_SCALES",
     "EXPORT_VIEWS",
+    "CHUNK_BYTES",
+    "INLINE_PAYLOAD_BYTES",
     "MAX_FEATURE_MAPS",
+    "MAX_MESSAGE_BYTES",
     "MAX_UPLOAD_BYTES",
     "SHARED_SCALE",
     "SORT_MODES",
+    "ChunkedMeta",
     "ColorScale",
     "ExportView",
     "GridMeta",
@@ -33,6 +37,7 @@ __all__ = [
     "LayerEntry",
     "MapsMeta",
     "Message",
+    "Push",
     "OcclusionMeta",
     "UnitMeta",
     "contract",
@@ -60,7 +65,15 @@ COLOR_SCALES = tuple(scale.value for scale in ColorScale)
 SHARED_SCALE = ColorScale.SHARED.value
 EXPORT_VIEWS = tuple(view.value for view in ExportView)
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-"""The largest image file the view uploads (large messages drop some hosts' connections)."""
+"""The largest image file the view uploads."""
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+"""The most bytes one comm message carries either way: larger ones drop Colab's connection."""
+CHUNK_BYTES = MAX_MESSAGE_BYTES // 2
+"""The bytes one chunk of a payload or upload carries (the rest of a message: its JSON)."""
+INLINE_PAYLOAD_BYTES = MAX_MESSAGE_BYTES // 8
+"""The largest payload set as a Bytes trait. One state update may carry all four payload
+traits (`_image`, `_grid`, `_unit`, `_occlusion`): at most half the bound. A larger payload
+travels in `Push.CHUNK` messages, and its trait is empty."""
 
 
 class Message(str, Enum):
@@ -68,7 +81,14 @@ class Message(str, Enum):
 
     OCCLUDE = "occlude"  # run occlusion at the current unit (or the centre)
     CANCEL = "cancel"  # stop the running occlusion sweep
-    UPLOAD = "upload"  # {name} + one buffer: an image file to show
+    UPLOAD = "upload"  # {name, id, index, count, size} + one buffer: a chunk of an image file
+    RESEND = "resend"  # {name}: send the chunks of payload trait `name` again (a new view)
+
+
+class Push(str, Enum):
+    """The `type` of a message Python sends the front end (`model.on("msg:custom")`)."""
+
+    CHUNK = "chunk"  # {name, id, index, count, size} + one buffer: a piece of a payload
 
 
 class JobState(str, Enum):
@@ -100,6 +120,14 @@ class ImageMeta(TypedDict):
     w: int
     name: str
     batch: int
+
+
+class ChunkedMeta(TypedDict):
+    """`chunked` in a payload's metadata when its bytes travel in `Push.CHUNK` messages."""
+
+    id: int
+    size: int
+    count: int
 
 
 class MapsMeta(TypedDict):
@@ -158,7 +186,9 @@ def contract() -> dict[str, Any]:
         "export_views": list(EXPORT_VIEWS),
         "max_feature_maps": MAX_FEATURE_MAPS,
         "max_upload_bytes": MAX_UPLOAD_BYTES,
+        "chunk_bytes": CHUNK_BYTES,
         "messages": {kind.name.lower(): kind.value for kind in Message},
+        "pushes": {kind.name.lower(): kind.value for kind in Push},
         "cancellable_jobs": [job.value for job in CANCELLABLE_JOBS],
     }
 

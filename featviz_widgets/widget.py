@@ -33,9 +33,12 @@ from ._occlusion import OcclusionCancelled, OcclusionResult
 from ._payload import decode_upload, encode_maps, encode_png, grid_png
 from ._plotting import feature_grid_figure, occlusion_figure, unit_centre
 from ._protocol import (
+    CHUNK_BYTES,
     COLOR_SCALES,
     EXPORT_VIEWS,
+    INLINE_PAYLOAD_BYTES,
     MAX_FEATURE_MAPS,
+    MAX_UPLOAD_BYTES,
     SHARED_SCALE,
     SORT_MODES,
     ExportView,
@@ -45,6 +48,7 @@ from ._protocol import (
     LayerEntry,
     Message,
     OcclusionMeta,
+    Push,
     UnitMeta,
     contract,
     grid_columns,
@@ -63,6 +67,19 @@ _EXTRA_KWARGS = ("channel", "color_scale", "all_layers", "layout", "tabbable", "
 _PROGRESS_INTERVAL_S = 0.2
 # The first display waits this long at most for the first view (its static image).
 _FIRST_VIEW_TIMEOUT_S = 30.0
+# The Bytes traits whose data travel in chunks when larger than `INLINE_PAYLOAD_BYTES`.
+_PAYLOADS = ("_image", "_grid", "_unit", "_occlusion")
+
+
+@dataclass
+class _Upload:
+    """An upload whose chunks are arriving (`Message.UPLOAD`)."""
+
+    id: Any
+    name: str
+    count: int
+    size: int
+    parts: list[bytes]
 
 
 def _asset(name: str) -> Path:
@@ -309,6 +326,9 @@ class FeatureExplorer(anywidget.AnyWidget):
         self._request: _ViewRequest | None = None  # the pending view job's
         self._viewed = threading.Event()  # set once a view is shown (or the first one failed)
         self._displayed = False
+        self._outbox: dict[str, tuple[int, bytes]] = {}  # chunked payloads: (id, data)
+        self._payload_id = 0
+        self._upload: _Upload | None = None
         channel = kwargs.pop("channel", None)
         self._source: ImageInput = _read_now(image) if image is not None else SAMPLE_IMAGE
         self._source_name = "sample.png" if image is None else _image_name(image)
@@ -471,7 +491,7 @@ class FeatureExplorer(anywidget.AnyWidget):
         """The input image beside the grid of the last complete view (viridis, as in the live
         view): the static stand-in where the widget cannot run."""
         with self._lock:
-            shown, meta, data = self._shown, dict(self._grid_meta), self._grid
+            shown, meta, data = self._shown, dict(self._grid_meta), self._payload_bytes("_grid")
         if shown is None or not meta.get("n"):
             raise ValueError("nothing to show yet")
         return grid_png(shown, data, meta, shared=self.color_scale == SHARED_SCALE)
@@ -662,11 +682,9 @@ class FeatureExplorer(anywidget.AnyWidget):
         with self._quiet(), self.hold_sync():
             if shown is not None and shown is not self._shown:
                 self._shown = shown
-                self._image = encode_png(shown)
                 height, width = shown.shape[:2]
-                self._image_meta = ImageMeta(
-                    h=height, w=width, name=self._source_name, batch=features.shape[0]
-                )
+                meta = ImageMeta(h=height, w=width, name=self._source_name, batch=features.shape[0])
+                self._set_payload("_image", encode_png(shown), dict(meta))
             if infos is not None:
                 self._layers = [_layer_entry(info) for info in infos]
             if self._viz.device.type != self.device:
@@ -692,8 +710,7 @@ class FeatureExplorer(anywidget.AnyWidget):
             self.position = unit or []
             if problems:
                 self.error = " ".join(problems)
-            self._occlusion = b""
-            self._occlusion_meta = {}
+            self._set_payload("_occlusion", b"", {})
             self._push_grid()
             self._push_unit()
         self._viewed.set()
@@ -795,8 +812,7 @@ class FeatureExplorer(anywidget.AnyWidget):
             cols=cols,
         )
         with self.hold_sync():
-            self._grid = data
-            self._grid_meta = json_safe(meta)
+            self._set_payload("_grid", data, json_safe(meta))
 
     def _push_unit(self) -> None:
         features = self._features
@@ -808,8 +824,7 @@ class FeatureExplorer(anywidget.AnyWidget):
             mean = float(np.nanmean(channel_map))
         meta = UnitMeta(**maps, layer=self.layer, channel=self.channel, mean=mean)
         with self.hold_sync():
-            self._unit = data
-            self._unit_meta = json_safe(meta)
+            self._set_payload("_unit", data, json_safe(meta))
 
     def _push_occlusion(self, done: int, total: int) -> None:
         result = self._occ_result
@@ -830,8 +845,39 @@ class FeatureExplorer(anywidget.AnyWidget):
             cancelled=self._occ_cancelled,
         )
         with self.hold_sync():
-            self._occlusion = data
-            self._occlusion_meta = json_safe(meta)
+            self._set_payload("_occlusion", data, json_safe(meta))
+
+    def _set_payload(self, name: str, data: bytes, meta: dict) -> None:
+        """Set payload trait `name` and its `<name>_meta` (inside `hold_sync()`). Data over
+        `INLINE_PAYLOAD_BYTES` go in `Push.CHUNK` messages instead, and the metadata say so
+        (`chunked`): no single message carries more than `MAX_MESSAGE_BYTES`."""
+        if len(data) <= INLINE_PAYLOAD_BYTES:
+            self._outbox.pop(name, None)
+            setattr(self, name, data)
+            setattr(self, f"{name}_meta", meta)
+            return
+        self._payload_id += 1
+        self._outbox[name] = (self._payload_id, data)
+        count = -(-len(data) // CHUNK_BYTES)
+        chunked = {"id": self._payload_id, "size": len(data), "count": count}
+        self._send_chunks(name)  # before the metadata: the view paints once both are there
+        setattr(self, name, b"")
+        setattr(self, f"{name}_meta", {**meta, "chunked": chunked})
+
+    def _send_chunks(self, name: str) -> None:
+        """Send chunked payload `name` (if there is one) in `Push.CHUNK` messages."""
+        if name not in self._outbox:
+            return
+        ident, data = self._outbox[name]
+        count = -(-len(data) // CHUNK_BYTES)
+        for index in range(count):
+            piece = data[index * CHUNK_BYTES : (index + 1) * CHUNK_BYTES]
+            header = {"name": name, "id": ident, "index": index, "count": count}
+            self.send({"type": Push.CHUNK.value, **header, "size": len(data)}, [piece])
+
+    def _payload_bytes(self, name: str) -> bytes:
+        """The data of payload trait `name`, inline or chunked."""
+        return self._outbox[name][1] if name in self._outbox else getattr(self, name)
 
     # ------------------------------------------------------------------ validation
     @t.validate("layer")
@@ -988,10 +1034,61 @@ class FeatureExplorer(anywidget.AnyWidget):
         return {
             Message.CANCEL: lambda content, buffers: self.cancel(),
             Message.OCCLUDE: lambda content, buffers: self._occlude_now(),
-            Message.UPLOAD: lambda content, buffers: self._load_upload(
-                str(content.get("name", "upload")), buffers
-            ),
+            Message.UPLOAD: lambda content, buffers: self._receive_upload(content, buffers),
+            Message.RESEND: lambda content, buffers: self._resend(content.get("name")),
         }
+
+    def _resend(self, name: Any) -> None:
+        if name in _PAYLOADS:
+            with self._lock:
+                self._send_chunks(name)
+
+    def _receive_upload(self, content: dict, buffers: list) -> None:
+        """One chunk of an upload: the file is decoded once all `count` chunks have arrived
+        in order. A chunk out of order (one went missing) or a wrong total drops the upload
+        and says so in `error`. A message without `count` carries the whole file."""
+        name = str(content.get("name", "upload"))
+        if "count" not in content:
+            self._load_upload(name, buffers)
+            return
+        index, count, size = (content.get(key) for key in ("index", "count", "size"))
+        if not all(isinstance(v, int) and v >= 0 for v in (index, count, size)) or not count:
+            self._drop_upload(f"Upload of {name!r} arrived malformed; please try again.")
+            return
+        if size > MAX_UPLOAD_BYTES:
+            self._drop_upload(
+                f"{name} is larger than {MAX_UPLOAD_BYTES >> 20} MB; please pick a smaller image."
+            )
+            return
+        if index == 0:
+            self._upload = _Upload(content.get("id"), name, count, size, [])
+        upload = self._upload
+        if upload is None or upload.id != content.get("id") or index != len(upload.parts):
+            expected = 0 if upload is None else len(upload.parts)
+            self._drop_upload(
+                f"Upload of {name!r} lost chunk {expected + 1} of {count} (chunk {index + 1} "
+                "came next); please try again."
+            )
+            return
+        if not buffers or (upload.count, upload.size) != (count, size):
+            self._drop_upload(f"Upload of {name!r} arrived without data; please try again.")
+            return
+        upload.parts.append(bytes(buffers[0]))
+        if len(upload.parts) < count:
+            return
+        self._upload = None
+        data = b"".join(upload.parts)
+        if len(data) != size:
+            self._drop_upload(
+                f"Upload of {name!r} arrived incomplete ({len(data)} of {size} bytes); "
+                "please try again."
+            )
+            return
+        self._load_upload(name, [data])
+
+    def _drop_upload(self, message: str) -> None:
+        self._upload = None
+        self.error = message
 
     def _occlude_now(self) -> None:
         try:

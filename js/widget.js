@@ -7,6 +7,7 @@
 
 /**
  * @typedef {{ name: string, type: string, shape: number[], layout: string }} LayerEntry
+ * @typedef {{ id: number, size: number, count: number }} ChunkedMeta
  * @typedef {{ n: number, h: number, w: number, lo: number[], hi: number[] }} MapsMeta
  * @typedef {MapsMeta & { layer: string, sort_by: string, channels: number[], means: (number|null)[],
  *   cols: number }} GridMeta
@@ -17,7 +18,8 @@
  * @typedef {Record<string, number|number[]|null>} Stats
  * @typedef {{ sort_modes: string[], color_scales: string[], shared_scale: string,
  *   export_views: string[], max_feature_maps: number, max_upload_bytes: number,
- *   messages: Record<string, string>, cancellable_jobs: string[] }} Contract
+ *   chunk_bytes: number, messages: Record<string, string>, pushes: Record<string, string>,
+ *   cancellable_jobs: string[] }} Contract
  * @typedef {{
  *   layer: string, sort_by: string, channel: number,
  *   num_features: number, color_scale: string, all_layers: boolean,
@@ -29,8 +31,11 @@
  *   _occlusion_meta: OcclusionMeta, _contract: Contract, _job: string,
  * }} Model
  * The enums, limits and message kinds come from `_contract` (featviz_widgets/_protocol.py);
- * this file spells none of them. Messages to Python (model.send): {type: messages.upload, name}
- * + [file bytes] | {type: messages.occlude} | {type: messages.cancel}.
+ * this file spells none of them. Messages to Python (model.send): {type: messages.upload, name,
+ * id, index, count, size} + [a chunk of the file] | {type: messages.occlude} |
+ * {type: messages.cancel} | {type: messages.resend, name}. From Python (msg:custom):
+ * {type: pushes.chunk, name, id, index, count, size} + [a chunk of payload `name`], for a
+ * payload whose metadata say `chunked` (its trait is then empty).
  */
 
 // Colormaps are data, not chrome: the same in every theme (matplotlib's viridis and hot).
@@ -74,7 +79,11 @@ const HOT = hotTable();
 const LABEL_H = 15;
 const GAP = 4;
 
-/** Bytes of a Bytes trait, whatever the host hands over (DataView, ArrayBuffer, typed array). */
+/**
+ * A Uint8Array view (no copy) of binary data from the model, whatever the host hands over: Bytes
+ * traits arrive as DataView, custom-message buffers as DataView or (Colab) Uint8Array; an
+ * ArrayBuffer or another typed array works too. Every binary read goes through here.
+ */
 function bytesOf(value) {
   if (!value) return new Uint8Array(0);
   if (value instanceof Uint8Array) return value;
@@ -200,6 +209,21 @@ function render({ model, el }) {
   /** @type {Contract} */
   const contract = get("_contract");
   const messages = contract.messages;
+  const pushes = contract.pushes;
+
+  // Payloads larger than one message may carry arrive in chunks (pushes.chunk) before their
+  // metadata, which then say `chunked`; the trait itself is empty.
+  /** @type {Record<string, {id: number, count: number, size: number, parts: Uint8Array[]}>} */
+  const incoming = {};
+  /** @type {Record<string, {id: number, data: Uint8Array}>} */
+  const received = {};
+  /** The bytes of payload trait `name`: its value, or the chunks its metadata name. */
+  function payload(name, value, meta) {
+    const chunked = meta && meta.chunked;
+    if (!chunked) return bytesOf(value);
+    const got = received[name];
+    return got && got.id === chunked.id ? got.data : new Uint8Array(0);
+  }
 
   // ------------------------------------------------------------------ DOM
   const filter = h("input", { type: "search", class: "fvz-filter", placeholder: "filter layers", "aria-label": "Filter layers" });
@@ -355,7 +379,7 @@ function render({ model, el }) {
   // ------------------------------------------------------------------ painting
   function paintGrid() {
     const meta = get("_grid_meta");
-    const data = bytesOf(get("_grid"));
+    const data = payload("_grid", get("_grid"), get("_grid_meta"));
     const width = layout.grid;
     if (!meta || !meta.n || data.length < meta.n * meta.h * meta.w) {
       fitCanvas(gridCanvas, width, 40).clearRect(0, 0, width, 40);
@@ -449,7 +473,7 @@ function render({ model, el }) {
     const ctx = fitCanvas(unitCanvas, w, hgt);
     ctx.clearRect(0, 0, w, hgt);
     let meta = get("_unit_meta");
-    let data = bytesOf(get("_unit"));
+    let data = payload("_unit", get("_unit"), get("_unit_meta"));
     const channel = get("channel");
     let source = "python";
     if (preview && preview.channel === channel && (!meta || meta.channel !== channel)) {
@@ -472,7 +496,7 @@ function render({ model, el }) {
     const ctx = fitCanvas(occCanvas, width, hgt);
     ctx.clearRect(0, 0, width, hgt);
     const meta = get("_occlusion_meta");
-    const data = bytesOf(get("_occlusion"));
+    const data = payload("_occlusion", get("_occlusion"), get("_occlusion_meta"));
     const fg = css("--fvz-fg", "#222");
     ctx.fillStyle = css("--fvz-panel", "#f3f3f3");
     ctx.fillRect(0, 0, w, hgt);
@@ -593,7 +617,7 @@ function render({ model, el }) {
 
   async function loadPicture() {
     const token = ++pictureToken;
-    const data = bytesOf(get("_image"));
+    const data = payload("_image", get("_image"), get("_image_meta"));
     if (!data.length) {
       picture = null;
       return;
@@ -632,7 +656,40 @@ function render({ model, el }) {
     });
   }
 
+  // what a complete chunked payload repaints
+  const chunkedPaints = {
+    _image: () => loadPicture(),
+    _grid: () => schedule(paintGrid),
+    _unit: () => schedule(paintUnit, paintInput),
+    _occlusion: () => schedule(paintOcclusion),
+  };
+  function onCustom(content, buffers) {
+    if (!content || content.type !== pushes.chunk || !(content.name in chunkedPaints)) return;
+    const { name, id, index, count, size } = content;
+    if (index === 0) incoming[name] = { id, count, size, parts: [] };
+    const part = incoming[name];
+    if (!part || part.id !== id || index !== part.parts.length) {
+      delete incoming[name]; // a chunk went missing: ask for the payload again
+      model.send({ type: messages.resend, name });
+      return;
+    }
+    part.parts.push(bytesOf(buffers && buffers[0]));
+    if (part.parts.length < count) return;
+    delete incoming[name];
+    const data = new Uint8Array(size);
+    let at = 0;
+    for (const piece of part.parts) {
+      if (at + piece.length > size) return;
+      data.set(piece, at);
+      at += piece.length;
+    }
+    if (at !== size) return;
+    received[name] = { id, data };
+    chunkedPaints[name]();
+  }
+
   const listeners = {
+    "msg:custom": onCustom,
     "change:_layers": () => schedule(syncLayers),
     "change:all_layers": () => schedule(syncLayers),
     "change:layer": () => schedule(syncLayers, syncSimple, paintChart),
@@ -706,8 +763,15 @@ function render({ model, el }) {
       errorText.textContent = `${file.name} is larger than ${mb} MB; please pick a smaller image.`;
       return;
     }
+    // in chunks of at most contract.chunk_bytes: large messages drop some hosts' connections
     const buffer = await file.arrayBuffer();
-    model.send({ type: messages.upload, name: file.name }, undefined, [buffer]);
+    const size = buffer.byteLength;
+    const count = Math.max(1, Math.ceil(size / contract.chunk_bytes));
+    const id = `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    for (let index = 0; index < count; index++) {
+      const piece = buffer.slice(index * contract.chunk_bytes, (index + 1) * contract.chunk_bytes);
+      model.send({ type: messages.upload, name: file.name, id, index, count, size }, undefined, [piece]);
+    }
   });
   exportButton.addEventListener("click", () => {
     const view = exportView.value;
@@ -726,7 +790,7 @@ function render({ model, el }) {
     const at = meta && meta.channels ? meta.channels.indexOf(channel) : -1;
     if (at >= 0) {
       const size = meta.h * meta.w;
-      const data = bytesOf(get("_grid")).slice(at * size, (at + 1) * size);
+      const data = payload("_grid", get("_grid"), get("_grid_meta")).slice(at * size, (at + 1) * size);
       const one = { n: 1, h: meta.h, w: meta.w, lo: [meta.lo[at]], hi: [meta.hi[at]], layer: meta.layer, channel, mean: meta.means[at] };
       preview = { channel, meta: one, data };
     } else {
@@ -765,7 +829,7 @@ function render({ model, el }) {
     if (col >= gridCache.cols || i >= meta.n || tx < 0 || tx >= tile || ty < 0 || ty >= tile) return null;
     const mx = Math.min(meta.w - 1, Math.floor((tx / tile) * meta.w));
     const my = Math.min(meta.h - 1, Math.floor((ty / tile) * meta.h));
-    const q = bytesOf(get("_grid"))[i * meta.h * meta.w + my * meta.w + mx];
+    const q = payload("_grid", get("_grid"), get("_grid_meta"))[i * meta.h * meta.w + my * meta.w + mx];
     return { i, channel: meta.channels[i], mx, my, value: dequantise(meta, i, q) };
   }
 
@@ -797,7 +861,7 @@ function render({ model, el }) {
     const mx = Math.floor(((event.clientX - rect.left) / rect.width) * meta.w);
     const my = Math.floor(((event.clientY - rect.top) / rect.height) * meta.h);
     if (mx < 0 || my < 0 || mx >= meta.w || my >= meta.h) return null;
-    const q = bytesOf(get("_unit"))[my * meta.w + mx];
+    const q = payload("_unit", get("_unit"), get("_unit_meta"))[my * meta.w + mx];
     return { pos: [my, mx], value: dequantise(meta, 0, q) };
   }
 
@@ -856,6 +920,12 @@ function render({ model, el }) {
   themeObserver.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-name", "data-jp-theme-light"] });
   const darkScheme = window.matchMedia("(prefers-color-scheme: dark)");
   darkScheme.addEventListener("change", onTheme);
+
+  // a view opened after a chunked payload was sent (a second view, a reload) asks for it again
+  for (const name of Object.keys(chunkedPaints)) {
+    const meta = model.get(`${name}_meta`);
+    if (meta && meta.chunked) model.send({ type: messages.resend, name });
+  }
 
   measure();
   syncLayers();

@@ -16,6 +16,7 @@ import pytest
 from featviz_widgets import _protocol
 from featviz_widgets._protocol import (
     CANCELLABLE_JOBS,
+    CHUNK_BYTES,
     COLOR_SCALES,
     EXPORT_VIEWS,
     MAX_FEATURE_MAPS,
@@ -23,6 +24,7 @@ from featviz_widgets._protocol import (
     SORT_MODES,
     JobState,
     Message,
+    Push,
     contract,
 )
 from featviz_widgets.widget import FeatureExplorer, _asset
@@ -84,6 +86,12 @@ def test_message_kinds_sent_are_exactly_the_ones_python_handles():
     assert set(handled) == set(Message)
 
 
+def test_every_message_kind_python_sends_is_handled_by_the_view():
+    handled = set(re.findall(r"\bpushes\.(\w+)", JS))
+    assert handled == set(contract()["pushes"]) == {kind.name.lower() for kind in Push}
+    assert re.search(r"""["']msg:custom["']\s*:""", JS), "js/widget.js has no msg:custom listener"
+
+
 def test_the_contract_trait_carries_the_protocol():
     assert FeatureExplorer.class_traits()["_contract"].default() == contract()
     assert contract() == {
@@ -93,7 +101,9 @@ def test_the_contract_trait_carries_the_protocol():
         "export_views": list(EXPORT_VIEWS),
         "max_feature_maps": MAX_FEATURE_MAPS,
         "max_upload_bytes": MAX_UPLOAD_BYTES,
+        "chunk_bytes": CHUNK_BYTES,
         "messages": {kind.name.lower(): kind.value for kind in Message},
+        "pushes": {kind.name.lower(): kind.value for kind in Push},
         "cancellable_jobs": [job.value for job in CANCELLABLE_JOBS],
     }
     assert FeatureExplorer.class_traits()["sort_by"].values == SORT_MODES
@@ -106,6 +116,7 @@ ENUMS = {
     "color_scale": COLOR_SCALES,
     "export": EXPORT_VIEWS,
     "message": tuple(kind.value for kind in Message),
+    "push": tuple(kind.value for kind in Push),
     "job": tuple(job.value for job in JobState),
 }
 
@@ -127,6 +138,7 @@ def test_no_limit_is_spelled_in_the_js():
     for spelled in (str(MAX_UPLOAD_BYTES), f"{megabytes} MB", f"{megabytes} * 1024"):
         assert spelled not in JS, f"the upload cap is hard-coded as {spelled!r}"
     assert "contract.max_feature_maps" in JS and "contract.max_upload_bytes" in JS
+    assert str(CHUNK_BYTES) not in JS and "contract.chunk_bytes" in JS
 
 
 def test_cancel_follows_the_job_not_the_status_text():
@@ -162,6 +174,7 @@ def _typedefs() -> dict[str, set[str]]:
     [
         _protocol.LayerEntry,
         _protocol.ImageMeta,
+        _protocol.ChunkedMeta,
         _protocol.MapsMeta,
         _protocol.GridMeta,
         _protocol.UnitMeta,

@@ -11,6 +11,7 @@ import base64
 import gc
 import inspect
 import io
+import json
 import os
 import threading
 import time
@@ -28,7 +29,12 @@ from torch import nn
 
 from featviz_widgets import _payload
 from featviz_widgets._payload import decode_maps, encode_maps
-from featviz_widgets._protocol import MAX_UPLOAD_BYTES, json_safe
+from featviz_widgets._protocol import (
+    CHUNK_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_UPLOAD_BYTES,
+    json_safe,
+)
 from featviz_widgets.visualizer import LayerInfo
 from featviz_widgets.widget import (
     SAMPLE_IMAGE,
@@ -542,6 +548,111 @@ def test_upload_message(make):
     too_big = [b"\0" * (MAX_UPLOAD_BYTES + 1)]
     explorer._handle_message(explorer, {"type": "upload", "name": "huge.png"}, too_big)
     assert explorer.error == "huge.png is larger than 50 MB; please pick a smaller image."
+
+
+def upload_chunks(name: str, data: bytes, count: int, ident: str = "u1") -> list[tuple]:
+    """The messages the view sends for an upload of `data` in `count` chunks."""
+    step = -(-len(data) // count)
+    return [
+        (
+            {"type": "upload", "name": name, "id": ident, "index": i, "count": count},
+            {"size": len(data)},
+            [data[i * step : (i + 1) * step]],
+        )
+        for i in range(count)
+    ]
+
+
+def feed(explorer, messages) -> None:
+    for content, extra, buffers in messages:
+        explorer._handle_message(explorer, {**content, **extra}, buffers)
+
+
+def test_chunked_upload_is_reassembled_and_a_missing_chunk_drops_it(make):
+    explorer = make()
+    buffer = io.BytesIO()
+    scene(90, 90, seed=3).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    chunks = upload_chunks("cat.png", data, 3)
+    feed(explorer, chunks[:2])
+    assert explorer._image_meta["name"] == "sample.png"  # nothing decoded before the last chunk
+    feed(explorer, chunks[2:])
+    explorer.wait(30)
+    assert explorer._image_meta["name"] == "cat.png" and explorer.error == ""
+    assert explorer._image_meta["h"] > 0 and explorer.features is not None
+    # chunk 2 of 3 went missing: a clear error, and the rest of that upload is dropped
+    lost = upload_chunks("dog.png", data, 3, ident="u2")
+    feed(explorer, [lost[0], lost[2]])
+    assert (
+        explorer.error
+        == "Upload of 'dog.png' lost chunk 2 of 3 (chunk 3 came next); please try again."
+    )
+    feed(explorer, [lost[1]])
+    assert "lost chunk 1 of 3" in explorer.error
+    explorer.wait(30)
+    assert explorer._image_meta["name"] == "cat.png"
+    # chunks whose sizes do not add up to the announced total
+    short = upload_chunks("short.png", data, 2, ident="u3")
+    short[1] = (short[1][0], short[1][1], [short[1][2][0][:-5]])
+    feed(explorer, short)
+    assert "arrived incomplete" in explorer.error and "short.png" in explorer.error
+    # a total over the limit is refused at the first chunk
+    huge = {"type": "upload", "name": "huge.png", "id": "u4", "index": 0, "count": 20}
+    explorer._handle_message(explorer, {**huge, "size": MAX_UPLOAD_BYTES + 1}, [b"x"])
+    assert explorer.error == "huge.png is larger than 50 MB; please pick a smaller image."
+    assert explorer._upload is None
+    explorer.wait(30)
+    assert explorer._image_meta["name"] == "cat.png"
+
+
+def test_no_message_python_sends_exceeds_the_bound_for_a_large_grid(monkeypatch):
+    sent: list[tuple[dict, list]] = []
+    monkeypatch.setattr(
+        FeatureExplorer, "_send", lambda self, msg, buffers=None: sent.append((msg, buffers or []))
+    )
+    torch.manual_seed(0)
+    wide = nn.Sequential(nn.Conv2d(3, 256, 1))
+
+    def transform(picture: Image.Image) -> torch.Tensor:
+        array = np.asarray(picture.convert("RGB").resize((192, 192)), dtype=np.float32)
+        return torch.from_numpy(array / 255).permute(2, 0, 1)
+
+    explorer = FeatureExplorer(wide, layer="0", num_features=256, transform=transform)
+    try:
+        explorer.wait(60)
+        assert explorer.error == ""
+        sizes = [len(json.dumps(msg, default=str)) + sum(map(len, bufs)) for msg, bufs in sent]
+        assert max(sizes) <= MAX_MESSAGE_BYTES
+        grid = explorer._payload_bytes("_grid")
+        assert len(grid) == 256 * 192 * 192 > MAX_MESSAGE_BYTES  # one message would not do
+        chunked = explorer._grid_meta["chunked"]
+        assert explorer._grid == b"" and chunked["size"] == len(grid)
+
+        def reassembled() -> bytes:
+            pieces = [
+                (msg["content"]["index"], bytes(bufs[0]))
+                for msg, bufs in sent
+                if msg["method"] == "custom"
+                and msg["content"]["type"] == "chunk"
+                and msg["content"]["name"] == "_grid"
+                and msg["content"]["id"] == chunked["id"]
+            ]
+            assert [i for i, _ in pieces] == list(range(chunked["count"]))
+            assert all(len(piece) <= CHUNK_BYTES for _, piece in pieces)
+            return b"".join(piece for _, piece in pieces)
+
+        assert reassembled() == grid
+        maps = decode_maps(grid, explorer._grid_meta)
+        expected = explorer.features[0][explorer.ranking[:256]].numpy()
+        span = (expected.max(axis=(1, 2)) - expected.min(axis=(1, 2)))[:, None, None]
+        assert np.all(np.abs(maps - expected) <= span / 510 + 1e-5)
+        # a new view asks for it again: the same chunks, under the same id
+        sent.clear()
+        explorer._handle_message(explorer, {"type": "resend", "name": "_grid"}, [])
+        assert reassembled() == grid
+        assert explorer._static_png()[:4] == b"\x89PNG"  # the static stand-in reads chunked data
+    finally:
+        explorer.close()
 
 
 def test_error_inside_the_model_shows_in_the_widget(make):

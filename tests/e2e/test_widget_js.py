@@ -45,6 +45,7 @@ BOOT = """async ([source, css, state]) => {
       window.sent.push([message, (buffers || []).map((b) => b.byteLength)]);
     },
     on(event, f) { (handlers[event] ||= []).push(f); },
+    emit(event, ...args) { for (const f of handlers[event] || []) f(...args); },
     off(event, f) { handlers[event] = (handlers[event] || []).filter((g) => g !== f); },
   };
   window.listenerCount = () => Object.values(handlers).reduce((n, list) => n + list.length, 0);
@@ -200,7 +201,84 @@ def test_upload_sends_the_file_bytes(view, tmp_path):
     picture.write_bytes(b"\x89PNG fake bytes")
     view.locator("input.fvz-file").set_input_files(str(picture))
     view.wait_for_function("() => window.sent.length === 1")
-    assert view.evaluate("() => window.sent") == [[{"type": "upload", "name": "photo.png"}, [15]]]
+    [[message, sizes]] = view.evaluate("() => window.sent")
+    assert sizes == [15] and isinstance(message.pop("id"), str)
+    assert message == {"type": "upload", "name": "photo.png", "index": 0, "count": 1, "size": 15}
+
+
+def test_upload_is_sent_in_chunks_of_the_contract_size(view, tmp_path):
+    picture = tmp_path / "photo.png"
+    picture.write_bytes(b"\x89PNG fake bytes")
+    view.evaluate("() => { model.get('_contract').chunk_bytes = 4; }")
+    view.locator("input.fvz-file").set_input_files(str(picture))
+    view.wait_for_function("() => window.sent.length === 4")
+    sent = view.evaluate("() => window.sent")
+    assert [sizes for _, sizes in sent] == [[4], [4], [4], [3]]
+    assert len({message.pop("id") for message, _ in sent}) == 1
+    assert [message for message, _ in sent] == [
+        {"type": "upload", "name": "photo.png", "index": i, "count": 4, "size": 15}
+        for i in range(4)
+    ]
+
+
+GRID_PIXELS = """() => {
+  const c = document.querySelector("canvas.fvz-grid");
+  return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data).join(",");
+}"""
+
+# Deliver the grid's bytes again as `kind` (a view at an offset into a larger buffer, as hosts
+# hand them over): first as the `_grid` trait, then as three pushes.chunk custom messages.
+DELIVER = """([kind, how]) => {
+  const meta = model.get("_grid_meta");
+  const grid = model.get("_grid");
+  const bytes = new Uint8Array(grid.buffer, grid.byteOffset, grid.byteLength).slice();
+  const wrap = (piece) => {
+    const big = new Uint8Array(piece.length + 7);
+    big.set(piece, 3);
+    return kind === "DataView" ? new DataView(big.buffer, 3, piece.length)
+      : new Uint8Array(big.buffer, 3, piece.length);
+  };
+  // something else first, so that the grid's cached mosaic cannot stand in for the data
+  model.set("_grid", new Uint8Array(bytes.length).fill(7));
+  model.set("_grid_meta", { ...meta, layer: "other" });
+  return new Promise((resolve) => setTimeout(() => {
+    if (how === "trait") {
+      model.set("_grid", wrap(bytes));
+      model.set("_grid_meta", meta);
+    } else {
+      const count = 3, step = Math.ceil(bytes.length / count);
+      for (let index = 0; index < count; index++) {
+        const piece = wrap(bytes.subarray(index * step, (index + 1) * step));
+        const content = { type: "chunk", name: "_grid", id: 41, index, count, size: bytes.length };
+        model.emit("msg:custom", content, [piece]);
+      }
+      model.set("_grid", new DataView(new ArrayBuffer(0)));
+      model.set("_grid_meta", { ...meta, chunked: { id: 41, size: bytes.length, count } });
+    }
+    setTimeout(resolve, 50);
+  }, 50));
+}"""
+
+
+@pytest.mark.parametrize("kind", ["DataView", "Uint8Array"])
+def test_grid_bytes_as_dataview_or_uint8array_paint_the_same_pixels(view, kind):
+    before = view.evaluate(GRID_PIXELS)
+    for how in ("trait", "chunks"):
+        view.evaluate(DELIVER, [kind, how])
+        assert view.locator("canvas.fvz-grid").get_attribute("data-state").startswith("layer1|")
+        assert view.evaluate(GRID_PIXELS) == before, f"{kind} as {how} painted other pixels"
+    assert view.evaluate("() => window.sent") == []
+
+
+def test_a_missing_chunk_asks_python_for_the_payload_again(view):
+    view.evaluate(
+        """() => {
+            const content = { type: "chunk", name: "_grid", id: 5, count: 3, size: 9 };
+            model.emit("msg:custom", { ...content, index: 0 }, [new Uint8Array(3)]);
+            model.emit("msg:custom", { ...content, index: 2 }, [new Uint8Array(3)]);
+        }"""
+    )
+    assert view.evaluate("() => window.sent") == [[{"type": "resend", "name": "_grid"}, []]]
 
 
 def test_busy_error_and_cancel(view):
