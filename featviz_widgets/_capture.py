@@ -72,12 +72,12 @@ def _hooks(
     modules: dict[str, nn.Module],
     outputs: dict[str, Any],
     stop_early: bool,
-    observers: dict[str, nn.Module],
+    model: nn.Module,
     tracker: LayoutTracker | None,
 ):
-    """Register one capturing hook per module in `modules`, and a layout-observing hook per
-    module in `observers` (first, so it sees a layer before the forward stops there);
-    remove them all whatever happens."""
+    """Register one capturing hook per module in `modules`, and with a `tracker` a
+    layout-observing hook on every module of `model` (first, so it sees a layer before the
+    forward stops there); remove them all whatever happens."""
     handles = []
     wanted = set(modules)
 
@@ -90,7 +90,7 @@ def _hooks(
 
     try:
         if tracker is not None:
-            for name, module in observers.items():
+            for name, module in model.named_modules():
                 handles.append(
                     module.register_forward_hook(
                         lambda m, i, o, _name=name: tracker.observe(_name, m, i, o)
@@ -130,7 +130,7 @@ def capture(
     with (
         preserved_model_state(model),
         grad_mode,
-        _hooks(modules, outputs, stop_early, dict(model.named_modules()), tracker),
+        _hooks(modules, outputs, stop_early, model, tracker),
     ):
         try:
             model(batch)
