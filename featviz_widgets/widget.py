@@ -29,6 +29,7 @@ from torch import nn
 
 from ._capture import resolve_layers
 from ._inputs import ImageInput, to_pil
+from ._layers import LayerInfo, default_compare, default_layer, explorer_layers, layer_entry
 from ._occlusion import OcclusionCancelled, OcclusionResult
 from ._payload import decode_upload, encode_maps, encode_png, grid_png
 from ._plotting import feature_grid_figure, occlusion_figure, unit_centre
@@ -45,7 +46,6 @@ from ._protocol import (
     GridMeta,
     ImageMeta,
     JobState,
-    LayerEntry,
     Message,
     OcclusionMeta,
     Push,
@@ -54,14 +54,14 @@ from ._protocol import (
     grid_columns,
     json_safe,
 )
+from ._validate import channel_error, check_patch, position_error
 from ._worker import Job, Worker
-from .visualizer import FeatureVisualizer, LayerInfo
+from .visualizer import FeatureVisualizer
 
 __all__ = ["FeatureExplorer"]
 
 _HERE = Path(__file__).parent
 SAMPLE_IMAGE = _HERE / "sample.png"
-_MAX_COMPARE = 12
 # Traits and ipywidgets options the constructor takes besides its named arguments.
 _EXTRA_KWARGS = ("channel", "color_scale", "all_layers", "layout", "tabbable", "tooltip")
 _PROGRESS_INTERVAL_S = 0.2
@@ -104,44 +104,6 @@ def _read_now(image: ImageInput) -> ImageInput:
         return to_pil(image)  # type: ignore[arg-type]
     except ValueError:
         return image
-
-
-def _layer_entry(info: LayerInfo) -> LayerEntry:
-    return LayerEntry(
-        name=info.name, type=info.module_type, shape=list(info.shape), layout=info.layout
-    )
-
-
-def _default_layer(layers: Sequence[LayerInfo]) -> str:
-    """The last of the shallowest-named layers whose maps are still >= 12 px on a side
-    (`layer3` of a ResNet at 224 px), else the first layer."""
-    spatial = [info.name for info in layers if min(info.shape[1:]) >= 12]
-    if not spatial:
-        return layers[0].name
-    depth = min(name.count(".") for name in spatial)
-    return [name for name in spatial if name.count(".") == depth][-1]
-
-
-def _default_compare(layers: Sequence[LayerInfo]) -> list[str]:
-    """Layers with spatial maps, shallowest first: the top-level stages when there are at
-    least 4 of them, else one nesting level more, at most `_MAX_COMPARE` spread evenly."""
-    spatial = [info.name for info in layers if info.shape[1:] != (1, 1)] or [
-        info.name for info in layers
-    ]
-    names: list[str] = []
-    for depth in sorted({name.count(".") for name in spatial}):
-        names = [name for name in spatial if name.count(".") <= depth]
-        if len(names) >= 4:
-            break
-    return _spread(names, _MAX_COMPARE)
-
-
-def _spread(names: Sequence[str], count: int) -> list[str]:
-    """At most `count` of `names`, evenly spaced, keeping the first and the last."""
-    if len(names) <= count:
-        return list(names)
-    picks = np.linspace(0, len(names) - 1, count).round().astype(int)
-    return [names[i] for i in dict.fromkeys(picks.tolist())]
 
 
 @dataclass
@@ -293,9 +255,7 @@ class FeatureExplorer(anywidget.AnyWidget):
                     f"Unexpected keyword argument {name!r}. Check the spelling of your "
                     "parameters; see help(FeatureExplorer)."
                 )
-        for name, value in (("patch_size", patch_size), ("stride", stride)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        check_patch(patch_size, stride)
         self._lock = threading.RLock()
         self._tls = threading.local()
         self._model = model
@@ -626,7 +586,7 @@ class FeatureExplorer(anywidget.AnyWidget):
                 raise ValueError(
                     "the model has no layer whose output can be shown as maps for this image."
                 )
-        current = request.layer or self.layer or _default_layer(infos or [])
+        current = request.layer or self.layer or default_layer(infos or [])
         features = viz.get_features(source, current).detach().float().cpu()
         stats = viz.get_feature_statistics(source, current)
         rankings = {mode: viz.rank_channels(source, current, mode, index=0) for mode in SORT_MODES}
@@ -641,12 +601,7 @@ class FeatureExplorer(anywidget.AnyWidget):
             self._submit_compare(names, source)
 
     def _list_layers(self, viz: FeatureVisualizer, source: ImageInput) -> list[LayerInfo]:
-        include = "all" if self.all_layers or self._restrict is not None else "default"
-        infos = viz.list_layers(source, include=include)
-        if self._restrict is not None and not self.all_layers:
-            by_name = {info.name: info for info in infos}
-            infos = [by_name[n] for n in self._restrict if n in by_name]
-        return infos
+        return explorer_layers(viz, source, self.all_layers, self._restrict)
 
     def _compare_names(
         self, requested: Sequence[str] | None, infos: list[LayerInfo] | None
@@ -658,7 +613,7 @@ class FeatureExplorer(anywidget.AnyWidget):
             return list(self.compare) if infos is not None else None
         if infos is None:
             return None
-        return _default_compare(infos)
+        return default_compare(infos)
 
     def _publish_view(
         self,
@@ -686,7 +641,7 @@ class FeatureExplorer(anywidget.AnyWidget):
                 meta = ImageMeta(h=height, w=width, name=self._source_name, batch=features.shape[0])
                 self._set_payload("_image", encode_png(shown), dict(meta))
             if infos is not None:
-                self._layers = [_layer_entry(info) for info in infos]
+                self._layers = [layer_entry(info) for info in infos]
             if self._viz.device.type != self.device:
                 self.device = self._viz.device.type
             self.layer = layer
@@ -702,10 +657,11 @@ class FeatureExplorer(anywidget.AnyWidget):
                     shown_channel if 0 <= shown_channel < count else rankings[self.sort_by][0]
                 )
                 if wanted is not None:  # its channel count was not known when it was set
-                    problems.append(self._channel_error(wanted, layer, count))
+                    problems.append(channel_error(wanted, layer, count))
             unit = request.position
-            if unit and not (0 <= unit[0] < features.shape[2] and 0 <= unit[1] < features.shape[3]):
-                problems.append(self._position_error(unit, layer, features.shape[2:]))
+            off_map = position_error(unit, layer, features.shape[2:]) if unit else None
+            if off_map is not None:
+                problems.append(off_map)
                 request.position = unit = None
             self.position = unit or []
             if problems:
@@ -901,28 +857,14 @@ class FeatureExplorer(anywidget.AnyWidget):
         shapes = {entry["name"]: tuple(entry["shape"]) for entry in self._layers}
         return request, layer, shapes.get(layer)
 
-    @staticmethod
-    def _channel_error(value: int, layer: str, count: int) -> str:
-        return (
-            f"`channel` {value} is out of range for {layer!r}, which has {count} channels "
-            f"(0 to {count - 1})."
-        )
-
-    @staticmethod
-    def _position_error(value: Sequence[int], layer: str, size: Sequence[int]) -> str:
-        height, width = size
-        return (
-            f"`position` {list(value)} is outside the {height}x{width} map of {layer!r}; "
-            f"use 0 <= h < {height} and 0 <= w < {width}."
-        )
-
     @t.validate("channel")
     def _check_channel(self, proposal: t.Bunch) -> int:
         value = proposal["value"]
         with self._lock:
             request, layer, shape = self._target()
-            if shape is not None and not 0 <= value < shape[0]:
-                raise t.TraitError(self._channel_error(value, layer, shape[0]))
+            error = None if shape is None else channel_error(value, layer, shape[0])
+            if error is not None:
+                raise t.TraitError(error)
             if request is not None:  # for the layer being computed: it shows this channel
                 request.channel = value
         return value
@@ -952,8 +894,9 @@ class FeatureExplorer(anywidget.AnyWidget):
             request, layer, shape = self._target()
             if request is not None and request.relist:
                 shape = None  # a new image may change the map size: checked when it is shown
-            if shape is not None and not (0 <= value[0] < shape[1] and 0 <= value[1] < shape[2]):
-                raise t.TraitError(self._position_error(value, layer, shape[1:]))
+            error = None if shape is None else position_error(value, layer, shape[1:])
+            if error is not None:
+                raise t.TraitError(error)
         return value
 
     @t.validate("compare")

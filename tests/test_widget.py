@@ -28,6 +28,7 @@ from PIL import Image
 from torch import nn
 
 from featviz_widgets import _payload
+from featviz_widgets._layers import default_compare, default_layer
 from featviz_widgets._payload import decode_maps, encode_maps
 from featviz_widgets._protocol import (
     CHUNK_BYTES,
@@ -36,13 +37,7 @@ from featviz_widgets._protocol import (
     json_safe,
 )
 from featviz_widgets.visualizer import LayerInfo
-from featviz_widgets.widget import (
-    SAMPLE_IMAGE,
-    FeatureExplorer,
-    _asset,
-    _default_compare,
-    _default_layer,
-)
+from featviz_widgets.widget import SAMPLE_IMAGE, FeatureExplorer, _asset
 
 
 @pytest.fixture(scope="module")
@@ -208,11 +203,11 @@ def test_default_layer_and_comparison_prefer_stages():
         info("layer4.1", 512, 7),
         info("global_pool", 512, 1),
     ]
-    assert _default_layer(layers) == "layer3"
-    assert _default_layer([info("blocks.0", 8, 4), info("blocks.1", 8, 4)]) == "blocks.0"
-    assert _default_compare(layers) == ["conv1", "layer1", "layer2", "layer3", "layer4"]
+    assert default_layer(layers) == "layer3"
+    assert default_layer([info("blocks.0", 8, 4), info("blocks.1", 8, 4)]) == "blocks.0"
+    assert default_compare(layers) == ["conv1", "layer1", "layer2", "layer3", "layer4"]
     deep = [info(f"blocks.{i}", 8, 14) for i in range(20)]
-    assert len(_default_compare(deep)) == 12 and _default_compare(deep)[-1] == "blocks.19"
+    assert len(default_compare(deep)) == 12 and default_compare(deep)[-1] == "blocks.19"
 
 
 def test_constructor_rejects_bad_arguments(model):
