@@ -595,7 +595,7 @@ def test_chunked_upload_is_reassembled_and_a_missing_chunk_drops_it(make):
     huge = {"type": "upload", "name": "huge.png", "id": "u4", "index": 0, "count": 20}
     explorer._handle_message(explorer, {**huge, "size": MAX_UPLOAD_BYTES + 1}, [b"x"])
     assert explorer.error == "huge.png is larger than 50 MB; please pick a smaller image."
-    assert explorer._upload is None
+    assert explorer._uploads.pending is None
     explorer.wait(30)
     assert explorer._image_meta["name"] == "cat.png"
 
@@ -618,7 +618,7 @@ def test_no_message_python_sends_exceeds_the_bound_for_a_large_grid(monkeypatch)
         assert explorer.error == ""
         sizes = [len(json.dumps(msg, default=str)) + sum(map(len, bufs)) for msg, bufs in sent]
         assert max(sizes) <= MAX_MESSAGE_BYTES
-        grid = explorer._payload_bytes("_grid")
+        grid = explorer._outbox.data("_grid")
         assert len(grid) == 256 * 192 * 192 > MAX_MESSAGE_BYTES  # one message would not do
         chunked = explorer._grid_meta["chunked"]
         assert explorer._grid == b"" and chunked["size"] == len(grid)
