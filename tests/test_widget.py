@@ -34,6 +34,7 @@ from featviz_widgets._protocol import (
     CHUNK_BYTES,
     MAX_MESSAGE_BYTES,
     MAX_UPLOAD_BYTES,
+    UPLOAD_DATA_KEY,
     json_safe,
 )
 from featviz_widgets.visualizer import LayerInfo
@@ -598,6 +599,57 @@ def test_chunked_upload_is_reassembled_and_a_missing_chunk_drops_it(make):
     assert explorer._uploads.pending is None
     explorer.wait(30)
     assert explorer._image_meta["name"] == "cat.png"
+
+
+def test_an_upload_whose_chunks_stop_coming_is_dropped_after_the_timeout(make):
+    explorer = make()
+    explorer.wait(30)
+    explorer._uploads.timeout_s = 0.3
+    data = b"\x89PNG" + bytes(range(256)) * 40
+    chunks = upload_chunks("slow.png", data, 3, ident="u9")
+    feed(explorer, chunks[:1])
+    time.sleep(0.2)
+    feed(explorer, chunks[1:2])  # each chunk restarts the clock
+    time.sleep(0.2)
+    assert explorer._uploads.pending is not None and explorer.error == ""
+    deadline = time.monotonic() + 10
+    while explorer._uploads.pending is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert explorer._uploads.pending is None  # its chunks are no longer held
+    assert explorer.error == (
+        "Upload of 'slow.png' stopped after chunk 2 of 3 (nothing came for 0.3 s); "
+        "please try again."
+    )
+    feed(explorer, chunks[2:])  # the straggler finds nothing to join
+    assert "lost chunk 1 of 3" in explorer.error
+    assert explorer._image_meta["name"] == "sample.png"
+
+
+def test_upload_data_may_arrive_as_base64_text(make):
+    explorer = make()
+    buffer = io.BytesIO()
+    scene(90, 90, seed=3).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    text = {UPLOAD_DATA_KEY: base64.b64encode(data).decode("ascii")}
+    explorer._handle_message(explorer, {"type": "upload", "name": "cat.png", **text}, [])
+    explorer.wait(30)
+    assert explorer._image_meta["name"] == "cat.png" and explorer.error == ""
+    # in chunks, each with its own text, as a front end without binary buffers sends them
+    for content, extra, buffers in upload_chunks("dog.png", data, 3, ident="b2"):
+        piece = {UPLOAD_DATA_KEY: base64.b64encode(buffers[0]).decode("ascii")}
+        explorer._handle_message(explorer, {**content, **extra, **piece}, [])
+    explorer.wait(30)
+    assert explorer._image_meta["name"] == "dog.png" and explorer.error == ""
+    assert explorer._uploads.pending is None
+    # a list of byte values is JSON-safe too
+    listed = {UPLOAD_DATA_KEY: list(data)}
+    explorer._handle_message(explorer, {"type": "upload", "name": "owl.png", **listed}, [])
+    explorer.wait(30)
+    assert explorer._image_meta["name"] == "owl.png" and explorer.error == ""
+    garbled = {UPLOAD_DATA_KEY: "not base64!"}
+    explorer._handle_message(explorer, {"type": "upload", "name": "bad.png", **garbled}, [])
+    assert explorer.error == "Upload of 'bad.png' arrived malformed; please try again."
+    assert explorer._image_meta["name"] == "owl.png"
 
 
 def test_no_message_python_sends_exceeds_the_bound_for_a_large_grid(monkeypatch):
