@@ -25,7 +25,7 @@ from PIL import Image
 from torch import nn
 
 from ._capture import resolve_layers
-from ._inputs import ImageInput, to_pil
+from ._inputs import ImageInput, image_name, read_now
 from ._jobs import ExplorerJobs
 from ._occlusion import OcclusionResult
 from ._protocol import SHARED_SCALE, SORT_MODES, ExportView, Message
@@ -50,24 +50,6 @@ def _asset(name: str) -> Path:
     """A front-end file: the wheel's `static/` copy, else the repository's `js/` source."""
     packaged = _HERE / "static" / name
     return packaged if packaged.is_file() else _HERE.parent / "js" / name
-
-
-def _image_name(image: ImageInput) -> str:
-    """The file name of a path or named file object, else ""."""
-    name = getattr(image, "name", None) if callable(getattr(image, "read", None)) else image
-    return os.path.basename(os.fspath(name)) if isinstance(name, (str, os.PathLike)) else ""
-
-
-def _read_now(image: ImageInput) -> ImageInput:
-    """A file object's image, read at once: jobs re-read their source later (a new device, a
-    new comparison), when the caller may have closed the file. Other inputs as they are; an
-    unreadable file is left for the job to report in `error`."""
-    if not callable(getattr(image, "read", None)):
-        return image
-    try:
-        return to_pil(image)  # type: ignore[arg-type]
-    except ValueError:
-        return image
 
 
 class FeatureExplorer(ExplorerTraits):
@@ -162,8 +144,8 @@ class FeatureExplorer(ExplorerTraits):
         self._uploads = Uploads(self._show_upload, self._set_error)
         self._jobs = ExplorerJobs(self)
         channel = kwargs.pop("channel", None)
-        self._source: ImageInput = _read_now(image) if image is not None else SAMPLE_IMAGE
-        self._source_name = "sample.png" if image is None else _image_name(image)
+        self._source: ImageInput = read_now(image) if image is not None else SAMPLE_IMAGE
+        self._source_name = "sample.png" if image is None else image_name(image)
         self._worker = Worker(self._lock, self._jobs.set_busy)
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         if self._viz.device.type not in devices:
@@ -205,7 +187,7 @@ class FeatureExplorer(ExplorerTraits):
         if value is None:
             self._jobs.submit_view(SAMPLE_IMAGE, name="sample.png", relist=True)
         else:
-            self._jobs.submit_view(_read_now(value), name=_image_name(value), relist=True)
+            self._jobs.submit_view(read_now(value), name=image_name(value), relist=True)
 
     @property
     def layers(self) -> list[str]:
