@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-__all__ = ["ImageInput", "Preprocessor", "expected_channels", "to_pil"]
+__all__ = ["ImageInput", "Preprocessor", "expected_channels", "image_name", "read_now", "to_pil"]
 
 ImageInput = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike | IO[bytes] | Sequence[Any]
 
@@ -303,3 +303,21 @@ class Preprocessor:
             image = (image - low) / (high - low) if high > low else image * 0
         pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8)
         return pixels.permute(1, 2, 0).numpy()
+
+
+def image_name(image: ImageInput) -> str:
+    """The file name of a path or named file object, else ""."""
+    name = getattr(image, "name", None) if callable(getattr(image, "read", None)) else image
+    return os.path.basename(os.fspath(name)) if isinstance(name, (str, os.PathLike)) else ""
+
+
+def read_now(image: ImageInput) -> ImageInput:
+    """A file object's image, read at once: jobs re-read their source later (a new device, a
+    new comparison), when the caller may have closed the file. Other inputs as they are; an
+    unreadable file is left for the job to report in `error`."""
+    if not callable(getattr(image, "read", None)):
+        return image
+    try:
+        return to_pil(image)  # type: ignore[arg-type]
+    except ValueError:
+        return image

@@ -9,16 +9,14 @@ the value under the cursor) without asking Python again.
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Sequence
 
-import matplotlib
 import numpy as np
 from PIL import Image
 
-from ._protocol import MAX_UPLOAD_BYTES, GridMeta
+from ._protocol import MAX_UPLOAD_BYTES
 
-__all__ = ["decode_maps", "decode_upload", "encode_maps", "encode_png", "grid_png"]
+__all__ = ["decode_maps", "decode_upload", "encode_maps", "encode_png"]
 
 
 def encode_maps(maps: np.ndarray) -> tuple[bytes, dict]:
@@ -71,32 +69,6 @@ def encode_png(rgb: np.ndarray) -> bytes:
     """PNG bytes of a uint8 (H, W, 3) image."""
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def grid_png(shown: np.ndarray, data: bytes, meta: GridMeta, *, shared: bool) -> bytes:
-    """PNG bytes of the input image `shown` (H, W, 3) beside the grid payload (`data`, `meta`)
-    in viridis, laid out as the live view lays it out: the widget's static stand-in."""
-    maps = decode_maps(data, meta)
-    lo, hi = np.asarray(meta["lo"]), np.asarray(meta["hi"])
-    if shared and hi.max() > lo.min():
-        unit = (maps - lo.min()) / (hi.max() - lo.min())
-    else:
-        span = np.where(hi > lo, hi - lo, 1.0)
-        unit = (maps - lo[:, None, None]) / span[:, None, None]
-    colours = matplotlib.colormaps["viridis"](np.clip(unit, 0, 1), bytes=True)[..., :3]
-    n, cols = meta["n"], meta["cols"]
-    rows = math.ceil(n / cols)
-    side = shown.shape[0]
-    tile = max(8, (side - 4 * (rows - 1)) // rows)
-    canvas = Image.new("RGB", (shown.shape[1] + 12 + cols * (tile + 4) - 4, side), "white")
-    canvas.paste(Image.fromarray(shown), (0, 0))
-    left = shown.shape[1] + 12
-    for i in range(n):
-        picture = Image.fromarray(colours[i]).resize((tile, tile), Image.NEAREST)
-        canvas.paste(picture, (left + (i % cols) * (tile + 4), (i // cols) * (tile + 4)))
-    buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG")
     return buffer.getvalue()
 
 

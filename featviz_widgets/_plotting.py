@@ -16,6 +16,8 @@ from matplotlib.figure import Figure
 __all__ = [
     "MAX_FEATURE_MAPS",
     "feature_grid_figure",
+    "grid_columns",
+    "grid_shape",
     "layer_comparison_figure",
     "occlusion_figure",
     "unit_centre",
@@ -24,6 +26,18 @@ __all__ = [
 MAX_FEATURE_MAPS = 256  # the most maps one grid shows (the widget's limit too)
 MAX_FIGURE_WIDTH = 16.0  # inches: wider grids get smaller tiles
 _TILE = 2.2  # inches per tile while the grid fits
+
+
+def grid_columns(n: int) -> int:
+    """Columns of an n-map grid: as square as it gets (figures, the live view, the static
+    image: every grid is laid out by `grid_shape`)."""
+    return max(1, math.ceil(math.sqrt(n)))
+
+
+def grid_shape(n: int) -> tuple[int, int]:
+    """(rows, columns) of an n-map grid."""
+    cols = grid_columns(n)
+    return max(1, math.ceil(n / cols)), cols
 
 
 def _finish(fig: Figure, save_path: str | os.PathLike | None) -> Figure:
@@ -46,9 +60,7 @@ def feature_grid_figure(
     its channel index and mean activation; one colour scale and a colorbar if `shared_scale`.
     Tiles shrink (and their titles with them) to keep the figure `MAX_FIGURE_WIDTH` wide."""
     values = maps.detach().float().cpu()
-    n = len(channels)
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
+    rows, cols = grid_shape(len(channels))
     colorbar = 0.8 if shared_scale else 0.0
     tile = min(_TILE, (MAX_FIGURE_WIDTH - colorbar) / cols)
     fontsize = max(4.0, 9.0 * tile / _TILE)

@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from ._plotting import MAX_FEATURE_MAPS
+from ._plotting import MAX_FEATURE_MAPS, grid_columns
 from ._stats import SORT_MODES
 
 __all__ = [
@@ -26,6 +26,8 @@ __all__ = [
     "MAX_FEATURE_MAPS",
     "MAX_MESSAGE_BYTES",
     "MAX_UPLOAD_BYTES",
+    "UPLOAD_DATA_KEY",
+    "UPLOAD_TIMEOUT_S",
     "SHARED_SCALE",
     "SORT_MODES",
     "ChunkedMeta",
@@ -66,6 +68,11 @@ SHARED_SCALE = ColorScale.SHARED.value
 EXPORT_VIEWS = tuple(view.value for view in ExportView)
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 """The largest image file the view uploads."""
+UPLOAD_TIMEOUT_S = 60.0
+"""An upload whose next chunk has not come this many seconds after the last is dropped."""
+UPLOAD_DATA_KEY = "data"
+"""The upload message field carrying its bytes as base64 text where a front end cannot send
+binary buffers (Colab's JSON round trip); a message with a buffer needs no such field."""
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 """The most bytes one comm message carries either way: larger ones drop Colab's connection."""
 CHUNK_BYTES = MAX_MESSAGE_BYTES // 2
@@ -81,7 +88,9 @@ class Message(str, Enum):
 
     OCCLUDE = "occlude"  # run occlusion at the current unit (or the centre)
     CANCEL = "cancel"  # stop the running occlusion sweep
-    UPLOAD = "upload"  # {name, id, index, count, size} + one buffer: a chunk of an image file
+    # {name, id, index, count, size} + one buffer, or the bytes as base64 text in the field
+    # `UPLOAD_DATA_KEY`: a chunk of an image file (no `count`: the whole file)
+    UPLOAD = "upload"
     RESEND = "resend"  # {name}: send the chunks of payload trait `name` again (a new view)
 
 
@@ -172,11 +181,6 @@ class OcclusionMeta(MapsMeta):
     cancelled: bool
 
 
-def grid_columns(n: int) -> int:
-    """Columns of an n-map grid: as square as it gets (the live view and the static image)."""
-    return max(1, math.ceil(math.sqrt(n)))
-
-
 def contract() -> dict[str, Any]:
     """The enums and limits the front end reads (the `_contract` trait's value)."""
     return {
@@ -187,6 +191,7 @@ def contract() -> dict[str, Any]:
         "max_feature_maps": MAX_FEATURE_MAPS,
         "max_upload_bytes": MAX_UPLOAD_BYTES,
         "chunk_bytes": CHUNK_BYTES,
+        "upload_data_key": UPLOAD_DATA_KEY,
         "messages": {kind.name.lower(): kind.value for kind in Message},
         "pushes": {kind.name.lower(): kind.value for kind in Push},
         "cancellable_jobs": [job.value for job in CANCELLABLE_JOBS],

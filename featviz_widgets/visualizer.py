@@ -6,7 +6,6 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from itertools import chain
 
 import numpy as np
@@ -18,6 +17,7 @@ from torch import nn
 from ._features import FeatureStore
 from ._incremental import IncrementalPlan, build_plan
 from ._inputs import ImageInput, Preprocessor
+from ._layers import LayerInfo, is_default_layer, trunk_prefix
 from ._layout import Format, ModelGeometry
 from ._occlusion import (
     OcclusionResult,
@@ -42,24 +42,11 @@ from ._stats import (
     order_by_scores,
     rank_channels,
 )
+from ._validate import check_channel, check_index, check_patch, check_position
 
 __all__ = ["FeatureVisualizer", "LayerInfo"]
 
 OCCLUSION_METHODS = ("exact", "gradient")
-
-# Modules that only pass data through: left out of the default layer list.
-_PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten)
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """A capturable layer: its name, module type, (C, H, W) map shape and source layout
-    ("NCHW", "NHWC", "tokens", "pooled", or "unknown": read channels-first)."""
-
-    name: str
-    module_type: str
-    shape: tuple[int, int, int]
-    layout: str
 
 
 def _in_notebook() -> bool:
@@ -177,10 +164,11 @@ class FeatureVisualizer:
             batch = torch.zeros((1, *size), device=self.device, dtype=self.dtype)
         else:
             batch = self.prepare(image)
+        trunk = trunk_prefix(self.model)
         candidates = [
             (name, module)
             for name, module in self.model.named_modules()
-            if name and (include == "all" or self._is_default(name, module))
+            if name and (include == "all" or is_default_layer(name, module, trunk))
         ]
         found = self.features.probe(batch, [name for name, _ in candidates])
         return [
@@ -188,25 +176,6 @@ class FeatureVisualizer:
             for name, module in candidates
             if (f := found.get(name)) is not None
         ]
-
-    def _is_default(self, name: str, module: nn.Module) -> bool:
-        if isinstance(module, _PASS_THROUGH):
-            return False
-        parts = name.split(".")
-        trunk = self._trunk_prefix()
-        if trunk and parts[0] == trunk:
-            parts = parts[1:]
-        return len(parts) == 1 or (len(parts) == 2 and parts[1].isdigit())
-
-    def _trunk_prefix(self) -> str:
-        """A wrapper's backbone attribute (holding most parameters), else ''."""
-        total = sum(p.numel() for p in self.model.parameters()) or 1
-        for name, child in self.model.named_children():
-            if sum(p.numel() for p in child.parameters()) > 0.8 * total and any(
-                True for _ in child.children()
-            ):
-                return name
-        return ""
 
     # ----------------------------------------------------------------------------- the API
     def get_features(self, image: ImageInput, layer_name: str) -> torch.Tensor:
@@ -273,7 +242,7 @@ class FeatureVisualizer:
         or "random" with `seed`), scored over the batch or on image `index` alone."""
         maps = self._maps(image, layer_name)
         if index is not None:
-            maps = maps[self._check_index(index, maps) : index + 1]
+            maps = maps[check_index(index, maps.shape[0]) : index + 1]
         return rank_channels(maps, sort_by, seed)
 
     def plot_feature_maps(
@@ -304,7 +273,7 @@ class FeatureVisualizer:
         if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features < 1:
             raise ValueError(f"`num_features` must be a positive integer, got {num_features!r}.")
         maps = self._maps(image, layer_name)
-        one = maps[self._check_index(index, maps) : index + 1]
+        one = maps[check_index(index, maps.shape[0]) : index + 1]
         c, h, w = maps.shape[1:]
         shown = min(c, MAX_FEATURE_MAPS)
         if num_features > max(shown, 16):
@@ -328,40 +297,6 @@ class FeatureVisualizer:
             cmap=cmap,
             save_path=save_path,
         )
-
-    @staticmethod
-    def _check_patch(patch_size: int, stride: int) -> None:
-        for name, value in (("patch_size", patch_size), ("stride", stride)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-
-    @staticmethod
-    def _check_index(index: int, maps: torch.Tensor) -> int:
-        if not isinstance(index, int) or not 0 <= index < maps.shape[0]:
-            raise ValueError(
-                f"`index` {index!r} is out of range for a batch of {maps.shape[0]} image(s)."
-            )
-        return index
-
-    def _check_position(
-        self, position: tuple[int, int] | None, maps: torch.Tensor, layer_name: str
-    ) -> tuple[int, int]:
-        height, width = maps.shape[-2:]
-        if position is None:
-            return height // 2, width // 2
-        if (
-            not isinstance(position, (tuple, list))
-            or len(position) != 2
-            or not all(isinstance(p, (int, np.integer)) for p in position)
-        ):
-            raise TypeError(f"`position` must be a tuple (h, w) of two integers, got {position!r}.")
-        h, w = int(position[0]), int(position[1])
-        if not (0 <= h < height and 0 <= w < width):
-            raise ValueError(
-                f"`position` {position} is outside the {height}x{width} map of {layer_name!r}; "
-                f"use 0 <= h < {height} and 0 <= w < {width}."
-            )
-        return h, w
 
     def occlusion(
         self,
@@ -424,12 +359,12 @@ class FeatureVisualizer:
         progress: bool = True,
     ) -> OcclusionResult:
         """`occlusion` on an already prepared batch."""
-        self._check_patch(patch_size, stride)
+        check_patch(patch_size, stride)
         precision_dtype(precision, self.device)  # a clear error for what this device lacks
         found = self.features.maps(batch, [layer_name])[layer_name]
         maps = found.maps
-        unit = self._check_position(position, maps, layer_name)
-        one = batch[self._check_index(index, maps) : index + 1]
+        unit = check_position(position, layer_name, maps.shape[-2:])
+        one = batch[check_index(index, maps.shape[0]) : index + 1]
         key = (self.features.key(one), layer_name, unit, patch_size, stride, precision)
         cached = self._occlusion_cache
         if cached is not None and cached[0] == key:
@@ -556,20 +491,16 @@ class FeatureVisualizer:
         precision_dtype(precision, self.device, method)  # before any work
         batch = self.prepare(image)  # once: the maps, the sweep and the picture share it
         maps = self.features.maps(batch, [layer_name])[layer_name].maps
-        if not isinstance(channel, (int, np.integer)) or not 0 <= channel < maps.shape[1]:
-            raise ValueError(
-                f"`channel` {channel!r} is out of range for {layer_name!r}, which has "
-                f"{maps.shape[1]} channels (0 to {maps.shape[1] - 1})."
-            )
-        one = batch[self._check_index(index, maps) : index + 1]
-        unit = self._check_position(position, maps, layer_name)
+        channel = check_channel(channel, layer_name, maps.shape[1])
+        one = batch[check_index(index, maps.shape[0]) : index + 1]
+        unit = check_position(position, layer_name, maps.shape[-2:])
         if method == "gradient":
-            self._check_patch(patch_size, stride)
+            check_patch(patch_size, stride)
             with precision_context(precision, self.device):
                 sensitivity = gradient_map(
                     self.features.layer_fn(layer_name, with_grad=True),
                     one,
-                    channel=int(channel),
+                    channel=channel,
                     position=unit,
                     patch_size=patch_size,
                     stride=stride,
@@ -586,7 +517,7 @@ class FeatureVisualizer:
                 precision=precision,
                 progress=progress,
             )
-            sensitivity = result.map(int(channel), signed=signed)
+            sensitivity = result.map(channel, signed=signed)
         picture = self.preprocessor.to_display(batch, index)
         centre = unit_centre(unit, tuple(maps.shape[-2:]), sensitivity.shape)
         labels = ["gradient"] if method == "gradient" else []

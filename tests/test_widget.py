@@ -28,21 +28,17 @@ from PIL import Image
 from torch import nn
 
 from featviz_widgets import _payload
+from featviz_widgets._layers import default_compare, default_layer
 from featviz_widgets._payload import decode_maps, encode_maps
 from featviz_widgets._protocol import (
     CHUNK_BYTES,
     MAX_MESSAGE_BYTES,
     MAX_UPLOAD_BYTES,
+    UPLOAD_DATA_KEY,
     json_safe,
 )
 from featviz_widgets.visualizer import LayerInfo
-from featviz_widgets.widget import (
-    SAMPLE_IMAGE,
-    FeatureExplorer,
-    _asset,
-    _default_compare,
-    _default_layer,
-)
+from featviz_widgets.widget import SAMPLE_IMAGE, FeatureExplorer, _asset
 
 
 @pytest.fixture(scope="module")
@@ -208,11 +204,11 @@ def test_default_layer_and_comparison_prefer_stages():
         info("layer4.1", 512, 7),
         info("global_pool", 512, 1),
     ]
-    assert _default_layer(layers) == "layer3"
-    assert _default_layer([info("blocks.0", 8, 4), info("blocks.1", 8, 4)]) == "blocks.0"
-    assert _default_compare(layers) == ["conv1", "layer1", "layer2", "layer3", "layer4"]
+    assert default_layer(layers) == "layer3"
+    assert default_layer([info("blocks.0", 8, 4), info("blocks.1", 8, 4)]) == "blocks.0"
+    assert default_compare(layers) == ["conv1", "layer1", "layer2", "layer3", "layer4"]
     deep = [info(f"blocks.{i}", 8, 14) for i in range(20)]
-    assert len(_default_compare(deep)) == 12 and _default_compare(deep)[-1] == "blocks.19"
+    assert len(default_compare(deep)) == 12 and default_compare(deep)[-1] == "blocks.19"
 
 
 def test_constructor_rejects_bad_arguments(model):
@@ -600,9 +596,60 @@ def test_chunked_upload_is_reassembled_and_a_missing_chunk_drops_it(make):
     huge = {"type": "upload", "name": "huge.png", "id": "u4", "index": 0, "count": 20}
     explorer._handle_message(explorer, {**huge, "size": MAX_UPLOAD_BYTES + 1}, [b"x"])
     assert explorer.error == "huge.png is larger than 50 MB; please pick a smaller image."
-    assert explorer._upload is None
+    assert explorer._uploads.pending is None
     explorer.wait(30)
     assert explorer._image_meta["name"] == "cat.png"
+
+
+def test_an_upload_whose_chunks_stop_coming_is_dropped_after_the_timeout(make):
+    explorer = make()
+    explorer.wait(30)
+    explorer._uploads.timeout_s = 0.3
+    data = b"\x89PNG" + bytes(range(256)) * 40
+    chunks = upload_chunks("slow.png", data, 3, ident="u9")
+    feed(explorer, chunks[:1])
+    time.sleep(0.2)
+    feed(explorer, chunks[1:2])  # each chunk restarts the clock
+    time.sleep(0.2)
+    assert explorer._uploads.pending is not None and explorer.error == ""
+    deadline = time.monotonic() + 10
+    while explorer._uploads.pending is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert explorer._uploads.pending is None  # its chunks are no longer held
+    assert explorer.error == (
+        "Upload of 'slow.png' stopped after chunk 2 of 3 (nothing came for 0.3 s); "
+        "please try again."
+    )
+    feed(explorer, chunks[2:])  # the straggler finds nothing to join
+    assert "lost chunk 1 of 3" in explorer.error
+    assert explorer._image_meta["name"] == "sample.png"
+
+
+def test_upload_data_may_arrive_as_base64_text(make):
+    explorer = make()
+    buffer = io.BytesIO()
+    scene(90, 90, seed=3).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    text = {UPLOAD_DATA_KEY: base64.b64encode(data).decode("ascii")}
+    explorer._handle_message(explorer, {"type": "upload", "name": "cat.png", **text}, [])
+    explorer.wait(30)
+    assert explorer._image_meta["name"] == "cat.png" and explorer.error == ""
+    # in chunks, each with its own text, as a front end without binary buffers sends them
+    for content, extra, buffers in upload_chunks("dog.png", data, 3, ident="b2"):
+        piece = {UPLOAD_DATA_KEY: base64.b64encode(buffers[0]).decode("ascii")}
+        explorer._handle_message(explorer, {**content, **extra, **piece}, [])
+    explorer.wait(30)
+    assert explorer._image_meta["name"] == "dog.png" and explorer.error == ""
+    assert explorer._uploads.pending is None
+    # a list of byte values is JSON-safe too
+    listed = {UPLOAD_DATA_KEY: list(data)}
+    explorer._handle_message(explorer, {"type": "upload", "name": "owl.png", **listed}, [])
+    explorer.wait(30)
+    assert explorer._image_meta["name"] == "owl.png" and explorer.error == ""
+    garbled = {UPLOAD_DATA_KEY: "not base64!"}
+    explorer._handle_message(explorer, {"type": "upload", "name": "bad.png", **garbled}, [])
+    assert explorer.error == "Upload of 'bad.png' arrived malformed; please try again."
+    assert explorer._image_meta["name"] == "owl.png"
 
 
 def test_no_message_python_sends_exceeds_the_bound_for_a_large_grid(monkeypatch):
@@ -623,7 +670,7 @@ def test_no_message_python_sends_exceeds_the_bound_for_a_large_grid(monkeypatch)
         assert explorer.error == ""
         sizes = [len(json.dumps(msg, default=str)) + sum(map(len, bufs)) for msg, bufs in sent]
         assert max(sizes) <= MAX_MESSAGE_BYTES
-        grid = explorer._payload_bytes("_grid")
+        grid = explorer._outbox.data("_grid")
         assert len(grid) == 256 * 192 * 192 > MAX_MESSAGE_BYTES  # one message would not do
         chunked = explorer._grid_meta["chunked"]
         assert explorer._grid == b"" and chunked["size"] == len(grid)
