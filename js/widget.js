@@ -1,9 +1,16 @@
+// @ts-check
 // featviz_widgets front end: a hand-written ES module, no build step, no runtime dependency.
+// `tsc -p js` type-checks this very file (JSDoc types, `@ts-check`): what ships is what is checked.
 //
 // Python owns the state (traits); this view only renders it and writes back what the person
 // chose. Feature maps arrive as uint8 tiles with a [lo, hi] range per tile (see
 // featviz_widgets/_payload.py) and are painted on <canvas>; UI-only state (filter text, hover,
 // cursor) never leaves the browser.
+//
+// Layout of this file: pure helpers (colour tables, bytes, numbers, canvas, DOM); the view state
+// (`createState`) and its DOM (`buildDom`); the `sync*` functions (controls <- model); the
+// `paint*` functions (canvases); payload chunks from Python; controls -> model; pointer and
+// keyboard on the canvases; size and theme watchers; and `render`, which wires them together.
 
 /**
  * @typedef {{ name: string, type: string, shape: number[], layout: string }} LayerEntry
@@ -15,21 +22,43 @@
  * @typedef {MapsMeta & { layer: string, channel: number, position: number[], map_size: number[],
  *   done: number, total: number, complete: boolean, cancelled: boolean }} OcclusionMeta
  * @typedef {{ h: number, w: number, name: string, batch: number }} ImageMeta
- * @typedef {Record<string, number|number[]|null>} Stats
+ * @typedef {{ chunked?: ChunkedMeta }} Chunkable
+ *   A payload's metadata may say `chunked`: its bytes then come in pushes.chunk messages.
+ * @typedef {Record<string, never>} Unset
+ *   A Dict trait before Python first sets it: `{}`.
+ * @typedef {{ mean?: number|null, std?: number|null, sparsity?: number|null, min?: number|null,
+ *   max?: number|null, active_channels?: number|null, num_channels?: number|null,
+ *   spatial_size?: number[], non_finite?: number }} Stats
  * @typedef {{ sort_modes: string[], color_scales: string[], shared_scale: string,
  *   export_views: string[], max_feature_maps: number, max_upload_bytes: number,
- *   chunk_bytes: number, messages: Record<string, string>, pushes: Record<string, string>,
+ *   chunk_bytes: number, messages: Messages, pushes: Pushes,
  *   cancellable_jobs: string[] }} Contract
+ * @typedef {{ occlude: string, cancel: string, upload: string, resend: string }} Messages
+ * @typedef {{ chunk: string }} Pushes
+ * @typedef {DataView | ArrayBuffer | ArrayBufferView | null | undefined} Binary
+ *   Bytes from the host: DataView (traits, most buffers), Uint8Array (Colab), ArrayBuffer.
  * @typedef {{
  *   layer: string, sort_by: string, channel: number,
  *   num_features: number, color_scale: string, all_layers: boolean,
  *   device: string, position: number[], compare: string[], statistics: Stats,
  *   compare_statistics: Record<string, Stats>, busy: boolean, progress: number,
  *   status: string, error: string, _layers: LayerEntry[], _devices: string[],
- *   _order: number[], _image: DataView, _image_meta: ImageMeta, _grid: DataView,
- *   _grid_meta: GridMeta, _unit: DataView, _unit_meta: UnitMeta, _occlusion: DataView,
- *   _occlusion_meta: OcclusionMeta, _contract: Contract, _job: string,
+ *   _order: number[], _image: Binary, _image_meta: (ImageMeta & Chunkable) | Unset,
+ *   _grid: Binary, _grid_meta: (GridMeta & Chunkable) | Unset, _unit: Binary,
+ *   _unit_meta: (UnitMeta & Chunkable) | Unset, _occlusion: Binary,
+ *   _occlusion_meta: (OcclusionMeta & Chunkable) | Unset, _contract: Contract, _job: string,
  * }} Model
+ * @typedef {{ type: string, name: string, id: number, index: number, count: number,
+ *   size: number }} ChunkMessage
+ * @typedef {(content?: unknown, buffers?: readonly Binary[]) => void} Listener
+ * @typedef {object} AnyModel The part of anywidget's model interface this view uses.
+ * @property {<K extends keyof Model>(key: K) => Model[K]} get
+ * @property {<K extends keyof Model>(key: K, value: Model[K]) => void} set
+ * @property {() => void} save_changes
+ * @property {(event: string, callback: Listener) => void} on
+ * @property {(event: string, callback: Listener) => void} off
+ * @property {(content: object, callbacks?: unknown, buffers?: ArrayBuffer[]) => void} send
+ *
  * The enums, limits and message kinds come from `_contract` (featviz_widgets/_protocol.py);
  * this file spells none of them. Messages to Python (model.send): {type: messages.upload, name,
  * id, index, count, size} + [a chunk of the file] | {type: messages.occlude} |
@@ -78,11 +107,14 @@ const VIRIDIS = viridisTable();
 const HOT = hotTable();
 const LABEL_H = 15;
 const GAP = 4;
+const SVG_NS = "http://www.w3.org/2000/svg";
 
 /**
  * A Uint8Array view (no copy) of binary data from the model, whatever the host hands over: Bytes
  * traits arrive as DataView, custom-message buffers as DataView or (Colab) Uint8Array; an
  * ArrayBuffer or another typed array works too. Every binary read goes through here.
+ * @param {Binary} value
+ * @returns {Uint8Array}
  */
 function bytesOf(value) {
   if (!value) return new Uint8Array(0);
@@ -97,13 +129,30 @@ function bytesOf(value) {
   return new Uint8Array(0);
 }
 
-/** The value of byte `q` of map `i` (see featviz_widgets/_payload.py). */
+/**
+ * The value of byte `q` of map `i` (see featviz_widgets/_payload.py).
+ * @param {MapsMeta} meta @param {number} i @param {number} q
+ */
 function dequantise(meta, i, q) {
   const lo = meta.lo[i] ?? 0;
   return lo + (q / 255) * ((meta.hi[i] ?? 0) - lo);
 }
 
-/** A number for people: 3 significant digits, no exponent for ordinary sizes. */
+/**
+ * Whether payload metadata describe maps: a Dict trait is `{}` until Python's first payload.
+ * @template {MapsMeta} M
+ * @param {M | Unset | null | undefined} meta
+ * @returns {meta is M}
+ */
+function hasMaps(meta) {
+  return !!meta && !!meta.n;
+}
+
+/**
+ * A number for people: 3 significant digits, no exponent for ordinary sizes.
+ * @param {unknown} value
+ * @returns {string}
+ */
 function fmt(value) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
   if (typeof value !== "number") return String(value);
@@ -154,16 +203,49 @@ function mosaic(data, meta, cols, shared) {
   return image;
 }
 
-/** An off-screen canvas holding `image`, to be scaled with drawImage. */
+/**
+ * One uint8 map as "hot" RGBA, its values clipped to [0, 1] (the occlusion map).
+ * @param {Uint8Array} data @param {MapsMeta} meta
+ */
+function hotImage(data, meta) {
+  const image = new ImageData(meta.w, meta.h);
+  for (let i = 0, o = 0; i < meta.w * meta.h; i++, o += 4) {
+    const v = Math.min(1, Math.max(0, dequantise(meta, 0, data[i])));
+    const c = Math.round(v * 255) * 3;
+    image.data[o] = HOT[c];
+    image.data[o + 1] = HOT[c + 1];
+    image.data[o + 2] = HOT[c + 2];
+    image.data[o + 3] = 255;
+  }
+  return image;
+}
+
+/**
+ * The 2-D context of `canvas` (every canvas here has one).
+ * @param {HTMLCanvasElement} canvas
+ */
+function context2d(canvas) {
+  const ctx = canvas.getContext("2d");
+  if (!ctx) throw new Error("featviz_widgets: this browser gives no 2-D canvas context");
+  return ctx;
+}
+
+/**
+ * An off-screen canvas holding `image`, to be scaled with drawImage.
+ * @param {ImageData} image
+ */
 function bitmapCanvas(image) {
   const canvas = document.createElement("canvas");
   canvas.width = image.width;
   canvas.height = image.height;
-  canvas.getContext("2d").putImageData(image, 0, 0);
+  context2d(canvas).putImageData(image, 0, 0);
   return canvas;
 }
 
-/** Make `canvas` draw crisply at its CSS size; returns its 2-D context scaled to CSS px. */
+/**
+ * Make `canvas` draw crisply at its CSS size; returns its 2-D context scaled to CSS px.
+ * @param {HTMLCanvasElement} canvas @param {number} cssWidth @param {number} cssHeight
+ */
 function fitCanvas(canvas, cssWidth, cssHeight) {
   const ratio = window.devicePixelRatio || 1;
   const width = Math.max(1, Math.round(cssWidth * ratio));
@@ -174,17 +256,25 @@ function fitCanvas(canvas, cssWidth, cssHeight) {
   }
   canvas.style.width = `${cssWidth}px`;
   canvas.style.height = `${cssHeight}px`;
-  const ctx = canvas.getContext("2d");
+  const ctx = context2d(canvas);
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.imageSmoothingEnabled = false;
   return ctx;
 }
 
+/**
+ * An HTML element with attributes (`class`, `text`, booleans as present/absent) and children.
+ * @template {keyof HTMLElementTagNameMap} T
+ * @param {T} tag
+ * @param {Record<string, string | number | boolean | undefined>} [attrs]
+ * @param {(Node | string)[]} [children]
+ * @returns {HTMLElementTagNameMap[T]}
+ */
 function h(tag, attrs = {}, children = []) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
+    if (key === "class") node.className = String(value);
+    else if (key === "text") node.textContent = String(value);
     else if (value === true) node.setAttribute(key, "");
     else if (value !== false && value !== undefined) node.setAttribute(key, String(value));
   }
@@ -192,40 +282,100 @@ function h(tag, attrs = {}, children = []) {
   return node;
 }
 
-/** Bump a canvas's paint counter and stamp the time (read by the tests and the benchmark). */
+/**
+ * An SVG element with attributes and, optionally, text.
+ * @param {string} tag @param {Record<string, string | number>} attrs @param {string} [text]
+ */
+function svgEl(tag, attrs, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/**
+ * Bump a canvas's paint counter and stamp the time (read by the tests and the benchmark).
+ * @param {HTMLCanvasElement} canvas @param {string} state
+ */
 function stamp(canvas, state) {
   canvas.dataset.paints = String(Number(canvas.dataset.paints || 0) + 1);
   canvas.dataset.paintedAt = String(performance.now());
   canvas.dataset.state = state;
 }
 
-/** @param {{ model: import("@anywidget/types").AnyModel<Model>, el: HTMLElement }} ctx */
-function render({ model, el }) {
-  const get = (key) => model.get(key);
-  const save = (values) => {
-    for (const [key, value] of Object.entries(values)) model.set(key, value);
-    model.save_changes();
+// ---------------------------------------------------------------------------- view state
+
+/**
+ * @typedef {(state: ViewState) => void} Painter
+ * @typedef {{ id: number, count: number, size: number, parts: Uint8Array[] }} Incoming
+ * @typedef {{ canvas: HTMLCanvasElement, cols: number, tile: number, n: number, key: string }} GridCache
+ * @typedef {{ channel: number, meta: UnitMeta, data: Uint8Array }} Preview
+ * @typedef {ReturnType<typeof buildDom>} Dom
+ * @typedef {object} ViewState Everything one view knows besides the model; UI-only, never synced.
+ * @property {AnyModel} model
+ * @property {Contract} contract the `_contract` trait: enums, limits, message kinds
+ * @property {Messages} messages
+ * @property {Pushes} pushes
+ * @property {AnyModel["get"]} get
+ * @property {(values: Partial<Model>) => void} save set traits and sync them to Python
+ * @property {Dom} dom
+ * @property {Record<string, Incoming>} incoming chunked payloads being assembled, by trait
+ * @property {Record<string, { id: number, data: Uint8Array }>} received assembled payloads
+ * @property {GridCache | null} gridCache the grid's mosaic at native resolution
+ * @property {ImageBitmap | null} picture the decoded input image
+ * @property {number} pictureToken the latest picture decode; older ones are dropped
+ * @property {number[] | null} cursor keyboard cursor on the unit view: [h, w]
+ * @property {{ grid: number, side: number }} layout CSS widths of the grid and side panels
+ * @property {Preview | null} preview the channel painted from its grid tile until Python's
+ *   payload for it arrives
+ * @property {Set<Painter>} dirty what the next coalesced repaint runs
+ * @property {boolean} scheduled whether a coalesced repaint is queued
+ * @property {{ channels: number, num: number }} timers the channel list rebuild, `Maps` input
+ * @property {string} theme the theme colours the canvases were last painted with
+ * @property {boolean} closed the view was cleaned up: paint nothing more
+ */
+
+/**
+ * The view state of one view of `model`, over the DOM `buildDom` made.
+ * @param {AnyModel} model @param {Dom} dom
+ * @returns {ViewState}
+ */
+function createState(model, dom) {
+  const contract = model.get("_contract");
+  return {
+    model,
+    contract,
+    messages: contract.messages,
+    pushes: contract.pushes,
+    get: (key) => model.get(key),
+    save: (values) => {
+      for (const [key, value] of Object.entries(values)) {
+        model.set(/** @type {keyof Model} */ (key), /** @type {Model[keyof Model]} */ (value));
+      }
+      model.save_changes();
+    },
+    dom,
+    incoming: {},
+    received: {},
+    gridCache: null,
+    picture: null,
+    pictureToken: 0,
+    cursor: null,
+    layout: { grid: 300, side: 300 },
+    preview: null,
+    dirty: new Set(),
+    scheduled: false,
+    timers: { channels: 0, num: 0 },
+    theme: "",
+    closed: false,
   };
-  /** @type {Contract} */
-  const contract = get("_contract");
-  const messages = contract.messages;
-  const pushes = contract.pushes;
+}
 
-  // Payloads larger than one message may carry arrive in chunks (pushes.chunk) before their
-  // metadata, which then say `chunked`; the trait itself is empty.
-  /** @type {Record<string, {id: number, count: number, size: number, parts: Uint8Array[]}>} */
-  const incoming = {};
-  /** @type {Record<string, {id: number, data: Uint8Array}>} */
-  const received = {};
-  /** The bytes of payload trait `name`: its value, or the chunks its metadata name. */
-  function payload(name, value, meta) {
-    const chunked = meta && meta.chunked;
-    if (!chunked) return bytesOf(value);
-    const got = received[name];
-    return got && got.id === chunked.id ? got.data : new Uint8Array(0);
-  }
-
-  // ------------------------------------------------------------------ DOM
+/**
+ * The view's DOM (not yet attached): controls from the contract's enums and limits, canvases.
+ * @param {Contract} contract
+ */
+function buildDom(contract) {
   const filter = h("input", { type: "search", class: "fvz-filter", placeholder: "filter layers", "aria-label": "Filter layers" });
   const layerSelect = h("select", { class: "fvz-layer", "aria-label": "Layer" });
   const allToggle = h("input", { type: "checkbox", class: "fvz-all" });
@@ -261,8 +411,10 @@ function render({ model, el }) {
   const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
   const tooltip = h("div", { class: "fvz-tooltip", role: "tooltip", hidden: true });
   // the canvas that shows each of the contract's export views (tests/test_contract.py)
+  /** @type {Record<string, HTMLCanvasElement>} */
   const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas };
 
+  /** @param {string} label @param {HTMLElement[]} controls */
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
   const deviceField = field("Device", deviceSelect);
   const root = h("div", { class: "fvz" }, [
@@ -303,449 +455,535 @@ function render({ model, el }) {
     ]),
     tooltip,
   ]);
-  el.append(root);
+  return {
+    root, filter, layerSelect, allToggle, sortSelect, channelSelect, numInput, scaleSelect,
+    deviceSelect, deviceField, deviceLabel, fileInput, imageName, occludeButton, cancelButton,
+    exportView, exportButton, exportCanvases, progress, statusText, errorBox, errorText,
+    errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, occCanvas,
+    occCaption, statsList, chart, compareButton, tooltip,
+  };
+}
 
-  // ------------------------------------------------------------------ view-local state
-  /** @type {{ canvas: HTMLCanvasElement, cols: number, tile: number, n: number, key: string } | null} */
-  let gridCache = null;
-  /** @type {ImageBitmap | null} */
-  let picture = null;
-  let pictureToken = 0;
-  let cursor = null; // keyboard cursor on the unit view: [h, w]
-  let layout = { grid: 300, side: 300 };
-  /** Optimistic channel view painted from the grid tile while Python's payload is on its way. */
-  let preview = null;
+/**
+ * The theme's value of CSS variable `name` on the view, or `fallback`.
+ * @param {ViewState} state @param {string} name @param {string} fallback
+ */
+function css(state, name, fallback) {
+  return getComputedStyle(state.dom.root).getPropertyValue(name).trim() || fallback;
+}
 
-  const css = (name, fallback) => getComputedStyle(root).getPropertyValue(name).trim() || fallback;
+/**
+ * The bytes of payload trait `name`: its value, or the chunks its metadata name.
+ * @param {ViewState} state @param {string} name @param {Binary} value
+ * @param {Chunkable | null | undefined} meta
+ */
+function payload(state, name, value, meta) {
+  const chunked = meta && meta.chunked;
+  if (!chunked) return bytesOf(value);
+  const got = state.received[name];
+  return got && got.id === chunked.id ? got.data : new Uint8Array(0);
+}
 
-  // ------------------------------------------------------------------ controls <- model
-  function syncLayers() {
-    const layers = get("_layers") || [];
-    const current = get("layer");
-    const needle = filter.value.trim().toLowerCase();
-    layerSelect.replaceChildren();
-    for (const info of layers) {
-      const hay = `${info.name} ${info.type}`.toLowerCase();
-      if (needle && !hay.includes(needle) && info.name !== current) continue;
-      const shape = info.shape.join("×");
-      layerSelect.append(h("option", { value: info.name, text: `${info.name} · ${shape}`, title: `${info.type} (${info.layout})` }));
-    }
-    if (current && ![...layerSelect.options].some((o) => o.value === current)) {
-      layerSelect.append(h("option", { value: current, text: current }));
-    }
-    layerSelect.value = current;
-    allToggle.checked = !!get("all_layers");
+// ---------------------------------------------------------------------------- controls <- model
+
+/** @param {ViewState} state */
+function syncLayers(state) {
+  const { get, dom } = state;
+  const layers = get("_layers") || [];
+  const current = get("layer");
+  const needle = dom.filter.value.trim().toLowerCase();
+  dom.layerSelect.replaceChildren();
+  for (const info of layers) {
+    const hay = `${info.name} ${info.type}`.toLowerCase();
+    if (needle && !hay.includes(needle) && info.name !== current) continue;
+    const shape = info.shape.join("×");
+    dom.layerSelect.append(h("option", { value: info.name, text: `${info.name} · ${shape}`, title: `${info.type} (${info.layout})` }));
   }
-
-  function syncChannels() {
-    const order = get("_order") || [];
-    const options = document.createDocumentFragment();
-    order.forEach((c, rank) => options.append(new Option(`#${rank + 1}: ch ${c}`, String(c))));
-    channelSelect.replaceChildren(options);
-    channelSelect.value = String(get("channel"));
+  if (current && ![...dom.layerSelect.options].some((o) => o.value === current)) {
+    dom.layerSelect.append(h("option", { value: current, text: current }));
   }
+  dom.layerSelect.value = current;
+  dom.allToggle.checked = !!get("all_layers");
+}
 
-  function syncSimple() {
-    sortSelect.value = get("sort_by");
-    numInput.value = String(get("num_features"));
-    scaleSelect.value = get("color_scale");
-    channelSelect.value = String(get("channel"));
-    const devices = get("_devices") || [];
-    deviceSelect.replaceChildren(...devices.map((d) => h("option", { value: d, text: d })));
-    deviceSelect.value = get("device");
-    deviceField.hidden = devices.length < 2;
-    deviceLabel.textContent = devices.length < 2 ? `device: ${get("device")}` : "";
-    const meta = get("_image_meta") || {};
-    imageName.textContent = meta.name ? `${meta.name} (${meta.w}×${meta.h})` : meta.w ? `${meta.w}×${meta.h}` : "";
-    const inCompare = (get("compare") || []).includes(get("layer"));
-    compareButton.textContent = inCompare ? "− remove current layer" : "+ add current layer";
+/** @param {ViewState} state */
+function syncChannels(state) {
+  const { get, dom } = state;
+  const order = get("_order") || [];
+  const options = document.createDocumentFragment();
+  order.forEach((c, rank) => options.append(new Option(`#${rank + 1}: ch ${c}`, String(c))));
+  dom.channelSelect.replaceChildren(options);
+  dom.channelSelect.value = String(get("channel"));
+}
+
+/** @param {ViewState} state */
+function syncSimple(state) {
+  const { get, dom } = state;
+  dom.sortSelect.value = get("sort_by");
+  dom.numInput.value = String(get("num_features"));
+  dom.scaleSelect.value = get("color_scale");
+  dom.channelSelect.value = String(get("channel"));
+  const devices = get("_devices") || [];
+  dom.deviceSelect.replaceChildren(...devices.map((d) => h("option", { value: d, text: d })));
+  dom.deviceSelect.value = get("device");
+  dom.deviceField.hidden = devices.length < 2;
+  dom.deviceLabel.textContent = devices.length < 2 ? `device: ${get("device")}` : "";
+  const meta = get("_image_meta") || {};
+  dom.imageName.textContent = meta.name ? `${meta.name} (${meta.w}×${meta.h})` : meta.w ? `${meta.w}×${meta.h}` : "";
+  const inCompare = (get("compare") || []).includes(get("layer"));
+  dom.compareButton.textContent = inCompare ? "− remove current layer" : "+ add current layer";
+}
+
+/** Busy, progress, status text, error, and Cancel (enabled for the contract's cancellable jobs).
+ * @param {ViewState} state */
+function syncStatus(state) {
+  const { get, dom, contract } = state;
+  const busy = !!get("busy");
+  const value = get("progress");
+  dom.root.classList.toggle("fvz-busy", busy);
+  dom.root.dataset.busy = busy ? "1" : "0";
+  dom.progress.hidden = !busy;
+  if (busy && value >= 0) dom.progress.value = value;
+  else dom.progress.removeAttribute("value");
+  dom.statusText.textContent = busy ? get("status") || "working…" : "";
+  dom.cancelButton.disabled = !(busy && contract.cancellable_jobs.includes(get("_job")));
+  const error = get("error");
+  dom.errorBox.hidden = !error;
+  dom.errorText.textContent = error || "";
+}
+
+// ---------------------------------------------------------------------------- painting
+
+/** The grid mosaic: a tile per ranked channel, its caption, the selected channel outlined.
+ * @param {ViewState} state */
+function paintGrid(state) {
+  const { get, dom, contract } = state;
+  const meta = get("_grid_meta");
+  const data = payload(state, "_grid", get("_grid"), get("_grid_meta"));
+  const width = state.layout.grid;
+  if (!hasMaps(meta) || data.length < meta.n * meta.h * meta.w) {
+    fitCanvas(dom.gridCanvas, width, 40).clearRect(0, 0, width, 40);
+    dom.gridCaption.textContent = "";
+    return;
   }
-
-  function syncStatus() {
-    const busy = !!get("busy");
-    const value = get("progress");
-    root.classList.toggle("fvz-busy", busy);
-    root.dataset.busy = busy ? "1" : "0";
-    progress.hidden = !busy;
-    if (busy && value >= 0) progress.value = value;
-    else progress.removeAttribute("value");
-    statusText.textContent = busy ? get("status") || "working…" : "";
-    cancelButton.disabled = !(busy && contract.cancellable_jobs.includes(get("_job")));
-    const error = get("error");
-    errorBox.hidden = !error;
-    errorText.textContent = error || "";
+  const scale = get("color_scale");
+  const shared = scale === contract.shared_scale;
+  const cols = meta.cols;
+  const rows = Math.ceil(meta.n / cols);
+  const tile = Math.max(8, Math.floor((width - GAP * (cols - 1)) / cols));
+  const key = `${meta.layer}|${meta.sort_by}|${meta.channels.join(",")}|${shared}|${meta.lo.join(",")}`;
+  if (!state.gridCache || state.gridCache.key !== key) {
+    state.gridCache = { canvas: bitmapCanvas(mosaic(data, meta, cols, shared)), cols, tile, n: meta.n, key };
   }
-
-  // ------------------------------------------------------------------ painting
-  function paintGrid() {
-    const meta = get("_grid_meta");
-    const data = payload("_grid", get("_grid"), get("_grid_meta"));
-    const width = layout.grid;
-    if (!meta || !meta.n || data.length < meta.n * meta.h * meta.w) {
-      fitCanvas(gridCanvas, width, 40).clearRect(0, 0, width, 40);
-      gridCaption.textContent = "";
-      return;
-    }
-    const scale = get("color_scale");
-    const shared = scale === contract.shared_scale;
-    const cols = meta.cols;
-    const rows = Math.ceil(meta.n / cols);
-    const tile = Math.max(8, Math.floor((width - GAP * (cols - 1)) / cols));
-    const key = `${meta.layer}|${meta.sort_by}|${meta.channels.join(",")}|${shared}|${meta.lo.join(",")}`;
-    if (!gridCache || gridCache.key !== key) {
-      gridCache = { canvas: bitmapCanvas(mosaic(data, meta, cols, shared)), cols, tile, n: meta.n, key };
-    }
-    gridCache.tile = tile;
-    const height = rows * (tile + LABEL_H + GAP);
-    const ctx = fitCanvas(gridCanvas, width, height);
-    ctx.clearRect(0, 0, width, height);
-    const fg = css("--fvz-fg", "#222");
-    const accent = css("--fvz-accent", "#e91e63");
-    const channel = get("channel");
-    ctx.font = `11px ${css("--fvz-font", "sans-serif")}`;
-    ctx.textBaseline = "bottom";
-    for (let i = 0; i < meta.n; i++) {
-      const x = (i % cols) * (tile + GAP);
-      const y = Math.floor(i / cols) * (tile + LABEL_H + GAP) + LABEL_H;
-      ctx.drawImage(gridCache.canvas, (i % cols) * meta.w, Math.floor(i / cols) * meta.h, meta.w, meta.h, x, y, tile, tile);
-      ctx.fillStyle = fg;
-      const label = `ch ${meta.channels[i]}  μ ${fmt(meta.means[i])}`;
-      ctx.fillText(label, x, y - 2, tile);
-      if (meta.channels[i] === channel) {
-        ctx.strokeStyle = accent;
-        ctx.lineWidth = 3;
-        ctx.strokeRect(x + 1.5, y + 1.5, tile - 3, tile - 3);
-      }
-    }
-    gridCaption.textContent = `${meta.layer}: top ${meta.n} by ${meta.sort_by}, ${meta.h}×${meta.w}, ${scale} scale`;
-    gridCanvas.dataset.channels = meta.channels.join(",");
-    stamp(gridCanvas, `${meta.layer}|${meta.sort_by}|${meta.n}|${scale}|${channel}|${meta.channels.slice(0, 4).join(",")}`);
-  }
-
-  function sideSize() {
-    const meta = get("_image_meta") || {};
-    const aspect = meta.w && meta.h ? meta.h / meta.w : 1;
-    const w = Math.max(80, Math.floor((layout.side - GAP * 2) / 2));
-    return [w, Math.round(w * aspect)];
-  }
-
-  function drawMarker(ctx, cx, cy, size) {
-    ctx.save();
-    ctx.strokeStyle = "#00e5ff";
-    ctx.lineWidth = 2.5;
-    ctx.beginPath();
-    ctx.moveTo(cx - size, cy);
-    ctx.lineTo(cx + size, cy);
-    ctx.moveTo(cx, cy - size);
-    ctx.lineTo(cx, cy + size);
-    ctx.stroke();
-    ctx.restore();
-  }
-
-  /** The selected unit (h, w) on the layer map, or its centre when none was chosen. */
-  function unitPosition() {
-    const pos = get("position") || [];
-    const meta = get("_unit_meta");
-    if (pos.length === 2) return pos;
-    if (meta && meta.h) return [Math.floor(meta.h / 2), Math.floor(meta.w / 2)];
-    return null;
-  }
-
-  function markerAt(ctx, pos, mapH, mapW, width, height) {
-    if (!pos) return;
-    drawMarker(ctx, ((pos[1] + 0.5) * width) / mapW, ((pos[0] + 0.5) * height) / mapH, Math.max(6, width / 18));
-  }
-
-  function paintInput() {
-    const [w, hgt] = sideSize();
-    const ctx = fitCanvas(inputCanvas, w, hgt);
-    ctx.clearRect(0, 0, w, hgt);
-    if (!picture) return;
-    ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(picture, 0, 0, w, hgt);
-    const meta = get("_unit_meta");
-    if (meta && meta.h) markerAt(ctx, unitPosition(), meta.h, meta.w, w, hgt);
-    stamp(inputCanvas, `${(get("_image_meta") || {}).name || ""}|${pictureToken}`);
-  }
-
-  function paintUnit() {
-    const [w, hgt] = sideSize();
-    const ctx = fitCanvas(unitCanvas, w, hgt);
-    ctx.clearRect(0, 0, w, hgt);
-    let meta = get("_unit_meta");
-    let data = payload("_unit", get("_unit"), get("_unit_meta"));
-    const channel = get("channel");
-    let source = "python";
-    if (preview && preview.channel === channel && (!meta || meta.channel !== channel)) {
-      ({ meta, data } = preview);
-      source = "preview";
-    }
-    if (!meta || !meta.n || data.length < meta.h * meta.w) return;
-    ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
-    markerAt(ctx, cursor || unitPosition(), meta.h, meta.w, w, hgt);
-    unitCaption.textContent = `Channel ${meta.channel} (μ ${fmt(meta.mean)}): click a unit`;
-    unitCanvas.dataset.source = source;
-    stamp(unitCanvas, `${meta.layer}|${meta.channel}`);
-  }
-
-  function paintOcclusion() {
-    const [w, hgt] = sideSize();
-    const bar = 14;
-    const labels = 34;
-    const width = w + GAP + bar + labels;
-    const ctx = fitCanvas(occCanvas, width, hgt);
-    ctx.clearRect(0, 0, width, hgt);
-    const meta = get("_occlusion_meta");
-    const data = payload("_occlusion", get("_occlusion"), get("_occlusion_meta"));
-    const fg = css("--fvz-fg", "#222");
-    ctx.fillStyle = css("--fvz-panel", "#f3f3f3");
-    ctx.fillRect(0, 0, w, hgt);
-    if (picture) {
-      ctx.imageSmoothingEnabled = true;
-      ctx.globalAlpha = 0.45;
-      ctx.drawImage(picture, 0, 0, w, hgt);
-      ctx.globalAlpha = 1;
-    }
-    // colour bar: 1 at the top, 0 at the bottom
-    for (let y = 0; y < hgt; y++) {
-      const c = Math.round((1 - y / Math.max(1, hgt - 1)) * 255) * 3;
-      ctx.fillStyle = `rgb(${HOT[c]},${HOT[c + 1]},${HOT[c + 2]})`;
-      ctx.fillRect(w + GAP, y, bar, 1);
-    }
+  const cache = state.gridCache;
+  cache.tile = tile;
+  const height = rows * (tile + LABEL_H + GAP);
+  const ctx = fitCanvas(dom.gridCanvas, width, height);
+  ctx.clearRect(0, 0, width, height);
+  const fg = css(state, "--fvz-fg", "#222");
+  const accent = css(state, "--fvz-accent", "#e91e63");
+  const channel = get("channel");
+  ctx.font = `11px ${css(state, "--fvz-font", "sans-serif")}`;
+  ctx.textBaseline = "bottom";
+  for (let i = 0; i < meta.n; i++) {
+    const x = (i % cols) * (tile + GAP);
+    const y = Math.floor(i / cols) * (tile + LABEL_H + GAP) + LABEL_H;
+    ctx.drawImage(cache.canvas, (i % cols) * meta.w, Math.floor(i / cols) * meta.h, meta.w, meta.h, x, y, tile, tile);
     ctx.fillStyle = fg;
-    ctx.font = `10px ${css("--fvz-font", "sans-serif")}`;
-    ctx.textBaseline = "top";
-    ctx.fillText("1", w + GAP + bar + 3, 0);
-    ctx.textBaseline = "bottom";
-    ctx.fillText("0", w + GAP + bar + 3, hgt);
-    ctx.save();
-    ctx.translate(w + GAP + bar + 14, hgt / 2);
-    ctx.rotate(Math.PI / 2);
-    ctx.textAlign = "center";
-    ctx.textBaseline = "middle";
-    ctx.fillText("|Δunit| / max", 0, -4);
-    ctx.restore();
-    if (!meta || !meta.n || data.length < meta.h * meta.w) {
-      occCaption.textContent = "Occlusion: click a unit on the channel view, or Run occlusion";
-      stamp(occCanvas, "empty");
-      return;
+    const label = `ch ${meta.channels[i]}  μ ${fmt(meta.means[i])}`;
+    ctx.fillText(label, x, y - 2, tile);
+    if (meta.channels[i] === channel) {
+      ctx.strokeStyle = accent;
+      ctx.lineWidth = 3;
+      ctx.strokeRect(x + 1.5, y + 1.5, tile - 3, tile - 3);
     }
-    const image = new ImageData(meta.w, meta.h);
-    for (let i = 0, o = 0; i < meta.w * meta.h; i++, o += 4) {
-      const v = Math.min(1, Math.max(0, dequantise(meta, 0, data[i])));
-      const c = Math.round(v * 255) * 3;
-      image.data[o] = HOT[c];
-      image.data[o + 1] = HOT[c + 1];
-      image.data[o + 2] = HOT[c + 2];
-      image.data[o + 3] = 255;
-    }
-    ctx.globalAlpha = 0.65;
+  }
+  dom.gridCaption.textContent = `${meta.layer}: top ${meta.n} by ${meta.sort_by}, ${meta.h}×${meta.w}, ${scale} scale`;
+  dom.gridCanvas.dataset.channels = meta.channels.join(",");
+  stamp(dom.gridCanvas, `${meta.layer}|${meta.sort_by}|${meta.n}|${scale}|${channel}|${meta.channels.slice(0, 4).join(",")}`);
+}
+
+/** The CSS size [w, h] of each side view: half the side panel, the input image's aspect.
+ * @param {ViewState} state @returns {[number, number]} */
+function sideSize(state) {
+  const meta = state.get("_image_meta") || {};
+  const aspect = meta.w && meta.h ? meta.h / meta.w : 1;
+  const w = Math.max(80, Math.floor((state.layout.side - GAP * 2) / 2));
+  return [w, Math.round(w * aspect)];
+}
+
+/** A cross-hair at (cx, cy); its colour is data, not chrome: the same in every theme.
+ * @param {CanvasRenderingContext2D} ctx @param {number} cx @param {number} cy @param {number} size */
+function drawMarker(ctx, cx, cy, size) {
+  ctx.save();
+  ctx.strokeStyle = "#00e5ff";
+  ctx.lineWidth = 2.5;
+  ctx.beginPath();
+  ctx.moveTo(cx - size, cy);
+  ctx.lineTo(cx + size, cy);
+  ctx.moveTo(cx, cy - size);
+  ctx.lineTo(cx, cy + size);
+  ctx.stroke();
+  ctx.restore();
+}
+
+/** The selected unit (h, w) on the layer map, or its centre when none was chosen.
+ * @param {ViewState} state @returns {number[] | null} */
+function unitPosition(state) {
+  const pos = state.get("position") || [];
+  const meta = state.get("_unit_meta");
+  if (pos.length === 2) return pos;
+  if (meta && meta.h) return [Math.floor(meta.h / 2), Math.floor(meta.w / 2)];
+  return null;
+}
+
+/** The marker at unit `pos` of a mapH x mapW map drawn over width x height.
+ * @param {CanvasRenderingContext2D} ctx @param {number[] | null} pos
+ * @param {number} mapH @param {number} mapW @param {number} width @param {number} height */
+function markerAt(ctx, pos, mapH, mapW, width, height) {
+  if (!pos) return;
+  drawMarker(ctx, ((pos[1] + 0.5) * width) / mapW, ((pos[0] + 0.5) * height) / mapH, Math.max(6, width / 18));
+}
+
+/** The input image as the model sees it, with the selected unit marked.
+ * @param {ViewState} state */
+function paintInput(state) {
+  const { get, dom } = state;
+  const [w, hgt] = sideSize(state);
+  const ctx = fitCanvas(dom.inputCanvas, w, hgt);
+  ctx.clearRect(0, 0, w, hgt);
+  if (!state.picture) return;
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(state.picture, 0, 0, w, hgt);
+  const meta = get("_unit_meta");
+  if (meta && meta.h) markerAt(ctx, unitPosition(state), meta.h, meta.w, w, hgt);
+  stamp(dom.inputCanvas, `${(get("_image_meta") || {}).name || ""}|${state.pictureToken}`);
+}
+
+/** The selected channel (Python's payload, or the grid tile's preview until it comes).
+ * @param {ViewState} state */
+function paintUnit(state) {
+  const { get, dom, preview } = state;
+  const [w, hgt] = sideSize(state);
+  const ctx = fitCanvas(dom.unitCanvas, w, hgt);
+  ctx.clearRect(0, 0, w, hgt);
+  /** @type {UnitMeta | Unset} */
+  let meta = get("_unit_meta");
+  let data = payload(state, "_unit", get("_unit"), get("_unit_meta"));
+  const channel = get("channel");
+  let source = "python";
+  if (preview && preview.channel === channel && (!meta || meta.channel !== channel)) {
+    ({ meta, data } = preview);
+    source = "preview";
+  }
+  if (!hasMaps(meta) || data.length < meta.h * meta.w) return;
+  ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
+  markerAt(ctx, state.cursor || unitPosition(state), meta.h, meta.w, w, hgt);
+  dom.unitCaption.textContent = `Channel ${meta.channel} (μ ${fmt(meta.mean)}): click a unit`;
+  dom.unitCanvas.dataset.source = source;
+  stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
+}
+
+/** The colour bar right of the occlusion map: 1 at the top, 0 at the bottom, in theme text.
+ * @param {ViewState} state @param {CanvasRenderingContext2D} ctx
+ * @param {number} x @param {number} bar @param {number} hgt */
+function paintColourBar(state, ctx, x, bar, hgt) {
+  for (let y = 0; y < hgt; y++) {
+    const c = Math.round((1 - y / Math.max(1, hgt - 1)) * 255) * 3;
+    ctx.fillStyle = `rgb(${HOT[c]},${HOT[c + 1]},${HOT[c + 2]})`;
+    ctx.fillRect(x, y, bar, 1);
+  }
+  ctx.fillStyle = css(state, "--fvz-fg", "#222");
+  ctx.font = `10px ${css(state, "--fvz-font", "sans-serif")}`;
+  ctx.textBaseline = "top";
+  ctx.fillText("1", x + bar + 3, 0);
+  ctx.textBaseline = "bottom";
+  ctx.fillText("0", x + bar + 3, hgt);
+  ctx.save();
+  ctx.translate(x + bar + 14, hgt / 2);
+  ctx.rotate(Math.PI / 2);
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.fillText("|Δunit| / max", 0, -4);
+  ctx.restore();
+}
+
+/** The occlusion overlay: the input dimmed, the sensitivity map over it, its colour bar.
+ * @param {ViewState} state */
+function paintOcclusion(state) {
+  const { get, dom } = state;
+  const [w, hgt] = sideSize(state);
+  const bar = 14;
+  const labels = 34;
+  const width = w + GAP + bar + labels;
+  const ctx = fitCanvas(dom.occCanvas, width, hgt);
+  ctx.clearRect(0, 0, width, hgt);
+  const meta = get("_occlusion_meta");
+  const data = payload(state, "_occlusion", get("_occlusion"), get("_occlusion_meta"));
+  ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
+  ctx.fillRect(0, 0, w, hgt);
+  if (state.picture) {
     ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(bitmapCanvas(image), 0, 0, w, hgt);
+    ctx.globalAlpha = 0.45;
+    ctx.drawImage(state.picture, 0, 0, w, hgt);
     ctx.globalAlpha = 1;
-    markerAt(ctx, meta.position, meta.map_size[0], meta.map_size[1], w, hgt);
-    const state = meta.complete ? "done" : meta.cancelled ? `cancelled at ${meta.done}/${meta.total}` : `${meta.done}/${meta.total}…`;
-    occCaption.textContent = `Occlusion: ${meta.layer}, ch ${meta.channel} at (${meta.position.join(", ")}) — ${state}`;
-    stamp(occCanvas, `${meta.layer}|${meta.channel}|${meta.position.join(",")}|${meta.done}/${meta.total}`);
   }
-
-  function paintStats() {
-    const stats = get("statistics") || {};
-    const rows = [
-      ["mean", fmt(stats.mean)],
-      ["std", fmt(stats.std)],
-      ["sparsity", stats.sparsity == null ? "–" : `${(stats.sparsity * 100).toFixed(1)}%`],
-      ["min", fmt(stats.min)],
-      ["max", fmt(stats.max)],
-      ["active channels", `${fmt(stats.active_channels)} / ${fmt(stats.num_channels)}`],
-      ["spatial size", Array.isArray(stats.spatial_size) ? stats.spatial_size.join(" × ") : "–"],
-    ];
-    if (stats.non_finite) rows.push(["non-finite values", fmt(stats.non_finite)]);
-    statsList.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })]));
+  paintColourBar(state, ctx, w + GAP, bar, hgt);
+  if (!hasMaps(meta) || data.length < meta.h * meta.w) {
+    dom.occCaption.textContent = "Occlusion: click a unit on the channel view, or Run occlusion";
+    stamp(dom.occCanvas, "empty");
+    return;
   }
+  ctx.globalAlpha = 0.65;
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(bitmapCanvas(hotImage(data, meta)), 0, 0, w, hgt);
+  ctx.globalAlpha = 1;
+  markerAt(ctx, meta.position, meta.map_size[0], meta.map_size[1], w, hgt);
+  const done = meta.complete ? "done" : meta.cancelled ? `cancelled at ${meta.done}/${meta.total}` : `${meta.done}/${meta.total}…`;
+  dom.occCaption.textContent = `Occlusion: ${meta.layer}, ch ${meta.channel} at (${meta.position.join(", ")}) — ${done}`;
+  stamp(dom.occCanvas, `${meta.layer}|${meta.channel}|${meta.position.join(",")}|${meta.done}/${meta.total}`);
+}
 
-  function paintChart() {
-    const all = get("compare_statistics") || {};
-    const names = (get("compare") || []).filter((n) => all[n]);
-    const current = get("layer");
-    const panels = [
-      ["mean", "Mean activation"],
-      ["std", "Std"],
-      ["sparsity", "Sparsity"],
-      ["active_channels", "Active channels"],
-    ];
-    const ns = "http://www.w3.org/2000/svg";
-    const svgEl = (tag, attrs, text) => {
-      const node = document.createElementNS(ns, tag);
-      for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-      if (text !== undefined) node.textContent = text;
-      return node;
-    };
-    chart.replaceChildren();
-    if (!names.length) return;
-    const panelW = 240; // viewBox units: the SVG scales to its grid cell
-    const panelH = 120;
-    const labelH = 56;
-    for (const [key, title] of panels) {
-      const svg = svgEl("svg", { viewBox: `0 0 ${panelW} ${panelH + labelH + 18}`, class: "fvz-bars", role: "img", "aria-label": `${title} per layer` });
-      svg.append(svgEl("text", { x: 4, y: 12, class: "fvz-bar-title" }, title));
-      const values = names.map((n) => Number(all[n][key]) || 0);
-      const max = Math.max(...values.map(Math.abs), 1e-12);
-      const step = (panelW - 24) / names.length;
-      names.forEach((name, i) => {
-        const v = values[i];
-        const barH = (Math.abs(v) / max) * (panelH - 14);
-        const x = 4 + i * step + step * 0.15;
-        const rect = svgEl("rect", { x, y: 18 + panelH - barH, width: step * 0.7, height: Math.max(barH, 0.5), class: name === current ? "fvz-bar fvz-bar-current" : "fvz-bar" });
-        rect.append(svgEl("title", {}, `${name}: ${fmt(v)}`));
-        svg.append(rect);
-        const label = svgEl("text", { x: x + step * 0.35, y: 18 + panelH + 4, class: "fvz-bar-label", transform: `rotate(45 ${x + step * 0.35} ${18 + panelH + 4})` }, name.length > 12 ? `…${name.slice(-11)}` : name);
-        label.addEventListener("click", () => save({ layer: name }));
-        svg.append(label);
-      });
-      chart.append(svg);
-    }
-  }
+/** @param {ViewState} state */
+function paintStats(state) {
+  const stats = state.get("statistics") || {};
+  const rows = [
+    ["mean", fmt(stats.mean)],
+    ["std", fmt(stats.std)],
+    ["sparsity", stats.sparsity == null ? "–" : `${(stats.sparsity * 100).toFixed(1)}%`],
+    ["min", fmt(stats.min)],
+    ["max", fmt(stats.max)],
+    ["active channels", `${fmt(stats.active_channels)} / ${fmt(stats.num_channels)}`],
+    ["spatial size", Array.isArray(stats.spatial_size) ? stats.spatial_size.join(" × ") : "–"],
+  ];
+  if (stats.non_finite) rows.push(["non-finite values", fmt(stats.non_finite)]);
+  state.dom.statsList.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })]));
+}
 
-  function paintAll() {
-    paintGrid();
-    paintInput();
-    paintUnit();
-    paintOcclusion();
-    paintChart();
-  }
-
-  async function loadPicture() {
-    const token = ++pictureToken;
-    const data = payload("_image", get("_image"), get("_image_meta"));
-    if (!data.length) {
-      picture = null;
-      return;
-    }
-    try {
-      const bitmap = await createImageBitmap(new Blob([data.slice()], { type: "image/png" }));
-      if (token !== pictureToken) return;
-      picture = bitmap;
-    } catch {
-      picture = null;
-    }
-    paintInput();
-    paintOcclusion();
-  }
-
-  // ------------------------------------------------------------------ coalesced repaints
-  // Paint functions run at most once per microtask, canvases first: they are what a person
-  // waits for. A ranking of thousands of channels is a big <select>: rebuilt after the paint.
-  const paintOrder = [paintGrid, paintUnit, paintInput, paintOcclusion, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
-  const dirty = new Set();
-  let scheduled = false;
-  let channelsTimer = 0;
-  function schedule(...parts) {
-    for (const p of parts) dirty.add(p);
-    if (scheduled) return;
-    scheduled = true;
-    queueMicrotask(() => {
-      scheduled = false;
-      const todo = new Set(dirty);
-      dirty.clear();
-      for (const paint of paintOrder) if (todo.has(paint)) paint();
-      if (todo.has(syncChannels)) {
-        clearTimeout(channelsTimer);
-        channelsTimer = setTimeout(syncChannels, 0);
-      }
+/** Bar charts of the compared layers' statistics; a click on a layer's name selects it.
+ * @param {ViewState} state */
+function paintChart(state) {
+  const { get, dom } = state;
+  const all = get("compare_statistics") || {};
+  const names = (get("compare") || []).filter((n) => all[n]);
+  const current = get("layer");
+  /** @type {[keyof Stats, string][]} */
+  const panels = [
+    ["mean", "Mean activation"],
+    ["std", "Std"],
+    ["sparsity", "Sparsity"],
+    ["active_channels", "Active channels"],
+  ];
+  dom.chart.replaceChildren();
+  if (!names.length) return;
+  const panelW = 240; // viewBox units: the SVG scales to its grid cell
+  const panelH = 120;
+  const labelH = 56;
+  for (const [key, title] of panels) {
+    const svg = svgEl("svg", { viewBox: `0 0 ${panelW} ${panelH + labelH + 18}`, class: "fvz-bars", role: "img", "aria-label": `${title} per layer` });
+    svg.append(svgEl("text", { x: 4, y: 12, class: "fvz-bar-title" }, title));
+    const values = names.map((n) => Number(all[n][key]) || 0);
+    const max = Math.max(...values.map(Math.abs), 1e-12);
+    const step = (panelW - 24) / names.length;
+    names.forEach((name, i) => {
+      const v = values[i];
+      const barH = (Math.abs(v) / max) * (panelH - 14);
+      const x = 4 + i * step + step * 0.15;
+      const rect = svgEl("rect", { x, y: 18 + panelH - barH, width: step * 0.7, height: Math.max(barH, 0.5), class: name === current ? "fvz-bar fvz-bar-current" : "fvz-bar" });
+      rect.append(svgEl("title", {}, `${name}: ${fmt(v)}`));
+      svg.append(rect);
+      const label = svgEl("text", { x: x + step * 0.35, y: 18 + panelH + 4, class: "fvz-bar-label", transform: `rotate(45 ${x + step * 0.35} ${18 + panelH + 4})` }, name.length > 12 ? `…${name.slice(-11)}` : name);
+      label.addEventListener("click", () => state.save({ layer: name }));
+      svg.append(label);
     });
+    dom.chart.append(svg);
   }
+}
 
-  // what a complete chunked payload repaints
-  const chunkedPaints = {
-    _image: () => loadPicture(),
-    _grid: () => schedule(paintGrid),
-    _unit: () => schedule(paintUnit, paintInput),
-    _occlusion: () => schedule(paintOcclusion),
-  };
-  function onCustom(content, buffers) {
-    if (!content || content.type !== pushes.chunk || !(content.name in chunkedPaints)) return;
-    const { name, id, index, count, size } = content;
-    if (index === 0) incoming[name] = { id, count, size, parts: [] };
-    const part = incoming[name];
-    if (!part || part.id !== id || index !== part.parts.length) {
-      delete incoming[name]; // a chunk went missing: ask for the payload again
-      model.send({ type: messages.resend, name });
-      return;
-    }
-    part.parts.push(bytesOf(buffers && buffers[0]));
-    if (part.parts.length < count) return;
-    delete incoming[name];
-    const data = new Uint8Array(size);
-    let at = 0;
-    for (const piece of part.parts) {
-      if (at + piece.length > size) return;
-      data.set(piece, at);
-      at += piece.length;
-    }
-    if (at !== size) return;
-    received[name] = { id, data };
-    chunkedPaints[name]();
+/** Every canvas and the chart (after a resize).
+ * @param {ViewState} state */
+function paintAll(state) {
+  paintGrid(state);
+  paintInput(state);
+  paintUnit(state);
+  paintOcclusion(state);
+  paintChart(state);
+}
+
+/** Decode the input image (`_image`, a PNG) and repaint the views drawn over it.
+ * @param {ViewState} state */
+async function loadPicture(state) {
+  const token = ++state.pictureToken;
+  const data = payload(state, "_image", state.get("_image"), state.get("_image_meta"));
+  if (!data.length) {
+    state.picture = null;
+    return;
   }
+  try {
+    const bitmap = await createImageBitmap(new Blob([data.slice()], { type: "image/png" }));
+    if (token !== state.pictureToken) return;
+    state.picture = bitmap;
+  } catch {
+    state.picture = null;
+  }
+  paintInput(state);
+  paintOcclusion(state);
+}
 
-  const listeners = {
-    "msg:custom": onCustom,
-    "change:_layers": () => schedule(syncLayers),
-    "change:all_layers": () => schedule(syncLayers),
-    "change:layer": () => schedule(syncLayers, syncSimple, paintChart),
-    "change:_order": () => schedule(syncChannels),
-    "change:sort_by": () => schedule(syncSimple),
-    "change:num_features": () => schedule(syncSimple),
-    "change:color_scale": () => schedule(syncSimple, paintGrid, paintUnit),
-    "change:channel": () => schedule(syncSimple, paintGrid, paintUnit),
-    "change:device": () => schedule(syncSimple),
-    "change:_devices": () => schedule(syncSimple),
-    "change:compare": () => schedule(syncSimple, paintChart),
-    "change:_image_meta": () => schedule(syncSimple),
-    "change:_image": () => loadPicture(),
-    "change:_grid": () => schedule(paintGrid),
-    "change:_grid_meta": () => schedule(paintGrid),
-    "change:_unit": () => schedule(paintUnit, paintInput),
-    "change:_unit_meta": () => schedule(paintUnit, paintInput),
+// Coalesced repaints: paint functions run at most once per microtask, canvases first: they are
+// what a person waits for. A ranking of thousands of channels is a big <select>: rebuilt after
+// the paint.
+/** @type {Painter[]} */
+const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
+
+/** Queue `parts` for the next coalesced repaint.
+ * @param {ViewState} state @param {...Painter} parts */
+function schedule(state, ...parts) {
+  for (const p of parts) state.dirty.add(p);
+  if (state.scheduled) return;
+  state.scheduled = true;
+  queueMicrotask(() => {
+    state.scheduled = false;
+    const todo = new Set(state.dirty);
+    state.dirty.clear();
+    if (state.closed) return;
+    for (const paint of PAINT_ORDER) if (todo.has(paint)) paint(state);
+    if (todo.has(syncChannels)) {
+      clearTimeout(state.timers.channels);
+      state.timers.channels = setTimeout(() => syncChannels(state), 0);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------- payload chunks
+
+// What a complete chunked payload repaints, by trait. Payloads larger than one message may
+// carry arrive in chunks (pushes.chunk) before their metadata, which then say `chunked`; the
+// trait itself is empty.
+/** @type {Record<string, Painter>} */
+const CHUNKED_PAINTS = {
+  _image: (state) => void loadPicture(state),
+  _grid: (state) => schedule(state, paintGrid),
+  _unit: (state) => schedule(state, paintUnit, paintInput),
+  _occlusion: (state) => schedule(state, paintOcclusion),
+};
+
+/** Whether a custom message is a chunk of a payload this view paints.
+ * @param {unknown} content @param {Pushes} pushes @returns {content is ChunkMessage} */
+function isChunk(content, pushes) {
+  if (!content || typeof content !== "object") return false;
+  const message = /** @type {Partial<ChunkMessage>} */ (content);
+  return message.type === pushes.chunk && typeof message.name === "string" && Object.hasOwn(CHUNKED_PAINTS, message.name);
+}
+
+/**
+ * A custom message from Python: add a chunk of payload `name`; once all are there, keep the
+ * assembled bytes and repaint. A chunk out of order asks for the payload again.
+ * @param {ViewState} state @param {unknown} content @param {readonly Binary[]} [buffers]
+ */
+function onCustom(state, content, buffers) {
+  const { model, messages, incoming } = state;
+  if (!isChunk(content, state.pushes)) return;
+  const { name, id, index, count, size } = content;
+  if (index === 0) incoming[name] = { id, count, size, parts: [] };
+  const part = incoming[name];
+  if (!part || part.id !== id || index !== part.parts.length) {
+    delete incoming[name]; // a chunk went missing: ask for the payload again
+    model.send({ type: messages.resend, name });
+    return;
+  }
+  part.parts.push(bytesOf(buffers && buffers[0]));
+  if (part.parts.length < count) return;
+  delete incoming[name];
+  const data = new Uint8Array(size);
+  let at = 0;
+  for (const piece of part.parts) {
+    if (at + piece.length > size) return;
+    data.set(piece, at);
+    at += piece.length;
+  }
+  if (at !== size) return;
+  state.received[name] = { id, data };
+  CHUNKED_PAINTS[name](state);
+}
+
+/** A view opened after a chunked payload was sent (a second view, a reload) asks for it again.
+ * @param {ViewState} state */
+function requestChunked(state) {
+  const { model, messages } = state;
+  for (const name of Object.keys(CHUNKED_PAINTS)) {
+    const meta = /** @type {Chunkable | undefined} */ (model.get(/** @type {keyof Model} */ (`${name}_meta`)));
+    if (meta && meta.chunked) model.send({ type: messages.resend, name });
+  }
+}
+
+/** The model's events and what each repaints (model.on / model.off).
+ * @param {ViewState} state @returns {Record<string, Listener>} */
+function modelListeners(state) {
+  /** @param {...Painter} parts */
+  const later = (...parts) => () => schedule(state, ...parts);
+  return {
+    "msg:custom": (content, buffers) => onCustom(state, content, buffers),
+    "change:_layers": later(syncLayers),
+    "change:all_layers": later(syncLayers),
+    "change:layer": later(syncLayers, syncSimple, paintChart),
+    "change:_order": later(syncChannels),
+    "change:sort_by": later(syncSimple),
+    "change:num_features": later(syncSimple),
+    "change:color_scale": later(syncSimple, paintGrid, paintUnit),
+    "change:channel": later(syncSimple, paintGrid, paintUnit),
+    "change:device": later(syncSimple),
+    "change:_devices": later(syncSimple),
+    "change:compare": later(syncSimple, paintChart),
+    "change:_image_meta": later(syncSimple),
+    "change:_image": () => void loadPicture(state),
+    "change:_grid": later(paintGrid),
+    "change:_grid_meta": later(paintGrid),
+    "change:_unit": later(paintUnit, paintInput),
+    "change:_unit_meta": later(paintUnit, paintInput),
     "change:position": () => {
-      cursor = null;
-      schedule(paintUnit, paintInput);
+      state.cursor = null;
+      schedule(state, paintUnit, paintInput);
     },
-    "change:_occlusion": () => schedule(paintOcclusion),
-    "change:_occlusion_meta": () => schedule(paintOcclusion),
-    "change:statistics": () => schedule(paintStats),
-    "change:compare_statistics": () => schedule(paintChart),
-    "change:busy": () => schedule(syncStatus),
-    "change:_job": () => schedule(syncStatus),
-    "change:progress": () => schedule(syncStatus),
-    "change:status": () => schedule(syncStatus),
-    "change:error": () => schedule(syncStatus),
+    "change:_occlusion": later(paintOcclusion),
+    "change:_occlusion_meta": later(paintOcclusion),
+    "change:statistics": later(paintStats),
+    "change:compare_statistics": later(paintChart),
+    "change:busy": later(syncStatus),
+    "change:_job": later(syncStatus),
+    "change:progress": later(syncStatus),
+    "change:status": later(syncStatus),
+    "change:error": later(syncStatus),
   };
-  for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
+}
 
-  // ------------------------------------------------------------------ controls -> model
-  filter.addEventListener("input", () => syncLayers());
-  layerSelect.addEventListener("change", () => save({ layer: layerSelect.value }));
-  allToggle.addEventListener("change", () => save({ all_layers: allToggle.checked }));
-  sortSelect.addEventListener("change", () => save({ sort_by: sortSelect.value }));
-  channelSelect.addEventListener("change", () => selectChannel(Number(channelSelect.value)));
-  scaleSelect.addEventListener("change", () => save({ color_scale: scaleSelect.value }));
-  deviceSelect.addEventListener("change", () => save({ device: deviceSelect.value }));
-  let numTimer = 0;
+// ---------------------------------------------------------------------------- controls -> model
+
+/** Dropdowns, inputs and buttons write the person's choices to the model.
+ * @param {ViewState} state */
+function wireControls(state) {
+  const { model, messages, dom, get, save } = state;
+  dom.filter.addEventListener("input", () => syncLayers(state));
+  dom.layerSelect.addEventListener("change", () => save({ layer: dom.layerSelect.value }));
+  dom.allToggle.addEventListener("change", () => save({ all_layers: dom.allToggle.checked }));
+  dom.sortSelect.addEventListener("change", () => save({ sort_by: dom.sortSelect.value }));
+  dom.channelSelect.addEventListener("change", () => selectChannel(state, Number(dom.channelSelect.value)));
+  dom.scaleSelect.addEventListener("change", () => save({ color_scale: dom.scaleSelect.value }));
+  dom.deviceSelect.addEventListener("change", () => save({ device: dom.deviceSelect.value }));
   const commitNum = () => {
-    clearTimeout(numTimer);
-    const value = Math.round(Number(numInput.value));
+    clearTimeout(state.timers.num);
+    const value = Math.round(Number(dom.numInput.value));
     if (Number.isFinite(value) && value >= 1 && value !== get("num_features")) save({ num_features: value });
   };
-  numInput.addEventListener("input", () => {
-    clearTimeout(numTimer);
-    numTimer = setTimeout(commitNum, 300);
+  dom.numInput.addEventListener("input", () => {
+    clearTimeout(state.timers.num);
+    state.timers.num = setTimeout(commitNum, 300);
   });
-  numInput.addEventListener("change", commitNum);
-  occludeButton.addEventListener("click", () => model.send({ type: messages.occlude }));
-  cancelButton.addEventListener("click", () => model.send({ type: messages.cancel }));
-  errorClose.addEventListener("click", () => save({ error: "" }));
-  compareButton.addEventListener("click", () => {
+  dom.numInput.addEventListener("change", commitNum);
+  dom.occludeButton.addEventListener("click", () => model.send({ type: messages.occlude }));
+  dom.cancelButton.addEventListener("click", () => model.send({ type: messages.cancel }));
+  dom.errorClose.addEventListener("click", () => save({ error: "" }));
+  dom.compareButton.addEventListener("click", () => {
     const names = [...(get("compare") || [])];
     const layer = get("layer");
     const at = names.indexOf(layer);
@@ -753,197 +991,275 @@ function render({ model, el }) {
     else names.push(layer);
     if (names.length) save({ compare: names });
   });
-  fileInput.addEventListener("change", async () => {
-    const file = fileInput.files && fileInput.files[0];
-    fileInput.value = "";
-    if (!file) return;
-    if (file.size > contract.max_upload_bytes) {
-      errorBox.hidden = false;
-      const mb = Math.round(contract.max_upload_bytes / 2 ** 20);
-      errorText.textContent = `${file.name} is larger than ${mb} MB; please pick a smaller image.`;
-      return;
-    }
-    // in chunks of at most contract.chunk_bytes: large messages drop some hosts' connections
-    const buffer = await file.arrayBuffer();
-    const size = buffer.byteLength;
-    const count = Math.max(1, Math.ceil(size / contract.chunk_bytes));
-    const id = `${Date.now()}-${Math.random().toString(36).slice(2)}`;
-    for (let index = 0; index < count; index++) {
-      const piece = buffer.slice(index * contract.chunk_bytes, (index + 1) * contract.chunk_bytes);
-      model.send({ type: messages.upload, name: file.name, id, index, count, size }, undefined, [piece]);
-    }
+  dom.fileInput.addEventListener("change", () => {
+    const file = dom.fileInput.files && dom.fileInput.files[0];
+    dom.fileInput.value = "";
+    if (file) void upload(state, file);
   });
-  exportButton.addEventListener("click", () => {
-    const view = exportView.value;
-    const canvas = exportCanvases[view];
-    const link = document.createElement("a");
-    link.href = canvas.toDataURL("image/png");
-    link.download = `${["featviz", get("layer"), view].filter(Boolean).join("-")}.png`.replace(/[^\w.-]+/g, "_");
-    root.append(link);
-    link.click();
-    link.remove();
+  dom.exportButton.addEventListener("click", () => exportPng(state));
+}
+
+/** Send an image file to Python in chunks of at most `contract.chunk_bytes` (large messages
+ * drop some hosts' connections), or say why not.
+ * @param {ViewState} state @param {File} file */
+async function upload(state, file) {
+  const { model, messages, contract, dom } = state;
+  if (file.size > contract.max_upload_bytes) {
+    dom.errorBox.hidden = false;
+    const mb = Math.round(contract.max_upload_bytes / 2 ** 20);
+    dom.errorText.textContent = `${file.name} is larger than ${mb} MB; please pick a smaller image.`;
+    return;
+  }
+  const buffer = await file.arrayBuffer();
+  const size = buffer.byteLength;
+  const count = Math.max(1, Math.ceil(size / contract.chunk_bytes));
+  const id = `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  for (let index = 0; index < count; index++) {
+    const piece = buffer.slice(index * contract.chunk_bytes, (index + 1) * contract.chunk_bytes);
+    model.send({ type: messages.upload, name: file.name, id, index, count, size }, undefined, [piece]);
+  }
+}
+
+/** Download the chosen export view's canvas as a PNG.
+ * @param {ViewState} state */
+function exportPng(state) {
+  const { dom } = state;
+  const view = dom.exportView.value;
+  const canvas = dom.exportCanvases[view];
+  if (!canvas) return;
+  const link = document.createElement("a");
+  link.href = canvas.toDataURL("image/png");
+  link.download = `${["featviz", state.get("layer"), view].filter(Boolean).join("-")}.png`.replace(/[^\w.-]+/g, "_");
+  dom.root.append(link);
+  link.click();
+  link.remove();
+}
+
+/** Select a channel; paint it at once from the grid tile when it is there.
+ * @param {ViewState} state @param {number} channel */
+function selectChannel(state, channel) {
+  const { get } = state;
+  const meta = get("_grid_meta");
+  const at = meta && meta.channels ? meta.channels.indexOf(channel) : -1;
+  if (at >= 0) {
+    const size = meta.h * meta.w;
+    const data = payload(state, "_grid", get("_grid"), get("_grid_meta")).slice(at * size, (at + 1) * size);
+    const one = { n: 1, h: meta.h, w: meta.w, lo: [meta.lo[at]], hi: [meta.hi[at]], layer: meta.layer, channel, mean: meta.means[at] };
+    state.preview = { channel, meta: one, data };
+  } else {
+    state.preview = null;
+  }
+  state.save({ channel });
+}
+
+// ---------------------------------------------------------------------------- pointer and keys
+
+/**
+ * @template H
+ * Hover shows `describe(hit)` in the tooltip; a click on a hit calls `select(hit)`.
+ * @param {ViewState} state @param {HTMLCanvasElement} canvas
+ * @param {(event: MouseEvent) => H | null} hitTest @param {(hit: H) => string} describe
+ * @param {(hit: H) => void} select
+ */
+function pointer(state, canvas, hitTest, describe, select) {
+  const { tooltip } = state.dom;
+  canvas.addEventListener("mousemove", (event) => {
+    const hit = hitTest(event);
+    if (hit) showTooltip(state, event, describe(hit));
+    else tooltip.hidden = true;
   });
+  canvas.addEventListener("mouseleave", () => (tooltip.hidden = true));
+  canvas.addEventListener("click", (event) => {
+    const hit = hitTest(event);
+    if (hit) select(hit);
+  });
+}
 
-  /** Select a channel; paint it at once from the grid tile when it is there. */
-  function selectChannel(channel) {
+/** @param {ViewState} state @param {MouseEvent} event @param {string} text */
+function showTooltip(state, event, text) {
+  const { root, tooltip } = state.dom;
+  const box = root.getBoundingClientRect();
+  tooltip.hidden = false;
+  tooltip.textContent = text;
+  tooltip.style.left = `${event.clientX - box.left + 12}px`;
+  tooltip.style.top = `${event.clientY - box.top + 12}px`;
+}
+
+/** The grid tile and map position under the pointer, with its value.
+ * @param {ViewState} state @param {MouseEvent} event */
+function gridHit(state, event) {
+  const { get, gridCache } = state;
+  const meta = get("_grid_meta");
+  if (!hasMaps(meta) || !gridCache) return null;
+  const rect = state.dom.gridCanvas.getBoundingClientRect();
+  const x = event.clientX - rect.left;
+  const y = event.clientY - rect.top;
+  const tile = gridCache.tile;
+  const col = Math.floor(x / (tile + GAP));
+  const row = Math.floor(y / (tile + LABEL_H + GAP));
+  const tx = x - col * (tile + GAP);
+  const ty = y - row * (tile + LABEL_H + GAP) - LABEL_H;
+  const i = row * gridCache.cols + col;
+  if (col >= gridCache.cols || i >= meta.n || tx < 0 || tx >= tile || ty < 0 || ty >= tile) return null;
+  const mx = Math.min(meta.w - 1, Math.floor((tx / tile) * meta.w));
+  const my = Math.min(meta.h - 1, Math.floor((ty / tile) * meta.h));
+  const q = payload(state, "_grid", get("_grid"), get("_grid_meta"))[i * meta.h * meta.w + my * meta.w + mx];
+  return { i, channel: meta.channels[i], mx, my, value: dequantise(meta, i, q) };
+}
+
+/** The unit under the pointer on the channel view, with its value.
+ * @param {ViewState} state @param {MouseEvent} event */
+function unitHit(state, event) {
+  const { get } = state;
+  const meta = get("_unit_meta");
+  if (!hasMaps(meta)) return null;
+  const rect = state.dom.unitCanvas.getBoundingClientRect();
+  const mx = Math.floor(((event.clientX - rect.left) / rect.width) * meta.w);
+  const my = Math.floor(((event.clientY - rect.top) / rect.height) * meta.h);
+  if (mx < 0 || my < 0 || mx >= meta.w || my >= meta.h) return null;
+  const q = payload(state, "_unit", get("_unit"), get("_unit_meta"))[my * meta.w + mx];
+  return { pos: [my, mx], value: dequantise(meta, 0, q) };
+}
+
+/** Select unit `pos` (which starts occlusion in Python); the selected one again: run it again.
+ * @param {ViewState} state @param {number[]} pos */
+function selectUnit(state, pos) {
+  const { model, messages } = state;
+  const current = state.get("position") || [];
+  if (current.length === 2 && current[0] === pos[0] && current[1] === pos[1]) model.send({ type: messages.occlude });
+  else state.save({ position: pos });
+}
+
+/** Grid: hover shows the value, click / arrows select a channel. Channel view: hover shows the
+ * value, click / Enter selects the unit (runs occlusion), arrows move the cursor.
+ * @param {ViewState} state */
+function wirePointer(state) {
+  const { get, dom } = state;
+  pointer(state, dom.gridCanvas, (event) => gridHit(state, event), (hit) => `ch ${hit.channel} (${hit.my}, ${hit.mx}): ${fmt(hit.value)}`, (hit) => selectChannel(state, hit.channel));
+  dom.gridCanvas.addEventListener("keydown", (event) => {
     const meta = get("_grid_meta");
-    const at = meta && meta.channels ? meta.channels.indexOf(channel) : -1;
-    if (at >= 0) {
-      const size = meta.h * meta.w;
-      const data = payload("_grid", get("_grid"), get("_grid_meta")).slice(at * size, (at + 1) * size);
-      const one = { n: 1, h: meta.h, w: meta.w, lo: [meta.lo[at]], hi: [meta.hi[at]], layer: meta.layer, channel, mean: meta.means[at] };
-      preview = { channel, meta: one, data };
-    } else {
-      preview = null;
-    }
-    save({ channel });
-  }
-
-  /** Hover shows `describe(hit)` in the tooltip; a click on a hit calls `select(hit)`. */
-  function pointer(canvas, hitTest, describe, select) {
-    canvas.addEventListener("mousemove", (event) => {
-      const hit = hitTest(event);
-      if (hit) showTooltip(event, describe(hit));
-      else tooltip.hidden = true;
-    });
-    canvas.addEventListener("mouseleave", () => (tooltip.hidden = true));
-    canvas.addEventListener("click", (event) => {
-      const hit = hitTest(event);
-      if (hit) select(hit);
-    });
-  }
-
-  // grid: hover shows the value, click / arrows select a channel
-  function gridHit(event) {
-    const meta = get("_grid_meta");
-    if (!meta || !meta.n || !gridCache) return null;
-    const rect = gridCanvas.getBoundingClientRect();
-    const x = event.clientX - rect.left;
-    const y = event.clientY - rect.top;
-    const tile = gridCache.tile;
-    const col = Math.floor(x / (tile + GAP));
-    const row = Math.floor(y / (tile + LABEL_H + GAP));
-    const tx = x - col * (tile + GAP);
-    const ty = y - row * (tile + LABEL_H + GAP) - LABEL_H;
-    const i = row * gridCache.cols + col;
-    if (col >= gridCache.cols || i >= meta.n || tx < 0 || tx >= tile || ty < 0 || ty >= tile) return null;
-    const mx = Math.min(meta.w - 1, Math.floor((tx / tile) * meta.w));
-    const my = Math.min(meta.h - 1, Math.floor((ty / tile) * meta.h));
-    const q = payload("_grid", get("_grid"), get("_grid_meta"))[i * meta.h * meta.w + my * meta.w + mx];
-    return { i, channel: meta.channels[i], mx, my, value: dequantise(meta, i, q) };
-  }
-
-  function showTooltip(event, text) {
-    const box = root.getBoundingClientRect();
-    tooltip.hidden = false;
-    tooltip.textContent = text;
-    tooltip.style.left = `${event.clientX - box.left + 12}px`;
-    tooltip.style.top = `${event.clientY - box.top + 12}px`;
-  }
-
-  pointer(gridCanvas, gridHit, (hit) => `ch ${hit.channel} (${hit.my}, ${hit.mx}): ${fmt(hit.value)}`, (hit) => selectChannel(hit.channel));
-  gridCanvas.addEventListener("keydown", (event) => {
-    const meta = get("_grid_meta");
-    if (!meta || !meta.n || !gridCache) return;
-    const step = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -gridCache.cols, ArrowDown: gridCache.cols }[event.key];
+    const cache = state.gridCache;
+    if (!hasMaps(meta) || !cache) return;
+    /** @type {Record<string, number>} */
+    const steps = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -cache.cols, ArrowDown: cache.cols };
+    const step = steps[event.key];
     if (step === undefined) return;
     event.preventDefault();
     const at = Math.max(0, meta.channels.indexOf(get("channel")));
     const next = Math.min(meta.n - 1, Math.max(0, at + step));
-    selectChannel(meta.channels[next]);
+    selectChannel(state, meta.channels[next]);
   });
 
-  // channel view: hover shows the value, click / Enter selects the unit (runs occlusion)
-  function unitHit(event) {
+  pointer(state, dom.unitCanvas, (event) => unitHit(state, event), (hit) => `ch ${get("channel")} (${hit.pos[0]}, ${hit.pos[1]}): ${fmt(hit.value)}`, (hit) => selectUnit(state, hit.pos));
+  dom.unitCanvas.addEventListener("keydown", (event) => {
     const meta = get("_unit_meta");
-    if (!meta || !meta.n) return null;
-    const rect = unitCanvas.getBoundingClientRect();
-    const mx = Math.floor(((event.clientX - rect.left) / rect.width) * meta.w);
-    const my = Math.floor(((event.clientY - rect.top) / rect.height) * meta.h);
-    if (mx < 0 || my < 0 || mx >= meta.w || my >= meta.h) return null;
-    const q = payload("_unit", get("_unit"), get("_unit_meta"))[my * meta.w + mx];
-    return { pos: [my, mx], value: dequantise(meta, 0, q) };
-  }
-
-  function selectUnit(pos) {
-    const current = get("position") || [];
-    if (current.length === 2 && current[0] === pos[0] && current[1] === pos[1]) model.send({ type: messages.occlude });
-    else save({ position: pos });
-  }
-
-  pointer(unitCanvas, unitHit, (hit) => `ch ${get("channel")} (${hit.pos[0]}, ${hit.pos[1]}): ${fmt(hit.value)}`, (hit) => selectUnit(hit.pos));
-  unitCanvas.addEventListener("keydown", (event) => {
-    const meta = get("_unit_meta");
-    if (!meta || !meta.n) return;
+    if (!hasMaps(meta)) return;
+    const at = state.cursor || unitPosition(state);
+    if (!at) return;
     if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
-      selectUnit(cursor || unitPosition());
+      selectUnit(state, at);
       return;
     }
-    const move = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] }[event.key];
+    /** @type {Record<string, number[]>} */
+    const moves = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
+    const move = moves[event.key];
     if (!move) return;
     event.preventDefault();
-    const [y, x] = cursor || unitPosition();
-    cursor = [Math.min(meta.h - 1, Math.max(0, y + move[0])), Math.min(meta.w - 1, Math.max(0, x + move[1]))];
-    paintUnit();
+    const [y, x] = at;
+    state.cursor = [Math.min(meta.h - 1, Math.max(0, y + move[0])), Math.min(meta.w - 1, Math.max(0, x + move[1]))];
+    paintUnit(state);
   });
+}
 
-  // ------------------------------------------------------------------ size
-  function measure() {
-    const width = root.clientWidth;
-    if (!width) return false;
-    const wide = width >= 720;
-    const grid = wide ? Math.floor(width * 0.5) - 16 : width - 16;
-    const side = wide ? width - grid - 40 : width - 16;
-    const changed = grid !== layout.grid || side !== layout.side;
-    layout = { grid, side };
-    root.classList.toggle("fvz-narrow", !wide);
-    return changed;
-  }
+// ---------------------------------------------------------------------------- size and theme
+
+/** The panels' widths from the view's width; whether they changed.
+ * @param {ViewState} state */
+function measure(state) {
+  const { root } = state.dom;
+  const width = root.clientWidth;
+  if (!width) return false;
+  const wide = width >= 720;
+  const grid = wide ? Math.floor(width * 0.5) - 16 : width - 16;
+  const side = wide ? width - grid - 40 : width - 16;
+  const changed = grid !== state.layout.grid || side !== state.layout.side;
+  state.layout = { grid, side };
+  root.classList.toggle("fvz-narrow", !wide);
+  return changed;
+}
+
+/** Repaint at the new size when the view is resized; returns the cleanup.
+ * @param {ViewState} state */
+function watchSize(state) {
   const observer = new ResizeObserver(() => {
-    if (measure()) paintAll();
+    if (measure(state)) paintAll(state);
   });
-  observer.observe(root);
+  observer.observe(state.dom.root);
+  return () => observer.disconnect();
+}
 
-  // ------------------------------------------------------------------ theme
-  // Canvas text and marks take the theme's colours when they are painted: repaint them when the
-  // host changes theme (JupyterLab's body data attributes, VS Code's body classes, the OS).
-  const themeKey = () => ["--fvz-fg", "--fvz-panel", "--fvz-accent", "--fvz-font"].map((v) => css(v, "")).join("|");
-  let painted = themeKey();
+/** The theme colours canvases are painted with.
+ * @param {ViewState} state */
+function themeKey(state) {
+  return ["--fvz-fg", "--fvz-panel", "--fvz-accent", "--fvz-font"].map((v) => css(state, v, "")).join("|");
+}
+
+/**
+ * Canvas text and marks take the theme's colours when they are painted: repaint them when the
+ * host changes theme (JupyterLab's body data attributes, VS Code's body classes, the OS).
+ * Returns the cleanup.
+ * @param {ViewState} state
+ */
+function watchTheme(state) {
+  state.theme = themeKey(state);
   const onTheme = () => {
-    const key = themeKey();
-    if (key === painted) return;
-    painted = key;
-    schedule(paintGrid, paintOcclusion);
+    const key = themeKey(state);
+    if (key === state.theme) return;
+    state.theme = key;
+    schedule(state, paintGrid, paintOcclusion);
   };
-  const themeObserver = new MutationObserver(onTheme);
-  themeObserver.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-name", "data-jp-theme-light"] });
+  const observer = new MutationObserver(onTheme);
+  observer.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-name", "data-jp-theme-light"] });
   const darkScheme = window.matchMedia("(prefers-color-scheme: dark)");
   darkScheme.addEventListener("change", onTheme);
-
-  // a view opened after a chunked payload was sent (a second view, a reload) asks for it again
-  for (const name of Object.keys(chunkedPaints)) {
-    const meta = model.get(`${name}_meta`);
-    if (meta && meta.chunked) model.send({ type: messages.resend, name });
-  }
-
-  measure();
-  syncLayers();
-  syncChannels();
-  syncSimple();
-  syncStatus();
-  paintStats();
-  paintAll();
-  loadPicture();
-
   return () => {
     observer.disconnect();
-    themeObserver.disconnect();
     darkScheme.removeEventListener("change", onTheme);
-    clearTimeout(numTimer);
-    clearTimeout(channelsTimer);
+  };
+}
+
+// ---------------------------------------------------------------------------- render
+
+/** @param {{ model: AnyModel, el: HTMLElement }} ctx */
+function render({ model, el }) {
+  const state = createState(model, buildDom(model.get("_contract")));
+  el.append(state.dom.root);
+  const listeners = modelListeners(state);
+  for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
+  wireControls(state);
+  wirePointer(state);
+  const stopSize = watchSize(state);
+  const stopTheme = watchTheme(state);
+  requestChunked(state);
+
+  measure(state);
+  syncLayers(state);
+  syncChannels(state);
+  syncSimple(state);
+  syncStatus(state);
+  paintStats(state);
+  paintAll(state);
+  void loadPicture(state);
+
+  return () => {
+    state.closed = true;
+    stopSize();
+    stopTheme();
+    clearTimeout(state.timers.num);
+    clearTimeout(state.timers.channels);
     for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
-    root.remove();
+    state.dom.root.remove();
   };
 }
 

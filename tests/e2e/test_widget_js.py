@@ -227,14 +227,17 @@ GRID_PIXELS = """() => {
 }"""
 
 # Deliver the grid's bytes again as `kind` (a view at an offset into a larger buffer, as hosts
-# hand them over): first as the `_grid` trait, then as three pushes.chunk custom messages.
+# hand them over, or a bare ArrayBuffer): first as the `_grid` trait, then as three pushes.chunk
+# custom messages.
 DELIVER = """([kind, how]) => {
   const meta = model.get("_grid_meta");
   const grid = model.get("_grid");
-  const bytes = new Uint8Array(grid.buffer, grid.byteOffset, grid.byteLength).slice();
+  const bytes = grid instanceof ArrayBuffer ? new Uint8Array(grid.slice(0))
+    : new Uint8Array(grid.buffer, grid.byteOffset, grid.byteLength).slice();
   const wrap = (piece) => {
     const big = new Uint8Array(piece.length + 7);
     big.set(piece, 3);
+    if (kind === "ArrayBuffer") return big.buffer.slice(3, 3 + piece.length);
     return kind === "DataView" ? new DataView(big.buffer, 3, piece.length)
       : new Uint8Array(big.buffer, 3, piece.length);
   };
@@ -260,8 +263,8 @@ DELIVER = """([kind, how]) => {
 }"""
 
 
-@pytest.mark.parametrize("kind", ["DataView", "Uint8Array"])
-def test_grid_bytes_as_dataview_or_uint8array_paint_the_same_pixels(view, kind):
+@pytest.mark.parametrize("kind", ["DataView", "Uint8Array", "ArrayBuffer"])
+def test_grid_bytes_as_dataview_uint8array_or_arraybuffer_paint_the_same_pixels(view, kind):
     before = view.evaluate(GRID_PIXELS)
     for how in ("trait", "chunks"):
         view.evaluate(DELIVER, [kind, how])
