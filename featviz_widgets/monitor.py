@@ -23,27 +23,25 @@ __all__ = ["STATISTICS", "FeatureMonitor"]
 STATISTICS = ("mean", "std", "sparsity", "max", "min", "active_channels")
 
 
-def _clone(tensor: torch.Tensor | None) -> torch.Tensor | None:
-    return None if tensor is None else tensor.clone()
-
-
 class _Ring:
     """`history` records of one layer: statistics (and histograms) on the layer's device, steps
     on the host; slot `count % history` is written next."""
 
-    def __init__(self, history: int, device: torch.device, bins: int | None) -> None:
-        dtype = torch.float32 if device.type == "mps" else torch.float64
+    def __init__(self, history: int, device: torch.device | str, bins: int | None) -> None:
+        dtype = torch.float32 if torch.device(device).type == "mps" else torch.float64
         self.stats = torch.zeros(history, len(STATISTICS), dtype=dtype, device=device)
         self.hist = None if bins is None else torch.zeros(history, bins, device=device)
         self.steps = np.zeros(history, dtype=np.int64)
         self.count = 0
 
-    def order(self) -> np.ndarray:
-        """Slot indices, oldest record first."""
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor | None]:
+        """Slot indices oldest first, and copies of steps, statistics and histograms."""
         size = len(self.steps)
-        if self.count <= size:
-            return np.arange(self.count)
-        return (np.arange(size) + self.count) % size
+        order = (
+            np.arange(self.count) if self.count <= size else (np.arange(size) + self.count) % size
+        )
+        hist = None if self.hist is None else self.hist.clone()
+        return order, self.steps.copy(), self.stats.clone(), hist
 
 
 class FeatureMonitor:
@@ -132,7 +130,7 @@ class FeatureMonitor:
         return self
 
     def detach(self) -> None:
-        """Remove every hook; recorded history stays readable. Idempotent."""
+        """Remove every hook (and stop the live view); history stays readable. Idempotent."""
         try:
             for handle in self._handles + self._tracker_handles:
                 handle.remove()
@@ -206,13 +204,11 @@ class FeatureMonitor:
             output[:1], layer_name=name, layout=layout, geometry=geometry, batch_size=1, input_hw=hw
         )
         self.layouts[name] = fmt
-        if fmt is Format.TOKENS:
-            prefix = _token_grid(output.shape[1], geometry, hw)[0]
-            self._views[name] = (prefix, (0, 1))
-        elif fmt is Format.NHWC:
-            self._views[name] = (0, (0, 1, 2))
-        else:  # NCHW, unknown (read channels first), pooled (B, C)
-            self._views[name] = (0, (0, 2, 3) if output.ndim == 4 else (0,))
+        if fmt is Format.TOKENS:  # (B, N, C): prefix tokens left out, as `to_nchw` does
+            self._views[name] = (_token_grid(output.shape[1], geometry, hw)[0], (0, 1))
+        else:  # NHWC; NCHW or unknown (read channels first); pooled (B, C)
+            dims = (0, 1, 2) if fmt is Format.NHWC else (0, 2, 3) if output.ndim == 4 else (0,)
+            self._views[name] = (0, dims)
 
     @torch.no_grad()
     def _summarise(self, name: str, x: torch.Tensor) -> None:
@@ -225,10 +221,10 @@ class FeatureMonitor:
             ring = self._rings[name] = _Ring(self.size, x.device, self.bins)
         acc = ring.stats.dtype
         n = x.numel()
-        per_channel = x.sum(dim=dims, dtype=None if x.is_floating_point() else torch.float32)
-        per_channel = per_channel.to(acc)
+        wide = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else None  # no overflow
+        per_channel = x.sum(dim=dims, dtype=wide).to(acc)
         total = per_channel.sum()
-        squares = torch.linalg.vector_norm(x).to(acc).square()
+        squares = torch.linalg.vector_norm(x, dtype=wide).to(acc).square()
         mean = total / n
         var = (squares - total * mean) / max(n - 1, 1)
         low, high = torch.aminmax(x)
@@ -252,39 +248,18 @@ class FeatureMonitor:
         arrays of the records kept, oldest first; with `histogram`, "histogram" (records, bins)
         and "bin_edges" (bins + 1). Reading copies from the device (one sync per layer)."""
         with self._lock:  # copies on the device: the hook never waits on a transfer
-            kept = {
-                name: (ring.order(), ring.steps.copy(), ring.stats.clone(), _clone(ring.hist))
-                for name, ring in self._rings.items()
-            }
+            kept = {name: ring.snapshot() for name, ring in self._rings.items()}
         found = {}
         for name in self.layers:
-            if name not in kept:
-                found[name] = self._empty()
-                continue
-            order, steps, stats, hist = kept[name]
+            order, steps, stats, hist = kept.get(name) or _Ring(0, "cpu", self.bins).snapshot()
             stats = stats.cpu().numpy().astype(np.float64)[order]
-            entry = {"step": steps[order]}
-            for k, key in enumerate(STATISTICS):
-                entry[key] = stats[:, k]
+            entry = {"step": steps[order], **{k: stats[:, i] for i, k in enumerate(STATISTICS)}}
             entry["active_channels"] = entry["active_channels"].astype(np.int64)
             if hist is not None:
                 entry["histogram"] = hist.cpu().numpy()[order]
                 entry["bin_edges"] = np.linspace(*self.range, self.bins + 1)
             found[name] = entry
         return found
-
-    def _empty(self) -> dict[str, np.ndarray]:
-        entry = {"step": np.zeros(0, np.int64)}
-        entry.update({key: np.zeros(0) for key in STATISTICS})
-        entry["active_channels"] = np.zeros(0, np.int64)
-        if self.bins is not None:
-            entry["histogram"] = np.zeros((0, self.bins), np.float32)
-            entry["bin_edges"] = np.linspace(*self.range, self.bins + 1)
-        return entry
-
-    def to_dict(self) -> dict[str, dict[str, np.ndarray]]:
-        """`history` (a fresh copy): plain dicts of numpy arrays."""
-        return self.history
 
     def save(self, path: str | os.PathLike) -> None:
         """Write `history` to an .npz file, arrays keyed "layer/statistic"; see `load`."""

@@ -177,10 +177,11 @@ def test_monitor_consumes_no_rng_and_leaves_training_bit_identical():
     assert all(torch.equal(a, b) for a, b in zip(params, plain_params))
 
 
-def test_the_hook_never_syncs_with_the_host(monkeypatch):
-    model = SmallCNN().train()
+def test_the_hook_never_syncs_with_the_host(monkeypatch, device):
+    model = SmallCNN().train().to(device)
     monitor = FeatureMonitor(model, ["act", "conv2"], every=1, histogram=True).attach()
-    model(batch())  # the first forward decides layouts, which may read values
+    model(batch().to(device))  # the first forward decides layouts, which may read values
+    inputs = [batch(seed=seed).to(device) for seed in range(3)]
 
     def refuse(*_, **__):
         raise AssertionError("host sync in the hook")
@@ -188,10 +189,17 @@ def test_the_hook_never_syncs_with_the_host(monkeypatch):
     with monkeypatch.context() as patch:
         for method in ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__"):
             patch.setattr(torch.Tensor, method, refuse)
-        for seed in range(3):
-            model(batch(seed=seed))
+        if device == "cuda":  # and CUDA itself refuses any synchronising operation
+            torch.cuda.set_sync_debug_mode("error")
+        try:
+            for x in inputs:
+                model(x)
+        finally:
+            if device == "cuda":
+                torch.cuda.set_sync_debug_mode("default")
     monitor.detach()
     assert monitor.history["act"]["step"].tolist() == [0, 1, 2, 3]
+    assert monitor._rings["act"].stats.device.type == device  # kept on the model's device
 
 
 # ------------------------------------------------------------------ hooks and errors
@@ -274,7 +282,7 @@ def test_history_saves_and_loads(tmp_path):
     path = tmp_path / "history.npz"
     monitor.save(path)
     loaded = FeatureMonitor.load(path)
-    original = monitor.to_dict()
+    original = monitor.history
     assert set(loaded) == {"act", "conv2"}
     for layer, entry in original.items():
         assert set(loaded[layer]) == set(entry) >= {"step", *STATISTICS, "histogram"}
