@@ -5,11 +5,13 @@ from ._layout import LayoutError, LayoutWarning
 from ._occlusion import OcclusionCancelled, OcclusionResult
 from ._samples import sample_image
 from ._stats import NonFiniteActivationWarning
+from .monitor import FeatureMonitor
 from .visualizer import FeatureVisualizer, LayerInfo
 from .widget import FeatureExplorer
 
 __all__ = [
     "FeatureExplorer",
+    "FeatureMonitor",
     "FeatureVisualizer",
     "LayerInfo",
     "LayerNotFoundError",

@@ -24,8 +24,8 @@ from typing import Any
 
 __all__ = ["DemoError", "DemoRun", "copy_notebook", "execute_notebook", "main"]
 
-NOTEBOOK = "quickstart.ipynb"
-EXECUTED = "quickstart.executed.ipynb"
+NOTEBOOK = "01-quickstart.ipynb"
+EXECUTED = "01-quickstart.executed.ipynb"
 DEFAULT_DIR = "featviz-demo"
 # Files the quickstart notebook saves with `explorer.save_png` (checked by --execute).
 SAVED_PNGS = ("featviz-grid.png", "featviz-channel.png")
