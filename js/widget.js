@@ -31,7 +31,7 @@
  *   spatial_size?: number[], non_finite?: number }} Stats
  * @typedef {{ sort_modes: string[], color_scales: string[], shared_scale: string,
  *   export_views: string[], max_feature_maps: number, max_upload_bytes: number,
- *   chunk_bytes: number, messages: Messages, pushes: Pushes,
+ *   chunk_bytes: number, upload_data_key: string, messages: Messages, pushes: Pushes,
  *   cancellable_jobs: string[] }} Contract
  * @typedef {{ occlude: string, cancel: string, upload: string, resend: string }} Messages
  * @typedef {{ chunk: string }} Pushes
@@ -1012,12 +1012,34 @@ async function upload(state, file) {
   }
   const buffer = await file.arrayBuffer();
   const size = buffer.byteLength;
-  const count = Math.max(1, Math.ceil(size / contract.chunk_bytes));
+  const asText = jsonOnlyHost();
+  // base64 text is 4/3 of its bytes: smaller pieces keep each message within the bound.
+  const step = asText ? Math.floor((contract.chunk_bytes * 3) / 4) : contract.chunk_bytes;
+  const count = Math.max(1, Math.ceil(size / step));
   const id = `${Date.now()}-${Math.random().toString(36).slice(2)}`;
   for (let index = 0; index < count; index++) {
-    const piece = buffer.slice(index * contract.chunk_bytes, (index + 1) * contract.chunk_bytes);
-    model.send({ type: messages.upload, name: file.name, id, index, count, size }, undefined, [piece]);
+    const piece = buffer.slice(index * step, (index + 1) * step);
+    const message = { type: messages.upload, name: file.name, id, index, count, size };
+    if (asText) model.send({ ...message, [contract.upload_data_key]: base64(piece) });
+    else model.send(message, undefined, [piece]);
   }
+}
+
+/** Whether the host carries front-end messages as JSON only (Colab drops binary buffers). */
+function jsonOnlyHost() {
+  const host = /** @type {{ google?: { colab?: unknown } }} */ (globalThis);
+  return Boolean(host.google && host.google.colab);
+}
+
+/** Bytes as base64 text.
+ * @param {ArrayBuffer} bytes */
+function base64(bytes) {
+  const view = new Uint8Array(bytes);
+  let binary = "";
+  for (let start = 0; start < view.length; start += 0x8000) {
+    binary += String.fromCharCode(...view.subarray(start, start + 0x8000));
+  }
+  return btoa(binary);
 }
 
 /** Download the chosen export view's canvas as a PNG.

@@ -221,6 +221,32 @@ def test_upload_is_sent_in_chunks_of_the_contract_size(view, tmp_path):
     ]
 
 
+def test_upload_on_a_json_only_host_sends_base64_text(view, tmp_path):
+    """Colab carries front-end messages as JSON: the bytes travel as base64 in the contract's
+    upload data key, in pieces whose text stays within the chunk size."""
+    picture = tmp_path / "photo.png"
+    data = b"\x89PNG fake bytes"
+    picture.write_bytes(data)
+    view.evaluate(
+        "() => { window.google = { colab: {} }; model.get('_contract').chunk_bytes = 8; }"
+    )
+    try:
+        view.locator("input.fvz-file").set_input_files(str(picture))
+        view.wait_for_function("() => window.sent.length === 3")
+        sent = view.evaluate("() => window.sent")
+    finally:
+        view.evaluate("() => { delete window.google; }")
+    key = view.evaluate("() => model.get('_contract').upload_data_key")
+    assert [sizes for _, sizes in sent] == [[], [], []]
+    pieces = [base64.b64decode(message.pop(key)) for message, _ in sent]
+    assert pieces == [data[0:6], data[6:12], data[12:15]]
+    assert len({message.pop("id") for message, _ in sent}) == 1
+    assert [message for message, _ in sent] == [
+        {"type": "upload", "name": "photo.png", "index": i, "count": 3, "size": 15}
+        for i in range(3)
+    ]
+
+
 GRID_PIXELS = """() => {
   const c = document.querySelector("canvas.fvz-grid");
   return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data).join(",");
