@@ -327,7 +327,11 @@ def test_two_gloo_ranks_give_the_one_process_result(scanned, folder, tmp_path):
     import torch.multiprocessing as mp
 
     init = f"file://{tmp_path / 'rendezvous'}"
-    mp.spawn(_rank, args=(2, init, str(folder), str(tmp_path / "out")), nprocs=2)
+    # Forked: the ranks start with everything imported (spawned ones re-import torch and timm,
+    # most of this test's time on a busy machine); torch gives forked children one thread.
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    args = (2, init, str(folder), str(tmp_path / "out"))
+    mp.start_processes(_rank, args=args, nprocs=2, start_method=method)
     for rank in range(2):
         merged = DatasetExamples.load(tmp_path / f"out.{rank}")
         assert merged.sources == scanned.sources and merged.skipped == scanned.skipped
