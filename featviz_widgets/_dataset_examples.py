@@ -415,6 +415,7 @@ def scan_dataset(
         sizes = [0] * len(mine)
     images_done = sum(sizes[: scan.done])
     description = f"dataset examples {', '.join(layers)}"
+    folding = False
     try:
         with (
             progress_bar(
@@ -431,15 +432,18 @@ def scan_dataset(
                 else iter(())
             )
             for batch in stream:
+                folding = True  # a failure in here may leave the state half-updated
                 _fold(viz, layers, k, scan, batch, source)
                 scan.done += 1
+                folding = False
                 images_done += len(batch.indices) + len(batch.skipped)
                 advance_to(images_done)
                 if scan.done % save_every == 0:
                     save()
     except BaseException:
         try:
-            save()  # the last finished batch: a restart continues after it
+            if not folding:  # else the last periodic save stands
+                save()  # the last finished batch: a restart continues after it
         except Exception as exc:  # never hide the interruption behind a failed save
             warnings.warn(f"could not write the scan's cache: {exc}", stacklevel=2)
         raise
