@@ -346,7 +346,7 @@ def test_two_gloo_ranks_give_the_one_process_result(scanned, folder, tmp_path):
 def test_a_failure_inside_a_batch_keeps_the_last_whole_state(viz, tmp_path):
     tensors = list(viz.prepare([scene(64, 64, seed=s) for s in range(12)]))
     reference = viz.dataset_examples(tensors, ["layer3"], k=3, batch_size=4, progress=False)
-    broken = [*tensors[:9], torch.zeros(3, 32, 32), *tensors[10:]]  # batch 2 fails to fold
+    broken = [*tensors[:8], *torch.zeros(4, 3, 32, 32)]  # batch 2 (images 8-11) fails to fold
     cache = tmp_path / "scan.pt"
     with pytest.raises(ValueError, match="one input size"):
         viz.dataset_examples(broken, ["layer3"], k=3, batch_size=4, cache=cache, save_every=1)
