@@ -1,6 +1,7 @@
 """featviz_widgets: see what a vision network computes, in a notebook."""
 
 from ._capture import LayerNotFoundError
+from ._dataset_examples import DatasetExamples
 from ._layout import LayoutError, LayoutWarning
 from ._occlusion import OcclusionCancelled, OcclusionResult
 from ._samples import sample_image
@@ -10,6 +11,7 @@ from .visualizer import FeatureVisualizer, LayerInfo
 from .widget import FeatureExplorer
 
 __all__ = [
+    "DatasetExamples",
     "FeatureExplorer",
     "FeatureMonitor",
     "FeatureVisualizer",

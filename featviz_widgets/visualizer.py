@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
+from ._dataset_examples import DatasetExamples, scan_dataset
 from ._features import FeatureStore
 from ._incremental import IncrementalPlan, build_plan
 from ._inputs import ImageInput, Preprocessor
@@ -44,7 +45,7 @@ from ._stats import (
 )
 from ._validate import check_channel, check_index, check_patch, check_position
 
-__all__ = ["FeatureVisualizer", "LayerInfo"]
+__all__ = ["DatasetExamples", "FeatureVisualizer", "LayerInfo"]
 
 OCCLUSION_METHODS = ("exact", "gradient")
 
@@ -534,3 +535,33 @@ class FeatureVisualizer:
         )
         _show(self.last_figure, show)
         return sensitivity
+
+    def dataset_examples(
+        self,
+        data,
+        layer_names: list[str],
+        *,
+        k: int = 9,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        cache: str | os.PathLike | None = None,
+        progress: bool = True,
+        save_every: int = 16,
+    ) -> DatasetExamples:
+        """Per channel of `layer_names`: the `k` images of `data` (a folder, searched
+        recursively; a list of paths or images; a Dataset of images or (image, label) pairs; a
+        DataLoader) with the highest maximum over positions, and the channel's mean, from one
+        streaming pass (see `DatasetExamples`). `cache=` makes the scan resumable (its state is
+        written every `save_every` batches); under torch.distributed each rank scans a share
+        and every rank gets the merged result. Unreadable images are skipped and reported."""
+        return scan_dataset(
+            self,
+            data,
+            layer_names,
+            k=k,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            cache=cache,
+            progress=progress,
+            save_every=save_every,
+        )

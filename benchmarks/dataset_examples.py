@@ -1,0 +1,164 @@
+"""`dataset_examples` throughput against plain forwards stopped at the deepest requested layer,
+on the same batches, and its peak memory for two collection sizes.
+
+    python benchmarks/dataset_examples.py [--n 128 512] [--px 128] [--model resnet18]
+        [--layers layer3 layer4] [--batch-size 64] [--device cpu|cuda] [--repeats 2]
+
+For each N, a child process (so that its peak resident memory is its own) writes N PNG images
+of `px` pixels to a temporary folder and times, alternating, `--repeats` times (best kept):
+
+- files: reading, decoding and preprocessing the folder in the same DataLoader batches, then
+  a plain forward stopped at the deepest layer (a hook that raises), vs `dataset_examples` on
+  the folder (which also keeps the top-k on the device). Peak RSS is read after these.
+- tensors: the same, on model-ready tensors already in memory (no decoding): forwards alone
+  vs `dataset_examples` on a Dataset of those tensors.
+
+Prints images/s and the ratio (`dataset_examples` / plain; 1.0 = no overhead) per mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import timm
+import torch
+from PIL import Image
+
+from featviz_widgets import FeatureVisualizer
+from featviz_widgets._datasource import open_source
+
+
+class _Stop(Exception):
+    pass
+
+
+def write_images(folder: Path, n: int, px: int) -> None:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:px, 0:px] / px
+    for i in range(n):
+        base = np.stack([xx * rng.random(), yy * rng.random(), (1 - xx) * rng.random()], -1)
+        pixels = np.clip(base + rng.normal(0, 0.1, base.shape), 0, 1)
+        Image.fromarray((pixels * 255).astype(np.uint8)).save(folder / f"img_{i:05d}.png")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain(viz: FeatureVisualizer, batches, layer: str) -> float:
+    """Seconds for forwards stopped at `layer` over `batches` (an iterable of CPU tensors)."""
+    module = dict(viz.model.named_modules())[layer]
+
+    def stop(*_):
+        raise _Stop
+
+    handle = module.register_forward_hook(stop)
+    viz.model.eval()
+    start = time.perf_counter()
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                with contextlib.suppress(_Stop):
+                    viz.model(batch.to(viz.device, non_blocking=True))
+        sync(viz.device)
+    finally:
+        handle.remove()
+    return time.perf_counter() - start
+
+
+def child(args: argparse.Namespace) -> None:
+    args.n = args.n[0]
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = timm.create_model(args.model, pretrained=False)
+    model.pretrained_cfg = {
+        **model.pretrained_cfg,
+        "input_size": (3, args.px, args.px),
+        "crop_pct": 1.0,
+    }
+    viz = FeatureVisualizer(model, device=device)
+    deepest = args.layers[-1]  # the order given: the last is the deepest
+    options = dict(k=9, batch_size=args.batch_size, num_workers=args.num_workers, progress=False)
+    result: dict = {"n": args.n}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_images(folder, args.n, args.px)
+        source = open_source(folder)
+        numbers = range(-(-args.n // args.batch_size))
+        pin = device.type == "cuda"
+
+        def file_batches():
+            for batch in source.batches(
+                numbers, args.batch_size, viz.preprocessor, args.num_workers, pin
+            ):
+                yield batch.images
+
+        viz.dataset_examples([folder / "img_00000.png"], args.layers, **options)  # warm-up
+        ref, ours = [], []
+        for _ in range(args.repeats):
+            ref.append(plain(viz, file_batches(), deepest))
+            start = time.perf_counter()
+            viz.dataset_examples(folder, args.layers, **options)
+            sync(device)
+            ours.append(time.perf_counter() - start)
+        result["files"] = (min(ref), min(ours))
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        tensors = [b.clone() for b in file_batches()]
+        data = [t for batch in tensors for t in batch]
+        ref, ours = [], []
+        for _ in range(args.repeats):
+            ref.append(plain(viz, tensors, deepest))
+            start = time.perf_counter()
+            viz.dataset_examples(data, args.layers, **options)
+            sync(device)
+            ours.append(time.perf_counter() - start)
+        result["tensors"] = (min(ref), min(ours))
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--px", type=int, default=128)
+    parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--layers", nargs="+", default=["layer3", "layer4"])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    print(
+        f"{args.model} {' '.join(args.layers)}, {args.px} px, batch {args.batch_size}, "
+        f"{args.device}, torch threads {torch.get_num_threads()}"
+    )
+    print("| N | mode | plain img/s | dataset_examples img/s | ratio | peak RSS MB |")
+    print("|---|---|---|---|---|---|")
+    for n in args.n:
+        command = [sys.executable, __file__, "--child", "--n", str(n)]
+        for name in ("px", "model", "batch_size", "num_workers", "device", "repeats"):
+            command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+        command += ["--layers", *args.layers]
+        out = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        for mode in ("files", "tensors"):
+            ref, ours = result[mode]
+            rss = f"{result['peak_rss_mb']:.0f}" if mode == "files" else "-"
+            print(f"| {n} | {mode} | {n / ref:.1f} | {n / ours:.1f} | {ref / ours:.3f} | {rss} |")
+
+
+if __name__ == "__main__":
+    main()
