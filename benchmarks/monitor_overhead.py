@@ -80,6 +80,27 @@ def main() -> None:
         print(f"{name:>10}: {med:.3f} s/step (range {spread}), ratio {med / base:.4f}")
     recorded = configs["every=1"].history["layer1"]["step"]
     print(f"every=1 recorded {len(recorded)} steps of layer1 (the last: {recorded[-1]})")
+    # The hook's own work, timed alone (less exposed to the machine's drift than whole steps).
+    monitor, outputs = configs["every=1"], {}
+    hooks = [
+        model.get_submodule(n).register_forward_hook(
+            lambda m, i, o, _n=n: outputs.__setitem__(_n, o.detach())
+        )
+        for n in LAYERS
+    ]
+    with torch.no_grad():
+        model(x)
+    for handle in hooks:
+        handle.remove()
+    monitor._recording = -1  # the step number the timed records carry
+    work = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for name, out in outputs.items():
+            monitor._summarise(name, out)
+        work.append(time.perf_counter() - start)
+    hook = statistics.median(work)
+    print(f"hook work per recorded step: {hook * 1e3:.1f} ms = {hook / base:.2%} of a plain step")
 
 
 if __name__ == "__main__":
