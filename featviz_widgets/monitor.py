@@ -100,8 +100,7 @@ class FeatureMonitor:
         self.steps_seen = 0  # training forwards counted so far
         self.layouts: dict[str, Format] = {}
         self._rings: dict[str, _Ring] = {}
-        self._handles: list = []
-        self._tracker_handles: list = []
+        self._handles, self._tracker_handles = [], []  # ours; the layout tracker's
         self._tracker: LayoutTracker | None = None
         self._pending: dict[str, torch.Tensor] = {}
         self._views: dict[str, tuple[int, tuple[int, ...]]] = {}  # prefix tokens, reduce dims
@@ -132,12 +131,11 @@ class FeatureMonitor:
     def detach(self) -> None:
         """Remove every hook (and stop the live view); history stays readable. Idempotent."""
         try:
-            for handle in self._handles + self._tracker_handles:
+            for handle in self._handles:
                 handle.remove()
         finally:
-            self._handles, self._tracker_handles = [], []
-            self._tracker, self._recording = None, None
-            self._pending.clear()
+            self._handles, self._recording = [], None
+            self._drop_tracker()
             if self._live is not None:
                 self._live.stop()
 
@@ -171,18 +169,19 @@ class FeatureMonitor:
     def _after(self, *_: object) -> None:
         """After the first recorded forward: layouts are decided, summarise what waited."""
         formats = {} if self._tracker is None else self._tracker.formats
+        pending, self._pending = self._pending, {}
         self._drop_tracker()
-        for name, output in self._pending.items():
+        for name, output in pending.items():
             self._decide_view(name, output, formats.get(name))
             self._summarise(name, output)
-        self._pending.clear()
         if self._recording is not None and self._live is not None:
             self._live.mark_dirty()
 
-    def _drop_tracker(self) -> None:
+    def _drop_tracker(self) -> None:  # and forget the outputs that waited for its layouts
         for handle in self._tracker_handles:
             handle.remove()
         self._tracker_handles, self._tracker = [], None
+        self._pending.clear()
 
     def _record(self, name: str, output: Any) -> None:
         if self._recording is None or name in self._done:
@@ -262,7 +261,8 @@ class FeatureMonitor:
         return found
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write `history` to an .npz file, arrays keyed "layer/statistic"; see `load`."""
+        """Write `history` to `path` (numpy adds ".npz" to a name without it), arrays keyed
+        "layer/statistic"; `load` reads it back."""
         arrays = {f"{layer}/{key}": v for layer, d in self.history.items() for key, v in d.items()}
         np.savez(path, **arrays)
 

@@ -220,7 +220,7 @@ def test_hooks_are_removed_after_detach_and_after_an_exception():
     assert hooks(model) == before
 
 
-def test_a_first_forward_that_raises_leaves_no_layout_hooks():
+def test_a_first_forward_that_raises_leaves_no_layout_hooks_and_no_stale_record():
     model = SmallCNN().train()
 
     def fail(*_):
@@ -229,8 +229,17 @@ def test_a_first_forward_that_raises_leaves_no_layout_hooks():
     handle = model.conv2.register_forward_hook(fail)
     with pytest.raises(RuntimeError, match="boom in forward"), FeatureMonitor(model, ["act"]):
         model(batch())  # layout hooks sit on every module while this forward runs
+    assert hooks(model) == 1  # only the test's own
+    monitor = FeatureMonitor(model, ["act"], every=10).attach()
+    with pytest.raises(RuntimeError, match="boom in forward"):
+        model(batch())  # step 0: its output of `act` waited for layouts that never came
     handle.remove()
+    for seed in range(1, 12):
+        model(batch(seed=seed))
+    monitor.detach()
     assert hooks(model) == 0
+    assert monitor.history["act"]["step"].tolist() == [10]
+    assert monitor.layouts == {"act": Format.NCHW}
 
 
 def test_unknown_layer_names_the_closest_modules():
