@@ -1019,9 +1019,12 @@ async function upload(state, file) {
   const id = `${Date.now()}-${Math.random().toString(36).slice(2)}`;
   for (let index = 0; index < count; index++) {
     const piece = buffer.slice(index * step, (index + 1) * step);
-    const message = { type: messages.upload, name: file.name, id, index, count, size };
-    if (asText) model.send({ ...message, [contract.upload_data_key]: base64(piece) });
-    else model.send(message, undefined, [piece]);
+    const about = { name: file.name, id, index, count, size };
+    if (asText) {
+      model.send({ type: messages.upload, ...about, [contract.upload_data_key]: base64(piece) });
+    } else {
+      model.send({ type: messages.upload, ...about }, undefined, [piece]);
+    }
   }
 }
 
