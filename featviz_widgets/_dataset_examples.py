@@ -190,6 +190,17 @@ class DatasetExamples:
         items = [source.item(i) for i in indices]
         return viz.preprocessor(items, torch.device("cpu"), torch.float32)
 
+    def item(self, index: int) -> Any:
+        """Image `index` as the collection gives it (a path, a PIL image, an array, a tensor),
+        read again: what `FeatureExplorer` shows when one of its examples is clicked."""
+        _, source = self._need()
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.sources):
+            raise ValueError(
+                f"image index {index!r} is out of range for this scan of "
+                f"{len(self.sources)} images."
+            )
+        return source.item(int(index))
+
     def images(self, layer: str, channel: int) -> list[np.ndarray]:
         """The channel's top images as the model sees them (uint8 (H, W, 3)), best first; only
         these images are read again."""

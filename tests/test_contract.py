@@ -182,6 +182,7 @@ def _typedefs() -> dict[str, set[str]]:
         _protocol.GridMeta,
         _protocol.UnitMeta,
         _protocol.OcclusionMeta,
+        _protocol.ExamplesMeta,
     ],
     ids=lambda meta: meta.__name__,
 )
