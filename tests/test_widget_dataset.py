@@ -120,7 +120,7 @@ def test_layer_and_channel_changes_reuse_the_scan(scanned, monkeypatch):
     assert scans == [] and explorer.dataset_examples is result
 
 
-def test_a_layer_outside_the_scan_says_so(make, paths):
+def test_a_layer_outside_the_scan_says_so(make, paths, tmp_path):
     explorer = make(layer="layer4")
     explorer.scan_dataset(paths, ["layer4"], k=2, batch_size=8)
     explorer.wait(120)
@@ -131,7 +131,7 @@ def test_a_layer_outside_the_scan_says_so(make, paths):
     assert meta["n"] == 0 and explorer._examples == b""
     assert meta["note"] == "layer2 was not in the dataset scan (scanned: layer4)."
     with pytest.raises(ValueError, match="not in the dataset scan"):
-        explorer.save_png("never.png", view="examples")
+        explorer.save_png(tmp_path / "never.png", view="examples")
 
 
 def test_a_click_makes_the_example_the_image(scanned, paths):
