@@ -156,9 +156,11 @@ class ExamplesJobs:
         only its k images. A channel the scan's layer lacks waits for its layer's view."""
         w = self.w
         with w._lock:
-            result, layer, channel = self.result, w.layer, w.channel
+            result, layer, channel, viz = self.result, w.layer, w.channel, w._viz
         if result is None:
             return
+        # A device change rebuilt the visualizer: crops re-read and measure with the new one.
+        result._viz = viz
         if layer not in result.states:
             scanned = ", ".join(result.layers)
             note = f"{layer} was not in the dataset scan (scanned: {scanned})."
