@@ -1,7 +1,7 @@
 """featviz_widgets: see what a vision network computes, in a notebook."""
 
 from ._capture import LayerNotFoundError
-from ._dataset_examples import DatasetExamples
+from ._dataset_examples import DatasetExamples, ScanCancelled
 from ._layout import LayoutError, LayoutWarning
 from ._occlusion import OcclusionCancelled, OcclusionResult
 from ._samples import sample_image
@@ -22,6 +22,7 @@ __all__ = [
     "NonFiniteActivationWarning",
     "OcclusionCancelled",
     "OcclusionResult",
+    "ScanCancelled",
     "sample_image",
 ]
 __version__ = "0.1.0"

@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,10 +36,15 @@ from ._topk import EMPTY, ChannelTopK
 if TYPE_CHECKING:
     from .visualizer import FeatureVisualizer
 
-__all__ = ["DatasetExamples", "scan_dataset"]
+__all__ = ["DatasetExamples", "ScanCancelled", "scan_dataset"]
 
 _FORMAT = "featviz-dataset-examples"
 _VERSION = 1
+
+
+class ScanCancelled(Exception):
+    """`should_stop()` asked a dataset scan to stop (its `cache=`, if any, keeps the batches
+    done: a restart with the same cache continues after them)."""
 
 
 def _model_signature(viz: FeatureVisualizer) -> str:
@@ -184,6 +189,17 @@ class DatasetExamples:
         viz, source = self._need()
         items = [source.item(i) for i in indices]
         return viz.preprocessor(items, torch.device("cpu"), torch.float32)
+
+    def item(self, index: int) -> Any:
+        """Image `index` as the collection gives it (a path, a PIL image, an array, a tensor),
+        read again: what `FeatureExplorer` shows when one of its examples is clicked."""
+        _, source = self._need()
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.sources):
+            raise ValueError(
+                f"image index {index!r} is out of range for this scan of "
+                f"{len(self.sources)} images."
+            )
+        return source.item(int(index))
 
     def images(self, layer: str, channel: int) -> list[np.ndarray]:
         """The channel's top images as the model sees them (uint8 (H, W, 3)), best first; only
@@ -346,6 +362,8 @@ def scan_dataset(
     cache: str | os.PathLike | None = None,
     progress: bool = True,
     save_every: int = 16,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> DatasetExamples:
     """See `FeatureVisualizer.dataset_examples`."""
     if isinstance(layer_names, str):
@@ -425,6 +443,8 @@ def scan_dataset(
             torch.no_grad(),
         ):
             advance_to(images_done)
+            if on_progress is not None:
+                on_progress(images_done, sum(sizes) or total)
             todo = mine[scan.done :]
             stream = (
                 source.batches(todo, batch_size, viz.preprocessor, num_workers, pin)
@@ -432,12 +452,16 @@ def scan_dataset(
                 else iter(())
             )
             for batch in stream:
+                if should_stop is not None and should_stop():
+                    raise ScanCancelled(f"dataset scan of {', '.join(layers)} cancelled")
                 folding = True  # a failure in here may leave the state half-updated
                 _fold(viz, layers, k, scan, batch, source)
                 scan.done += 1
                 folding = False
                 images_done += len(batch.indices) + len(batch.skipped)
                 advance_to(images_done)
+                if on_progress is not None:
+                    on_progress(images_done, max(images_done, sum(sizes) or total))
                 if scan.done % save_every == 0:
                     save()
     except BaseException:

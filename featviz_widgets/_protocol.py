@@ -32,6 +32,8 @@ __all__ = [
     "SORT_MODES",
     "ChunkedMeta",
     "ColorScale",
+    "EXAMPLE_THUMB_PX",
+    "ExamplesMeta",
     "ExportView",
     "GridMeta",
     "ImageMeta",
@@ -61,6 +63,7 @@ class ExportView(str, Enum):
     GRID = "grid"
     CHANNEL = "channel"
     OCCLUSION = "occlusion"
+    EXAMPLES = "examples"  # the dataset examples of the selected channel
 
 
 COLOR_SCALES = tuple(scale.value for scale in ColorScale)
@@ -78,9 +81,11 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 CHUNK_BYTES = MAX_MESSAGE_BYTES // 2
 """The bytes one chunk of a payload or upload carries (the rest of a message: its JSON)."""
 INLINE_PAYLOAD_BYTES = MAX_MESSAGE_BYTES // 8
-"""The largest payload set as a Bytes trait. One state update may carry all four payload
-traits (`_image`, `_grid`, `_unit`, `_occlusion`): at most half the bound. A larger payload
-travels in `Push.CHUNK` messages, and its trait is empty."""
+"""The largest payload set as a Bytes trait. One state update may carry all five payload
+traits (`_image`, `_grid`, `_unit`, `_occlusion`, `_examples`): at most 5/8 of the bound. A
+larger payload travels in `Push.CHUNK` messages, and its trait is empty."""
+EXAMPLE_THUMB_PX = 64
+"""The side of each dataset example's thumbnail in `_examples` (RGB, the crop letterboxed)."""
 
 
 class Message(str, Enum):
@@ -92,6 +97,7 @@ class Message(str, Enum):
     # `UPLOAD_DATA_KEY`: a chunk of an image file (no `count`: the whole file)
     UPLOAD = "upload"
     RESEND = "resend"  # {name}: send the chunks of payload trait `name` again (a new view)
+    EXAMPLE = "example"  # {index}: make image `index` of the scanned dataset the explorer's image
 
 
 class Push(str, Enum):
@@ -107,9 +113,10 @@ class JobState(str, Enum):
     VIEW = "view"  # image, layer list, features, statistics, rankings
     OCCLUSION = "occlusion"
     COMPARE = "compare"
+    DATASET = "dataset"  # the dataset scan for the top images of every channel
 
 
-CANCELLABLE_JOBS = (JobState.OCCLUSION,)
+CANCELLABLE_JOBS = (JobState.OCCLUSION, JobState.DATASET)
 """Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
 
 
@@ -179,6 +186,24 @@ class OcclusionMeta(MapsMeta):
     total: int
     complete: bool
     cancelled: bool
+
+
+class ExamplesMeta(TypedDict):
+    """`_examples_meta`: the selected channel's top dataset images; `_examples` holds `n`
+    RGB thumbnails of `size` x `size` (uint8, row-major), laid out `cols` to a row. With no
+    thumbnails (`n` 0) `note` says why (a layer the scan did not cover, a cancelled scan)."""
+
+    layer: str
+    channel: int
+    n: int
+    size: int
+    cols: int
+    indices: list[int]
+    scores: list[float | None]
+    positions: list[list[int]]
+    names: list[str]
+    images: int
+    note: str
 
 
 def contract() -> dict[str, Any]:

@@ -18,7 +18,7 @@ from ._payload import decode_maps
 from ._plotting import feature_grid_figure, grid_shape, occlusion_figure, unit_centre
 from ._protocol import EXPORT_VIEWS, ExportView
 
-__all__ = ["ExplorerView", "export_figure", "grid_png"]
+__all__ = ["ExplorerView", "examples_figure", "export_figure", "grid_png"]
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,15 @@ class ExplorerView:
     channel: int
     sort_by: str
     shared_scale: bool
+    examples: tuple[bytes, dict] | None = None  # the `_examples` payload and its metadata
 
 
 def export_figure(view: ExplorerView, kind: str) -> Figure:
     """The figure of view `kind` ("grid", "channel" or "occlusion")."""
     if kind not in EXPORT_VIEWS:
         raise ValueError(f"`view` must be one of {EXPORT_VIEWS}, got {kind!r}.")
+    if kind == ExportView.EXAMPLES:
+        return examples_figure(*(view.examples or (b"", {})))
     maps, layer, channel = view.features[0], view.layer, view.channel
     if kind == ExportView.GRID:
         return feature_grid_figure(
@@ -63,6 +66,30 @@ def export_figure(view: ExplorerView, kind: str) -> Figure:
         centre=centre,
         title=f"{layer}, channel {channel}, position {result.position}{done}",
     )
+
+
+def examples_figure(data: bytes, meta: dict) -> Figure:
+    """The dataset examples payload (`_views.examples_view`): each thumbnail titled with its
+    rank, score and image, laid out as the live view lays it out."""
+    n = int(meta.get("n", 0))
+    if not n:
+        raise ValueError(
+            meta.get("note") or "no dataset examples yet; set `dataset` to scan a collection."
+        )
+    size = meta["size"]
+    thumbs = np.frombuffer(data, dtype=np.uint8).reshape(n, size, size, 3)
+    rows, cols = grid_shape(n)
+    fig = Figure(figsize=(1.9 * cols, 2.1 * rows + 0.4))
+    fig.suptitle(f"{meta['layer']}, channel {meta['channel']}: top {n} of {meta['images']} images")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(thumbs[i])
+            score = meta["scores"][i]
+            score_text = "–" if score is None else f"{score:.3g}"
+            ax.set_title(f"#{i + 1}  {score_text}\n{meta['names'][i][:18]}", fontsize=8)
+    return fig
 
 
 def grid_png(shown: np.ndarray, data: bytes, meta: dict, *, shared: bool) -> bytes:

@@ -115,6 +115,8 @@ class ExplorerTraits(anywidget.AnyWidget):
     _unit_meta = t.Dict().tag(sync=True)
     _occlusion = t.Bytes(b"").tag(sync=True)
     _occlusion_meta = t.Dict().tag(sync=True)
+    _examples = t.Bytes(b"").tag(sync=True)  # the selected channel's top dataset images
+    _examples_meta = t.Dict().tag(sync=True)
 
     # ------------------------------------------------------------------ quiet changes
     @contextmanager

@@ -547,13 +547,17 @@ class FeatureVisualizer:
         cache: str | os.PathLike | None = None,
         progress: bool = True,
         save_every: int = 16,
+        on_progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> DatasetExamples:
         """Per channel of `layer_names`: the `k` images of `data` (a folder, searched
         recursively; a list of paths or images; a Dataset of images or (image, label) pairs; a
         DataLoader) with the highest maximum over positions, and the channel's mean, from one
         streaming pass (see `DatasetExamples`). `cache=` makes the scan resumable (its state is
         written every `save_every` batches); under torch.distributed each rank scans a share
-        and every rank gets the merged result. Unreadable images are skipped and reported."""
+        and every rank gets the merged result. Unreadable images are skipped and reported.
+        `on_progress(images_done, total)` is called after each batch; `should_stop()` returning
+        True before a batch makes it raise `ScanCancelled`."""
         return scan_dataset(
             self,
             data,
@@ -564,4 +568,6 @@ class FeatureVisualizer:
             cache=cache,
             progress=progress,
             save_every=save_every,
+            on_progress=on_progress,
+            should_stop=should_stop,
         )

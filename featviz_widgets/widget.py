@@ -25,6 +25,8 @@ from PIL import Image
 from torch import nn
 
 from ._capture import resolve_layers
+from ._dataset_examples import DatasetExamples
+from ._examples_jobs import ExamplesJobs
 from ._inputs import ImageInput, image_name, read_now
 from ._jobs import ExplorerJobs
 from ._occlusion import OcclusionResult
@@ -75,6 +77,8 @@ class FeatureExplorer(ExplorerTraits):
         patch_size, stride: the occlusion patch and its step, in input pixels.
         cache_size: how many (image, layer) feature tensors the visualizer keeps.
         compare: layers for the comparison chart (default: up to 12 of the layer list).
+        dataset: a collection to scan in the background for the top images of every channel
+            (a folder, a list of paths or images, a Dataset, a DataLoader; see `dataset`).
         **kwargs: other traits (e.g. `color_scale="shared"`) or ipywidgets options (`layout`).
 
     Example:
@@ -103,6 +107,7 @@ class FeatureExplorer(ExplorerTraits):
         stride: int = 8,
         cache_size: int = 8,
         compare: Sequence[str] | None = None,
+        dataset: Any = None,
         **kwargs: Any,
     ) -> None:
         for name in kwargs:
@@ -143,6 +148,7 @@ class FeatureExplorer(ExplorerTraits):
         self._outbox = Outbox(self)
         self._uploads = Uploads(self._show_upload, self._set_error)
         self._jobs = ExplorerJobs(self)
+        self._examples_jobs = ExamplesJobs(self)
         channel = kwargs.pop("channel", None)
         self._source: ImageInput = read_now(image) if image is not None else SAMPLE_IMAGE
         self._source_name = "sample.png" if image is None else image_name(image)
@@ -159,9 +165,12 @@ class FeatureExplorer(ExplorerTraits):
                 **kwargs,
             )
         self.on_msg(self._handle_message)
+        self.observe(self._examples_jobs.on_selection, names=["layer", "channel"])
         self._jobs.submit_view(self._source, layer=layer, compare=compare, relist=True)
         if channel is not None:  # checked once the layer's channel count is known
             self._jobs.request.channel = channel  # type: ignore[union-attr]
+        if dataset is not None:  # after the first view: it scans that view's layer list
+            self.scan_dataset(dataset)
 
     # ------------------------------------------------------------------ public Python API
     @property
@@ -225,8 +234,53 @@ class FeatureExplorer(ExplorerTraits):
             self._jobs.submit_occlusion(None if position is None else list(position))
 
     def cancel(self) -> None:
-        """Stop a running occlusion sweep (the partial map stays, marked cancelled)."""
+        """Stop a running occlusion sweep (the partial map stays, marked cancelled) and a
+        dataset scan (the examples of an earlier scan stay)."""
         self._jobs.cancel()
+        self._examples_jobs.cancel()
+
+    # ------------------------------------------------------------------ dataset examples
+    @property
+    def dataset(self) -> Any:
+        """The collection whose top images per channel the explorer shows beside the channel
+        (None: none). Assigning one (a folder, a list of paths or images, a Dataset, a
+        DataLoader) scans it in the background with `scan_dataset`'s defaults; None hides
+        the examples."""
+        return self._examples_jobs.data
+
+    @dataset.setter
+    def dataset(self, value: Any) -> None:
+        if value is None:
+            self._examples_jobs.clear()
+        else:
+            self.scan_dataset(value)
+
+    @property
+    def dataset_examples(self) -> DatasetExamples | None:
+        """The last finished dataset scan (None before one finishes)."""
+        return self._examples_jobs.result
+
+    def scan_dataset(
+        self,
+        data: Any,
+        layers: Sequence[str] | None = None,
+        *,
+        k: int = 9,
+        batch_size: int = 32,
+    ) -> None:
+        """Scan `data` in the background (progress in `progress`, stopped by `cancel()`) for
+        the top `k` images of every channel of `layers` (default: the layer list, and the
+        current layer), in one pass; then the view shows the selected channel's, each cut to
+        what its unit sees, and follows the layer and channel without scanning again.
+        Errors show in `error`."""
+        if layers is not None:
+            resolve_layers(self._viz.model, list(layers))
+        self._examples_jobs.submit_scan(data, layers, k=k, batch_size=batch_size)
+
+    def show_dataset_image(self, index: int) -> None:
+        """Make image `index` of the scanned dataset the explorer's image (what a click on
+        one of its examples does)."""
+        self._examples_jobs.show(index)
 
     def wait(self, timeout: float | None = None) -> FeatureExplorer:
         """Block until the background work is done (not from the worker itself), however
@@ -240,7 +294,7 @@ class FeatureExplorer(ExplorerTraits):
         return self
 
     def save_png(self, path: str | os.PathLike, view: str = ExportView.GRID.value) -> Path:
-        """Save the current `view` ("grid", "channel" or "occlusion") as a PNG file.
+        """Save the current `view` ("grid", "channel", "occlusion" or "examples") as a PNG.
 
         Returns:
             The path written.
@@ -272,6 +326,7 @@ class FeatureExplorer(ExplorerTraits):
                 channel=self.channel,
                 sort_by=self.sort_by,
                 shared_scale=self.color_scale == SHARED_SCALE,
+                examples=(self._outbox.data("_examples"), dict(self._examples_meta)),
             )
         return export_figure(snapshot, view)
 
@@ -320,6 +375,9 @@ class FeatureExplorer(ExplorerTraits):
             Message.OCCLUDE: lambda content, buffers: self._occlude_now(),
             Message.UPLOAD: lambda content, buffers: self._uploads.receive(content, buffers),
             Message.RESEND: lambda content, buffers: self._resend(content.get("name")),
+            Message.EXAMPLE: lambda content, buffers: self.show_dataset_image(
+                content.get("index")  # type: ignore[arg-type]
+            ),
         }
 
     def _occlude_now(self) -> None:

@@ -22,6 +22,10 @@
  * @typedef {MapsMeta & { layer: string, channel: number, position: number[], map_size: number[],
  *   done: number, total: number, complete: boolean, cancelled: boolean }} OcclusionMeta
  * @typedef {{ h: number, w: number, name: string, batch: number }} ImageMeta
+ * @typedef {{ layer: string, channel: number, n: number, size: number, cols: number,
+ *   indices: number[], scores: (number|null)[], positions: number[][], names: string[],
+ *   images: number, note: string }} ExamplesMeta
+ *   The selected channel's top dataset images: n RGB thumbnails of size x size.
  * @typedef {{ chunked?: ChunkedMeta }} Chunkable
  *   A payload's metadata may say `chunked`: its bytes then come in pushes.chunk messages.
  * @typedef {Record<string, never>} Unset
@@ -33,7 +37,8 @@
  *   export_views: string[], max_feature_maps: number, max_upload_bytes: number,
  *   chunk_bytes: number, upload_data_key: string, messages: Messages, pushes: Pushes,
  *   cancellable_jobs: string[] }} Contract
- * @typedef {{ occlude: string, cancel: string, upload: string, resend: string }} Messages
+ * @typedef {{ occlude: string, cancel: string, upload: string, resend: string,
+ *   example: string }} Messages
  * @typedef {{ chunk: string }} Pushes
  * @typedef {DataView | ArrayBuffer | ArrayBufferView | null | undefined} Binary
  *   Bytes from the host: DataView (traits, most buffers), Uint8Array (Colab), ArrayBuffer.
@@ -47,6 +52,7 @@
  *   _grid: Binary, _grid_meta: (GridMeta & Chunkable) | Unset, _unit: Binary,
  *   _unit_meta: (UnitMeta & Chunkable) | Unset, _occlusion: Binary,
  *   _occlusion_meta: (OcclusionMeta & Chunkable) | Unset, _contract: Contract, _job: string,
+ *   _examples: Binary, _examples_meta: (ExamplesMeta & Chunkable) | Unset,
  * }} Model
  * @typedef {{ type: string, name: string, id: number, index: number, count: number,
  *   size: number }} ChunkMessage
@@ -62,7 +68,8 @@
  * The enums, limits and message kinds come from `_contract` (featviz_widgets/_protocol.py);
  * this file spells none of them. Messages to Python (model.send): {type: messages.upload, name,
  * id, index, count, size} + [a chunk of the file] | {type: messages.occlude} |
- * {type: messages.cancel} | {type: messages.resend, name}. From Python (msg:custom):
+ * {type: messages.cancel} | {type: messages.resend, name} | {type: messages.example, index}.
+ * From Python (msg:custom):
  * {type: pushes.chunk, name, id, index, count, size} + [a chunk of payload `name`], for a
  * payload whose metadata say `chunked` (its trait is then empty).
  */
@@ -410,9 +417,10 @@ function buildDom(contract) {
   const chart = h("div", { class: "fvz-chart" });
   const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
   const tooltip = h("div", { class: "fvz-tooltip", role: "tooltip", hidden: true });
+  const examples = buildExamplesDom();
   // the canvas that shows each of the contract's export views (tests/test_contract.py)
   /** @type {Record<string, HTMLCanvasElement>} */
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas };
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas };
 
   /** @param {string} label @param {HTMLElement[]} controls */
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
@@ -447,6 +455,7 @@ function buildDom(contract) {
           h("figure", {}, [h("figcaption", {}, [unitCaption]), unitCanvas]),
         ]),
         h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas]),
+        examples.figure,
       ]),
     ]),
     h("div", { class: "fvz-bottom" }, [
@@ -460,8 +469,16 @@ function buildDom(contract) {
     deviceSelect, deviceField, deviceLabel, fileInput, imageName, occludeButton, cancelButton,
     exportView, exportButton, exportCanvases, progress, statusText, errorBox, errorText,
     errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, occCanvas,
-    occCaption, statsList, chart, compareButton, tooltip,
+    occCaption, statsList, chart, compareButton, tooltip, examples,
   };
+}
+
+/** The dataset examples' figure (hidden until Python sends some): a canvas of thumbnails. */
+function buildExamplesDom() {
+  const canvas = h("canvas", { class: "fvz-examples", "aria-label": "Top dataset images of the selected channel: click one to show it" });
+  const caption = h("span", { class: "fvz-caption" });
+  const figure = h("figure", { class: "fvz-examples-figure", hidden: true }, [h("figcaption", {}, [caption]), canvas]);
+  return { figure, canvas, caption };
 }
 
 /**
@@ -744,6 +761,112 @@ function paintOcclusion(state) {
   stamp(dom.occCanvas, `${meta.layer}|${meta.channel}|${meta.position.join(",")}|${meta.done}/${meta.total}`);
 }
 
+/**
+ * Whether `_examples_meta` is set: `{}` until a dataset is given, and again once it is cleared.
+ * @param {ExamplesMeta | Unset | null | undefined} meta
+ * @returns {meta is ExamplesMeta}
+ */
+function hasExamples(meta) {
+  return !!meta && typeof meta.layer === "string";
+}
+
+/** Columns and the CSS side of a tile of the examples in the side panel.
+ * @param {ViewState} state @param {ExamplesMeta} meta */
+function examplesLayout(state, meta) {
+  const cols = Math.max(1, meta.cols);
+  const fit = Math.floor((state.layout.side - GAP * (cols - 1)) / cols);
+  return { cols, tile: Math.max(24, Math.min(2 * meta.size, fit)) };
+}
+
+/** The thumbnails (RGB, `size` x `size` each) as one RGBA row of tiles at native resolution.
+ * @param {Uint8Array} data @param {ExamplesMeta} meta */
+function thumbnailStrip(data, meta) {
+  const { n, size } = meta;
+  const image = new ImageData(Math.max(1, n * size), size);
+  for (let i = 0; i < n; i++) {
+    for (let y = 0; y < size; y++) {
+      let s = ((i * size + y) * size) * 3;
+      let o = (y * n * size + i * size) * 4;
+      for (let x = 0; x < size; x++, s += 3, o += 4) {
+        image.data[o] = data[s];
+        image.data[o + 1] = data[s + 1];
+        image.data[o + 2] = data[s + 2];
+        image.data[o + 3] = 255;
+      }
+    }
+  }
+  return image;
+}
+
+/** The selected channel's top dataset images, each labelled with its rank and score; the
+ * note instead when there are none (a layer the scan did not cover, a scan under way).
+ * @param {ViewState} state */
+function paintExamples(state) {
+  const { get, dom } = state;
+  const { figure, canvas, caption } = dom.examples;
+  const meta = get("_examples_meta");
+  figure.hidden = !hasExamples(meta);
+  if (!hasExamples(meta)) return;
+  const data = payload(state, "_examples", get("_examples"), get("_examples_meta"));
+  const ready = meta.n > 0 && data.length >= meta.n * meta.size * meta.size * 3;
+  const { cols, tile } = examplesLayout(state, meta);
+  const rows = ready ? Math.ceil(meta.n / cols) : 0;
+  const width = cols * (tile + GAP);
+  const height = Math.max(1, rows * (tile + LABEL_H + GAP));
+  const ctx = fitCanvas(canvas, width, height);
+  ctx.clearRect(0, 0, width, height);
+  if (!ready) {
+    caption.textContent = `Dataset examples: ${meta.note || "…"}`;
+    stamp(canvas, `${meta.layer}|${meta.channel}|0`);
+    return;
+  }
+  const strip = bitmapCanvas(thumbnailStrip(data, meta));
+  ctx.imageSmoothingEnabled = true;
+  ctx.font = `11px ${css(state, "--fvz-font", "sans-serif")}`;
+  ctx.textBaseline = "bottom";
+  ctx.fillStyle = css(state, "--fvz-fg", "#222");
+  for (let i = 0; i < meta.n; i++) {
+    const x = (i % cols) * (tile + GAP);
+    const y = Math.floor(i / cols) * (tile + LABEL_H + GAP) + LABEL_H;
+    ctx.drawImage(strip, i * meta.size, 0, meta.size, meta.size, x, y, tile, tile);
+    ctx.fillText(`#${i + 1}  ${fmt(meta.scores[i])}`, x, y - 2, tile);
+  }
+  caption.textContent = `Top ${meta.n} of ${meta.images} dataset images: ${meta.layer}, ch ${meta.channel} (click one to show it)`;
+  canvas.dataset.indices = meta.indices.join(",");
+  stamp(canvas, `${meta.layer}|${meta.channel}|${meta.n}`);
+}
+
+/** The example under the pointer: its rank i and dataset image index.
+ * @param {ViewState} state @param {MouseEvent} event */
+function examplesHit(state, event) {
+  const meta = state.get("_examples_meta");
+  if (!hasExamples(meta) || !meta.n) return null;
+  const { cols, tile } = examplesLayout(state, meta);
+  const rect = state.dom.examples.canvas.getBoundingClientRect();
+  const x = event.clientX - rect.left;
+  const y = event.clientY - rect.top;
+  const col = Math.floor(x / (tile + GAP));
+  const row = Math.floor(y / (tile + LABEL_H + GAP));
+  const i = row * cols + col;
+  const tx = x - col * (tile + GAP);
+  const ty = y - row * (tile + LABEL_H + GAP);
+  if (col >= cols || i >= meta.n || tx >= tile || ty >= tile + LABEL_H) return null;
+  return { i, index: meta.indices[i], meta };
+}
+
+/** Examples: hover names the image and its score, a click makes it the explorer's image.
+ * @param {ViewState} state */
+function wireExamples(state) {
+  const { model, messages, dom } = state;
+  pointer(
+    state,
+    dom.examples.canvas,
+    (event) => examplesHit(state, event),
+    ({ i, meta }) => `#${i + 1} ${meta.names[i]}: ${fmt(meta.scores[i])} at (${meta.positions[i].join(", ")})`,
+    ({ index }) => model.send({ type: messages.example, index }),
+  );
+}
+
 /** @param {ViewState} state */
 function paintStats(state) {
   const stats = state.get("statistics") || {};
@@ -807,6 +930,7 @@ function paintAll(state) {
   paintInput(state);
   paintUnit(state);
   paintOcclusion(state);
+  paintExamples(state);
   paintChart(state);
 }
 
@@ -834,7 +958,7 @@ async function loadPicture(state) {
 // what a person waits for. A ranking of thousands of channels is a big <select>: rebuilt after
 // the paint.
 /** @type {Painter[]} */
-const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
+const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintExamples, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
 
 /** Queue `parts` for the next coalesced repaint.
  * @param {ViewState} state @param {...Painter} parts */
@@ -866,6 +990,7 @@ const CHUNKED_PAINTS = {
   _grid: (state) => schedule(state, paintGrid),
   _unit: (state) => schedule(state, paintUnit, paintInput),
   _occlusion: (state) => schedule(state, paintOcclusion),
+  _examples: (state) => schedule(state, paintExamples),
 };
 
 /** Whether a custom message is a chunk of a payload this view paints.
@@ -947,6 +1072,8 @@ function modelListeners(state) {
     },
     "change:_occlusion": later(paintOcclusion),
     "change:_occlusion_meta": later(paintOcclusion),
+    "change:_examples": later(paintExamples),
+    "change:_examples_meta": later(paintExamples),
     "change:statistics": later(paintStats),
     "change:compare_statistics": later(paintChart),
     "change:busy": later(syncStatus),
@@ -1195,6 +1322,7 @@ function wirePointer(state) {
     state.cursor = [Math.min(meta.h - 1, Math.max(0, y + move[0])), Math.min(meta.w - 1, Math.max(0, x + move[1]))];
     paintUnit(state);
   });
+  wireExamples(state);
 }
 
 // ---------------------------------------------------------------------------- size and theme
@@ -1242,7 +1370,7 @@ function watchTheme(state) {
     const key = themeKey(state);
     if (key === state.theme) return;
     state.theme = key;
-    schedule(state, paintGrid, paintOcclusion);
+    schedule(state, paintGrid, paintOcclusion, paintExamples);
   };
   const observer = new MutationObserver(onTheme);
   observer.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-name", "data-jp-theme-light"] });

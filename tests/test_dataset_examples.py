@@ -352,3 +352,33 @@ def test_a_failure_inside_a_batch_keeps_the_last_whole_state(viz, tmp_path):
         viz.dataset_examples(broken, ["layer3"], k=3, batch_size=4, cache=cache, save_every=1)
     resumed = viz.dataset_examples(tensors, ["layer3"], k=3, batch_size=4, cache=cache)
     same_result(resumed, reference)
+
+
+def test_progress_callback_and_should_stop(viz, tmp_path):
+    from featviz_widgets import ScanCancelled
+
+    images = [scene(48, 48, seed=s) for s in range(10)]
+    seen: list[tuple[int, int]] = []
+    viz.dataset_examples(
+        images, ["layer4"], k=2, batch_size=4, progress=False, on_progress=lambda *a: seen.append(a)
+    )
+    assert seen == [(0, 10), (4, 10), (8, 10), (10, 10)]
+    # stopped before the third batch: its cache keeps two, and a restart finishes the scan
+    cache = tmp_path / "scan.pt"
+    with pytest.raises(ScanCancelled, match="cancelled"):
+        viz.dataset_examples(
+            images,
+            ["layer4"],
+            k=2,
+            batch_size=4,
+            progress=False,
+            cache=cache,
+            should_stop=lambda: len(seen) >= 7,
+            on_progress=lambda *a: seen.append(a),
+        )
+    assert seen[4:] == [(0, 10), (4, 10), (8, 10)]
+    resumed = viz.dataset_examples(
+        images, ["layer4"], k=2, batch_size=4, progress=False, cache=cache
+    )
+    whole = viz.dataset_examples(images, ["layer4"], k=2, batch_size=4, progress=False)
+    assert resumed.top("layer4", 3) == whole.top("layer4", 3)
