@@ -1,14 +1,17 @@
 """featviz_widgets: see what a vision network computes, in a notebook."""
 
+from ._cancel import Cancelled, OptimizationCancelled
 from ._capture import LayerNotFoundError
 from ._layout import LayoutError, LayoutWarning
 from ._occlusion import OcclusionCancelled, OcclusionResult
+from ._optimize import OptimizationResult
 from ._samples import sample_image
 from ._stats import NonFiniteActivationWarning
 from .visualizer import FeatureVisualizer, LayerInfo
 from .widget import FeatureExplorer
 
 __all__ = [
+    "Cancelled",
     "FeatureExplorer",
     "FeatureVisualizer",
     "LayerInfo",
@@ -18,6 +21,8 @@ __all__ = [
     "NonFiniteActivationWarning",
     "OcclusionCancelled",
     "OcclusionResult",
+    "OptimizationCancelled",
+    "OptimizationResult",
     "sample_image",
 ]
 __version__ = "0.1.0"

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from ._occlusion import (
     patch_starts,
     placements_per_batch,
 )
+from ._optimize import OptimizationResult, optimize_channels
 from ._plotting import (
     MAX_FEATURE_MAPS,
     feature_grid_figure,
@@ -603,3 +605,18 @@ class FeatureVisualizer:
         )
         _show(self.last_figure, show)
         return sensitivity
+
+    # ----------------------------------------------------------------------------- optimize
+    def optimize(
+        self, layer_name: str, channels: int | list[int], **options: Any
+    ) -> OptimizationResult:
+        """Feature visualization by optimization (Olah et al., Distill 2017): one image per
+        channel of `layer_name` that maximises it; a list of channels runs as one batch and
+        gives the same images as running each alone. Options and defaults:
+        `position=None` (the channel's mean; (h, w): that unit), `size=128`, `steps=512`,
+        `lr=0.05`, `seed=0`, the recipe switches `fourier=True`, `decorrelate=True`,
+        `transforms=True`, `redirect_relu=True`, `model_size=None` (the model's input size),
+        `precision="float32"`, `on_progress(step, steps, partial_result)` every
+        `progress_every=16` steps, `should_stop()` (True raises `OptimizationCancelled`),
+        `progress=True` (a progress bar after 2 s). See `featviz_widgets._optimize`."""
+        return optimize_channels(self, layer_name, channels, **options)
