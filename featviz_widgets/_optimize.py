@@ -7,11 +7,14 @@ Several channels are one batch; each image depends only on (seed, channel), so a
 images each channel would get alone.
 
 Dead units: a unit that is 0 on every input the optimization starts from gives no gradient
-through its ReLU. For the first steps every `nn.ReLU` module of the model passes, for an example
-whose ordinary ReLU gradient is zero everywhere, the gradient that would raise a negative input
-(Lucid's "redirected ReLU"); an example with any ordinary gradient keeps it unchanged. Afterwards
-the model's own ReLUs run again, so the result maximises the true activation. Functional
-`F.relu` calls inside a module's forward are not redirected.
+through its ReLU. Every `nn.ReLU` module of the model then runs Lucid's "redirected ReLU": for
+an example whose ordinary ReLU gradient is zero everywhere, it passes the gradient wherever that
+would raise a negative input; an example with any ordinary gradient keeps it unchanged. Lucid
+redirects during the first 16 steps; here during the first `max(16, steps // 10)` steps and,
+after them, for each image whose objective was exactly 0 at the step before (a unit still dead;
+decided on the device, per image, so batching does not change it). Once a unit is alive, its
+gradient is the true one and the result maximises the true activation. Functional `F.relu`
+calls inside a module's forward are not redirected.
 
 The model is left exactly as it was: every module's mode and every `requires_grad` flag come
 back, patched ReLU forwards are removed and capture hooks are gone, also on error or cancel.
@@ -72,37 +75,38 @@ class OptimizationResult:
 
 
 class _RedirectedReLU(torch.autograd.Function):
-    """ReLU whose backward, for an example the ordinary ReLU passes no gradient for at all,
-    passes the gradient wherever it would raise the input (or the input is not negative)."""
+    """ReLU whose backward, for an example the ordinary ReLU passes no gradient for at all and
+    whose entry of `active` (a (B,) bool tensor) is True, passes the gradient wherever it would
+    raise the input (or the input is not negative)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
+    def forward(ctx: Any, x: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, active)
         return x.clamp_min(0)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        x, active = ctx.saved_tensors
         relu_grad = grad * (x > 0)
+        if x.ndim < 2 or x.shape[0] != active.shape[0]:
+            return relu_grad, None  # not batched like the images: no redirection
         # Descent lowers x where grad > 0: that is blocked for negative inputs.
         redirected = grad * ~((x < 0) & (grad > 0))
-        per_example = relu_grad.reshape(relu_grad.shape[0], -1) if x.ndim > 1 else relu_grad[None]
-        blocked = ~per_example.ne(0).any(dim=1)
-        if x.ndim <= 1:
-            return redirected if bool(blocked) else relu_grad
-        blocked = blocked.view(-1, *([1] * (x.ndim - 1)))
-        return torch.where(blocked, redirected, relu_grad)
+        blocked = ~relu_grad.reshape(x.shape[0], -1).ne(0).any(dim=1) & active
+        return torch.where(blocked.view(-1, *([1] * (x.ndim - 1))), redirected, relu_grad), None
 
 
 class _Switch:
-    on = False
+    """Which images (a (N,) bool tensor) the redirected ReLU acts for; None: plain ReLUs."""
+
+    active: torch.Tensor | None = None
 
 
 @contextmanager
 def redirected_relus(model: nn.Module, enabled: bool = True) -> Iterator[_Switch]:
-    """While inside, each `nn.ReLU` module of `model` runs the redirected ReLU whenever the
-    yielded switch's `on` is True, and its own forward otherwise; the modules' forwards are
-    restored on leaving, whatever happens."""
+    """While inside, each `nn.ReLU` module of `model` runs the redirected ReLU for the images
+    the yielded switch's `active` marks (its own forward while `active` is None); the modules'
+    forwards are restored on leaving, whatever happens."""
     switch = _Switch()
     patched: list[tuple[nn.Module, object]] = []
     try:
@@ -114,7 +118,10 @@ def redirected_relus(model: nn.Module, enabled: bool = True) -> Iterator[_Switch
                 own = module.forward
 
                 def forward(x: torch.Tensor, _own: Callable = own) -> torch.Tensor:
-                    return _RedirectedReLU.apply(x) if switch.on else _own(x)
+                    active = switch.active
+                    if active is None or not torch.is_grad_enabled():
+                        return _own(x)
+                    return _RedirectedReLU.apply(x, active)
 
                 module.__dict__["forward"] = forward
                 patched.append((module, saved))
@@ -287,6 +294,7 @@ def optimize_channels(
     rows = torch.arange(n, device=device)
     wanted = torch.tensor(chans, device=device)
     log = torch.zeros((steps, n), device=device, dtype=torch.float32)
+    dead = torch.zeros(n, device=device, dtype=torch.bool)
 
     def model_input(pixels: torch.Tensor, plain: bool = False) -> torch.Tensor:
         view = sampler.plain(pixels) if plain else sampler(pixels)
@@ -336,16 +344,18 @@ def optimize_channels(
                 raise OptimizationCancelled(
                     f"optimization of {layer_name!r} cancelled after {step} of {steps} steps"
                 )
-            redirect.on = step < redirect_steps
+            if redirect_steps:  # the first steps, then the images whose unit is still dead
+                redirect.active = dead | (step < redirect_steps)
             optimizer.zero_grad(set_to_none=True)
             objective = objective_of(layer_fn(model_input(image.pixels())))
             (-objective.sum()).backward()
             optimizer.step()
             log[step] = objective.detach()
+            dead = objective.detach() == 0
             advance_to(step + 1)
             if on_progress is not None and ((step + 1) % progress_every == 0 or step + 1 == steps):
                 on_progress(step + 1, steps, result(step + 1, None))
-        redirect.on = False
+        redirect.active = None
         with torch.no_grad():
             final = objective_of(plain_fn(model_input(image.pixels(), plain=True)))
         return result(steps, final.double().cpu().numpy())
