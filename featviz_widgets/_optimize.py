@@ -89,12 +89,14 @@ class _RedirectedReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         x, active = ctx.saved_tensors
-        relu_grad = grad * (x > 0)
+        relu_grad = grad.masked_fill(x <= 0, 0)
         if x.ndim < 2 or x.shape[0] != active.shape[0]:
             return relu_grad, None  # not batched like the images: no redirection
-        # Descent lowers x where grad > 0: that is blocked for negative inputs.
-        redirected = grad * ~((x < 0) & (grad > 0))
         blocked = ~relu_grad.reshape(x.shape[0], -1).ne(0).any(dim=1) & active
+        if x.device.type == "cpu" and not bool(blocked.any()):  # free to ask on a CPU
+            return relu_grad, None
+        # Descent lowers x where grad > 0: that is blocked for negative inputs.
+        redirected = grad.masked_fill((x < 0) & (grad > 0), 0)
         return torch.where(blocked.view(-1, *([1] * (x.ndim - 1))), redirected, relu_grad), None
 
 
@@ -300,10 +302,9 @@ def optimize_channels(
 
     def model_input(pixels: torch.Tensor, plain: bool = False) -> torch.Tensor:
         view = sampler.plain(pixels) if plain else sampler(pixels)
-        batch = ((view - mean_t) / std_t).to(dtype)
-        if device.type == "cpu":  # oneDNN's convolutions are faster channels-last (same values)
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return batch
+        # Left in the default layout: a channels-last input with the model's channels-first
+        # weights sent convolutions to slow paths and copies (measured on CPU).
+        return ((view - mean_t) / std_t).to(dtype)
 
     def objective_of(maps: torch.Tensor) -> torch.Tensor:
         units = maps[rows, wanted]  # (N, h, w)
