@@ -37,6 +37,7 @@ __all__ = [
     "ImageMeta",
     "JobState",
     "LayerEntry",
+    "LooksForMeta",
     "MapsMeta",
     "Message",
     "Push",
@@ -61,6 +62,7 @@ class ExportView(str, Enum):
     GRID = "grid"
     CHANNEL = "channel"
     OCCLUSION = "occlusion"
+    LOOKS_FOR = "looks_for"  # the picture optimised for the selected channel
 
 
 COLOR_SCALES = tuple(scale.value for scale in ColorScale)
@@ -78,9 +80,9 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 CHUNK_BYTES = MAX_MESSAGE_BYTES // 2
 """The bytes one chunk of a payload or upload carries (the rest of a message: its JSON)."""
 INLINE_PAYLOAD_BYTES = MAX_MESSAGE_BYTES // 8
-"""The largest payload set as a Bytes trait. One state update may carry all four payload
-traits (`_image`, `_grid`, `_unit`, `_occlusion`): at most half the bound. A larger payload
-travels in `Push.CHUNK` messages, and its trait is empty."""
+"""The largest payload set as a Bytes trait. One state update may carry every payload trait
+(`_image`, `_grid`, `_unit`, `_occlusion`, `_looks_for`): at most 5/8 of the bound. A larger
+payload travels in `Push.CHUNK` messages, and its trait is empty."""
 
 
 class Message(str, Enum):
@@ -92,6 +94,7 @@ class Message(str, Enum):
     # `UPLOAD_DATA_KEY`: a chunk of an image file (no `count`: the whole file)
     UPLOAD = "upload"
     RESEND = "resend"  # {name}: send the chunks of payload trait `name` again (a new view)
+    LOOKS_FOR = "looks_for"  # optimise a picture for the selected channel ("looks for")
 
 
 class Push(str, Enum):
@@ -107,9 +110,10 @@ class JobState(str, Enum):
     VIEW = "view"  # image, layer list, features, statistics, rankings
     OCCLUSION = "occlusion"
     COMPARE = "compare"
+    LOOKS_FOR = "looks_for"  # feature visualization by optimization of the selected channel
 
 
-CANCELLABLE_JOBS = (JobState.OCCLUSION,)
+CANCELLABLE_JOBS = (JobState.OCCLUSION, JobState.LOOKS_FOR)
 """Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
 
 
@@ -179,6 +183,22 @@ class OcclusionMeta(MapsMeta):
     total: int
     complete: bool
     cancelled: bool
+
+
+class LooksForMeta(TypedDict):
+    """`_looks_for_meta`: the (partial) picture the selected channel looks for, optimised by
+    `FeatureVisualizer.optimize`; `_looks_for` is its uint8 RGB bytes, h x w x 3, row-major."""
+
+    h: int
+    w: int
+    layer: str
+    channel: int
+    step: int
+    steps: int
+    complete: bool
+    cancelled: bool
+    objective: float | None
+    device: str
 
 
 def contract() -> dict[str, Any]:

@@ -183,6 +183,7 @@ def _typedefs() -> dict[str, set[str]]:
         _protocol.GridMeta,
         _protocol.UnitMeta,
         _protocol.OcclusionMeta,
+        _protocol.LooksForMeta,
     ],
     ids=lambda meta: meta.__name__,
 )
