@@ -778,7 +778,10 @@ function paintOcclusion(state) {
 function paintLooksFor(state) {
   const { get, dom } = state;
   const [w] = sideSize(state);
-  const size = Math.max(80, Math.min(w, state.layout.side - w - 60 - GAP * 2));
+  // beside the occlusion map (w + its colour bar and labels, 52 px) when the row has room
+  const pair = dom.looksCanvas.closest(".fvz-pair");
+  const room = (pair && pair.clientWidth) || state.layout.side;
+  const size = Math.max(80, Math.min(w, room - w - 52 - 10));
   const ctx = fitCanvas(dom.looksCanvas, size, size);
   ctx.clearRect(0, 0, size, size);
   ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
