@@ -783,6 +783,8 @@ function paintLooksFor(state) {
   const room = (pair && pair.clientWidth) || state.layout.side;
   const size = Math.max(80, Math.min(w, room - w - 52 - 10));
   const ctx = fitCanvas(dom.looksCanvas, size, size);
+  const figure = dom.looksCanvas.parentElement;
+  if (figure) figure.style.width = `${size}px`; // its caption wraps: no wider than the picture
   ctx.clearRect(0, 0, size, size);
   ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
   ctx.fillRect(0, 0, size, size);
