@@ -1,9 +1,11 @@
 """featviz_widgets: see what a vision network computes, in a notebook."""
 
+from ._cancel import Cancelled, OptimizationCancelled
 from ._capture import LayerNotFoundError
 from ._dataset_examples import DatasetExamples, ScanCancelled
 from ._layout import LayoutError, LayoutWarning
 from ._occlusion import OcclusionCancelled, OcclusionResult
+from ._optimize import OptimizationResult
 from ._samples import sample_image
 from ._stats import NonFiniteActivationWarning
 from .monitor import FeatureMonitor
@@ -11,6 +13,7 @@ from .visualizer import FeatureVisualizer, LayerInfo
 from .widget import FeatureExplorer
 
 __all__ = [
+    "Cancelled",
     "DatasetExamples",
     "FeatureExplorer",
     "FeatureMonitor",
@@ -22,6 +25,8 @@ __all__ = [
     "NonFiniteActivationWarning",
     "OcclusionCancelled",
     "OcclusionResult",
+    "OptimizationCancelled",
+    "OptimizationResult",
     "ScanCancelled",
     "sample_image",
 ]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ._cancel import Cancelled
 from ._capture import resolve_layers
 from ._datasource import Batch, DataSource, open_source
 from ._precision import exact_float32
@@ -42,7 +43,7 @@ _FORMAT = "featviz-dataset-examples"
 _VERSION = 1
 
 
-class ScanCancelled(Exception):
+class ScanCancelled(Cancelled):
     """`should_stop()` asked a dataset scan to stop (its `cache=`, if any, keeps the batches
     done: a restart with the same cache continues after them)."""
 

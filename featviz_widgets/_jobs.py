@@ -4,10 +4,13 @@ progress and errors in its traits, and their results published as view payloads.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from ._cancel import Cancelled
 from ._inputs import ImageInput
-from ._occlusion import OcclusionCancelled, OcclusionResult
+from ._looks_for import LooksForJobs
+from ._occlusion import OcclusionResult
 from ._protocol import JobState, json_safe
 from ._view_jobs import ViewJobs
 from ._views import occlusion_view
@@ -21,7 +24,7 @@ __all__ = ["ExplorerJobs"]
 _PROGRESS_INTERVAL_S = 0.2
 
 
-class ExplorerJobs(ViewJobs):
+class ExplorerJobs(ViewJobs, LooksForJobs):
     """Submits and runs the jobs of `widget` (a `FeatureExplorer`), whose state (results,
     traits) they update under its lock, quietly: its observers do not react to them."""
 
@@ -29,6 +32,7 @@ class ExplorerJobs(ViewJobs):
         self.w = widget
         self.request = None
         self.occlusion_cancelled = False
+        self.looks_cache = OrderedDict()
 
     # ------------------------------------------------------------------ state and errors
     def set_busy(self, busy: bool) -> None:
@@ -52,14 +56,15 @@ class ExplorerJobs(ViewJobs):
 
     def report(self, job: Job, exc: BaseException) -> None:
         """A job's exception, in `error`; a failed view puts the controls back to what is
-        shown. A cancelled sweep is not an error (`cancel` has said so)."""
+        shown. A cancelled sweep or optimization is not an error (`cancel` has said so)."""
         w = self.w
         with w._lock:
-            if not job.current or isinstance(exc, OcclusionCancelled):
+            if not job.current or isinstance(exc, Cancelled):
                 return
             with w._quiet(), w.hold_sync():
                 if job.kind == JobState.VIEW:
                     self.request = None
+                    self.looks_resume = False
                     w._viewed.set()
                     if w._features_layer and w.layer != w._features_layer:
                         w.layer = w._features_layer
@@ -119,9 +124,11 @@ class ExplorerJobs(ViewJobs):
             w._outbox.set("_occlusion", *view)
 
     def cancel(self) -> None:
-        """Stop a running occlusion sweep (the partial map stays, marked cancelled)."""
+        """Stop a running occlusion sweep or "looks for" optimization (the partial map or
+        picture stays, marked cancelled)."""
         w = self.w
         with w._lock:
+            self.cancel_looks_for()
             if self.request is not None:  # not to be run once the pending view is shown
                 self.request.position = None
             running = w._worker.pending(JobState.OCCLUSION)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ._cancel import Cancelled
 from ._incremental import Box, IncrementalPlan
 from ._precision import rounding_unit
 
@@ -23,7 +24,7 @@ __all__ = [
 LayerFn = Callable[[torch.Tensor], torch.Tensor]  # (B, 3, H, W) -> (B, C, h, w)
 
 
-class OcclusionCancelled(Exception):
+class OcclusionCancelled(Cancelled):
     """`should_stop()` asked an occlusion sweep to stop."""
 
 

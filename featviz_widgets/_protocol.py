@@ -39,6 +39,7 @@ __all__ = [
     "ImageMeta",
     "JobState",
     "LayerEntry",
+    "LooksForMeta",
     "MapsMeta",
     "Message",
     "Push",
@@ -64,6 +65,7 @@ class ExportView(str, Enum):
     CHANNEL = "channel"
     OCCLUSION = "occlusion"
     EXAMPLES = "examples"  # the dataset examples of the selected channel
+    LOOKS_FOR = "looks_for"  # the picture optimised for the selected channel
 
 
 COLOR_SCALES = tuple(scale.value for scale in ColorScale)
@@ -81,9 +83,9 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 CHUNK_BYTES = MAX_MESSAGE_BYTES // 2
 """The bytes one chunk of a payload or upload carries (the rest of a message: its JSON)."""
 INLINE_PAYLOAD_BYTES = MAX_MESSAGE_BYTES // 8
-"""The largest payload set as a Bytes trait. One state update may carry all five payload
-traits (`_image`, `_grid`, `_unit`, `_occlusion`, `_examples`): at most 5/8 of the bound. A
-larger payload travels in `Push.CHUNK` messages, and its trait is empty."""
+"""The largest payload set as a Bytes trait. One state update may carry every payload trait
+(`_image`, `_grid`, `_unit`, `_occlusion`, `_examples`, `_looks_for`): at most 6/8 of the
+bound. A larger payload travels in `Push.CHUNK` messages, and its trait is empty."""
 EXAMPLE_THUMB_PX = 64
 """The side of each dataset example's thumbnail in `_examples` (RGB, the crop letterboxed)."""
 
@@ -98,6 +100,7 @@ class Message(str, Enum):
     UPLOAD = "upload"
     RESEND = "resend"  # {name}: send the chunks of payload trait `name` again (a new view)
     EXAMPLE = "example"  # {index}: make image `index` of the scanned dataset the explorer's image
+    LOOKS_FOR = "looks_for"  # optimise a picture for the selected channel ("looks for")
 
 
 class Push(str, Enum):
@@ -114,9 +117,10 @@ class JobState(str, Enum):
     OCCLUSION = "occlusion"
     COMPARE = "compare"
     DATASET = "dataset"  # the dataset scan for the top images of every channel
+    LOOKS_FOR = "looks_for"  # feature visualization by optimization of the selected channel
 
 
-CANCELLABLE_JOBS = (JobState.OCCLUSION, JobState.DATASET)
+CANCELLABLE_JOBS = (JobState.OCCLUSION, JobState.DATASET, JobState.LOOKS_FOR)
 """Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
 
 
@@ -204,6 +208,22 @@ class ExamplesMeta(TypedDict):
     names: list[str]
     images: int
     note: str
+
+
+class LooksForMeta(TypedDict):
+    """`_looks_for_meta`: the (partial) picture the selected channel looks for, optimised by
+    `FeatureVisualizer.optimize`; `_looks_for` is its uint8 RGB bytes, h x w x 3, row-major."""
+
+    h: int
+    w: int
+    layer: str
+    channel: int
+    step: int
+    steps: int
+    complete: bool
+    cancelled: bool
+    objective: float | None
+    device: str
 
 
 def contract() -> dict[str, Any]:

@@ -13,7 +13,9 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
+from ._looks_for import looks_for_figure
 from ._occlusion import OcclusionResult
+from ._optimize import OptimizationResult
 from ._payload import decode_maps
 from ._plotting import feature_grid_figure, grid_shape, occlusion_figure, unit_centre
 from ._protocol import EXPORT_VIEWS, ExportView
@@ -34,14 +36,17 @@ class ExplorerView:
     sort_by: str
     shared_scale: bool
     examples: tuple[bytes, dict] | None = None  # the `_examples` payload and its metadata
+    looks_for: OptimizationResult | None = None  # the "looks for" picture shown
 
 
 def export_figure(view: ExplorerView, kind: str) -> Figure:
-    """The figure of view `kind` ("grid", "channel" or "occlusion")."""
+    """The figure of view `kind` ("grid", "channel", "occlusion", "examples" or "looks_for")."""
     if kind not in EXPORT_VIEWS:
         raise ValueError(f"`view` must be one of {EXPORT_VIEWS}, got {kind!r}.")
     if kind == ExportView.EXAMPLES:
         return examples_figure(*(view.examples or (b"", {})))
+    if kind == ExportView.LOOKS_FOR:
+        return looks_for_figure(view.looks_for, view.layer, view.channel)
     maps, layer, channel = view.features[0], view.layer, view.channel
     if kind == ExportView.GRID:
         return feature_grid_figure(

@@ -16,6 +16,7 @@ import anywidget
 import traitlets as t
 
 from ._capture import resolve_layers
+from ._looks_for import check_looks_for_options
 from ._protocol import COLOR_SCALES, SORT_MODES, JobState, contract
 from ._validate import channel_error, position_error
 
@@ -101,6 +102,15 @@ class ExplorerTraits(anywidget.AnyWidget):
     """What the worker is doing, in words. Read-only."""
     error = t.Unicode("").tag(sync=True)
     """The last error (an exception in the model, an unreadable upload, ...), or "". """
+    looks_for_steps = t.Int(None, allow_none=True)
+    """Steps of a "looks for" optimization (`run_looks_for`); None: 512 on CUDA, a 128-step
+    preview elsewhere.
+
+    - Default: `None`
+    """
+    looks_for_options = t.Dict()
+    """`FeatureVisualizer.optimize` recipe options for "looks for" (`size`, `model_size`,
+    `lr`, `seed`, ...), over the device's defaults (`model_size=128` on a CPU)."""
 
     _contract = t.Dict(default_value=contract()).tag(sync=True)  # enums and limits for the view
     _job = t.Enum([job.value for job in JobState], JobState.IDLE.value).tag(sync=True)
@@ -117,6 +127,8 @@ class ExplorerTraits(anywidget.AnyWidget):
     _occlusion_meta = t.Dict().tag(sync=True)
     _examples = t.Bytes(b"").tag(sync=True)  # the selected channel's top dataset images
     _examples_meta = t.Dict().tag(sync=True)
+    _looks_for = t.Bytes(b"").tag(sync=True)
+    _looks_for_meta = t.Dict().tag(sync=True)
 
     # ------------------------------------------------------------------ quiet changes
     @contextmanager
@@ -195,6 +207,27 @@ class ExplorerTraits(anywidget.AnyWidget):
                 raise t.TraitError(error)
         return value
 
+    @t.validate("looks_for_steps")
+    def _check_looks_for_steps(self, proposal: t.Bunch) -> int | None:
+        value = proposal["value"]
+        if value is not None and value < 1:
+            raise t.TraitError(f"`looks_for_steps` must be None or at least 1, got {value}.")
+        return value
+
+    @t.validate("looks_for_options")
+    def _check_looks_for_options(self, proposal: t.Bunch) -> dict:
+        try:
+            return check_looks_for_options(proposal["value"])
+        except ValueError as exc:
+            raise t.TraitError(str(exc)) from exc
+
+    @t.observe("looks_for_steps", "looks_for_options")
+    def _on_looks_for_settings(self, change: t.Bunch) -> None:
+        with self._lock:
+            if self._jobs.request is None:
+                with self._quiet(), self.hold_sync():
+                    self._jobs.show_looks_for()
+
     @t.validate("compare")
     def _check_compare(self, proposal: t.Bunch) -> list[str]:
         value = list(proposal["value"])
@@ -240,6 +273,7 @@ class ExplorerTraits(anywidget.AnyWidget):
                 meta = self._occlusion_meta
                 if meta:
                     self._jobs.push_occlusion(meta.get("done", 0), meta.get("total", 0))
+                self._jobs.show_looks_for()
 
     @t.observe("position")
     def _on_position(self, change: t.Bunch) -> None:

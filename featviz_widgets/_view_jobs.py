@@ -50,6 +50,8 @@ class ViewJobs:
         def report(self, job: Job, exc: BaseException) -> None: ...
         def submit_compare(self, names: list[str], source: ImageInput | None = None) -> None: ...
         def _queue_occlusion(self) -> None: ...
+        def pause_looks_for(self) -> None: ...
+        def show_looks_for(self) -> None: ...
 
     def submit_view(
         self,
@@ -88,6 +90,7 @@ class ViewJobs:
                 request.channel, request.position = old.channel, old.position
             self.request = request
             w._worker.invalidate(JobState.OCCLUSION)
+            self.pause_looks_for()
             with w._quiet():
                 w.error = ""
             w._worker.submit(JobState.VIEW, lambda job: self._run_view(job, request), self.report)
@@ -188,6 +191,7 @@ class ViewJobs:
             w._outbox.set("_occlusion", b"", {})
             self.push_grid()
             self.push_unit()
+            self.show_looks_for()
         w._viewed.set()
 
     def push_grid(self) -> None:

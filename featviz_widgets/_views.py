@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from ._occlusion import OcclusionResult
+from ._optimize import OptimizationResult
 from ._payload import encode_maps, encode_png
 from ._plotting import MAX_FEATURE_MAPS, grid_columns
 from ._protocol import (
@@ -21,6 +22,7 @@ from ._protocol import (
     ExamplesMeta,
     GridMeta,
     ImageMeta,
+    LooksForMeta,
     OcclusionMeta,
     UnitMeta,
     json_safe,
@@ -30,6 +32,7 @@ __all__ = [
     "examples_view",
     "grid_view",
     "image_view",
+    "looks_for_view",
     "occlusion_view",
     "thumbnail",
     "unit_view",
@@ -148,3 +151,27 @@ def examples_view(
         note=note,
     )
     return data, json_safe(meta)
+
+
+def looks_for_view(
+    result: OptimizationResult, device: str, cancelled: bool = False
+) -> tuple[bytes, dict]:
+    """`_looks_for`: the (partial) optimised picture of the first channel of `result` as uint8
+    RGB bytes (h x w x 3, row-major; larger ones travel in chunks like every payload), and
+    `LooksForMeta`."""
+    picture = np.ascontiguousarray(result.images[0], dtype=np.uint8)
+    height, width = picture.shape[:2]
+    objective = float(result.activations[0]) if len(result.activations) else None
+    meta = LooksForMeta(
+        h=int(height),
+        w=int(width),
+        layer=result.layer_name,
+        channel=int(result.channels[0]),
+        step=int(result.steps_done),
+        steps=int(result.steps),
+        complete=bool(result.complete),
+        cancelled=bool(cancelled),
+        objective=objective,
+        device=device,
+    )
+    return picture.tobytes(), json_safe(meta)

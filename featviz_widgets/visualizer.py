@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import chain
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from ._occlusion import (
     patch_starts,
     placements_per_batch,
 )
+from ._optimize import OptimizationResult, optimize_channels
 from ._plotting import (
     MAX_FEATURE_MAPS,
     feature_grid_figure,
@@ -570,4 +572,42 @@ class FeatureVisualizer:
             save_every=save_every,
             on_progress=on_progress,
             should_stop=should_stop,
+        )
+
+    # ----------------------------------------------------------------------------- optimize
+    def optimize(
+        self,
+        layer_name: str,
+        channels: int | Sequence[int],
+        *,
+        position: tuple[int, int] | None = None,
+        size: int = 128,
+        steps: int = 512,
+        lr: float = 0.05,
+        seed: int = 0,
+        on_progress: Callable[[int, int, OptimizationResult], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        **recipe: Any,
+    ) -> OptimizationResult:
+        """Feature visualization by optimization (Olah et al., Distill 2017): one image per
+        channel of `layer_name` that maximises it; a list of channels runs as one batch and
+        gives the same images as running each alone. `position=None` maximises the channel's
+        mean, `(h, w)` that unit. `on_progress(step, steps, partial_result)` is called every
+        `progress_every=16` steps; `should_stop()` returning True raises
+        `OptimizationCancelled`. Recipe options (`**recipe`): `fourier=True`,
+        `decorrelate=True`, `transforms=True`, `redirect_relu=True`, `model_size=None` (the
+        model's input size), `precision="float32"`, `progress=True` (a progress bar after
+        2 s). See `featviz_widgets._optimize`."""
+        return optimize_channels(
+            self,
+            layer_name,
+            channels,
+            position=position,
+            size=size,
+            steps=steps,
+            lr=lr,
+            seed=seed,
+            on_progress=on_progress,
+            should_stop=should_stop,
+            **recipe,
         )

@@ -30,6 +30,7 @@ from ._examples_jobs import ExamplesJobs
 from ._inputs import ImageInput, image_name, read_now
 from ._jobs import ExplorerJobs
 from ._occlusion import OcclusionResult
+from ._optimize import OptimizationResult
 from ._protocol import SHARED_SCALE, SORT_MODES, ExportView, Message
 from ._static import ExplorerView, export_figure, grid_png
 from ._traits import ExplorerTraits
@@ -43,7 +44,16 @@ __all__ = ["FeatureExplorer"]
 _HERE = Path(__file__).parent
 SAMPLE_IMAGE = _HERE / "sample.png"
 # Traits and ipywidgets options the constructor takes besides its named arguments.
-_EXTRA_KWARGS = ("channel", "color_scale", "all_layers", "layout", "tabbable", "tooltip")
+_EXTRA_KWARGS = (
+    "channel",
+    "color_scale",
+    "all_layers",
+    "looks_for_steps",
+    "looks_for_options",
+    "layout",
+    "tabbable",
+    "tooltip",
+)
 # The first display waits this long at most for the first view (its static image).
 _FIRST_VIEW_TIMEOUT_S = 30.0
 
@@ -59,9 +69,9 @@ class FeatureExplorer(ExplorerTraits):
 
     Every control has a Python counterpart: set `layer`, `sort_by`, `channel`,
     `num_features`, `color_scale`, `all_layers`, `device`, `position` (which starts an
-    occlusion sweep) or `compare`, assign `image`, and read `features`, `statistics`,
-    `busy`, `progress` and `error`. Model work runs on one background thread; call `wait()`
-    to block until it is done.
+    occlusion sweep) or `compare`, assign `image`, call `run_looks_for()` (the picture the
+    channel looks for), and read `features`, `statistics`, `busy`, `progress` and `error`.
+    Model work runs on one background thread; call `wait()` to block until it is done.
 
     Args:
         model: any `torch.nn.Module` (timm models get their own preprocessing).
@@ -233,9 +243,28 @@ class FeatureExplorer(ExplorerTraits):
         else:  # an equal value notifies nobody: start it here
             self._jobs.submit_occlusion(None if position is None else list(position))
 
+    def run_looks_for(self, channel: int | None = None) -> None:
+        """What does the channel look for? Optimise a picture that excites `channel` (default:
+        the selected one; given, it is selected) of the layer shown, in the background, with
+        `FeatureVisualizer.optimize`: it refines live in the view and `cancel()` stops it.
+        On CUDA the full recipe (512 steps), elsewhere a 128-step preview at
+        `model_size=128`; `looks_for_steps` and `looks_for_options` change that. A picture
+        made before for the same layer, channel and settings is shown at once, without work.
+        Selecting another channel while it runs runs that channel's instead."""
+        if channel is not None and channel != self.channel:
+            self.channel = channel  # checked
+        self._jobs.submit_looks_for()
+
+    @property
+    def looks_for_result(self) -> OptimizationResult | None:
+        """The "looks for" result shown (`.images[0]`, possibly partial: `.complete`), or
+        None."""
+        return self._jobs.looks_shown
+
     def cancel(self) -> None:
-        """Stop a running occlusion sweep (the partial map stays, marked cancelled) and a
-        dataset scan (the examples of an earlier scan stay)."""
+        """Stop a running occlusion sweep or "looks for" optimization (the partial map or
+        picture stays, marked cancelled) and a dataset scan (the examples of an earlier scan
+        stay)."""
         self._jobs.cancel()
         self._examples_jobs.cancel()
 
@@ -294,7 +323,8 @@ class FeatureExplorer(ExplorerTraits):
         return self
 
     def save_png(self, path: str | os.PathLike, view: str = ExportView.GRID.value) -> Path:
-        """Save the current `view` ("grid", "channel", "occlusion" or "examples") as a PNG.
+        """Save the current `view` ("grid", "channel", "occlusion", "examples", or "looks_for",
+        the picture of `run_looks_for`) as a PNG file.
 
         Returns:
             The path written.
@@ -327,6 +357,7 @@ class FeatureExplorer(ExplorerTraits):
                 sort_by=self.sort_by,
                 shared_scale=self.color_scale == SHARED_SCALE,
                 examples=(self._outbox.data("_examples"), dict(self._examples_meta)),
+                looks_for=self._jobs.looks_shown,
             )
         return export_figure(snapshot, view)
 
@@ -378,12 +409,22 @@ class FeatureExplorer(ExplorerTraits):
             Message.EXAMPLE: lambda content, buffers: self.show_dataset_image(
                 content.get("index")  # type: ignore[arg-type]
             ),
+            Message.LOOKS_FOR: lambda content, buffers: self._looks_for_now(content),
         }
 
     def _occlude_now(self) -> None:
         try:
             self._jobs.submit_occlusion()
         except ValueError as exc:
+            self.error = str(exc)
+
+    def _looks_for_now(self, content: dict) -> None:
+        """`Message.LOOKS_FOR` {channel?}: run "looks for" (for `channel`, which the view
+        selected with it); a problem goes to `error`."""
+        channel = content.get("channel")
+        try:
+            self.run_looks_for(channel if isinstance(channel, int) else None)
+        except (ValueError, t.TraitError) as exc:
             self.error = str(exc)
 
     def _show_upload(self, name: str, picture: Image.Image) -> None:

@@ -26,6 +26,9 @@
  *   indices: number[], scores: (number|null)[], positions: number[][], names: string[],
  *   images: number, note: string }} ExamplesMeta
  *   The selected channel's top dataset images: n RGB thumbnails of size x size.
+ * @typedef {{ h: number, w: number, layer: string, channel: number, step: number, steps: number,
+ *   complete: boolean, cancelled: boolean, objective: number|null, device: string }} LooksForMeta
+ *   The picture a channel looks for: its payload is uint8 RGB, h x w x 3, row-major.
  * @typedef {{ chunked?: ChunkedMeta }} Chunkable
  *   A payload's metadata may say `chunked`: its bytes then come in pushes.chunk messages.
  * @typedef {Record<string, never>} Unset
@@ -38,7 +41,7 @@
  *   chunk_bytes: number, upload_data_key: string, messages: Messages, pushes: Pushes,
  *   cancellable_jobs: string[] }} Contract
  * @typedef {{ occlude: string, cancel: string, upload: string, resend: string,
- *   example: string }} Messages
+ *   example: string, looks_for: string }} Messages
  * @typedef {{ chunk: string }} Pushes
  * @typedef {DataView | ArrayBuffer | ArrayBufferView | null | undefined} Binary
  *   Bytes from the host: DataView (traits, most buffers), Uint8Array (Colab), ArrayBuffer.
@@ -53,6 +56,7 @@
  *   _unit_meta: (UnitMeta & Chunkable) | Unset, _occlusion: Binary,
  *   _occlusion_meta: (OcclusionMeta & Chunkable) | Unset, _contract: Contract, _job: string,
  *   _examples: Binary, _examples_meta: (ExamplesMeta & Chunkable) | Unset,
+ *   _looks_for: Binary, _looks_for_meta: (LooksForMeta & Chunkable) | Unset,
  * }} Model
  * @typedef {{ type: string, name: string, id: number, index: number, count: number,
  *   size: number }} ChunkMessage
@@ -68,7 +72,8 @@
  * The enums, limits and message kinds come from `_contract` (featviz_widgets/_protocol.py);
  * this file spells none of them. Messages to Python (model.send): {type: messages.upload, name,
  * id, index, count, size} + [a chunk of the file] | {type: messages.occlude} |
- * {type: messages.cancel} | {type: messages.resend, name} | {type: messages.example, index}.
+ * {type: messages.cancel} | {type: messages.resend, name} | {type: messages.example, index}
+ * | {type: messages.looks_for, channel} (optimise the picture that channel looks for).
  * From Python (msg:custom):
  * {type: pushes.chunk, name, id, index, count, size} + [a chunk of payload `name`], for a
  * payload whose metadata say `chunked` (its trait is then empty).
@@ -222,6 +227,21 @@ function hotImage(data, meta) {
     image.data[o] = HOT[c];
     image.data[o + 1] = HOT[c + 1];
     image.data[o + 2] = HOT[c + 2];
+    image.data[o + 3] = 255;
+  }
+  return image;
+}
+
+/**
+ * uint8 RGB bytes (h x w x 3, row-major) as opaque RGBA: the "looks for" picture.
+ * @param {Uint8Array} data @param {number} w @param {number} hgt
+ */
+function rgbImage(data, w, hgt) {
+  const image = new ImageData(w, hgt);
+  for (let i = 0, s = 0, o = 0; i < w * hgt; i++, s += 3, o += 4) {
+    image.data[o] = data[s];
+    image.data[o + 1] = data[s + 1];
+    image.data[o + 2] = data[s + 2];
     image.data[o + 3] = 255;
   }
   return image;
@@ -398,6 +418,7 @@ function buildDom(contract) {
   const imageName = h("span", { class: "fvz-image-name" });
   const occludeButton = h("button", { type: "button", class: "fvz-occlude", text: "Run occlusion" });
   const cancelButton = h("button", { type: "button", class: "fvz-cancel", text: "Cancel", disabled: true });
+  const looksButton = h("button", { type: "button", class: "fvz-looks", text: "Looks for", title: "What does the selected channel look for? Optimises a picture that excites it (or double-click a tile)" });
   const exportView = h("select", { class: "fvz-export-view", "aria-label": "View to export" },
     contract.export_views.map((v) => h("option", { value: v, text: v })));
   const exportButton = h("button", { type: "button", class: "fvz-export", text: "Save PNG" });
@@ -413,6 +434,8 @@ function buildDom(contract) {
   const unitCaption = h("span", { class: "fvz-caption" });
   const occCanvas = h("canvas", { class: "fvz-occlusion", "aria-label": "Occlusion sensitivity map" });
   const occCaption = h("span", { class: "fvz-caption" });
+  const looksCanvas = h("canvas", { class: "fvz-looks-for", "aria-label": "What the selected channel looks for: a picture optimised to excite it" });
+  const looksCaption = h("span", { class: "fvz-caption" });
   const statsList = h("dl", { class: "fvz-stats" });
   const chart = h("div", { class: "fvz-chart" });
   const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
@@ -420,7 +443,7 @@ function buildDom(contract) {
   const examples = buildExamplesDom();
   // the canvas that shows each of the contract's export views (tests/test_contract.py)
   /** @type {Record<string, HTMLCanvasElement>} */
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas };
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas };
 
   /** @param {string} label @param {HTMLElement[]} controls */
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
@@ -440,6 +463,7 @@ function buildDom(contract) {
       h("label", { class: "fvz-upload fvz-button" }, [h("span", { text: "Upload image…" }), fileInput]),
       imageName,
       occludeButton,
+      looksButton,
       cancelButton,
       h("span", { class: "fvz-spacer" }),
       field("Export", exportView),
@@ -454,7 +478,10 @@ function buildDom(contract) {
           h("figure", {}, [h("figcaption", { text: "Input (as the model sees it)" }), inputCanvas]),
           h("figure", {}, [h("figcaption", {}, [unitCaption]), unitCanvas]),
         ]),
-        h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas]),
+        h("div", { class: "fvz-pair fvz-wrap" }, [
+          h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas]),
+          h("figure", {}, [h("figcaption", {}, [looksCaption]), looksCanvas]),
+        ]),
         examples.figure,
       ]),
     ]),
@@ -469,7 +496,7 @@ function buildDom(contract) {
     deviceSelect, deviceField, deviceLabel, fileInput, imageName, occludeButton, cancelButton,
     exportView, exportButton, exportCanvases, progress, statusText, errorBox, errorText,
     errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, occCanvas,
-    occCaption, statsList, chart, compareButton, tooltip, examples,
+    occCaption, statsList, chart, compareButton, tooltip, examples, looksButton, looksCanvas, looksCaption,
   };
 }
 
@@ -867,6 +894,53 @@ function wireExamples(state) {
   );
 }
 
+/** The picture the channel looks for (a partial one while it refines), beside the occlusion
+ * map; faded when it is another channel's than the one selected.
+ * @param {ViewState} state */
+function paintLooksFor(state) {
+  const { get, dom } = state;
+  const [w] = sideSize(state);
+  // beside the occlusion map (w + its colour bar and labels, 52 px) when the row has room
+  const pair = dom.looksCanvas.closest(".fvz-pair");
+  const room = (pair && pair.clientWidth) || state.layout.side;
+  const size = Math.max(80, Math.min(w, room - w - 52 - 10));
+  const ctx = fitCanvas(dom.looksCanvas, size, size);
+  const figure = dom.looksCanvas.parentElement;
+  if (figure) figure.style.width = `${size}px`; // its caption wraps: no wider than the picture
+  ctx.clearRect(0, 0, size, size);
+  ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
+  ctx.fillRect(0, 0, size, size);
+  const meta = get("_looks_for_meta");
+  const data = payload(state, "_looks_for", get("_looks_for"), get("_looks_for_meta"));
+  if (!meta || !meta.h || data.length < meta.h * meta.w * 3) {
+    dom.looksCaption.textContent = "Looks for: press Looks for, or double-click a tile";
+    stamp(dom.looksCanvas, "empty");
+    return;
+  }
+  const current = meta.channel === get("channel") && meta.layer === get("layer");
+  ctx.imageSmoothingEnabled = true;
+  ctx.globalAlpha = current ? 1 : 0.35;
+  ctx.drawImage(bitmapCanvas(rgbImage(data, meta.w, meta.h)), 0, 0, size, size);
+  ctx.globalAlpha = 1;
+  const done = meta.complete ? `${meta.steps} steps` : meta.cancelled ? `cancelled at ${meta.step}/${meta.steps}` : `step ${meta.step}/${meta.steps}…`;
+  dom.looksCaption.textContent = `ch ${meta.channel} looks for (${done})`;
+  stamp(dom.looksCanvas, `${meta.layer}|${meta.channel}|${meta.step}/${meta.steps}|${meta.complete ? "done" : meta.cancelled ? "cancelled" : "running"}`);
+}
+
+/** "Looks for" starts from its button, or from a double click on a grid tile (which selects
+ * that channel first); Python optimises the picture in the background.
+ * @param {ViewState} state */
+function wireLooksFor(state) {
+  const { model, messages, dom } = state;
+  dom.looksButton.addEventListener("click", () => model.send({ type: messages.looks_for, channel: state.get("channel") }));
+  dom.gridCanvas.addEventListener("dblclick", (event) => {
+    const hit = gridHit(state, event);
+    if (!hit) return;
+    if (hit.channel !== state.get("channel")) selectChannel(state, hit.channel);
+    model.send({ type: messages.looks_for, channel: hit.channel });
+  });
+}
+
 /** @param {ViewState} state */
 function paintStats(state) {
   const stats = state.get("statistics") || {};
@@ -931,6 +1005,7 @@ function paintAll(state) {
   paintUnit(state);
   paintOcclusion(state);
   paintExamples(state);
+  paintLooksFor(state);
   paintChart(state);
 }
 
@@ -958,7 +1033,7 @@ async function loadPicture(state) {
 // what a person waits for. A ranking of thousands of channels is a big <select>: rebuilt after
 // the paint.
 /** @type {Painter[]} */
-const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintExamples, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
+const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintExamples, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
 
 /** Queue `parts` for the next coalesced repaint.
  * @param {ViewState} state @param {...Painter} parts */
@@ -991,6 +1066,7 @@ const CHUNKED_PAINTS = {
   _unit: (state) => schedule(state, paintUnit, paintInput),
   _occlusion: (state) => schedule(state, paintOcclusion),
   _examples: (state) => schedule(state, paintExamples),
+  _looks_for: (state) => schedule(state, paintLooksFor),
 };
 
 /** Whether a custom message is a chunk of a payload this view paints.
@@ -1056,7 +1132,7 @@ function modelListeners(state) {
     "change:sort_by": later(syncSimple),
     "change:num_features": later(syncSimple),
     "change:color_scale": later(syncSimple, paintGrid, paintUnit),
-    "change:channel": later(syncSimple, paintGrid, paintUnit),
+    "change:channel": later(syncSimple, paintGrid, paintUnit, paintLooksFor),
     "change:device": later(syncSimple),
     "change:_devices": later(syncSimple),
     "change:compare": later(syncSimple, paintChart),
@@ -1074,6 +1150,8 @@ function modelListeners(state) {
     "change:_occlusion_meta": later(paintOcclusion),
     "change:_examples": later(paintExamples),
     "change:_examples_meta": later(paintExamples),
+    "change:_looks_for": later(paintLooksFor),
+    "change:_looks_for_meta": later(paintLooksFor),
     "change:statistics": later(paintStats),
     "change:compare_statistics": later(paintChart),
     "change:busy": later(syncStatus),
@@ -1370,7 +1448,7 @@ function watchTheme(state) {
     const key = themeKey(state);
     if (key === state.theme) return;
     state.theme = key;
-    schedule(state, paintGrid, paintOcclusion, paintExamples);
+    schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples);
   };
   const observer = new MutationObserver(onTheme);
   observer.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-name", "data-jp-theme-light"] });
@@ -1392,6 +1470,7 @@ function render({ model, el }) {
   for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
   wireControls(state);
   wirePointer(state);
+  wireLooksFor(state);
   const stopSize = watchSize(state);
   const stopTheme = watchTheme(state);
   requestChunked(state);

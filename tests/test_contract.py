@@ -77,6 +77,8 @@ def test_the_view_writes_only_what_python_lets_it():
 
 def test_message_kinds_sent_are_exactly_the_ones_python_handles():
     sent = re.findall(r"""model\.send\(\s*\{\s*type:\s*([^,}\s]+)""", JS)
+    # a message built first and sent after (the upload's chunks)
+    sent += re.findall(r"""const message = \{\s*type:\s*([^,}\s]+)""", JS)
     assert sent, "no model.send({type: ...}) found in js/widget.js"
     literal = [kind for kind in sent if not kind.startswith("messages.")]
     assert not literal, f"message kinds spelled in the JS, not read from the contract: {literal}"
@@ -182,6 +184,7 @@ def _typedefs() -> dict[str, set[str]]:
         _protocol.UnitMeta,
         _protocol.OcclusionMeta,
         _protocol.ExamplesMeta,
+        _protocol.LooksForMeta,
     ],
     ids=lambda meta: meta.__name__,
 )

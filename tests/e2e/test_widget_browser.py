@@ -202,7 +202,7 @@ def test_jupyterlab_controls_repaint_and_reach_python(jupyter_server, page, tmp_
     assert not state["occlusion"]["complete"] and state["error"] == ""
     page.wait_for_function(
         "(sel) => document.querySelector(sel).textContent.includes('cancelled')",
-        arg=f"{widget} .fvz-side > figure figcaption",
+        arg=f"{widget} figure:has(canvas.fvz-occlusion) figcaption",
     )
     # run it again for that unit, to the end
     page.locator(f"{widget} button.fvz-occlude").click()

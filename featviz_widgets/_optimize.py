@@ -1,0 +1,372 @@
+"""Feature visualization by optimization: images that maximise a channel of a layer.
+
+`optimize_channels` runs the recipe of Olah et al. (Distill 2017, as in Lucid/Lucent; see
+`_imageparam`) on a `FeatureVisualizer`'s model: Adam on a Fourier, colour-decorrelated image,
+random transforms each step, the model's own normalisation, the forward stopped at the layer.
+Several channels are one batch; each image depends only on (seed, channel), so a batch gives the
+images each channel would get alone.
+
+Dead units: a unit that is 0 on every input the optimization starts from gives no gradient
+through its ReLU. Every `nn.ReLU` module of the model then runs Lucid's "redirected ReLU": for
+an example whose ordinary ReLU gradient is zero everywhere, it passes the gradient wherever that
+would raise a negative input; an example with any ordinary gradient keeps it unchanged. Lucid
+redirects during the first 16 steps; here during the first `max(16, steps // 10)` steps and,
+after them, for each image whose objective was exactly 0 at the step before (a unit still dead;
+decided on the device, per image, so batching does not change it), until no unit is dead.
+Once a unit is alive, its gradient is the true one and the result maximises the true
+activation. Functional `F.relu` calls inside a module's forward are not redirected.
+
+The model is left exactly as it was: every module's mode and every `requires_grad` flag come
+back, patched ReLU forwards are removed and capture hooks are gone, also on error or cancel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._cancel import OptimizationCancelled
+from ._capture import preserved_model_state, resolve_layers
+from ._imageparam import ImageParam, TransformSampler, channel_generator
+from ._inputs import IMAGENET_MEAN, IMAGENET_STD
+from ._layout import Format
+from ._precision import exact_float32, precision_context, precision_dtype
+from ._progress import progress_bar
+
+__all__ = ["OptimizationResult", "optimize_channels", "redirected_relus"]
+
+_MISSING = object()
+# After the first steps, how often to ask the device whether a unit is still dead.
+_DEAD_CHECK = 16
+
+
+@dataclass
+class OptimizationResult:
+    """Images that maximise channels of a layer, and how the optimization went.
+
+    Attributes:
+        layer_name, channels, position: the objective (`position` None: the channel's mean
+            over its map; (h, w): that unit).
+        images: uint8 (N, size, size, 3), image i for `channels[i]`.
+        pixels: the same as float32 in [0, 1].
+        objective: (steps done, N) the objective at each step, on that step's transformed view.
+        activations: (N,) the objective on the final image, resized for the model, with no
+            random transform; in a partial result (`complete` False), the last step's objective.
+        steps: the steps asked for; `steps_done` how many have run.
+        settings: the recipe (size, model_size, lr, seed, fourier, decorrelate, transforms,
+            redirect_relu, redirect_steps, precision).
+    """
+
+    layer_name: str
+    channels: tuple[int, ...]
+    position: tuple[int, int] | None
+    images: np.ndarray
+    pixels: np.ndarray = field(repr=False)
+    objective: np.ndarray = field(repr=False)
+    activations: np.ndarray
+    steps: int
+    steps_done: int
+    settings: dict[str, Any]
+    complete: bool = True
+
+
+class _RedirectedReLU(torch.autograd.Function):
+    """ReLU whose backward, for an example the ordinary ReLU passes no gradient for at all and
+    whose entry of `active` (a (B,) bool tensor) is True, passes the gradient wherever it would
+    raise the input (or the input is not negative)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, active)
+        return x.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        x, active = ctx.saved_tensors
+        relu_grad = grad.masked_fill(x <= 0, 0)
+        if x.ndim < 2 or x.shape[0] != active.shape[0]:
+            return relu_grad, None  # not batched like the images: no redirection
+        blocked = ~relu_grad.reshape(x.shape[0], -1).ne(0).any(dim=1) & active
+        if x.device.type == "cpu" and not bool(blocked.any()):  # free to ask on a CPU
+            return relu_grad, None
+        # Descent lowers x where grad > 0: that is blocked for negative inputs.
+        redirected = grad.masked_fill((x < 0) & (grad > 0), 0)
+        return torch.where(blocked.view(-1, *([1] * (x.ndim - 1))), redirected, relu_grad), None
+
+
+class _Switch:
+    """Which images (a (N,) bool tensor) the redirected ReLU acts for; None: plain ReLUs."""
+
+    active: torch.Tensor | None = None
+
+
+@contextmanager
+def redirected_relus(model: nn.Module, enabled: bool = True) -> Iterator[_Switch]:
+    """While inside, each `nn.ReLU` module of `model` runs the redirected ReLU for the images
+    the yielded switch's `active` marks (its own forward while `active` is None); the modules'
+    forwards are restored on leaving, whatever happens."""
+    switch = _Switch()
+    patched: list[tuple[nn.Module, object]] = []
+    try:
+        if enabled:
+            for module in model.modules():
+                if type(module) is not nn.ReLU:
+                    continue
+                saved = module.__dict__.get("forward", _MISSING)
+                own = module.forward
+
+                def forward(x: torch.Tensor, _own: Callable = own) -> torch.Tensor:
+                    active = switch.active
+                    if active is None or not torch.is_grad_enabled():
+                        return _own(x)
+                    return _RedirectedReLU.apply(x, active)
+
+                module.__dict__["forward"] = forward
+                patched.append((module, saved))
+        yield switch
+    finally:
+        for module, saved in reversed(patched):
+            if saved is _MISSING:
+                module.__dict__.pop("forward", None)
+            else:
+                module.__dict__["forward"] = saved
+
+
+# ----------------------------------------------------------------------------- validation
+def _int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_channels(channels: int | Sequence[int]) -> tuple[int, ...]:
+    if _int(channels):
+        return (int(channels),)
+    if (
+        isinstance(channels, (str, bytes))
+        or not isinstance(channels, Sequence)
+        or not all(_int(c) for c in channels)
+    ):
+        raise TypeError(f"`channels` must be an int or a list of ints, got {channels!r}.")
+    if not channels:
+        raise ValueError("`channels` is empty; pass at least one channel index.")
+    return tuple(int(c) for c in channels)
+
+
+def _check_positive_int(name: str, value: object, least: int = 1) -> int:
+    if not _int(value) or value < least:
+        raise ValueError(f"`{name}` must be an integer >= {least}, got {value!r}.")
+    return int(value)
+
+
+def _model_size(viz: Any, model_size: int | tuple[int, int] | None) -> tuple[int, int]:
+    """(H, W) of the model's input: as asked, else a ViT's fixed patch-embedding size, else
+    the model's timm data config."""
+    if model_size is None:
+        for module in viz.model.modules():
+            img_size = getattr(getattr(module, "patch_embed", None), "img_size", None)
+            if isinstance(img_size, (tuple, list)) and len(img_size) == 2:
+                return int(img_size[0]), int(img_size[1])
+        return tuple(int(s) for s in viz.preprocessor.input_size[1:])  # type: ignore[return-value]
+    if _int(model_size):
+        model_size = (model_size, model_size)  # type: ignore[assignment]
+    if (
+        not isinstance(model_size, (tuple, list))
+        or len(model_size) != 2
+        or not all(_int(s) and s >= 1 for s in model_size)
+    ):
+        raise ValueError(
+            f"`model_size` must be None, a positive int or (height, width), got {model_size!r}."
+        )
+    return int(model_size[0]), int(model_size[1])
+
+
+def _check_position(
+    position: object, maps: torch.Tensor, layout: Format, layer_name: str
+) -> tuple[int, int] | None:
+    if position is None:
+        return None
+    if layout is Format.POOLED:
+        raise ValueError(
+            f"layer {layer_name!r} outputs a (B, {maps.shape[1]}) vector with no spatial map "
+            "(a classifier's logits or pooled features); leave `position=None`: the objective "
+            "is the channel's value itself."
+        )
+    if (
+        not isinstance(position, (tuple, list))
+        or len(position) != 2
+        or not all(_int(p) for p in position)
+    ):
+        raise TypeError(f"`position` must be a tuple (h, w) of two integers, got {position!r}.")
+    height, width = maps.shape[-2:]
+    h, w = int(position[0]), int(position[1])
+    if not (0 <= h < height and 0 <= w < width):
+        raise ValueError(
+            f"`position` {tuple(position)} is outside the {height}x{width} map of "
+            f"{layer_name!r}; use 0 <= h < {height} and 0 <= w < {width}."
+        )
+    return h, w
+
+
+# ----------------------------------------------------------------------------- the engine
+def optimize_channels(
+    viz: Any,
+    layer_name: str,
+    channels: int | Sequence[int],
+    *,
+    position: tuple[int, int] | None = None,
+    size: int = 128,
+    steps: int = 512,
+    lr: float = 0.05,
+    seed: int = 0,
+    fourier: bool = True,
+    decorrelate: bool = True,
+    transforms: bool = True,
+    model_size: int | tuple[int, int] | None = None,
+    redirect_relu: bool = True,
+    precision: str = "float32",
+    on_progress: Callable[[int, int, OptimizationResult], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    progress_every: int = 16,
+    progress: bool = True,
+) -> OptimizationResult:
+    """Optimise one image per channel of `layer_name` (see `FeatureVisualizer.optimize`).
+
+    `viz` is a `FeatureVisualizer` (its model, device, dtype, feature store and preprocessor
+    are used).
+    """
+    if not isinstance(layer_name, str):
+        raise TypeError(f"`layer_name` must be a string, got {type(layer_name).__name__}.")
+    resolve_layers(viz.model, [layer_name])  # unknown names: the close-match message
+    chans = _check_channels(channels)
+    size = _check_positive_int("size", size, 8)
+    steps = _check_positive_int("steps", steps)
+    progress_every = _check_positive_int("progress_every", progress_every)
+    if not _int(seed) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}.")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ValueError(f"`lr` must be a positive number, got {lr!r}.")
+    precision_dtype(precision, viz.device)  # a clear error for what this device lacks
+    in_channels = viz.preprocessor.input_size[0]
+    if in_channels != 3:
+        raise ValueError(
+            f"optimization makes RGB images; this model takes {in_channels}-channel input."
+        )
+    out_hw = _model_size(viz, model_size)
+    device, dtype = viz.device, viz.dtype
+
+    # One probe at the model's input size: the layer's channels, map and layout.
+    grey = torch.full((1, 3, *out_hw), 0.0, device=device, dtype=dtype)
+    with exact_float32():
+        probe = viz.features.capture(grey, [layer_name])[layer_name]
+    num_channels = probe.maps.shape[1]
+    for c in chans:
+        if not 0 <= c < num_channels:
+            raise ValueError(
+                f"channel {c} is out of range for {layer_name!r}, which has {num_channels} "
+                f"channels (0 to {num_channels - 1})."
+            )
+    unit = _check_position(position, probe.maps, probe.layout, layer_name)
+
+    mean = viz.preprocessor.mean or IMAGENET_MEAN
+    std = viz.preprocessor.std or IMAGENET_STD
+    mean_t = torch.tensor(mean, device=device, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=device, dtype=torch.float32).view(1, 3, 1, 1)
+    redirect_steps = min(steps, max(16, steps // 10)) if redirect_relu else 0
+    settings = {
+        "size": size,
+        "model_size": out_hw,
+        "lr": float(lr),
+        "seed": int(seed),
+        "fourier": bool(fourier),
+        "decorrelate": bool(decorrelate),
+        "transforms": bool(transforms),
+        "redirect_relu": bool(redirect_relu),
+        "redirect_steps": redirect_steps,
+        "precision": precision,
+    }
+
+    generators = [channel_generator(seed, c) for c in chans]
+    image = ImageParam(generators, size, fourier=fourier, decorrelate=decorrelate, device=device)
+    sampler = TransformSampler(generators, size, out_hw, enabled=transforms, device=device)
+    optimizer = torch.optim.Adam([image.param], lr=lr)
+    n = len(chans)
+    rows = torch.arange(n, device=device)
+    wanted = torch.tensor(chans, device=device)
+    log = torch.zeros((steps, n), device=device, dtype=torch.float32)
+    dead = torch.zeros(n, device=device, dtype=torch.bool)
+
+    def model_input(pixels: torch.Tensor, plain: bool = False) -> torch.Tensor:
+        view = sampler.plain(pixels) if plain else sampler(pixels)
+        # Left in the default layout: a channels-last input with the model's channels-first
+        # weights sent convolutions to slow paths and copies (measured on CPU).
+        return ((view - mean_t) / std_t).to(dtype)
+
+    def objective_of(maps: torch.Tensor) -> torch.Tensor:
+        units = maps[rows, wanted]  # (N, h, w)
+        if unit is None:
+            return units.float().mean(dim=(1, 2))
+        return units[:, unit[0], unit[1]].float()
+
+    def result(done: int, activations: np.ndarray | None) -> OptimizationResult:
+        with torch.no_grad():
+            pixels = image.pixels().permute(0, 2, 3, 1).float().cpu().numpy()
+        objective = log[:done].double().cpu().numpy()
+        complete = activations is not None
+        if activations is None:
+            activations = objective[-1].copy() if done else np.zeros(n)
+        return OptimizationResult(
+            layer_name=layer_name,
+            channels=chans,
+            position=unit,
+            images=(np.clip(pixels, 0, 1) * 255).round().astype(np.uint8),
+            pixels=pixels,
+            objective=objective,
+            activations=activations,
+            steps=steps,
+            steps_done=done,
+            settings=settings,
+            complete=complete,
+        )
+
+    layer_fn = viz.features.layer_fn(layer_name, with_grad=True)
+    plain_fn = viz.features.layer_fn(layer_name)
+    description = f"optimize {layer_name} {list(chans) if n > 1 else chans[0]}"
+    model = viz.model
+    with (
+        preserved_model_state(model),
+        redirected_relus(model, redirect_steps > 0) as redirect,
+        precision_context(precision, device),
+        progress_bar(steps, description, enabled=progress, unit="step") as advance_to,
+    ):
+        for param in model.parameters():
+            param.requires_grad_(False)  # no weight gradients: faster, and .grad untouched
+        redirecting = redirect_steps > 0
+        for step in range(steps):
+            if should_stop is not None and should_stop():
+                raise OptimizationCancelled(
+                    f"optimization of {layer_name!r} cancelled after {step} of {steps} steps"
+                )
+            if redirecting:  # the first steps, then the images whose unit is still dead
+                redirect.active = dead | (step < redirect_steps)
+                # Once every unit is alive, the model's own ReLUs (faster): one host sync
+                # every `_DEAD_CHECK` steps.
+                if step >= redirect_steps and step % _DEAD_CHECK == 0 and not bool(dead.any()):
+                    redirecting, redirect.active = False, None
+            optimizer.zero_grad(set_to_none=True)
+            objective = objective_of(layer_fn(model_input(image.pixels())))
+            (-objective.sum()).backward()
+            optimizer.step()
+            log[step] = objective.detach()
+            dead = objective.detach() == 0
+            advance_to(step + 1)
+            if on_progress is not None and ((step + 1) % progress_every == 0 or step + 1 == steps):
+                on_progress(step + 1, steps, result(step + 1, None))
+        redirect.active = None
+        with torch.no_grad():
+            final = objective_of(plain_fn(model_input(image.pixels(), plain=True)))
+        return result(steps, final.double().cpu().numpy())

@@ -1,0 +1,184 @@
+"""The "looks for" view alone in Chromium: js/widget.js against a stand-in model whose state is
+a real `FeatureExplorer`'s after a (tiny) `run_looks_for()`, as in test_widget_js.py."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import timm
+import torch
+
+from featviz_widgets.widget import FeatureExplorer, _asset
+
+from .test_widget_js import BOOT, PAGE
+
+pytestmark = pytest.mark.e2e
+
+SIZE = 16  # the picture's side: few pixels, each drawn large
+
+
+@pytest.fixture(scope="module")
+def state():
+    torch.manual_seed(0)
+    model = timm.create_model(
+        "resnet18",
+        pretrained=False,
+        zero_init_last=False,
+        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
+    )
+    explorer = FeatureExplorer(
+        model,
+        layer="layer1",
+        num_features=9,
+        looks_for_steps=8,
+        looks_for_options={"size": SIZE, "model_size": 64},
+    )
+    explorer.wait(60)
+    explorer.run_looks_for()
+    explorer.wait(60)
+    assert explorer._looks_for_meta["complete"], explorer.error
+    raw = explorer.get_state()
+    explorer.close()
+    skip = {"_esm", "_css", "layout", "tabbable", "tooltip"}
+    out = {}
+    for key, value in raw.items():
+        if key in skip or key.startswith(("_model", "_view", "_dom", "_anywidget")):
+            continue
+        if isinstance(value, (bytes, memoryview)):
+            value = {"__b64__": base64.b64encode(bytes(value)).decode()}
+        out[key] = value
+    return json.loads(json.dumps(out))
+
+
+@pytest.fixture
+def view(browser, state):
+    context = browser.new_context(viewport={"width": 1100, "height": 1300})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_content(PAGE)
+    page.evaluate(BOOT, [_asset("widget.js").read_text(), _asset("widget.css").read_text(), state])
+    page.wait_for_selector("canvas.fvz-looks-for[data-state]", state="attached")
+    yield page
+    assert errors == []
+    context.close()
+
+
+# The colour at the centre of each source pixel of the picture drawn on the canvas.
+SAMPLE = """(n) => {
+  const c = document.querySelector("canvas.fvz-looks-for");
+  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  const out = [];
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
+    const px = Math.floor(((x + 0.5) / n) * c.width), py = Math.floor(((y + 0.5) / n) * c.height);
+    const o = (py * c.width + px) * 4;
+    out.push([d[o], d[o + 1], d[o + 2]]);
+  }
+  return out;
+}"""
+
+
+def expected(state) -> list[list[int]]:
+    data = base64.b64decode(state["_looks_for"]["__b64__"])
+    return [list(data[i : i + 3]) for i in range(0, len(data), 3)]
+
+
+def close(painted, wanted, tolerance=12) -> bool:
+    return all(abs(a - b) <= tolerance for p, w in zip(painted, wanted) for a, b in zip(p, w))
+
+
+def test_paints_the_pictures_pixels(view, state):
+    meta = state["_looks_for_meta"]
+    assert (meta["h"], meta["w"]) == (SIZE, SIZE)
+    canvas = view.locator("canvas.fvz-looks-for")
+    assert canvas.get_attribute("data-state") == f"layer1|{state['channel']}|8/8|done"
+    assert view.locator("figure:has(canvas.fvz-looks-for) figcaption").inner_text() == (
+        f"ch {state['channel']} looks for (8 steps)"
+    )
+    painted = view.evaluate(SAMPLE, SIZE)
+    assert close(painted, expected(state)), "the canvas does not show the payload's pixels"
+
+
+def test_button_and_double_click_send_the_message(view, state):
+    view.locator("button.fvz-looks").click()
+    assert view.evaluate("() => window.sent") == [
+        [{"type": "looks_for", "channel": state["channel"]}, []]
+    ]
+    channels = [
+        int(c) for c in view.locator("canvas.fvz-grid").get_attribute("data-channels").split(",")
+    ]
+    box = view.locator("canvas.fvz-grid").bounding_box()
+    tile = (box["width"] - 8) / 3
+    view.locator("canvas.fvz-grid").dblclick(position={"x": tile * 1.5 + 4, "y": 15 + tile / 2})
+    assert ["channel", channels[1]] in view.evaluate("() => window.sets")
+    assert view.evaluate("() => window.sent")[-1] == [
+        {"type": "looks_for", "channel": channels[1]},
+        [],
+    ]
+    # another channel selected: the picture stays, faded, until Python sends that channel's
+    assert view.locator("canvas.fvz-looks-for").get_attribute("data-state").startswith("layer1|")
+
+
+def test_partial_cancelled_chunked_and_empty(view, state):
+    view.evaluate(
+        """() => { model.set("_looks_for_meta",
+                   { ...model.get("_looks_for_meta"), step: 4, complete: false }); }"""
+    )
+    caption = view.locator("figure:has(canvas.fvz-looks-for) figcaption")
+    view.wait_for_function(
+        "() => document.querySelector('canvas.fvz-looks-for').dataset.state.endsWith('4/8|running')"
+    )
+    assert caption.inner_text().endswith("(step 4/8…)")
+    view.evaluate(
+        """() => { model.set("_looks_for_meta",
+                   { ...model.get("_looks_for_meta"), cancelled: true }); }"""
+    )
+    view.wait_for_function(
+        "() => document.querySelector('canvas.fvz-looks-for').dataset.state.endsWith('|cancelled')"
+    )
+    assert caption.inner_text().endswith("(cancelled at 4/8)")
+    # the bytes in two pushes.chunk messages, the trait empty: the same pixels
+    view.evaluate(
+        """() => {
+            const meta = model.get("_looks_for_meta");
+            const trait = model.get("_looks_for");
+            const bytes = new Uint8Array(trait.buffer, trait.byteOffset, trait.byteLength).slice();
+            const half = Math.ceil(bytes.length / 2), size = bytes.length;
+            const pieces = [bytes.subarray(0, half), bytes.subarray(half)];
+            for (const [index, piece] of pieces.entries()) {
+              model.emit("msg:custom",
+                { type: "chunk", name: "_looks_for", id: 9, index, count: 2, size }, [piece]);
+            }
+            model.set("_looks_for", new DataView(new ArrayBuffer(0)));
+            model.set("_looks_for_meta", { ...meta, complete: true, cancelled: false, step: 8,
+                                           chunked: { id: 9, size, count: 2 } });
+        }"""
+    )
+    view.wait_for_function(
+        "() => document.querySelector('canvas.fvz-looks-for').dataset.state.endsWith('8/8|done')"
+    )
+    assert close(view.evaluate(SAMPLE, SIZE), expected(state))
+    view.evaluate("""() => { model.set("_looks_for", new DataView(new ArrayBuffer(0)));
+                             model.set("_looks_for_meta", {}); }""")
+    view.wait_for_function(
+        "() => document.querySelector('canvas.fvz-looks-for').dataset.state === 'empty'"
+    )
+    assert "double-click a tile" in caption.inner_text()
+
+
+def test_cancel_is_enabled_while_it_runs_and_export_saves_it(view):
+    view.evaluate(
+        """() => { model.set("_job", "looks_for"); model.set("busy", true);
+                   model.set("status", "looks for: layer1 ch 3, step 4/8…"); }"""
+    )
+    view.wait_for_function("() => !document.querySelector('button.fvz-cancel').disabled")
+    view.evaluate(
+        """() => { HTMLAnchorElement.prototype.click = function () {
+                     window.exported = [this.download, this.href.slice(0, 22)]; }; }"""
+    )
+    view.locator("select.fvz-export-view").select_option("looks_for")
+    view.locator("button.fvz-export").click()
+    name, href = view.evaluate("() => window.exported")
+    assert name == "featviz-layer1-looks_for.png" and href == "data:image/png;base64,"
