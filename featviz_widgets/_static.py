@@ -97,6 +97,10 @@ def examples_figure(data: bytes, meta: dict) -> Figure:
     return fig
 
 
+STATIC_MIN_SIDE = 256
+"""The least height of the static stand-in, in pixels."""
+
+
 def grid_png(shown: np.ndarray, data: bytes, meta: dict, *, shared: bool) -> bytes:
     """PNG bytes of the input image `shown` (H, W, 3) beside the grid payload (`data`, `meta`)
     in viridis, laid out as the live view lays it out: the widget's static stand-in."""
@@ -110,6 +114,11 @@ def grid_png(shown: np.ndarray, data: bytes, meta: dict, *, shared: bool) -> byt
     colours = matplotlib.colormaps["viridis"](np.clip(unit, 0, 1), bytes=True)[..., :3]
     n = meta["n"]
     rows, cols = grid_shape(n)
+    # Small inputs (a 32 px training image) are enlarged by a whole factor, pixels kept sharp,
+    # so the stand-in is readable where widgets cannot run.
+    factor = -(-STATIC_MIN_SIDE // shown.shape[0])
+    if factor > 1:
+        shown = shown.repeat(factor, axis=0).repeat(factor, axis=1)
     side = shown.shape[0]
     tile = max(8, (side - 4 * (rows - 1)) // rows)
     canvas = Image.new("RGB", (shown.shape[1] + 12 + cols * (tile + 4) - 4, side), "white")

@@ -764,7 +764,10 @@ def test_save_png_views_and_static_fallback(make, tmp_path):
     data, _ = explorer._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in data
     picture = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
-    assert picture.size[1] == 64 and picture.size[0] > 64
+    # the 64 px input, enlarged 4x with sharp pixels to the stand-in's least height of 256
+    assert picture.size[1] == 256 and picture.size[0] > 256
+    shown = np.asarray(picture.convert("RGB"))[:, :256]
+    assert np.array_equal(shown[::4, ::4].repeat(4, 0).repeat(4, 1), shown)
 
 
 def small_resnet() -> nn.Module:
@@ -801,7 +804,7 @@ def test_first_display_waits_for_the_first_view_only(make):
         first = explorer._repr_mimebundle_()  # meanwhile the comparison's forward is slow
         first_s = time.perf_counter() - begin
         assert first_s < slow_s / 2, f"the first display took {first_s:.2f} s"
-        assert static_png(first).size[1] == 64 and explorer._grid_meta["layer"] == "layer1"
+        assert static_png(first).size[1] == 256 and explorer._grid_meta["layer"] == "layer1"
         assert explorer.busy and explorer.compare_statistics == {}  # the comparison still runs
         begin = time.perf_counter()
         later = explorer._repr_mimebundle_()
@@ -835,7 +838,7 @@ def test_static_image_is_the_last_complete_view_while_a_layer_computes(make):
         explorer.layer = "layer3"  # replaces the first view before it could finish
         gate.set()
         first = static_png(explorer._repr_mimebundle_())
-        assert explorer._grid_meta["layer"] == "layer3" and first.size[1] == 64
+        assert explorer._grid_meta["layer"] == "layer3" and first.size[1] == 256
         explorer.wait(30)
         assert explorer._image_meta["name"] == "sample.png" and explorer._image
         shown = explorer._static_png()
