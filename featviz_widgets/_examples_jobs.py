@@ -1,6 +1,8 @@
-"""The explorer's dataset examples: a background scan of a collection (`dataset_examples`)
-over the explorer's layers, then the top images of the selected channel as the `_examples`
-payload, re-cut from the cached result whenever the layer or channel changes (no rescan).
+"""The explorer's dataset examples: its public API (`ExplorerExamples`, a mixin of
+`FeatureExplorer`) and the jobs behind it (`ExamplesJobs`): a background scan of a
+collection (`dataset_examples`) over the explorer's layers, then the top images of the
+selected channel as the `_examples` payload, re-cut from the cached result whenever the layer
+or channel changes (no rescan).
 
 Everything model-related runs on the explorer's worker: the scan (kind `JobState.DATASET`,
 with progress and Cancel) and the crops of each selection (kind `_CROPS`; it reads back only
@@ -13,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._capture import resolve_layers
 from ._dataset_examples import DatasetExamples, ScanCancelled
 from ._inputs import image_name, read_now
 from ._layers import explorer_layers
@@ -23,12 +26,62 @@ from ._worker import Job
 if TYPE_CHECKING:
     import traitlets as t
 
+    from .visualizer import FeatureVisualizer
     from .widget import FeatureExplorer
 
-__all__ = ["ExamplesJobs"]
+__all__ = ["ExamplesJobs", "ExplorerExamples"]
 
 _CROPS = "examples"  # the worker kind re-cutting the selected channel's examples
 _PROGRESS_INTERVAL_S = 0.2
+
+
+class ExplorerExamples:
+    """`FeatureExplorer`'s dataset examples API (a mixin; the work is `ExamplesJobs`')."""
+
+    _viz: FeatureVisualizer
+    _examples_jobs: ExamplesJobs
+
+    @property
+    def dataset(self) -> Any:
+        """The collection whose top images per channel the explorer shows beside the channel
+        (None: none). Assigning one (a folder, a list of paths or images, a Dataset, a
+        DataLoader) scans it in the background with `scan_dataset`'s defaults; None hides
+        the examples."""
+        return self._examples_jobs.data
+
+    @dataset.setter
+    def dataset(self, value: Any) -> None:
+        if value is None:
+            self._examples_jobs.clear()
+        else:
+            self.scan_dataset(value)
+
+    @property
+    def dataset_examples(self) -> DatasetExamples | None:
+        """The last finished dataset scan (None before one finishes)."""
+        return self._examples_jobs.result
+
+    def scan_dataset(
+        self,
+        data: Any,
+        layers: Sequence[str] | None = None,
+        *,
+        k: int = 9,
+        batch_size: int = 32,
+    ) -> None:
+        """Scan `data` in the background (progress in `progress`, stopped by `cancel()`) for
+        the top `k` images of every channel of `layers` (default: the layer list, and the
+        current layer), in one pass; then the view shows the selected channel's, each cut to
+        what its unit sees, and follows the layer and channel without scanning again.
+        Errors show in `error`."""
+        if layers is not None:
+            resolve_layers(self._viz.model, list(layers))
+        self._examples_jobs.submit_scan(data, layers, k=k, batch_size=batch_size)
+
+    def show_dataset_image(self, index: int) -> None:
+        """Make image `index` of the scanned dataset the explorer's image (what a click on
+        one of its examples does)."""
+        self._examples_jobs.show(index)
 
 
 class ExamplesJobs:

@@ -1,11 +1,15 @@
 """The explorer's model work: view, comparison and occlusion jobs on its `Worker`, their
-progress and errors in its traits, and their results published as view payloads."""
+progress and errors in its traits, and their results published as view payloads; and
+`OcclusionAPI`, `FeatureExplorer`'s occlusion methods (a mixin)."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ._cancel import Cancelled
 from ._inputs import ImageInput
@@ -19,9 +23,44 @@ from ._worker import Job
 if TYPE_CHECKING:
     from .widget import FeatureExplorer
 
-__all__ = ["ExplorerJobs"]
+__all__ = ["ExplorerJobs", "OcclusionAPI"]
 
 _PROGRESS_INTERVAL_S = 0.2
+
+
+class OcclusionAPI:
+    """`FeatureExplorer`'s occlusion methods (a mixin; the work is `ExplorerJobs`')."""
+
+    _jobs: ExplorerJobs
+    _occ_result: OcclusionResult | None
+    channel: int  # ExplorerTraits' traits
+    position: list[int]
+    error: str
+
+    @property
+    def occlusion_result(self) -> OcclusionResult | None:
+        """The last (possibly partial) occlusion sweep, for every channel of its unit."""
+        return self._occ_result
+
+    def occlusion_map(self, channel: int | None = None, signed: bool = False) -> np.ndarray:
+        """The occlusion map (H_in, W_in) of `channel` (default: the selected one)."""
+        if self._occ_result is None:
+            raise ValueError("no occlusion has run yet; set `position` or call `run_occlusion()`.")
+        return self._occ_result.map(self.channel if channel is None else channel, signed=signed)
+
+    def run_occlusion(self, position: Sequence[int] | None = None) -> None:
+        """Start an occlusion sweep for the unit at `position` (default: the current one, or
+        the centre of the map) in the background; results stream into the widget."""
+        if position is not None and list(position) != self.position:
+            self.position = list(position)  # checked; the observer starts the sweep
+        else:  # an equal value notifies nobody: start it here
+            self._jobs.submit_occlusion(None if position is None else list(position))
+
+    def _occlude_now(self) -> None:
+        try:
+            self._jobs.submit_occlusion()
+        except ValueError as exc:
+            self.error = str(exc)
 
 
 class ExplorerJobs(ViewJobs, LooksForJobs):

@@ -12,6 +12,9 @@ from torch import nn
 from ._protocol import LayerEntry
 
 if TYPE_CHECKING:
+    import torch
+
+    from ._features import FeatureStore
     from ._inputs import ImageInput
     from .visualizer import FeatureVisualizer
 
@@ -22,6 +25,7 @@ __all__ = [
     "explorer_layers",
     "is_default_layer",
     "layer_entry",
+    "probe_layers",
 ]
 
 MAX_COMPARE = 12
@@ -61,6 +65,24 @@ def is_default_layer(name: str, module: nn.Module, trunk: str) -> bool:
     if trunk and parts[0] == trunk:
         parts = parts[1:]
     return len(parts) == 1 or (len(parts) == 2 and parts[1].isdigit())
+
+
+def probe_layers(features: FeatureStore, batch: torch.Tensor, include: str) -> list[LayerInfo]:
+    """`FeatureVisualizer.list_layers`: the layers of `features`' model (every module for
+    `include="all"`, else the default list) whose output `batch` shows as maps."""
+    model = features.model
+    trunk = trunk_prefix(model)
+    candidates = [
+        (name, module)
+        for name, module in model.named_modules()
+        if name and (include == "all" or is_default_layer(name, module, trunk))
+    ]
+    found = features.probe(batch, [name for name, _ in candidates])
+    return [
+        LayerInfo(name, type(module).__name__, tuple(f.maps.shape[1:]), f.layout.value)
+        for name, module in candidates
+        if (f := found.get(name)) is not None
+    ]
 
 
 def layer_entry(info: LayerInfo) -> LayerEntry:

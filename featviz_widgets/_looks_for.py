@@ -1,5 +1,6 @@
 """The explorer's "looks for" view: the picture `FeatureVisualizer.optimize` makes for the
-selected channel, optimised on the explorer's worker and shown as it refines.
+selected channel, optimised on the explorer's worker and shown as it refines. `LooksForAPI`
+is `FeatureExplorer`'s side of it (a mixin), `LooksForJobs` the work.
 
 - **Started** by the view's "Looks for" button, a double click on a grid tile, or
   `FeatureExplorer.run_looks_for()`; a `Message.LOOKS_FOR` from the front end.
@@ -21,6 +22,7 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+import traitlets as t
 from matplotlib.figure import Figure
 
 from ._optimize import OptimizationResult
@@ -29,11 +31,13 @@ from ._views import looks_for_view
 from ._worker import Job
 
 if TYPE_CHECKING:
+    from ._jobs import ExplorerJobs
     from ._view_jobs import ViewRequest
     from .widget import FeatureExplorer
 
 __all__ = [
     "LOOKS_FOR_OPTIONS",
+    "LooksForAPI",
     "LooksForJobs",
     "check_looks_for_options",
     "looks_for_figure",
@@ -107,6 +111,41 @@ def looks_for_figure(result: OptimizationResult | None, layer: str, channel: int
     done = "" if result.complete else f", partial {result.steps_done}/{result.steps}"
     ax.set_title(f"{layer}, channel {channel} looks for\n({result.steps} steps{done})", fontsize=10)
     return fig
+
+
+class LooksForAPI:
+    """`FeatureExplorer`'s "looks for" methods (a mixin; the work is `LooksForJobs`')."""
+
+    _jobs: ExplorerJobs
+    channel: int  # ExplorerTraits'
+    error: str
+
+    def run_looks_for(self, channel: int | None = None) -> None:
+        """What does the channel look for? Optimise a picture that excites `channel` (default:
+        the selected one; given, it is selected) of the layer shown, in the background, with
+        `FeatureVisualizer.optimize`: it refines live in the view and `cancel()` stops it.
+        On CUDA the full recipe (512 steps), elsewhere a 128-step preview at
+        `model_size=128`; `looks_for_steps` and `looks_for_options` change that. A picture
+        made before for the same layer, channel and settings is shown at once, without work.
+        Selecting another channel while it runs runs that channel's instead."""
+        if channel is not None and channel != self.channel:
+            self.channel = channel  # checked
+        self._jobs.submit_looks_for()
+
+    @property
+    def looks_for_result(self) -> OptimizationResult | None:
+        """The "looks for" result shown (`.images[0]`, possibly partial: `.complete`), or
+        None."""
+        return self._jobs.looks_shown
+
+    def _looks_for_now(self, content: dict) -> None:
+        """`Message.LOOKS_FOR` {channel?}: run "looks for" (for `channel`, which the view
+        selected with it); a problem goes to `error`."""
+        channel = content.get("channel")
+        try:
+            self.run_looks_for(channel if isinstance(channel, int) else None)
+        except (ValueError, t.TraitError) as exc:
+            self.error = str(exc)
 
 
 class LooksForJobs:

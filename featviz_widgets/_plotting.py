@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+import warnings
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+
+from ._stats import rank_channels
+from ._validate import check_index
 
 __all__ = [
     "MAX_FEATURE_MAPS",
@@ -20,6 +25,8 @@ __all__ = [
     "grid_shape",
     "layer_comparison_figure",
     "occlusion_figure",
+    "show_figure",
+    "top_maps_figure",
     "unit_centre",
 ]
 
@@ -38,6 +45,20 @@ def grid_shape(n: int) -> tuple[int, int]:
     """(rows, columns) of an n-map grid."""
     cols = grid_columns(n)
     return max(1, math.ceil(n / cols)), cols
+
+
+def _in_notebook() -> bool:
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def show_figure(fig: Figure, show: bool | None) -> None:
+    """Display `fig` if `show`, or, where `show` is None, when running in a notebook."""
+    if show if show is not None else _in_notebook():
+        from IPython.display import display
+
+        display(fig)
 
 
 def _finish(fig: Figure, save_path: str | os.PathLike | None) -> Figure:
@@ -83,6 +104,47 @@ def feature_grid_figure(
     if shared_scale and image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="activation")
     return _finish(fig, save_path)
+
+
+def top_maps_figure(
+    maps: torch.Tensor,
+    layer_name: str,
+    num_features: int,
+    sort_by: str,
+    *,
+    index: int,
+    seed: int,
+    shared_scale: bool,
+    figsize: tuple[int, int] | None,
+    cmap: str,
+    save_path: str | os.PathLike | None,
+) -> Figure:
+    """`FeatureVisualizer.plot_feature_maps`: the grid of the `num_features` top channels of
+    image `index` of `maps` (B, C, H, W) under `sort_by`, warning when fewer can be shown."""
+    one = maps[check_index(index, maps.shape[0]) : index + 1]
+    c, h, w = maps.shape[1:]
+    shown = min(c, MAX_FEATURE_MAPS)
+    if num_features > max(shown, 16):
+        warnings.warn(
+            f"`num_features`={num_features} is more than can be shown: {layer_name!r} has "
+            f"{c} channels and a figure shows at most {MAX_FEATURE_MAPS} maps; showing "
+            f"the top {shown}.",
+            UserWarning,
+            stacklevel=3,  # the caller of plot_feature_maps
+        )
+    channels = rank_channels(one, sort_by, seed)[: min(num_features, shown)]
+    title = f"{layer_name}: top {len(channels)} of {c} channels by {sort_by} ({h}x{w})"
+    if maps.shape[0] > 1:
+        title += f", image {index} of {maps.shape[0]}"
+    return feature_grid_figure(
+        one[0],
+        channels,
+        title=title,
+        shared_scale=shared_scale,
+        figsize=figsize,
+        cmap=cmap,
+        save_path=save_path,
+    )
 
 
 def layer_comparison_figure(

@@ -1,11 +1,18 @@
 """Static pictures of the explorer's views: `save_png`'s figures and the PNG a notebook
-keeps where the live widget cannot run. Grids are laid out by `_plotting.grid_shape`, as
-in `FeatureVisualizer`'s figures and the live view."""
+keeps where the live widget cannot run (`StaticDisplay`, a mixin of `FeatureExplorer`).
+Grids are laid out by `_plotting.grid_shape`, as in `FeatureVisualizer`'s figures and the
+live view."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import io
+import os
+import threading
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -18,9 +25,16 @@ from ._occlusion import OcclusionResult
 from ._optimize import OptimizationResult
 from ._payload import decode_maps
 from ._plotting import feature_grid_figure, grid_shape, occlusion_figure, unit_centre
-from ._protocol import EXPORT_VIEWS, ExportView
+from ._protocol import EXPORT_VIEWS, SHARED_SCALE, ExportView
 
-__all__ = ["ExplorerView", "examples_figure", "export_figure", "grid_png"]
+if TYPE_CHECKING:
+    from ._jobs import ExplorerJobs
+    from ._transfer import Outbox
+
+__all__ = ["ExplorerView", "StaticDisplay", "examples_figure", "export_figure", "grid_png"]
+
+# The first display waits this long at most for the first view (its static image).
+_FIRST_VIEW_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -130,3 +144,75 @@ def grid_png(shown: np.ndarray, data: bytes, meta: dict, *, shared: bool) -> byt
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+class StaticDisplay:
+    """`FeatureExplorer`'s static pictures (a mixin): `save_png`, and the PNG its notebook
+    output keeps beside the live widget."""
+
+    _lock: threading.RLock
+    _jobs: ExplorerJobs
+    _outbox: Outbox
+    _features: torch.Tensor | None
+    _shown: np.ndarray | None
+    _occ_result: OcclusionResult | None
+    _viewed: threading.Event
+    _displayed: bool
+    layer: str  # ExplorerTraits' traits
+    channel: int
+    sort_by: str
+    color_scale: str
+    _grid_meta: dict
+    _examples_meta: dict
+
+    def save_png(self, path: str | os.PathLike, view: str = ExportView.GRID.value) -> Path:
+        """Save the current `view` ("grid", "channel", "occlusion", "examples", or "looks_for",
+        the picture of `run_looks_for`) as a PNG file.
+
+        Returns:
+            The path written.
+        """
+        fig = self._figure(view)
+        path = Path(path)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        return path
+
+    def _figure(self, view: str) -> Figure:
+        with self._lock:
+            features, shown = self._features, self._shown
+            if features is None or shown is None:
+                raise ValueError("nothing to save yet: the first result is still being computed.")
+            snapshot = ExplorerView(
+                features=features,
+                shown=shown,
+                occlusion=self._occ_result,
+                layer=self.layer,
+                channels=list(self._grid_meta.get("channels", [])),
+                channel=self.channel,
+                sort_by=self.sort_by,
+                shared_scale=self.color_scale == SHARED_SCALE,
+                examples=(self._outbox.data("_examples"), dict(self._examples_meta)),
+                looks_for=self._jobs.looks_shown,
+            )
+        return export_figure(snapshot, view)
+
+    def _static_png(self) -> bytes:
+        """The input image beside the grid of the last complete view (viridis, as in the live
+        view): the static stand-in where the widget cannot run."""
+        with self._lock:
+            shown, meta, data = self._shown, dict(self._grid_meta), self._outbox.data("_grid")
+        if shown is None or not meta.get("n"):
+            raise ValueError("nothing to show yet")
+        return grid_png(shown, data, meta, shared=self.color_scale == SHARED_SCALE)
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        bundle = super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        if not self._displayed:  # one forward, so that an executed notebook keeps a picture;
+            self._displayed = True  # never the comparison or an occlusion, nor later displays
+            self._viewed.wait(_FIRST_VIEW_TIMEOUT_S)
+        with contextlib.suppress(Exception):  # the live widget works without the picture
+            data["image/png"] = base64.b64encode(self._static_png()).decode("ascii")
+        return data, metadata

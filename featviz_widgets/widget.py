@@ -5,14 +5,13 @@ one background thread, never on the kernel's shell thread (`_jobs`); changing th
 the channel or the number of maps only re-slices features the widget already holds. Feature
 maps travel to the browser as uint8 tiles with per-tile scale metadata (`_views`), set inside
 `hold_sync()` so the view never sees a payload without its metadata, in chunks when large
-(`_transfer`).
+(`_transfer`). The public API of each view sits beside its jobs, in a mixin: `OcclusionAPI`
+(`_jobs`), `LooksForAPI` (`_looks_for`), `ExplorerExamples` (`_examples_jobs`); `save_png`
+and the notebook's static picture are `StaticDisplay`'s (`_static`).
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,14 +24,13 @@ from PIL import Image
 from torch import nn
 
 from ._capture import resolve_layers
-from ._dataset_examples import DatasetExamples
-from ._examples_jobs import ExamplesJobs
+from ._examples_jobs import ExamplesJobs, ExplorerExamples
 from ._inputs import ImageInput, image_name, read_now
-from ._jobs import ExplorerJobs
+from ._jobs import ExplorerJobs, OcclusionAPI
+from ._looks_for import LooksForAPI
 from ._occlusion import OcclusionResult
-from ._optimize import OptimizationResult
-from ._protocol import SHARED_SCALE, SORT_MODES, ExportView, Message
-from ._static import ExplorerView, export_figure, grid_png
+from ._protocol import SORT_MODES, Message
+from ._static import StaticDisplay
 from ._traits import ExplorerTraits
 from ._transfer import Outbox, Uploads
 from ._validate import check_patch
@@ -54,8 +52,6 @@ _EXTRA_KWARGS = (
     "tabbable",
     "tooltip",
 )
-# The first display waits this long at most for the first view (its static image).
-_FIRST_VIEW_TIMEOUT_S = 30.0
 
 
 def _asset(name: str) -> Path:
@@ -64,7 +60,7 @@ def _asset(name: str) -> Path:
     return packaged if packaged.is_file() else _HERE.parent / "js" / name
 
 
-class FeatureExplorer(ExplorerTraits):
+class FeatureExplorer(OcclusionAPI, LooksForAPI, ExplorerExamples, StaticDisplay, ExplorerTraits):
     """Explore a vision model's feature maps, statistics and occlusion maps with the mouse.
 
     Every control has a Python counterpart: set `layer`, `sort_by`, `channel`,
@@ -224,92 +220,12 @@ class FeatureExplorer(ExplorerTraits):
         """The device types `device` can be set to."""
         return list(self._devices)
 
-    @property
-    def occlusion_result(self) -> OcclusionResult | None:
-        """The last (possibly partial) occlusion sweep, for every channel of its unit."""
-        return self._occ_result
-
-    def occlusion_map(self, channel: int | None = None, signed: bool = False) -> np.ndarray:
-        """The occlusion map (H_in, W_in) of `channel` (default: the selected one)."""
-        if self._occ_result is None:
-            raise ValueError("no occlusion has run yet; set `position` or call `run_occlusion()`.")
-        return self._occ_result.map(self.channel if channel is None else channel, signed=signed)
-
-    def run_occlusion(self, position: Sequence[int] | None = None) -> None:
-        """Start an occlusion sweep for the unit at `position` (default: the current one, or
-        the centre of the map) in the background; results stream into the widget."""
-        if position is not None and list(position) != self.position:
-            self.position = list(position)  # checked; the observer starts the sweep
-        else:  # an equal value notifies nobody: start it here
-            self._jobs.submit_occlusion(None if position is None else list(position))
-
-    def run_looks_for(self, channel: int | None = None) -> None:
-        """What does the channel look for? Optimise a picture that excites `channel` (default:
-        the selected one; given, it is selected) of the layer shown, in the background, with
-        `FeatureVisualizer.optimize`: it refines live in the view and `cancel()` stops it.
-        On CUDA the full recipe (512 steps), elsewhere a 128-step preview at
-        `model_size=128`; `looks_for_steps` and `looks_for_options` change that. A picture
-        made before for the same layer, channel and settings is shown at once, without work.
-        Selecting another channel while it runs runs that channel's instead."""
-        if channel is not None and channel != self.channel:
-            self.channel = channel  # checked
-        self._jobs.submit_looks_for()
-
-    @property
-    def looks_for_result(self) -> OptimizationResult | None:
-        """The "looks for" result shown (`.images[0]`, possibly partial: `.complete`), or
-        None."""
-        return self._jobs.looks_shown
-
     def cancel(self) -> None:
         """Stop a running occlusion sweep or "looks for" optimization (the partial map or
         picture stays, marked cancelled) and a dataset scan (the examples of an earlier scan
         stay)."""
         self._jobs.cancel()
         self._examples_jobs.cancel()
-
-    # ------------------------------------------------------------------ dataset examples
-    @property
-    def dataset(self) -> Any:
-        """The collection whose top images per channel the explorer shows beside the channel
-        (None: none). Assigning one (a folder, a list of paths or images, a Dataset, a
-        DataLoader) scans it in the background with `scan_dataset`'s defaults; None hides
-        the examples."""
-        return self._examples_jobs.data
-
-    @dataset.setter
-    def dataset(self, value: Any) -> None:
-        if value is None:
-            self._examples_jobs.clear()
-        else:
-            self.scan_dataset(value)
-
-    @property
-    def dataset_examples(self) -> DatasetExamples | None:
-        """The last finished dataset scan (None before one finishes)."""
-        return self._examples_jobs.result
-
-    def scan_dataset(
-        self,
-        data: Any,
-        layers: Sequence[str] | None = None,
-        *,
-        k: int = 9,
-        batch_size: int = 32,
-    ) -> None:
-        """Scan `data` in the background (progress in `progress`, stopped by `cancel()`) for
-        the top `k` images of every channel of `layers` (default: the layer list, and the
-        current layer), in one pass; then the view shows the selected channel's, each cut to
-        what its unit sees, and follows the layer and channel without scanning again.
-        Errors show in `error`."""
-        if layers is not None:
-            resolve_layers(self._viz.model, list(layers))
-        self._examples_jobs.submit_scan(data, layers, k=k, batch_size=batch_size)
-
-    def show_dataset_image(self, index: int) -> None:
-        """Make image `index` of the scanned dataset the explorer's image (what a click on
-        one of its examples does)."""
-        self._examples_jobs.show(index)
 
     def wait(self, timeout: float | None = None) -> FeatureExplorer:
         """Block until the background work is done (not from the worker itself), however
@@ -322,65 +238,12 @@ class FeatureExplorer(ExplorerTraits):
             raise TimeoutError(f"the explorer was still busy after {timeout} s ({self.status}).")
         return self
 
-    def save_png(self, path: str | os.PathLike, view: str = ExportView.GRID.value) -> Path:
-        """Save the current `view` ("grid", "channel", "occlusion", "examples", or "looks_for",
-        the picture of `run_looks_for`) as a PNG file.
-
-        Returns:
-            The path written.
-        """
-        fig = self._figure(view)
-        path = Path(path)
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-        return path
-
     def close(self) -> None:
         """Stop the worker and close the widget and its views."""
         worker = getattr(self, "_worker", None)  # absent if __init__ failed early
         if worker is not None:
             worker.shutdown()
         super().close()
-
-    # ------------------------------------------------------------------ static fallback
-    def _figure(self, view: str):
-        with self._lock:
-            features, shown = self._features, self._shown
-            if features is None or shown is None:
-                raise ValueError("nothing to save yet: the first result is still being computed.")
-            snapshot = ExplorerView(
-                features=features,
-                shown=shown,
-                occlusion=self._occ_result,
-                layer=self.layer,
-                channels=list(self._grid_meta.get("channels", [])),
-                channel=self.channel,
-                sort_by=self.sort_by,
-                shared_scale=self.color_scale == SHARED_SCALE,
-                examples=(self._outbox.data("_examples"), dict(self._examples_meta)),
-                looks_for=self._jobs.looks_shown,
-            )
-        return export_figure(snapshot, view)
-
-    def _static_png(self) -> bytes:
-        """The input image beside the grid of the last complete view (viridis, as in the live
-        view): the static stand-in where the widget cannot run."""
-        with self._lock:
-            shown, meta, data = self._shown, dict(self._grid_meta), self._outbox.data("_grid")
-        if shown is None or not meta.get("n"):
-            raise ValueError("nothing to show yet")
-        return grid_png(shown, data, meta, shared=self.color_scale == SHARED_SCALE)
-
-    def _repr_mimebundle_(self, **kwargs: Any):
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:
-            return None
-        data, metadata = bundle
-        if not self._displayed:  # one forward, so that an executed notebook keeps a picture;
-            self._displayed = True  # never the comparison or an occlusion, nor later displays
-            self._viewed.wait(_FIRST_VIEW_TIMEOUT_S)
-        with contextlib.suppress(Exception):  # the live widget works without the picture
-            data["image/png"] = base64.b64encode(self._static_png()).decode("ascii")
-        return data, metadata
 
     # ------------------------------------------------------------------ front-end messages
     def set_state(self, sync_data: dict) -> None:
@@ -411,21 +274,6 @@ class FeatureExplorer(ExplorerTraits):
             ),
             Message.LOOKS_FOR: lambda content, buffers: self._looks_for_now(content),
         }
-
-    def _occlude_now(self) -> None:
-        try:
-            self._jobs.submit_occlusion()
-        except ValueError as exc:
-            self.error = str(exc)
-
-    def _looks_for_now(self, content: dict) -> None:
-        """`Message.LOOKS_FOR` {channel?}: run "looks for" (for `channel`, which the view
-        selected with it); a problem goes to `error`."""
-        channel = content.get("channel")
-        try:
-            self.run_looks_for(channel if isinstance(channel, int) else None)
-        except (ValueError, t.TraitError) as exc:
-            self.error = str(exc)
 
     def _show_upload(self, name: str, picture: Image.Image) -> None:
         self._jobs.submit_view(picture, name=name, relist=True)

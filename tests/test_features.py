@@ -54,6 +54,6 @@ def test_visualizer_holds_one_store(tiny):
     assert viz.cache_size == viz.features.cache_size == 3
     viz.get_features(X, "conv")
     viz.occlusion(X, "conv", patch_size=4, stride=4, progress=False)
-    assert len(viz.features) == 1 and viz._occlusion_cache is not None
+    assert len(viz.features) == 1 and viz._occlusions.cache is not None
     viz.clear_cache()
-    assert len(viz.features) == 0 and viz._occlusion_cache is None
+    assert len(viz.features) == 0 and viz._occlusions.cache is None
