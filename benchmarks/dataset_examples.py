@@ -2,10 +2,13 @@
 on the same batches, and its peak memory for two collection sizes.
 
     python benchmarks/dataset_examples.py [--n 128 512] [--px 128] [--model resnet18]
-        [--layers layer3 layer4] [--batch-size 64] [--device cpu|cuda] [--repeats 2]
+        [--layers layer3 layer4] [--batch-size 64] [--num-workers 0] [--device cpu|cuda]
+        [--repeats 3]
 
 For each N, a child process (so that its peak resident memory is its own) writes N PNG images
-of `px` pixels to a temporary folder and times, alternating, `--repeats` times (best kept):
+of `px` pixels to a temporary folder and runs `--repeats` rounds; each round times a plain run
+and a `dataset_examples` run back to back, the order swapping every round (so that a slow
+spell of a shared machine does not always fall on the same side):
 
 - files: reading, decoding and preprocessing the folder in the same DataLoader batches, then
   a plain forward stopped at the deepest layer (a hook that raises), vs `dataset_examples` on
@@ -13,7 +16,8 @@ of `px` pixels to a temporary folder and times, alternating, `--repeats` times (
 - tensors: the same, on model-ready tensors already in memory (no decoding): forwards alone
   vs `dataset_examples` on a Dataset of those tensors.
 
-Prints images/s and the ratio (`dataset_examples` / plain; 1.0 = no overhead) per mode.
+Prints the median images/s of each side and the median over rounds of the round's ratio
+(`dataset_examples` / plain; 1.0 = no overhead), with the lowest and highest round ratios.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import argparse
 import contextlib
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,6 +81,28 @@ def plain(viz: FeatureVisualizer, batches, layer: str) -> float:
     return time.perf_counter() - start
 
 
+def scan(viz: FeatureVisualizer, data, layers: list[str], options: dict) -> float:
+    """Seconds for one `dataset_examples` over `data`."""
+    start = time.perf_counter()
+    viz.dataset_examples(data, layers, **options)
+    sync(viz.device)
+    return time.perf_counter() - start
+
+
+def rounds(repeats: int, run_plain, run_scan) -> list[tuple[float, float]]:
+    """(plain seconds, scan seconds) of each round; odd rounds run the scan first."""
+    times = []
+    for r in range(repeats):
+        if r % 2:
+            ours = run_scan()
+            ref = run_plain()
+        else:
+            ref = run_plain()
+            ours = run_scan()
+        times.append((ref, ours))
+    return times
+
+
 def child(args: argparse.Namespace) -> None:
     args.n = args.n[0]
     device = torch.device(args.device)
@@ -104,25 +131,19 @@ def child(args: argparse.Namespace) -> None:
                 yield batch.images
 
         viz.dataset_examples([folder / "img_00000.png"], args.layers, **options)  # warm-up
-        ref, ours = [], []
-        for _ in range(args.repeats):
-            ref.append(plain(viz, file_batches(), deepest))
-            start = time.perf_counter()
-            viz.dataset_examples(folder, args.layers, **options)
-            sync(device)
-            ours.append(time.perf_counter() - start)
-        result["files"] = (min(ref), min(ours))
+        result["files"] = rounds(
+            args.repeats,
+            lambda: plain(viz, file_batches(), deepest),
+            lambda: scan(viz, folder, args.layers, options),
+        )
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         tensors = [b.clone() for b in file_batches()]
         data = [t for batch in tensors for t in batch]
-        ref, ours = [], []
-        for _ in range(args.repeats):
-            ref.append(plain(viz, tensors, deepest))
-            start = time.perf_counter()
-            viz.dataset_examples(data, args.layers, **options)
-            sync(device)
-            ours.append(time.perf_counter() - start)
-        result["tensors"] = (min(ref), min(ours))
+        result["tensors"] = rounds(
+            args.repeats,
+            lambda: plain(viz, tensors, deepest),
+            lambda: scan(viz, data, args.layers, options),
+        )
     print(json.dumps(result))
 
 
@@ -135,7 +156,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -145,8 +166,11 @@ def main() -> None:
         f"{args.model} {' '.join(args.layers)}, {args.px} px, batch {args.batch_size}, "
         f"{args.device}, torch threads {torch.get_num_threads()}"
     )
-    print("| N | mode | plain img/s | dataset_examples img/s | ratio | peak RSS MB |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| N | mode | plain img/s | dataset_examples img/s | median ratio | ratio range "
+        "| peak RSS MB |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for n in args.n:
         command = [sys.executable, __file__, "--child", "--n", str(n)]
         for name in ("px", "model", "batch_size", "num_workers", "device", "repeats"):
@@ -155,9 +179,16 @@ def main() -> None:
         out = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout
         result = json.loads(out.strip().splitlines()[-1])
         for mode in ("files", "tensors"):
-            ref, ours = result[mode]
+            times = result[mode]
+            ref = statistics.median(t for t, _ in times)
+            ours = statistics.median(t for _, t in times)
+            ratios = [t / u for t, u in times]
             rss = f"{result['peak_rss_mb']:.0f}" if mode == "files" else "-"
-            print(f"| {n} | {mode} | {n / ref:.1f} | {n / ours:.1f} | {ref / ours:.3f} | {rss} |")
+            print(
+                f"| {n} | {mode} | {n / ref:.1f} | {n / ours:.1f} | "
+                f"{statistics.median(ratios):.3f} | {min(ratios):.2f}-{max(ratios):.2f} | {rss} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
