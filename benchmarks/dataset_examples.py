@@ -15,9 +15,15 @@ spell of a shared machine does not always fall on the same side):
   the folder (which also keeps the top-k on the device). Peak RSS is read after these.
 - tensors: the same, on model-ready tensors already in memory (no decoding): forwards alone
   vs `dataset_examples` on a Dataset of those tensors.
+- batch: the per-batch cost alone, 2 x `--repeats` rounds on the first of those batches: a
+  plain forward vs what the scan does per batch (the forward with its capturing hooks, then
+  the top-k and sums folded into the state on the device), without any data loading.
 
-Prints the median images/s of each side and the median over rounds of the round's ratio
-(`dataset_examples` / plain; 1.0 = no overhead), with the lowest and highest round ratios.
+Prints the median (wall-clock) images/s of each side and, over rounds, the median of the
+round's ratio (plain time / `dataset_examples` time: 1.0 = no overhead) with the lowest and
+highest, by wall clock and by this process's CPU time. On a machine that other jobs load, the
+CPU-time ratio is the steadier one (it does not count the time the process waited for a core);
+with `--num-workers` > 0 it misses the workers' decoding, so read the wall ratio then.
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ import torch
 from PIL import Image
 
 from featviz_widgets import FeatureVisualizer
-from featviz_widgets._datasource import open_source
+from featviz_widgets._dataset_examples import _fold, _Scan
+from featviz_widgets._datasource import Batch, open_source
+from featviz_widgets._precision import exact_float32
 
 
 class _Stop(Exception):
@@ -60,8 +68,19 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def plain(viz: FeatureVisualizer, batches, layer: str) -> float:
-    """Seconds for forwards stopped at `layer` over `batches` (an iterable of CPU tensors)."""
+def clock() -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds)."""
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: tuple[float, float]) -> tuple[float, float]:
+    wall, cpu = clock()
+    return wall - start[0], cpu - start[1]
+
+
+def plain(viz: FeatureVisualizer, batches, layer: str) -> tuple[float, float]:
+    """(wall, CPU) seconds for forwards stopped at `layer` over `batches` (an iterable of CPU
+    tensors)."""
     module = dict(viz.model.named_modules())[layer]
 
     def stop(*_):
@@ -69,7 +88,7 @@ def plain(viz: FeatureVisualizer, batches, layer: str) -> float:
 
     handle = module.register_forward_hook(stop)
     viz.model.eval()
-    start = time.perf_counter()
+    start = clock()
     try:
         with torch.no_grad():
             for batch in batches:
@@ -78,19 +97,19 @@ def plain(viz: FeatureVisualizer, batches, layer: str) -> float:
         sync(viz.device)
     finally:
         handle.remove()
-    return time.perf_counter() - start
+    return since(start)
 
 
-def scan(viz: FeatureVisualizer, data, layers: list[str], options: dict) -> float:
-    """Seconds for one `dataset_examples` over `data`."""
-    start = time.perf_counter()
+def scan(viz: FeatureVisualizer, data, layers: list[str], options: dict) -> tuple[float, float]:
+    """(wall, CPU) seconds for one `dataset_examples` over `data`."""
+    start = clock()
     viz.dataset_examples(data, layers, **options)
     sync(viz.device)
-    return time.perf_counter() - start
+    return since(start)
 
 
-def rounds(repeats: int, run_plain, run_scan) -> list[tuple[float, float]]:
-    """(plain seconds, scan seconds) of each round; odd rounds run the scan first."""
+def rounds(repeats: int, run_plain, run_scan) -> list[tuple[tuple[float, float], ...]]:
+    """((plain wall, CPU), (scan wall, CPU)) of each round; odd rounds run the scan first."""
     times = []
     for r in range(repeats):
         if r % 2:
@@ -144,6 +163,18 @@ def child(args: argparse.Namespace) -> None:
             lambda: plain(viz, tensors, deepest),
             lambda: scan(viz, data, args.layers, options),
         )
+        first = tensors[0]
+        state = _Scan()
+
+        def fold() -> tuple[float, float]:
+            start = clock()
+            with exact_float32(), torch.no_grad():
+                _fold(viz, args.layers, 9, state, Batch(list(range(len(first))), first), None)
+            sync(device)
+            return since(start)
+
+        result["batch"] = rounds(2 * args.repeats, lambda: plain(viz, [first], deepest), fold)
+        result["batch_n"] = len(first)
     print(json.dumps(result))
 
 
@@ -167,10 +198,10 @@ def main() -> None:
         f"{args.device}, torch threads {torch.get_num_threads()}"
     )
     print(
-        "| N | mode | plain img/s | dataset_examples img/s | median ratio | ratio range "
-        "| peak RSS MB |"
+        "| N | mode | plain img/s | dataset_examples img/s | wall ratio | range | CPU ratio "
+        "| range | peak RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in args.n:
         command = [sys.executable, __file__, "--child", "--n", str(n)]
         for name in ("px", "model", "batch_size", "num_workers", "device", "repeats"):
@@ -178,15 +209,22 @@ def main() -> None:
         command += ["--layers", *args.layers]
         out = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout
         result = json.loads(out.strip().splitlines()[-1])
-        for mode in ("files", "tensors"):
+        for mode in ("files", "tensors", "batch"):
             times = result[mode]
-            ref = statistics.median(t for t, _ in times)
-            ours = statistics.median(t for _, t in times)
-            ratios = [t / u for t, u in times]
+            images = result["batch_n"] if mode == "batch" else n
+            ref = statistics.median(t[0] for t, _ in times)
+            ours = statistics.median(u[0] for _, u in times)
+            cells = []
+            for clock_index in (0, 1):  # wall, CPU
+                ratios = [t[clock_index] / u[clock_index] for t, u in times]
+                cells += [
+                    f"{statistics.median(ratios):.3f}",
+                    f"{min(ratios):.2f}-{max(ratios):.2f}",
+                ]
             rss = f"{result['peak_rss_mb']:.0f}" if mode == "files" else "-"
             print(
-                f"| {n} | {mode} | {n / ref:.1f} | {n / ours:.1f} | "
-                f"{statistics.median(ratios):.3f} | {min(ratios):.2f}-{max(ratios):.2f} | {rss} |",
+                f"| {n} | {mode} | {images / ref:.1f} | {images / ours:.1f} | {' | '.join(cells)} "
+                f"| {rss} |",
                 flush=True,
             )
 
