@@ -28,7 +28,7 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 EXECUTED = {
     "02-watch-features-emerge.ipynb": (10, False, True),
     "03-compare-architectures.ipynb": (6, True, False),
-    "04-many-images.ipynb": (5, True, False),
+    "04-many-images.ipynb": (6, True, False),
 }
 ALL = ["01-quickstart.ipynb", *EXECUTED]
 
