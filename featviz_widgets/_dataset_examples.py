@@ -18,12 +18,9 @@ This module runs the scan; the result is `_examples_result`'s, the cache and the
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -34,7 +31,7 @@ from ._datasource import Batch, DataSource, open_source
 from ._examples_result import DatasetExamples
 from ._precision import exact_float32
 from ._progress import progress_bar
-from ._scan_state import _atomic_save, _distributed, _gather, _load_payload, _model_signature, _Scan
+from ._scan_state import _atomic_save, _distributed, _fingerprint, _gather, _resume, _Scan
 from ._topk import ChannelTopK
 
 if TYPE_CHECKING:
@@ -94,36 +91,9 @@ def scan_dataset(
     # Whole batches go to ranks in turn: every image is computed in the same batch as in a
     # one-process scan, so scores are bit-identical (per-image results can depend on the batch).
     mine = list(range(rank, batches, world))
-    fingerprint = hashlib.blake2b(
-        json.dumps(
-            {
-                "sources": source.sources,
-                "kind": source.kind,
-                "layers": layers,
-                "k": k,
-                "batch_size": batch_size,
-                "shard": [rank, world],
-                # Hashing the weights costs ~0.2 s for resnet18: only a cache needs it.
-                "model": _model_signature(viz) if cache is not None else None,
-            }
-        ).encode(),
-        digest_size=16,
-    ).hexdigest()
-
-    scan = _Scan()
-    cache_path = None
-    if cache is not None:
-        cache_path = Path(cache)
-        if world > 1:
-            cache_path = cache_path.with_name(f"{cache_path.name}.rank{rank}-of-{world}")
-        if cache_path.exists():
-            scan, saved = _Scan.from_payload(_load_payload(cache_path), viz.device)
-            if saved != fingerprint:
-                raise ValueError(
-                    f"the cache {os.fspath(cache_path)!r} belongs to another scan (different "
-                    "images, layers, k, batch size, shard or model weights); pass another "
-                    "`cache=` path or delete that file to start over."
-                )
+    # Hashing the weights costs ~0.2 s for resnet18: only a cache needs it.
+    fingerprint = _fingerprint(viz, source, layers, k, batch_size, (rank, world), cache is not None)
+    scan, cache_path = _resume(cache, fingerprint, (rank, world), viz.device)
 
     def save() -> None:
         if cache_path is not None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ._datasource import DataSource
 from ._topk import ChannelTopK
 
 if TYPE_CHECKING:
@@ -34,6 +35,60 @@ def _model_signature(viz: FeatureVisualizer) -> str:
     digest.update(repr((pre.transform, pre.mean, pre.std, pre.input_size)).encode())
     digest.update(repr((pre.preprocess_tensors, str(viz.dtype))).encode())
     return digest.hexdigest()
+
+
+def _fingerprint(
+    viz: FeatureVisualizer,
+    source: DataSource,
+    layers: list[str],
+    k: int,
+    batch_size: int,
+    shard: tuple[int, int],
+    with_model: bool,
+) -> str:
+    """What a cache must match to be resumed: the images, layers, k, batch size, shard and (if
+    `with_model`) the model's signature."""
+    rank, world = shard
+    return hashlib.blake2b(
+        json.dumps(
+            {
+                "sources": source.sources,
+                "kind": source.kind,
+                "layers": layers,
+                "k": k,
+                "batch_size": batch_size,
+                "shard": [rank, world],
+                "model": _model_signature(viz) if with_model else None,
+            }
+        ).encode(),
+        digest_size=16,
+    ).hexdigest()
+
+
+def _resume(
+    cache: str | os.PathLike | None,
+    fingerprint: str,
+    shard: tuple[int, int],
+    device: torch.device,
+) -> tuple[_Scan, Path | None]:
+    """The scan to continue (the cache's, if it exists; else a fresh one) and this rank's cache
+    file (None: no cache)."""
+    scan = _Scan()
+    if cache is None:
+        return scan, None
+    rank, world = shard
+    cache_path = Path(cache)
+    if world > 1:
+        cache_path = cache_path.with_name(f"{cache_path.name}.rank{rank}-of-{world}")
+    if cache_path.exists():
+        scan, saved = _Scan.from_payload(_load_payload(cache_path), device)
+        if saved != fingerprint:
+            raise ValueError(
+                f"the cache {os.fspath(cache_path)!r} belongs to another scan (different "
+                "images, layers, k, batch size, shard or model weights); pass another "
+                "`cache=` path or delete that file to start over."
+            )
+    return scan, cache_path
 
 
 def _distributed() -> tuple[int, int]:
