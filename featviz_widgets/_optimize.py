@@ -22,14 +22,12 @@ back, patched ReLU forwards are removed and capture hooks are gone, also on erro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ._cancel import OptimizationCancelled
 from ._capture import preserved_model_state, resolve_layers
@@ -38,10 +36,10 @@ from ._inputs import IMAGENET_MEAN, IMAGENET_STD
 from ._layout import Format
 from ._precision import exact_float32, precision_context, precision_dtype
 from ._progress import progress_bar
+from ._redirect_relu import redirected_relus
 
 __all__ = ["OptimizationResult", "optimize_channels", "redirected_relus"]
 
-_MISSING = object()
 # After the first steps, how often to ask the device whether a unit is still dead.
 _DEAD_CHECK = 16
 
@@ -74,68 +72,6 @@ class OptimizationResult:
     steps_done: int
     settings: dict[str, Any]
     complete: bool = True
-
-
-class _RedirectedReLU(torch.autograd.Function):
-    """ReLU whose backward, for an example the ordinary ReLU passes no gradient for at all and
-    whose entry of `active` (a (B,) bool tensor) is True, passes the gradient wherever it would
-    raise the input (or the input is not negative)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, active)
-        return x.clamp_min(0)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        x, active = ctx.saved_tensors
-        relu_grad = grad.masked_fill(x <= 0, 0)
-        if x.ndim < 2 or x.shape[0] != active.shape[0]:
-            return relu_grad, None  # not batched like the images: no redirection
-        blocked = ~relu_grad.reshape(x.shape[0], -1).ne(0).any(dim=1) & active
-        if x.device.type == "cpu" and not bool(blocked.any()):  # free to ask on a CPU
-            return relu_grad, None
-        # Descent lowers x where grad > 0: that is blocked for negative inputs.
-        redirected = grad.masked_fill((x < 0) & (grad > 0), 0)
-        return torch.where(blocked.view(-1, *([1] * (x.ndim - 1))), redirected, relu_grad), None
-
-
-class _Switch:
-    """Which images (a (N,) bool tensor) the redirected ReLU acts for; None: plain ReLUs."""
-
-    active: torch.Tensor | None = None
-
-
-@contextmanager
-def redirected_relus(model: nn.Module, enabled: bool = True) -> Iterator[_Switch]:
-    """While inside, each `nn.ReLU` module of `model` runs the redirected ReLU for the images
-    the yielded switch's `active` marks (its own forward while `active` is None); the modules'
-    forwards are restored on leaving, whatever happens."""
-    switch = _Switch()
-    patched: list[tuple[nn.Module, object]] = []
-    try:
-        if enabled:
-            for module in model.modules():
-                if type(module) is not nn.ReLU:
-                    continue
-                saved = module.__dict__.get("forward", _MISSING)
-                own = module.forward
-
-                def forward(x: torch.Tensor, _own: Callable = own) -> torch.Tensor:
-                    active = switch.active
-                    if active is None or not torch.is_grad_enabled():
-                        return _own(x)
-                    return _RedirectedReLU.apply(x, active)
-
-                module.__dict__["forward"] = forward
-                patched.append((module, saved))
-        yield switch
-    finally:
-        for module, saved in reversed(patched):
-            if saved is _MISSING:
-                module.__dict__.pop("forward", None)
-            else:
-                module.__dict__["forward"] = saved
 
 
 # ----------------------------------------------------------------------------- validation
