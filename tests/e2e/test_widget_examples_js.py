@@ -6,7 +6,6 @@ a layer outside the scan shows Python's note, and no dataset hides the view."""
 from __future__ import annotations
 
 import base64
-import json
 
 import numpy as np
 import pytest
@@ -17,9 +16,9 @@ from matplotlib import cbook
 from PIL import Image
 
 from featviz_widgets._protocol import contract
-from featviz_widgets.widget import FeatureExplorer, _asset
+from featviz_widgets.widget import FeatureExplorer
 
-from .test_widget_js import BOOT, PAGE
+from .standalone import open_view, synced_state
 
 pytestmark = pytest.mark.e2e
 
@@ -41,31 +40,12 @@ def state():
     explorer.scan_dataset(images, ["layer4"], k=4, batch_size=8)
     explorer.wait(120)
     assert explorer.error == "" and explorer._examples_meta["n"] == 4
-    raw = explorer.get_state()
-    explorer.close()
-    skip = {"_esm", "_css", "layout", "tabbable", "tooltip"}
-    out = {}
-    for key, value in raw.items():
-        if key in skip or key.startswith(("_model", "_view", "_dom", "_anywidget")):
-            continue
-        if isinstance(value, (bytes, memoryview)):
-            value = {"__b64__": base64.b64encode(bytes(value)).decode()}
-        out[key] = value
-    return json.loads(json.dumps(out))
+    return synced_state(explorer)
 
 
 @pytest.fixture
 def view(browser, state):
-    context = browser.new_context(viewport={"width": 1100, "height": 1600})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_content(PAGE)
-    page.evaluate(BOOT, [_asset("widget.js").read_text(), _asset("widget.css").read_text(), state])
-    page.wait_for_selector("canvas.fvz-examples[data-state]", state="attached")
-    yield page
-    assert errors == []
-    context.close()
+    yield from open_view(browser, state, "canvas.fvz-examples[data-state]", height=1600)
 
 
 TILE_MEANS = """([cols, n, label, gap]) => {

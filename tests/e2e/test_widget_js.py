@@ -15,45 +15,11 @@ import pytest
 import timm
 import torch
 
-from featviz_widgets.widget import FeatureExplorer, _asset
+from featviz_widgets.widget import FeatureExplorer
+
+from .standalone import open_view, synced_state
 
 pytestmark = pytest.mark.e2e
-
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><style id="css"></style></head>
-<body><div id="host" style="width: 1000px"></div></body></html>"""
-
-BOOT = """async ([source, css, state]) => {
-  document.getElementById("css").textContent = css;
-  for (const [key, value] of Object.entries(state)) {
-    if (value && value.__b64__ !== undefined) {
-      const bytes = Uint8Array.from(atob(value.__b64__), (c) => c.charCodeAt(0));
-      state[key] = new DataView(bytes.buffer);
-    }
-  }
-  const handlers = {};
-  window.sets = [];
-  window.sent = [];
-  window.model = {
-    get: (key) => state[key],
-    set: (key, value) => {
-      state[key] = value;
-      window.sets.push([key, value]);
-      for (const f of handlers["change:" + key] || []) f();
-    },
-    save_changes() {},
-    send(message, callbacks, buffers) {
-      window.sent.push([message, (buffers || []).map((b) => b.byteLength)]);
-    },
-    on(event, f) { (handlers[event] ||= []).push(f); },
-    emit(event, ...args) { for (const f of handlers[event] || []) f(...args); },
-    off(event, f) { handlers[event] = (handlers[event] || []).filter((g) => g !== f); },
-  };
-  window.listenerCount = () => Object.values(handlers).reduce((n, list) => n + list.length, 0);
-  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
-  const widget = (await import(url)).default;
-  const el = document.getElementById("host");
-  window.cleanup = await widget.render({ model: window.model, el });
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -69,33 +35,12 @@ def state():
     explorer.wait(60)
     explorer.position = [4, 4]
     explorer.wait(60)
-    raw = explorer.get_state()
-    explorer.close()
-    skip = {"_esm", "_css", "layout", "tabbable", "tooltip"}
-    out = {}
-    for key, value in raw.items():
-        if key in skip or key.startswith(("_model", "_view", "_dom", "_anywidget")):
-            continue
-        if isinstance(value, (bytes, memoryview)):
-            value = {"__b64__": base64.b64encode(bytes(value)).decode()}
-        out[key] = value
-    return json.loads(json.dumps(out))
+    return synced_state(explorer)
 
 
 @pytest.fixture
 def view(browser, state):
-    context = browser.new_context(viewport={"width": 1100, "height": 1300})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_content(PAGE)
-    source = _asset("widget.js").read_text()
-    css = _asset("widget.css").read_text()
-    page.evaluate(BOOT, [source, css, state])
-    page.wait_for_selector("canvas.fvz-input[data-state]", state="attached")
-    yield page
-    assert errors == []
-    context.close()
+    yield from open_view(browser, state, "canvas.fvz-input[data-state]")
 
 
 def paints(page, name: str) -> int:

@@ -4,15 +4,14 @@ a real `FeatureExplorer`'s after a (tiny) `run_looks_for()`, as in test_widget_j
 from __future__ import annotations
 
 import base64
-import json
 
 import pytest
 import timm
 import torch
 
-from featviz_widgets.widget import FeatureExplorer, _asset
+from featviz_widgets.widget import FeatureExplorer
 
-from .test_widget_js import BOOT, PAGE
+from .standalone import open_view, synced_state
 
 pytestmark = pytest.mark.e2e
 
@@ -39,31 +38,12 @@ def state():
     explorer.run_looks_for()
     explorer.wait(60)
     assert explorer._looks_for_meta["complete"], explorer.error
-    raw = explorer.get_state()
-    explorer.close()
-    skip = {"_esm", "_css", "layout", "tabbable", "tooltip"}
-    out = {}
-    for key, value in raw.items():
-        if key in skip or key.startswith(("_model", "_view", "_dom", "_anywidget")):
-            continue
-        if isinstance(value, (bytes, memoryview)):
-            value = {"__b64__": base64.b64encode(bytes(value)).decode()}
-        out[key] = value
-    return json.loads(json.dumps(out))
+    return synced_state(explorer)
 
 
 @pytest.fixture
 def view(browser, state):
-    context = browser.new_context(viewport={"width": 1100, "height": 1300})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_content(PAGE)
-    page.evaluate(BOOT, [_asset("widget.js").read_text(), _asset("widget.css").read_text(), state])
-    page.wait_for_selector("canvas.fvz-looks-for[data-state]", state="attached")
-    yield page
-    assert errors == []
-    context.close()
+    yield from open_view(browser, state, "canvas.fvz-looks-for[data-state]")
 
 
 # The colour at the centre of each source pixel of the picture drawn on the canvas.

@@ -1,0 +1,75 @@
+"""Run js/widget.js alone in Chromium against a stand-in model holding a real explorer's state."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+
+from featviz_widgets.widget import FeatureExplorer, _asset
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><style id="css"></style></head>
+<body><div id="host" style="width: 1000px"></div></body></html>"""
+
+BOOT = """async ([source, css, state]) => {
+  document.getElementById("css").textContent = css;
+  for (const [key, value] of Object.entries(state)) {
+    if (value && value.__b64__ !== undefined) {
+      const bytes = Uint8Array.from(atob(value.__b64__), (c) => c.charCodeAt(0));
+      state[key] = new DataView(bytes.buffer);
+    }
+  }
+  const handlers = {};
+  window.sets = [];
+  window.sent = [];
+  window.model = {
+    get: (key) => state[key],
+    set: (key, value) => {
+      state[key] = value;
+      window.sets.push([key, value]);
+      for (const f of handlers["change:" + key] || []) f();
+    },
+    save_changes() {},
+    send(message, callbacks, buffers) {
+      window.sent.push([message, (buffers || []).map((b) => b.byteLength)]);
+    },
+    on(event, f) { (handlers[event] ||= []).push(f); },
+    emit(event, ...args) { for (const f of handlers[event] || []) f(...args); },
+    off(event, f) { handlers[event] = (handlers[event] || []).filter((g) => g !== f); },
+  };
+  window.listenerCount = () => Object.values(handlers).reduce((n, list) => n + list.length, 0);
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  const widget = (await import(url)).default;
+  const el = document.getElementById("host");
+  window.cleanup = await widget.render({ model: window.model, el });
+}"""
+
+
+def synced_state(explorer: FeatureExplorer) -> dict:
+    """The explorer's synced traits as JSON (bytes as {"__b64__": ...}); closes the explorer."""
+    raw = explorer.get_state()
+    explorer.close()
+    skip = {"_esm", "_css", "layout", "tabbable", "tooltip"}
+    out = {}
+    for key, value in raw.items():
+        if key in skip or key.startswith(("_model", "_view", "_dom", "_anywidget")):
+            continue
+        if isinstance(value, (bytes, memoryview)):
+            value = {"__b64__": base64.b64encode(bytes(value)).decode()}
+        out[key] = value
+    return json.loads(json.dumps(out))
+
+
+def open_view(browser, state: dict, ready: str, height: int = 1300) -> Iterator:
+    """A page running the widget on `state`, once `ready` (a selector) is painted; asserts on
+    leaving that the page raised no error."""
+    context = browser.new_context(viewport={"width": 1100, "height": height})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_content(PAGE)
+    page.evaluate(BOOT, [_asset("widget.js").read_text(), _asset("widget.css").read_text(), state])
+    page.wait_for_selector(ready, state="attached")
+    yield page
+    assert errors == []
+    context.close()
