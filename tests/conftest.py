@@ -64,6 +64,19 @@ def timm_model(name: str, **kwargs) -> nn.Module:
     return timm.create_model(name, pretrained=False, **kwargs)
 
 
+def resnet18_64px(zero_init_last: bool = False) -> nn.Module:
+    """A fresh resnet18 (seed 0) whose preprocessing feeds it 64 px images: the widget tests'
+    model, small enough for a browser test. `zero_init_last=False` keeps every block's last
+    BatchNorm non-zero, so random weights still give varied maps."""
+    torch.manual_seed(0)
+    return timm.create_model(
+        "resnet18",
+        pretrained=False,
+        zero_init_last=zero_init_last,
+        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
+    )
+
+
 def scene(width: int = 320, height: int = 240, seed: int = 0) -> Image.Image:
     """A deterministic RGB image with structure (gradients, a disc, stripes) and noise."""
     rng = np.random.default_rng(seed)

@@ -20,10 +20,9 @@ from contextlib import contextmanager
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-import timm
 import torch
 import traitlets
-from conftest import ModelSnapshot, scene
+from conftest import ModelSnapshot, resnet18_64px, scene
 from PIL import Image
 from torch import nn
 
@@ -43,13 +42,7 @@ from featviz_widgets.widget import SAMPLE_IMAGE, FeatureExplorer, _asset
 
 @pytest.fixture(scope="module")
 def model() -> nn.Module:
-    torch.manual_seed(0)
-    return timm.create_model(
-        "resnet18",
-        pretrained=False,
-        zero_init_last=False,
-        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
-    )
+    return resnet18_64px()
 
 
 @pytest.fixture
@@ -772,12 +765,7 @@ def test_save_png_views_and_static_fallback(make, tmp_path):
 
 def small_resnet() -> nn.Module:
     """A model of the test's own, for tests that put hooks on it."""
-    torch.manual_seed(0)
-    return timm.create_model(
-        "resnet18",
-        pretrained=False,
-        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
-    )
+    return resnet18_64px(zero_init_last=True)
 
 
 def static_png(bundle) -> Image.Image:

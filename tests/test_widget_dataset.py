@@ -11,9 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import timm
-import torch
-from conftest import scene
+from conftest import resnet18_64px, scene
 from matplotlib import cbook
 from PIL import Image
 from torch import nn
@@ -28,13 +26,7 @@ K = 4
 
 @pytest.fixture(scope="module")
 def model() -> nn.Module:
-    torch.manual_seed(0)
-    return timm.create_model(
-        "resnet18",
-        pretrained=False,
-        zero_init_last=False,
-        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
-    )
+    return resnet18_64px()
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,8 @@ import time
 
 import numpy as np
 import pytest
-import timm
-import torch
 import traitlets
+from conftest import resnet18_64px
 from PIL import Image
 
 from featviz_widgets._looks_for import looks_for_settings
@@ -27,13 +26,7 @@ OPTIONS = {"size": 32, "model_size": 64}
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return timm.create_model(
-        "resnet18",
-        pretrained=False,
-        zero_init_last=False,
-        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
-    )
+    return resnet18_64px()
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ import base64
 
 import numpy as np
 import pytest
-import timm
-import torch
-from conftest import scene
+from conftest import resnet18_64px, scene
 from matplotlib import cbook
 from PIL import Image
 
@@ -25,13 +23,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def state():
-    torch.manual_seed(0)
-    model = timm.create_model(
-        "resnet18",
-        pretrained=False,
-        zero_init_last=False,
-        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
-    )
+    model = resnet18_64px()
     with cbook.get_sample_data("grace_hopper.jpg") as photo:
         hopper = Image.open(photo).convert("RGB")
     images = [hopper.crop((x, x, x + 250, x + 250)) for x in (0, 120, 240)]

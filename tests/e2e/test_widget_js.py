@@ -12,8 +12,7 @@ import base64
 import json
 
 import pytest
-import timm
-import torch
+from conftest import resnet18_64px
 
 from featviz_widgets.widget import FeatureExplorer
 
@@ -24,13 +23,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def state():
-    torch.manual_seed(0)
-    model = timm.create_model(
-        "resnet18",
-        pretrained=False,
-        zero_init_last=False,
-        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
-    )
+    model = resnet18_64px()
     explorer = FeatureExplorer(model, layer="layer1", num_features=9, stride=16)
     explorer.wait(60)
     explorer.position = [4, 4]

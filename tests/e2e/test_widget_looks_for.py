@@ -6,8 +6,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-import timm
-import torch
+from conftest import resnet18_64px
 
 from featviz_widgets.widget import FeatureExplorer
 
@@ -20,13 +19,7 @@ SIZE = 16  # the picture's side: few pixels, each drawn large
 
 @pytest.fixture(scope="module")
 def state():
-    torch.manual_seed(0)
-    model = timm.create_model(
-        "resnet18",
-        pretrained=False,
-        zero_init_last=False,
-        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
-    )
+    model = resnet18_64px()
     explorer = FeatureExplorer(
         model,
         layer="layer1",
