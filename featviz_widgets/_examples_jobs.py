@@ -11,7 +11,6 @@ the k winning images and measures a layer's receptive fields once).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ from ._inputs import image_name, read_now
 from ._layers import explorer_layers
 from ._protocol import JobState
 from ._views import examples_view
-from ._worker import Job
+from ._worker import Job, Throttle
 
 if TYPE_CHECKING:
     import traitlets as t
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["ExamplesJobs", "ExplorerExamples"]
 
 _CROPS = "examples"  # the worker kind re-cutting the selected channel's examples
-_PROGRESS_INTERVAL_S = 0.2
 
 
 class ExplorerExamples:
@@ -157,13 +155,11 @@ class ExamplesJobs:
     ) -> None:
         w = self.w
         w._jobs.start(job, "dataset examples…", 0.0)
-        last = [0.0]
+        throttle = Throttle()
 
         def on_progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if now - last[0] < _PROGRESS_INTERVAL_S and done < total:
+            if not throttle.due(done, total):
                 return
-            last[0] = now
             with w._lock:
                 if job.current:
                     with w._quiet(), w.hold_sync():

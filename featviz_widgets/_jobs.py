@@ -4,7 +4,6 @@ progress and errors in its traits, and their results published as view payloads;
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -18,14 +17,12 @@ from ._occlusion import OcclusionResult
 from ._protocol import JobState, json_safe
 from ._view_jobs import ViewJobs
 from ._views import occlusion_view
-from ._worker import Job
+from ._worker import Job, Throttle
 
 if TYPE_CHECKING:
     from .widget import FeatureExplorer
 
 __all__ = ["ExplorerJobs", "OcclusionAPI"]
-
-_PROGRESS_INTERVAL_S = 0.2
 
 
 class OcclusionAPI:
@@ -195,13 +192,11 @@ class ExplorerJobs(ViewJobs, LooksForJobs):
     ) -> None:
         w = self.w
         self.start(job, "occlusion…", 0.0)
-        last = [0.0]
+        throttle = Throttle()
 
         def on_progress(done: int, total: int, partial: OcclusionResult) -> None:
-            now = time.monotonic()
-            if now - last[0] < _PROGRESS_INTERVAL_S and done < total:
+            if not throttle.due(done, total):
                 return
-            last[0] = now
             with w._lock:
                 if job.current:
                     w._occ_result = partial

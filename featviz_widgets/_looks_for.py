@@ -18,7 +18,6 @@ is `FeatureExplorer`'s side of it (a mixin), `LooksForJobs` the work.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ from matplotlib.figure import Figure
 from ._optimize import OptimizationResult
 from ._protocol import JobState
 from ._views import looks_for_view
-from ._worker import Job
+from ._worker import Job, Throttle
 
 if TYPE_CHECKING:
     from ._jobs import ExplorerJobs
@@ -263,13 +262,11 @@ class LooksForJobs:
                 return
         steps = settings["steps"]
         self.start(job, f"looks for: {layer} ch {channel}, step 0/{steps}…", 0.0)
-        last = [0.0]
+        throttle = Throttle(_PUBLISH_INTERVAL_S)
 
         def on_progress(step: int, total: int, partial: OptimizationResult) -> None:
-            now = time.monotonic()
-            if last[0] and now - last[0] < _PUBLISH_INTERVAL_S and step < total:
+            if not throttle.due(step, total):
                 return
-            last[0] = now
             with w._lock:
                 if job.current:
                     with w._quiet(), w.hold_sync():

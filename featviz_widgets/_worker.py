@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +28,22 @@ class Job:
     def stale(self) -> bool:
         """`not current`, as a callable for `should_stop=` arguments."""
         return not self.current
+
+
+class Throttle:
+    """Whether a progress update is due: the first and the last always, and between them at
+    most one per `interval` seconds (each update is a message to the browser)."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.last: float | None = None
+
+    def due(self, done: int, total: int) -> bool:
+        now = time.monotonic()
+        if self.last is not None and now - self.last < self.interval and done < total:
+            return False
+        self.last = now
+        return True
 
 
 class Worker:

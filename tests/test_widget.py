@@ -924,3 +924,12 @@ def test_grid_shows_at_most_256_maps(make):
     assert explorer._grid_meta["n"] == 256 and len(explorer._grid_meta["channels"]) == 256
     assert len(explorer._grid) == 256 * 2 * 2
     assert explorer._grid_meta["channels"] == explorer.ranking[:256]
+
+
+def test_progress_throttle_lets_through_the_first_the_last_and_one_per_interval():
+    from featviz_widgets._worker import Throttle
+
+    slow = Throttle(interval=60.0)
+    assert [slow.due(done, 10) for done in (1, 2, 9, 10)] == [True, False, False, True]
+    fast = Throttle(interval=0.0)
+    assert all(fast.due(done, 10) for done in range(1, 11))
