@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 import timm
 import torch
+from occlusion import reference_changes  # benchmarks/occlusion.py, beside this script
 
 from featviz_widgets import FeatureVisualizer
 from featviz_widgets._occlusion import patch_starts
@@ -57,29 +58,6 @@ def occluded(image: torch.Tensor, boxes: list[tuple[int, int]]) -> torch.Tensor:
     return batch
 
 
-def reference(viz, image, layer, unit, boxes) -> np.ndarray:
-    """(len(boxes), C) change of the unit, one whole-model forward per placement."""
-    captured = {}
-    module = dict(viz.model.named_modules())[layer]
-    handle = module.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
-    h, w = unit
-
-    def read() -> torch.Tensor:
-        return viz.features.normalise(captured["out"], layer, image).maps[0, :, h, w].double()
-
-    try:
-        with torch.no_grad():
-            viz.model(image)
-            clean = read()
-            changes = []
-            for box in boxes:
-                viz.model(occluded(image, [box]))
-                changes.append((clean - read()).cpu().numpy())
-            return np.array(changes)
-    finally:
-        handle.remove()
-
-
 def baseline(viz, image, layer, unit, boxes) -> None:
     """Every placement, `BASELINE_BATCH` a batch, the forward stopped at the layer."""
     layer_fn = viz.features.layer_fn(layer)
@@ -107,9 +85,9 @@ def measure(model_name: str, layer: str, device: torch.device, sample: int) -> t
     unit = (maps.shape[2] // 2, maps.shape[3] // 2)
     other = (max(unit[0] - 1, 0), max(unit[1] - 1, 0))
     with exact_float32():
-        reference(viz, image, layer, unit, every[:2])  # warm-up
+        reference_changes(viz, image, layer, unit, every[:2], PATCH)  # warm-up
         ref_s, expected = timed(
-            device, reference, viz, image, layer, unit, [every[k] for k in picks]
+            device, reference_changes, viz, image, layer, unit, [every[k] for k in picks], PATCH
         )
         ref_s *= len(every) / len(picks)
         baseline(viz, image, layer, unit, every[:BASELINE_BATCH])  # warm-up

@@ -63,7 +63,7 @@ def reference_changes(viz, image, layer, position, placements, patch) -> np.ndar
                 occluded = image.clone()
                 occluded[..., top : top + patch, left : left + patch] = 0
                 model(occluded)
-                changes.append((base - unit()).numpy())
+                changes.append((base - unit()).cpu().numpy())
     finally:
         handle.remove()
     return np.array(changes)
