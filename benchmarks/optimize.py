@@ -18,6 +18,7 @@ GPU run (defaults 16 channels, 512 steps).
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import random
 import time
@@ -86,6 +87,38 @@ def reference_step_seconds(viz: FeatureVisualizer, layer: str, channel: int, ste
         model.zero_grad(set_to_none=True)
 
 
+def lucent_step_seconds(
+    model: torch.nn.Module, layer: str, channel: int, steps: int
+) -> float | None:
+    """Seconds per step of Lucent's `render_vis` with its defaults (the same recipe: 128 px
+    Fourier + decorrelated parameter, its standard transforms, Adam 0.05, upsampled to 224),
+    after a 2-step warm-up; None where Lucent is not installed. Lucent picks its device at
+    import (CUDA when present), so the model goes there."""
+    try:
+        from lucent.optvis import param, render
+        from lucent.optvis.transform import device as lucent_device
+    except ImportError:
+        return None
+    model = copy.deepcopy(model).to(lucent_device).eval()  # Lucent leaves hooks behind
+
+    def run(count: int) -> None:
+        render.render_vis(
+            model,
+            f"{layer.replace('.', '_')}:{channel}",
+            param_f=lambda: param.image(128),
+            thresholds=(count,),
+            show_image=False,
+            progress=False,
+        )
+
+    run(2)
+    _sync(lucent_device)
+    start = time.perf_counter()
+    run(steps)
+    _sync(lucent_device)
+    return (time.perf_counter() - start) / steps
+
+
 def engine_seconds(viz: FeatureVisualizer, layer: str, channels: list[int], **options) -> float:
     _sync(viz.device)
     start = time.perf_counter()
@@ -119,19 +152,33 @@ def main() -> None:
     engine_seconds(viz, args.layer, [0], steps=2)  # warm-up: layouts, allocator, kernels
     per_step = reference_step_seconds(viz, args.layer, 0, args.ref_steps)
     print(f"reference: {per_step:.3f} s/step (measured on {args.ref_steps} steps, 1 channel)")
+    lucent = lucent_step_seconds(model, args.layer, 0, args.ref_steps)
+    if lucent is None:
+        print("Lucent: not installed (pip install torch-lucent), not measured")
+    else:
+        print(f"Lucent render_vis: {lucent:.3f} s/step (measured on {args.ref_steps} steps)")
     rows = [("1 channel", [0], {}), (f"{count} channels batched", list(range(count)), {})]
     if not args.no_preview:
         rows.append(
             (f"{count} channels, preview model_size=128", list(range(count)), {"model_size": 128})
         )
-    print("| run | engine s | s/step/channel | reference s (scaled) | ratio |")
-    print("|---|---|---|---|---|")
+    print(
+        "| run | engine s | s/step/channel | reference s (scaled) | ratio "
+        "| Lucent s (scaled) | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for label, channels, options in rows:
         seconds = engine_seconds(viz, args.layer, channels, steps=steps, **options)
         reference = per_step * steps * len(channels)
+        # Lucent runs one channel at a time here, like the reference
+        versus_lucent = (
+            f"{lucent * steps * len(channels):.1f} | {lucent * steps * len(channels) / seconds:.2f}"
+            if lucent is not None
+            else "- | -"
+        )
         print(
             f"| {label} | {seconds:.1f} | {seconds / steps / len(channels):.3f} | "
-            f"{reference:.1f} | {reference / seconds:.2f} |",
+            f"{reference:.1f} | {reference / seconds:.2f} | {versus_lucent} |",
             flush=True,
         )
 
