@@ -805,26 +805,6 @@ function examplesLayout(state, meta) {
   return { cols, tile: Math.max(24, Math.min(2 * meta.size, fit)) };
 }
 
-/** The thumbnails (RGB, `size` x `size` each) as one RGBA row of tiles at native resolution.
- * @param {Uint8Array} data @param {ExamplesMeta} meta */
-function thumbnailStrip(data, meta) {
-  const { n, size } = meta;
-  const image = new ImageData(Math.max(1, n * size), size);
-  for (let i = 0; i < n; i++) {
-    for (let y = 0; y < size; y++) {
-      let s = ((i * size + y) * size) * 3;
-      let o = (y * n * size + i * size) * 4;
-      for (let x = 0; x < size; x++, s += 3, o += 4) {
-        image.data[o] = data[s];
-        image.data[o + 1] = data[s + 1];
-        image.data[o + 2] = data[s + 2];
-        image.data[o + 3] = 255;
-      }
-    }
-  }
-  return image;
-}
-
 /** The selected channel's top dataset images, each labelled with its rank and score; the
  * note instead when there are none (a layer the scan did not cover, a scan under way).
  * @param {ViewState} state */
@@ -847,7 +827,8 @@ function paintExamples(state) {
     stamp(canvas, `${meta.layer}|${meta.channel}|0`);
     return;
   }
-  const strip = bitmapCanvas(thumbnailStrip(data, meta));
+  // the thumbnails are stacked row-major: one RGB image, a column of `n` tiles
+  const strip = bitmapCanvas(rgbImage(data, meta.size, meta.n * meta.size));
   ctx.imageSmoothingEnabled = true;
   ctx.font = `11px ${css(state, "--fvz-font", "sans-serif")}`;
   ctx.textBaseline = "bottom";
@@ -855,7 +836,7 @@ function paintExamples(state) {
   for (let i = 0; i < meta.n; i++) {
     const x = (i % cols) * (tile + GAP);
     const y = Math.floor(i / cols) * (tile + LABEL_H + GAP) + LABEL_H;
-    ctx.drawImage(strip, i * meta.size, 0, meta.size, meta.size, x, y, tile, tile);
+    ctx.drawImage(strip, 0, i * meta.size, meta.size, meta.size, x, y, tile, tile);
     ctx.fillText(`#${i + 1}  ${fmt(meta.scores[i])}`, x, y - 2, tile);
   }
   caption.textContent = `Top ${meta.n} of ${meta.images} dataset images: ${meta.layer}, ch ${meta.channel} (click one to show it)`;
