@@ -18,3 +18,5 @@ nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$out/gpu.txt"
 FEATVIZ_TEST_DEVICE=cuda timeout 300 python3 -m pytest -q -x -m "not e2e" -p no:cacheprovider \
     --timeout 120 2>&1 | tee "$out/pytest.log"
 timeout 200 python3 benchmarks/gpu.py 2>&1 | tee "$out/gpu.md"
+# Issue 12: optimization, 1 and 16 channels x 512 steps, vs the reference loop (and Lucent, if carried).
+timeout 150 python3 benchmarks/optimize.py --device cuda 2>&1 | tee "$out/optimize.md"

@@ -22,10 +22,12 @@ import copy
 import math
 import random
 import time
+from collections.abc import Callable
 
 import timm
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from featviz_widgets import FeatureVisualizer
 from featviz_widgets._imageparam import ANGLES, JITTER_1, JITTER_2, PAD, SCALES, ImageParam
@@ -87,13 +89,13 @@ def reference_step_seconds(viz: FeatureVisualizer, layer: str, channel: int, ste
         model.zero_grad(set_to_none=True)
 
 
-def lucent_step_seconds(
-    model: torch.nn.Module, layer: str, channel: int, steps: int
-) -> float | None:
-    """Seconds per step of Lucent's `render_vis` with its defaults (the same recipe: 128 px
-    Fourier + decorrelated parameter, its standard transforms, Adam 0.05, upsampled to 224),
-    after a 2-step warm-up; None where Lucent is not installed. Lucent picks its device at
-    import (CUDA when present), so the model goes there."""
+def lucent_runner(
+    model: torch.nn.Module, layer: str, channel: int
+) -> tuple[Callable[[int], None], torch.device] | None:
+    """`run(steps)`: Lucent's `render_vis` with its defaults (the same recipe: 128 px Fourier +
+    decorrelated parameter, its standard transforms, Adam 0.05, upsampled to 224), and the
+    device it runs on; None where Lucent is not installed. Lucent picks its device at import
+    (CUDA when present), so the model goes there."""
     try:
         from lucent.optvis import param, render
         from lucent.optvis.transform import device as lucent_device
@@ -111,12 +113,77 @@ def lucent_step_seconds(
             progress=False,
         )
 
+    return run, torch.device(lucent_device)
+
+
+def lucent_step_seconds(
+    model: torch.nn.Module, layer: str, channel: int, steps: int
+) -> float | None:
+    """Seconds per step of Lucent's `render_vis` after a 2-step warm-up; None without Lucent."""
+    runner = lucent_runner(model, layer, channel)
+    if runner is None:
+        return None
+    run, device = runner
     run(2)
-    _sync(lucent_device)
+    _sync(device)
     start = time.perf_counter()
     run(steps)
-    _sync(lucent_device)
+    _sync(device)
     return (time.perf_counter() - start) / steps
+
+
+class _OpCounter(TorchDispatchMode):
+    """Counts the operators that reach the device (views excluded: they launch nothing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def ops_per_step(run: Callable[[int], object], short: int = 20, long: int = 28) -> float:
+    """Device operators per step of `run(steps)`: the difference between two run lengths, so
+    set-up and the final read-out cancel. On a GPU each is at least one kernel launch, which
+    is what bounds a small model's step there."""
+    counts = []
+    for steps in (short, long):
+        with _OpCounter() as counter:
+            run(steps)
+        counts.append(counter.count)
+    return (counts[1] - counts[0]) / (long - short)
+
+
+def print_op_counts(viz: FeatureVisualizer, model, layer: str, count: int) -> None:
+    """Operators per step: the reference, Lucent and the engine (op counts do not depend on
+    the image size, so the engine is counted at a small `model_size`)."""
+    counts = {
+        "reference, 1 channel": ops_per_step(
+            lambda n: reference_step_seconds(viz, layer, 0, n), 2, 6
+        ),
+    }
+    runner = lucent_runner(model, layer, 0)
+    if runner is not None:
+        counts["Lucent render_vis, 1 channel"] = ops_per_step(runner[0], 4, 8)
+    many = list(range(count))
+    runs = (
+        ("engine, 1 channel", [0], {}),
+        (f"engine, {count} channels", many, {}),
+        (f"engine, {count} channels, redirect_relu=False", many, {"redirect_relu": False}),
+    )
+    for label, channels, options in runs:
+        counts[label] = ops_per_step(
+            lambda n, c=channels, o=options: viz.optimize(
+                layer, c, steps=n, model_size=64, progress=False, **o
+            )
+        )
+    print("| loop | device operators per step |")
+    print("|---|---|")
+    for label, ops in counts.items():
+        print(f"| {label} | {ops:.0f} |")
 
 
 def engine_seconds(viz: FeatureVisualizer, layer: str, channels: list[int], **options) -> float:
@@ -136,6 +203,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=None)
     parser.add_argument("--ref-steps", type=int, default=16)
     parser.add_argument("--no-preview", action="store_true")
+    parser.add_argument("--ops-only", action="store_true", help="only count operators per step")
     args = parser.parse_args()
     cuda = args.device.startswith("cuda")
     steps = args.steps or (512 if cuda else 128)
@@ -149,6 +217,9 @@ def main() -> None:
         f"{torch.get_num_threads()} thread(s), {steps} steps, input "
         f"{tuple(viz.preprocessor.input_size[1:])}"
     )
+    print_op_counts(viz, model, args.layer, count)
+    if args.ops_only:
+        return
     engine_seconds(viz, args.layer, [0], steps=2)  # warm-up: layouts, allocator, kernels
     per_step = reference_step_seconds(viz, args.layer, 0, args.ref_steps)
     print(f"reference: {per_step:.3f} s/step (measured on {args.ref_steps} steps, 1 channel)")

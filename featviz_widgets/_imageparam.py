@@ -13,11 +13,10 @@ Every random draw for image i comes from its own `torch.Generator`, seeded from
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.typing import ArrayLike
 
 __all__ = [
     "COLOR_CORRELATION",
@@ -115,37 +114,44 @@ class ImageParam:
 
 def _theta(
     size: int,
-    jitter_1: tuple[float, float],
-    scale: float,
-    angle_deg: float,
-    jitter_2: tuple[float, float],
+    jitter_1: ArrayLike,
+    scale: ArrayLike,
+    angle_deg: ArrayLike,
+    jitter_2: ArrayLike,
 ) -> np.ndarray:
-    """The 2x3 `affine_grid` matrix (normalised output -> normalised input coordinates) of
+    """The 2x3 `affine_grid` matrices (normalised output -> normalised input coordinates) of
     pad, jitter, scale, rotate and jitter applied in turn to a `size` x `size` image; the
     result fills the whole output, whatever its size (the final resize is part of it).
+    Vectorised: `scale` and `angle_deg` of shape S, jitters (*S, 2) give (*S, 2, 3).
 
     In pixels: the padded canvas has side P = size + 2 * PAD; the first jitter keeps a window
     of side W1 = P - JITTER_1 at offset j; scaling makes it W2 = W1 * scale; rotation turns it
     about its centre; the second jitter keeps W3 = W2 - JITTER_2 from offset k.
     """
+    scale = np.asarray(scale, dtype=np.float64)
+    a = np.radians(np.asarray(angle_deg, dtype=np.float64))
+    j = np.asarray(jitter_1, dtype=np.float64)
+    k = np.asarray(jitter_2, dtype=np.float64)
     w1 = size + 2 * PAD - JITTER_1
     w2 = w1 * scale
     w3 = w2 - JITTER_2
-    a = math.radians(angle_deg)
-    rotation = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-    j = np.asarray(jitter_1, dtype=np.float64)
-    k = np.asarray(jitter_2, dtype=np.float64)
-    linear = (w3 / (size * scale)) * rotation
+    cos, sin = np.cos(a), np.sin(a)
+    rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
+    linear = (w3 / (size * scale))[..., None, None] * rotation
     centre = w2 / 2
-    inside = centre + rotation @ (k + w3 / 2 - centre)  # the output's centre, in the W2 frame
-    offset = (2 / size) * (j - PAD + inside / scale) - 1
-    return np.concatenate([linear, offset[:, None]], axis=1)
+    # the output's centre, in the W2 frame
+    inside = centre[..., None] + (rotation @ (k + (w3 / 2 - centre)[..., None])[..., None])[..., 0]
+    offset = (2 / size) * (j - PAD + inside / scale[..., None]) - 1
+    return np.concatenate([linear, offset[..., None]], axis=-1)
 
 
 class TransformSampler:
     """Per-step random transforms and the final resize, one `grid_sample` for the batch.
 
-    Outside the image, the canvas is grey (0.5), as with Lucid's constant padding.
+    Every step's matrices are drawn up front and sent to the device once: the loop then does
+    no host work and no host-to-device copy per step (on a GPU, where a step's kernels take a
+    few milliseconds, such per-step work would be what the GPU waits on). Outside the image,
+    the canvas is grey (0.5), as with Lucid's constant padding.
     """
 
     def __init__(
@@ -154,42 +160,46 @@ class TransformSampler:
         size: int,
         out_size: tuple[int, int],
         *,
+        steps: int = 1,
         enabled: bool = True,
         device: torch.device | str = "cpu",
     ) -> None:
-        self.generators = generators
         self.size = size
         self.out_size = out_size
-        self.enabled = enabled
         self.device = torch.device(device)
-        identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-        self._identity = torch.tensor(identity, dtype=torch.float32)
+        identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=self.device)
+        self._identity = identity.expand(len(generators), 2, 3)
+        self._schedule = (
+            torch.tensor(self.draw(generators, size, steps), dtype=torch.float32).to(self.device)
+            if enabled
+            else None
+        )
 
-    def thetas(self) -> torch.Tensor:
-        """(N, 2, 3) matrices for one step, each drawn from its image's generator."""
-        if not self.enabled:
-            return self._identity.expand(len(self.generators), 2, 3)
-        rows = []
-        for generator in self.generators:
-            u = torch.rand(6, generator=generator, dtype=torch.float64).tolist()
-            jitter_1 = (math.floor(u[0] * JITTER_1), math.floor(u[1] * JITTER_1))
-            scale = SCALES[math.floor(u[2] * len(SCALES))]
-            angle = ANGLES[math.floor(u[3] * len(ANGLES))]
-            jitter_2 = (math.floor(u[4] * JITTER_2), math.floor(u[5] * JITTER_2))
-            rows.append(_theta(self.size, jitter_1, scale, angle, jitter_2))
-        return torch.tensor(np.stack(rows), dtype=torch.float32)
+    @staticmethod
+    def draw(generators: list[torch.Generator], size: int, steps: int) -> np.ndarray:
+        """(steps, N, 2, 3) matrices, image i's drawn from `generators[i]` only."""
+        per_image = []
+        for generator in generators:
+            u = torch.rand((steps, 6), generator=generator, dtype=torch.float64).numpy()
+            jitter_1 = np.floor(u[:, 0:2] * JITTER_1)
+            scale = np.asarray(SCALES)[np.floor(u[:, 2] * len(SCALES)).astype(int)]
+            angle = np.asarray(ANGLES)[np.floor(u[:, 3] * len(ANGLES)).astype(int)]
+            jitter_2 = np.floor(u[:, 4:6] * JITTER_2)
+            per_image.append(_theta(size, jitter_1, scale, angle, jitter_2))
+        return np.stack(per_image, axis=1)
 
     def resample(self, pixels: torch.Tensor, thetas: torch.Tensor) -> torch.Tensor:
         """`pixels` (N, 3, size, size) seen through `thetas` at `out_size`."""
-        n = pixels.shape[0]
-        thetas = thetas.to(self.device, non_blocking=True)
-        grid = torch.nn.functional.affine_grid(thetas, [n, 3, *self.out_size], align_corners=False)
+        grid = F.affine_grid(thetas, [pixels.shape[0], 3, *self.out_size], align_corners=False)
         centred = pixels - 0.5  # zeros padding = grey canvas
         return F.grid_sample(centred, grid, mode="bilinear", align_corners=False) + 0.5
 
-    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.resample(pixels, self.thetas())
+    def __call__(self, pixels: torch.Tensor, step: int) -> torch.Tensor:
+        """`pixels` through step `step`'s random transforms (a plain resize if disabled)."""
+        if self._schedule is None:
+            return self.plain(pixels)
+        return self.resample(pixels, self._schedule[step])
 
     def plain(self, pixels: torch.Tensor) -> torch.Tensor:
         """`pixels` resized to `out_size` only (no random transform)."""
-        return self.resample(pixels, self._identity.expand(pixels.shape[0], 2, 3))
+        return self.resample(pixels, self._identity)

@@ -228,16 +228,19 @@ def optimize_channels(
 
     generators = [channel_generator(seed, c) for c in chans]
     image = ImageParam(generators, size, fourier=fourier, decorrelate=decorrelate, device=device)
-    sampler = TransformSampler(generators, size, out_hw, enabled=transforms, device=device)
-    optimizer = torch.optim.Adam([image.param], lr=lr)
+    sampler = TransformSampler(
+        generators, size, out_hw, steps=steps, enabled=transforms, device=device
+    )
+    # On CUDA one fused kernel in place of a dozen small ones a step.
+    optimizer = torch.optim.Adam([image.param], lr=lr, fused=device.type == "cuda")
     n = len(chans)
     rows = torch.arange(n, device=device)
     wanted = torch.tensor(chans, device=device)
     log = torch.zeros((steps, n), device=device, dtype=torch.float32)
     dead = torch.zeros(n, device=device, dtype=torch.bool)
 
-    def model_input(pixels: torch.Tensor, plain: bool = False) -> torch.Tensor:
-        view = sampler.plain(pixels) if plain else sampler(pixels)
+    def model_input(pixels: torch.Tensor, step: int | None) -> torch.Tensor:
+        view = sampler.plain(pixels) if step is None else sampler(pixels, step)
         # Left in the default layout: a channels-last input with the model's channels-first
         # weights sent convolutions to slow paths and copies (measured on CPU).
         return ((view - mean_t) / std_t).to(dtype)
@@ -294,7 +297,7 @@ def optimize_channels(
                 if step >= redirect_steps and step % _DEAD_CHECK == 0 and not bool(dead.any()):
                     redirecting, redirect.active = False, None
             optimizer.zero_grad(set_to_none=True)
-            objective = objective_of(layer_fn(model_input(image.pixels())))
+            objective = objective_of(layer_fn(model_input(image.pixels(), step)))
             (-objective.sum()).backward()
             optimizer.step()
             log[step] = objective.detach()
@@ -304,5 +307,5 @@ def optimize_channels(
                 on_progress(step + 1, steps, result(step + 1, None))
         redirect.active = None
         with torch.no_grad():
-            final = objective_of(plain_fn(model_input(image.pixels(), plain=True)))
+            final = objective_of(plain_fn(model_input(image.pixels(), None)))
         return result(steps, final.double().cpu().numpy())

@@ -20,7 +20,13 @@ from featviz_widgets import (
     OcclusionCancelled,
     OptimizationCancelled,
 )
-from featviz_widgets._imageparam import JITTER_1, JITTER_2, TransformSampler, _theta
+from featviz_widgets._imageparam import (
+    JITTER_1,
+    JITTER_2,
+    TransformSampler,
+    _theta,
+    channel_generator,
+)
 from featviz_widgets._inputs import IMAGENET_MEAN, IMAGENET_STD
 
 PX = 32  # the tiny CNN's input size
@@ -215,6 +221,20 @@ def test_transform_matrix_keeps_a_centred_view_centred():
     sampler = TransformSampler([torch.Generator()], 8, (8, 8), enabled=False)
     pixels = torch.rand(1, 3, 8, 8)
     torch.testing.assert_close(sampler.plain(pixels), pixels, rtol=0, atol=1e-6)
+
+
+def test_drawn_schedule_is_per_image_and_matches_the_scalar_matrix():
+    first, second = channel_generator(3, 1), channel_generator(3, 2)
+    both = TransformSampler.draw([first, second], 64, 5)
+    assert both.shape == (5, 2, 2, 3)
+    alone = TransformSampler.draw([channel_generator(3, 2)], 64, 5)
+    np.testing.assert_array_equal(both[:, 1], alone[:, 0])
+    assert np.abs(both[:, 0] - both[:, 1]).max() > 1e-3
+    vector = _theta(64, [[1, 2], [7, 0]], [0.9, 1.1], [-10, 4], [[3, 0], [1, 2]])
+    for i, (j1, scale, angle, j2) in enumerate(
+        [((1, 2), 0.9, -10, (3, 0)), ((7, 0), 1.1, 4, (1, 2))]
+    ):
+        np.testing.assert_allclose(vector[i], _theta(64, j1, scale, angle, j2), atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- layouts
