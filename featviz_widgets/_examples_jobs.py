@@ -6,13 +6,17 @@ or channel changes (no rescan).
 
 Everything model-related runs on the explorer's worker: the scan (kind `JobState.DATASET`,
 with progress and Cancel) and the crops of each selection (kind `_CROPS`; it reads back only
-the k winning images and measures a layer's receptive fields once).
+the k winning images and measures a layer's receptive fields once). Between two batches the
+scan runs whatever else was asked meanwhile (a layer change, an occlusion, the crops of a
+channel) before going on, so the rest of the explorer keeps answering during a long scan.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 from ._capture import resolve_layers
 from ._dataset_examples import DatasetExamples, ScanCancelled
@@ -154,26 +158,36 @@ class ExamplesJobs:
         self, job: Job, data: Any, layers: list[str] | None, k: int, batch_size: int
     ) -> None:
         w = self.w
-        w._jobs.start(job, "dataset examples…", 0.0)
+        viz, names = w._viz, layers or self._layers()
+        shown = ["dataset examples…", 0.0]  # the scan's status and progress
+        w._jobs.start(job, *shown)
         throttle = Throttle()
 
         def on_progress(done: int, total: int) -> None:
+            shown[:] = f"dataset examples: {done}/{total} images", done / total if total else -1.0
             if not throttle.due(done, total):
                 return
-            with w._lock:
-                if job.current:
-                    with w._quiet(), w.hold_sync():
-                        w.progress = done / total if total else -1.0
-                        w.status = f"dataset examples: {done}/{total} images"
+            w._jobs.start(job, *shown)
 
-        result = w._viz.dataset_examples(
+        def should_stop() -> bool:
+            """Between two batches: first the jobs asked for meanwhile (a layer change must not
+            wait for the whole scan), then whether to stop."""
+            with torch.enable_grad():  # the scan runs under no_grad; an optimization needs it
+                if not w._worker.run_others(job):
+                    return job.stale()
+            if w._viz is not viz:  # a device change rebuilt the visualizer: rescan with it
+                self.submit_scan(data, layers, k=k, batch_size=batch_size)
+            w._jobs.start(job, *shown)  # the scan's status, and its Cancel, back
+            return job.stale()
+
+        result = viz.dataset_examples(
             data,
-            layers or self._layers(),
+            names,
             k=k,
             batch_size=batch_size,
             progress=False,  # the widget shows its own
             on_progress=on_progress,
-            should_stop=job.stale,
+            should_stop=should_stop,
         )
         with w._lock:
             if not job.current:

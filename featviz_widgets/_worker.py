@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 __all__ = ["Job", "Worker"]
+
+_Entry = tuple["Job", Callable[["Job"], Any], Callable[["Job", BaseException], None]]
 
 
 class Job:
@@ -53,7 +54,8 @@ class Worker:
     of that kind stale: queued ones are skipped, running ones can poll `job.current` and
     results of stale ones should be dropped. `lock` (shared with the owner) guards the
     counters, so an owner holding it while checking `job.current` and publishing a result
-    cannot interleave with a newer submission.
+    cannot interleave with a newer submission. A long job lets quick ones through by calling
+    `run_others` between its steps.
 
     Args:
         lock: the owner's re-entrant lock.
@@ -66,9 +68,12 @@ class Worker:
         self._latest: Counter[str] = Counter()
         self._pending = 0
         self._queued: Counter[str] = Counter()
+        self._queue: deque[_Entry] = deque()
         self._idle = threading.Condition(lock)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="featviz-worker")
+        self._wakeup = threading.Condition(lock)
         self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="featviz-worker", daemon=True)
+        self._thread.start()
 
     @property
     def busy(self) -> bool:
@@ -83,7 +88,7 @@ class Worker:
         kind: str,
         run: Callable[[Job], Any],
         on_error: Callable[[Job, BaseException], None],
-    ) -> Future:
+    ) -> None:
         """Queue `run(job)`; an exception it raises goes to `on_error(job, exc)` (same thread)."""
         with self._lock:
             if self._closed:
@@ -94,13 +99,39 @@ class Worker:
             self._queued[kind] += 1
             if self._pending == 1:
                 self._on_busy(True)
-        return self._executor.submit(self._run, job, run, on_error)
+            self._queue.append((job, run, on_error))
+            self._wakeup.notify()
 
     def invalidate(self, *kinds: str) -> None:
         """Make every submitted job of `kinds` stale (running ones stop at their next check)."""
         with self._lock:
             for kind in kinds:
                 self._latest[kind] += 1
+
+    def run_others(self, running: Job) -> bool:
+        """From the worker, inside the long job `running`: run now, in order, every queued job
+        of another kind (those queued meanwhile too), so that a long scan does not hold up a
+        layer change for minutes. Returns whether any ran."""
+        if threading.current_thread() is not self._thread:
+            raise RuntimeError("`run_others` is for a job running on the worker itself.")
+        ran = False
+        while True:
+            with self._lock:
+                entry = next((e for e in self._queue if e[0].kind != running.kind), None)
+                if entry is None:
+                    return ran
+                self._queue.remove(entry)
+            self._run(*entry)
+            ran = True
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                self._wakeup.wait_for(lambda: self._queue or self._closed)
+                if not self._queue:
+                    return  # closed, and every queued job has been through `_run`
+                entry = self._queue.popleft()
+            self._run(*entry)
 
     def _run(
         self,
@@ -124,7 +155,7 @@ class Worker:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until no job is queued or running; False if `timeout` passed first."""
-        if threading.current_thread().name.startswith("featviz-worker"):
+        if threading.current_thread() is self._thread:
             raise RuntimeError("`wait()` cannot be called from the explorer's own worker.")
         with self._lock:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
@@ -135,4 +166,4 @@ class Worker:
             self._closed = True
             for kind in list(self._latest):
                 self._latest[kind] += 1
-        self._executor.shutdown(wait=False)
+            self._wakeup.notify()

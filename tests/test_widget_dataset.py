@@ -224,3 +224,55 @@ def test_examples_view_letterboxes_each_crop():
         "note": "",
     }
     assert examples_view("l", 0, note="why")[0] == b""
+
+
+def test_a_layer_change_is_shown_while_the_scan_goes_on(make, model):
+    """Between two batches the scan lets the view jobs asked meanwhile run; its result is the
+    same as an uninterrupted scan's."""
+    explorer = make(layer="layer2")
+    explorer.wait(60)
+    data = SlowImages()
+    progressed, shown = threading.Event(), []
+    explorer.observe(lambda change: progressed.set() if change["new"] > 0 else None, "progress")
+
+    def on_grid(change) -> None:
+        if change["new"].get("layer") == "layer3":  # the view job's: is the scan still going?
+            shown.append(explorer._worker.pending(JobState.DATASET))
+
+    explorer.observe(on_grid, "_grid_meta")
+    explorer.scan_dataset(data, ["layer2", "layer3"], k=K, batch_size=4)
+    assert progressed.wait(60), "the scan reported no progress"
+    explorer.layer = "layer3"
+    explorer.wait(120)
+    assert shown == [True], "the layer change waited for the whole scan"
+    assert explorer.error == "" and explorer._grid_meta["layer"] == "layer3"
+    assert explorer._job == "idle" and not explorer.busy
+    result = explorer.dataset_examples
+    alone = explorer._viz.dataset_examples(
+        data, ["layer2", "layer3"], k=K, batch_size=4, progress=False
+    )
+    for layer in ("layer2", "layer3"):
+        got, want = result.states[layer].tensors(), alone.states[layer].tensors()
+        assert got.keys() == want.keys()
+        for key in got:
+            np.testing.assert_array_equal(got[key].numpy(), want[key].numpy(), err_msg=key)
+    assert explorer._examples_meta["layer"] == "layer3"
+
+
+def test_the_scan_keeps_its_status_and_cancel_after_a_view_ran_inside_it(make):
+    explorer = make(layer="layer2")
+    explorer.wait(60)
+    progressed = threading.Event()
+    explorer.observe(lambda change: progressed.set() if change["new"] > 0 else None, "progress")
+    explorer.dataset = SlowImages()
+    assert progressed.wait(60)
+    explorer.layer = "layer1"
+    deadline = time.monotonic() + 60
+    while explorer._features_layer != "layer1" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert explorer._features_layer == "layer1" and explorer._worker.pending(JobState.DATASET)
+    time.sleep(0.3)  # a batch or more: the scan has its status back
+    assert explorer._job == "dataset" and explorer.status.startswith("dataset examples: ")
+    explorer._handle_message(explorer, {"type": "cancel"}, [])
+    explorer.wait(60)
+    assert explorer.dataset_examples is None and not explorer.busy
