@@ -276,3 +276,34 @@ def test_the_scan_keeps_its_status_and_cancel_after_a_view_ran_inside_it(make):
     explorer._handle_message(explorer, {"type": "cancel"}, [])
     explorer.wait(60)
     assert explorer.dataset_examples is None and not explorer.busy
+
+
+def test_a_visualizer_rebuilt_during_the_scan_rescans_with_it(make):
+    """What a device change does (here cpu -> a new cpu visualizer, as on a machine without a
+    GPU): the scan, which cannot go on with the old one, starts again with the new one."""
+    explorer = make(layer="layer2")
+    explorer.wait(60)
+    progressed, progress = threading.Event(), []
+
+    def on_progress(change) -> None:
+        progress.append(change["new"])
+        if change["new"] > 0:
+            progressed.set()
+
+    explorer.observe(on_progress, "progress")
+    data = SlowImages()
+    explorer.scan_dataset(data, ["layer2"], k=K, batch_size=4)
+    assert progressed.wait(60)
+    old = explorer._viz
+    explorer._jobs.submit_view(layer="layer2", rebuild_device="cpu")
+    explorer.wait(120)
+    assert explorer._viz is not old and explorer.error == ""
+    # the view job's progress (-1: indeterminate), then a scan that starts again from 0
+    after_view = progress[progress.index(-1.0) + 1]
+    assert after_view == 0.0, f"the scan went on with the old visualizer ({progress})"
+    result = explorer.dataset_examples
+    assert result is not None and result._viz is explorer._viz
+    alone = old.dataset_examples(data, ["layer2"], k=K, batch_size=4, progress=False)
+    got, want = result.states["layer2"].tensors(), alone.states["layer2"].tensors()
+    for key in got:
+        np.testing.assert_array_equal(got[key].numpy(), want[key].numpy(), err_msg=key)
