@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import timm
 import torch
 from PIL import Image
 from torch import nn
+from torch.utils.data import Dataset
 
 
 def suite_devices(environ: Mapping[str, str], cuda_available: bool) -> list[str]:
@@ -87,6 +89,20 @@ def scene(width: int = 320, height: int = 240, seed: int = 0) -> Image.Image:
     image[:, ::16] *= 0.3
     image += rng.normal(0, 0.05, image.shape)
     return Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8))
+
+
+class SlowScenes(Dataset):
+    """`count` generated scenes that take a while each to read: a dataset scan of seconds."""
+
+    def __init__(self, count: int = 400) -> None:
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> Image.Image:
+        time.sleep(0.01)
+        return scene(48, 48, seed=i)
 
 
 @pytest.fixture

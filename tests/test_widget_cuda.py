@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 
 import numpy as np
 import pytest
 import timm
 import torch
-from conftest import DEVICES, resnet18_64px, scene
+from conftest import DEVICES, SlowScenes, resnet18_64px
 from PIL import Image
-from torch.utils.data import Dataset
 
 from featviz_widgets import FeatureVisualizer
 from featviz_widgets.widget import SAMPLE_IMAGE, FeatureExplorer
@@ -95,17 +93,6 @@ def test_cancel_stops_a_sweep_on_cuda():
         assert explorer.error == "" and not explorer.busy
     finally:
         explorer.close()
-
-
-class SlowScenes(Dataset):
-    """Generated images that take a while to read: a scan of seconds."""
-
-    def __len__(self) -> int:
-        return 200
-
-    def __getitem__(self, i: int) -> Image.Image:
-        time.sleep(0.01)
-        return scene(48, 48, seed=i)
 
 
 def test_a_scan_follows_a_device_change(explorer):

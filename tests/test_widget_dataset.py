@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import resnet18_64px, scene
+from conftest import SlowScenes, resnet18_64px, scene
 from matplotlib import cbook
 from PIL import Image
 from torch import nn
-from torch.utils.data import Dataset
 
 from featviz_widgets._protocol import CANCELLABLE_JOBS, EXAMPLE_THUMB_PX, JobState, contract
 from featviz_widgets._views import examples_view, thumbnail
@@ -141,17 +140,6 @@ def test_a_click_makes_the_example_the_image(scanned, paths):
     assert explorer.image == paths[index]
 
 
-class SlowImages(Dataset):
-    """Generated images that take a while to read: a scan of seconds."""
-
-    def __len__(self) -> int:
-        return 400
-
-    def __getitem__(self, i: int) -> Image.Image:
-        time.sleep(0.01)
-        return scene(48, 48, seed=i)
-
-
 def test_cancel_stops_the_scan_and_keeps_the_kernel_free(make):
     assert JobState.DATASET in CANCELLABLE_JOBS
     assert JobState.DATASET.value in contract()["cancellable_jobs"]
@@ -159,7 +147,7 @@ def test_cancel_stops_the_scan_and_keeps_the_kernel_free(make):
     explorer.wait(60)
     progressed = threading.Event()
     explorer.observe(lambda change: progressed.set() if change["new"] > 0 else None, "progress")
-    explorer.dataset = SlowImages()
+    explorer.dataset = SlowScenes()
     assert progressed.wait(60), "the scan reported no progress"
     assert explorer.busy and explorer._job == "dataset"  # the view's Cancel is enabled
     assert explorer.status.startswith("dataset examples: ")
@@ -231,7 +219,7 @@ def test_a_layer_change_is_shown_while_the_scan_goes_on(make, model):
     same as an uninterrupted scan's."""
     explorer = make(layer="layer2")
     explorer.wait(60)
-    data = SlowImages()
+    data = SlowScenes()
     progressed, shown = threading.Event(), []
     explorer.observe(lambda change: progressed.set() if change["new"] > 0 else None, "progress")
 
@@ -264,7 +252,7 @@ def test_the_scan_keeps_its_status_and_cancel_after_a_view_ran_inside_it(make):
     explorer.wait(60)
     progressed = threading.Event()
     explorer.observe(lambda change: progressed.set() if change["new"] > 0 else None, "progress")
-    explorer.dataset = SlowImages()
+    explorer.dataset = SlowScenes()
     assert progressed.wait(60)
     explorer.layer = "layer1"
     deadline = time.monotonic() + 60
@@ -291,7 +279,7 @@ def test_a_visualizer_rebuilt_during_the_scan_rescans_with_it(make):
             progressed.set()
 
     explorer.observe(on_progress, "progress")
-    data = SlowImages()
+    data = SlowScenes()
     explorer.scan_dataset(data, ["layer2"], k=K, batch_size=4)
     assert progressed.wait(60)
     old = explorer._viz
