@@ -17,7 +17,8 @@ import nbformat
 import pytest
 
 from featviz_widgets import _cli
-from featviz_widgets._cli import NOTEBOOK, SAVED_PNGS, DemoError, copy_notebook, main
+from featviz_widgets._cli import DemoError, copy_notebook, main
+from featviz_widgets._demo_run import NOTEBOOK, SAVED_PNGS
 
 REPO = Path(__file__).resolve().parents[1]
 
