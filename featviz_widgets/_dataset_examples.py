@@ -33,6 +33,7 @@ from ._precision import exact_float32
 from ._progress import progress_bar
 from ._scan_state import _atomic_save, _distributed, _fingerprint, _gather, _resume, _Scan
 from ._topk import ChannelTopK
+from ._validate import check_positive_int
 
 if TYPE_CHECKING:
     from .visualizer import FeatureVisualizer
@@ -43,12 +44,6 @@ __all__ = ["DatasetExamples", "ScanCancelled", "scan_dataset"]
 class ScanCancelled(Cancelled):
     """`should_stop()` asked a dataset scan to stop (its `cache=`, if any, keeps the batches
     done: a restart with the same cache continues after them)."""
-
-
-def _check_positive(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    return value
 
 
 def scan_dataset(
@@ -73,7 +68,7 @@ def scan_dataset(
         raise ValueError("`layer_names` is empty; pass at least one layer name.")
     resolve_layers(viz.model, layers)
     for name, value in (("k", k), ("batch_size", batch_size), ("save_every", save_every)):
-        _check_positive(name, value)
+        check_positive_int(name, value)
     if not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"`num_workers` must be a non-negative integer, got {num_workers!r}.")
     source = open_source(data)

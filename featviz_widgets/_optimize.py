@@ -37,6 +37,7 @@ from ._layout import Format
 from ._precision import exact_float32, precision_context, precision_dtype
 from ._progress import progress_bar
 from ._redirect_relu import redirected_relus
+from ._validate import check_channel, check_position, check_positive_int, is_int
 
 __all__ = ["OptimizationResult", "optimize_channels", "redirected_relus"]
 
@@ -75,28 +76,18 @@ class OptimizationResult:
 
 
 # ----------------------------------------------------------------------------- validation
-def _int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def _check_channels(channels: int | Sequence[int]) -> tuple[int, ...]:
-    if _int(channels):
+    if is_int(channels):
         return (int(channels),)
     if (
         isinstance(channels, (str, bytes))
         or not isinstance(channels, Sequence)
-        or not all(_int(c) for c in channels)
+        or not all(is_int(c) for c in channels)
     ):
         raise TypeError(f"`channels` must be an int or a list of ints, got {channels!r}.")
     if not channels:
         raise ValueError("`channels` is empty; pass at least one channel index.")
     return tuple(int(c) for c in channels)
-
-
-def _check_positive_int(name: str, value: object, least: int = 1) -> int:
-    if not _int(value) or value < least:
-        raise ValueError(f"`{name}` must be an integer >= {least}, got {value!r}.")
-    return int(value)
 
 
 def _model_size(viz: Any, model_size: int | tuple[int, int] | None) -> tuple[int, int]:
@@ -108,12 +99,12 @@ def _model_size(viz: Any, model_size: int | tuple[int, int] | None) -> tuple[int
             if isinstance(img_size, (tuple, list)) and len(img_size) == 2:
                 return int(img_size[0]), int(img_size[1])
         return tuple(int(s) for s in viz.preprocessor.input_size[1:])  # type: ignore[return-value]
-    if _int(model_size):
+    if is_int(model_size):
         model_size = (model_size, model_size)  # type: ignore[assignment]
     if (
         not isinstance(model_size, (tuple, list))
         or len(model_size) != 2
-        or not all(_int(s) and s >= 1 for s in model_size)
+        or not all(is_int(s) and s >= 1 for s in model_size)
     ):
         raise ValueError(
             f"`model_size` must be None, a positive int or (height, width), got {model_size!r}."
@@ -132,20 +123,7 @@ def _check_position(
             "(a classifier's logits or pooled features); leave `position=None`: the objective "
             "is the channel's value itself."
         )
-    if (
-        not isinstance(position, (tuple, list))
-        or len(position) != 2
-        or not all(_int(p) for p in position)
-    ):
-        raise TypeError(f"`position` must be a tuple (h, w) of two integers, got {position!r}.")
-    height, width = maps.shape[-2:]
-    h, w = int(position[0]), int(position[1])
-    if not (0 <= h < height and 0 <= w < width):
-        raise ValueError(
-            f"`position` {tuple(position)} is outside the {height}x{width} map of "
-            f"{layer_name!r}; use 0 <= h < {height} and 0 <= w < {width}."
-        )
-    return h, w
+    return check_position(position, layer_name, maps.shape[-2:])
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -179,10 +157,10 @@ def optimize_channels(
         raise TypeError(f"`layer_name` must be a string, got {type(layer_name).__name__}.")
     resolve_layers(viz.model, [layer_name])  # unknown names: the close-match message
     chans = _check_channels(channels)
-    size = _check_positive_int("size", size, 8)
-    steps = _check_positive_int("steps", steps)
-    progress_every = _check_positive_int("progress_every", progress_every)
-    if not _int(seed) or seed < 0:
+    size = check_positive_int("size", size, 8)
+    steps = check_positive_int("steps", steps)
+    progress_every = check_positive_int("progress_every", progress_every)
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}.")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"`lr` must be a positive number, got {lr!r}.")
@@ -201,11 +179,7 @@ def optimize_channels(
         probe = viz.features.capture(grey, [layer_name])[layer_name]
     num_channels = probe.maps.shape[1]
     for c in chans:
-        if not 0 <= c < num_channels:
-            raise ValueError(
-                f"channel {c} is out of range for {layer_name!r}, which has {num_channels} "
-                f"channels (0 to {num_channels - 1})."
-            )
+        check_channel(c, layer_name, num_channels)
     unit = _check_position(position, probe.maps, probe.layout, layer_name)
 
     mean = viz.preprocessor.mean or IMAGENET_MEAN

@@ -13,15 +13,29 @@ __all__ = [
     "check_index",
     "check_patch",
     "check_position",
+    "check_positive_int",
+    "is_int",
     "position_error",
 ]
 
 
+def is_int(value: Any) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_positive_int(name: str, value: Any, least: int = 1) -> int:
+    """`value` as an int if it is an integer >= `least`, else ValueError naming `name`."""
+    if is_int(value) and value >= least:
+        return int(value)
+    wanted = "a positive integer" if least == 1 else f"an integer >= {least}"
+    raise ValueError(f"`{name}` must be {wanted}, got {value!r}.")
+
+
 def check_patch(patch_size: Any, stride: Any) -> None:
     """Raise ValueError unless the occlusion `patch_size` and `stride` are positive ints."""
-    for name, value in (("patch_size", patch_size), ("stride", stride)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    check_positive_int("patch_size", patch_size)
+    check_positive_int("stride", stride)
 
 
 def channel_error(value: Any, layer: str, count: int) -> str | None:

@@ -16,6 +16,7 @@ from . import _monitor_plots
 from ._capture import resolve_layers
 from ._layout import Format, LayoutTracker, ModelGeometry, _token_grid, first_tensor, to_nchw
 from ._stats import ACTIVE_THRESHOLD
+from ._validate import check_positive_int
 
 __all__ = ["STATISTICS", "FeatureMonitor"]
 
@@ -87,8 +88,7 @@ class FeatureMonitor:
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
         for name, value in (("every", every), ("history", history), ("bins", bins)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+            check_positive_int(name, value)
         if not (len(range) == 2 and float(range[0]) < float(range[1])):
             raise ValueError(f"`range` must be (low, high) with low < high, got {range!r}.")
         self.model = getattr(model, "_orig_mod", model)  # torch.compile: hook the originals

@@ -33,7 +33,7 @@ from ._stats import (
     order_by_scores,
     rank_channels,
 )
-from ._validate import check_index
+from ._validate import check_index, check_positive_int
 
 __all__ = ["DatasetExamples", "FeatureVisualizer", "LayerInfo"]
 
@@ -189,8 +189,7 @@ class FeatureVisualizer(OcclusionMethods):
     ) -> list[tuple[int, float]]:
         """The `top_k` channels with the highest mean activation (over batch and space),
         as (channel_index, mean_activation) pairs, best first; fewer if the layer has fewer."""
-        if not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}.")
+        check_positive_int("top_k", top_k)
         scores = channel_scores(self._maps(image, layer_name), "activation").cpu()
         return [(c, float(scores[c])) for c in order_by_scores(scores)[:top_k]]
 
@@ -235,8 +234,7 @@ class FeatureVisualizer(OcclusionMethods):
         """
         if sort_by not in SORT_MODES:
             raise ValueError(f"`sort_by` must be one of {SORT_MODES}, got {sort_by!r}.")
-        if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features < 1:
-            raise ValueError(f"`num_features` must be a positive integer, got {num_features!r}.")
+        check_positive_int("num_features", num_features)
         return top_maps_figure(
             self._maps(image, layer_name),
             layer_name,

@@ -301,7 +301,7 @@ def test_model_left_exactly_as_it_was_even_on_cancel(trained):
 # ----------------------------------------------------------------------------- errors
 def test_clear_errors(trained):
     viz = FeatureVisualizer(trained, device="cpu")
-    with pytest.raises(ValueError, match=r"channel 16 is out of range .* 16 channels \(0 to 15\)"):
+    with pytest.raises(ValueError, match=r"`channel` 16 is out of range .* \(0 to 15\)"):
         viz.optimize("act2", [0, 16], **FAST)
     with pytest.raises(ValueError, match="no spatial map"):
         viz.optimize("fc", 0, position=(0, 0), **FAST)
