@@ -23,6 +23,7 @@ __all__ = [
     "EXPORT_VIEWS",
     "CHUNK_BYTES",
     "INLINE_PAYLOAD_BYTES",
+    "LOOKS_FOR_STEP_CHOICES",
     "MAX_FEATURE_MAPS",
     "MAX_MESSAGE_BYTES",
     "MAX_UPLOAD_BYTES",
@@ -122,6 +123,9 @@ class JobState(str, Enum):
 
 CANCELLABLE_JOBS = (JobState.OCCLUSION, JobState.DATASET, JobState.LOOKS_FOR)
 """Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
+
+LOOKS_FOR_STEP_CHOICES = (64, 128, 256, 512, 1024)
+"""The steps the view's "looks for" menu offers (beside the device's default, None)."""
 
 
 class LayerEntry(TypedDict):
@@ -240,6 +244,7 @@ def contract() -> dict[str, Any]:
         "messages": {kind.name.lower(): kind.value for kind in Message},
         "pushes": {kind.name.lower(): kind.value for kind in Push},
         "cancellable_jobs": [job.value for job in CANCELLABLE_JOBS],
+        "looks_for_steps": list(LOOKS_FOR_STEP_CHOICES),
     }
 
 

@@ -102,7 +102,7 @@ class ExplorerTraits(anywidget.AnyWidget):
     """What the worker is doing, in words. Read-only."""
     error = t.Unicode("").tag(sync=True)
     """The last error (an exception in the model, an unreadable upload, ...), or "". """
-    looks_for_steps = t.Int(None, allow_none=True)
+    looks_for_steps = t.Int(None, allow_none=True).tag(sync=True)
     """Steps of a "looks for" optimization (`run_looks_for`); None: 512 on CUDA, a 128-step
     preview elsewhere.
 

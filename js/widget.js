@@ -39,7 +39,7 @@
  * @typedef {{ sort_modes: string[], color_scales: string[], shared_scale: string,
  *   export_views: string[], max_feature_maps: number, max_upload_bytes: number,
  *   chunk_bytes: number, upload_data_key: string, messages: Messages, pushes: Pushes,
- *   cancellable_jobs: string[] }} Contract
+ *   cancellable_jobs: string[], looks_for_steps: number[] }} Contract
  * @typedef {{ occlude: string, cancel: string, upload: string, resend: string,
  *   example: string, looks_for: string }} Messages
  * @typedef {{ chunk: string }} Pushes
@@ -57,6 +57,7 @@
  *   _occlusion_meta: (OcclusionMeta & Chunkable) | Unset, _contract: Contract, _job: string,
  *   _examples: Binary, _examples_meta: (ExamplesMeta & Chunkable) | Unset,
  *   _looks_for: Binary, _looks_for_meta: (LooksForMeta & Chunkable) | Unset,
+ *   looks_for_steps: number | null,
  * }} Model
  * @typedef {{ type: string, name: string, id: number, index: number, count: number,
  *   size: number }} ChunkMessage
@@ -419,6 +420,8 @@ function buildDom(contract) {
   const occludeButton = h("button", { type: "button", class: "fvz-occlude", text: "Run occlusion" });
   const cancelButton = h("button", { type: "button", class: "fvz-cancel", text: "Cancel", disabled: true });
   const looksButton = h("button", { type: "button", class: "fvz-looks", text: "Looks for", title: "What does the selected channel look for? Optimises a picture that excites it (or double-click a tile)" });
+  const looksSteps = h("select", { class: "fvz-looks-steps", "aria-label": "Looks for: optimization steps", title: "Steps of Looks for: more give a cleaner picture and take longer (auto: 512 on a GPU, a 128-step preview on a CPU)" },
+    [h("option", { value: "", text: "auto steps" }), ...contract.looks_for_steps.map((n) => h("option", { value: String(n), text: `${n} steps` }))]);
   const exportView = h("select", { class: "fvz-export-view", "aria-label": "View to export" },
     contract.export_views.map((v) => h("option", { value: v, text: v })));
   const exportButton = h("button", { type: "button", class: "fvz-export", text: "Save PNG" });
@@ -464,6 +467,7 @@ function buildDom(contract) {
       imageName,
       occludeButton,
       looksButton,
+      looksSteps,
       cancelButton,
       h("span", { class: "fvz-spacer" }),
       field("Export", exportView),
@@ -496,7 +500,7 @@ function buildDom(contract) {
     deviceSelect, deviceField, deviceLabel, fileInput, imageName, occludeButton, cancelButton,
     exportView, exportButton, exportCanvases, progress, statusText, errorBox, errorText,
     errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, occCanvas,
-    occCaption, statsList, chart, compareButton, tooltip, examples, looksButton, looksCanvas, looksCaption,
+    occCaption, statsList, chart, compareButton, tooltip, examples, looksButton, looksSteps, looksCanvas, looksCaption,
   };
 }
 
@@ -574,6 +578,10 @@ function syncSimple(state) {
   dom.deviceLabel.textContent = devices.length < 2 ? `device: ${get("device")}` : "";
   const meta = get("_image_meta") || {};
   dom.imageName.textContent = meta.name ? `${meta.name} (${meta.w}×${meta.h})` : meta.w ? `${meta.w}×${meta.h}` : "";
+  const steps = get("looks_for_steps");
+  const value = steps == null ? "" : String(steps);
+  if (![...dom.looksSteps.options].some((o) => o.value === value)) dom.looksSteps.append(h("option", { value, text: `${value} steps` }));
+  dom.looksSteps.value = value;
   const inCompare = (get("compare") || []).includes(get("layer"));
   dom.compareButton.textContent = inCompare ? "− remove current layer" : "+ add current layer";
 }
@@ -914,6 +922,7 @@ function paintLooksFor(state) {
 function wireLooksFor(state) {
   const { model, messages, dom } = state;
   dom.looksButton.addEventListener("click", () => model.send({ type: messages.looks_for, channel: state.get("channel") }));
+  dom.looksSteps.addEventListener("change", () => state.save({ looks_for_steps: dom.looksSteps.value ? Number(dom.looksSteps.value) : null }));
   dom.gridCanvas.addEventListener("dblclick", (event) => {
     const hit = gridHit(state, event);
     if (!hit) return;
@@ -1112,6 +1121,7 @@ function modelListeners(state) {
     "change:_order": later(syncChannels),
     "change:sort_by": later(syncSimple),
     "change:num_features": later(syncSimple),
+    "change:looks_for_steps": later(syncSimple),
     "change:color_scale": later(syncSimple, paintGrid, paintUnit),
     "change:channel": later(syncSimple, paintGrid, paintUnit, paintLooksFor),
     "change:device": later(syncSimple),

@@ -109,6 +109,7 @@ def test_the_contract_trait_carries_the_protocol():
         "messages": {kind.name.lower(): kind.value for kind in Message},
         "pushes": {kind.name.lower(): kind.value for kind in Push},
         "cancellable_jobs": [job.value for job in CANCELLABLE_JOBS],
+        "looks_for_steps": list(_protocol.LOOKS_FOR_STEP_CHOICES),
     }
     assert FeatureExplorer.class_traits()["sort_by"].values == SORT_MODES
     assert FeatureExplorer.class_traits()["color_scale"].values == COLOR_SCALES

@@ -94,6 +94,22 @@ def test_button_and_double_click_send_the_message(view, state):
     assert view.locator("canvas.fvz-looks-for").get_attribute("data-state").startswith("layer1|")
 
 
+def test_the_steps_menu_shows_and_sets_looks_for_steps(view, state):
+    menu = view.locator("select.fvz-looks-steps")
+    assert state["looks_for_steps"] == 8
+    assert menu.input_value() == "8"  # a value set from Python, not among the choices, is shown
+    offered = menu.locator("option").evaluate_all("(os) => os.map((o) => o.value)")
+    assert offered == ["", *map(str, state["_contract"]["looks_for_steps"]), "8"]
+    menu.select_option("256")
+    menu.select_option("")
+    sets = [value for key, value in view.evaluate("() => window.sets") if key == "looks_for_steps"]
+    assert sets == [256, None]
+    view.evaluate("() => { model.set('looks_for_steps', 1024); }")
+    view.wait_for_function(
+        "() => document.querySelector('select.fvz-looks-steps').value === '1024'"
+    )
+
+
 def test_partial_cancelled_chunked_and_empty(view, state):
     view.evaluate(
         """() => { model.set("_looks_for_meta",
