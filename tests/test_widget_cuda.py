@@ -74,7 +74,7 @@ def test_occlusion_sweep_on_cuda_matches_the_cpu(explorer):
 
 
 def test_cancel_stops_a_sweep_on_cuda():
-    model = timm.create_model("resnet50", pretrained=False)  # 224 px: 50,176 placements
+    model = timm.create_model("resnet50", pretrained=False)  # 224 px: 209 x 209 placements
     explorer = FeatureExplorer(model, layer="layer4", device=GPU, stride=1)
     try:
         explorer.wait(120)
