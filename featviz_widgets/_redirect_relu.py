@@ -31,10 +31,10 @@ class _RedirectedReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         x, active = ctx.saved_tensors
-        relu_grad = grad.masked_fill(x <= 0, 0)
+        relu_grad = torch.ops.aten.threshold_backward(grad, x, 0)  # ReLU's own: 0 where x <= 0
         if x.ndim < 2 or x.shape[0] != active.shape[0]:
             return relu_grad, None  # not batched like the images: no redirection
-        blocked = ~relu_grad.reshape(x.shape[0], -1).ne(0).any(dim=1) & active
+        blocked = active & ~relu_grad.flatten(1).any(dim=1)
         if x.device.type == "cpu" and not bool(blocked.any()):  # free to ask on a CPU
             return relu_grad, None
         # Descent lowers x where grad > 0: that is blocked for negative inputs.
