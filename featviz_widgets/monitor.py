@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -106,6 +107,7 @@ class FeatureMonitor:
         self._views: dict[str, tuple[int, tuple[int, ...]]] = {}  # prefix tokens, reduce dims
         self._recording: int | None = None  # the step being recorded, or None
         self._done: set[str] = set()
+        self._warned_outside = False
         self._live: _monitor_plots.LiveView | None = None
         self._lock = threading.Lock()  # between the hook's writes and reads of `history`
 
@@ -185,6 +187,16 @@ class FeatureMonitor:
 
     def _record(self, name: str, output: Any) -> None:
         if self._recording is None or name in self._done:
+            if self.steps_seen == 0 and self.model.training and not self._warned_outside:
+                self._warned_outside = True  # a layer ran before any counted call of the model
+                warnings.warn(
+                    f"FeatureMonitor: {name!r} ran outside a call of the monitored model (for "
+                    "example model.forward_features(x)); only training calls of the model "
+                    "itself, model(x), are counted and recorded. Call the model, or monitor "
+                    "the module you call.",
+                    UserWarning,
+                    stacklevel=2,
+                )
             return  # not a recorded step, or a module called twice: the first call counts
         self._done.add(name)
         tensor = first_tensor(output)

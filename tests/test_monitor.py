@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -136,6 +137,21 @@ def test_every_counts_training_forwards_only():
     assert history["step"].tolist() == [0, 3, 6]
     assert history["mean"].tolist() == [0.0, 3.0, 6.0]
     assert history["sparsity"].tolist() == [1.0, 0.0, 0.0]
+
+
+def test_layers_run_outside_the_model_call_are_named_in_one_warning():
+    model = timm.create_model("resnet18", pretrained=False).train()
+    x = torch.randn(2, 3, 64, 64)
+    with FeatureMonitor(model, ["layer1"]) as monitor:
+        with pytest.warns(UserWarning, match=r"'layer1' ran outside a call of the monitored model"):
+            model.forward_features(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # once only
+            model.forward_features(x)
+            assert monitor.steps_seen == 0 and monitor.history["layer1"]["step"].size == 0
+            model(x)
+            model.forward_features(x)  # after a counted call: no warning either
+    assert monitor.steps_seen == 1 and monitor.history["layer1"]["step"].tolist() == [0]
 
 
 def test_ring_buffer_keeps_the_last_records_oldest_first():
