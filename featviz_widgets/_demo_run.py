@@ -33,6 +33,7 @@ class DemoError(Exception):
 
 
 def require_extras(*modules: str) -> None:
+    """DemoError naming whichever of `modules` cannot be imported, and the install command."""
     missing = []
     for name in modules:
         try:

@@ -164,13 +164,11 @@ class TransformSampler:
         enabled: bool = True,
         device: torch.device | str = "cpu",
     ) -> None:
-        self.size = size
         self.out_size = out_size
-        self.device = torch.device(device)
-        identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=self.device)
+        identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=device)
         self._identity = identity.expand(len(generators), 2, 3)
         self._schedule = (
-            torch.tensor(self.draw(generators, size, steps), dtype=torch.float32).to(self.device)
+            torch.tensor(self.draw(generators, size, steps), dtype=torch.float32).to(device)
             if enabled
             else None
         )
