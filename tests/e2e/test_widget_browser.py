@@ -56,7 +56,10 @@ model.conv1.register_forward_pre_hook(lambda *_: time.sleep(0.2))
 explorer = FeatureExplorer(model, layer="layer2", num_features=9, stride=4)
 
 STATE, LOCK = pathlib.Path("state.json"), threading.Lock()
-KEYS = ("layer", "sort_by", "channel", "num_features", "position", "color_scale", "error")
+KEYS = (
+    "layer", "sort_by", "channel", "num_features", "position", "color_scale", "error",
+    "looks_for_steps",
+)
 
 def dump(change=None):
     state = {key: getattr(explorer, key) for key in KEYS}
@@ -153,6 +156,11 @@ def test_jupyterlab_controls_repaint_and_reach_python(jupyter_server, page, tmp_
     wait_canvas(page, widget, "grid", "(s) => s.startsWith('layer1|variance|')")
     assert pixels(page, widget, "grid") != before
     wait_state(server, lambda s: s["sort_by"] == "variance", what="sort_by variance")
+
+    # the "looks for" steps menu reaches the kernel's trait
+    assert wait_state(server, lambda s: "looks_for_steps" in s)["looks_for_steps"] is None
+    page.locator(f"{widget} select.fvz-looks-steps").select_option("64")
+    wait_state(server, lambda s: s["looks_for_steps"] == 64, what="looks_for_steps 64")
 
     # channel selector: the third channel of the ranking
     before = pixels(page, widget, "unit")
