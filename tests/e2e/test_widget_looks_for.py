@@ -108,6 +108,11 @@ def test_the_steps_menu_shows_and_sets_looks_for_steps(view, state):
     view.wait_for_function(
         "() => document.querySelector('select.fvz-looks-steps').value === '1024'"
     )
+    # another value Python sets outside the choices replaces the extra option, never piles up
+    view.evaluate("() => { model.set('looks_for_steps', 300); }")
+    view.wait_for_function("() => document.querySelector('select.fvz-looks-steps').value === '300'")
+    offered = menu.locator("option").evaluate_all("(os) => os.map((o) => o.value)")
+    assert offered == ["", *map(str, state["_contract"]["looks_for_steps"]), "300"]
 
 
 def test_partial_cancelled_chunked_and_empty(view, state):
