@@ -1,0 +1,1201 @@
+// featviz_widgets front end, generated from js/src by `npm run build` in js/: do not edit, edit js/src instead.
+
+// src/colours.js
+var VIRIDIS_STOPS = [
+  4456788,
+  4724842,
+  4664699,
+  4341894,
+  3887755,
+  3367821,
+  2912910,
+  2523790,
+  2199948,
+  2072712,
+  2666112,
+  4177011,
+  6211938,
+  8705099,
+  11394096,
+  14213657,
+  16639781
+];
+function viridisTable() {
+  const table = new Uint8ClampedArray(256 * 3);
+  const last = VIRIDIS_STOPS.length - 1;
+  for (let i = 0; i < 256; i++) {
+    const x = i / 255 * last;
+    const k = Math.min(Math.floor(x), last - 1);
+    const f = x - k;
+    for (let c = 0; c < 3; c++) {
+      const shift = 16 - 8 * c;
+      const a = VIRIDIS_STOPS[k] >> shift & 255;
+      const b = VIRIDIS_STOPS[k + 1] >> shift & 255;
+      table[i * 3 + c] = Math.round(a + (b - a) * f);
+    }
+  }
+  return table;
+}
+function hotTable() {
+  const table = new Uint8ClampedArray(256 * 3);
+  for (let i = 0; i < 256; i++) {
+    const x = i / 255;
+    table[i * 3] = 255 * Math.min(1, Math.max(0, (x + 0.0416) / 0.3958));
+    table[i * 3 + 1] = 255 * Math.min(1, Math.max(0, (x - 0.3651) / 0.3651));
+    table[i * 3 + 2] = 255 * Math.min(1, Math.max(0, (x - 0.746) / 0.254));
+  }
+  return table;
+}
+var VIRIDIS = viridisTable();
+var HOT = hotTable();
+
+// src/numbers.js
+function bytesOf(value) {
+  if (!value) return new Uint8Array(0);
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof DataView) {
+    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) {
+    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  return new Uint8Array(0);
+}
+function dequantise(meta, i, q) {
+  const lo = meta.lo[i] ?? 0;
+  return lo + q / 255 * ((meta.hi[i] ?? 0) - lo);
+}
+function hasMaps(meta) {
+  return !!meta && !!meta.n;
+}
+function fmt(value) {
+  if (value === null || value === void 0 || Number.isNaN(value)) return "–";
+  if (typeof value !== "number") return String(value);
+  if (Number.isInteger(value) && Math.abs(value) < 1e6) return String(value);
+  const a = Math.abs(value);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return value.toExponential(2);
+  return value.toPrecision(3).replace(/\.?0+$/, (m) => m.includes(".") ? "" : m);
+}
+
+// src/canvas.js
+var LABEL_H = 15;
+var GAP = 4;
+function mosaic(data, meta, cols, shared) {
+  const { n, h: h2, w, lo, hi } = meta;
+  const rows = Math.ceil(n / cols);
+  const image = new ImageData(Math.max(1, cols * w), Math.max(1, rows * h2));
+  const out = image.data;
+  let gmin = Infinity;
+  let gmax = -Infinity;
+  for (let i = 0; i < n; i++) {
+    gmin = Math.min(gmin, lo[i] ?? 0);
+    gmax = Math.max(gmax, hi[i] ?? 0);
+  }
+  const lut = new Uint8Array(256);
+  for (let i = 0; i < n; i++) {
+    for (let q = 0; q < 256; q++) {
+      if (!shared) lut[q] = q;
+      else if (gmax > gmin) lut[q] = Math.round((dequantise(meta, i, q) - gmin) / (gmax - gmin) * 255);
+      else lut[q] = 0;
+    }
+    const ox = i % cols * w;
+    const oy = Math.floor(i / cols) * h2;
+    const base = i * h2 * w;
+    for (let y = 0; y < h2; y++) {
+      let o = ((oy + y) * cols * w + ox) * 4;
+      let s = base + y * w;
+      for (let x = 0; x < w; x++, o += 4, s++) {
+        const c = lut[data[s]] * 3;
+        out[o] = VIRIDIS[c];
+        out[o + 1] = VIRIDIS[c + 1];
+        out[o + 2] = VIRIDIS[c + 2];
+        out[o + 3] = 255;
+      }
+    }
+  }
+  return image;
+}
+function hotImage(data, meta) {
+  const image = new ImageData(meta.w, meta.h);
+  for (let i = 0, o = 0; i < meta.w * meta.h; i++, o += 4) {
+    const v = Math.min(1, Math.max(0, dequantise(meta, 0, data[i])));
+    const c = Math.round(v * 255) * 3;
+    image.data[o] = HOT[c];
+    image.data[o + 1] = HOT[c + 1];
+    image.data[o + 2] = HOT[c + 2];
+    image.data[o + 3] = 255;
+  }
+  return image;
+}
+function rgbImage(data, w, hgt) {
+  const image = new ImageData(w, hgt);
+  for (let i = 0, s = 0, o = 0; i < w * hgt; i++, s += 3, o += 4) {
+    image.data[o] = data[s];
+    image.data[o + 1] = data[s + 1];
+    image.data[o + 2] = data[s + 2];
+    image.data[o + 3] = 255;
+  }
+  return image;
+}
+function context2d(canvas) {
+  const ctx = canvas.getContext("2d");
+  if (!ctx) throw new Error("featviz_widgets: this browser gives no 2-D canvas context");
+  return ctx;
+}
+function bitmapCanvas(image) {
+  const canvas = document.createElement("canvas");
+  canvas.width = image.width;
+  canvas.height = image.height;
+  context2d(canvas).putImageData(image, 0, 0);
+  return canvas;
+}
+function fitCanvas(canvas, cssWidth, cssHeight) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = Math.max(1, Math.round(cssWidth * ratio));
+  const height = Math.max(1, Math.round(cssHeight * ratio));
+  if (canvas.width !== width || canvas.height !== height) {
+    canvas.width = width;
+    canvas.height = height;
+  }
+  canvas.style.width = `${cssWidth}px`;
+  canvas.style.height = `${cssHeight}px`;
+  const ctx = context2d(canvas);
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  return ctx;
+}
+function stamp(canvas, state) {
+  canvas.dataset.paints = String(Number(canvas.dataset.paints || 0) + 1);
+  canvas.dataset.paintedAt = String(performance.now());
+  canvas.dataset.state = state;
+}
+
+// src/pointer.js
+function pointer(state, canvas, hitTest, describe, select) {
+  const { tooltip } = state.dom;
+  canvas.addEventListener("mousemove", (event) => {
+    const hit = hitTest(event);
+    if (hit) showTooltip(state, event, describe(hit));
+    else tooltip.hidden = true;
+  });
+  canvas.addEventListener("mouseleave", () => tooltip.hidden = true);
+  canvas.addEventListener("click", (event) => {
+    const hit = hitTest(event);
+    if (hit) select(hit);
+  });
+}
+function showTooltip(state, event, text) {
+  const { root, tooltip } = state.dom;
+  const box = root.getBoundingClientRect();
+  tooltip.hidden = false;
+  tooltip.textContent = text;
+  tooltip.style.left = `${event.clientX - box.left + 12}px`;
+  tooltip.style.top = `${event.clientY - box.top + 12}px`;
+}
+
+// src/dom.js
+var SVG_NS = "http://www.w3.org/2000/svg";
+function h(tag, attrs = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = String(value);
+    else if (key === "text") node.textContent = String(value);
+    else if (value === true) node.setAttribute(key, "");
+    else if (value !== false && value !== void 0) node.setAttribute(key, String(value));
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+function svgEl(tag, attrs, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== void 0) node.textContent = text;
+  return node;
+}
+
+// src/state.js
+function createState(model, dom) {
+  const contract = model.get("_contract");
+  return {
+    model,
+    contract,
+    messages: contract.messages,
+    pushes: contract.pushes,
+    get: (key) => model.get(key),
+    save: (values) => {
+      for (const [key, value] of Object.entries(values)) {
+        model.set(
+          /** @type {keyof Model} */
+          key,
+          /** @type {Model[keyof Model]} */
+          value
+        );
+      }
+      model.save_changes();
+    },
+    dom,
+    incoming: {},
+    received: {},
+    gridCache: null,
+    picture: null,
+    pictureToken: 0,
+    cursor: null,
+    layout: { grid: 300, side: 300 },
+    preview: null,
+    dirty: /* @__PURE__ */ new Set(),
+    scheduled: false,
+    timers: { channels: 0, num: 0 },
+    theme: "",
+    closed: false
+  };
+}
+function buildDom(contract) {
+  const filter = h("input", { type: "search", class: "fvz-filter", placeholder: "filter layers", "aria-label": "Filter layers" });
+  const layerSelect = h("select", { class: "fvz-layer", "aria-label": "Layer" });
+  const allToggle = h("input", { type: "checkbox", class: "fvz-all" });
+  const sortSelect = h(
+    "select",
+    { class: "fvz-sort", "aria-label": "Sort channels by" },
+    contract.sort_modes.map((m) => h("option", { value: m, text: m }))
+  );
+  const channelSelect = h("select", { class: "fvz-channel", "aria-label": "Channel (in ranking order)" });
+  const numInput = h("input", { type: "number", min: 1, max: contract.max_feature_maps, step: 1, class: "fvz-num", "aria-label": "Number of maps" });
+  const scaleSelect = h(
+    "select",
+    { class: "fvz-scale", "aria-label": "Colour scale" },
+    contract.color_scales.map((s) => h("option", { value: s, text: s.replace("-", " ") }))
+  );
+  const deviceSelect = h("select", { class: "fvz-device", "aria-label": "Device" });
+  const deviceLabel = h("span", { class: "fvz-device-label" });
+  const fileInput = h("input", { type: "file", accept: "image/*", class: "fvz-file", "aria-label": "Upload an image" });
+  const imageName = h("span", { class: "fvz-image-name" });
+  const occludeButton = h("button", { type: "button", class: "fvz-occlude", text: "Run occlusion" });
+  const cancelButton = h("button", { type: "button", class: "fvz-cancel", text: "Cancel", disabled: true });
+  const looksButton = h("button", { type: "button", class: "fvz-looks", text: "Looks for", title: "What does the selected channel look for? Optimises a picture that excites it (or double-click a tile)" });
+  const looksSteps = h(
+    "select",
+    { class: "fvz-looks-steps", "aria-label": "Looks for: optimization steps", title: "Steps of Looks for: more give a cleaner picture and take longer (auto: 512 on a GPU, a 128-step preview on a CPU)" },
+    [h("option", { value: "", text: "auto steps" }), ...contract.looks_for_steps.map((n) => h("option", { value: String(n), text: `${n} steps` }))]
+  );
+  const exportView = h(
+    "select",
+    { class: "fvz-export-view", "aria-label": "View to export" },
+    contract.export_views.map((v) => h("option", { value: v, text: v }))
+  );
+  const exportButton = h("button", { type: "button", class: "fvz-export", text: "Save PNG" });
+  const progress = h("progress", { class: "fvz-progress", max: 1 });
+  const statusText = h("span", { class: "fvz-status-text" });
+  const errorText = h("span", { class: "fvz-error-text" });
+  const errorClose = h("button", { type: "button", class: "fvz-error-close", "aria-label": "Dismiss", text: "×" });
+  const errorBox = h("div", { class: "fvz-error", role: "alert", hidden: true }, [errorText, errorClose]);
+  const gridCanvas = h("canvas", { class: "fvz-grid", tabindex: 0, "aria-label": "Feature maps: click or use the arrow keys to select a channel" });
+  const gridCaption = h("span", { class: "fvz-caption" });
+  const inputCanvas = h("canvas", { class: "fvz-input", "aria-label": "Input image as the model sees it" });
+  const unitCanvas = h("canvas", { class: "fvz-unit", tabindex: 0, "aria-label": "Selected channel: click or use arrows and Enter to pick a unit for occlusion" });
+  const unitCaption = h("span", { class: "fvz-caption" });
+  const occCanvas = h("canvas", { class: "fvz-occlusion", "aria-label": "Occlusion sensitivity map" });
+  const occCaption = h("span", { class: "fvz-caption" });
+  const looksCanvas = h("canvas", { class: "fvz-looks-for", "aria-label": "What the selected channel looks for: a picture optimised to excite it" });
+  const looksCaption = h("span", { class: "fvz-caption" });
+  const statsList = h("dl", { class: "fvz-stats" });
+  const chart = h("div", { class: "fvz-chart" });
+  const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
+  const tooltip = h("div", { class: "fvz-tooltip", role: "tooltip", hidden: true });
+  const examples = buildExamplesDom();
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas };
+  const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
+  const deviceField = field("Device", deviceSelect);
+  const root = h("div", { class: "fvz" }, [
+    h("div", { class: "fvz-toolbar" }, [
+      field("Layer", filter, layerSelect),
+      h("label", { class: "fvz-check" }, [allToggle, h("span", { text: "all modules" })]),
+      field("Sort", sortSelect),
+      field("Channel", channelSelect),
+      field("Maps", numInput),
+      field("Scale", scaleSelect),
+      deviceField,
+      deviceLabel
+    ]),
+    h("div", { class: "fvz-toolbar" }, [
+      h("label", { class: "fvz-upload fvz-button" }, [h("span", { text: "Upload image…" }), fileInput]),
+      imageName,
+      occludeButton,
+      looksButton,
+      looksSteps,
+      cancelButton,
+      h("span", { class: "fvz-spacer" }),
+      field("Export", exportView),
+      exportButton
+    ]),
+    h("div", { class: "fvz-status", role: "status" }, [progress, statusText]),
+    errorBox,
+    h("div", { class: "fvz-main" }, [
+      h("section", { class: "fvz-panel fvz-grid-panel" }, [h("h4", {}, [h("span", { text: "Feature maps " }), gridCaption]), gridCanvas]),
+      h("section", { class: "fvz-panel fvz-side" }, [
+        h("div", { class: "fvz-pair" }, [
+          h("figure", {}, [h("figcaption", { text: "Input (as the model sees it)" }), inputCanvas]),
+          h("figure", {}, [h("figcaption", {}, [unitCaption]), unitCanvas])
+        ]),
+        h("div", { class: "fvz-pair fvz-wrap" }, [
+          h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas]),
+          h("figure", {}, [h("figcaption", {}, [looksCaption]), looksCanvas])
+        ]),
+        examples.figure
+      ])
+    ]),
+    h("div", { class: "fvz-bottom" }, [
+      h("section", { class: "fvz-panel" }, [h("h4", { text: "Layer statistics" }), statsList]),
+      h("section", { class: "fvz-panel fvz-compare" }, [h("h4", {}, [h("span", { text: "Compare layers " }), compareButton]), chart])
+    ]),
+    tooltip
+  ]);
+  return {
+    root,
+    filter,
+    layerSelect,
+    allToggle,
+    sortSelect,
+    channelSelect,
+    numInput,
+    scaleSelect,
+    deviceSelect,
+    deviceField,
+    deviceLabel,
+    fileInput,
+    imageName,
+    occludeButton,
+    cancelButton,
+    exportView,
+    exportButton,
+    exportCanvases,
+    progress,
+    statusText,
+    errorBox,
+    errorText,
+    errorClose,
+    gridCanvas,
+    gridCaption,
+    inputCanvas,
+    unitCanvas,
+    unitCaption,
+    occCanvas,
+    occCaption,
+    statsList,
+    chart,
+    compareButton,
+    tooltip,
+    examples,
+    looksButton,
+    looksSteps,
+    looksCanvas,
+    looksCaption
+  };
+}
+function buildExamplesDom() {
+  const canvas = h("canvas", { class: "fvz-examples", "aria-label": "Top dataset images of the selected channel: click one to show it" });
+  const caption = h("span", { class: "fvz-caption" });
+  const figure = h("figure", { class: "fvz-examples-figure", hidden: true }, [h("figcaption", {}, [caption]), canvas]);
+  return { figure, canvas, caption };
+}
+function css(state, name, fallback) {
+  return getComputedStyle(state.dom.root).getPropertyValue(name).trim() || fallback;
+}
+function payload(state, name, value, meta) {
+  const chunked = meta && meta.chunked;
+  if (!chunked) return bytesOf(value);
+  const got = state.received[name];
+  return got && got.id === chunked.id ? got.data : new Uint8Array(0);
+}
+
+// src/grid.js
+function paintGrid(state) {
+  const { get, dom, contract } = state;
+  const meta = get("_grid_meta");
+  const data = payload(state, "_grid", get("_grid"), get("_grid_meta"));
+  const width = state.layout.grid;
+  if (!hasMaps(meta) || data.length < meta.n * meta.h * meta.w) {
+    fitCanvas(dom.gridCanvas, width, 40).clearRect(0, 0, width, 40);
+    dom.gridCaption.textContent = "";
+    return;
+  }
+  const scale = get("color_scale");
+  const shared = scale === contract.shared_scale;
+  const cols = meta.cols;
+  const rows = Math.ceil(meta.n / cols);
+  const tile = Math.max(8, Math.floor((width - GAP * (cols - 1)) / cols));
+  const key = `${meta.layer}|${meta.sort_by}|${meta.channels.join(",")}|${shared}|${meta.lo.join(",")}`;
+  if (!state.gridCache || state.gridCache.key !== key) {
+    state.gridCache = { canvas: bitmapCanvas(mosaic(data, meta, cols, shared)), cols, tile, n: meta.n, key };
+  }
+  const cache = state.gridCache;
+  cache.tile = tile;
+  const height = rows * (tile + LABEL_H + GAP);
+  const ctx = fitCanvas(dom.gridCanvas, width, height);
+  ctx.clearRect(0, 0, width, height);
+  const fg = css(state, "--fvz-fg", "#222");
+  const accent = css(state, "--fvz-accent", "#e91e63");
+  const channel = get("channel");
+  ctx.font = `11px ${css(state, "--fvz-font", "sans-serif")}`;
+  ctx.textBaseline = "bottom";
+  for (let i = 0; i < meta.n; i++) {
+    const x = i % cols * (tile + GAP);
+    const y = Math.floor(i / cols) * (tile + LABEL_H + GAP) + LABEL_H;
+    ctx.drawImage(cache.canvas, i % cols * meta.w, Math.floor(i / cols) * meta.h, meta.w, meta.h, x, y, tile, tile);
+    ctx.fillStyle = fg;
+    const label = `ch ${meta.channels[i]}  μ ${fmt(meta.means[i])}`;
+    ctx.fillText(label, x, y - 2, tile);
+    if (meta.channels[i] === channel) {
+      ctx.strokeStyle = accent;
+      ctx.lineWidth = 3;
+      ctx.strokeRect(x + 1.5, y + 1.5, tile - 3, tile - 3);
+    }
+  }
+  dom.gridCaption.textContent = `${meta.layer}: top ${meta.n} by ${meta.sort_by}, ${meta.h}×${meta.w}, ${scale} scale`;
+  dom.gridCanvas.dataset.channels = meta.channels.join(",");
+  stamp(dom.gridCanvas, `${meta.layer}|${meta.sort_by}|${meta.n}|${scale}|${channel}|${meta.channels.slice(0, 4).join(",")}`);
+}
+function gridHit(state, event) {
+  const { get, gridCache } = state;
+  const meta = get("_grid_meta");
+  if (!hasMaps(meta) || !gridCache) return null;
+  const rect = state.dom.gridCanvas.getBoundingClientRect();
+  const x = event.clientX - rect.left;
+  const y = event.clientY - rect.top;
+  const tile = gridCache.tile;
+  const col = Math.floor(x / (tile + GAP));
+  const row = Math.floor(y / (tile + LABEL_H + GAP));
+  const tx = x - col * (tile + GAP);
+  const ty = y - row * (tile + LABEL_H + GAP) - LABEL_H;
+  const i = row * gridCache.cols + col;
+  if (col >= gridCache.cols || i >= meta.n || tx < 0 || tx >= tile || ty < 0 || ty >= tile) return null;
+  const mx = Math.min(meta.w - 1, Math.floor(tx / tile * meta.w));
+  const my = Math.min(meta.h - 1, Math.floor(ty / tile * meta.h));
+  const q = payload(state, "_grid", get("_grid"), get("_grid_meta"))[i * meta.h * meta.w + my * meta.w + mx];
+  return { i, channel: meta.channels[i], mx, my, value: dequantise(meta, i, q) };
+}
+function selectChannel(state, channel) {
+  const { get } = state;
+  const meta = get("_grid_meta");
+  const at = meta && meta.channels ? meta.channels.indexOf(channel) : -1;
+  if (at >= 0) {
+    const size = meta.h * meta.w;
+    const data = payload(state, "_grid", get("_grid"), get("_grid_meta")).slice(at * size, (at + 1) * size);
+    const one = { n: 1, h: meta.h, w: meta.w, lo: [meta.lo[at]], hi: [meta.hi[at]], layer: meta.layer, channel, mean: meta.means[at] };
+    state.preview = { channel, meta: one, data };
+  } else {
+    state.preview = null;
+  }
+  state.save({ channel });
+}
+function wireGridPointer(state) {
+  const { get, dom } = state;
+  pointer(state, dom.gridCanvas, (event) => gridHit(state, event), (hit) => `ch ${hit.channel} (${hit.my}, ${hit.mx}): ${fmt(hit.value)}`, (hit) => selectChannel(state, hit.channel));
+  dom.gridCanvas.addEventListener("keydown", (event) => {
+    const meta = get("_grid_meta");
+    const cache = state.gridCache;
+    if (!hasMaps(meta) || !cache) return;
+    const steps = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -cache.cols, ArrowDown: cache.cols };
+    const step = steps[event.key];
+    if (step === void 0) return;
+    event.preventDefault();
+    const at = Math.max(0, meta.channels.indexOf(get("channel")));
+    const next = Math.min(meta.n - 1, Math.max(0, at + step));
+    selectChannel(state, meta.channels[next]);
+  });
+}
+
+// src/sync.js
+function syncLayers(state) {
+  const { get, dom } = state;
+  const layers = get("_layers") || [];
+  const current = get("layer");
+  const needle = dom.filter.value.trim().toLowerCase();
+  dom.layerSelect.replaceChildren();
+  for (const info of layers) {
+    const hay = `${info.name} ${info.type}`.toLowerCase();
+    if (needle && !hay.includes(needle) && info.name !== current) continue;
+    const shape = info.shape.join("×");
+    dom.layerSelect.append(h("option", { value: info.name, text: `${info.name} · ${shape}`, title: `${info.type} (${info.layout})` }));
+  }
+  if (current && ![...dom.layerSelect.options].some((o) => o.value === current)) {
+    dom.layerSelect.append(h("option", { value: current, text: current }));
+  }
+  dom.layerSelect.value = current;
+  dom.allToggle.checked = !!get("all_layers");
+}
+function syncChannels(state) {
+  const { get, dom } = state;
+  const order = get("_order") || [];
+  const options = document.createDocumentFragment();
+  order.forEach((c, rank) => options.append(new Option(`#${rank + 1}: ch ${c}`, String(c))));
+  dom.channelSelect.replaceChildren(options);
+  dom.channelSelect.value = String(get("channel"));
+}
+function syncSimple(state) {
+  const { get, dom } = state;
+  dom.sortSelect.value = get("sort_by");
+  dom.numInput.value = String(get("num_features"));
+  dom.scaleSelect.value = get("color_scale");
+  dom.channelSelect.value = String(get("channel"));
+  const devices = get("_devices") || [];
+  dom.deviceSelect.replaceChildren(...devices.map((d) => h("option", { value: d, text: d })));
+  dom.deviceSelect.value = get("device");
+  dom.deviceField.hidden = devices.length < 2;
+  dom.deviceLabel.textContent = devices.length < 2 ? `device: ${get("device")}` : "";
+  const meta = get("_image_meta") || {};
+  dom.imageName.textContent = meta.name ? `${meta.name} (${meta.w}×${meta.h})` : meta.w ? `${meta.w}×${meta.h}` : "";
+  const steps = get("looks_for_steps");
+  const value = steps == null ? "" : String(steps);
+  if (![...dom.looksSteps.options].some((o) => o.value === value)) {
+    const extra = (
+      /** @type {HTMLOptionElement | null} */
+      dom.looksSteps.querySelector("option[data-extra]") ?? dom.looksSteps.appendChild(h("option", { "data-extra": "1" }))
+    );
+    extra.value = value;
+    extra.textContent = `${value} steps`;
+  }
+  dom.looksSteps.value = value;
+  const inCompare = (get("compare") || []).includes(get("layer"));
+  dom.compareButton.textContent = inCompare ? "− remove current layer" : "+ add current layer";
+}
+function syncStatus(state) {
+  const { get, dom, contract } = state;
+  const busy = !!get("busy");
+  const value = get("progress");
+  dom.root.classList.toggle("fvz-busy", busy);
+  dom.root.dataset.busy = busy ? "1" : "0";
+  dom.progress.hidden = !busy;
+  if (busy && value >= 0) dom.progress.value = value;
+  else dom.progress.removeAttribute("value");
+  dom.statusText.textContent = busy ? get("status") || "working…" : "";
+  dom.cancelButton.disabled = !(busy && contract.cancellable_jobs.includes(get("_job")));
+  const error = get("error");
+  dom.errorBox.hidden = !error;
+  dom.errorText.textContent = error || "";
+}
+
+// src/detail.js
+function sideSize(state) {
+  const meta = state.get("_image_meta") || {};
+  const aspect = meta.w && meta.h ? meta.h / meta.w : 1;
+  const w = Math.max(80, Math.floor((state.layout.side - GAP * 2) / 2));
+  return [w, Math.round(w * aspect)];
+}
+function drawMarker(ctx, cx, cy, size) {
+  ctx.save();
+  ctx.strokeStyle = "#00e5ff";
+  ctx.lineWidth = 2.5;
+  ctx.beginPath();
+  ctx.moveTo(cx - size, cy);
+  ctx.lineTo(cx + size, cy);
+  ctx.moveTo(cx, cy - size);
+  ctx.lineTo(cx, cy + size);
+  ctx.stroke();
+  ctx.restore();
+}
+function unitPosition(state) {
+  const pos = state.get("position") || [];
+  const meta = state.get("_unit_meta");
+  if (pos.length === 2) return pos;
+  if (meta && meta.h) return [Math.floor(meta.h / 2), Math.floor(meta.w / 2)];
+  return null;
+}
+function markerAt(ctx, pos, mapH, mapW, width, height) {
+  if (!pos) return;
+  drawMarker(ctx, (pos[1] + 0.5) * width / mapW, (pos[0] + 0.5) * height / mapH, Math.max(6, width / 18));
+}
+function paintInput(state) {
+  const { get, dom } = state;
+  const [w, hgt] = sideSize(state);
+  const ctx = fitCanvas(dom.inputCanvas, w, hgt);
+  ctx.clearRect(0, 0, w, hgt);
+  if (!state.picture) return;
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(state.picture, 0, 0, w, hgt);
+  const meta = get("_unit_meta");
+  if (meta && meta.h) markerAt(ctx, unitPosition(state), meta.h, meta.w, w, hgt);
+  stamp(dom.inputCanvas, `${(get("_image_meta") || {}).name || ""}|${state.pictureToken}`);
+}
+function paintUnit(state) {
+  const { get, dom, preview } = state;
+  const [w, hgt] = sideSize(state);
+  const ctx = fitCanvas(dom.unitCanvas, w, hgt);
+  ctx.clearRect(0, 0, w, hgt);
+  let meta = get("_unit_meta");
+  let data = payload(state, "_unit", get("_unit"), get("_unit_meta"));
+  const channel = get("channel");
+  let source = "python";
+  if (preview && preview.channel === channel && (!meta || meta.channel !== channel)) {
+    ({ meta, data } = preview);
+    source = "preview";
+  }
+  if (!hasMaps(meta) || data.length < meta.h * meta.w) return;
+  ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
+  markerAt(ctx, state.cursor || unitPosition(state), meta.h, meta.w, w, hgt);
+  dom.unitCaption.textContent = `Channel ${meta.channel} (μ ${fmt(meta.mean)}): click a unit`;
+  dom.unitCanvas.dataset.source = source;
+  stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
+}
+function paintColourBar(state, ctx, x, bar, hgt) {
+  for (let y = 0; y < hgt; y++) {
+    const c = Math.round((1 - y / Math.max(1, hgt - 1)) * 255) * 3;
+    ctx.fillStyle = `rgb(${HOT[c]},${HOT[c + 1]},${HOT[c + 2]})`;
+    ctx.fillRect(x, y, bar, 1);
+  }
+  ctx.fillStyle = css(state, "--fvz-fg", "#222");
+  ctx.font = `10px ${css(state, "--fvz-font", "sans-serif")}`;
+  ctx.textBaseline = "top";
+  ctx.fillText("1", x + bar + 3, 0);
+  ctx.textBaseline = "bottom";
+  ctx.fillText("0", x + bar + 3, hgt);
+  ctx.save();
+  ctx.translate(x + bar + 14, hgt / 2);
+  ctx.rotate(Math.PI / 2);
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.fillText("|Δunit| / max", 0, -4);
+  ctx.restore();
+}
+function paintOcclusion(state) {
+  const { get, dom } = state;
+  const [w, hgt] = sideSize(state);
+  const bar = 14;
+  const labels = 34;
+  const width = w + GAP + bar + labels;
+  const ctx = fitCanvas(dom.occCanvas, width, hgt);
+  ctx.clearRect(0, 0, width, hgt);
+  const meta = get("_occlusion_meta");
+  const data = payload(state, "_occlusion", get("_occlusion"), get("_occlusion_meta"));
+  ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
+  ctx.fillRect(0, 0, w, hgt);
+  if (state.picture) {
+    ctx.imageSmoothingEnabled = true;
+    ctx.globalAlpha = 0.45;
+    ctx.drawImage(state.picture, 0, 0, w, hgt);
+    ctx.globalAlpha = 1;
+  }
+  paintColourBar(state, ctx, w + GAP, bar, hgt);
+  if (!hasMaps(meta) || data.length < meta.h * meta.w) {
+    dom.occCaption.textContent = "Occlusion: click a unit on the channel view, or Run occlusion";
+    stamp(dom.occCanvas, "empty");
+    return;
+  }
+  ctx.globalAlpha = 0.65;
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(bitmapCanvas(hotImage(data, meta)), 0, 0, w, hgt);
+  ctx.globalAlpha = 1;
+  markerAt(ctx, meta.position, meta.map_size[0], meta.map_size[1], w, hgt);
+  const done = meta.complete ? "done" : meta.cancelled ? `cancelled at ${meta.done}/${meta.total}` : `${meta.done}/${meta.total}…`;
+  dom.occCaption.textContent = `Occlusion: ${meta.layer}, ch ${meta.channel} at (${meta.position.join(", ")}) — ${done}`;
+  stamp(dom.occCanvas, `${meta.layer}|${meta.channel}|${meta.position.join(",")}|${meta.done}/${meta.total}`);
+}
+async function loadPicture(state) {
+  const token = ++state.pictureToken;
+  const data = payload(state, "_image", state.get("_image"), state.get("_image_meta"));
+  if (!data.length) {
+    state.picture = null;
+    return;
+  }
+  try {
+    const bitmap = await createImageBitmap(new Blob([data.slice()], { type: "image/png" }));
+    if (token !== state.pictureToken) return;
+    state.picture = bitmap;
+  } catch {
+    state.picture = null;
+  }
+  paintInput(state);
+  paintOcclusion(state);
+}
+function unitHit(state, event) {
+  const { get } = state;
+  const meta = get("_unit_meta");
+  if (!hasMaps(meta)) return null;
+  const rect = state.dom.unitCanvas.getBoundingClientRect();
+  const mx = Math.floor((event.clientX - rect.left) / rect.width * meta.w);
+  const my = Math.floor((event.clientY - rect.top) / rect.height * meta.h);
+  if (mx < 0 || my < 0 || mx >= meta.w || my >= meta.h) return null;
+  const q = payload(state, "_unit", get("_unit"), get("_unit_meta"))[my * meta.w + mx];
+  return { pos: [my, mx], value: dequantise(meta, 0, q) };
+}
+function selectUnit(state, pos) {
+  const { model, messages } = state;
+  const current = state.get("position") || [];
+  if (current.length === 2 && current[0] === pos[0] && current[1] === pos[1]) model.send({ type: messages.occlude });
+  else state.save({ position: pos });
+}
+function wireUnitPointer(state) {
+  const { get, dom } = state;
+  pointer(state, dom.unitCanvas, (event) => unitHit(state, event), (hit) => `ch ${get("channel")} (${hit.pos[0]}, ${hit.pos[1]}): ${fmt(hit.value)}`, (hit) => selectUnit(state, hit.pos));
+  dom.unitCanvas.addEventListener("keydown", (event) => {
+    const meta = get("_unit_meta");
+    if (!hasMaps(meta)) return;
+    const at = state.cursor || unitPosition(state);
+    if (!at) return;
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      selectUnit(state, at);
+      return;
+    }
+    const moves = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
+    const move = moves[event.key];
+    if (!move) return;
+    event.preventDefault();
+    const [y, x] = at;
+    state.cursor = [Math.min(meta.h - 1, Math.max(0, y + move[0])), Math.min(meta.w - 1, Math.max(0, x + move[1]))];
+    paintUnit(state);
+  });
+}
+
+// src/examples.js
+function hasExamples(meta) {
+  return !!meta && typeof meta.layer === "string";
+}
+function examplesLayout(state, meta) {
+  const cols = Math.max(1, meta.cols);
+  const fit = Math.floor((state.layout.side - GAP * (cols - 1)) / cols);
+  return { cols, tile: Math.max(24, Math.min(2 * meta.size, fit)) };
+}
+function paintExamples(state) {
+  const { get, dom } = state;
+  const { figure, canvas, caption } = dom.examples;
+  const meta = get("_examples_meta");
+  figure.hidden = !hasExamples(meta);
+  if (!hasExamples(meta)) return;
+  const data = payload(state, "_examples", get("_examples"), get("_examples_meta"));
+  const ready = meta.n > 0 && data.length >= meta.n * meta.size * meta.size * 3;
+  const { cols, tile } = examplesLayout(state, meta);
+  const rows = ready ? Math.ceil(meta.n / cols) : 0;
+  const width = cols * (tile + GAP);
+  const height = Math.max(1, rows * (tile + LABEL_H + GAP));
+  const ctx = fitCanvas(canvas, width, height);
+  ctx.clearRect(0, 0, width, height);
+  if (!ready) {
+    caption.textContent = `Dataset examples: ${meta.note || "…"}`;
+    stamp(canvas, `${meta.layer}|${meta.channel}|0`);
+    return;
+  }
+  const strip = bitmapCanvas(rgbImage(data, meta.size, meta.n * meta.size));
+  ctx.imageSmoothingEnabled = true;
+  ctx.font = `11px ${css(state, "--fvz-font", "sans-serif")}`;
+  ctx.textBaseline = "bottom";
+  ctx.fillStyle = css(state, "--fvz-fg", "#222");
+  for (let i = 0; i < meta.n; i++) {
+    const x = i % cols * (tile + GAP);
+    const y = Math.floor(i / cols) * (tile + LABEL_H + GAP) + LABEL_H;
+    ctx.drawImage(strip, 0, i * meta.size, meta.size, meta.size, x, y, tile, tile);
+    ctx.fillText(`#${i + 1}  ${fmt(meta.scores[i])}`, x, y - 2, tile);
+  }
+  caption.textContent = `Top ${meta.n} of ${meta.images} dataset images: ${meta.layer}, ch ${meta.channel} (click one to show it)`;
+  canvas.dataset.indices = meta.indices.join(",");
+  stamp(canvas, `${meta.layer}|${meta.channel}|${meta.n}`);
+}
+function examplesHit(state, event) {
+  const meta = state.get("_examples_meta");
+  if (!hasExamples(meta) || !meta.n) return null;
+  const { cols, tile } = examplesLayout(state, meta);
+  const rect = state.dom.examples.canvas.getBoundingClientRect();
+  const x = event.clientX - rect.left;
+  const y = event.clientY - rect.top;
+  const col = Math.floor(x / (tile + GAP));
+  const row = Math.floor(y / (tile + LABEL_H + GAP));
+  const i = row * cols + col;
+  const tx = x - col * (tile + GAP);
+  const ty = y - row * (tile + LABEL_H + GAP);
+  if (col >= cols || i >= meta.n || tx >= tile || ty >= tile + LABEL_H) return null;
+  return { i, index: meta.indices[i], meta };
+}
+function wireExamples(state) {
+  const { model, messages, dom } = state;
+  pointer(
+    state,
+    dom.examples.canvas,
+    (event) => examplesHit(state, event),
+    ({ i, meta }) => `#${i + 1} ${meta.names[i]}: ${fmt(meta.scores[i])} at (${meta.positions[i].join(", ")})`,
+    ({ index }) => model.send({ type: messages.example, index })
+  );
+}
+
+// src/looks-for.js
+function paintLooksFor(state) {
+  const { get, dom } = state;
+  const [w] = sideSize(state);
+  const pair = dom.looksCanvas.closest(".fvz-pair");
+  const room = pair && pair.clientWidth || state.layout.side;
+  const size = Math.max(80, Math.min(w, room - w - 52 - 10));
+  const ctx = fitCanvas(dom.looksCanvas, size, size);
+  const figure = dom.looksCanvas.parentElement;
+  if (figure) figure.style.width = `${size}px`;
+  ctx.clearRect(0, 0, size, size);
+  ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
+  ctx.fillRect(0, 0, size, size);
+  const meta = get("_looks_for_meta");
+  const data = payload(state, "_looks_for", get("_looks_for"), get("_looks_for_meta"));
+  if (!meta || !meta.h || data.length < meta.h * meta.w * 3) {
+    dom.looksCaption.textContent = "Looks for: press Looks for, or double-click a tile";
+    stamp(dom.looksCanvas, "empty");
+    return;
+  }
+  const current = meta.channel === get("channel") && meta.layer === get("layer");
+  ctx.imageSmoothingEnabled = true;
+  ctx.globalAlpha = current ? 1 : 0.35;
+  ctx.drawImage(bitmapCanvas(rgbImage(data, meta.w, meta.h)), 0, 0, size, size);
+  ctx.globalAlpha = 1;
+  const done = meta.complete ? `${meta.steps} steps` : meta.cancelled ? `cancelled at ${meta.step}/${meta.steps}` : `step ${meta.step}/${meta.steps}…`;
+  dom.looksCaption.textContent = `ch ${meta.channel} looks for (${done})`;
+  stamp(dom.looksCanvas, `${meta.layer}|${meta.channel}|${meta.step}/${meta.steps}|${meta.complete ? "done" : meta.cancelled ? "cancelled" : "running"}`);
+}
+function wireLooksFor(state) {
+  const { model, messages, dom } = state;
+  dom.looksButton.addEventListener("click", () => model.send({ type: messages.looks_for, channel: state.get("channel") }));
+  dom.looksSteps.addEventListener("change", () => state.save({ looks_for_steps: dom.looksSteps.value ? Number(dom.looksSteps.value) : null }));
+  dom.gridCanvas.addEventListener("dblclick", (event) => {
+    const hit = gridHit(state, event);
+    if (!hit) return;
+    if (hit.channel !== state.get("channel")) selectChannel(state, hit.channel);
+    model.send({ type: messages.looks_for, channel: hit.channel });
+  });
+}
+
+// src/stats.js
+function paintStats(state) {
+  const stats = state.get("statistics") || {};
+  const rows = [
+    ["mean", fmt(stats.mean)],
+    ["std", fmt(stats.std)],
+    ["sparsity", stats.sparsity == null ? "–" : `${(stats.sparsity * 100).toFixed(1)}%`],
+    ["min", fmt(stats.min)],
+    ["max", fmt(stats.max)],
+    ["active channels", `${fmt(stats.active_channels)} / ${fmt(stats.num_channels)}`],
+    ["spatial size", Array.isArray(stats.spatial_size) ? stats.spatial_size.join(" × ") : "–"]
+  ];
+  if (stats.non_finite) rows.push(["non-finite values", fmt(stats.non_finite)]);
+  state.dom.statsList.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })]));
+}
+function paintChart(state) {
+  const { get, dom } = state;
+  const all = get("compare_statistics") || {};
+  const names = (get("compare") || []).filter((n) => all[n]);
+  const current = get("layer");
+  const panels = [
+    ["mean", "Mean activation"],
+    ["std", "Std"],
+    ["sparsity", "Sparsity"],
+    ["active_channels", "Active channels"]
+  ];
+  dom.chart.replaceChildren();
+  if (!names.length) return;
+  const panelW = 240;
+  const panelH = 120;
+  const labelH = 56;
+  for (const [key, title] of panels) {
+    const svg = svgEl("svg", { viewBox: `0 0 ${panelW} ${panelH + labelH + 18}`, class: "fvz-bars", role: "img", "aria-label": `${title} per layer` });
+    svg.append(svgEl("text", { x: 4, y: 12, class: "fvz-bar-title" }, title));
+    const values = names.map((n) => Number(all[n][key]) || 0);
+    const max = Math.max(...values.map(Math.abs), 1e-12);
+    const step = (panelW - 24) / names.length;
+    names.forEach((name, i) => {
+      const v = values[i];
+      const barH = Math.abs(v) / max * (panelH - 14);
+      const x = 4 + i * step + step * 0.15;
+      const rect = svgEl("rect", { x, y: 18 + panelH - barH, width: step * 0.7, height: Math.max(barH, 0.5), class: name === current ? "fvz-bar fvz-bar-current" : "fvz-bar" });
+      rect.append(svgEl("title", {}, `${name}: ${fmt(v)}`));
+      svg.append(rect);
+      const label = svgEl("text", { x: x + step * 0.35, y: 18 + panelH + 4, class: "fvz-bar-label", transform: `rotate(45 ${x + step * 0.35} ${18 + panelH + 4})` }, name.length > 12 ? `…${name.slice(-11)}` : name);
+      label.addEventListener("click", () => state.save({ layer: name }));
+      svg.append(label);
+    });
+    dom.chart.append(svg);
+  }
+}
+
+// src/repaint.js
+function paintAll(state) {
+  paintGrid(state);
+  paintInput(state);
+  paintUnit(state);
+  paintOcclusion(state);
+  paintExamples(state);
+  paintLooksFor(state);
+  paintChart(state);
+}
+var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintExamples, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
+function schedule(state, ...parts) {
+  for (const p of parts) state.dirty.add(p);
+  if (state.scheduled) return;
+  state.scheduled = true;
+  queueMicrotask(() => {
+    state.scheduled = false;
+    const todo = new Set(state.dirty);
+    state.dirty.clear();
+    if (state.closed) return;
+    for (const paint of PAINT_ORDER) if (todo.has(paint)) paint(state);
+    if (todo.has(syncChannels)) {
+      clearTimeout(state.timers.channels);
+      state.timers.channels = setTimeout(() => syncChannels(state), 0);
+    }
+  });
+}
+function measure(state) {
+  const { root } = state.dom;
+  const width = root.clientWidth;
+  if (!width) return false;
+  const wide = width >= 720;
+  const grid = wide ? Math.floor(width * 0.5) - 16 : width - 16;
+  const side = wide ? width - grid - 40 : width - 16;
+  const changed = grid !== state.layout.grid || side !== state.layout.side;
+  state.layout = { grid, side };
+  root.classList.toggle("fvz-narrow", !wide);
+  return changed;
+}
+function watchSize(state) {
+  const observer = new ResizeObserver(() => {
+    if (measure(state)) paintAll(state);
+  });
+  observer.observe(state.dom.root);
+  return () => observer.disconnect();
+}
+function themeKey(state) {
+  return ["--fvz-fg", "--fvz-panel", "--fvz-accent", "--fvz-font"].map((v) => css(state, v, "")).join("|");
+}
+function watchTheme(state) {
+  state.theme = themeKey(state);
+  const onTheme = () => {
+    const key = themeKey(state);
+    if (key === state.theme) return;
+    state.theme = key;
+    schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples);
+  };
+  const observer = new MutationObserver(onTheme);
+  observer.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-name", "data-jp-theme-light"] });
+  const darkScheme = window.matchMedia("(prefers-color-scheme: dark)");
+  darkScheme.addEventListener("change", onTheme);
+  return () => {
+    observer.disconnect();
+    darkScheme.removeEventListener("change", onTheme);
+  };
+}
+
+// src/transport.js
+var CHUNKED_PAINTS = {
+  _image: (state) => void loadPicture(state),
+  _grid: (state) => schedule(state, paintGrid),
+  _unit: (state) => schedule(state, paintUnit, paintInput),
+  _occlusion: (state) => schedule(state, paintOcclusion),
+  _examples: (state) => schedule(state, paintExamples),
+  _looks_for: (state) => schedule(state, paintLooksFor)
+};
+function isChunk(content, pushes) {
+  if (!content || typeof content !== "object") return false;
+  const message = (
+    /** @type {Partial<ChunkMessage>} */
+    content
+  );
+  return message.type === pushes.chunk && typeof message.name === "string" && Object.hasOwn(CHUNKED_PAINTS, message.name);
+}
+function onCustom(state, content, buffers) {
+  const { model, messages, incoming } = state;
+  if (!isChunk(content, state.pushes)) return;
+  const { name, id, index, count, size } = content;
+  if (index === 0) incoming[name] = { id, count, size, parts: [] };
+  const part = incoming[name];
+  if (!part || part.id !== id || index !== part.parts.length) {
+    delete incoming[name];
+    model.send({ type: messages.resend, name });
+    return;
+  }
+  part.parts.push(bytesOf(buffers && buffers[0]));
+  if (part.parts.length < count) return;
+  delete incoming[name];
+  const data = new Uint8Array(size);
+  let at = 0;
+  for (const piece of part.parts) {
+    if (at + piece.length > size) return;
+    data.set(piece, at);
+    at += piece.length;
+  }
+  if (at !== size) return;
+  state.received[name] = { id, data };
+  CHUNKED_PAINTS[name](state);
+}
+function requestChunked(state) {
+  const { model, messages } = state;
+  for (const name of Object.keys(CHUNKED_PAINTS)) {
+    const meta = (
+      /** @type {Chunkable | undefined} */
+      model.get(
+        /** @type {keyof Model} */
+        `${name}_meta`
+      )
+    );
+    if (meta && meta.chunked) model.send({ type: messages.resend, name });
+  }
+}
+function modelListeners(state) {
+  const later = (...parts) => () => schedule(state, ...parts);
+  return {
+    "msg:custom": (content, buffers) => onCustom(state, content, buffers),
+    "change:_layers": later(syncLayers),
+    "change:all_layers": later(syncLayers),
+    "change:layer": later(syncLayers, syncSimple, paintChart),
+    "change:_order": later(syncChannels),
+    "change:sort_by": later(syncSimple),
+    "change:num_features": later(syncSimple),
+    "change:looks_for_steps": later(syncSimple),
+    "change:color_scale": later(syncSimple, paintGrid, paintUnit),
+    "change:channel": later(syncSimple, paintGrid, paintUnit, paintLooksFor),
+    "change:device": later(syncSimple),
+    "change:_devices": later(syncSimple),
+    "change:compare": later(syncSimple, paintChart),
+    "change:_image_meta": later(syncSimple),
+    "change:_image": () => void loadPicture(state),
+    "change:_grid": later(paintGrid),
+    "change:_grid_meta": later(paintGrid),
+    "change:_unit": later(paintUnit, paintInput),
+    "change:_unit_meta": later(paintUnit, paintInput),
+    "change:position": () => {
+      state.cursor = null;
+      schedule(state, paintUnit, paintInput);
+    },
+    "change:_occlusion": later(paintOcclusion),
+    "change:_occlusion_meta": later(paintOcclusion),
+    "change:_examples": later(paintExamples),
+    "change:_examples_meta": later(paintExamples),
+    "change:_looks_for": later(paintLooksFor),
+    "change:_looks_for_meta": later(paintLooksFor),
+    "change:statistics": later(paintStats),
+    "change:compare_statistics": later(paintChart),
+    "change:busy": later(syncStatus),
+    "change:_job": later(syncStatus),
+    "change:progress": later(syncStatus),
+    "change:status": later(syncStatus),
+    "change:error": later(syncStatus)
+  };
+}
+async function upload(state, file) {
+  const { model, messages, contract, dom } = state;
+  if (file.size > contract.max_upload_bytes) {
+    dom.errorBox.hidden = false;
+    const mb = Math.round(contract.max_upload_bytes / 2 ** 20);
+    dom.errorText.textContent = `${file.name} is larger than ${mb} MB; please pick a smaller image.`;
+    return;
+  }
+  const buffer = await file.arrayBuffer();
+  const size = buffer.byteLength;
+  const asText = jsonOnlyHost();
+  const step = asText ? Math.floor(contract.chunk_bytes * 3 / 4) : contract.chunk_bytes;
+  const count = Math.max(1, Math.ceil(size / step));
+  const id = `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  for (let index = 0; index < count; index++) {
+    const piece = buffer.slice(index * step, (index + 1) * step);
+    const about = { name: file.name, id, index, count, size };
+    if (asText) {
+      model.send({ type: messages.upload, ...about, [contract.upload_data_key]: base64(piece) });
+    } else {
+      model.send({ type: messages.upload, ...about }, void 0, [piece]);
+    }
+  }
+}
+function jsonOnlyHost() {
+  const host = (
+    /** @type {{ google?: { colab?: unknown } }} */
+    globalThis
+  );
+  return Boolean(host.google && host.google.colab);
+}
+function base64(bytes) {
+  const view = new Uint8Array(bytes);
+  let binary = "";
+  for (let start = 0; start < view.length; start += 32768) {
+    binary += String.fromCharCode(...view.subarray(start, start + 32768));
+  }
+  return btoa(binary);
+}
+function exportPng(state) {
+  const { dom } = state;
+  const view = dom.exportView.value;
+  const canvas = dom.exportCanvases[view];
+  if (!canvas) return;
+  const link = document.createElement("a");
+  link.href = canvas.toDataURL("image/png");
+  link.download = `${["featviz", state.get("layer"), view].filter(Boolean).join("-")}.png`.replace(/[^\w.-]+/g, "_");
+  dom.root.append(link);
+  link.click();
+  link.remove();
+}
+
+// src/controls.js
+function wireControls(state) {
+  const { model, messages, dom, get, save } = state;
+  dom.filter.addEventListener("input", () => syncLayers(state));
+  dom.layerSelect.addEventListener("change", () => save({ layer: dom.layerSelect.value }));
+  dom.allToggle.addEventListener("change", () => save({ all_layers: dom.allToggle.checked }));
+  dom.sortSelect.addEventListener("change", () => save({ sort_by: dom.sortSelect.value }));
+  dom.channelSelect.addEventListener("change", () => selectChannel(state, Number(dom.channelSelect.value)));
+  dom.scaleSelect.addEventListener("change", () => save({ color_scale: dom.scaleSelect.value }));
+  dom.deviceSelect.addEventListener("change", () => save({ device: dom.deviceSelect.value }));
+  const commitNum = () => {
+    clearTimeout(state.timers.num);
+    const value = Math.round(Number(dom.numInput.value));
+    if (Number.isFinite(value) && value >= 1 && value !== get("num_features")) save({ num_features: value });
+  };
+  dom.numInput.addEventListener("input", () => {
+    clearTimeout(state.timers.num);
+    state.timers.num = setTimeout(commitNum, 300);
+  });
+  dom.numInput.addEventListener("change", commitNum);
+  dom.occludeButton.addEventListener("click", () => model.send({ type: messages.occlude }));
+  dom.cancelButton.addEventListener("click", () => model.send({ type: messages.cancel }));
+  dom.errorClose.addEventListener("click", () => save({ error: "" }));
+  dom.compareButton.addEventListener("click", () => {
+    const names = [...get("compare") || []];
+    const layer = get("layer");
+    const at = names.indexOf(layer);
+    if (at >= 0) names.splice(at, 1);
+    else names.push(layer);
+    if (names.length) save({ compare: names });
+  });
+  dom.fileInput.addEventListener("change", () => {
+    const file = dom.fileInput.files && dom.fileInput.files[0];
+    dom.fileInput.value = "";
+    if (file) void upload(state, file);
+  });
+  dom.exportButton.addEventListener("click", () => exportPng(state));
+}
+
+// src/index.js
+function render({ model, el }) {
+  const state = createState(model, buildDom(model.get("_contract")));
+  el.append(state.dom.root);
+  const listeners = modelListeners(state);
+  for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
+  wireControls(state);
+  wireGridPointer(state);
+  wireUnitPointer(state);
+  wireExamples(state);
+  wireLooksFor(state);
+  const stopSize = watchSize(state);
+  const stopTheme = watchTheme(state);
+  requestChunked(state);
+  measure(state);
+  syncLayers(state);
+  syncChannels(state);
+  syncSimple(state);
+  syncStatus(state);
+  paintStats(state);
+  paintAll(state);
+  void loadPicture(state);
+  return () => {
+    state.closed = true;
+    stopSize();
+    stopTheme();
+    clearTimeout(state.timers.num);
+    clearTimeout(state.timers.channels);
+    for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
+    state.dom.root.remove();
+  };
+}
+var index_default = { render };
+export {
+  index_default as default
+};

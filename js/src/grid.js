@@ -1,0 +1,118 @@
+// @ts-check
+// The grid view: a tile per ranked channel; hover shows a value, a click or the arrow keys
+// select a channel (painted at once from its tile until Python's payload for it arrives).
+
+import { GAP, LABEL_H, bitmapCanvas, fitCanvas, mosaic, stamp } from "./canvas.js";
+import { dequantise, fmt, hasMaps } from "./numbers.js";
+import { pointer } from "./pointer.js";
+import { css, payload } from "./state.js";
+
+/** @import { ViewState } from "./types.js" */
+
+/** The grid mosaic: a tile per ranked channel, its caption, the selected channel outlined.
+ * @param {ViewState} state */
+export function paintGrid(state) {
+  const { get, dom, contract } = state;
+  const meta = get("_grid_meta");
+  const data = payload(state, "_grid", get("_grid"), get("_grid_meta"));
+  const width = state.layout.grid;
+  if (!hasMaps(meta) || data.length < meta.n * meta.h * meta.w) {
+    fitCanvas(dom.gridCanvas, width, 40).clearRect(0, 0, width, 40);
+    dom.gridCaption.textContent = "";
+    return;
+  }
+  const scale = get("color_scale");
+  const shared = scale === contract.shared_scale;
+  const cols = meta.cols;
+  const rows = Math.ceil(meta.n / cols);
+  const tile = Math.max(8, Math.floor((width - GAP * (cols - 1)) / cols));
+  const key = `${meta.layer}|${meta.sort_by}|${meta.channels.join(",")}|${shared}|${meta.lo.join(",")}`;
+  if (!state.gridCache || state.gridCache.key !== key) {
+    state.gridCache = { canvas: bitmapCanvas(mosaic(data, meta, cols, shared)), cols, tile, n: meta.n, key };
+  }
+  const cache = state.gridCache;
+  cache.tile = tile;
+  const height = rows * (tile + LABEL_H + GAP);
+  const ctx = fitCanvas(dom.gridCanvas, width, height);
+  ctx.clearRect(0, 0, width, height);
+  const fg = css(state, "--fvz-fg", "#222");
+  const accent = css(state, "--fvz-accent", "#e91e63");
+  const channel = get("channel");
+  ctx.font = `11px ${css(state, "--fvz-font", "sans-serif")}`;
+  ctx.textBaseline = "bottom";
+  for (let i = 0; i < meta.n; i++) {
+    const x = (i % cols) * (tile + GAP);
+    const y = Math.floor(i / cols) * (tile + LABEL_H + GAP) + LABEL_H;
+    ctx.drawImage(cache.canvas, (i % cols) * meta.w, Math.floor(i / cols) * meta.h, meta.w, meta.h, x, y, tile, tile);
+    ctx.fillStyle = fg;
+    const label = `ch ${meta.channels[i]}  μ ${fmt(meta.means[i])}`;
+    ctx.fillText(label, x, y - 2, tile);
+    if (meta.channels[i] === channel) {
+      ctx.strokeStyle = accent;
+      ctx.lineWidth = 3;
+      ctx.strokeRect(x + 1.5, y + 1.5, tile - 3, tile - 3);
+    }
+  }
+  dom.gridCaption.textContent = `${meta.layer}: top ${meta.n} by ${meta.sort_by}, ${meta.h}×${meta.w}, ${scale} scale`;
+  dom.gridCanvas.dataset.channels = meta.channels.join(",");
+  stamp(dom.gridCanvas, `${meta.layer}|${meta.sort_by}|${meta.n}|${scale}|${channel}|${meta.channels.slice(0, 4).join(",")}`);
+}
+
+/** The grid tile and map position under the pointer, with its value.
+ * @param {ViewState} state @param {MouseEvent} event */
+export function gridHit(state, event) {
+  const { get, gridCache } = state;
+  const meta = get("_grid_meta");
+  if (!hasMaps(meta) || !gridCache) return null;
+  const rect = state.dom.gridCanvas.getBoundingClientRect();
+  const x = event.clientX - rect.left;
+  const y = event.clientY - rect.top;
+  const tile = gridCache.tile;
+  const col = Math.floor(x / (tile + GAP));
+  const row = Math.floor(y / (tile + LABEL_H + GAP));
+  const tx = x - col * (tile + GAP);
+  const ty = y - row * (tile + LABEL_H + GAP) - LABEL_H;
+  const i = row * gridCache.cols + col;
+  if (col >= gridCache.cols || i >= meta.n || tx < 0 || tx >= tile || ty < 0 || ty >= tile) return null;
+  const mx = Math.min(meta.w - 1, Math.floor((tx / tile) * meta.w));
+  const my = Math.min(meta.h - 1, Math.floor((ty / tile) * meta.h));
+  const q = payload(state, "_grid", get("_grid"), get("_grid_meta"))[i * meta.h * meta.w + my * meta.w + mx];
+  return { i, channel: meta.channels[i], mx, my, value: dequantise(meta, i, q) };
+}
+
+/** Select a channel; paint it at once from the grid tile when it is there.
+ * @param {ViewState} state @param {number} channel */
+export function selectChannel(state, channel) {
+  const { get } = state;
+  const meta = get("_grid_meta");
+  const at = meta && meta.channels ? meta.channels.indexOf(channel) : -1;
+  if (at >= 0) {
+    const size = meta.h * meta.w;
+    const data = payload(state, "_grid", get("_grid"), get("_grid_meta")).slice(at * size, (at + 1) * size);
+    const one = { n: 1, h: meta.h, w: meta.w, lo: [meta.lo[at]], hi: [meta.hi[at]], layer: meta.layer, channel, mean: meta.means[at] };
+    state.preview = { channel, meta: one, data };
+  } else {
+    state.preview = null;
+  }
+  state.save({ channel });
+}
+
+/** Grid: hover shows the value, click / arrows select a channel.
+ * @param {ViewState} state */
+export function wireGridPointer(state) {
+  const { get, dom } = state;
+  pointer(state, dom.gridCanvas, (event) => gridHit(state, event), (hit) => `ch ${hit.channel} (${hit.my}, ${hit.mx}): ${fmt(hit.value)}`, (hit) => selectChannel(state, hit.channel));
+  dom.gridCanvas.addEventListener("keydown", (event) => {
+    const meta = get("_grid_meta");
+    const cache = state.gridCache;
+    if (!hasMaps(meta) || !cache) return;
+    /** @type {Record<string, number>} */
+    const steps = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -cache.cols, ArrowDown: cache.cols };
+    const step = steps[event.key];
+    if (step === undefined) return;
+    event.preventDefault();
+    const at = Math.max(0, meta.channels.indexOf(get("channel")));
+    const next = Math.min(meta.n - 1, Math.max(0, at + step));
+    selectChannel(state, meta.channels[next]);
+  });
+}

@@ -1,0 +1,65 @@
+// @ts-check
+// featviz_widgets front end: ES modules in js/src, no runtime dependency. esbuild bundles them
+// into one module, featviz_widgets/static/widget.js (`npm run build` in js/), the file anywidget
+// loads; `tsc -p js` type-checks every module here (JSDoc types, `@ts-check`).
+//
+// Python owns the state (traits); this view only renders it and writes back what the person
+// chose. Feature maps arrive as uint8 tiles with a [lo, hi] range per tile (see
+// featviz_widgets/widget/payload.py) and are painted on <canvas>; UI-only state (filter text, hover,
+// cursor) never leaves the browser.
+//
+// Modules: types (the JSDoc typedefs); helpers colours, numbers, canvas, dom; state (view state
+// and its DOM); a module per view: grid, detail (input, channel, occlusion), looks-for, examples,
+// stats, with sync (controls <- model) and controls (controls -> model); pointer (hover and
+// click on a canvas); repaint (coalesced repaints, size and theme); transport (payload chunks,
+// custom messages, model events, upload, export); and this entry, whose `render` wires them.
+
+import { wireControls } from "./controls.js";
+import { loadPicture, wireUnitPointer } from "./detail.js";
+import { wireExamples } from "./examples.js";
+import { wireGridPointer } from "./grid.js";
+import { wireLooksFor } from "./looks-for.js";
+import { measure, paintAll, watchSize, watchTheme } from "./repaint.js";
+import { buildDom, createState } from "./state.js";
+import { paintStats } from "./stats.js";
+import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
+import { modelListeners, requestChunked } from "./transport.js";
+
+/** @import { AnyModel } from "./types.js" */
+
+/** @param {{ model: AnyModel, el: HTMLElement }} ctx */
+function render({ model, el }) {
+  const state = createState(model, buildDom(model.get("_contract")));
+  el.append(state.dom.root);
+  const listeners = modelListeners(state);
+  for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
+  wireControls(state);
+  wireGridPointer(state);
+  wireUnitPointer(state);
+  wireExamples(state);
+  wireLooksFor(state);
+  const stopSize = watchSize(state);
+  const stopTheme = watchTheme(state);
+  requestChunked(state);
+
+  measure(state);
+  syncLayers(state);
+  syncChannels(state);
+  syncSimple(state);
+  syncStatus(state);
+  paintStats(state);
+  paintAll(state);
+  void loadPicture(state);
+
+  return () => {
+    state.closed = true;
+    stopSize();
+    stopTheme();
+    clearTimeout(state.timers.num);
+    clearTimeout(state.timers.channels);
+    for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);
+    state.dom.root.remove();
+  };
+}
+
+export default { render };

@@ -1,0 +1,105 @@
+// @ts-check
+// Repaints: coalesced per microtask (`schedule`), everything at once after a resize, and the
+// canvases again when the host changes theme.
+
+import { paintInput, paintOcclusion, paintUnit } from "./detail.js";
+import { paintExamples } from "./examples.js";
+import { paintGrid } from "./grid.js";
+import { paintLooksFor } from "./looks-for.js";
+import { css } from "./state.js";
+import { paintChart, paintStats } from "./stats.js";
+import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
+
+/** @import { Painter, ViewState } from "./types.js" */
+
+/** Every canvas and the chart (after a resize).
+ * @param {ViewState} state */
+export function paintAll(state) {
+  paintGrid(state);
+  paintInput(state);
+  paintUnit(state);
+  paintOcclusion(state);
+  paintExamples(state);
+  paintLooksFor(state);
+  paintChart(state);
+}
+
+// Coalesced repaints: paint functions run at most once per microtask, canvases first: they are
+// what a person waits for. A ranking of thousands of channels is a big <select>: rebuilt after
+// the paint.
+/** @type {Painter[]} */
+const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintExamples, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
+
+/** Queue `parts` for the next coalesced repaint.
+ * @param {ViewState} state @param {...Painter} parts */
+export function schedule(state, ...parts) {
+  for (const p of parts) state.dirty.add(p);
+  if (state.scheduled) return;
+  state.scheduled = true;
+  queueMicrotask(() => {
+    state.scheduled = false;
+    const todo = new Set(state.dirty);
+    state.dirty.clear();
+    if (state.closed) return;
+    for (const paint of PAINT_ORDER) if (todo.has(paint)) paint(state);
+    if (todo.has(syncChannels)) {
+      clearTimeout(state.timers.channels);
+      state.timers.channels = setTimeout(() => syncChannels(state), 0);
+    }
+  });
+}
+
+/** The panels' widths from the view's width; whether they changed.
+ * @param {ViewState} state */
+export function measure(state) {
+  const { root } = state.dom;
+  const width = root.clientWidth;
+  if (!width) return false;
+  const wide = width >= 720;
+  const grid = wide ? Math.floor(width * 0.5) - 16 : width - 16;
+  const side = wide ? width - grid - 40 : width - 16;
+  const changed = grid !== state.layout.grid || side !== state.layout.side;
+  state.layout = { grid, side };
+  root.classList.toggle("fvz-narrow", !wide);
+  return changed;
+}
+
+/** Repaint at the new size when the view is resized; returns the cleanup.
+ * @param {ViewState} state */
+export function watchSize(state) {
+  const observer = new ResizeObserver(() => {
+    if (measure(state)) paintAll(state);
+  });
+  observer.observe(state.dom.root);
+  return () => observer.disconnect();
+}
+
+/** The theme colours canvases are painted with.
+ * @param {ViewState} state */
+function themeKey(state) {
+  return ["--fvz-fg", "--fvz-panel", "--fvz-accent", "--fvz-font"].map((v) => css(state, v, "")).join("|");
+}
+
+/**
+ * Canvas text and marks take the theme's colours when they are painted: repaint them when the
+ * host changes theme (JupyterLab's body data attributes, VS Code's body classes, the OS).
+ * Returns the cleanup.
+ * @param {ViewState} state
+ */
+export function watchTheme(state) {
+  state.theme = themeKey(state);
+  const onTheme = () => {
+    const key = themeKey(state);
+    if (key === state.theme) return;
+    state.theme = key;
+    schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples);
+  };
+  const observer = new MutationObserver(onTheme);
+  observer.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-name", "data-jp-theme-light"] });
+  const darkScheme = window.matchMedia("(prefers-color-scheme: dark)");
+  darkScheme.addEventListener("change", onTheme);
+  return () => {
+    observer.disconnect();
+    darkScheme.removeEventListener("change", onTheme);
+  };
+}

@@ -1,0 +1,177 @@
+// @ts-check
+// One view's state and DOM: `createState` (UI-only, never synced) over the elements `buildDom`
+// makes from the contract; `css` reads the theme, `payload` a payload trait's bytes.
+
+import { h } from "./dom.js";
+import { bytesOf } from "./numbers.js";
+
+/** @import { AnyModel, Binary, Chunkable, Contract, Dom, Model, ViewState } from "./types.js" */
+
+/**
+ * The view state of one view of `model`, over the DOM `buildDom` made.
+ * @param {AnyModel} model @param {Dom} dom
+ * @returns {ViewState}
+ */
+export function createState(model, dom) {
+  const contract = model.get("_contract");
+  return {
+    model,
+    contract,
+    messages: contract.messages,
+    pushes: contract.pushes,
+    get: (key) => model.get(key),
+    save: (values) => {
+      for (const [key, value] of Object.entries(values)) {
+        model.set(/** @type {keyof Model} */ (key), /** @type {Model[keyof Model]} */ (value));
+      }
+      model.save_changes();
+    },
+    dom,
+    incoming: {},
+    received: {},
+    gridCache: null,
+    picture: null,
+    pictureToken: 0,
+    cursor: null,
+    layout: { grid: 300, side: 300 },
+    preview: null,
+    dirty: new Set(),
+    scheduled: false,
+    timers: { channels: 0, num: 0 },
+    theme: "",
+    closed: false,
+  };
+}
+
+/**
+ * The view's DOM (not yet attached): controls from the contract's enums and limits, canvases.
+ * @param {Contract} contract
+ */
+export function buildDom(contract) {
+  const filter = h("input", { type: "search", class: "fvz-filter", placeholder: "filter layers", "aria-label": "Filter layers" });
+  const layerSelect = h("select", { class: "fvz-layer", "aria-label": "Layer" });
+  const allToggle = h("input", { type: "checkbox", class: "fvz-all" });
+  const sortSelect = h("select", { class: "fvz-sort", "aria-label": "Sort channels by" },
+    contract.sort_modes.map((m) => h("option", { value: m, text: m })));
+  const channelSelect = h("select", { class: "fvz-channel", "aria-label": "Channel (in ranking order)" });
+  const numInput = h("input", { type: "number", min: 1, max: contract.max_feature_maps, step: 1, class: "fvz-num", "aria-label": "Number of maps" });
+  const scaleSelect = h("select", { class: "fvz-scale", "aria-label": "Colour scale" },
+    contract.color_scales.map((s) => h("option", { value: s, text: s.replace("-", " ") })));
+  const deviceSelect = h("select", { class: "fvz-device", "aria-label": "Device" });
+  const deviceLabel = h("span", { class: "fvz-device-label" });
+  const fileInput = h("input", { type: "file", accept: "image/*", class: "fvz-file", "aria-label": "Upload an image" });
+  const imageName = h("span", { class: "fvz-image-name" });
+  const occludeButton = h("button", { type: "button", class: "fvz-occlude", text: "Run occlusion" });
+  const cancelButton = h("button", { type: "button", class: "fvz-cancel", text: "Cancel", disabled: true });
+  const looksButton = h("button", { type: "button", class: "fvz-looks", text: "Looks for", title: "What does the selected channel look for? Optimises a picture that excites it (or double-click a tile)" });
+  const looksSteps = h("select", { class: "fvz-looks-steps", "aria-label": "Looks for: optimization steps", title: "Steps of Looks for: more give a cleaner picture and take longer (auto: 512 on a GPU, a 128-step preview on a CPU)" },
+    [h("option", { value: "", text: "auto steps" }), ...contract.looks_for_steps.map((n) => h("option", { value: String(n), text: `${n} steps` }))]);
+  const exportView = h("select", { class: "fvz-export-view", "aria-label": "View to export" },
+    contract.export_views.map((v) => h("option", { value: v, text: v })));
+  const exportButton = h("button", { type: "button", class: "fvz-export", text: "Save PNG" });
+  const progress = h("progress", { class: "fvz-progress", max: 1 });
+  const statusText = h("span", { class: "fvz-status-text" });
+  const errorText = h("span", { class: "fvz-error-text" });
+  const errorClose = h("button", { type: "button", class: "fvz-error-close", "aria-label": "Dismiss", text: "×" });
+  const errorBox = h("div", { class: "fvz-error", role: "alert", hidden: true }, [errorText, errorClose]);
+  const gridCanvas = h("canvas", { class: "fvz-grid", tabindex: 0, "aria-label": "Feature maps: click or use the arrow keys to select a channel" });
+  const gridCaption = h("span", { class: "fvz-caption" });
+  const inputCanvas = h("canvas", { class: "fvz-input", "aria-label": "Input image as the model sees it" });
+  const unitCanvas = h("canvas", { class: "fvz-unit", tabindex: 0, "aria-label": "Selected channel: click or use arrows and Enter to pick a unit for occlusion" });
+  const unitCaption = h("span", { class: "fvz-caption" });
+  const occCanvas = h("canvas", { class: "fvz-occlusion", "aria-label": "Occlusion sensitivity map" });
+  const occCaption = h("span", { class: "fvz-caption" });
+  const looksCanvas = h("canvas", { class: "fvz-looks-for", "aria-label": "What the selected channel looks for: a picture optimised to excite it" });
+  const looksCaption = h("span", { class: "fvz-caption" });
+  const statsList = h("dl", { class: "fvz-stats" });
+  const chart = h("div", { class: "fvz-chart" });
+  const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
+  const tooltip = h("div", { class: "fvz-tooltip", role: "tooltip", hidden: true });
+  const examples = buildExamplesDom();
+  // the canvas that shows each of the contract's export views (tests/test_contract.py)
+  /** @type {Record<string, HTMLCanvasElement>} */
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas };
+
+  /** @param {string} label @param {HTMLElement[]} controls */
+  const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
+  const deviceField = field("Device", deviceSelect);
+  const root = h("div", { class: "fvz" }, [
+    h("div", { class: "fvz-toolbar" }, [
+      field("Layer", filter, layerSelect),
+      h("label", { class: "fvz-check" }, [allToggle, h("span", { text: "all modules" })]),
+      field("Sort", sortSelect),
+      field("Channel", channelSelect),
+      field("Maps", numInput),
+      field("Scale", scaleSelect),
+      deviceField,
+      deviceLabel,
+    ]),
+    h("div", { class: "fvz-toolbar" }, [
+      h("label", { class: "fvz-upload fvz-button" }, [h("span", { text: "Upload image…" }), fileInput]),
+      imageName,
+      occludeButton,
+      looksButton,
+      looksSteps,
+      cancelButton,
+      h("span", { class: "fvz-spacer" }),
+      field("Export", exportView),
+      exportButton,
+    ]),
+    h("div", { class: "fvz-status", role: "status" }, [progress, statusText]),
+    errorBox,
+    h("div", { class: "fvz-main" }, [
+      h("section", { class: "fvz-panel fvz-grid-panel" }, [h("h4", {}, [h("span", { text: "Feature maps " }), gridCaption]), gridCanvas]),
+      h("section", { class: "fvz-panel fvz-side" }, [
+        h("div", { class: "fvz-pair" }, [
+          h("figure", {}, [h("figcaption", { text: "Input (as the model sees it)" }), inputCanvas]),
+          h("figure", {}, [h("figcaption", {}, [unitCaption]), unitCanvas]),
+        ]),
+        h("div", { class: "fvz-pair fvz-wrap" }, [
+          h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas]),
+          h("figure", {}, [h("figcaption", {}, [looksCaption]), looksCanvas]),
+        ]),
+        examples.figure,
+      ]),
+    ]),
+    h("div", { class: "fvz-bottom" }, [
+      h("section", { class: "fvz-panel" }, [h("h4", { text: "Layer statistics" }), statsList]),
+      h("section", { class: "fvz-panel fvz-compare" }, [h("h4", {}, [h("span", { text: "Compare layers " }), compareButton]), chart]),
+    ]),
+    tooltip,
+  ]);
+  return {
+    root, filter, layerSelect, allToggle, sortSelect, channelSelect, numInput, scaleSelect,
+    deviceSelect, deviceField, deviceLabel, fileInput, imageName, occludeButton, cancelButton,
+    exportView, exportButton, exportCanvases, progress, statusText, errorBox, errorText,
+    errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, occCanvas,
+    occCaption, statsList, chart, compareButton, tooltip, examples, looksButton, looksSteps, looksCanvas, looksCaption,
+  };
+}
+
+/** The dataset examples' figure (hidden until Python sends some): a canvas of thumbnails. */
+function buildExamplesDom() {
+  const canvas = h("canvas", { class: "fvz-examples", "aria-label": "Top dataset images of the selected channel: click one to show it" });
+  const caption = h("span", { class: "fvz-caption" });
+  const figure = h("figure", { class: "fvz-examples-figure", hidden: true }, [h("figcaption", {}, [caption]), canvas]);
+  return { figure, canvas, caption };
+}
+
+/**
+ * The theme's value of CSS variable `name` on the view, or `fallback`.
+ * @param {ViewState} state @param {string} name @param {string} fallback
+ */
+export function css(state, name, fallback) {
+  return getComputedStyle(state.dom.root).getPropertyValue(name).trim() || fallback;
+}
+
+/**
+ * The bytes of payload trait `name`: its value, or the chunks its metadata name.
+ * @param {ViewState} state @param {string} name @param {Binary} value
+ * @param {Chunkable | null | undefined} meta
+ */
+export function payload(state, name, value, meta) {
+  const chunked = meta && meta.chunked;
+  if (!chunked) return bytesOf(value);
+  const got = state.received[name];
+  return got && got.id === chunked.id ? got.data : new Uint8Array(0);
+}

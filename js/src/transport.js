@@ -1,0 +1,182 @@
+// @ts-check
+// Transport between the view and Python: payload chunks and the other custom messages, resends
+// (`requestChunked`), the model events and what each repaints, uploads in chunks, and PNG export.
+
+import { loadPicture, paintInput, paintOcclusion, paintUnit } from "./detail.js";
+import { paintExamples } from "./examples.js";
+import { paintGrid } from "./grid.js";
+import { paintLooksFor } from "./looks-for.js";
+import { bytesOf } from "./numbers.js";
+import { schedule } from "./repaint.js";
+import { paintChart, paintStats } from "./stats.js";
+import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
+
+/** @import { Binary, ChunkMessage, Chunkable, Listener, Model, Painter, Pushes, ViewState } from "./types.js" */
+
+// What a complete chunked payload repaints, by trait. Payloads larger than one message may
+// carry arrive in chunks (pushes.chunk) before their metadata, which then say `chunked`; the
+// trait itself is empty.
+/** @type {Record<string, Painter>} */
+const CHUNKED_PAINTS = {
+  _image: (state) => void loadPicture(state),
+  _grid: (state) => schedule(state, paintGrid),
+  _unit: (state) => schedule(state, paintUnit, paintInput),
+  _occlusion: (state) => schedule(state, paintOcclusion),
+  _examples: (state) => schedule(state, paintExamples),
+  _looks_for: (state) => schedule(state, paintLooksFor),
+};
+
+/** Whether a custom message is a chunk of a payload this view paints.
+ * @param {unknown} content @param {Pushes} pushes @returns {content is ChunkMessage} */
+function isChunk(content, pushes) {
+  if (!content || typeof content !== "object") return false;
+  const message = /** @type {Partial<ChunkMessage>} */ (content);
+  return message.type === pushes.chunk && typeof message.name === "string" && Object.hasOwn(CHUNKED_PAINTS, message.name);
+}
+
+/**
+ * A custom message from Python: add a chunk of payload `name`; once all are there, keep the
+ * assembled bytes and repaint. A chunk out of order asks for the payload again.
+ * @param {ViewState} state @param {unknown} content @param {readonly Binary[]} [buffers]
+ */
+function onCustom(state, content, buffers) {
+  const { model, messages, incoming } = state;
+  if (!isChunk(content, state.pushes)) return;
+  const { name, id, index, count, size } = content;
+  if (index === 0) incoming[name] = { id, count, size, parts: [] };
+  const part = incoming[name];
+  if (!part || part.id !== id || index !== part.parts.length) {
+    delete incoming[name]; // a chunk went missing: ask for the payload again
+    model.send({ type: messages.resend, name });
+    return;
+  }
+  part.parts.push(bytesOf(buffers && buffers[0]));
+  if (part.parts.length < count) return;
+  delete incoming[name];
+  const data = new Uint8Array(size);
+  let at = 0;
+  for (const piece of part.parts) {
+    if (at + piece.length > size) return;
+    data.set(piece, at);
+    at += piece.length;
+  }
+  if (at !== size) return;
+  state.received[name] = { id, data };
+  CHUNKED_PAINTS[name](state);
+}
+
+/** A view opened after a chunked payload was sent (a second view, a reload) asks for it again.
+ * @param {ViewState} state */
+export function requestChunked(state) {
+  const { model, messages } = state;
+  for (const name of Object.keys(CHUNKED_PAINTS)) {
+    const meta = /** @type {Chunkable | undefined} */ (model.get(/** @type {keyof Model} */ (`${name}_meta`)));
+    if (meta && meta.chunked) model.send({ type: messages.resend, name });
+  }
+}
+
+/** The model's events and what each repaints (model.on / model.off).
+ * @param {ViewState} state @returns {Record<string, Listener>} */
+export function modelListeners(state) {
+  /** @param {...Painter} parts */
+  const later = (...parts) => () => schedule(state, ...parts);
+  return {
+    "msg:custom": (content, buffers) => onCustom(state, content, buffers),
+    "change:_layers": later(syncLayers),
+    "change:all_layers": later(syncLayers),
+    "change:layer": later(syncLayers, syncSimple, paintChart),
+    "change:_order": later(syncChannels),
+    "change:sort_by": later(syncSimple),
+    "change:num_features": later(syncSimple),
+    "change:looks_for_steps": later(syncSimple),
+    "change:color_scale": later(syncSimple, paintGrid, paintUnit),
+    "change:channel": later(syncSimple, paintGrid, paintUnit, paintLooksFor),
+    "change:device": later(syncSimple),
+    "change:_devices": later(syncSimple),
+    "change:compare": later(syncSimple, paintChart),
+    "change:_image_meta": later(syncSimple),
+    "change:_image": () => void loadPicture(state),
+    "change:_grid": later(paintGrid),
+    "change:_grid_meta": later(paintGrid),
+    "change:_unit": later(paintUnit, paintInput),
+    "change:_unit_meta": later(paintUnit, paintInput),
+    "change:position": () => {
+      state.cursor = null;
+      schedule(state, paintUnit, paintInput);
+    },
+    "change:_occlusion": later(paintOcclusion),
+    "change:_occlusion_meta": later(paintOcclusion),
+    "change:_examples": later(paintExamples),
+    "change:_examples_meta": later(paintExamples),
+    "change:_looks_for": later(paintLooksFor),
+    "change:_looks_for_meta": later(paintLooksFor),
+    "change:statistics": later(paintStats),
+    "change:compare_statistics": later(paintChart),
+    "change:busy": later(syncStatus),
+    "change:_job": later(syncStatus),
+    "change:progress": later(syncStatus),
+    "change:status": later(syncStatus),
+    "change:error": later(syncStatus),
+  };
+}
+
+/** Send an image file to Python in chunks of at most `contract.chunk_bytes` (large messages
+ * drop some hosts' connections), or say why not.
+ * @param {ViewState} state @param {File} file */
+export async function upload(state, file) {
+  const { model, messages, contract, dom } = state;
+  if (file.size > contract.max_upload_bytes) {
+    dom.errorBox.hidden = false;
+    const mb = Math.round(contract.max_upload_bytes / 2 ** 20);
+    dom.errorText.textContent = `${file.name} is larger than ${mb} MB; please pick a smaller image.`;
+    return;
+  }
+  const buffer = await file.arrayBuffer();
+  const size = buffer.byteLength;
+  const asText = jsonOnlyHost();
+  // base64 text is 4/3 of its bytes: smaller pieces keep each message within the bound.
+  const step = asText ? Math.floor((contract.chunk_bytes * 3) / 4) : contract.chunk_bytes;
+  const count = Math.max(1, Math.ceil(size / step));
+  const id = `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  for (let index = 0; index < count; index++) {
+    const piece = buffer.slice(index * step, (index + 1) * step);
+    const about = { name: file.name, id, index, count, size };
+    if (asText) {
+      model.send({ type: messages.upload, ...about, [contract.upload_data_key]: base64(piece) });
+    } else {
+      model.send({ type: messages.upload, ...about }, undefined, [piece]);
+    }
+  }
+}
+
+/** Whether the host carries front-end messages as JSON only (Colab drops binary buffers). */
+function jsonOnlyHost() {
+  const host = /** @type {{ google?: { colab?: unknown } }} */ (globalThis);
+  return Boolean(host.google && host.google.colab);
+}
+
+/** Bytes as base64 text.
+ * @param {ArrayBuffer} bytes */
+function base64(bytes) {
+  const view = new Uint8Array(bytes);
+  let binary = "";
+  for (let start = 0; start < view.length; start += 0x8000) {
+    binary += String.fromCharCode(...view.subarray(start, start + 0x8000));
+  }
+  return btoa(binary);
+}
+
+/** Download the chosen export view's canvas as a PNG.
+ * @param {ViewState} state */
+export function exportPng(state) {
+  const { dom } = state;
+  const view = dom.exportView.value;
+  const canvas = dom.exportCanvases[view];
+  if (!canvas) return;
+  const link = document.createElement("a");
+  link.href = canvas.toDataURL("image/png");
+  link.download = `${["featviz", state.get("layer"), view].filter(Boolean).join("-")}.png`.replace(/[^\w.-]+/g, "_");
+  dom.root.append(link);
+  link.click();
+  link.remove();
+}

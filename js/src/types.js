@@ -1,0 +1,104 @@
+// @ts-check
+// The front end's types, in one place: JSDoc `@typedef`s, no code. Other modules take them with
+// a JSDoc `@import { Model, ViewState } from "./types.js"` tag, a comment that esbuild drops: this
+// module adds nothing to the bundle.
+
+/**
+ * @typedef {{ name: string, type: string, shape: number[], layout: string }} LayerEntry
+ * @typedef {{ id: number, size: number, count: number }} ChunkedMeta
+ * @typedef {{ n: number, h: number, w: number, lo: number[], hi: number[] }} MapsMeta
+ * @typedef {MapsMeta & { layer: string, sort_by: string, channels: number[], means: (number|null)[],
+ *   cols: number }} GridMeta
+ * @typedef {MapsMeta & { layer: string, channel: number, mean: number|null }} UnitMeta
+ * @typedef {MapsMeta & { layer: string, channel: number, position: number[], map_size: number[],
+ *   done: number, total: number, complete: boolean, cancelled: boolean }} OcclusionMeta
+ * @typedef {{ h: number, w: number, name: string, batch: number }} ImageMeta
+ * @typedef {{ layer: string, channel: number, n: number, size: number, cols: number,
+ *   indices: number[], scores: (number|null)[], positions: number[][], names: string[],
+ *   images: number, note: string }} ExamplesMeta
+ *   The selected channel's top dataset images: n RGB thumbnails of size x size.
+ * @typedef {{ h: number, w: number, layer: string, channel: number, step: number, steps: number,
+ *   complete: boolean, cancelled: boolean, objective: number|null, device: string }} LooksForMeta
+ *   The picture a channel looks for: its payload is uint8 RGB, h x w x 3, row-major.
+ * @typedef {{ chunked?: ChunkedMeta }} Chunkable
+ *   A payload's metadata may say `chunked`: its bytes then come in pushes.chunk messages.
+ * @typedef {Record<string, never>} Unset
+ *   A Dict trait before Python first sets it: `{}`.
+ * @typedef {{ mean?: number|null, std?: number|null, sparsity?: number|null, min?: number|null,
+ *   max?: number|null, active_channels?: number|null, num_channels?: number|null,
+ *   spatial_size?: number[], non_finite?: number }} Stats
+ * @typedef {{ sort_modes: string[], color_scales: string[], shared_scale: string,
+ *   export_views: string[], max_feature_maps: number, max_upload_bytes: number,
+ *   chunk_bytes: number, upload_data_key: string, messages: Messages, pushes: Pushes,
+ *   cancellable_jobs: string[], looks_for_steps: number[] }} Contract
+ * @typedef {{ occlude: string, cancel: string, upload: string, resend: string,
+ *   example: string, looks_for: string }} Messages
+ * @typedef {{ chunk: string }} Pushes
+ * @typedef {DataView | ArrayBuffer | ArrayBufferView | null | undefined} Binary
+ *   Bytes from the host: DataView (traits, most buffers), Uint8Array (Colab), ArrayBuffer.
+ * @typedef {{
+ *   layer: string, sort_by: string, channel: number,
+ *   num_features: number, color_scale: string, all_layers: boolean,
+ *   device: string, position: number[], compare: string[], statistics: Stats,
+ *   compare_statistics: Record<string, Stats>, busy: boolean, progress: number,
+ *   status: string, error: string, _layers: LayerEntry[], _devices: string[],
+ *   _order: number[], _image: Binary, _image_meta: (ImageMeta & Chunkable) | Unset,
+ *   _grid: Binary, _grid_meta: (GridMeta & Chunkable) | Unset, _unit: Binary,
+ *   _unit_meta: (UnitMeta & Chunkable) | Unset, _occlusion: Binary,
+ *   _occlusion_meta: (OcclusionMeta & Chunkable) | Unset, _contract: Contract, _job: string,
+ *   _examples: Binary, _examples_meta: (ExamplesMeta & Chunkable) | Unset,
+ *   _looks_for: Binary, _looks_for_meta: (LooksForMeta & Chunkable) | Unset,
+ *   looks_for_steps: number | null,
+ * }} Model
+ * @typedef {{ type: string, name: string, id: number, index: number, count: number,
+ *   size: number }} ChunkMessage
+ * @typedef {(content?: unknown, buffers?: readonly Binary[]) => void} Listener
+ * @typedef {object} AnyModel The part of anywidget's model interface this view uses.
+ * @property {<K extends keyof Model>(key: K) => Model[K]} get
+ * @property {<K extends keyof Model>(key: K, value: Model[K]) => void} set
+ * @property {() => void} save_changes
+ * @property {(event: string, callback: Listener) => void} on
+ * @property {(event: string, callback: Listener) => void} off
+ * @property {(content: object, callbacks?: unknown, buffers?: ArrayBuffer[]) => void} send
+ *
+ * The enums, limits and message kinds come from `_contract` (featviz_widgets/widget/protocol.py);
+ * the JS spells none of them. Messages to Python (model.send): {type: messages.upload, name,
+ * id, index, count, size} + [a chunk of the file] | {type: messages.occlude} |
+ * {type: messages.cancel} | {type: messages.resend, name} | {type: messages.example, index}
+ * | {type: messages.looks_for, channel} (optimise the picture that channel looks for).
+ * From Python (msg:custom):
+ * {type: pushes.chunk, name, id, index, count, size} + [a chunk of payload `name`], for a
+ * payload whose metadata say `chunked` (its trait is then empty).
+ */
+
+/**
+ * @typedef {(state: ViewState) => void} Painter
+ * @typedef {{ id: number, count: number, size: number, parts: Uint8Array[] }} Incoming
+ * @typedef {{ canvas: HTMLCanvasElement, cols: number, tile: number, n: number, key: string }} GridCache
+ * @typedef {{ channel: number, meta: UnitMeta, data: Uint8Array }} Preview
+ * @typedef {ReturnType<typeof import("./state.js").buildDom>} Dom
+ * @typedef {object} ViewState Everything one view knows besides the model; UI-only, never synced.
+ * @property {AnyModel} model
+ * @property {Contract} contract the `_contract` trait: enums, limits, message kinds
+ * @property {Messages} messages
+ * @property {Pushes} pushes
+ * @property {AnyModel["get"]} get
+ * @property {(values: Partial<Model>) => void} save set traits and sync them to Python
+ * @property {Dom} dom
+ * @property {Record<string, Incoming>} incoming chunked payloads being assembled, by trait
+ * @property {Record<string, { id: number, data: Uint8Array }>} received assembled payloads
+ * @property {GridCache | null} gridCache the grid's mosaic at native resolution
+ * @property {ImageBitmap | null} picture the decoded input image
+ * @property {number} pictureToken the latest picture decode; older ones are dropped
+ * @property {number[] | null} cursor keyboard cursor on the unit view: [h, w]
+ * @property {{ grid: number, side: number }} layout CSS widths of the grid and side panels
+ * @property {Preview | null} preview the channel painted from its grid tile until Python's
+ *   payload for it arrives
+ * @property {Set<Painter>} dirty what the next coalesced repaint runs
+ * @property {boolean} scheduled whether a coalesced repaint is queued
+ * @property {{ channels: number, num: number }} timers the channel list rebuild, `Maps` input
+ * @property {string} theme the theme colours the canvases were last painted with
+ * @property {boolean} closed the view was cleaned up: paint nothing more
+ */
+
+export {};
