@@ -45,9 +45,9 @@ import torch
 from PIL import Image
 
 from featviz_widgets import FeatureVisualizer
-from featviz_widgets._dataset_examples import _fold, _Scan
-from featviz_widgets._datasource import Batch, open_source
-from featviz_widgets._precision import exact_float32
+from featviz_widgets.core.precision import exact_float32
+from featviz_widgets.dataset.scan import _fold, _Scan
+from featviz_widgets.dataset.sources import Batch, open_source
 
 
 class _Stop(Exception):

@@ -28,8 +28,8 @@ import torch
 from occlusion import reference_changes  # benchmarks/occlusion.py, beside this script
 
 from featviz_widgets import FeatureVisualizer
-from featviz_widgets._occlusion import patch_starts
-from featviz_widgets._precision import exact_float32
+from featviz_widgets.core.precision import exact_float32
+from featviz_widgets.occlusion.engine import patch_starts
 
 CASES = [
     ("resnet50", "layer3"),

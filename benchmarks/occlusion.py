@@ -26,7 +26,7 @@ import timm
 import torch
 
 from featviz_widgets import FeatureVisualizer
-from featviz_widgets._occlusion import patch_starts
+from featviz_widgets.occlusion.engine import patch_starts
 
 CASES = [
     ("resnet18", "layer1", 224),

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from featviz_widgets import FeatureVisualizer
-from featviz_widgets._imageparam import ANGLES, JITTER_1, JITTER_2, PAD, SCALES, ImageParam
-from featviz_widgets._imageparam import channel_generator as _generator
+from featviz_widgets.optimize.imageparam import ANGLES, JITTER_1, JITTER_2, PAD, SCALES, ImageParam
+from featviz_widgets.optimize.imageparam import channel_generator as _generator
 
 
 def _sync(device: torch.device) -> None:

@@ -35,7 +35,7 @@ from tests.e2e.jupyter import (  # noqa: E402
 
 SETUP = """\
 import timm, torch
-from featviz_widgets.widget import FeatureExplorer
+from featviz_widgets.widget.explorer import FeatureExplorer
 torch.manual_seed(0)
 model = timm.create_model({model!r}, pretrained=False, zero_init_last=False)
 explorer = FeatureExplorer(model, stride={stride})

@@ -1,16 +1,16 @@
 """featviz_widgets: see what a vision network computes, in a notebook."""
 
-from ._cancel import Cancelled, OptimizationCancelled
-from ._capture import LayerNotFoundError
-from ._dataset_examples import DatasetExamples, ScanCancelled
-from ._layout import LayoutError, LayoutWarning
-from ._occlusion import OcclusionCancelled, OcclusionResult
-from ._optimize import OptimizationResult
-from ._samples import sample_image
-from ._stats import NonFiniteActivationWarning
-from .monitor import FeatureMonitor
-from .visualizer import FeatureVisualizer, LayerInfo
-from .widget import FeatureExplorer
+from .core.cancel import Cancelled, OptimizationCancelled
+from .core.capture import LayerNotFoundError
+from .core.layout import LayoutError, LayoutWarning
+from .core.samples import sample_image
+from .core.stats import NonFiniteActivationWarning
+from .dataset.scan import DatasetExamples, ScanCancelled
+from .monitor.monitor import FeatureMonitor
+from .occlusion.engine import OcclusionCancelled, OcclusionResult
+from .optimize.optimizer import OptimizationResult
+from .visualizer.facade import FeatureVisualizer, LayerInfo
+from .widget.explorer import FeatureExplorer
 
 __all__ = [
     "Cancelled",

@@ -1,5 +1,5 @@
 """`python -m featviz_widgets`: the `featviz-widgets` command."""
 
-from ._cli import main
+from .cli import main
 
 raise SystemExit(main())

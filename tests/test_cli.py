@@ -16,9 +16,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from featviz_widgets import _cli
-from featviz_widgets._cli import DemoError, copy_notebook, main
-from featviz_widgets._demo_run import NOTEBOOK, SAVED_PNGS
+from featviz_widgets.cli import command as _cli
+from featviz_widgets.cli.command import DemoError, copy_notebook, main
+from featviz_widgets.cli.demo_run import NOTEBOOK, SAVED_PNGS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ def test_notebook_has_one_source_and_ships_in_the_wheel():
     assert (
         wheel["force-include"][f"notebooks/{NOTEBOOK}"] == f"featviz_widgets/notebooks/{NOTEBOOK}"
     )
-    assert project["project"]["scripts"]["featviz-widgets"] == "featviz_widgets._cli:main"
+    assert project["project"]["scripts"]["featviz-widgets"] == "featviz_widgets.cli:main"
     extras = project["project"]["optional-dependencies"]
     assert set(extras["demo"]) <= set(extras["test"])
 

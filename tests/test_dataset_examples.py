@@ -17,11 +17,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from featviz_widgets import FeatureVisualizer
-from featviz_widgets._dataset_examples import DatasetExamples
-from featviz_widgets._incremental import build_plan
-from featviz_widgets._precision import exact_float32
-from featviz_widgets._receptive import receptive_boxes
-from featviz_widgets._topk import EMPTY, ChannelTopK
+from featviz_widgets.core.precision import exact_float32
+from featviz_widgets.dataset.scan import DatasetExamples
+from featviz_widgets.dataset.topk import EMPTY, ChannelTopK
+from featviz_widgets.occlusion.incremental import build_plan
+from featviz_widgets.occlusion.receptive import receptive_boxes
 
 PX = 64
 LAYERS = ["layer2", "layer3"]
@@ -298,7 +298,7 @@ def test_state_does_not_grow_with_the_images(viz, monkeypatch):
 
         return bar()
 
-    monkeypatch.setattr("featviz_widgets._dataset_examples.progress_bar", recording_bar)
+    monkeypatch.setattr("featviz_widgets.dataset.scan.progress_bar", recording_bar)
     sizes = {}
     for n in (3, 12):
         examples = viz.dataset_examples([scene(48, 48, seed=s) for s in range(n)], ["layer4"], k=2)

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from featviz_widgets import FeatureVisualizer
-from featviz_widgets._features import FeatureMaps, FeatureStore
-from featviz_widgets._layout import Format, ModelGeometry
+from featviz_widgets.core.features import FeatureMaps, FeatureStore
+from featviz_widgets.core.layout import Format, ModelGeometry
 
 X = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(2))
 

@@ -7,7 +7,7 @@ from conftest import timm_model
 from matplotlib.figure import Figure
 
 from featviz_widgets import FeatureVisualizer
-from featviz_widgets._precision import exact_float32
+from featviz_widgets.core.precision import exact_float32
 
 pytestmark = pytest.mark.models
 

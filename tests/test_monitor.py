@@ -16,8 +16,8 @@ from PIL import Image
 from torch import nn
 
 from featviz_widgets import FeatureMonitor, FeatureVisualizer, LayerNotFoundError
-from featviz_widgets._layout import Format
-from featviz_widgets.monitor import STATISTICS
+from featviz_widgets.core.layout import Format
+from featviz_widgets.monitor.monitor import STATISTICS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

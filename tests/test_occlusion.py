@@ -7,10 +7,11 @@ import torch
 from conftest import timm_model
 from torch import nn
 
-from featviz_widgets import FeatureVisualizer, OcclusionCancelled, _progress
-from featviz_widgets._incremental import build_plan
-from featviz_widgets._occlusion import occlusion_sweep, patch_starts, placements_per_batch
-from featviz_widgets._precision import exact_float32, precision_context, precision_dtype
+from featviz_widgets import FeatureVisualizer, OcclusionCancelled
+from featviz_widgets.core import progress as _progress
+from featviz_widgets.core.precision import exact_float32, precision_context, precision_dtype
+from featviz_widgets.occlusion.engine import occlusion_sweep, patch_starts, placements_per_batch
+from featviz_widgets.occlusion.incremental import build_plan
 
 CUDA = torch.cuda.is_available()
 

@@ -20,14 +20,14 @@ from featviz_widgets import (
     OcclusionCancelled,
     OptimizationCancelled,
 )
-from featviz_widgets._imageparam import (
+from featviz_widgets.core.inputs import IMAGENET_MEAN, IMAGENET_STD
+from featviz_widgets.optimize.imageparam import (
     JITTER_1,
     JITTER_2,
     TransformSampler,
     _theta,
     channel_generator,
 )
-from featviz_widgets._inputs import IMAGENET_MEAN, IMAGENET_STD
 
 PX = 32  # the tiny CNN's input size
 FAST = {"size": PX, "model_size": PX, "progress": False}

@@ -14,8 +14,9 @@ import torch
 from conftest import timm_model
 from torch import nn
 
-from featviz_widgets import FeatureVisualizer, LayerNotFoundError, OcclusionCancelled, _precision
-from featviz_widgets._precision import exact_float32, rounding_unit, tf32_float32
+from featviz_widgets import FeatureVisualizer, LayerNotFoundError, OcclusionCancelled
+from featviz_widgets.core import precision as _precision
+from featviz_widgets.core.precision import exact_float32, rounding_unit, tf32_float32
 
 NEW_API = _precision._NEW_API
 # (backend, operation) of every `fp32_precision` setting of PyTorch 2.9+, parents included.

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 import featviz_widgets
-from featviz_widgets import _samples, sample_image
+from featviz_widgets import sample_image
+from featviz_widgets.core import samples as _samples
 
 
 def test_sample_image_is_a_real_rgb_photograph():

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from featviz_widgets import FeatureVisualizer, NonFiniteActivationWarning
-from featviz_widgets._stats import feature_statistics, rank_channels
+from featviz_widgets.core.stats import feature_statistics, rank_channels
 
 X = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
 
@@ -64,7 +64,8 @@ def test_top_activating_features_pairs(tiny, device):
 def test_top_activating_features_score_once_and_match_brute_force(monkeypatch, device):
     from conftest import scene, timm_model
 
-    from featviz_widgets import _stats, visualizer
+    from featviz_widgets.core import stats as _stats
+    from featviz_widgets.visualizer import facade as visualizer
 
     viz = FeatureVisualizer(timm_model("resnet18"), device=device)
     batch = [scene(seed=1), scene(seed=2)]

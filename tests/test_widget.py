@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,18 +27,20 @@ from conftest import ModelSnapshot, resnet18_64px, scene
 from PIL import Image
 from torch import nn
 
-from featviz_widgets import _payload
-from featviz_widgets._layers import default_compare, default_layer
-from featviz_widgets._payload import decode_maps, encode_maps
-from featviz_widgets._protocol import (
+from featviz_widgets.core.layers import default_compare, default_layer
+from featviz_widgets.visualizer.facade import LayerInfo
+from featviz_widgets.widget import payload as _payload
+from featviz_widgets.widget.explorer import SAMPLE_IMAGE, FeatureExplorer, _asset
+from featviz_widgets.widget.payload import decode_maps, encode_maps
+from featviz_widgets.widget.protocol import (
     CHUNK_BYTES,
     MAX_MESSAGE_BYTES,
     MAX_UPLOAD_BYTES,
     UPLOAD_DATA_KEY,
     json_safe,
 )
-from featviz_widgets.visualizer import LayerInfo
-from featviz_widgets.widget import SAMPLE_IMAGE, FeatureExplorer, _asset
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -130,14 +133,10 @@ def test_png_payload_is_a_png():
 
 
 # ---------------------------------------------------------------------------- front end
-def test_front_end_prefers_the_wheels_static_copy(tmp_path, monkeypatch):
-    from featviz_widgets import widget
-
-    (tmp_path / "static").mkdir()
-    (tmp_path / "static" / "widget.js").write_text("export default {};")
-    monkeypatch.setattr(widget, "_HERE", tmp_path)
-    assert widget._asset("widget.js") == tmp_path / "static" / "widget.js"
-    assert widget._asset("widget.css") == tmp_path.parent / "js" / "widget.css"
+def test_front_end_is_the_packaged_bundle():
+    # the package's own copy, so an installed wheel and an editable install load the same file
+    assert _asset("widget.js") == REPO / "featviz_widgets" / "static" / "widget.js"
+    assert _asset("widget.css").parent == _asset("widget.js").parent
 
 
 def test_front_end_files_are_found_and_synced():
@@ -927,7 +926,7 @@ def test_grid_shows_at_most_256_maps(make):
 
 
 def test_progress_throttle_lets_through_the_first_the_last_and_one_per_interval():
-    from featviz_widgets._worker import Throttle
+    from featviz_widgets.widget.worker import Throttle
 
     slow = Throttle(interval=60.0)
     assert [slow.due(done, 10) for done in (1, 2, 9, 10)] == [True, False, False, True]

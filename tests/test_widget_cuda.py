@@ -16,7 +16,7 @@ from conftest import DEVICES, SlowScenes, resnet18_64px
 from PIL import Image
 
 from featviz_widgets import FeatureVisualizer
-from featviz_widgets.widget import SAMPLE_IMAGE, FeatureExplorer
+from featviz_widgets.widget.explorer import SAMPLE_IMAGE, FeatureExplorer
 
 GPU = "cuda"
 pytestmark = pytest.mark.skipif(

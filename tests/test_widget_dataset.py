@@ -16,9 +16,9 @@ from matplotlib import cbook
 from PIL import Image
 from torch import nn
 
-from featviz_widgets._protocol import CANCELLABLE_JOBS, EXAMPLE_THUMB_PX, JobState, contract
-from featviz_widgets._views import examples_view, thumbnail
-from featviz_widgets.widget import FeatureExplorer
+from featviz_widgets.widget.explorer import FeatureExplorer
+from featviz_widgets.widget.protocol import CANCELLABLE_JOBS, EXAMPLE_THUMB_PX, JobState, contract
+from featviz_widgets.widget.views import examples_view, thumbnail
 
 K = 4
 
@@ -283,7 +283,7 @@ def test_a_visualizer_rebuilt_during_the_scan_rescans_with_it(make):
     explorer.scan_dataset(data, ["layer2"], k=K, batch_size=4)
     assert progressed.wait(60)
     old = explorer._viz
-    explorer._jobs.submit_view(layer="layer2", rebuild_device="cpu")
+    explorer._view_job.submit(layer="layer2", rebuild_device="cpu")
     explorer.wait(120)
     assert explorer._viz is not old and explorer.error == ""
     # the view job's progress (-1: indeterminate), then a scan that starts again from 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from featviz_widgets._demo_run import EXECUTED, NOTEBOOK, SAVED_PNGS, WIDGET_MIME
+from featviz_widgets.cli.demo_run import EXECUTED, NOTEBOOK, SAVED_PNGS, WIDGET_MIME
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "notebooks" / NOTEBOOK

@@ -15,10 +15,10 @@ import traitlets
 from conftest import resnet18_64px
 from PIL import Image
 
-from featviz_widgets._looks_for import looks_for_settings
-from featviz_widgets._protocol import CANCELLABLE_JOBS, JobState, Message
-from featviz_widgets._views import looks_for_view
-from featviz_widgets.widget import FeatureExplorer
+from featviz_widgets.widget.explorer import FeatureExplorer
+from featviz_widgets.widget.looks_for_recipe import looks_for_settings
+from featviz_widgets.widget.protocol import CANCELLABLE_JOBS, JobState, Message
+from featviz_widgets.widget.views import looks_for_view
 
 STEPS = 16
 OPTIONS = {"size": 32, "model_size": 64}
@@ -154,7 +154,7 @@ def test_cancel_keeps_the_partial_picture_and_a_clean_state(make):
     meta = explorer._looks_for_meta
     assert meta["cancelled"] and not meta["complete"] and 0 < meta["step"] < meta["steps"]
     assert explorer.error == "" and not explorer.busy and explorer._job == "idle"
-    assert not explorer._jobs.looks_cache  # a cancelled picture is not cached
+    assert not explorer._looks_for_job.cache  # a cancelled picture is not cached
     explorer.looks_for_steps = STEPS  # the view works on
     explorer.run_looks_for()
     explorer.wait(60)

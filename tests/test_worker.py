@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from featviz_widgets._worker import Worker
+from featviz_widgets.widget.worker import Worker
 
 
 def make_worker() -> tuple[Worker, list[bool]]:

@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Iterator
 
-from featviz_widgets.widget import FeatureExplorer, _asset
+from featviz_widgets.widget.explorer import FeatureExplorer, _asset
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><style id="css"></style></head>
 <body><div id="host" style="width: 1000px"></div></body></html>"""

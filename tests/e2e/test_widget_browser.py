@@ -43,7 +43,7 @@ README_SCREENSHOT = REPO / "docs" / "screenshot.png"
 SETUP = """\
 import json, pathlib, threading, time
 import timm, torch
-from featviz_widgets.widget import FeatureExplorer
+from featviz_widgets.widget.explorer import FeatureExplorer
 
 torch.manual_seed(0)
 model = timm.create_model(

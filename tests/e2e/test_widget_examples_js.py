@@ -13,8 +13,8 @@ from conftest import resnet18_64px, scene
 from matplotlib import cbook
 from PIL import Image
 
-from featviz_widgets._protocol import contract
-from featviz_widgets.widget import FeatureExplorer
+from featviz_widgets.widget.explorer import FeatureExplorer
+from featviz_widgets.widget.protocol import contract
 
 from .standalone import open_view, synced_state
 

@@ -14,7 +14,7 @@ import json
 import pytest
 from conftest import resnet18_64px
 
-from featviz_widgets.widget import FeatureExplorer
+from featviz_widgets.widget.explorer import FeatureExplorer
 
 from .standalone import open_view, synced_state
 

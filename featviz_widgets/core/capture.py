@@ -1,0 +1,151 @@
+"""Forward hooks that capture layer outputs, stop the forward early and leave no trace."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from .layout import LayoutTracker
+
+__all__ = ["LayerNotFoundError", "capture", "preserved_model_state", "resolve_layers"]
+
+
+class LayerNotFoundError(ValueError):
+    """A layer name that is not a module of the model."""
+
+
+class _StopForward(Exception):
+    """Raised from a hook once every requested layer has run: the rest of the model is skipped."""
+
+
+def resolve_layers(model: nn.Module, layer_names: Sequence[str]) -> dict[str, nn.Module]:
+    """The modules named in `layer_names`, with a helpful error for any unknown name."""
+    if isinstance(layer_names, str) or not all(isinstance(n, str) for n in layer_names):
+        raise TypeError("layer names must be strings, e.g. 'layer3' or 'blocks.6'.")
+    modules = dict(model.named_modules())
+    resolved = {}
+    for name in layer_names:
+        if name == "":
+            raise LayerNotFoundError(
+                f"layer name '' is the whole {type(model).__name__}, not a layer; pick a layer "
+                "such as one of `FeatureVisualizer.list_layers()` (e.g. 'layer3' or 'blocks.6')."
+            )
+        if name in modules:
+            resolved[name] = modules[name]
+            continue
+        if name in dict(model.named_parameters()) or name in dict(model.named_buffers()):
+            owner = name.rpartition(".")[0]
+            fix = f"use its module {owner!r} instead." if owner else "pass a module name."
+            raise LayerNotFoundError(f"{name!r} is a parameter or buffer, not a layer; {fix}")
+        close = difflib.get_close_matches(name, [n for n in modules if n], n=5, cutoff=0.5)
+        hint = f" Closest layers: {', '.join(repr(c) for c in close)}." if close else ""
+        raise LayerNotFoundError(
+            f"Layer {name!r} not found in {type(model).__name__}.{hint} "
+            "List every layer with `FeatureVisualizer.list_layers(include='all')` "
+            "or `[n for n, _ in model.named_modules()]`."
+        )
+    return resolved
+
+
+@contextmanager
+def preserved_model_state(model: nn.Module) -> Iterator[None]:
+    """Put the model in eval mode; restore every module's mode and `requires_grad` afterwards."""
+    modes = [(module, module.training) for module in model.modules()]
+    grads = [(param, param.requires_grad) for param in model.parameters()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+        for param, requires_grad in grads:
+            param.requires_grad_(requires_grad)
+
+
+@contextmanager
+def _hooks(
+    modules: dict[str, nn.Module],
+    outputs: dict[str, Any],
+    stop_early: bool,
+    model: nn.Module,
+    tracker: LayoutTracker | None,
+):
+    """Register one capturing hook per module in `modules`, and with a `tracker` a
+    layout-observing hook on every module of `model` (first, so it sees a layer before the
+    forward stops there); remove them all whatever happens."""
+    handles = []
+    wanted = set(modules)
+
+    def hook(name: str, _module: nn.Module, _inputs: Any, output: Any) -> None:
+        if name in outputs:  # a module called twice: the first call is what we show
+            return
+        outputs[name] = output
+        if stop_early and wanted.issubset(outputs):
+            raise _StopForward
+
+    try:
+        if tracker is not None:
+            for name, module in model.named_modules():
+                handles.append(
+                    module.register_forward_hook(
+                        lambda m, i, o, _name=name: tracker.observe(_name, m, i, o)
+                    )
+                )
+        for name, module in modules.items():
+            handles.append(
+                module.register_forward_hook(lambda m, i, o, _name=name: hook(_name, m, i, o))
+            )
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def capture(
+    model: nn.Module,
+    batch: torch.Tensor,
+    layer_names: Sequence[str],
+    *,
+    stop_early: bool = True,
+    allow_missing: bool = False,
+    with_grad: bool = False,
+    tracker: LayoutTracker | None = None,
+) -> dict[str, Any]:
+    """Raw outputs of `layer_names` for `batch`, from one forward without autograd.
+
+    The forward stops right after the last requested layer has run when `stop_early` is set.
+    A layer that never runs is an error unless `allow_missing`. With `with_grad` the outputs
+    keep their graph to the input (parameters' `.grad` is never written by this module).
+    A `tracker` observes every module's output and decides its layout.
+    The model's modes and flags are restored and no hook is left behind, even on failure.
+    """
+    modules = resolve_layers(model, layer_names)
+    outputs: dict[str, Any] = {}
+    grad_mode = torch.enable_grad() if with_grad else torch.no_grad()
+    with (
+        preserved_model_state(model),
+        grad_mode,
+        _hooks(modules, outputs, stop_early, model, tracker),
+    ):
+        try:
+            model(batch)
+        except _StopForward:
+            pass
+        except Exception as exc:
+            raise RuntimeError(
+                f"the model's forward failed on an input of shape {tuple(batch.shape)} "
+                f"({type(exc).__name__}: {exc}). Check the image size and channels the model "
+                "expects, or pass `transform=`."
+            ) from exc
+    missing = [name for name in layer_names if name not in outputs]
+    if missing and not allow_missing:
+        raise ValueError(
+            f"layer(s) {', '.join(map(repr, missing))} exist but never ran in the forward pass "
+            "(unused modules, or code paths the model skips); pick a layer that runs."
+        )
+    return outputs

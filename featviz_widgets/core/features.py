@@ -1,0 +1,170 @@
+"""The feature store: layer outputs captured as (B, C, H, W) maps, their layouts and a cache."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import chain
+
+import torch
+from torch import nn
+
+from .capture import capture, resolve_layers
+from .layout import Format, LayoutError, LayoutTracker, LayoutWarning, ModelGeometry, to_nchw
+from .precision import exact_float32
+
+__all__ = ["FeatureMaps", "FeatureStore"]
+
+
+@dataclass(frozen=True)
+class FeatureMaps:
+    """A layer's output as maps.
+
+    Attributes:
+        maps: the output as a contiguous tensor of shape (B, C, H, W).
+        layout: the layout the layer produced it in (`Format.UNKNOWN`: read channels-first).
+    """
+
+    maps: torch.Tensor
+    layout: Format
+
+
+class FeatureStore:
+    """Captures layers of `model` as `FeatureMaps` and keeps the last `cache_size` of them.
+
+    The layout of each layer's output is decided once per input size, during a forward, and
+    kept. Cached maps are keyed by the batch's content, shape and dtype and by the version of
+    every parameter and buffer, so in-place weight updates invalidate them.
+
+    Args:
+        model: the model, already on its device.
+        geometry: the model's token layout (prefix tokens, patch grid).
+        cache_size: how many (batch, layer) maps to keep for reuse.
+
+    Example:
+        >>> store = FeatureStore(model, ModelGeometry(model))
+        >>> store.maps(batch, ["layer3"])["layer3"].maps.shape
+        torch.Size([1, 256, 14, 14])
+    """
+
+    def __init__(self, model: nn.Module, geometry: ModelGeometry, cache_size: int = 8) -> None:
+        self.model = model
+        self.geometry = geometry
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple, FeatureMaps] = OrderedDict()
+        # Layout of each layer's output per input size (C, H, W), decided during forwards.
+        self._formats: dict[tuple[str, tuple], Format] = {}
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        """How many (batch, layer) maps the cache holds."""
+        return len(self._cache)
+
+    def clear(self) -> None:
+        """Forget every cached map (decided layouts are kept)."""
+        with self._lock:
+            self._cache.clear()
+
+    def _model_version(self) -> tuple:
+        # In-place updates (optimizer steps, load_state_dict) bump these counters.
+        tensors = chain(self.model.parameters(), self.model.buffers())
+        return tuple(t._version for t in tensors)
+
+    def key(self, batch: torch.Tensor) -> tuple:
+        """A cache key for `batch`: its content, shape and dtype, and the model's version."""
+        digest = hashlib.blake2b(batch.detach().cpu().numpy().tobytes(), digest_size=16)
+        return (digest.hexdigest(), tuple(batch.shape), str(batch.dtype), self._model_version())
+
+    def capture_raw(self, batch: torch.Tensor, layers: Sequence[str], **options) -> dict:
+        """Raw outputs of `layers` from one forward (see `capture`). Layouts not yet known for
+        this input size are decided on the way, every module observed, and kept."""
+        size = tuple(batch.shape[1:])
+        known = all((name, size) in self._formats for name in layers)
+        tracker = None if known else LayoutTracker(batch)
+        raw = capture(self.model, batch, layers, tracker=tracker, **options)
+        if tracker is not None:
+            for name, fmt in tracker.formats.items():
+                self._formats[(name, size)] = fmt
+        return raw
+
+    def normalise(self, raw: object, name: str, batch: torch.Tensor) -> FeatureMaps:
+        """`raw`, the output of layer `name` for `batch`, as (B, C, H, W) maps."""
+        maps, fmt = to_nchw(
+            raw,
+            layer_name=name,
+            layout=self._formats.get((name, tuple(batch.shape[1:]))),
+            geometry=self.geometry,
+            batch_size=batch.shape[0],
+            input_hw=(batch.shape[-2], batch.shape[-1]),
+        )
+        return FeatureMaps(maps, fmt)
+
+    def capture(
+        self, batch: torch.Tensor, layers: Sequence[str], **options
+    ) -> dict[str, FeatureMaps]:
+        """(B, C, H, W) maps and source layout of `layers` from one forward, uncached."""
+        raw = self.capture_raw(batch, layers, **options)
+        found = {name: self.normalise(output, name, batch) for name, output in raw.items()}
+        for name, features in found.items():
+            if features.layout is Format.UNKNOWN:
+                warnings.warn(
+                    f"layer {name!r} outputs {tuple(features.maps.shape)} and nothing in the "
+                    "model tells whether its channels come first or last (no convolution, norm, "
+                    "per-channel parameter or tensor of known layout, and its sizes fit either "
+                    "way); it is read channels-first, PyTorch's convention. If that is wrong, "
+                    "pick its enclosing block or a convolution or norm inside it.",
+                    LayoutWarning,
+                    stacklevel=5,
+                )
+        return found
+
+    def maps(self, batch: torch.Tensor, layers: Sequence[str]) -> dict[str, FeatureMaps]:
+        """(B, C, H, W) maps and source layout of `layers`, from the cache or one exact float32
+        forward."""
+        resolve_layers(self.model, layers)
+        key = self.key(batch)
+        with self._lock:
+            found = {}
+            for name in layers:
+                if (key, name) in self._cache:
+                    self._cache.move_to_end((key, name))
+                    found[name] = self._cache[(key, name)]
+            missing = [name for name in dict.fromkeys(layers) if name not in found]
+            if missing:
+                with exact_float32():
+                    captured = self.capture(batch, missing)
+                for name, features in captured.items():
+                    found[name] = self._cache[(key, name)] = features
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return found
+
+    def probe(self, batch: torch.Tensor, layers: Sequence[str]) -> dict[str, FeatureMaps]:
+        """Maps of those of `layers` that run and can be read as maps, from one exact float32
+        forward of the whole model, uncached."""
+        with exact_float32():
+            raw = self.capture_raw(batch, layers, stop_early=False, allow_missing=True)
+        found = {}
+        for name in layers:
+            if name not in raw:
+                continue
+            try:
+                found[name] = self.normalise(raw[name], name, batch)
+            except LayoutError:
+                continue
+        return found
+
+    def layer_fn(
+        self, layer_name: str, with_grad: bool = False
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """(B, C, H, W) maps of `layer_name` for a batch, the forward stopped there; the layout
+        is decided once per input size."""
+
+        def run(batch: torch.Tensor) -> torch.Tensor:
+            return self.capture(batch, [layer_name], with_grad=with_grad)[layer_name].maps
+
+        return run

@@ -1,0 +1,418 @@
+"""`FeatureExplorer`: the interactive notebook widget on top of `FeatureVisualizer`.
+
+Traits are the source of truth (`traits`). Model work runs on one background thread, never
+on the kernel's shell thread (`worker`), as jobs of four kinds, each an object the explorer
+owns: the view (`view_job`: image and layer in, grid and channel out, then the comparison),
+the occlusion sweep (`occlusion_job`), "looks for" (`looks_for`) and the dataset examples
+(`examples`); `JobStatus` (`job_status`) shows what runs. Changing the sort mode, the
+channel or the number of maps only re-slices features the widget already holds. Feature maps
+travel to the browser as uint8 tiles with per-tile scale metadata (`views`), set inside
+`hold_sync()` so the view never sees a payload without its metadata, in chunks when large
+(`transfer`). `save_png` and the notebook's static picture are `StaticPictures`' (`static`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import traitlets as t
+from PIL import Image
+from torch import nn
+
+from ..core.capture import resolve_layers
+from ..core.inputs import ImageInput, image_name, read_now
+from ..core.validate import check_patch
+from ..dataset import DatasetExamples
+from ..occlusion.engine import OcclusionResult
+from ..optimize.optimizer import OptimizationResult
+from ..visualizer import FeatureVisualizer
+from .examples import ExamplesJob
+from .job_status import JobStatus
+from .looks_for import LooksForJob
+from .occlusion_job import OcclusionJob
+from .protocol import SORT_MODES, ExportView, Message
+from .request import ViewRequest
+from .static import StaticPictures
+from .traits import ExplorerTraits
+from .transfer import Outbox, Uploads
+from .view_job import ViewJob
+from .worker import Worker
+
+__all__ = ["FeatureExplorer"]
+
+_HERE = Path(__file__).resolve().parents[1]  # the package folder
+SAMPLE_IMAGE = _HERE / "sample.png"
+# Traits and ipywidgets options the constructor takes besides its named arguments.
+_EXTRA_KWARGS = (
+    "channel",
+    "color_scale",
+    "all_layers",
+    "looks_for_steps",
+    "looks_for_options",
+    "layout",
+    "tabbable",
+    "tooltip",
+)
+
+
+def _asset(name: str) -> Path:
+    """A front-end file: the bundle `npm run build` makes from js/src (committed, shipped)."""
+    return _HERE / "static" / name
+
+
+class FeatureExplorer(ExplorerTraits):
+    """Explore a vision model's feature maps, statistics and occlusion maps with the mouse.
+
+    Every control has a Python counterpart: set `layer`, `sort_by`, `channel`,
+    `num_features`, `color_scale`, `all_layers`, `device`, `position` (which starts an
+    occlusion sweep) or `compare`, assign `image`, call `run_looks_for()` (the picture the
+    channel looks for), and read `features`, `statistics`, `busy`, `progress` and `error`.
+    Model work runs on one background thread; call `wait()` to block until it is done.
+
+    Args:
+        model: any `torch.nn.Module` (timm models get their own preprocessing).
+        image: what to look at (PIL image, array, tensor, path); a bundled sample if None.
+        layers: restrict the layer dropdown to these module names (default: the model's
+            stages and blocks; the "all modules" toggle reaches every module).
+        layer: the layer shown first (default: the deepest one whose maps are >= 12 px).
+        device: explicit device ("cpu", "cuda", ...); overrides `use_cuda`.
+        use_cuda: use CUDA when available.
+        num_features: how many maps the grid shows.
+        sort_by: "activation", "variance" or "random".
+        transform: PIL image -> (C, H, W) tensor; default: the model's timm eval transform.
+        patch_size, stride: the occlusion patch and its step, in input pixels.
+        cache_size: how many (image, layer) feature tensors the visualizer keeps.
+        compare: layers for the comparison chart (default: up to 12 of the layer list).
+        dataset: a collection to scan in the background for the top images of every channel
+            (a folder, a list of paths or images, a Dataset, a DataLoader; see `dataset`).
+        **kwargs: other traits (e.g. `color_scale="shared"`) or ipywidgets options (`layout`).
+
+    Example:
+        >>> model = timm.create_model("resnet18", pretrained=False)
+        >>> explorer = FeatureExplorer(model, layer="layer2")
+        >>> explorer  # shows the widget
+        >>> explorer.sort_by = "variance"; explorer.channel = 7; explorer.position = (4, 4)
+    """
+
+    _esm = _asset("widget.js")
+    _css = _asset("widget.css")
+
+    def __init__(
+        self,
+        model: nn.Module,
+        image: ImageInput | None = None,
+        *,
+        layers: Sequence[str] | None = None,
+        layer: str | None = None,
+        device: str | torch.device | None = None,
+        use_cuda: bool = True,
+        num_features: int = 16,
+        sort_by: str = SORT_MODES[0],
+        transform: Callable[[Image.Image], torch.Tensor] | None = None,
+        patch_size: int = 16,
+        stride: int = 8,
+        cache_size: int = 8,
+        compare: Sequence[str] | None = None,
+        dataset: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        for name in kwargs:
+            if name not in _EXTRA_KWARGS:
+                raise TypeError(
+                    f"Unexpected keyword argument {name!r}. Check the spelling of your "
+                    "parameters; see help(FeatureExplorer)."
+                )
+        check_patch(patch_size, stride)
+        self._lock = threading.RLock()
+        self._tls = threading.local()
+        self._model = model
+        self._transform = transform
+        self._cache_size = cache_size
+        self.patch_size = patch_size
+        self.stride = stride
+        self._viz = FeatureVisualizer(
+            model, use_cuda, device=device, transform=transform, cache_size=cache_size
+        )
+        if layers is not None:
+            layers = list(layers)
+            if not layers:
+                raise ValueError("`layers` is empty; pass None for the default layer list.")
+            resolve_layers(self._viz.model, layers)
+        if layer is not None:
+            resolve_layers(self._viz.model, [layer])
+        if compare is not None:
+            compare = list(compare)
+            resolve_layers(self._viz.model, compare)
+        self._restrict = layers
+        self._features: torch.Tensor | None = None
+        self._features_layer = ""
+        self._rankings: dict[str, list[int]] = {}
+        self._shown: np.ndarray | None = None
+        self._viewed = threading.Event()
+        self._outbox = Outbox(self)
+        self._uploads = Uploads(self._show_upload, self._set_error)
+        self._status = JobStatus(self)
+        self._occlusion_job = OcclusionJob(self, self._status)
+        self._looks_for_job = LooksForJob(self, self._status)
+        self._view_job = ViewJob(self, self._status, self._occlusion_job, self._looks_for_job)
+        self._examples_job = ExamplesJob(self, self._status, self._view_job)
+        self._pictures = StaticPictures(
+            self, lambda: self._occlusion_job.result, lambda: self._looks_for_job.shown
+        )
+        channel = kwargs.pop("channel", None)
+        self._source: ImageInput = read_now(image) if image is not None else SAMPLE_IMAGE
+        self._source_name = "sample.png" if image is None else image_name(image)
+        self._worker = Worker(self._lock, self._status.set_busy)
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        if self._viz.device.type not in devices:
+            devices.append(self._viz.device.type)
+        with self._quiet():
+            super().__init__(
+                num_features=num_features,
+                sort_by=sort_by,
+                _devices=devices,
+                device=self._viz.device.type,
+                **kwargs,
+            )
+        self.on_msg(self._handle_message)
+        # the channel is checked once the layer's channel count is known
+        self._view_job.submit(
+            self._source, layer=layer, compare=compare, relist=True, channel=channel
+        )
+        if dataset is not None:  # after the first view: it scans that view's layer list
+            self.scan_dataset(dataset)
+
+    # ------------------------------------------------------------------ public Python API
+    @property
+    def visualizer(self) -> FeatureVisualizer:
+        """The `FeatureVisualizer` doing the work (for its seed API: plots, statistics...)."""
+        return self._viz
+
+    @property
+    def features(self) -> torch.Tensor | None:
+        """The current layer's features, (B, C, H, W) float32 on the CPU (None before the
+        first result)."""
+        return self._features
+
+    @property
+    def image(self) -> ImageInput:
+        """The image shown (the last one that loaded). Assign any input the core accepts
+        (PIL, ndarray, tensor, path, binary file object); a failure shows in `error` and keeps
+        the old image."""
+        return self._source
+
+    @image.setter
+    def image(self, value: ImageInput | None) -> None:
+        if value is None:
+            self._view_job.submit(SAMPLE_IMAGE, name="sample.png", relist=True)
+        else:
+            self._view_job.submit(read_now(value), name=image_name(value), relist=True)
+
+    @property
+    def layers(self) -> list[str]:
+        """The layer names the dropdown offers (see `all_layers`)."""
+        return [entry["name"] for entry in self._layers]
+
+    @property
+    def ranking(self) -> list[int]:
+        """Every channel of the current layer, best first under `sort_by`; the grid shows
+        the first `num_features`."""
+        return list(self._order)
+
+    @property
+    def devices(self) -> list[str]:
+        """The device types `device` can be set to."""
+        return list(self._devices)
+
+    # ------------------------------------------------------------------ occlusion
+    @property
+    def occlusion_result(self) -> OcclusionResult | None:
+        """The last (possibly partial) occlusion sweep, for every channel of its unit."""
+        return self._occlusion_job.result
+
+    def occlusion_map(self, channel: int | None = None, signed: bool = False) -> np.ndarray:
+        """The occlusion map (H_in, W_in) of `channel` (default: the selected one)."""
+        result = self._occlusion_job.result
+        if result is None:
+            raise ValueError("no occlusion has run yet; set `position` or call `run_occlusion()`.")
+        return result.map(self.channel if channel is None else channel, signed=signed)
+
+    def run_occlusion(self, position: Sequence[int] | None = None) -> None:
+        """Start an occlusion sweep for the unit at `position` (default: the current one, or
+        the centre of the map) in the background; results stream into the widget."""
+        if position is not None and list(position) != self.position:
+            self.position = list(position)  # checked; the observer starts the sweep
+        else:  # an equal value notifies nobody: start it here
+            self._occlusion_job.submit(None if position is None else list(position))
+
+    # ------------------------------------------------------------------ looks for
+    def run_looks_for(self, channel: int | None = None) -> None:
+        """What does the channel look for? Optimise a picture that excites `channel` (default:
+        the selected one; given, it is selected) of the layer shown, in the background, with
+        `FeatureVisualizer.optimize`: it refines live in the view and `cancel()` stops it.
+        On CUDA the full recipe (512 steps), elsewhere a 128-step preview at
+        `model_size=128`; `looks_for_steps` and `looks_for_options` change that. A picture
+        made before for the same layer, channel and settings is shown at once, without work.
+        Selecting another channel while it runs runs that channel's instead."""
+        if channel is not None and channel != self.channel:
+            self.channel = channel  # checked
+        self._looks_for_job.submit()
+
+    @property
+    def looks_for_result(self) -> OptimizationResult | None:
+        """The "looks for" result shown (`.images[0]`, possibly partial: `.complete`), or
+        None."""
+        return self._looks_for_job.shown
+
+    # ------------------------------------------------------------------ dataset examples
+    @property
+    def dataset(self) -> Any:
+        """The collection whose top images per channel the explorer shows beside the channel
+        (None: none). Assigning one (a folder, a list of paths or images, a Dataset, a
+        DataLoader) scans it in the background with `scan_dataset`'s defaults; None hides
+        the examples."""
+        return self._examples_job.data
+
+    @dataset.setter
+    def dataset(self, value: Any) -> None:
+        if value is None:
+            self._examples_job.clear()
+        else:
+            self.scan_dataset(value)
+
+    @property
+    def dataset_examples(self) -> DatasetExamples | None:
+        """The last finished dataset scan (None before one finishes)."""
+        return self._examples_job.result
+
+    def scan_dataset(
+        self,
+        data: Any,
+        layers: Sequence[str] | None = None,
+        *,
+        k: int = 9,
+        batch_size: int = 32,
+    ) -> None:
+        """Scan `data` in the background (progress in `progress`, stopped by `cancel()`) for
+        the top `k` images of every channel of `layers` (default: the layer list, and the
+        current layer), in one pass; then the view shows the selected channel's, each cut to
+        what its unit sees, and follows the layer and channel without scanning again.
+        Errors show in `error`."""
+        if layers is not None:
+            resolve_layers(self._viz.model, list(layers))
+        self._examples_job.submit_scan(data, layers, k=k, batch_size=batch_size)
+
+    def show_dataset_image(self, index: int) -> None:
+        """Make image `index` of the scanned dataset the explorer's image (what a click on
+        one of its examples does)."""
+        self._examples_job.show(index)
+
+    # ------------------------------------------------------------------ pictures
+    def save_png(self, path: str | os.PathLike, view: str = ExportView.GRID.value) -> Path:
+        """Save the current `view` ("grid", "channel", "occlusion", "examples", or "looks_for",
+        the picture of `run_looks_for`) as a PNG file.
+
+        Returns:
+            The path written.
+        """
+        fig = self._pictures.figure(view)
+        path = Path(path)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        return path
+
+    def _static_png(self) -> bytes:
+        return self._pictures.png()
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        return self._pictures.add_to(super()._repr_mimebundle_(**kwargs))
+
+    def cancel(self) -> None:
+        """Stop a running occlusion sweep or "looks for" optimization (the partial map or
+        picture stays, marked cancelled) and a dataset scan (the examples of an earlier scan
+        stay)."""
+        with self._lock:
+            self._looks_for_job.cancel()
+            self._occlusion_job.cancel()
+        self._examples_job.cancel()
+
+    def wait(self, timeout: float | None = None) -> FeatureExplorer:
+        """Block until the background work is done (not from the worker itself), however
+        long it takes unless a `timeout` in seconds is given.
+
+        Raises:
+            TimeoutError: if it is still busy after `timeout` seconds.
+        """
+        if not self._worker.wait(timeout):
+            raise TimeoutError(f"the explorer was still busy after {timeout} s ({self.status}).")
+        return self
+
+    def close(self) -> None:
+        """Stop the worker and close the widget and its views."""
+        worker = getattr(self, "_worker", None)  # absent if __init__ failed early
+        if worker is not None:
+            worker.shutdown()
+        super().close()
+
+    # ------------------------------------------------------------------ front-end messages
+    def set_state(self, sync_data: dict) -> None:
+        """A front end's change. A value Python rejects (a unit clicked on the map shown while
+        a smaller layer computes, ...) is reported in `error`, and the view gets Python's."""
+        try:
+            super().set_state(sync_data)
+        except t.TraitError as exc:
+            self.error = str(exc)
+            self.send_state([name for name in sync_data if name in self.keys])
+
+    def _handle_message(self, _widget: Any, content: Any, buffers: list) -> None:
+        if not isinstance(content, dict):
+            return
+        handler = self._message_handlers().get(content.get("type"))  # type: ignore[arg-type]
+        if handler is not None:
+            handler(content, buffers)
+
+    def _message_handlers(self) -> dict[Message, Callable[[dict, list], None]]:
+        """What each kind of front-end message does (one entry per `Message`)."""
+        return {
+            Message.CANCEL: lambda content, buffers: self.cancel(),
+            Message.OCCLUDE: lambda content, buffers: self._occlude_now(),
+            Message.UPLOAD: lambda content, buffers: self._uploads.receive(content, buffers),
+            Message.RESEND: lambda content, buffers: self._resend(content.get("name")),
+            Message.EXAMPLE: lambda content, buffers: self.show_dataset_image(
+                content.get("index")  # type: ignore[arg-type]
+            ),
+            Message.LOOKS_FOR: lambda content, buffers: self._looks_for_now(content),
+        }
+
+    def _occlude_now(self) -> None:
+        try:
+            self._occlusion_job.submit()
+        except ValueError as exc:
+            self.error = str(exc)
+
+    def _looks_for_now(self, content: dict) -> None:
+        """`Message.LOOKS_FOR` {channel?}: run "looks for" (for `channel`, which the view
+        selected with it); a problem goes to `error`."""
+        channel = content.get("channel")
+        try:
+            self.run_looks_for(channel if isinstance(channel, int) else None)
+        except (ValueError, t.TraitError) as exc:
+            self.error = str(exc)
+
+    def _pending_request(self) -> ViewRequest | None:
+        return self._view_job.request
+
+    def _show_upload(self, name: str, picture: Image.Image) -> None:
+        self._view_job.submit(picture, name=name, relist=True)
+
+    def _set_error(self, message: str) -> None:
+        self.error = message
+
+    def _resend(self, name: Any) -> None:
+        with self._lock:
+            self._outbox.send(name)

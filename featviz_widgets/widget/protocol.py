@@ -1,0 +1,265 @@
+"""The contract between `FeatureExplorer` (Python) and its front end (js/widget.js).
+
+One source for what both sides must agree on: the message kinds the view sends, the job
+states it shows, the enums its dropdowns offer, the limits it enforces, and the shape of the
+payload metadata. The front end hard-codes none of these: it reads them from the widget's
+`_contract` trait, which is `contract()`. tests/test_contract.py checks the JS against it.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from typing import Any, TypedDict
+
+import numpy as np
+
+from ..core.stats import SORT_MODES
+from ..plotting.figures import MAX_FEATURE_MAPS, grid_columns
+
+__all__ = [
+    "CANCELLABLE_JOBS",
+    "COLOR_SCALES",
+    "EXPORT_VIEWS",
+    "CHUNK_BYTES",
+    "INLINE_PAYLOAD_BYTES",
+    "LOOKS_FOR_STEP_CHOICES",
+    "MAX_FEATURE_MAPS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_UPLOAD_BYTES",
+    "UPLOAD_DATA_KEY",
+    "UPLOAD_TIMEOUT_S",
+    "SHARED_SCALE",
+    "SORT_MODES",
+    "ChunkedMeta",
+    "ColorScale",
+    "EXAMPLE_THUMB_PX",
+    "ExamplesMeta",
+    "ExportView",
+    "GridMeta",
+    "ImageMeta",
+    "JobState",
+    "LayerEntry",
+    "LooksForMeta",
+    "MapsMeta",
+    "Message",
+    "Push",
+    "OcclusionMeta",
+    "UnitMeta",
+    "contract",
+    "grid_columns",
+    "json_safe",
+]
+
+
+class ColorScale(str, Enum):
+    """`color_scale`: each map over its own range, or one range for all."""
+
+    PER_TILE = "per-tile"
+    SHARED = "shared"
+
+
+class ExportView(str, Enum):
+    """The views `save_png` and the front end's "Save PNG" export."""
+
+    GRID = "grid"
+    CHANNEL = "channel"
+    OCCLUSION = "occlusion"
+    EXAMPLES = "examples"  # the dataset examples of the selected channel
+    LOOKS_FOR = "looks_for"  # the picture optimised for the selected channel
+
+
+COLOR_SCALES = tuple(scale.value for scale in ColorScale)
+SHARED_SCALE = ColorScale.SHARED.value
+EXPORT_VIEWS = tuple(view.value for view in ExportView)
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+"""The largest image file the view uploads."""
+UPLOAD_TIMEOUT_S = 60.0
+"""An upload whose next chunk has not come this many seconds after the last is dropped."""
+UPLOAD_DATA_KEY = "data"
+"""The upload message field carrying its bytes as base64 text where a front end cannot send
+binary buffers (Colab's JSON round trip); a message with a buffer needs no such field."""
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+"""The most bytes one comm message carries either way: larger ones drop Colab's connection."""
+CHUNK_BYTES = MAX_MESSAGE_BYTES // 2
+"""The bytes one chunk of a payload or upload carries (the rest of a message: its JSON)."""
+INLINE_PAYLOAD_BYTES = MAX_MESSAGE_BYTES // 8
+"""The largest payload set as a Bytes trait. One state update may carry every payload trait
+(`_image`, `_grid`, `_unit`, `_occlusion`, `_examples`, `_looks_for`): at most 6/8 of the
+bound. A larger payload travels in `Push.CHUNK` messages, and its trait is empty."""
+EXAMPLE_THUMB_PX = 64
+"""The side of each dataset example's thumbnail in `_examples` (RGB, the crop letterboxed)."""
+
+
+class Message(str, Enum):
+    """The `type` of a message the front end sends (`model.send({type, ...})`)."""
+
+    OCCLUDE = "occlude"  # run occlusion at the current unit (or the centre)
+    CANCEL = "cancel"  # stop the running occlusion sweep
+    # {name, id, index, count, size} + one buffer, or the bytes as base64 text in the field
+    # `UPLOAD_DATA_KEY`: a chunk of an image file (no `count`: the whole file)
+    UPLOAD = "upload"
+    RESEND = "resend"  # {name}: send the chunks of payload trait `name` again (a new view)
+    EXAMPLE = "example"  # {index}: make image `index` of the scanned dataset the explorer's image
+    LOOKS_FOR = "looks_for"  # optimise a picture for the selected channel ("looks for")
+
+
+class Push(str, Enum):
+    """The `type` of a message Python sends the front end (`model.on("msg:custom")`)."""
+
+    CHUNK = "chunk"  # {name, id, index, count, size} + one buffer: a piece of a payload
+
+
+class JobState(str, Enum):
+    """What the background worker runs (a job kind), or `IDLE`; the `_job` trait."""
+
+    IDLE = "idle"
+    VIEW = "view"  # image, layer list, features, statistics, rankings
+    OCCLUSION = "occlusion"
+    COMPARE = "compare"
+    DATASET = "dataset"  # the dataset scan for the top images of every channel
+    LOOKS_FOR = "looks_for"  # feature visualization by optimization of the selected channel
+
+
+CANCELLABLE_JOBS = (JobState.OCCLUSION, JobState.DATASET, JobState.LOOKS_FOR)
+"""Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
+
+LOOKS_FOR_STEP_CHOICES = (64, 128, 256, 512, 1024)
+"""The steps the view's "looks for" menu offers (beside the device's default, None)."""
+
+
+class LayerEntry(TypedDict):
+    """One layer of the dropdown (`_layers`)."""
+
+    name: str
+    type: str
+    shape: list[int]
+    layout: str
+
+
+class ImageMeta(TypedDict):
+    """`_image_meta`: the input image as the model sees it (`_image` is its PNG)."""
+
+    h: int
+    w: int
+    name: str
+    batch: int
+
+
+class ChunkedMeta(TypedDict):
+    """`chunked` in a payload's metadata when its bytes travel in `Push.CHUNK` messages."""
+
+    id: int
+    size: int
+    count: int
+
+
+class MapsMeta(TypedDict):
+    """What `_payload.encode_maps` returns besides the bytes: N uint8 maps of H x W, map i
+    dequantised as ``lo[i] + q / 255 * (hi[i] - lo[i])``."""
+
+    n: int
+    h: int
+    w: int
+    lo: list[float]
+    hi: list[float]
+
+
+class GridMeta(MapsMeta):
+    """`_grid_meta`: the grid's maps, laid out `cols` to a row."""
+
+    layer: str
+    sort_by: str
+    channels: list[int]
+    means: list[float | None]
+    cols: int
+
+
+class UnitMeta(MapsMeta):
+    """`_unit_meta`: the selected channel's map."""
+
+    layer: str
+    channel: int
+    mean: float | None
+
+
+class OcclusionMeta(MapsMeta):
+    """`_occlusion_meta`: a (partial) sensitivity map of `channel` at `position`."""
+
+    layer: str
+    channel: int
+    position: list[int]
+    map_size: list[int]
+    done: int
+    total: int
+    complete: bool
+    cancelled: bool
+
+
+class ExamplesMeta(TypedDict):
+    """`_examples_meta`: the selected channel's top dataset images; `_examples` holds `n`
+    RGB thumbnails of `size` x `size` (uint8, row-major), laid out `cols` to a row. With no
+    thumbnails (`n` 0) `note` says why (a layer the scan did not cover, a cancelled scan)."""
+
+    layer: str
+    channel: int
+    n: int
+    size: int
+    cols: int
+    indices: list[int]
+    scores: list[float | None]
+    positions: list[list[int]]
+    names: list[str]
+    images: int
+    note: str
+
+
+class LooksForMeta(TypedDict):
+    """`_looks_for_meta`: the (partial) picture the selected channel looks for, optimised by
+    `FeatureVisualizer.optimize`; `_looks_for` is its uint8 RGB bytes, h x w x 3, row-major."""
+
+    h: int
+    w: int
+    layer: str
+    channel: int
+    step: int
+    steps: int
+    complete: bool
+    cancelled: bool
+    objective: float | None
+    device: str
+
+
+def contract() -> dict[str, Any]:
+    """The enums and limits the front end reads (the `_contract` trait's value)."""
+    return {
+        "sort_modes": list(SORT_MODES),
+        "color_scales": list(COLOR_SCALES),
+        "shared_scale": SHARED_SCALE,
+        "export_views": list(EXPORT_VIEWS),
+        "max_feature_maps": MAX_FEATURE_MAPS,
+        "max_upload_bytes": MAX_UPLOAD_BYTES,
+        "chunk_bytes": CHUNK_BYTES,
+        "upload_data_key": UPLOAD_DATA_KEY,
+        "messages": {kind.name.lower(): kind.value for kind in Message},
+        "pushes": {kind.name.lower(): kind.value for kind in Push},
+        "cancellable_jobs": [job.value for job in CANCELLABLE_JOBS],
+        "looks_for_steps": list(LOOKS_FOR_STEP_CHOICES),
+    }
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON types, with NaN/inf (which break the browser's JSON parser) as None."""
+    if isinstance(value, Enum):
+        return json_safe(value.value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value

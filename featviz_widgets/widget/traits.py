@@ -1,0 +1,249 @@
+"""The explorer's synced traits and what checks them.
+
+`ExplorerTraits` is `FeatureExplorer`'s base: every synced trait with its documentation and
+its validator, and the state the explorer's jobs share (annotated here, set by the
+explorer). The jobs observe the traits they own (`view_job`, `occlusion_job`, `looks_for`,
+`examples`); changes made inside `_quiet()` do not trigger them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anywidget
+import numpy as np
+import torch
+import traitlets as t
+from torch import nn
+
+from ..core.capture import resolve_layers
+from ..core.inputs import ImageInput
+from ..core.validate import channel_error, position_error
+from ..visualizer import FeatureVisualizer
+from .looks_for_recipe import check_looks_for_options
+from .protocol import COLOR_SCALES, SORT_MODES, JobState, contract
+from .request import ViewRequest
+from .transfer import Outbox
+from .worker import Worker
+
+__all__ = ["ExplorerTraits"]
+
+
+class ExplorerTraits(anywidget.AnyWidget):
+    """`FeatureExplorer`'s synced traits and validators, and the state its jobs share."""
+
+    _lock: threading.RLock  # guards everything below and the traits, across threads
+    _tls: threading.local  # per thread: inside `_quiet()`?
+    _model: nn.Module
+    _transform: Any
+    _cache_size: int
+    _restrict: list[str] | None  # the `layers` the explorer was limited to
+    _viz: FeatureVisualizer
+    _worker: Worker
+    _outbox: Outbox
+    _source: ImageInput  # the image shown
+    _source_name: str
+    _shown: np.ndarray | None  # that image as the model sees it
+    _features: torch.Tensor | None  # the shown layer's
+    _features_layer: str
+    _rankings: dict[str, list[int]]  # per sort mode
+    _viewed: threading.Event  # set once a view is shown (or the first one failed)
+    patch_size: int
+    stride: int
+
+    layer = t.Unicode("").tag(sync=True)
+    """The module whose output is shown. Changing it runs one forward, stopped at the layer.
+
+    - Type: `str` (a name from `model.named_modules()`)
+    """
+    sort_by = t.Enum(SORT_MODES, default_value=SORT_MODES[0]).tag(sync=True)
+    """The grid's channel order: "activation", "variance" or "random" (seed 0).
+
+    - Default: `"activation"`
+    """
+    channel = t.Int(0).tag(sync=True)
+    """The selected channel, shown enlarged and used for the occlusion map. Set while a layer
+    is being computed, it is checked against that layer and shown with it.
+
+    - Default: the first channel of the ranking after each layer change
+    """
+    num_features = t.Int(16).tag(sync=True)
+    """How many maps the grid shows (at most the layer's channel count, and 256).
+
+    - Default: `16`
+    """
+    color_scale = t.Enum(COLOR_SCALES, default_value=COLOR_SCALES[0]).tag(sync=True)
+    """"per-tile" (each map stretched over its own range) or "shared" (one range for all).
+
+    - Default: `"per-tile"`
+    """
+    all_layers = t.Bool(False).tag(sync=True)
+    """List every module in the layer dropdown, not just the stages and blocks.
+
+    - Default: `False`
+    """
+    device = t.Unicode("cpu").tag(sync=True)
+    """The device the model runs on; one of the options in `devices`.
+
+    - Default: CUDA when available and `use_cuda`, else `"cpu"`
+    """
+    position = t.List(t.Int(), default_value=[], maxlen=2).tag(sync=True)
+    """The selected unit's (h, w) on the layer's map; setting it starts an occlusion sweep
+    (set while a layer is being computed: on that layer's map, once it is shown).
+
+    - Type: `[]` (not chosen yet; occlusion uses the centre) or `[h, w]`
+    """
+    compare = t.List(t.Unicode()).tag(sync=True)
+    """The layers in the comparison chart; their statistics are in `compare_statistics`.
+
+    - Default: up to 12 of the default layer list
+    """
+    statistics = t.Dict().tag(sync=True)
+    """The current layer's statistics (mean, std, sparsity, max, min, active_channels,
+    num_channels, spatial_size, non_finite). Read-only.
+    """
+    compare_statistics = t.Dict().tag(sync=True)
+    """Statistics of every layer in `compare`, keyed by layer name. Read-only."""
+    busy = t.Bool(False).tag(sync=True)
+    """True while model work is queued or running. Read-only."""
+    progress = t.Float(0.0).tag(sync=True)
+    """Progress of the running job in [0, 1], or -1 while it cannot be measured. Read-only."""
+    status = t.Unicode("").tag(sync=True)
+    """What the worker is doing, in words. Read-only."""
+    error = t.Unicode("").tag(sync=True)
+    """The last error (an exception in the model, an unreadable upload, ...), or "". """
+    looks_for_steps = t.Int(None, allow_none=True).tag(sync=True)
+    """Steps of a "looks for" optimization (`run_looks_for`); None: 512 on CUDA, a 128-step
+    preview elsewhere.
+
+    - Default: `None`
+    """
+    looks_for_options = t.Dict()
+    """`FeatureVisualizer.optimize` recipe options for "looks for" (`size`, `model_size`,
+    `lr`, `seed`, ...), over the device's defaults (`model_size=128` on a CPU)."""
+
+    _contract = t.Dict(default_value=contract()).tag(sync=True)  # enums and limits for the view
+    _job = t.Enum([job.value for job in JobState], JobState.IDLE.value).tag(sync=True)
+    _layers = t.List(t.Dict()).tag(sync=True)
+    _devices = t.List(t.Unicode()).tag(sync=True)
+    _order = t.List(t.Int()).tag(sync=True)
+    _image = t.Bytes(b"").tag(sync=True)
+    _image_meta = t.Dict().tag(sync=True)
+    _grid = t.Bytes(b"").tag(sync=True)
+    _grid_meta = t.Dict().tag(sync=True)
+    _unit = t.Bytes(b"").tag(sync=True)
+    _unit_meta = t.Dict().tag(sync=True)
+    _occlusion = t.Bytes(b"").tag(sync=True)
+    _occlusion_meta = t.Dict().tag(sync=True)
+    _examples = t.Bytes(b"").tag(sync=True)  # the selected channel's top dataset images
+    _examples_meta = t.Dict().tag(sync=True)
+    _looks_for = t.Bytes(b"").tag(sync=True)
+    _looks_for_meta = t.Dict().tag(sync=True)
+
+    # ------------------------------------------------------------------ quiet changes
+    @contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Trait changes made inside do not trigger this widget's observers (this thread)."""
+        previous = getattr(self._tls, "quiet", False)
+        self._tls.quiet = True
+        try:
+            yield
+        finally:
+            self._tls.quiet = previous
+
+    def _is_quiet(self) -> bool:
+        return getattr(self._tls, "quiet", False)
+
+    def _pending_request(self) -> ViewRequest | None:
+        """The request of the view job that is computing, if any (the explorer's view job
+        knows)."""
+        return None
+
+    @t.validate("layer")
+    def _check_layer(self, proposal: t.Bunch) -> str:
+        value = proposal["value"]
+        if value == "" and self._features is None:
+            return value
+        try:
+            resolve_layers(self._viz.model, [value])
+        except (TypeError, ValueError) as exc:
+            raise t.TraitError(str(exc)) from exc
+        return value
+
+    def _target(self) -> tuple[ViewRequest | None, str, tuple[int, ...] | None]:
+        """The pending view's request (None for changes the widget makes itself), the layer a
+        channel or unit chosen now applies to, and its (C, H, W) maps' shape if known."""
+        request = None if self._is_quiet() else self._pending_request()
+        layer = self._features_layer if request is None else request.layer or ""
+        if self._features is not None and layer == self._features_layer:
+            return request, layer, tuple(self._features.shape[1:])
+        shapes = {entry["name"]: tuple(entry["shape"]) for entry in self._layers}
+        return request, layer, shapes.get(layer)
+
+    @t.validate("channel")
+    def _check_channel(self, proposal: t.Bunch) -> int:
+        value = proposal["value"]
+        with self._lock:
+            request, layer, shape = self._target()
+            error = None if shape is None else channel_error(value, layer, shape[0])
+            if error is not None:
+                raise t.TraitError(error)
+            if request is not None:  # for the layer being computed: it shows this channel
+                request.channel = value
+        return value
+
+    @t.validate("num_features")
+    def _check_num_features(self, proposal: t.Bunch) -> int:
+        value = proposal["value"]
+        if value < 1:
+            raise t.TraitError(f"`num_features` must be at least 1, got {value}.")
+        return value
+
+    @t.validate("device")
+    def _check_device(self, proposal: t.Bunch) -> str:
+        value = proposal["value"]
+        if self._devices and value not in self._devices:
+            raise t.TraitError(f"`device` must be one of {self._devices}, got {value!r}.")
+        return value
+
+    @t.validate("position")
+    def _check_position(self, proposal: t.Bunch) -> list[int]:
+        value = list(proposal["value"])
+        if not value:
+            return value
+        if len(value) != 2:
+            raise t.TraitError(f"`position` must be [] or [h, w], got {value!r}.")
+        with self._lock:
+            request, layer, shape = self._target()
+            if request is not None and request.relist:
+                shape = None  # a new image may change the map size: checked when it is shown
+            error = None if shape is None else position_error(value, layer, shape[1:])
+            if error is not None:
+                raise t.TraitError(error)
+        return value
+
+    @t.validate("looks_for_steps")
+    def _check_looks_for_steps(self, proposal: t.Bunch) -> int | None:
+        value = proposal["value"]
+        if value is not None and value < 1:
+            raise t.TraitError(f"`looks_for_steps` must be None or at least 1, got {value}.")
+        return value
+
+    @t.validate("looks_for_options")
+    def _check_looks_for_options(self, proposal: t.Bunch) -> dict:
+        try:
+            return check_looks_for_options(proposal["value"])
+        except ValueError as exc:
+            raise t.TraitError(str(exc)) from exc
+
+    @t.validate("compare")
+    def _check_compare(self, proposal: t.Bunch) -> list[str]:
+        value = list(proposal["value"])
+        try:
+            resolve_layers(self._viz.model, value)
+        except (TypeError, ValueError) as exc:
+            raise t.TraitError(str(exc)) from exc
+        return value

@@ -1,0 +1,202 @@
+"""Bytes between the explorer and its front end, in pieces no comm message is too big for:
+payload traits out (`Outbox`), image uploads in (`Uploads`)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from .payload import decode_upload
+from .protocol import (
+    CHUNK_BYTES,
+    INLINE_PAYLOAD_BYTES,
+    MAX_UPLOAD_BYTES,
+    UPLOAD_DATA_KEY,
+    UPLOAD_TIMEOUT_S,
+    Push,
+)
+
+__all__ = ["PAYLOAD_TRAITS", "Outbox", "Uploads"]
+
+PAYLOAD_TRAITS = ("_image", "_grid", "_unit", "_occlusion", "_examples", "_looks_for")
+"""The Bytes traits whose data travel in chunks when larger than `INLINE_PAYLOAD_BYTES`."""
+
+
+class Outbox:
+    """Sets payload traits (and their `<name>_meta`) on `widget`; data too large for a trait
+    go in `Push.CHUNK` messages, sent again when a new view asks (`Message.RESEND`)."""
+
+    def __init__(self, widget: Any) -> None:
+        self._widget = widget
+        self._chunked: dict[str, tuple[int, bytes]] = {}  # name: (id, data)
+        self._last_id = 0
+
+    def set(self, name: str, data: bytes, meta: dict) -> None:
+        """Set payload trait `name` and its metadata (call inside `hold_sync()`). Data over
+        `INLINE_PAYLOAD_BYTES` go in chunks instead, and the metadata say so (`chunked`):
+        no single message carries more than `MAX_MESSAGE_BYTES`."""
+        widget = self._widget
+        if len(data) <= INLINE_PAYLOAD_BYTES:
+            self._chunked.pop(name, None)
+            setattr(widget, name, data)
+            setattr(widget, f"{name}_meta", meta)
+            return
+        self._last_id += 1
+        self._chunked[name] = (self._last_id, data)
+        chunked = {"id": self._last_id, "size": len(data), "count": -(-len(data) // CHUNK_BYTES)}
+        self.send(name)  # before the metadata: the view paints once both are there
+        setattr(widget, name, b"")
+        setattr(widget, f"{name}_meta", {**meta, "chunked": chunked})
+
+    def send(self, name: Any) -> None:
+        """Send chunked payload `name` (if there is one) in `Push.CHUNK` messages."""
+        if name not in PAYLOAD_TRAITS or name not in self._chunked:
+            return
+        ident, data = self._chunked[name]
+        count = -(-len(data) // CHUNK_BYTES)
+        for index in range(count):
+            piece = data[index * CHUNK_BYTES : (index + 1) * CHUNK_BYTES]
+            header = {"name": name, "id": ident, "index": index, "count": count}
+            self._widget.send({"type": Push.CHUNK.value, **header, "size": len(data)}, [piece])
+
+    def data(self, name: str) -> bytes:
+        """The data of payload trait `name`, inline or chunked."""
+        return self._chunked[name][1] if name in self._chunked else getattr(self._widget, name)
+
+
+@dataclass
+class _Upload:
+    """An upload whose chunks are arriving (`Message.UPLOAD`)."""
+
+    id: Any
+    name: str
+    count: int
+    size: int
+    parts: list[bytes] = field(default_factory=list)
+    timer: threading.Timer | None = None
+
+
+def _data(content: dict, buffers: list) -> bytes | None:
+    """A message's bytes: its first buffer, else its `UPLOAD_DATA_KEY` field (base64 text or
+    a list of byte values), else None. ValueError if that field is not either."""
+    if buffers:
+        return bytes(buffers[0])
+    value = content.get(UPLOAD_DATA_KEY)
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            return base64.b64decode(value, validate=True)
+        if isinstance(value, list):
+            return bytes(value)
+    except (binascii.Error, ValueError, TypeError):
+        pass
+    raise ValueError("malformed")
+
+
+class Uploads:
+    """Image uploads from the front end, whole or in chunks, to `on_image(name, picture)`;
+    what goes wrong (a lost chunk, a file too large or unreadable, chunks that stop coming
+    for `timeout_s`) to `on_error(message)`."""
+
+    def __init__(
+        self,
+        on_image: Callable[[str, Image.Image], None],
+        on_error: Callable[[str], None],
+        timeout_s: float = UPLOAD_TIMEOUT_S,
+    ) -> None:
+        self._on_image = on_image
+        self._on_error = on_error
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self.pending: _Upload | None = None
+
+    def receive(self, content: dict, buffers: list) -> None:
+        """One upload message: the file is decoded once all `count` chunks have arrived in
+        order. A chunk out of order (one went missing), a wrong total or malformed data drop
+        the upload. A message without `count` carries the whole file."""
+        name = str(content.get("name", "upload"))
+        try:
+            data = _data(content, buffers)
+        except ValueError:
+            with self._lock:
+                self._drop(f"Upload of {name!r} arrived malformed; please try again.")
+            return
+        if "count" not in content:
+            self._load(name, [] if data is None else [data])
+            return
+        with self._lock:
+            whole = self._add_chunk(name, content, data)
+        if whole is not None:
+            self._load(name, [whole])
+
+    def _add_chunk(self, name: str, content: dict, data: bytes | None) -> bytes | None:
+        """Keep one chunk (under the lock); the whole file once it is complete."""
+        index, count, size = (content.get(key) for key in ("index", "count", "size"))
+        if not all(isinstance(v, int) and v >= 0 for v in (index, count, size)) or not count:
+            return self._drop(f"Upload of {name!r} arrived malformed; please try again.")
+        if size > MAX_UPLOAD_BYTES:
+            return self._drop(
+                f"{name} is larger than {MAX_UPLOAD_BYTES >> 20} MB; please pick a smaller image."
+            )
+        if index == 0:
+            self._cancel_timer()
+            self.pending = _Upload(content.get("id"), name, count, size)
+        upload = self.pending
+        if upload is None or upload.id != content.get("id") or index != len(upload.parts):
+            expected = 0 if upload is None else len(upload.parts)
+            return self._drop(
+                f"Upload of {name!r} lost chunk {expected + 1} of {count} (chunk {index + 1} "
+                "came next); please try again."
+            )
+        if data is None or (upload.count, upload.size) != (count, size):
+            return self._drop(f"Upload of {name!r} arrived without data; please try again.")
+        upload.parts.append(data)
+        self._cancel_timer()
+        if len(upload.parts) < count:
+            upload.timer = threading.Timer(self.timeout_s, self._expire, [upload])
+            upload.timer.daemon = True
+            upload.timer.start()
+            return None
+        self.pending = None
+        whole = b"".join(upload.parts)
+        if len(whole) != size:
+            return self._drop(
+                f"Upload of {name!r} arrived incomplete ({len(whole)} of {size} bytes); "
+                "please try again."
+            )
+        return whole
+
+    def _expire(self, upload: _Upload) -> None:
+        with self._lock:
+            if self.pending is not upload:
+                return  # completed, dropped or replaced meanwhile
+            done = len(upload.parts)
+            self._drop(
+                f"Upload of {upload.name!r} stopped after chunk {done} of {upload.count} "
+                f"(nothing came for {self.timeout_s:g} s); please try again."
+            )
+
+    def _cancel_timer(self) -> None:
+        if self.pending is not None and self.pending.timer is not None:
+            self.pending.timer.cancel()
+
+    def _drop(self, message: str) -> None:
+        """Forget the pending upload (under the lock) and say why."""
+        self._cancel_timer()
+        self.pending = None
+        self._on_error(message)
+
+    def _load(self, name: str, buffers: list) -> None:
+        try:
+            picture = decode_upload(name, buffers)
+        except ValueError as exc:
+            self._on_error(str(exc))
+            return
+        self._on_image(name, picture)

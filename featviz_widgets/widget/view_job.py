@@ -1,0 +1,285 @@
+"""The explorer's view job: an image and a layer in, features, statistics, rankings and
+the view payloads (image, grid, channel) out; then the layer comparison. It owns the pending
+request and reacts to the traits that change what is shown (layer, device, order, channel)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import traitlets as t
+
+from ..core.cancel import Cancelled
+from ..core.inputs import ImageInput
+from ..core.layers import LayerInfo, default_compare, default_layer
+from ..core.validate import channel_error, position_error
+from ..visualizer import FeatureVisualizer
+from .job_status import JobStatus
+from .layer_menu import explorer_layers, layer_entry
+from .looks_for import LooksForJob
+from .occlusion_job import OcclusionJob
+from .protocol import SORT_MODES, JobState, json_safe
+from .request import ViewRequest
+from .traits import ExplorerTraits
+from .views import grid_view, image_view, unit_view
+from .worker import Job
+
+__all__ = ["ViewJob"]
+
+
+class ViewJob:
+    """The view and comparison jobs of `widget`; a new view stops its `occlusion` sweep and
+    pauses its `looks_for` run, and the view shown resumes them."""
+
+    def __init__(
+        self,
+        widget: ExplorerTraits,
+        status: JobStatus,
+        occlusion: OcclusionJob,
+        looks_for: LooksForJob,
+    ) -> None:
+        self.w, self.status = widget, status
+        self.occlusion, self.looks_for = occlusion, looks_for
+        self.request: ViewRequest | None = None  # the pending view job's
+        widget.observe(self._on_layer, names=["layer"])
+        widget.observe(self._on_all_layers, names=["all_layers"])
+        widget.observe(self._on_device, names=["device"])
+        widget.observe(self._on_order, names=["sort_by", "num_features"])
+        widget.observe(self._on_channel, names=["channel"])
+        widget.observe(self._on_compare, names=["compare"])
+
+    # ------------------------------------------------------------------ observers
+    def _on_layer(self, change: t.Bunch) -> None:
+        if not self.w._is_quiet():
+            self.submit(layer=change["new"])
+
+    def _on_all_layers(self, change: t.Bunch) -> None:
+        if not self.w._is_quiet():
+            self.submit(layer=self.w.layer, relist=True)
+
+    def _on_device(self, change: t.Bunch) -> None:
+        if not self.w._is_quiet():
+            self.submit(layer=self.w.layer, rebuild_device=change["new"])
+
+    def _on_order(self, change: t.Bunch) -> None:
+        w = self.w
+        if w._is_quiet():
+            return
+        with w._lock:
+            if w._rankings:
+                with w._quiet(), w.hold_sync():
+                    w._order = w._rankings[w.sort_by]
+                    self.push_grid()
+
+    def _on_channel(self, change: t.Bunch) -> None:
+        w = self.w
+        with w._lock:
+            if w._is_quiet() or self.request is not None:
+                return  # a layer being computed publishes its own channel view
+            with w._quiet(), w.hold_sync():
+                self.push_unit()
+                self.occlusion.refresh()
+                self.looks_for.show()
+
+    def _on_compare(self, change: t.Bunch) -> None:
+        if not self.w._is_quiet() and change["new"]:
+            self.compare(list(change["new"]))
+
+    # ------------------------------------------------------------------ errors
+    def report(self, job: Job, exc: BaseException) -> None:
+        """A failed view puts the controls back to what is shown, then says why in `error`."""
+        w = self.w
+        with w._lock:
+            if job.current and not isinstance(exc, Cancelled):
+                with w._quiet(), w.hold_sync():
+                    self.request = None
+                    self.looks_for.resume = False
+                    w._viewed.set()
+                    if w._features_layer and w.layer != w._features_layer:
+                        w.layer = w._features_layer
+                    if w.device != w._viz.device.type:
+                        w.device = w._viz.device.type
+                    channel = w._unit_meta.get("channel", w.channel)
+                    if w.channel != channel:
+                        w.channel = channel
+                    w.position = list(w._occlusion_meta.get("position", []))
+                    self.status.report(job, exc)
+            else:
+                self.status.report(job, exc)
+
+    # ------------------------------------------------------------------ comparison
+    def compare(self, names: list[str], source: ImageInput | None = None) -> None:
+        """Queue the statistics of the layers `names` (on `source`, default: the image)."""
+        w = self.w
+        source = w._source if source is None else source
+
+        def run(job: Job) -> None:
+            self.status.start(job, "comparing layers…")
+            stats = w._viz.compare_layers(source, names, plot=False)
+            with w._lock:
+                if job.current:
+                    with w._quiet(), w.hold_sync():
+                        w.compare = list(names)
+                        w.compare_statistics = json_safe(stats)
+
+        with w._lock:
+            w._worker.submit(JobState.COMPARE, run, self.status.report)
+
+    # ------------------------------------------------------------------ view
+    def submit(
+        self,
+        source: ImageInput | None = None,
+        *,
+        layer: str | None = None,
+        name: str | None = None,
+        compare: Sequence[str] | None = None,
+        relist: bool = False,
+        rebuild_device: str | None = None,
+        channel: int | None = None,
+    ) -> None:
+        """Queue the image/layer job: (new visualizer), (layer list), features, statistics,
+        rankings; then the comparison. Any running occlusion is cancelled. A job that replaces
+        a pending one also does what that one was asked (image, layer list, device,
+        comparison); the channel and unit chosen meanwhile carry over only to the same layer
+        of the same image."""
+        w = self.w
+        with w._lock:
+            old = self.request
+            if old is not None:
+                if source is None:
+                    source, name = old.source, old.name
+                layer = layer or old.layer
+                relist = relist or old.relist
+                rebuild_device = rebuild_device or old.rebuild_device
+                compare = old.compare if compare is None else compare
+            request = ViewRequest(
+                w._source if source is None else source,
+                name,
+                layer or w.layer or None,
+                None if compare is None else list(compare),
+                relist,
+                rebuild_device,
+            )
+            if old is not None and (old.source, old.layer) == (request.source, request.layer):
+                request.channel, request.position = old.channel, old.position
+            if channel is not None:  # checked once the layer's channel count is known
+                request.channel = channel
+            self.request = request
+            self.occlusion.stop()
+            self.looks_for.pause()
+            with w._quiet():
+                w.error = ""
+            w._worker.submit(JobState.VIEW, lambda job: self._run(job, request), self.report)
+
+    def _run(self, job: Job, request: ViewRequest) -> None:
+        w = self.w
+        self.status.start(job, f"computing {request.layer or 'layers'}…")
+        viz, source = w._viz, request.source
+        if request.rebuild_device is not None:
+            viz = FeatureVisualizer(
+                w._model,
+                device=request.rebuild_device,
+                transform=w._transform,
+                cache_size=w._cache_size,
+            )
+            with w._lock:  # the model has moved: later jobs must use this one
+                w._viz = viz
+        relist = request.relist or not w._layers
+        fresh = relist or request.rebuild_device is not None or w._shown is None
+        shown = viz.display_image(source) if fresh else w._shown
+        infos = None
+        if relist:
+            infos = explorer_layers(viz, source, w.all_layers, w._restrict)
+            if not infos:
+                raise ValueError(
+                    "the model has no layer whose output can be shown as maps for this image."
+                )
+        current = request.layer or w.layer or default_layer(infos or [])
+        features = viz.get_features(source, current).detach().float().cpu()
+        stats = viz.get_feature_statistics(source, current)
+        rankings = {mode: viz.rank_channels(source, current, mode, index=0) for mode in SORT_MODES}
+        with w._lock:
+            if not job.current:
+                return
+            self._publish_view(request, shown, infos, current, features, stats, rankings)
+            if request.position is not None:
+                self.occlusion.queue()
+        names = self._compare_names(request.compare, infos)
+        if names is not None:
+            self.compare(names, source)
+
+    def _compare_names(
+        self, requested: Sequence[str] | None, infos: list[LayerInfo] | None
+    ) -> list[str] | None:
+        """The layers to compare after a view job: requested, current, or a default."""
+        if requested is not None:
+            return list(requested)
+        if self.w.compare:
+            return list(self.w.compare) if infos is not None else None
+        return None if infos is None else default_compare(infos)
+
+    def _publish_view(
+        self,
+        request: ViewRequest,
+        shown: np.ndarray | None,
+        infos: list[LayerInfo] | None,
+        layer: str,
+        features: torch.Tensor,
+        stats: dict,
+        rankings: dict[str, list[int]],
+    ) -> None:
+        w = self.w
+        new_layer = layer != w._features_layer
+        self.request = None
+        w._source = request.source
+        if request.name is not None:
+            w._source_name = request.name
+        w._features, w._features_layer, w._rankings = features, layer, rankings
+        self.occlusion.forget()
+        with w._quiet(), w.hold_sync():
+            if shown is not None and shown is not w._shown:
+                w._shown = shown
+                w._outbox.set("_image", *image_view(shown, w._source_name, features.shape[0]))
+            if infos is not None:
+                w._layers = [layer_entry(info) for info in infos]
+            if w._viz.device.type != w.device:
+                w.device = w._viz.device.type
+            w.layer = layer
+            w.statistics = json_safe(stats)
+            w._order = rankings[w.sort_by]
+            problems = []
+            wanted, count = request.channel, features.shape[1]
+            shown_channel = -1 if new_layer else w._unit_meta.get("channel", -1)
+            if wanted is not None and 0 <= wanted < count:
+                w.channel = wanted
+            else:  # the one shown (a channel chosen for a replaced request is not), or the top
+                w.channel = shown_channel if 0 <= shown_channel < count else rankings[w.sort_by][0]
+                if wanted is not None:  # its channel count was not known when it was set
+                    problems.append(channel_error(wanted, layer, count))
+            unit = request.position
+            off_map = position_error(unit, layer, features.shape[2:]) if unit else None
+            if off_map is not None:
+                problems.append(off_map)
+                request.position = unit = None
+            w.position = unit or []
+            if problems:
+                w.error = " ".join(problems)
+            w._outbox.set("_occlusion", b"", {})
+            self.push_grid()
+            self.push_unit()
+            self.looks_for.show()
+        w._viewed.set()
+
+    def push_grid(self) -> None:
+        w = self.w
+        if w._features is not None:
+            view = grid_view(w._features, w._order, w.num_features, w.layer, w.sort_by)
+            with w.hold_sync():
+                w._outbox.set("_grid", *view)
+
+    def push_unit(self) -> None:
+        w = self.w
+        if w._features is not None:
+            with w.hold_sync():
+                w._outbox.set("_unit", *unit_view(w._features, w.channel, w.layer))

@@ -1,0 +1,177 @@
+"""The widget's view payloads as pure functions: results in, (bytes, metadata) out.
+
+The bytes are `encode_maps` tiles (or a PNG); the metadata are JSON-safe dicts of the
+`_protocol` types, which the front end reads to draw and label them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..occlusion.engine import OcclusionResult
+from ..optimize.optimizer import OptimizationResult
+from ..plotting.figures import MAX_FEATURE_MAPS, grid_columns
+from .payload import encode_maps, encode_png
+from .protocol import (
+    EXAMPLE_THUMB_PX,
+    ExamplesMeta,
+    GridMeta,
+    ImageMeta,
+    LooksForMeta,
+    OcclusionMeta,
+    UnitMeta,
+    json_safe,
+)
+
+__all__ = [
+    "examples_view",
+    "grid_view",
+    "image_view",
+    "looks_for_view",
+    "occlusion_view",
+    "thumbnail",
+    "unit_view",
+]
+
+
+def image_view(shown: np.ndarray, name: str, batch: int) -> tuple[bytes, dict]:
+    """`_image`: the PNG of the (H, W, 3) image as the model sees it, and `ImageMeta`."""
+    height, width = shown.shape[:2]
+    return encode_png(shown), dict(ImageMeta(h=height, w=width, name=name, batch=batch))
+
+
+def grid_view(
+    features: torch.Tensor, order: list[int], num_features: int, layer: str, sort_by: str
+) -> tuple[bytes, dict]:
+    """`_grid`: the first `num_features` channels of `order` (at most `MAX_FEATURE_MAPS`)
+    of the first image's maps in (B, C, H, W) `features`, with their means."""
+    channels = order[: min(max(1, num_features), MAX_FEATURE_MAPS)]
+    selected = features[0][channels].numpy()
+    data, maps = encode_maps(selected)
+    with np.errstate(all="ignore"):
+        means = np.nanmean(selected.reshape(len(channels), -1), axis=1).tolist()
+    meta = GridMeta(
+        **maps,
+        layer=layer,
+        sort_by=sort_by,
+        channels=channels,
+        means=means,
+        cols=grid_columns(len(channels)),
+    )
+    return data, json_safe(meta)
+
+
+def unit_view(features: torch.Tensor, channel: int, layer: str) -> tuple[bytes, dict]:
+    """`_unit`: the map of `channel` of the first image, and its mean."""
+    channel_map = features[0, channel].numpy()
+    data, maps = encode_maps(channel_map)
+    with np.errstate(all="ignore"):
+        mean = float(np.nanmean(channel_map))
+    return data, json_safe(UnitMeta(**maps, layer=layer, channel=channel, mean=mean))
+
+
+def occlusion_view(
+    result: OcclusionResult,
+    channel: int,
+    map_size: tuple[int, int],
+    done: int,
+    total: int,
+    cancelled: bool,
+) -> tuple[bytes, dict]:
+    """`_occlusion`: the (partial) sensitivity map of `channel` from `result`, `done` of
+    `total` placements in, for the unit on a layer's map of `map_size` (H, W)."""
+    data, maps = encode_maps(result.map(channel))
+    meta = OcclusionMeta(
+        **maps,
+        layer=result.layer_name,
+        channel=channel,
+        position=list(result.position),
+        map_size=[int(map_size[0]), int(map_size[1])],
+        done=int(done),
+        total=int(total),
+        complete=bool(done >= total),
+        cancelled=cancelled,
+    )
+    return data, json_safe(meta)
+
+
+def thumbnail(crop: np.ndarray, size: int = EXAMPLE_THUMB_PX) -> np.ndarray:
+    """A uint8 (h, w, 3) crop as a (size, size, 3) thumbnail: its longer side scaled to `size`
+    (nearest when enlarging, so small receptive fields stay sharp), centred on black."""
+    crop = np.ascontiguousarray(crop, dtype=np.uint8)
+    height, width = crop.shape[:2]
+    out = np.zeros((size, size, 3), dtype=np.uint8)
+    if not height or not width:
+        return out
+    if (height, width) != (size, size):
+        scale = size / max(height, width)
+        new = (max(1, round(width * scale)), max(1, round(height * scale)))
+        resample = Image.NEAREST if scale >= 1 else Image.BILINEAR
+        crop = np.asarray(Image.fromarray(crop).resize(new, resample))
+        height, width = crop.shape[:2]
+    top, left = (size - height) // 2, (size - width) // 2
+    out[top : top + height, left : left + width] = crop
+    return out
+
+
+def _source_name(source: str | int) -> str:
+    return os.path.basename(source) if isinstance(source, str) else f"image {source}"
+
+
+def examples_view(
+    layer: str,
+    channel: int,
+    top: Sequence[tuple[int, float, tuple[int, int]]] = (),
+    crops: Sequence[np.ndarray] = (),
+    sources: Sequence[str | int] = (),
+    note: str = "",
+    size: int = EXAMPLE_THUMB_PX,
+) -> tuple[bytes, dict]:
+    """`_examples`: a thumbnail of each crop (`DatasetExamples.crops`) of the channel's `top`
+    images (`DatasetExamples.top`, best first) in one buffer, and `ExamplesMeta` naming them
+    from `sources` (the scan's, by image index). No crops: an empty view saying `note`."""
+    thumbs = [thumbnail(crop, size) for crop in crops]
+    data = np.stack(thumbs).tobytes() if thumbs else b""
+    meta = ExamplesMeta(
+        layer=layer,
+        channel=int(channel),
+        n=len(thumbs),
+        size=size,
+        cols=grid_columns(len(thumbs)),
+        indices=[int(index) for index, _, _ in top],
+        scores=[float(score) for _, score, _ in top],
+        positions=[[int(h), int(w)] for _, _, (h, w) in top],
+        names=[_source_name(sources[index]) for index, _, _ in top],
+        images=len(sources),
+        note=note,
+    )
+    return data, json_safe(meta)
+
+
+def looks_for_view(
+    result: OptimizationResult, device: str, cancelled: bool = False
+) -> tuple[bytes, dict]:
+    """`_looks_for`: the (partial) optimised picture of the first channel of `result` as uint8
+    RGB bytes (h x w x 3, row-major; larger ones travel in chunks like every payload), and
+    `LooksForMeta`."""
+    picture = np.ascontiguousarray(result.images[0], dtype=np.uint8)
+    height, width = picture.shape[:2]
+    objective = float(result.activations[0]) if len(result.activations) else None
+    meta = LooksForMeta(
+        h=int(height),
+        w=int(width),
+        layer=result.layer_name,
+        channel=int(result.channels[0]),
+        step=int(result.steps_done),
+        steps=int(result.steps),
+        complete=bool(result.complete),
+        cancelled=bool(cancelled),
+        objective=objective,
+        device=device,
+    )
+    return picture.tobytes(), json_safe(meta)
