@@ -2,9 +2,9 @@
 
 One streaming pass over the images keeps, per channel of every requested layer, the top k
 images by the channel's maximum over positions (with the score and where the maximum is) and
-the channel's mean; the running state lives on the model's device (`_topk.ChannelTopK`) and
+the channel's mean; the running state lives on the model's device (`topk.ChannelTopK`) and
 is read back once, at the end. A second, small pass re-reads only the winners to show them and
-the region each winning unit sees (`_receptive`). This is the shape of netdissect's
+the region each winning unit sees (`occlusion.receptive`). This is the shape of netdissect's
 `tally_topk`.
 
 Scans are resumable (`cache=`: the state is written atomically every few batches and on an
@@ -12,8 +12,8 @@ interruption, and a restart with the same cache continues after the last written
 run sharded under `torch.distributed` (each rank scans every world_size-th batch, the states
 are gathered and merged; merging is associative, so the result is the one-process result).
 
-This module runs the scan; the result is `_examples_result`'s, the cache and the merge are
-`_scan_state`'s.
+This module runs the scan; the result is `result`'s, the cache and the merge are
+`scan_state`'s.
 """
 
 from __future__ import annotations

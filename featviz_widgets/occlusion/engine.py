@@ -188,7 +188,7 @@ def occlusion_sweep(
     """Slide a `fill`-valued square patch over `image` (1, C, H, W) and record the unit.
 
     Every pixel is covered by at least one placement, `batch_size` placements at a time.
-    With a `plan` (see `_incremental`), each placement recomputes only what it changes and
+    With a `plan` (see `incremental`), each placement recomputes only what it changes and
     the unit needs, and placements that cannot reach the unit are not evaluated (their
     change is exactly 0); without one, each occluded image runs through `layer_fn`, which
     should stop the forward at the layer. `precision` ("float32", "tf32", "float16",

@@ -1,7 +1,7 @@
 """The exact input region each unit of a layer depends on (its receptive field, clipped to the
 input), for every position of the layer's map at one input size.
 
-Where `_incremental` can split the model into a chain of local stages (convolutional layers,
+Where `incremental` can split the model into a chain of local stages (convolutional layers,
 NCHW), the cone it measures for occlusion is reused: each stage's `needed` box, from the unit
 back to the input. Elsewhere (token layouts, arithmetic between modules), it is measured
 directly: one probe per input row and one per input column, each a zero image with that row
@@ -26,7 +26,7 @@ __all__ = ["receptive_boxes"]
 def _from_plan(
     store: FeatureStore, probe: torch.Tensor, layer: str, hw: tuple[int, int]
 ) -> np.ndarray | None:
-    """(4, h, w) boxes from `_incremental`'s stage chain, or None where it has no plan."""
+    """(4, h, w) boxes from `incremental`'s stage chain, or None where it has no plan."""
     plan = build_plan(store.model, probe, layer, (0, 0))
     if plan is None:
         return None
@@ -96,7 +96,7 @@ def receptive_boxes(
 ) -> np.ndarray:
     """(4, h, w) int64: for the unit at (y, x) of `layer`'s maps, the input rows
     [top, bottom) and columns [left, right) it depends on, for inputs of `input_shape`
-    (C, H, W). `method`: "plan" (`_incremental`'s cone, None-safe only for NCHW chains),
+    (C, H, W). `method`: "plan" (`incremental`'s cone, None-safe only for NCHW chains),
     "nan" (row and column probes), or "auto" (the plan where there is one)."""
     probe = torch.zeros((1, *input_shape), device=device, dtype=dtype)
     with torch.no_grad():

@@ -2,9 +2,9 @@
 placements per batch sized from the device's memory, a progress bar and the precision, and
 the last sweep kept for reuse.
 
-`_occlusion` is the sweep itself and `_incremental` what makes each placement cheap; this
+`_occlusion` is the sweep itself and `incremental` what makes each placement cheap; this
 module orchestrates them for one visualizer's model and device. The public methods are
-`_occlusion_methods`'.
+`occlusion_methods`'.
 """
 
 from __future__ import annotations

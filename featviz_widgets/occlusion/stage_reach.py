@@ -1,6 +1,6 @@
 """Where each input position of a locally connected stage reaches in its output, measured
 with NaN probes (NaN spreads through every arithmetic dependency), and the box arithmetic
-on it that the incremental occlusion plan (`_incremental`) needs: what a changed input box
+on it that the incremental occlusion plan (`incremental`) needs: what a changed input box
 can change, what an output box needs, and stride-aligned crops that pad like the full map.
 """
 

@@ -1,7 +1,7 @@
 """Feature visualization by optimization: images that maximise a channel of a layer.
 
 `optimize_channels` runs the recipe of Olah et al. (Distill 2017, as in Lucid/Lucent; see
-`_imageparam`) on a `FeatureVisualizer`'s model: Adam on a Fourier, colour-decorrelated image,
+`imageparam`) on a `FeatureVisualizer`'s model: Adam on a Fourier, colour-decorrelated image,
 random transforms each step, the model's own normalisation, the forward stopped at the layer.
 Several channels are one batch; each image depends only on (seed, channel), so a batch gives the
 images each channel would get alone.

@@ -1,4 +1,4 @@
-"""Lucid's "redirected ReLU", for feature visualization by optimization (`_optimize`): a ReLU
+"""Lucid's "redirected ReLU", for feature visualization by optimization (`optimizer`): a ReLU
 whose backward, for an image it passes no gradient for at all, passes the gradient wherever
 that would raise a negative input, so a dead unit still gets one; and a context that runs it
 in place of every `nn.ReLU` module of a model, restoring their forwards on leaving.

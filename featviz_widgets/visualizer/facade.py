@@ -1,7 +1,7 @@
 """`FeatureVisualizer`: feature maps, statistics and occlusion maps of any layer of any model.
 
 The facade: the work is in the modules it calls. Its occlusion methods (`occlusion`,
-`visualize_receptive_field`) are `OcclusionMethods`' (`_occlusion_methods`), inherited.
+`visualize_receptive_field`) are `OcclusionMethods`' (`occlusion_methods`), inherited.
 """
 
 from __future__ import annotations

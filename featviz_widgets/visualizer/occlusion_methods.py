@@ -1,6 +1,6 @@
 """`FeatureVisualizer`'s occlusion methods (a mixin): one sweep for a unit, with the map of
 every channel (`occlusion`), and one channel's sensitivity map with its figure, exact or by
-gradient (`visualize_receptive_field`). The sweeps run on `_occlusion_runner`'s
+gradient (`visualize_receptive_field`). The sweeps run on `occlusion.runner`'s
 `OcclusionRunner`, which keeps the last one.
 """
 

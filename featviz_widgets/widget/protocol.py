@@ -129,7 +129,7 @@ LOOKS_FOR_STEP_CHOICES = (64, 128, 256, 512, 1024)
 
 
 class LayerEntry(TypedDict):
-    """One layer of the dropdown (`_layers`)."""
+    """One layer of the dropdown (`core.layers`)."""
 
     name: str
     type: str
@@ -155,7 +155,7 @@ class ChunkedMeta(TypedDict):
 
 
 class MapsMeta(TypedDict):
-    """What `_payload.encode_maps` returns besides the bytes: N uint8 maps of H x W, map i
+    """What `payload.encode_maps` returns besides the bytes: N uint8 maps of H x W, map i
     dequantised as ``lo[i] + q / 255 * (hi[i] - lo[i])``."""
 
     n: int

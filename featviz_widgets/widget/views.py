@@ -1,7 +1,7 @@
 """The widget's view payloads as pure functions: results in, (bytes, metadata) out.
 
 The bytes are `encode_maps` tiles (or a PNG); the metadata are JSON-safe dicts of the
-`_protocol` types, which the front end reads to draw and label them.
+`protocol` types, which the front end reads to draw and label them.
 """
 
 from __future__ import annotations
