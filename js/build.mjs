@@ -13,7 +13,7 @@ const option = process.argv.slice(2).find((arg) => arg.startsWith("--outdir="));
 const outdir = option ? resolve(option.slice("--outdir=".length)) : join(here, "..", "featviz_widgets", "static");
 const notice = "generated from js/src by `npm run build` in js/: do not edit, edit js/src instead";
 
-await build({
+const result = await build({
   entryPoints: [join(here, "src", "index.js")],
   outfile: join(outdir, "widget.js"),
   bundle: true,
@@ -26,7 +26,15 @@ await build({
   banner: { js: `// featviz_widgets front end, ${notice}.` },
   absWorkingDir: here,
   logLevel: "warning",
+  write: false,
 });
-const css = await readFile(join(here, "src", "widget.css"), "utf8");
+// esbuild writes the entry's `export default { render }` as `var index_default = ...; export {
+// index_default as default };`: put it back as written, the form anywidget's docs (and
+// tests/test_widget.py) know.
+const [bundle] = result.outputFiles;
+const exported = /^var (\w+) = (\{ render \});\nexport \{\n {2}\1 as default\n\};\n$/m;
+if (!exported.test(bundle.text)) throw new Error("build.mjs: the bundle's default export is not where expected");
 await mkdir(outdir, { recursive: true });
+await writeFile(bundle.path, bundle.text.replace(exported, "export default $2;\n"));
+const css = await readFile(join(here, "src", "widget.css"), "utf8");
 await writeFile(join(outdir, "widget.css"), `/* featviz_widgets styles, ${notice}. */\n${css}`);

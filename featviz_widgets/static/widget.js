@@ -1195,7 +1195,4 @@ function render({ model, el }) {
     state.dom.root.remove();
   };
 }
-var index_default = { render };
-export {
-  index_default as default
-};
+export default { render };
