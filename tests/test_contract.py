@@ -1,20 +1,23 @@
-"""The front end (js/widget.js) and `FeatureExplorer` agree: one contract, `_protocol`.
+"""The front end (js/src) and `FeatureExplorer` agree: one contract, `protocol`.
 
-Reads the JS source (no browser): every model key it reads, writes or listens to is a synced
-trait, every trait is used, the message kinds it sends are the ones Python handles, and no
-enum value or limit of the protocol is spelled in the JS (it reads them from `_contract`).
+Reads the JS source, all of js/src's modules together (no browser): every model key it reads,
+writes or listens to is a synced trait, every trait is used, the message kinds it sends are the
+ones Python handles, and no enum value or limit of the protocol is spelled in the JS (it reads
+them from `_contract`).
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import anywidget
 import pytest
 
-from featviz_widgets import _protocol
-from featviz_widgets._protocol import (
+from featviz_widgets.widget import protocol as _protocol
+from featviz_widgets.widget.explorer import FeatureExplorer, _asset
+from featviz_widgets.widget.protocol import (
     CANCELLABLE_JOBS,
     CHUNK_BYTES,
     COLOR_SCALES,
@@ -28,9 +31,12 @@ from featviz_widgets._protocol import (
     Push,
     contract,
 )
-from featviz_widgets.widget import FeatureExplorer, _asset
 
-JS = _asset("widget.js").read_text()
+REPO = Path(__file__).resolve().parents[1]
+# the front end's modules, read together: the checks below span them all
+MODULES = sorted((REPO / "js" / "src").glob("*.js"))
+JS = "\n".join(path.read_text() for path in MODULES)
+TYPES = (REPO / "js" / "src" / "types.js").read_text()
 
 READS = set(re.findall(r"""\bget\(\s*["'](\w+)["']\s*\)""", JS))
 SETS = set(re.findall(r"""\bmodel\.set\(\s*["'](\w+)["']""", JS))
@@ -46,6 +52,13 @@ SYNCED = set(FeatureExplorer.class_traits(sync=True)) - BASE_TRAITS
 STATIC = {"_contract"}  # set once, when the widget is created: read without a listener
 
 
+def test_the_widget_loads_the_bundle_of_these_modules():
+    assert len(MODULES) >= 10 and "types.js" in {path.name for path in MODULES}
+    static = REPO / "featviz_widgets" / "static"
+    assert _asset("widget.js") == static / "widget.js"  # tests/test_js.py: it is fresh
+    assert _asset("widget.css") == static / "widget.css"
+
+
 def test_the_parsers_find_the_model_keys():
     # a refactor that hides keys from the regexes must not make the checks below vacuous
     assert {"layer", "_grid_meta", "_contract", "_job"} <= READS
@@ -55,31 +68,31 @@ def test_the_parsers_find_the_model_keys():
 
 def test_every_key_the_view_uses_is_a_synced_trait():
     unknown = (READS | SETS | SAVES | LISTENS) - SYNCED
-    assert not unknown, f"js/widget.js uses model keys FeatureExplorer does not sync: {unknown}"
+    assert not unknown, f"js/src uses model keys FeatureExplorer does not sync: {unknown}"
 
 
 def test_every_synced_trait_is_used_by_the_view():
     unused = SYNCED - READS
-    assert not unused, f"synced traits js/widget.js never reads: {unused}"
+    assert not unused, f"synced traits js/src never reads: {unused}"
 
 
 def test_every_key_the_view_reads_is_listened_to():
     stale = READS - LISTENS - STATIC
-    assert not stale, f"js/widget.js reads these keys but does not repaint on change: {stale}"
+    assert not stale, f"js/src reads these keys but does not repaint on change: {stale}"
 
 
 def test_the_view_writes_only_what_python_lets_it():
     # read-only traits (results, job state, payloads) are Python's; `error` may be dismissed
     read_only = {"statistics", "compare_statistics", "busy", "progress", "status", "_job"}
     written = (SAVES | SETS) & (read_only | {name for name in SYNCED if name.startswith("_")})
-    assert not written, f"js/widget.js writes Python-owned traits: {written}"
+    assert not written, f"js/src writes Python-owned traits: {written}"
 
 
 def test_message_kinds_sent_are_exactly_the_ones_python_handles():
     sent = re.findall(r"""model\.send\(\s*\{\s*type:\s*([^,}\s]+)""", JS)
     # a message built first and sent after (the upload's chunks)
     sent += re.findall(r"""const message = \{\s*type:\s*([^,}\s]+)""", JS)
-    assert sent, "no model.send({type: ...}) found in js/widget.js"
+    assert sent, "no model.send({type: ...}) found in js/src"
     literal = [kind for kind in sent if not kind.startswith("messages.")]
     assert not literal, f"message kinds spelled in the JS, not read from the contract: {literal}"
     names = {kind.removeprefix("messages.") for kind in sent}
@@ -92,7 +105,7 @@ def test_message_kinds_sent_are_exactly_the_ones_python_handles():
 def test_every_message_kind_python_sends_is_handled_by_the_view():
     handled = set(re.findall(r"\bpushes\.(\w+)", JS))
     assert handled == set(contract()["pushes"]) == {kind.name.lower() for kind in Push}
-    assert re.search(r"""["']msg:custom["']\s*:""", JS), "js/widget.js has no msg:custom listener"
+    assert re.search(r"""["']msg:custom["']\s*:""", JS), "js/src has no msg:custom listener"
 
 
 def test_the_contract_trait_carries_the_protocol():
@@ -134,7 +147,7 @@ ENUMS = {
 def test_no_enum_value_is_spelled_in_the_js(value):
     quoted = [f'"{value}"', f"'{value}'", f"`{value}`"]
     found = [q for q in quoted if q in WITHOUT_KEYS]
-    assert not found, f"js/widget.js spells {found}: read it from `_contract` instead"
+    assert not found, f"js/src spells {found}: read it from `_contract` instead"
 
 
 def test_no_limit_is_spelled_in_the_js():
@@ -153,7 +166,7 @@ def test_cancel_follows_the_job_not_the_status_text():
 
 def test_every_export_view_has_a_canvas():
     table = re.search(r"const exportCanvases = \{([^}]*)\}", JS)
-    assert table, "js/widget.js has no exportCanvases table"
+    assert table, "js/src has no exportCanvases table"
     keys = re.findall(r"(\w+)\s*:", table.group(1))
     assert keys == list(EXPORT_VIEWS)
 
@@ -164,8 +177,8 @@ def test_the_grid_layout_comes_from_the_payload():
 
 
 def _typedefs() -> dict[str, set[str]]:
-    """The keys of each object `@typedef` in the JS header, `MapsMeta & {...}` included."""
-    header = JS[: JS.index("*/")].replace("\n *", " ")
+    """The keys of each object `@typedef` in js/src/types.js's header, `MapsMeta & {...}` too."""
+    header = TYPES[: TYPES.index("*/")].replace("\n *", " ")
     bodies = {name: body for body, name in re.findall(r"@typedef \{(.*?)\} (\w+)", header)}
     keys = {name: set(re.findall(r"(\w+)\s*:", body)) for name, body in bodies.items()}
     for name, body in bodies.items():

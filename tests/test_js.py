@@ -1,9 +1,12 @@
-"""js/widget.js as it ships: `tsc` type-checks it, and its functions stay short.
+"""The front end: js/src's modules type-check and stay small, and the shipped bundle is fresh.
 
-The front end has no build step: the file the wheel carries is the file checked here. Its types
-are JSDoc comments under `// @ts-check`; `js/tsconfig.json` sets `tsc` to strict with no output.
-TypeScript is pinned in js/package.json and js/package-lock.json; `npm ci` installs it into the
-git-ignored js/node_modules when that is missing or does not match the lock file.
+The source is ES modules in js/src, typed with JSDoc under `// @ts-check`; `js/tsconfig.json` sets
+`tsc` to strict with no output over every module there. esbuild (`npm run build` in js/, see
+js/build.mjs) bundles them into one ES module, featviz_widgets/static/widget.js, and copies the
+CSS beside it; both are committed, so the test here rebuilds them into a temporary folder and
+compares. TypeScript and esbuild are pinned in js/package.json and js/package-lock.json; `npm ci`
+installs them into the git-ignored js/node_modules when that is missing or does not match the
+lock file.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 JS = REPO / "js"
-SOURCE = (JS / "widget.js").read_text()
+MODULES = sorted((JS / "src").glob("*.js"))
+SOURCES = {path.name: path.read_text() for path in MODULES}
+STATIC = REPO / "featviz_widgets" / "static"
+BUNDLED = ("widget.js", "widget.css")
+MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 150
 MAX_RENDER_LINES = 40
 
@@ -32,7 +39,7 @@ def _locked(path: Path) -> dict[str, str | None]:
 def _npm(*args: str, timeout: int) -> subprocess.CompletedProcess[str]:
     npm = shutil.which("npm")
     if npm is None:
-        pytest.fail("npm is not on PATH: install Node.js and npm to type-check js/widget.js")
+        pytest.fail("npm is not on PATH: install Node.js and npm to check and build js/src")
     return subprocess.run(
         [npm, *args], cwd=JS, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -48,20 +55,40 @@ def _install() -> None:
 
 
 @pytest.mark.timeout(600)
-def test_widget_js_type_checks():
+def test_js_src_type_checks():
     _install()
     done = _npm("exec", "--no", "--", "tsc", "-p", ".", timeout=300)
     assert done.returncode == 0, f"tsc -p js reports:\n{done.stdout}\n{done.stderr}"
 
 
-def test_widget_js_is_checked_as_shipped():
-    assert SOURCE.startswith("// @ts-check\n")
+def test_tsc_checks_every_module_strictly():
     config = (JS / "tsconfig.json").read_text()
     for option in ('"checkJs": true', '"strict": true', '"noEmit": true'):
         assert option in config
-    assert re.search(r'"files":\s*\["widget\.js"\]', config)
-    lock = json.loads((JS / "package.json").read_text())["devDependencies"]["typescript"]
-    assert re.fullmatch(r"\d+\.\d+\.\d+", lock), f"pin typescript exactly, not {lock!r}"
+    assert re.search(r'"include":\s*\["src/\*\*/\*\.js"\]', config)
+    assert not re.search(r'"(files|exclude)"', config), "tsc must check every module in js/src"
+    pins = json.loads((JS / "package.json").read_text())["devDependencies"]
+    for tool in ("typescript", "esbuild"):
+        assert re.fullmatch(r"\d+\.\d+\.\d+", pins[tool]), f"pin {tool} exactly, not {pins[tool]!r}"
+
+
+def test_modules_are_small_and_checked():
+    assert {"index.js", "types.js", "grid.js", "transport.js"} <= set(SOURCES)
+    assert len(SOURCES) >= 10, "the front end is one module per view, plus helpers"
+    for name, source in SOURCES.items():
+        assert source.startswith("// @ts-check\n"), f"js/src/{name} must start with // @ts-check"
+        lines = source.count("\n")
+        assert lines <= MAX_MODULE_LINES, f"js/src/{name} has {lines} lines (> {MAX_MODULE_LINES})"
+
+
+def test_typedefs_live_in_types_js():
+    elsewhere = [name for name, source in SOURCES.items() if "@typedef" in source]
+    assert elsewhere == ["types.js"], f"typedefs outside js/src/types.js: {elsewhere}"
+    # types only: no code for the bundle, and no module it depends on at run time
+    code = [
+        line for line in SOURCES["types.js"].splitlines() if not line.startswith(("//", "/*", " *"))
+    ]
+    assert [line for line in code if line] == ["export {};"], code
 
 
 def top_level_functions(source: str) -> dict[str, int]:
@@ -81,8 +108,43 @@ def top_level_functions(source: str) -> dict[str, int]:
 
 
 def test_top_level_functions_are_short():
-    lengths = top_level_functions(SOURCE)
-    assert len(lengths) > 30 and "render" in lengths, "the parser found too few functions"
+    lengths: dict[str, int] = {}
+    for name, source in SOURCES.items():
+        found = top_level_functions(source)
+        assert not set(found) & set(lengths), f"js/src/{name} repeats {set(found) & set(lengths)}"
+        lengths |= {f"{name}:{function}": n for function, n in found.items()}
+    assert len(lengths) > 30 and "index.js:render" in lengths, "the parser found too few functions"
     long = {name: n for name, n in lengths.items() if n > MAX_FUNCTION_LINES}
-    assert not long, f"functions over {MAX_FUNCTION_LINES} lines in js/widget.js: {long}"
-    assert lengths["render"] <= MAX_RENDER_LINES, "render() should only wire the parts together"
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines in js/src: {long}"
+    assert lengths["index.js:render"] <= MAX_RENDER_LINES, "render() should only wire the parts"
+
+
+@pytest.mark.timeout(600)
+def test_the_committed_bundle_is_fresh(tmp_path):
+    _install()
+    done = _npm("run", "build", "--", f"--outdir={tmp_path}", timeout=300)
+    assert done.returncode == 0, f"npm run build failed in js/:\n{done.stdout}\n{done.stderr}"
+    for name in BUNDLED:
+        built = (tmp_path / name).read_bytes()
+        shipped = STATIC / name
+        assert shipped.is_file(), (
+            f"featviz_widgets/static/{name} is missing: run `npm run build` in js/"
+        )
+        assert shipped.read_bytes() == built, (
+            f"featviz_widgets/static/{name} is stale: run `npm run build` in js/ and commit it"
+        )
+
+
+def test_the_bundle_is_one_self_contained_module():
+    bundle = (STATIC / "widget.js").read_text()
+    first = bundle.splitlines()[0]
+    assert "generated from js/src by `npm run build`" in first and "do not edit" in first
+    assert not re.search(r"^\s*import\b|\bimport\s*\(", bundle, re.M), "the bundle imports"
+    assert "https://" not in bundle, "nothing may load from a CDN at run time"
+    assert bundle.endswith("\nexport default { render };\n"), "render is its default export"
+    # every module with code is in it (esbuild marks each with `// src/<name>`)
+    bundled = set(re.findall(r"^// src/([\w-]+\.js)$", bundle, re.M))
+    assert bundled == set(SOURCES) - {"types.js"}, "a module in js/src is not reached from index.js"
+    css = (STATIC / "widget.css").read_text()
+    assert "generated from js/src by `npm run build`" in css.splitlines()[0]
+    assert css.endswith((JS / "src" / "widget.css").read_text())
