@@ -103,7 +103,7 @@ def looks_for_figure(result: OptimizationResult | None, layer: str, channel: int
 
 
 def examples_figure(data: bytes, meta: dict) -> Figure:
-    """The dataset examples payload (`_views.examples_view`): each thumbnail titled with its
+    """The dataset examples payload (`views.examples_view`): each thumbnail titled with its
     rank, score and image, laid out as the live view lays it out."""
     n = int(meta.get("n", 0))
     if not n:
