@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 CI = REPO / ".ci" / "run"
 INSTALL_AND_DEMO = 'python3 -m pip install -e ".[demo]" && featviz-widgets demo'
+CPU_WHEELS = "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu"
 INSTALL_AND_TEST = (
     'apt-get update && apt-get install -y chromium && python3 -m pip install -e ".[test]" '
     "&& ruff check . && ruff format --check . && python3 -m pytest"
@@ -36,11 +37,25 @@ def test_first_two_commands_install_and_demo_then_install_and_test():
         "featviz-widgets demo --execute",
         "HF_HUB_OFFLINE=1",
         "~/.cache/huggingface",
-        "pip install torch --index-url https://download.pytorch.org/whl/cpu",
+        CPU_WHEELS,
         "FEATVIZ_UPDATE_SCREENSHOT=1",
     ):
         assert words in README
     assert "dog.jpg" not in README
+
+
+def test_no_gpu_advice_installs_torch_and_torchvision_from_the_cpu_index():
+    """Torch alone from the CPU index is undone by pip: timm pulls a torchvision from PyPI that
+    needs another torch, and pip replaces the CPU torch with a CUDA build. Both come together."""
+    advice = README[README.index("**No GPU?**") :].split("\n- ", 1)[0]
+    assert CPU_WHEELS in " ".join(advice.split())
+    commands = re.findall(r"`(pip install [^`]*)`", advice)
+    assert commands and all(
+        {"torch", "torchvision"} <= set(c.split())
+        and "--index-url https://download.pytorch.org/whl/cpu" in c
+        for c in commands
+    ), commands
+    assert "first command" in advice  # before `pip install -e ".[demo]"` can pull its own
 
 
 def test_ci_runs_both_readme_commands():
