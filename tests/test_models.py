@@ -7,6 +7,7 @@ from conftest import timm_model
 from matplotlib.figure import Figure
 
 from featviz_widgets import FeatureVisualizer
+from featviz_widgets.core.layers import LayerInfo, default_layer
 from featviz_widgets.core.precision import exact_float32
 
 pytestmark = pytest.mark.models
@@ -134,3 +135,60 @@ def test_tuple_outputs_use_the_first_tensor_and_bad_layouts_are_named(device):
     swin = FeatureVisualizer(timm_model("swin_tiny_patch4_window7_224"), device=device)
     with pytest.raises(ValueError, match=r"outputs shape \(64, 49, 96\).*not the batch"):
         swin.get_features(torch.randn(1, 3, 224, 224), "layers.0.blocks.0.attn")
+
+
+# (name, create kwargs, input size, the default layer): one model of each family above, at a
+# size where some stages are still >= 12 px.
+DEFAULT_LAYERS = [
+    ("resnet18", {}, 224, "layer3"),
+    ("resnet50", {}, 224, "layer3"),
+    ("resnet18", {}, 96, "layer2"),
+    ("efficientnet_b0", {}, 224, "blocks.4"),
+    ("convnext_atto", {}, 224, "stages.2"),
+    ("convnext_atto", {}, 96, "stages.1"),
+    ("mobilenetv3_small_050", {}, 224, "blocks.3"),
+    ("regnetx_002", {}, 224, "s3"),
+    ("vit_tiny_patch16_224", {}, 224, "norm"),
+    ("deit_tiny_distilled_patch16_224", {}, 224, "norm"),
+    ("swin_tiny_patch4_window7_224", {}, 224, "layers.2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "size", "expected"),
+    DEFAULT_LAYERS,
+    ids=[f"{m[0]}-{m[2]}" for m in DEFAULT_LAYERS],
+)
+def test_default_layer_is_the_deepest_with_maps_of_at_least_12_px(name, kwargs, size, expected):
+    """The documented rule: the layer shown first is the deepest one (in the default list's
+    forward order) whose maps are >= 12 px; only its own blocks may follow it at that size."""
+    viz = FeatureVisualizer(timm_model(name, **kwargs), device="cpu")
+    layers = viz.list_layers(torch.zeros(1, 3, size, size))
+    chosen = default_layer(layers)
+    assert chosen == expected
+    names = [info.name for info in layers]
+    shapes = {info.name: info.shape for info in layers}
+    assert min(shapes[chosen][1:]) >= 12
+    later = names[names.index(chosen) + 1 :]
+    too_big = [n for n in later if min(shapes[n][1:]) >= 12 and not n.startswith(chosen + ".")]
+    assert not too_big, f"{chosen} is the default but {too_big} come later with maps >= 12 px"
+    # and it is a stage, not the stem or one block of a stage
+    assert chosen.count(".") == 0 or chosen.rsplit(".", 1)[1].isdigit()
+
+
+def test_default_layer_reads_stages_inside_containers_and_wrappers():
+    def info(name, size):
+        return LayerInfo(name, "Module", (8, size, size), "NCHW")
+
+    # a container of stages (children of several sizes) stands for its stages
+    convnext = [info("stem", 56), info("stem.0", 56), info("stages", 7)]
+    convnext += [info(f"stages.{i}", 56 >> i) for i in range(4)] + [info("head", 1)]
+    assert default_layer(convnext) == "stages.2"
+    # a wrapper's backbone too, whose stages keep their blocks to themselves
+    wrapped = [info("backbone", 7), info("backbone.conv1", 112)]
+    for i, size in enumerate((56, 28, 14, 7), start=1):
+        wrapped += [info(f"backbone.layer{i}", size), info(f"backbone.layer{i}.0", size)]
+    wrapped += [info("head", 1)]
+    assert default_layer(wrapped) == "backbone.layer3"
+    # nothing >= 12 px: the first layer
+    assert default_layer([info("blocks.0", 4), info("blocks.1", 4)]) == "blocks.0"

@@ -20,6 +20,7 @@ __all__ = [
     "default_layer",
     "is_default_layer",
     "probe_layers",
+    "stage_layers",
 ]
 
 MAX_COMPARE = 12
@@ -80,13 +81,48 @@ def probe_layers(features: FeatureStore, batch: torch.Tensor, include: str) -> l
 
 
 def default_layer(layers: Sequence[LayerInfo]) -> str:
-    """The last of the shallowest-named layers whose maps are still >= 12 px on a side
-    (`layer3` of a ResNet at 224 px), else the first layer."""
-    spatial = [info.name for info in layers if min(info.shape[1:]) >= 12]
-    if not spatial:
-        return layers[0].name
-    depth = min(name.count(".") for name in spatial)
-    return [name for name in spatial if name.count(".") == depth][-1]
+    """The deepest stage, in the list's (forward) order, whose maps are still >= 12 px on a
+    side (`layer3` of a ResNet, `stages.2` of a ConvNeXt at 224 px), else the first layer.
+
+    The stages are read from the names (see `stage_layers`), so a model whose stages are
+    numbered children of a container (`stages.0`, `blocks.3`) is judged by those stages, and a
+    ResNet stage by itself rather than by its blocks."""
+    if not layers:
+        raise ValueError("no layers to choose the default layer from.")
+    spatial = [info.name for info in stage_layers(layers) if min(info.shape[1:]) >= 12]
+    return spatial[-1] if spatial else layers[0].name
+
+
+def stage_layers(layers: Sequence[LayerInfo]) -> list[LayerInfo]:
+    """The stages among `layers`, in their order: the entries that no other entry contains
+    (by name: `a` contains `a.b`), where an entry whose listed children have maps of more
+    than one size is a container of stages (`stages` of a ConvNeXt, `blocks` of an
+    EfficientNet, a wrapper's backbone) and stands for those children, in turn, while an
+    entry whose children share one size is a stage and its children are its blocks."""
+    names = {info.name for info in layers}
+
+    def parent(name: str) -> str | None:
+        parts = name.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            if (prefix := ".".join(parts[:cut])) in names:
+                return prefix
+        return None
+
+    children: dict[str | None, list[LayerInfo]] = {}
+    for info in layers:
+        children.setdefault(parent(info.name), []).append(info)
+
+    def expand(entries: list[LayerInfo]) -> list[LayerInfo]:
+        stages: list[LayerInfo] = []
+        for info in entries:
+            inner = children.get(info.name, [])
+            if len({child.shape[1:] for child in inner}) > 1:
+                stages.extend(expand(inner))
+            else:
+                stages.append(info)
+        return stages
+
+    return expand(children.get(None, []))
 
 
 def default_compare(layers: Sequence[LayerInfo]) -> list[str]:
