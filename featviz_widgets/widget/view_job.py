@@ -90,23 +90,20 @@ class ViewJob:
     def report(self, job: Job, exc: BaseException) -> None:
         """A failed view puts the controls back to what is shown, then says why in `error`."""
         w = self.w
-        with w._lock:
+        with w._lock, w._quiet(), w.hold_sync():
             if job.current and not isinstance(exc, Cancelled):
-                with w._quiet(), w.hold_sync():
-                    self.request = None
-                    self.looks_for.resume = False
-                    w._viewed.set()
-                    if w._features_layer and w.layer != w._features_layer:
-                        w.layer = w._features_layer
-                    if w.device != w._viz.device.type:
-                        w.device = w._viz.device.type
-                    channel = w._unit_meta.get("channel", w.channel)
-                    if w.channel != channel:
-                        w.channel = channel
-                    w.position = list(w._occlusion_meta.get("position", []))
-                    self.status.report(job, exc)
-            else:
-                self.status.report(job, exc)
+                self.request = None
+                self.looks_for.resume = False
+                w._viewed.set()
+                if w._features_layer and w.layer != w._features_layer:
+                    w.layer = w._features_layer
+                if w.device != w._viz.device.type:
+                    w.device = w._viz.device.type
+                channel = w._unit_meta.get("channel", w.channel)
+                if w.channel != channel:
+                    w.channel = channel
+                w.position = list(w._occlusion_meta.get("position", []))
+            self.status.report(job, exc)
 
     # ------------------------------------------------------------------ comparison
     def compare(self, names: list[str], source: ImageInput | None = None) -> None:
