@@ -4,6 +4,7 @@ shards under torch.distributed, and crops each winner to its unit's exact recept
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
@@ -117,6 +118,44 @@ def test_files_are_found_recursively_and_the_corrupt_one_is_skipped(folder, scan
     assert "not a readable image" in reason
     winners = {i for layer in LAYERS for c in range(128) for i, _, _ in scanned.top(layer, c)}
     assert index not in winners
+
+
+def test_scanned_and_skipped_files_are_separate_fields(viz, tmp_path):
+    """A folder with an unreadable and a truncated JPEG: `scanned` lists exactly the files
+    that were read, in index order, and each opens again; `skipped` names the others and why;
+    both survive save and load."""
+    with cbook.get_sample_data("grace_hopper.jpg") as photo:
+        data = photo.read()
+    hopper = Image.open(io.BytesIO(data)).convert("RGB")
+    hopper.crop((0, 0, 200, 200)).save(tmp_path / "a_hopper.jpg")
+    scene(80, 80, seed=1).save(tmp_path / "c_scene.png")
+    scene(80, 80, seed=2).save(tmp_path / "e_scene.png")
+    (tmp_path / "b_unreadable.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    (tmp_path / "d_truncated.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.warns(UserWarning, match="2 image"):
+        result = viz.dataset_examples(tmp_path, ["layer3"], k=3, batch_size=2, progress=False)
+    names = lambda paths: [Path(p).name for p in paths]  # noqa: E731
+    assert names(result.scanned) == ["a_hopper.jpg", "c_scene.png", "e_scene.png"]
+    assert [(i, Path(s).name) for i, s, _ in result.skipped] == [
+        (1, "b_unreadable.jpg"),
+        (3, "d_truncated.jpg"),
+    ]
+    assert "not a readable image" in result.skipped[0][2]
+    assert "truncated" in result.skipped[1][2]
+    assert "3 images scanned, 2 skipped" in repr(result)
+    # What was scanned opens again, and its features are the ones the scan ranked.
+    features = viz.get_features(result.scanned, "layer3").flatten(2).amax(dim=2)
+    for channel in range(3):
+        (index, score, _), *_ = result.top("layer3", channel)
+        row = result.scanned.index(result.sources[index])
+        assert score == pytest.approx(float(features[:, channel].max()), rel=1e-5)
+        assert float(features[row, channel]) == pytest.approx(score, rel=1e-5)
+    with pytest.raises(ValueError, match=r"image 3 \('.*d_truncated.jpg'\) was skipped.*trunc"):
+        result.item(3)
+    assert result.item(2) == result.scanned[1]
+    result.save(tmp_path / "result.pt")
+    loaded = DatasetExamples.load(tmp_path / "result.pt")
+    assert loaded.scanned == result.scanned and loaded.skipped == result.skipped
 
 
 def test_ties_and_merge_are_deterministic_and_associative():

@@ -31,8 +31,11 @@ class DatasetExamples:
     Attributes:
         layers: the scanned layers, in the order asked.
         k: how many images each channel keeps.
-        sources: per image index, its file path (folders, lists of paths) or its index into
-            the list, Dataset or DataLoader that was scanned.
+        sources: the index space: per image index, its file path (folders, lists of paths)
+            or its index into the list, Dataset or DataLoader, skipped images included, so
+            that `sources[i]` names the image `top` reports as index i.
+        scanned: the sources that were read and scanned, in index order (skipped ones left
+            out): the images to open again.
         skipped: (image index, source, reason) of each image that could not be read.
         input_size: the (H, W) of the model's input, which positions and crops refer to.
         states: per layer, the `ChannelTopK` state (CPU tensors).
@@ -62,9 +65,15 @@ class DatasetExamples:
         self._viz, self._source = viz, source
         self._boxes: dict[str, np.ndarray] = {}
 
+    @property
+    def scanned(self) -> list[str | int]:
+        """The sources that were read and scanned, in index order (see the class docstring)."""
+        bad = {index for index, _, _ in self.skipped}
+        return [source for index, source in enumerate(self.sources) if index not in bad]
+
     def __repr__(self) -> str:
         return (
-            f"DatasetExamples({len(self.sources)} images, {len(self.skipped)} skipped, "
+            f"DatasetExamples({len(self.scanned)} images scanned, {len(self.skipped)} skipped, "
             f"k={self.k}, layers={self.layers})"
         )
 
@@ -127,6 +136,9 @@ class DatasetExamples:
                 f"image index {index!r} is out of range for this scan of "
                 f"{len(self.sources)} images."
             )
+        for bad, name, reason in self.skipped:
+            if bad == index:
+                raise ValueError(f"image {index} ({name!r}) was skipped by the scan: {reason}")
         return source.item(int(index))
 
     def images(self, layer: str, channel: int) -> list[np.ndarray]:
