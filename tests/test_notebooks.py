@@ -74,6 +74,15 @@ def outputs(nb) -> list:
     return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
 
 
+def pngs_of_cell(nb, needle: str) -> int:
+    """The image/png outputs of the code cell whose source is `needle`, else of the one
+    whose source holds it."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    cells = [c for c in code if c.source == needle] or [c for c in code if needle in c.source]
+    assert len(cells) == 1, f"{len(cells)} code cells hold {needle!r}"
+    return sum("image/png" in out.get("data", {}) for out in cells[0].outputs)
+
+
 def pngs(nb) -> list[bytes]:
     return [
         base64.b64decode(out["data"]["image/png"])
@@ -89,6 +98,9 @@ def kernel_env(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a download attempt fails at once, never hangs
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
+    # As on headless servers and CI: a kernel that inherits a non-inline backend must still
+    # show the figures as outputs (the notebooks say `%matplotlib inline`).
+    monkeypatch.setenv("MPLBACKEND", "Agg")
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -158,6 +170,20 @@ def test_features_emerge_the_network_learns(tmp_path, kernel_env):
     assert len(images) >= EXECUTED[name][0]
     widget = [out for out in outputs(nb) if WIDGET_MIME in out.get("data", {})]
     assert widget and widget[0]["data"].get("image/png"), "the explorer's static image/png"
+    # Each picture the prose promises is an output of its cell.
+    promised = {
+        'show_filters(initial_filters, "conv1 filters before training")': 1,
+        'print("example:"': 1,  # the maps before training
+        "monitor.plot()": 1,
+        'monitor.plot_histograms("conv1")': 1,
+        'show_filters(model.conv1[0].weight, "after training")': 2,  # before and after
+        'viz.plot_feature_maps(example, "conv1", num_features=9)': 1,  # after training
+        'viz.plot_feature_maps(example, "conv2", num_features=9)': 1,
+        "sensitivity = viz.visualize_receptive_field(": 1,  # a trained unit's occlusion map
+        'print("predicted:"': 1,  # the predicted class's occlusion map
+    }
+    for needle, count in promised.items():
+        assert pngs_of_cell(nb, needle) == count, needle
     # Trained: far above chance, and the first-layer filters moved well away from their start.
     assert result["final_accuracy"] > result["chance"] + 0.5, result
     assert result["filter_change"] > 0.3, result
