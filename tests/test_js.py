@@ -39,7 +39,10 @@ def _locked(path: Path) -> dict[str, str | None]:
 def _npm(*args: str, timeout: int) -> subprocess.CompletedProcess[str]:
     npm = shutil.which("npm")
     if npm is None:
-        pytest.fail("npm is not on PATH: install Node.js and npm to check and build js/src")
+        pytest.fail(
+            "npm is not on PATH: install Node.js and npm (`apt-get install -y nodejs npm`, as "
+            "the README's test command does) to check and build js/src"
+        )
     return subprocess.run(
         [npm, *args], cwd=JS, capture_output=True, text=True, timeout=timeout, check=False
     )

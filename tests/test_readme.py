@@ -19,7 +19,9 @@ CI = REPO / ".ci" / "run"
 INSTALL_AND_DEMO = 'python3 -m pip install -e ".[demo]" && featviz-widgets demo'
 CPU_WHEELS = "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu"
 INSTALL_AND_TEST = (
-    'apt-get update && apt-get install -y chromium && python3 -m pip install -e ".[test]" '
+    "apt-get update && apt-get install -y chromium "
+    "&& { command -v npm >/dev/null || apt-get install -y nodejs npm; } "
+    '&& python3 -m pip install -e ".[test]" '
     "&& ruff check . && ruff format --check . && python3 -m pytest"
 )
 
