@@ -29,6 +29,7 @@ from featviz_widgets.optimize.imageparam import (
     _theta,
     channel_generator,
 )
+from featviz_widgets.optimize.optimizer import still_rising
 
 PX = 32  # the tiny CNN's input size
 FAST = {"size": PX, "model_size": PX, "progress": False}
@@ -161,6 +162,77 @@ def test_optimised_images_beat_natural_images_and_noise(trained):
     # image beats every one of them too on most channels (11 of 14 when this was written).
     assert beats_all >= 0.7 * len(alive), beats_all
     assert (result.objective[-16:].mean(0) > result.objective[:16].mean(0)).all()
+
+
+def sample_photos() -> list[Image.Image]:
+    """Grace Hopper (matplotlib) and scikit-image's astronaut, chelsea and coffee."""
+    skimage_data = pytest.importorskip("skimage.data")
+    with cbook.get_sample_data("grace_hopper.jpg") as file:
+        photos = [Image.open(file).convert("RGB")]
+    return photos + [Image.fromarray(getattr(skimage_data, n)()) for n in SKIMAGE_PHOTOS]
+
+
+SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee")
+
+
+@pytest.fixture(scope="module")
+def random_resnet(device) -> FeatureVisualizer:
+    """resnet18, random weights (seed 0), fed 128 px inputs by its own preprocessing."""
+    torch.manual_seed(0)
+    model = timm_model("resnet18")
+    model.pretrained_cfg = {**model.pretrained_cfg, "input_size": (3, 128, 128)}
+    return FeatureVisualizer(model, device=device)
+
+
+# Channels of a random resnet18 (seed 0) chosen to include the hardest ones: layer2 13 and
+# layer3 10 are nearly dead (active at few positions), and lose to a photo after 128 steps.
+HARD_CHANNELS = {"layer2": [0, 6, 10, 13], "layer3": [2, 5, 10, 14]}
+
+
+def test_still_rising_flags_objectives_that_climb_at_the_end():
+    steps = np.arange(128, dtype=float)[:, None]
+    log = np.hstack([np.minimum(steps, 40.0), np.exp(steps / 30), 0 * steps, steps])
+    # A plateau; a unit waking up (fast growth, as a nearly dead one); a dead one; and a
+    # steady climb (a 13% gain in the last eighth, under `RISING_GAIN`).
+    assert still_rising(log).tolist() == [False, True, True, False]
+    assert still_rising(log[:15]).all()  # too few steps to tell
+
+
+@pytest.mark.parametrize("layer", ["layer2", "layer3"])
+def test_defaults_beat_sample_photos_on_a_random_resnet(random_resnet, layer):
+    """With `optimize`'s defaults (512 steps) every channel's image beats the best of four
+    sample photos on the objective, and is not flagged as still rising."""
+    channels = HARD_CHANNELS[layer]
+    photos = random_resnet.get_features(sample_photos(), layer).float().mean(dim=(2, 3))
+    best_photo = photos[:, channels].max(dim=0).values.cpu().numpy()
+    result = random_resnet.optimize(layer, channels, progress=False)
+    assert result.steps == 512 and result.complete
+    assert (result.activations > best_photo).all(), (result.activations, best_photo)
+    assert (result.activations > 1.5 * best_photo).sum() >= 3
+    # Converged, but for at most the nearly dead layer2 13, whose image is still improving.
+    assert result.still_rising.shape == (4,) and result.still_rising.sum() <= 1
+    assert (result.note == "") == (not result.still_rising.any())
+
+
+def test_a_short_run_that_loses_to_a_photo_says_so(random_resnet):
+    """The explorer's CPU preview (128 steps at 128 px) is not enough for nearly dead units:
+    wherever a photo excites the channel more, the result flags the image as still rising
+    and its `note` says so."""
+    photos = sample_photos()
+    losers = []
+    for layer in ("layer2", "layer3"):
+        best = random_resnet.get_features(photos, layer).float().mean(dim=(2, 3)).amax(dim=0)
+        channels = list(range(16))
+        result = random_resnet.optimize(layer, channels, steps=128, progress=False)
+        lost = result.activations <= best[channels].cpu().numpy()
+        assert result.still_rising[lost].all(), (layer, np.flatnonzero(lost))
+        assert result.still_rising.sum() <= 6  # the flag is not on everything
+        losers += [(layer, channels[i]) for i in np.flatnonzero(lost)]
+        if result.still_rising.any():
+            first = channels[int(np.flatnonzero(result.still_rising)[0])]
+            assert f"channel{'s' if result.still_rising.sum() > 1 else ''} {first}" in result.note
+            assert "run more steps" in result.note
+    assert losers, "128 steps beat every photo: pick harder channels for this test"
 
 
 def test_unit_position_and_logits(trained):

@@ -6,6 +6,7 @@ in milliseconds; the view's side is played by setting traits and calling the mes
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -103,6 +104,10 @@ def test_payload_is_optimize_and_partial_pictures_arrive(make):
     assert looks_for_view(reference, "cpu") == (explorer._looks_for, meta)  # the pure function
     partial = [m for m in metas if m and not m["complete"]]
     assert partial and partial[0]["step"] == 4 and partial[0]["channel"] == channel
+    # Only a finished picture carries the result's note (see test_optimize for its rule).
+    assert meta["note"] == reference.note and all(m["note"] == "" for m in partial)
+    rising = dataclasses.replace(reference, still_rising=np.array([True]))
+    assert "run more steps" in looks_for_view(rising, "cpu")[1]["note"]
     assert jobs == [JobState.LOOKS_FOR.value, JobState.IDLE.value]
     assert not explorer.busy and explorer.progress == 0.0 and explorer.status == ""
 

@@ -842,7 +842,9 @@ function paintLooksFor(state) {
   ctx.drawImage(bitmapCanvas(rgbImage(data, meta.w, meta.h)), 0, 0, size, size);
   ctx.globalAlpha = 1;
   const done = meta.complete ? `${meta.steps} steps` : meta.cancelled ? `cancelled at ${meta.step}/${meta.steps}` : `step ${meta.step}/${meta.steps}…`;
-  dom.looksCaption.textContent = `ch ${meta.channel} looks for (${done})`;
+  const rising = meta.complete && meta.note ? " · still rising" : "";
+  dom.looksCaption.textContent = `ch ${meta.channel} looks for (${done}${rising})`;
+  dom.looksCaption.title = meta.complete ? meta.note : "";
   stamp(dom.looksCanvas, `${meta.layer}|${meta.channel}|${meta.step}/${meta.steps}|${meta.complete ? "done" : meta.cancelled ? "cancelled" : "running"}`);
 }
 function wireLooksFor(state) {

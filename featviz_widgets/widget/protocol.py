@@ -228,6 +228,7 @@ class LooksForMeta(TypedDict):
     cancelled: bool
     objective: float | None
     device: str
+    note: str  # `OptimizationResult.note` of a complete run ("" or why more steps would help)
 
 
 def contract() -> dict[str, Any]:

@@ -173,5 +173,6 @@ def looks_for_view(
         cancelled=bool(cancelled),
         objective=objective,
         device=device,
+        note=result.note if result.complete else "",
     )
     return picture.tobytes(), json_safe(meta)

@@ -18,7 +18,7 @@
  *   images: number, note: string }} ExamplesMeta
  *   The selected channel's top dataset images: n RGB thumbnails of size x size.
  * @typedef {{ h: number, w: number, layer: string, channel: number, step: number, steps: number,
- *   complete: boolean, cancelled: boolean, objective: number|null, device: string }} LooksForMeta
+ *   complete: boolean, cancelled: boolean, objective: number|null, device: string, note: string }} LooksForMeta
  *   The picture a channel looks for: its payload is uint8 RGB, h x w x 3, row-major.
  * @typedef {{ chunked?: ChunkedMeta }} Chunkable
  *   A payload's metadata may say `chunked`: its bytes then come in pushes.chunk messages.
