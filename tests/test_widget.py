@@ -932,3 +932,42 @@ def test_progress_throttle_lets_through_the_first_the_last_and_one_per_interval(
     assert [slow.due(done, 10) for done in (1, 2, 9, 10)] == [True, False, False, True]
     fast = Throttle(interval=0.0)
     assert all(fast.due(done, 10) for done in range(1, 11))
+
+
+def test_a_batch_is_browsed_one_image_at_a_time(make):
+    """`image_index` picks the image of a batch that every view shows and analyses: its
+    picture, maps, ranking, statistics and occlusion are those of that image alone."""
+    images = [scene(80, 64, seed=s) for s in (1, 2, 3)]
+    explorer = make(image=images, layer="layer2", stride=16)
+    viz = explorer.visualizer
+    batch = viz.prepare(images)
+    assert explorer._image_meta["batch"] == 3 and explorer._image_meta["index"] == 0
+    pictures = {}
+    for index in (2, 1):
+        explorer.image_index = index
+        explorer.wait(60)
+        alone = batch[index : index + 1]
+        assert explorer.error == "" and explorer._image_meta["index"] == index
+        shown = np.asarray(Image.open(io.BytesIO(explorer._image)))
+        assert np.array_equal(shown, viz.display_image(images, index))
+        pictures[index] = shown
+        assert torch.allclose(explorer._features, viz.get_features(alone, "layer2"), atol=1e-6)
+        assert explorer._order == viz.rank_channels(alone, "layer2", explorer.sort_by)
+        assert explorer.statistics["mean"] == pytest.approx(
+            viz.get_feature_statistics(alone, "layer2")["mean"], rel=1e-6
+        )
+        explorer.run_occlusion([1, 1])
+        explorer.wait(60)
+        reference = viz.occlusion(alone, "layer2", (1, 1), stride=16)
+        assert np.allclose(explorer.occlusion_map(), reference.map(explorer.channel), atol=1e-5)
+    assert not np.array_equal(pictures[1], pictures[2])
+    # The image shown stays through a layer change; out of range is refused with the count.
+    explorer.layer = "layer3"
+    explorer.wait(60)
+    assert explorer.image_index == 1 and explorer._image_meta["index"] == 1
+    with pytest.raises(traitlets.TraitError, match=r"holds 3 images \(0 to 2\)"):
+        explorer.image_index = 3
+    # A new input starts at its first image.
+    explorer.image = images[0]
+    explorer.wait(60)
+    assert explorer.image_index == 0 and explorer._image_meta["batch"] == 1

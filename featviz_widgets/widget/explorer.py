@@ -167,6 +167,8 @@ class FeatureExplorer(ExplorerTraits):
         )
         channel = kwargs.pop("channel", None)
         self._source: ImageInput = read_now(image) if image is not None else SAMPLE_IMAGE
+        self._shown_source: ImageInput = self._source
+        self._batch_size = 1
         self._source_name = "sample.png" if image is None else image_name(image)
         self._worker = Worker(self._lock, self._status.set_busy)
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -47,7 +47,7 @@ class OcclusionJob:
     def queue(self) -> None:
         """Queue a sweep of the shown layer at the current unit (under the lock)."""
         w = self.w
-        layer, source = w._features_layer, w._source
+        layer, source = w._features_layer, w._shown_source
         position = tuple(w.position) if w.position else None
         self.cancelled = False
         w._worker.submit(

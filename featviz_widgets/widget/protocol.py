@@ -143,7 +143,8 @@ class ImageMeta(TypedDict):
     h: int
     w: int
     name: str
-    batch: int
+    batch: int  # how many images the input holds
+    index: int  # which of them is shown (`image_index`)
 
 
 class ChunkedMeta(TypedDict):

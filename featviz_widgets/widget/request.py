@@ -20,4 +20,5 @@ class ViewRequest:
     relist: bool
     rebuild_device: str | None
     channel: int | None = None
+    image_index: int = 0  # which image of a batch is shown
     position: list[int] | None = None  # an occlusion to run once shown ([]: the centre)

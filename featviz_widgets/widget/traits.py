@@ -44,7 +44,9 @@ class ExplorerTraits(anywidget.AnyWidget):
     _viz: FeatureVisualizer
     _worker: Worker
     _outbox: Outbox
-    _source: ImageInput  # the image shown
+    _source: ImageInput  # the input given (an image or a batch)
+    _shown_source: ImageInput  # what every analysis reads: the input, or its image shown
+    _batch_size: int  # how many images `_source` holds (1 until the first view)
     _source_name: str
     _shown: np.ndarray | None  # that image as the model sees it
     _features: torch.Tensor | None  # the shown layer's
@@ -193,6 +195,29 @@ class ExplorerTraits(anywidget.AnyWidget):
                 raise t.TraitError(error)
             if request is not None:  # for the layer being computed: it shows this channel
                 request.channel = value
+        return value
+
+    image_index = t.Int(0).tag(sync=True)
+    """Which image of a batch is shown (and analysed: grid, statistics, occlusion).
+
+    - Type: `int`, 0 to the batch size - 1; the ◀ ▶ buttons and the arrow keys on the input
+      image step through the batch. A new input starts at 0.
+    """
+
+    @t.validate("image_index")
+    def _check_image_index(self, proposal: t.Bunch) -> int:
+        value = proposal["value"]
+        count = getattr(self, "_batch_size", 1)
+        with self._lock:
+            pending = None if self._is_quiet() else self._pending_request()
+            if pending is not None and pending.source is not self._source and value >= 0:
+                pending.image_index = value  # its batch size is not known yet: checked then
+                return value
+        if isinstance(value, bool) or not 0 <= value < count:
+            raise t.TraitError(
+                f"`image_index` {value!r} is out of range: the input holds {count} "
+                f"image{'s' if count > 1 else ''} (0 to {count - 1})."
+            )
         return value
 
     @t.validate("num_features")

@@ -48,6 +48,7 @@ class ViewJob:
         widget.observe(self._on_order, names=["sort_by", "num_features"])
         widget.observe(self._on_channel, names=["channel"])
         widget.observe(self._on_compare, names=["compare"])
+        widget.observe(self._on_image_index, names=["image_index"])
 
     # ------------------------------------------------------------------ observers
     def _on_layer(self, change: t.Bunch) -> None:
@@ -82,6 +83,10 @@ class ViewJob:
                 self.occlusion.refresh()
                 self.looks_for.show()
 
+    def _on_image_index(self, change: t.Bunch) -> None:
+        if not self.w._is_quiet():
+            self.submit(layer=self.w.layer, image_index=change["new"])
+
     def _on_compare(self, change: t.Bunch) -> None:
         if not self.w._is_quiet() and change["new"]:
             self.compare(list(change["new"]))
@@ -109,7 +114,7 @@ class ViewJob:
     def compare(self, names: list[str], source: ImageInput | None = None) -> None:
         """Queue the statistics of the layers `names` (on `source`, default: the image)."""
         w = self.w
-        source = w._source if source is None else source
+        source = w._shown_source if source is None else source
 
         def run(job: Job) -> None:
             self.status.start(job, "comparing layers…")
@@ -134,12 +139,14 @@ class ViewJob:
         relist: bool = False,
         rebuild_device: str | None = None,
         channel: int | None = None,
+        image_index: int | None = None,
     ) -> None:
         """Queue the image/layer job: (new visualizer), (layer list), features, statistics,
         rankings; then the comparison. Any running occlusion is cancelled. A job that replaces
         a pending one also does what that one was asked (image, layer list, device,
         comparison); the channel and unit chosen meanwhile carry over only to the same layer
-        of the same image."""
+        of the same image. The image of a batch shown stays the same (`image_index`) until
+        another input is given."""
         w = self.w
         with w._lock:
             old = self.request
@@ -162,6 +169,12 @@ class ViewJob:
                 request.channel, request.position = old.channel, old.position
             if channel is not None:  # checked once the layer's channel count is known
                 request.channel = channel
+            if image_index is not None:
+                request.image_index = image_index
+            elif request.source is w._source:
+                request.image_index = w.image_index
+            elif old is not None and request.source is old.source:
+                request.image_index = old.image_index
             self.request = request
             self.occlusion.stop()
             self.looks_for.pause()
@@ -183,7 +196,12 @@ class ViewJob:
             with w._lock:  # the model has moved: later jobs must use this one
                 w._viz = viz
         relist = request.relist or not w._layers
-        fresh = relist or request.rebuild_device is not None or w._shown is None
+        batch = viz.prepare(source)  # a batch's image shown is a slice of the model's input
+        count = batch.shape[0]
+        index = request.image_index if request.image_index < count else 0
+        if count > 1:
+            source = batch[index : index + 1]
+        fresh = relist or request.rebuild_device is not None or w._shown is None or count > 1
         shown = viz.display_image(source) if fresh else w._shown
         infos = None
         if relist:
@@ -199,7 +217,9 @@ class ViewJob:
         with w._lock:
             if not job.current:
                 return
-            self._publish_view(request, shown, infos, current, features, stats, rankings)
+            self._publish_view(
+                request, source, count, index, shown, infos, current, features, stats, rankings
+            )
             if request.position is not None:
                 self.occlusion.queue()
         names = self._compare_names(request.compare, infos)
@@ -219,6 +239,9 @@ class ViewJob:
     def _publish_view(
         self,
         request: ViewRequest,
+        source: ImageInput,
+        count: int,
+        index: int,
         shown: np.ndarray | None,
         infos: list[LayerInfo] | None,
         layer: str,
@@ -229,15 +252,17 @@ class ViewJob:
         w = self.w
         new_layer = layer != w._features_layer
         self.request = None
-        w._source = request.source
+        w._source, w._shown_source, w._batch_size = request.source, source, count
         if request.name is not None:
             w._source_name = request.name
         w._features, w._features_layer, w._rankings = features, layer, rankings
         self.occlusion.forget()
         with w._quiet(), w.hold_sync():
+            if w.image_index != index:
+                w.image_index = index
             if shown is not None and shown is not w._shown:
                 w._shown = shown
-                w._outbox.set("_image", *image_view(shown, w._source_name, features.shape[0]))
+                w._outbox.set("_image", *image_view(shown, w._source_name, count, index))
             if infos is not None:
                 w._layers = [layer_entry(info) for info in infos]
             if w._viz.device.type != w.device:
@@ -246,6 +271,11 @@ class ViewJob:
             w.statistics = json_safe(stats)
             w._order = rankings[w.sort_by]
             problems = []
+            if request.image_index != index:
+                problems.append(
+                    f"`image_index` {request.image_index} is out of range: the input holds "
+                    f"{count} image{'s' if count > 1 else ''}; showing image 0."
+                )
             wanted, count = request.channel, features.shape[1]
             shown_channel = -1 if new_layer else w._unit_meta.get("channel", -1)
             if wanted is not None and 0 <= wanted < count:

@@ -39,10 +39,12 @@ __all__ = [
 ]
 
 
-def image_view(shown: np.ndarray, name: str, batch: int) -> tuple[bytes, dict]:
-    """`_image`: the PNG of the (H, W, 3) image as the model sees it, and `ImageMeta`."""
+def image_view(shown: np.ndarray, name: str, batch: int, index: int = 0) -> tuple[bytes, dict]:
+    """`_image`: the PNG of the (H, W, 3) image as the model sees it (image `index` of a
+    batch of `batch`), and `ImageMeta`."""
     height, width = shown.shape[:2]
-    return encode_png(shown), dict(ImageMeta(h=height, w=width, name=name, batch=batch))
+    meta = ImageMeta(h=height, w=width, name=name, batch=batch, index=index)
+    return encode_png(shown), dict(meta)
 
 
 def grid_view(
