@@ -198,6 +198,7 @@ def test_still_rising_flags_objectives_that_climb_at_the_end():
     assert still_rising(log[:15]).all()  # too few steps to tell
 
 
+@pytest.mark.timeout(1500)  # 512 steps: about 40 s idle, 10 min on a loaded 2-core CPU
 @pytest.mark.parametrize("layer", ["layer2", "layer3"])
 def test_defaults_beat_sample_photos_on_a_random_resnet(random_resnet, layer):
     """With `optimize`'s defaults (512 steps) every channel's image beats the best of four
@@ -214,6 +215,7 @@ def test_defaults_beat_sample_photos_on_a_random_resnet(random_resnet, layer):
     assert (result.note == "") == (not result.still_rising.any())
 
 
+@pytest.mark.timeout(1500)  # 512 steps: about 40 s idle, 10 min on a loaded 2-core CPU
 def test_a_short_run_that_loses_to_a_photo_says_so(random_resnet):
     """The explorer's CPU preview (128 steps at 128 px) is not enough for nearly dead units:
     wherever a photo excites the channel more, the result flags the image as still rising

@@ -544,7 +544,8 @@ function syncSimple(state) {
   dom.deviceField.hidden = devices.length < 2;
   dom.deviceLabel.textContent = devices.length < 2 ? `device: ${get("device")}` : "";
   const meta = get("_image_meta") || {};
-  dom.imageName.textContent = meta.name ? `${meta.name} (${meta.w}×${meta.h})` : meta.w ? `${meta.w}×${meta.h}` : "";
+  const of = meta.batch > 1 ? ` · image ${get("image_index") + 1} of ${meta.batch} (← → on the image)` : "";
+  dom.imageName.textContent = (meta.name ? `${meta.name} (${meta.w}×${meta.h})` : meta.w ? `${meta.w}×${meta.h}` : "") + of;
   const steps = get("looks_for_steps");
   const value = steps == null ? "" : String(steps);
   if (![...dom.looksSteps.options].some((o) => o.value === value)) {
@@ -1050,6 +1051,7 @@ function modelListeners(state) {
     "change:_devices": later(syncSimple),
     "change:compare": later(syncSimple, paintChart),
     "change:_image_meta": later(syncSimple),
+    "change:image_index": later(syncSimple),
     "change:_image": () => void loadPicture(state),
     "change:_grid": later(paintGrid),
     "change:_grid_meta": later(paintGrid),
@@ -1163,6 +1165,16 @@ function wireControls(state) {
     if (file) void upload(state, file);
   });
   dom.exportButton.addEventListener("click", () => exportPng(state));
+  dom.inputCanvas.tabIndex = 0;
+  dom.inputCanvas.addEventListener("keydown", (event) => {
+    const count = (get("_image_meta") || {}).batch || 1;
+    const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
+    const next = get("image_index") + step;
+    if (step && next >= 0 && next < count) {
+      event.preventDefault();
+      save({ image_index: next });
+    }
+  });
 }
 
 // src/index.js

@@ -48,7 +48,8 @@ export function syncSimple(state) {
   dom.deviceField.hidden = devices.length < 2;
   dom.deviceLabel.textContent = devices.length < 2 ? `device: ${get("device")}` : "";
   const meta = get("_image_meta") || {};
-  dom.imageName.textContent = meta.name ? `${meta.name} (${meta.w}×${meta.h})` : meta.w ? `${meta.w}×${meta.h}` : "";
+  const of = meta.batch > 1 ? ` · image ${get("image_index") + 1} of ${meta.batch} (← → on the image)` : "";
+  dom.imageName.textContent = (meta.name ? `${meta.name} (${meta.w}×${meta.h})` : meta.w ? `${meta.w}×${meta.h}` : "") + of;
   const steps = get("looks_for_steps");
   const value = steps == null ? "" : String(steps);
   if (![...dom.looksSteps.options].some((o) => o.value === value)) {

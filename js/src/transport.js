@@ -95,6 +95,7 @@ export function modelListeners(state) {
     "change:_devices": later(syncSimple),
     "change:compare": later(syncSimple, paintChart),
     "change:_image_meta": later(syncSimple),
+    "change:image_index": later(syncSimple),
     "change:_image": () => void loadPicture(state),
     "change:_grid": later(paintGrid),
     "change:_grid_meta": later(paintGrid),

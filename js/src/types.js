@@ -12,7 +12,7 @@
  * @typedef {MapsMeta & { layer: string, channel: number, mean: number|null }} UnitMeta
  * @typedef {MapsMeta & { layer: string, channel: number, position: number[], map_size: number[],
  *   done: number, total: number, complete: boolean, cancelled: boolean }} OcclusionMeta
- * @typedef {{ h: number, w: number, name: string, batch: number }} ImageMeta
+ * @typedef {{ h: number, w: number, name: string, batch: number, index: number }} ImageMeta
  * @typedef {{ layer: string, channel: number, n: number, size: number, cols: number,
  *   indices: number[], scores: (number|null)[], positions: number[][], names: string[],
  *   images: number, note: string }} ExamplesMeta
@@ -38,7 +38,7 @@
  *   Bytes from the host: DataView (traits, most buffers), Uint8Array (Colab), ArrayBuffer.
  * @typedef {{
  *   layer: string, sort_by: string, channel: number,
- *   num_features: number, color_scale: string, all_layers: boolean,
+ *   num_features: number, image_index: number, color_scale: string, all_layers: boolean,
  *   device: string, position: number[], compare: string[], statistics: Stats,
  *   compare_statistics: Record<string, Stats>, busy: boolean, progress: number,
  *   status: string, error: string, _layers: LayerEntry[], _devices: string[],

@@ -68,7 +68,7 @@ def test_paints_the_pictures_pixels(view, state):
     canvas = view.locator("canvas.fvz-looks-for")
     assert canvas.get_attribute("data-state") == f"layer1|{state['channel']}|8/8|done"
     assert view.locator("figure:has(canvas.fvz-looks-for) figcaption").inner_text() == (
-        f"ch {state['channel']} looks for (8 steps)"
+        f"ch {state['channel']} looks for (8 steps · still rising)"  # 8 steps: too few to tell
     )
     painted = view.evaluate(SAMPLE, SIZE)
     assert close(painted, expected(state)), "the canvas does not show the payload's pixels"
