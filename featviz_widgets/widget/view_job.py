@@ -199,8 +199,8 @@ class ViewJob:
         batch = viz.prepare(source)  # a batch's image shown is a slice of the model's input
         count = batch.shape[0]
         index = request.image_index if request.image_index < count else 0
-        if count > 1:
-            source = batch[index : index + 1]
+        # Every analysis below reads the prepared tensor, so the image is preprocessed once.
+        source = batch[index : index + 1] if count > 1 else batch
         fresh = relist or request.rebuild_device is not None or w._shown is None or count > 1
         shown = viz.display_image(source) if fresh else w._shown
         infos = None
