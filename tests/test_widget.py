@@ -694,6 +694,25 @@ def test_no_message_python_sends_exceeds_the_bound_for_a_large_grid(monkeypatch)
         explorer.close()
 
 
+def test_a_view_asking_again_for_an_inline_payload_gets_its_data_and_metadata(make, monkeypatch):
+    explorer = make()
+    sent: list[tuple[dict, list]] = []
+    monkeypatch.setattr(
+        FeatureExplorer, "_send", lambda self, msg, buffers=None: sent.append((msg, buffers or []))
+    )
+    assert "chunked" not in explorer._unit_meta and len(explorer._unit) > 0
+    explorer._handle_message(explorer, {"type": "resend", "name": "_unit"}, [])
+    ((message, buffers),) = sent
+    assert message["method"] == "update"
+    assert set(message["state"]) == {"_unit_meta"}  # the bytes travel as a buffer
+    assert message["buffer_paths"] == [["_unit"]]
+    assert message["state"]["_unit_meta"] == json_safe(explorer._unit_meta)
+    assert [bytes(b) for b in buffers] == [explorer._unit]
+    sent.clear()
+    explorer._handle_message(explorer, {"type": "resend", "name": "channel"}, [])  # no payload
+    assert sent == []
+
+
 def test_error_inside_the_model_shows_in_the_widget(make):
     fragile = Fragile()
     explorer = make(model=fragile, layer="stem", compare=["stem"])  # nothing cached for body

@@ -237,6 +237,7 @@ function createState(model, dom) {
     dom,
     incoming: {},
     received: {},
+    asked: {},
     gridCache: null,
     picture: null,
     pictureToken: 0,
@@ -270,6 +271,8 @@ function buildDom(contract) {
   const deviceLabel = h("span", { class: "fvz-device-label" });
   const fileInput = h("input", { type: "file", accept: "image/*", class: "fvz-file", "aria-label": "Upload an image" });
   const imageName = h("span", { class: "fvz-image-name" });
+  const prevImage = h("button", { type: "button", class: "fvz-prev-image", text: "◀", "aria-label": "Previous image of the batch", title: "Previous image of the batch (or ← on the input image)", hidden: true });
+  const nextImage = h("button", { type: "button", class: "fvz-next-image", text: "▶", "aria-label": "Next image of the batch", title: "Next image of the batch (or → on the input image)", hidden: true });
   const occludeButton = h("button", { type: "button", class: "fvz-occlude", text: "Run occlusion" });
   const cancelButton = h("button", { type: "button", class: "fvz-cancel", text: "Cancel", disabled: true });
   const looksButton = h("button", { type: "button", class: "fvz-looks", text: "Looks for", title: "What does the selected channel look for? Optimises a picture that excites it (or double-click a tile)" });
@@ -319,7 +322,9 @@ function buildDom(contract) {
     ]),
     h("div", { class: "fvz-toolbar" }, [
       h("label", { class: "fvz-upload fvz-button" }, [h("span", { text: "Upload image…" }), fileInput]),
+      prevImage,
       imageName,
+      nextImage,
       occludeButton,
       looksButton,
       looksSteps,
@@ -364,6 +369,8 @@ function buildDom(contract) {
     deviceLabel,
     fileInput,
     imageName,
+    prevImage,
+    nextImage,
     occludeButton,
     cancelButton,
     exportView,
@@ -407,14 +414,24 @@ function payload(state, name, value, meta) {
   const got = state.received[name];
   return got && got.id === chunked.id ? got.data : new Uint8Array(0);
 }
+function sizedPayload(state, name, value, meta, expected) {
+  const data = payload(state, name, value, meta);
+  if (data.length === expected) return data;
+  const { model, messages, asked, incoming } = state;
+  if (meta && expected > 0 && asked[name] !== meta && !incoming[name]) {
+    asked[name] = meta;
+    model.send({ type: messages.resend, name });
+  }
+  return new Uint8Array(0);
+}
 
 // src/grid.js
 function paintGrid(state) {
   const { get, dom, contract } = state;
   const meta = get("_grid_meta");
-  const data = payload(state, "_grid", get("_grid"), get("_grid_meta"));
+  const data = hasMaps(meta) ? sizedPayload(state, "_grid", get("_grid"), meta, meta.n * meta.h * meta.w) : new Uint8Array(0);
   const width = state.layout.grid;
-  if (!hasMaps(meta) || data.length < meta.n * meta.h * meta.w) {
+  if (!hasMaps(meta) || !data.length) {
     fitCanvas(dom.gridCanvas, width, 40).clearRect(0, 0, width, 40);
     dom.gridCaption.textContent = "";
     return;
@@ -544,7 +561,12 @@ function syncSimple(state) {
   dom.deviceField.hidden = devices.length < 2;
   dom.deviceLabel.textContent = devices.length < 2 ? `device: ${get("device")}` : "";
   const meta = get("_image_meta") || {};
-  const of = meta.batch > 1 ? ` · image ${get("image_index") + 1} of ${meta.batch} (← → on the image)` : "";
+  const batch = meta.batch > 1;
+  const index = get("image_index");
+  const of = batch ? ` · image ${index + 1} of ${meta.batch}` : "";
+  dom.prevImage.hidden = dom.nextImage.hidden = !batch;
+  dom.prevImage.disabled = index <= 0;
+  dom.nextImage.disabled = index >= meta.batch - 1;
   dom.imageName.textContent = (meta.name ? `${meta.name} (${meta.w}×${meta.h})` : meta.w ? `${meta.w}×${meta.h}` : "") + of;
   const steps = get("looks_for_steps");
   const value = steps == null ? "" : String(steps);
@@ -624,12 +646,14 @@ function paintUnit(state) {
   const ctx = fitCanvas(dom.unitCanvas, w, hgt);
   ctx.clearRect(0, 0, w, hgt);
   let meta = get("_unit_meta");
-  let data = payload(state, "_unit", get("_unit"), get("_unit_meta"));
   const channel = get("channel");
   let source = "python";
+  let data;
   if (preview && preview.channel === channel && (!meta || meta.channel !== channel)) {
     ({ meta, data } = preview);
     source = "preview";
+  } else {
+    data = hasMaps(meta) ? sizedPayload(state, "_unit", get("_unit"), get("_unit_meta"), meta.h * meta.w) : new Uint8Array(0);
   }
   if (!hasMaps(meta) || data.length < meta.h * meta.w) return;
   ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
@@ -667,7 +691,7 @@ function paintOcclusion(state) {
   const ctx = fitCanvas(dom.occCanvas, width, hgt);
   ctx.clearRect(0, 0, width, hgt);
   const meta = get("_occlusion_meta");
-  const data = payload(state, "_occlusion", get("_occlusion"), get("_occlusion_meta"));
+  const data = hasMaps(meta) ? sizedPayload(state, "_occlusion", get("_occlusion"), meta, meta.h * meta.w) : new Uint8Array(0);
   ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
   ctx.fillRect(0, 0, w, hgt);
   if (state.picture) {
@@ -677,7 +701,7 @@ function paintOcclusion(state) {
     ctx.globalAlpha = 1;
   }
   paintColourBar(state, ctx, w + GAP, bar, hgt);
-  if (!hasMaps(meta) || data.length < meta.h * meta.w) {
+  if (!hasMaps(meta) || !data.length) {
     dom.occCaption.textContent = "Occlusion: click a unit on the channel view, or Run occlusion";
     stamp(dom.occCanvas, "empty");
     return;
@@ -763,8 +787,8 @@ function paintExamples(state) {
   const meta = get("_examples_meta");
   figure.hidden = !hasExamples(meta);
   if (!hasExamples(meta)) return;
-  const data = payload(state, "_examples", get("_examples"), get("_examples_meta"));
-  const ready = meta.n > 0 && data.length >= meta.n * meta.size * meta.size * 3;
+  const data = meta.n > 0 ? sizedPayload(state, "_examples", get("_examples"), meta, meta.n * meta.size * meta.size * 3) : new Uint8Array(0);
+  const ready = data.length > 0;
   const { cols, tile } = examplesLayout(state, meta);
   const rows = ready ? Math.ceil(meta.n / cols) : 0;
   const width = cols * (tile + GAP);
@@ -831,8 +855,8 @@ function paintLooksFor(state) {
   ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
   ctx.fillRect(0, 0, size, size);
   const meta = get("_looks_for_meta");
-  const data = payload(state, "_looks_for", get("_looks_for"), get("_looks_for_meta"));
-  if (!meta || !meta.h || data.length < meta.h * meta.w * 3) {
+  const data = meta && meta.h ? sizedPayload(state, "_looks_for", get("_looks_for"), meta, meta.h * meta.w * 3) : new Uint8Array(0);
+  if (!meta || !meta.h || !data.length) {
     dom.looksCaption.textContent = "Looks for: press Looks for, or double-click a tile";
     stamp(dom.looksCanvas, "empty");
     return;
@@ -1165,15 +1189,19 @@ function wireControls(state) {
     if (file) void upload(state, file);
   });
   dom.exportButton.addEventListener("click", () => exportPng(state));
+  const stepImage = (step) => {
+    const count = (get("_image_meta") || {}).batch || 1;
+    const next = get("image_index") + step;
+    if (!step || next < 0 || next >= count) return false;
+    save({ image_index: next });
+    return true;
+  };
+  dom.prevImage.addEventListener("click", () => stepImage(-1));
+  dom.nextImage.addEventListener("click", () => stepImage(1));
   dom.inputCanvas.tabIndex = 0;
   dom.inputCanvas.addEventListener("keydown", (event) => {
-    const count = (get("_image_meta") || {}).batch || 1;
     const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
-    const next = get("image_index") + step;
-    if (step && next >= 0 && next < count) {
-      event.preventDefault();
-      save({ image_index: next });
-    }
+    if (stepImage(step)) event.preventDefault();
   });
 }
 

@@ -55,8 +55,12 @@ class Outbox:
         setattr(widget, f"{name}_meta", {**meta, "chunked": chunked})
 
     def send(self, name: Any) -> None:
-        """Send chunked payload `name` (if there is one) in `Push.CHUNK` messages."""
-        if name not in PAYLOAD_TRAITS or name not in self._chunked:
+        """Send payload `name` again: a chunked one in `Push.CHUNK` messages, an inline one
+        as its trait and metadata together (a view that got them out of step asks)."""
+        if name not in PAYLOAD_TRAITS:
+            return
+        if name not in self._chunked:
+            self._widget.send_state([name, f"{name}_meta"])
             return
         ident, data = self._chunked[name]
         count = -(-len(data) // CHUNK_BYTES)

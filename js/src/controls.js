@@ -45,15 +45,20 @@ export function wireControls(state) {
     if (file) void upload(state, file);
   });
   dom.exportButton.addEventListener("click", () => exportPng(state));
-  // Arrow keys on the input image step through a batch (`image_index`).
+  // ◀ ▶ and the arrow keys on the input image step through a batch (`image_index`).
+  /** @param {number} step @returns {boolean} whether there was an image to step to */
+  const stepImage = (step) => {
+    const count = (get("_image_meta") || {}).batch || 1;
+    const next = get("image_index") + step;
+    if (!step || next < 0 || next >= count) return false;
+    save({ image_index: next });
+    return true;
+  };
+  dom.prevImage.addEventListener("click", () => stepImage(-1));
+  dom.nextImage.addEventListener("click", () => stepImage(1));
   dom.inputCanvas.tabIndex = 0;
   dom.inputCanvas.addEventListener("keydown", (event) => {
-    const count = (get("_image_meta") || {}).batch || 1;
     const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
-    const next = get("image_index") + step;
-    if (step && next >= 0 && next < count) {
-      event.preventDefault();
-      save({ image_index: next });
-    }
+    if (stepImage(step)) event.preventDefault();
   });
 }

@@ -6,7 +6,7 @@ import { GAP, bitmapCanvas, fitCanvas, hotImage, mosaic, stamp } from "./canvas.
 import { HOT } from "./colours.js";
 import { dequantise, fmt, hasMaps } from "./numbers.js";
 import { pointer } from "./pointer.js";
-import { css, payload } from "./state.js";
+import { css, payload, sizedPayload } from "./state.js";
 
 /** @import { UnitMeta, Unset, ViewState } from "./types.js" */
 
@@ -76,12 +76,15 @@ export function paintUnit(state) {
   ctx.clearRect(0, 0, w, hgt);
   /** @type {UnitMeta | Unset} */
   let meta = get("_unit_meta");
-  let data = payload(state, "_unit", get("_unit"), get("_unit_meta"));
   const channel = get("channel");
   let source = "python";
+  /** @type {Uint8Array} */
+  let data;
   if (preview && preview.channel === channel && (!meta || meta.channel !== channel)) {
     ({ meta, data } = preview);
     source = "preview";
+  } else {
+    data = hasMaps(meta) ? sizedPayload(state, "_unit", get("_unit"), get("_unit_meta"), meta.h * meta.w) : new Uint8Array(0);
   }
   if (!hasMaps(meta) || data.length < meta.h * meta.w) return;
   ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
@@ -126,7 +129,7 @@ export function paintOcclusion(state) {
   const ctx = fitCanvas(dom.occCanvas, width, hgt);
   ctx.clearRect(0, 0, width, hgt);
   const meta = get("_occlusion_meta");
-  const data = payload(state, "_occlusion", get("_occlusion"), get("_occlusion_meta"));
+  const data = hasMaps(meta) ? sizedPayload(state, "_occlusion", get("_occlusion"), meta, meta.h * meta.w) : new Uint8Array(0);
   ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
   ctx.fillRect(0, 0, w, hgt);
   if (state.picture) {
@@ -136,7 +139,7 @@ export function paintOcclusion(state) {
     ctx.globalAlpha = 1;
   }
   paintColourBar(state, ctx, w + GAP, bar, hgt);
-  if (!hasMaps(meta) || data.length < meta.h * meta.w) {
+  if (!hasMaps(meta) || !data.length) {
     dom.occCaption.textContent = "Occlusion: click a unit on the channel view, or Run occlusion";
     stamp(dom.occCanvas, "empty");
     return;

@@ -5,7 +5,7 @@
 import { GAP, LABEL_H, bitmapCanvas, fitCanvas, rgbImage, stamp } from "./canvas.js";
 import { fmt } from "./numbers.js";
 import { pointer } from "./pointer.js";
-import { css, payload } from "./state.js";
+import { css, sizedPayload } from "./state.js";
 
 /** @import { ExamplesMeta, Unset, ViewState } from "./types.js" */
 
@@ -35,8 +35,8 @@ export function paintExamples(state) {
   const meta = get("_examples_meta");
   figure.hidden = !hasExamples(meta);
   if (!hasExamples(meta)) return;
-  const data = payload(state, "_examples", get("_examples"), get("_examples_meta"));
-  const ready = meta.n > 0 && data.length >= meta.n * meta.size * meta.size * 3;
+  const data = meta.n > 0 ? sizedPayload(state, "_examples", get("_examples"), meta, meta.n * meta.size * meta.size * 3) : new Uint8Array(0);
+  const ready = data.length > 0;
   const { cols, tile } = examplesLayout(state, meta);
   const rows = ready ? Math.ceil(meta.n / cols) : 0;
   const width = cols * (tile + GAP);

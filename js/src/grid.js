@@ -5,7 +5,7 @@
 import { GAP, LABEL_H, bitmapCanvas, fitCanvas, mosaic, stamp } from "./canvas.js";
 import { dequantise, fmt, hasMaps } from "./numbers.js";
 import { pointer } from "./pointer.js";
-import { css, payload } from "./state.js";
+import { css, payload, sizedPayload } from "./state.js";
 
 /** @import { ViewState } from "./types.js" */
 
@@ -14,9 +14,9 @@ import { css, payload } from "./state.js";
 export function paintGrid(state) {
   const { get, dom, contract } = state;
   const meta = get("_grid_meta");
-  const data = payload(state, "_grid", get("_grid"), get("_grid_meta"));
+  const data = hasMaps(meta) ? sizedPayload(state, "_grid", get("_grid"), meta, meta.n * meta.h * meta.w) : new Uint8Array(0);
   const width = state.layout.grid;
-  if (!hasMaps(meta) || data.length < meta.n * meta.h * meta.w) {
+  if (!hasMaps(meta) || !data.length) {
     fitCanvas(dom.gridCanvas, width, 40).clearRect(0, 0, width, 40);
     dom.gridCaption.textContent = "";
     return;

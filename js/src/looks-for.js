@@ -4,7 +4,7 @@
 import { bitmapCanvas, fitCanvas, rgbImage, stamp } from "./canvas.js";
 import { sideSize } from "./detail.js";
 import { gridHit, selectChannel } from "./grid.js";
-import { css, payload } from "./state.js";
+import { css, sizedPayload } from "./state.js";
 
 /** @import { ViewState } from "./types.js" */
 
@@ -25,8 +25,8 @@ export function paintLooksFor(state) {
   ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
   ctx.fillRect(0, 0, size, size);
   const meta = get("_looks_for_meta");
-  const data = payload(state, "_looks_for", get("_looks_for"), get("_looks_for_meta"));
-  if (!meta || !meta.h || data.length < meta.h * meta.w * 3) {
+  const data = meta && meta.h ? sizedPayload(state, "_looks_for", get("_looks_for"), meta, meta.h * meta.w * 3) : new Uint8Array(0);
+  if (!meta || !meta.h || !data.length) {
     dom.looksCaption.textContent = "Looks for: press Looks for, or double-click a tile";
     stamp(dom.looksCanvas, "empty");
     return;

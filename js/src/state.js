@@ -29,6 +29,7 @@ export function createState(model, dom) {
     dom,
     incoming: {},
     received: {},
+    asked: {},
     gridCache: null,
     picture: null,
     pictureToken: 0,
@@ -61,6 +62,8 @@ export function buildDom(contract) {
   const deviceLabel = h("span", { class: "fvz-device-label" });
   const fileInput = h("input", { type: "file", accept: "image/*", class: "fvz-file", "aria-label": "Upload an image" });
   const imageName = h("span", { class: "fvz-image-name" });
+  const prevImage = h("button", { type: "button", class: "fvz-prev-image", text: "◀", "aria-label": "Previous image of the batch", title: "Previous image of the batch (or ← on the input image)", hidden: true });
+  const nextImage = h("button", { type: "button", class: "fvz-next-image", text: "▶", "aria-label": "Next image of the batch", title: "Next image of the batch (or → on the input image)", hidden: true });
   const occludeButton = h("button", { type: "button", class: "fvz-occlude", text: "Run occlusion" });
   const cancelButton = h("button", { type: "button", class: "fvz-cancel", text: "Cancel", disabled: true });
   const looksButton = h("button", { type: "button", class: "fvz-looks", text: "Looks for", title: "What does the selected channel look for? Optimises a picture that excites it (or double-click a tile)" });
@@ -108,7 +111,9 @@ export function buildDom(contract) {
     ]),
     h("div", { class: "fvz-toolbar" }, [
       h("label", { class: "fvz-upload fvz-button" }, [h("span", { text: "Upload image…" }), fileInput]),
+      prevImage,
       imageName,
+      nextImage,
       occludeButton,
       looksButton,
       looksSteps,
@@ -141,7 +146,7 @@ export function buildDom(contract) {
   ]);
   return {
     root, filter, layerSelect, allToggle, sortSelect, channelSelect, numInput, scaleSelect,
-    deviceSelect, deviceField, deviceLabel, fileInput, imageName, occludeButton, cancelButton,
+    deviceSelect, deviceField, deviceLabel, fileInput, imageName, prevImage, nextImage, occludeButton, cancelButton,
     exportView, exportButton, exportCanvases, progress, statusText, errorBox, errorText,
     errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, occCanvas,
     occCaption, statsList, chart, compareButton, tooltip, examples, looksButton, looksSteps, looksCanvas, looksCaption,
@@ -174,4 +179,22 @@ export function payload(state, name, value, meta) {
   if (!chunked) return bytesOf(value);
   const got = state.received[name];
   return got && got.id === chunked.id ? got.data : new Uint8Array(0);
+}
+
+/**
+ * The bytes of payload trait `name` when they hold the `expected` count its metadata call for;
+ * otherwise none, and Python is asked once for that payload again (its data and metadata went
+ * out of step, or its chunks were lost), so the view does not stay blank.
+ * @param {ViewState} state @param {string} name @param {Binary} value
+ * @param {Chunkable | null | undefined} meta @param {number} expected
+ */
+export function sizedPayload(state, name, value, meta, expected) {
+  const data = payload(state, name, value, meta);
+  if (data.length === expected) return data;
+  const { model, messages, asked, incoming } = state;
+  if (meta && expected > 0 && asked[name] !== meta && !incoming[name]) {
+    asked[name] = meta;
+    model.send({ type: messages.resend, name });
+  }
+  return new Uint8Array(0);
 }

@@ -48,7 +48,12 @@ export function syncSimple(state) {
   dom.deviceField.hidden = devices.length < 2;
   dom.deviceLabel.textContent = devices.length < 2 ? `device: ${get("device")}` : "";
   const meta = get("_image_meta") || {};
-  const of = meta.batch > 1 ? ` · image ${get("image_index") + 1} of ${meta.batch} (← → on the image)` : "";
+  const batch = meta.batch > 1;
+  const index = get("image_index");
+  const of = batch ? ` · image ${index + 1} of ${meta.batch}` : "";
+  dom.prevImage.hidden = dom.nextImage.hidden = !batch;
+  dom.prevImage.disabled = index <= 0;
+  dom.nextImage.disabled = index >= meta.batch - 1;
   dom.imageName.textContent = (meta.name ? `${meta.name} (${meta.w}×${meta.h})` : meta.w ? `${meta.w}×${meta.h}` : "") + of;
   const steps = get("looks_for_steps");
   const value = steps == null ? "" : String(steps);

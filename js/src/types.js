@@ -87,6 +87,8 @@
  * @property {Dom} dom
  * @property {Record<string, Incoming>} incoming chunked payloads being assembled, by trait
  * @property {Record<string, { id: number, data: Uint8Array }>} received assembled payloads
+ * @property {Record<string, unknown>} asked by trait, the metadata whose payload was asked for
+ *   again because it came with the wrong size (once per metadata, never in a loop)
  * @property {GridCache | null} gridCache the grid's mosaic at native resolution
  * @property {ImageBitmap | null} picture the decoded input image
  * @property {number} pictureToken the latest picture decode; older ones are dropped

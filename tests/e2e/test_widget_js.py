@@ -248,6 +248,63 @@ def test_a_missing_chunk_asks_python_for_the_payload_again(view):
     assert view.evaluate("() => window.sent") == [[{"type": "resend", "name": "_grid"}, []]]
 
 
+def test_batch_buttons_and_arrow_keys_step_through_the_images(view):
+    prev, after = view.locator("button.fvz-prev-image"), view.locator("button.fvz-next-image")
+    assert prev.is_hidden() and after.is_hidden()  # one image: nothing to step through
+    view.evaluate(
+        """() => { model.set("_image_meta", { ...model.get("_image_meta"), batch: 3 });
+                   window.sets.length = 0; }"""
+    )
+    view.wait_for_function("() => !document.querySelector('button.fvz-next-image').hidden")
+    assert prev.is_disabled() and not after.is_disabled()
+    assert view.locator(".fvz-image-name").inner_text().endswith("· image 1 of 3")
+    after.click()
+    assert view.evaluate("() => window.sets") == [["image_index", 1]]
+    view.wait_for_function("() => !document.querySelector('button.fvz-prev-image').disabled")
+    assert view.locator(".fvz-image-name").inner_text().endswith("· image 2 of 3")
+    view.locator("canvas.fvz-input").focus()
+    view.keyboard.press("ArrowRight")
+    view.wait_for_function("() => document.querySelector('button.fvz-next-image').disabled")
+    view.keyboard.press("ArrowRight")  # the last image: no further
+    view.keyboard.press("ArrowLeft")
+    prev.click()
+    sets = view.evaluate("() => window.sets")
+    assert sets == [["image_index", 1], ["image_index", 2], ["image_index", 1], ["image_index", 0]]
+    assert view.locator(".fvz-image-name").inner_text().endswith("· image 1 of 3")
+
+
+BLANK_GRID = """() => {
+  const c = document.querySelector("canvas.fvz-grid");
+  return c.getContext("2d").getImageData(0, 0, c.width, c.height).data.every((v) => v === 0);
+}"""
+
+
+def test_a_payload_of_the_wrong_size_is_asked_for_again_once(view):
+    before = view.evaluate(GRID_PIXELS)
+    painted = paints(view, "grid")
+    view.evaluate(
+        """() => {
+            window.good = model.get("_grid");
+            const meta = model.get("_grid_meta");
+            model.set("_grid", new Uint8Array(meta.n * meta.h * meta.w - 7));  // out of step
+        }"""
+    )
+    view.wait_for_function(BLANK_GRID)
+    assert view.evaluate("() => window.sent") == [[{"type": "resend", "name": "_grid"}, []]]
+    # repainting the same mismatch does not ask again (no loop while Python answers)
+    view.evaluate("""() => model.set("color_scale", "shared")""")
+    view.wait_for_timeout(200)
+    assert view.evaluate(BLANK_GRID)
+    assert view.evaluate("() => window.sent") == [[{"type": "resend", "name": "_grid"}, []]]
+    view.evaluate("""() => { model.set("color_scale", "per-tile");
+                             model.set("_grid", window.good); }""")
+    view.wait_for_function(
+        f"() => Number(document.querySelector('canvas.fvz-grid').dataset.paints) > {painted}"
+    )
+    assert view.evaluate(GRID_PIXELS) == before
+    assert len(view.evaluate("() => window.sent")) == 1
+
+
 def test_busy_error_and_cancel(view):
     view.evaluate(
         """() => { model.set("status", "occlusion 3/49"); model.set("progress", 0.25);
