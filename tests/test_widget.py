@@ -971,3 +971,23 @@ def test_a_batch_is_browsed_one_image_at_a_time(make):
     explorer.image = images[0]
     explorer.wait(60)
     assert explorer.image_index == 0 and explorer._image_meta["batch"] == 1
+
+
+def test_an_observer_that_raises_does_not_stop_the_worker(make):
+    explorer = make()
+
+    def broken(change) -> None:
+        raise RuntimeError(f"observer of busy={change['new']} failed")
+
+    explorer.observe(broken, names="busy")
+    explorer.layer = "layer2"  # busy=True raises on this thread, busy=False on the worker
+    explorer.wait(30)
+    assert explorer.layer == "layer2" and explorer.features.shape[1] == 128
+    assert explorer.error == (
+        "internal error in the explorer's worker: RuntimeError: observer of busy=False failed"
+    )
+    explorer.unobserve(broken, names="busy")
+    explorer.layer = "layer3"
+    explorer.wait(30)  # the thread is alive: the next job runs
+    assert explorer.layer == "layer3" and explorer.features.shape[1] == 256
+    assert explorer.error == "" and explorer._worker._thread.is_alive()
