@@ -990,3 +990,60 @@ def test_a_batch_is_browsed_one_image_at_a_time(make):
     explorer.image = images[0]
     explorer.wait(60)
     assert explorer.image_index == 0 and explorer._image_meta["batch"] == 1
+
+
+def test_an_observer_that_raises_does_not_stop_the_worker(make):
+    explorer = make()
+
+    def broken(change) -> None:
+        raise RuntimeError(f"observer of busy={change['new']} failed")
+
+    explorer.observe(broken, names="busy")
+    explorer.layer = "layer2"  # busy=True raises on this thread, busy=False on the worker
+    explorer.wait(30)
+    assert explorer.layer == "layer2" and explorer.features.shape[1] == 128
+    assert explorer.error == (
+        "internal error in the explorer's worker: RuntimeError: observer of busy=False failed"
+    )
+    explorer.unobserve(broken, names="busy")
+    explorer.layer = "layer3"
+    explorer.wait(30)  # the thread is alive: the next job runs
+    assert explorer.layer == "layer3" and explorer.features.shape[1] == 256
+    assert explorer.error == "" and explorer._worker._thread.is_alive()
+
+
+def test_constructor_channel_survives_a_first_view_that_finishes_before_it_returns(
+    model, monkeypatch
+):
+    """The request carries `channel=` before it is queued: a first view that is done before
+    the constructor returns still shows that channel (historically it was set after the job
+    was submitted, and a fast job dropped it)."""
+    from featviz_widgets.widget import explorer as explorer_module
+
+    finished: list[bool] = []
+
+    class FinishingWorker(explorer_module.Worker):
+        """Runs each view job to the end before `submit` returns (the waiting releases the
+        explorer's lock, so the worker can publish): the worst case of the race, every time."""
+
+        def submit(self, kind, run, on_error) -> None:
+            super().submit(kind, run, on_error)
+            if kind == "view":
+                finished.append(self.wait(60))
+
+    monkeypatch.setattr(explorer_module, "Worker", FinishingWorker)
+    explorer = FeatureExplorer(model, scene(), layer="layer1", channel=5)
+    try:
+        # done inside the constructor: published before anyone called wait()
+        assert finished == [True] and explorer.features is not None
+        assert explorer.ranking[0] != 5  # without the request's channel, the top one shows
+        explorer.wait(60)
+        assert explorer.error == "" and explorer.layer == "layer1"
+        assert explorer.channel == 5 and explorer._unit_meta["channel"] == 5
+        unit = decode_maps(explorer._unit, explorer._unit_meta)[0]
+        expected = explorer.features[0, 5].numpy()
+        assert unit.shape == expected.shape == (16, 16)
+        span = explorer._unit_meta["hi"][0] - explorer._unit_meta["lo"][0]
+        assert np.abs(unit - expected).max() <= span / 255 + 1e-6
+    finally:
+        explorer.close()

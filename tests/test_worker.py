@@ -3,6 +3,7 @@ the jobs of other kinds queued meanwhile run between its steps (`run_others`).""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -63,3 +64,70 @@ def test_shutdown_skips_queued_jobs_and_stops_the_thread():
     assert not worker._thread.is_alive()
     with pytest.raises(RuntimeError, match="closed"):
         worker.submit("c", lambda job: None, lambda j, e: None)
+
+
+def test_a_raising_error_callback_does_not_kill_the_thread(caplog):
+    worker, busy = make_worker()  # no on_fault: the error goes to the log
+    ran: list[str] = []
+
+    def fail(job) -> None:
+        raise ValueError("the job failed")
+
+    def broken_report(job, exc) -> None:
+        raise RuntimeError(f"the report of {exc} failed")
+
+    with caplog.at_level(logging.ERROR, logger="featviz_widgets.widget.worker"):
+        worker.submit("view", fail, broken_report)
+        assert worker.wait(10)
+        worker.submit("view", lambda job: ran.append("after"), lambda job, exc: None)
+        assert worker.wait(10), "the worker thread died with the error callback"
+    assert ran == ["after"] and worker._thread.is_alive()
+    assert "the report of the job failed failed" in caplog.text
+    assert busy == [True, False, True, False]
+    worker.shutdown()
+
+
+def test_callback_errors_go_to_on_fault_and_later_jobs_still_run():
+    faults: list[BaseException] = []
+    calls: list[bool] = []
+
+    def on_busy(flag: bool) -> None:
+        calls.append(flag)
+        raise RuntimeError(f"busy={flag} observer failed")
+
+    worker = Worker(threading.RLock(), on_busy, faults.append)
+    ran: list[str] = []
+
+    def broken_report(job, exc) -> None:
+        raise RuntimeError(f"report failed for {exc}")
+
+    worker.submit("view", lambda job: 1 / 0, broken_report)  # on_busy(True) raises here
+    assert worker.wait(10)  # on_busy(False) raised on the worker: wait() is still woken
+    for kind in ("view", "crops"):
+        worker.submit(kind, lambda job, kind=kind: ran.append(kind), lambda job, exc: None)
+    assert worker.wait(10) and ran == ["view", "crops"]
+    assert worker._thread.is_alive() and not worker.busy
+    assert calls == [True, False, True, False]
+    assert [str(f) for f in faults] == [
+        "busy=True observer failed",
+        "report failed for division by zero",
+        "busy=False observer failed",
+        "busy=True observer failed",
+        "busy=False observer failed",
+    ]
+    worker.shutdown()
+
+
+def test_a_raising_on_fault_is_logged_and_the_worker_carries_on(caplog):
+    def on_fault(fault: BaseException) -> None:
+        raise RuntimeError("on_fault failed too")
+
+    worker = Worker(threading.RLock(), lambda flag: None, on_fault)
+    ran: list[int] = []
+    with caplog.at_level(logging.ERROR, logger="featviz_widgets.widget.worker"):
+        worker.submit("view", lambda job: 1 / 0, lambda job, exc: 1 / 0)
+        worker.submit("crops", lambda job: ran.append(1), lambda job, exc: None)
+        assert worker.wait(10) and ran == [1]
+    assert "on_fault callback failed" in caplog.text and "on_fault failed too" in caplog.text
+    assert "ZeroDivisionError" in caplog.text
+    worker.shutdown()

@@ -33,6 +33,7 @@ from ..dataset.scan import DatasetExamples, scan_dataset
 from ..occlusion.runner import OcclusionRunner
 from ..optimize.optimizer import OptimizationResult, optimize_channels
 from ..plotting.figures import layer_comparison_figure, show_figure, top_maps_figure
+from .move import move_model
 from .occlusion_methods import OcclusionMethods
 
 __all__ = ["DatasetExamples", "FeatureVisualizer", "LayerInfo"]
@@ -49,7 +50,8 @@ class FeatureVisualizer(OcclusionMethods):
     are exact on a GPU too: TF32 is off during each call and the global flags come back after.
 
     Args:
-        model: the model to inspect. It is moved to the chosen device once, here.
+        model: the model to inspect. It is moved to the chosen device once, here; a move that
+            fails part-way (out of memory) is undone, and raises a RuntimeError.
         use_cuda: use CUDA when available (falls back to the CPU silently).
         device: an explicit device; overrides `use_cuda`.
         transform: PIL image -> (C, H, W) tensor; defaults to the model's timm eval transform.
@@ -82,7 +84,7 @@ class FeatureVisualizer(OcclusionMethods):
             device = "cuda" if use_cuda and torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         if any(p.device != self.device for p in chain(model.parameters(), model.buffers())):
-            self.model.to(self.device)
+            move_model(self.model, self.device)  # all of it, or back where it was
         floats = [p.dtype for p in self.model.parameters() if p.is_floating_point()]
         self.dtype: torch.dtype = floats[0] if floats else torch.float32
         self.preprocessor = Preprocessor.for_model(self.model, transform, preprocess_tensors)

@@ -170,7 +170,7 @@ class FeatureExplorer(ExplorerTraits):
         self._shown_source: ImageInput = self._source
         self._batch_size = 1
         self._source_name = "sample.png" if image is None else image_name(image)
-        self._worker = Worker(self._lock, self._status.set_busy)
+        self._worker = Worker(self._lock, self._status.set_busy, self._status.fault)
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         if self._viz.device.type not in devices:
             devices.append(self._viz.device.type)

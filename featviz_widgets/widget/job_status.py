@@ -54,3 +54,10 @@ class JobStatus:
             if job.current and not isinstance(exc, Cancelled):
                 with w._quiet():
                     w.error = error_text(exc)
+
+    def fault(self, exc: BaseException) -> None:
+        """A worker callback (the busy flag, a job's error report) raised `exc`: say so in
+        `error`; the worker carries on."""
+        w = self.w
+        with w._lock, w._quiet():
+            w.error = f"internal error in the explorer's worker: {error_text(exc)}"

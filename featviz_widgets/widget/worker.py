@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter, deque
@@ -9,6 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Job", "Worker"]
+
+_log = logging.getLogger(__name__)
 
 _Entry = tuple["Job", Callable[["Job"], Any], Callable[["Job", BaseException], None]]
 
@@ -57,14 +60,25 @@ class Worker:
     cannot interleave with a newer submission. A long job lets quick ones through by calling
     `run_others` between its steps.
 
+    A callback that raises (`on_busy`, a job's `on_error`) does not stop the thread: the
+    error goes to `on_fault` (or, without one or if that raises too, to the log), and the
+    worker carries on with the next job.
+
     Args:
         lock: the owner's re-entrant lock.
         on_busy: called with the new busy flag (under `lock`) when it changes.
+        on_fault: called with an exception a callback raised (from the thread that called it).
     """
 
-    def __init__(self, lock: threading.RLock, on_busy: Callable[[bool], None]) -> None:
+    def __init__(
+        self,
+        lock: threading.RLock,
+        on_busy: Callable[[bool], None],
+        on_fault: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self._lock = lock
         self._on_busy = on_busy
+        self._on_fault = on_fault
         self._latest: Counter[str] = Counter()
         self._pending = 0
         self._queued: Counter[str] = Counter()
@@ -98,7 +112,7 @@ class Worker:
             self._pending += 1
             self._queued[kind] += 1
             if self._pending == 1:
-                self._on_busy(True)
+                self._set_busy(True)
             self._queue.append((job, run, on_error))
             self._wakeup.notify()
 
@@ -144,14 +158,35 @@ class Worker:
                 try:
                     run(job)
                 except BaseException as exc:  # reported to the owner, never lost in the thread
-                    on_error(job, exc)
+                    try:
+                        on_error(job, exc)
+                    except BaseException as fault:
+                        self._fault(fault)
         finally:
             with self._lock:
                 self._pending -= 1
                 self._queued[job.kind] -= 1
                 if self._pending == 0:
-                    self._on_busy(False)
-                    self._idle.notify_all()
+                    try:
+                        self._set_busy(False)
+                    finally:
+                        self._idle.notify_all()
+
+    def _set_busy(self, busy: bool) -> None:
+        try:
+            self._on_busy(busy)
+        except BaseException as fault:
+            self._fault(fault)
+
+    def _fault(self, fault: BaseException) -> None:
+        """A callback raised `fault`: hand it to `on_fault`, else log it; never raise."""
+        try:
+            if self._on_fault is not None:
+                self._on_fault(fault)
+                return
+        except BaseException as again:
+            _log.error("the worker's on_fault callback failed", exc_info=again)
+        _log.error("a callback of the explorer's worker failed", exc_info=fault)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until no job is queued or running; False if `timeout` passed first."""
