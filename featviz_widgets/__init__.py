@@ -1,11 +1,13 @@
 """featviz_widgets: see what a vision network computes, in a notebook."""
 
+from .compare.profile import LayerProfile, ModelComparison, compare_models
 from .core.cancel import Cancelled, OptimizationCancelled
 from .core.capture import LayerNotFoundError
 from .core.layout import LayoutError, LayoutWarning
 from .core.samples import sample_image
 from .core.stats import NonFiniteActivationWarning
 from .dataset.scan import DatasetExamples, ScanCancelled
+from .evidence.result import ClassEvidence
 from .monitor.monitor import FeatureMonitor
 from .occlusion.engine import OcclusionCancelled, OcclusionResult
 from .optimize.optimizer import OptimizationResult
@@ -14,20 +16,24 @@ from .widget.explorer import FeatureExplorer
 
 __all__ = [
     "Cancelled",
+    "ClassEvidence",
     "DatasetExamples",
     "FeatureExplorer",
     "FeatureMonitor",
     "FeatureVisualizer",
     "LayerInfo",
+    "LayerProfile",
     "LayerNotFoundError",
     "LayoutError",
     "LayoutWarning",
+    "ModelComparison",
     "NonFiniteActivationWarning",
     "OcclusionCancelled",
     "OcclusionResult",
     "OptimizationCancelled",
     "OptimizationResult",
     "ScanCancelled",
+    "compare_models",
     "sample_image",
 ]
 __version__ = "0.1.0"

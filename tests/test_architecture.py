@@ -16,13 +16,24 @@ PACKAGE = Path(__file__).resolve().parents[1] / "featviz_widgets"
 # What each subpackage may import besides itself (docs/ARCHITECTURE.md draws it).
 ALLOWED = {
     "core": set(),
-    "plotting": {"core"},
+    "evidence": {"core"},
+    "plotting": {"core", "evidence"},
     "occlusion": {"core"},
     "optimize": {"core"},
     "monitor": {"core"},
     "dataset": {"core", "occlusion"},
-    "visualizer": {"core", "plotting", "occlusion", "optimize", "dataset"},
-    "widget": {"core", "plotting", "occlusion", "optimize", "dataset", "visualizer"},
+    "compare": {"core", "plotting"},
+    "visualizer": {"core", "plotting", "occlusion", "optimize", "dataset", "evidence"},
+    "widget": {
+        "core",
+        "plotting",
+        "occlusion",
+        "optimize",
+        "dataset",
+        "evidence",
+        "compare",
+        "visualizer",
+    },
     "cli": {"api"},  # `featviz-widgets --version` reads the package's __version__
 }
 TOP_LEVEL = {"__init__", "__main__"}  # the public API and the entry point import anything

@@ -10,9 +10,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from .layout import LayoutTracker
+from .layout import LayoutTracker, first_tensor
 
-__all__ = ["LayerNotFoundError", "capture", "preserved_model_state", "resolve_layers"]
+__all__ = [
+    "LayerNotFoundError",
+    "capture",
+    "capture_with_layer_grad",
+    "preserved_model_state",
+    "resolve_layers",
+]
 
 
 class LayerNotFoundError(ValueError):
@@ -74,10 +80,12 @@ def _hooks(
     stop_early: bool,
     model: nn.Module,
     tracker: LayoutTracker | None,
+    versions: dict[str, int] | None = None,
 ):
     """Register one capturing hook per module in `modules`, and with a `tracker` a
     layout-observing hook on every module of `model` (first, so it sees a layer before the
-    forward stops there); remove them all whatever happens."""
+    forward stops there); remove them all whatever happens. `versions` receives each captured
+    tensor's version counter, to tell outputs changed in place later in the forward."""
     handles = []
     wanted = set(modules)
 
@@ -85,6 +93,9 @@ def _hooks(
         if name in outputs:  # a module called twice: the first call is what we show
             return
         outputs[name] = output
+        tensor = first_tensor(output)
+        if versions is not None and tensor is not None:
+            versions[name] = tensor._version
         if stop_early and wanted.issubset(outputs):
             raise _StopForward
 
@@ -119,18 +130,21 @@ def capture(
     """Raw outputs of `layer_names` for `batch`, from one forward without autograd.
 
     The forward stops right after the last requested layer has run when `stop_early` is set.
-    A layer that never runs is an error unless `allow_missing`. With `with_grad` the outputs
+    An output that a later in-place operation changes (a BatchNorm's, by an inplace ReLU) is
+    captured again by a forward stopped at its layer, so every output holds its layer's
+    values. A layer that never runs is an error unless `allow_missing`. With `with_grad` the outputs
     keep their graph to the input (parameters' `.grad` is never written by this module).
     A `tracker` observes every module's output and decides its layout.
     The model's modes and flags are restored and no hook is left behind, even on failure.
     """
     modules = resolve_layers(model, layer_names)
     outputs: dict[str, Any] = {}
+    versions: dict[str, int] = {}
     grad_mode = torch.enable_grad() if with_grad else torch.no_grad()
     with (
         preserved_model_state(model),
         grad_mode,
-        _hooks(modules, outputs, stop_early, model, tracker),
+        _hooks(modules, outputs, stop_early, model, tracker, versions),
     ):
         try:
             model(batch)
@@ -148,4 +162,79 @@ def capture(
             f"layer(s) {', '.join(map(repr, missing))} exist but never ran in the forward pass "
             "(unused modules, or code paths the model skips); pick a layer that runs."
         )
+    # An output changed in place later in the forward (a BatchNorm's, by the inplace ReLU
+    # after it) no longer holds the layer's values: capture it again, stopped right there.
+    for name, version in versions.items():
+        if first_tensor(outputs[name])._version != version:
+            again = capture(model, batch, [name], with_grad=with_grad, allow_missing=True)
+            if name in again:
+                outputs[name] = again[name]
     return outputs
+
+
+def capture_with_layer_grad(
+    model: nn.Module, batch: torch.Tensor, layer_name: str
+) -> tuple[torch.Tensor, Any]:
+    """(layer output, model output) from one whole forward, ready for a gradient at the layer.
+
+    The forward runs without autograd up to `layer_name`. Its output is kept as a detached
+    leaf that requires grad, and the rest of the model gets a copy of it with autograd on, so
+    `torch.autograd.grad(f(model_output), layer_output)` is d f / d layer: nothing upstream
+    of the layer is recorded, no parameter's `.grad` is written, and in-place operations
+    after the layer (an inplace ReLU after a BatchNorm) cannot overwrite the kept output.
+    Only the layer's first call is used. The model's modes and flags are restored and no hook
+    is left behind, even on failure.
+
+    Raises:
+        ValueError: the layer never runs, or returns something other than one tensor (a tuple
+            of an attention module: pick its enclosing block).
+        RuntimeError: the forward failed, or the kept output was changed in place by the
+            model (a module that holds on to its own output).
+    """
+    modules = resolve_layers(model, [layer_name])
+    kept: dict[str, Any] = {}
+    versions: dict[str, int] = {}
+
+    def hook(_module: nn.Module, _inputs: Any, output: Any) -> Any:
+        if layer_name in kept:  # a module called twice: its first call is the one kept
+            return None
+        if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+            kept[layer_name] = output
+            return None
+        leaf = output.detach().requires_grad_(True)
+        kept[layer_name], versions[layer_name] = leaf, leaf._version
+        torch.set_grad_enabled(True)  # the rest of the forward is recorded, from the leaf on
+        return leaf.clone()
+
+    handle = modules[layer_name].register_forward_hook(hook)
+    try:
+        with preserved_model_state(model), torch.no_grad():  # no_grad's exit restores the mode
+            try:
+                model_output = model(batch)
+            except Exception as exc:
+                raise RuntimeError(
+                    f"the model's forward failed on an input of shape {tuple(batch.shape)} "
+                    f"({type(exc).__name__}: {exc}). Check the image size and channels the "
+                    "model expects, or pass `transform=`."
+                ) from exc
+    finally:
+        handle.remove()
+    if layer_name not in kept:
+        raise ValueError(
+            f"layer {layer_name!r} exists but never ran in the forward pass (unused modules, "
+            "or code paths the model skips); pick a layer that runs."
+        )
+    output = kept[layer_name]
+    if not isinstance(output, torch.Tensor) or not output.requires_grad:
+        raise ValueError(
+            f"layer {layer_name!r} returns {type(output).__name__}, not one floating-point "
+            "tensor, so there is no gradient to take at it; pick its enclosing block (a ViT "
+            "block rather than its attention module) or a convolution or norm inside it."
+        )
+    if output._version != versions[layer_name]:
+        raise RuntimeError(
+            f"the output of layer {layer_name!r} was changed in place later in the forward, "
+            "so its values are no longer the layer's; pick the module after the in-place "
+            "operation."
+        )
+    return output, model_output

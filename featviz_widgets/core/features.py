@@ -58,6 +58,7 @@ class FeatureStore:
         self._cache: OrderedDict[tuple, FeatureMaps] = OrderedDict()
         # Layout of each layer's output per input size (C, H, W), decided during forwards.
         self._formats: dict[tuple[str, tuple], Format] = {}
+        self._not_4d: set[tuple[str, tuple]] = set()  # layers whose output needs no layout
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -90,6 +91,18 @@ class FeatureStore:
             for name, fmt in tracker.formats.items():
                 self._formats[(name, size)] = fmt
         return raw
+
+    def decide_layout(self, batch: torch.Tensor, name: str) -> None:
+        """Decide, once per input size, the layout of layer `name`'s output for inputs shaped
+        like `batch` (a forward of the first image, stopped at the layer), so that `normalise`
+        can read outputs captured by other means (`capture_with_layer_grad`)."""
+        size = tuple(batch.shape[1:])
+        if (name, size) in self._formats or (name, size) in self._not_4d:
+            return
+        with exact_float32():
+            self.capture_raw(batch[:1], [name])
+        if (name, size) not in self._formats:  # 3-D tokens, pooled: no layout to decide
+            self._not_4d.add((name, size))
 
     def normalise(self, raw: object, name: str, batch: torch.Tensor) -> FeatureMaps:
         """`raw`, the output of layer `name` for `batch`, as (B, C, H, W) maps."""

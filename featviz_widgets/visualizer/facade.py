@@ -1,7 +1,9 @@
 """`FeatureVisualizer`: feature maps, statistics and occlusion maps of any layer of any model.
 
 The facade: the work is in the modules it calls. Its occlusion methods (`occlusion`,
-`visualize_receptive_field`) are `OcclusionMethods`' (`occlusion_methods`), inherited.
+`visualize_receptive_field`) are `OcclusionMethods`' (`occlusion_methods`), and its class
+evidence methods (`class_evidence`, `plot_class_evidence`) `EvidenceMethods'`
+(`evidence_methods`), inherited.
 """
 
 from __future__ import annotations
@@ -33,13 +35,14 @@ from ..dataset.scan import DatasetExamples, scan_dataset
 from ..occlusion.runner import OcclusionRunner
 from ..optimize.optimizer import OptimizationResult, optimize_channels
 from ..plotting.figures import layer_comparison_figure, show_figure, top_maps_figure
+from .evidence_methods import EvidenceMethods
 from .move import move_model
 from .occlusion_methods import OcclusionMethods
 
 __all__ = ["DatasetExamples", "FeatureVisualizer", "LayerInfo"]
 
 
-class FeatureVisualizer(OcclusionMethods):
+class FeatureVisualizer(OcclusionMethods, EvidenceMethods):
     """Feature maps, statistics and occlusion sensitivity of any layer of a vision model.
 
     Works on any `nn.Module` and any module name from `named_modules()`. Outputs in every
