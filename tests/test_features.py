@@ -57,3 +57,20 @@ def test_visualizer_holds_one_store(tiny):
     assert len(viz.features) == 1 and viz._occlusions.cache is not None
     viz.clear_cache()
     assert len(viz.features) == 0 and viz._occlusions.cache is None
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_key_hashes_the_raw_bytes_of_any_dtype(dtype):
+    store = store_for(nn.Identity())
+    batch = X.to(dtype)
+    key = store.key(batch)
+    assert key == store.key(batch.clone()) and key[1:3] == ((1, 3, 8, 8), str(dtype))
+    changed = batch.clone()
+    changed[0, 0, 0, 0] += 1
+    assert store.key(changed)[0] != key[0]
+    # the same bytes read as another dtype or shape are another key
+    assert store.key(batch.view(torch.int16)) != key
+    assert store.key(batch.reshape(1, 3, 4, 16)) != key
+    # a non-contiguous view hashes what it shows
+    transposed = batch.transpose(2, 3)
+    assert store.key(transposed)[0] == store.key(transposed.contiguous())[0]

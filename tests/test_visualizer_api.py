@@ -232,3 +232,46 @@ def test_public_methods_match_the_documented_names_and_defaults(method):
     ]
     found = [(p.name, None if p.default is p.empty else p.default) for p in params]
     assert found == DOCUMENTED[method]
+
+
+def _cpu_runs(dtype: torch.dtype) -> bool:
+    """Whether this CPU build runs a convolution in `dtype`."""
+    try:
+        nn.functional.conv2d(
+            torch.ones(1, 1, 3, 3, dtype=dtype), torch.ones(1, 1, 1, 1, dtype=dtype)
+        )
+    except RuntimeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_a_half_precision_timm_model_runs_through_the_facade(dtype):
+    if not _cpu_runs(dtype):
+        pytest.skip(f"this CPU build has no {dtype} convolution")
+    from conftest import resnet18_64px, scene
+
+    image = scene()
+    reference = FeatureVisualizer(resnet18_64px(), use_cuda=False)
+    viz = FeatureVisualizer(resnet18_64px().to(dtype), use_cuda=False)
+    assert viz.dtype == dtype and viz.prepare(image).dtype == dtype  # inputs in its dtype
+    features = viz.get_features(image, "layer2")
+    assert features.shape == (1, 128, 8, 8) and features.dtype == dtype
+    assert viz.get_features(image, "layer2") is features  # cached under a bf16 key
+    exact = reference.get_features(image, "layer2")
+    scale = exact.abs().max().item()
+    assert (features.float() - exact).abs().max().item() < 0.1 * scale
+    stats = viz.get_feature_statistics(image, "layer2")
+    assert set(stats) >= STAT_KEYS and stats["spatial_size"] == (8, 8)
+    assert stats["num_channels"] == 128 and stats["non_finite"] == 0
+    assert stats["mean"] == pytest.approx(
+        reference.get_feature_statistics(image, "layer2")["mean"], rel=0.05
+    )
+    fig = viz.plot_feature_maps(image, "layer2", num_features=4)
+    try:
+        shown = [ax for ax in fig.axes if ax.images]
+        assert len(shown) == 4
+        assert shown[0].images[0].get_array().shape == (8, 8)
+        assert shown[0].get_title().startswith(f"ch {viz.rank_channels(image, 'layer2')[0]}")
+    finally:
+        plt.close(fig)

@@ -1047,3 +1047,21 @@ def test_constructor_channel_survives_a_first_view_that_finishes_before_it_retur
         assert np.abs(unit - expected).max() <= span / 255 + 1e-6
     finally:
         explorer.close()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_a_half_precision_model_shows_its_view(make, dtype):
+    try:
+        nn.functional.conv2d(
+            torch.ones(1, 1, 3, 3, dtype=dtype), torch.ones(1, 1, 1, 1, dtype=dtype)
+        )
+    except RuntimeError:
+        pytest.skip(f"this CPU build has no {dtype} convolution")
+    explorer = make(model=resnet18_64px().to(dtype), image=scene(), layer="layer2")
+    assert explorer.error == "" and explorer.layer == "layer2"
+    assert explorer.features.shape == (1, 128, 8, 8) and explorer.features.dtype == torch.float32
+    meta = explorer._grid_meta
+    assert meta["layer"] == "layer2" and len(meta["channels"]) == 16
+    unit = decode_maps(explorer._unit, explorer._unit_meta)[0]
+    assert unit.shape == (8, 8) and np.isfinite(unit).all()
+    assert explorer.statistics["num_channels"] == 128

@@ -77,7 +77,10 @@ class FeatureStore:
 
     def key(self, batch: torch.Tensor) -> tuple:
         """A cache key for `batch`: its content, shape and dtype, and the model's version."""
-        digest = hashlib.blake2b(batch.detach().cpu().numpy().tobytes(), digest_size=16)
+        # The raw bytes, whatever the dtype (numpy has no bfloat16): dtype and shape are in
+        # the key beside them.
+        raw = batch.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+        digest = hashlib.blake2b(raw.numpy(), digest_size=16)
         return (digest.hexdigest(), tuple(batch.shape), str(batch.dtype), self._model_version())
 
     def capture_raw(self, batch: torch.Tensor, layers: Sequence[str], **options) -> dict:
