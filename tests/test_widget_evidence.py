@@ -8,6 +8,8 @@ every expected value comes from `FeatureVisualizer.class_evidence` itself.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import timm
@@ -19,7 +21,7 @@ from PIL import Image
 
 from featviz_widgets.widget.explorer import FeatureExplorer
 from featviz_widgets.widget.payload import decode_maps
-from featviz_widgets.widget.protocol import CLASS_CONTRIBUTION, SORT_MODES
+from featviz_widgets.widget.protocol import CLASS_CONTRIBUTION, SORT_MODES, JobState
 
 LAYER = "layer3"
 
@@ -242,3 +244,33 @@ def test_save_png_of_the_grad_cam(make, tmp_path):
     path = explorer.save_png(tmp_path / "cam.png", view="cam")
     with Image.open(path) as saved:
         assert saved.size[0] > 100 and saved.size[1] > 100
+
+
+def test_cancel_stops_a_run_and_the_panel_says_so(model, photo):
+    """A slow head (the view's forward stops before it; class evidence runs through it): the
+    kernel stays free while it runs, Cancel stops it, nothing is shown for it."""
+    handle = model.fc.register_forward_pre_hook(lambda *_: time.sleep(1.5))
+    explorer = FeatureExplorer(model, photo, layer=LAYER)
+    try:
+        explorer.wait(60)
+        started = time.monotonic()
+        explorer.target_class = 207
+        assert time.monotonic() - started < 0.5  # the run is on the worker
+        deadline = time.monotonic() + 10
+        while explorer._job != JobState.EVIDENCE.value and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert explorer._job == JobState.EVIDENCE.value and explorer.busy
+        explorer.cancel()
+        explorer.wait(60)
+        meta = explorer._evidence_meta
+        assert meta["n"] == 0 and "cancelled" in meta["note"] and explorer.error == ""
+        assert explorer.class_evidence_result is None
+    finally:
+        handle.remove()
+        explorer.close()
+    # asked again: it runs to the end
+    explorer = FeatureExplorer(model, photo, layer=LAYER, target_class=207).wait(60)
+    try:
+        assert explorer._evidence_meta["target"] == 207 and explorer._evidence_meta["n"] == 1
+    finally:
+        explorer.close()

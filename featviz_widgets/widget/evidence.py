@@ -9,7 +9,7 @@
   class shown before comes back at once. The model is not the widget's to explain when it has no
   classifier (`num_classes=0`): the class menu is disabled and says so, every other view works.
 - **Cancel / follow.** A new view stops a run (it runs again for what is shown next); Cancel
-  stops it and nothing is shown for it.
+  stops it and the panel says so.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .worker import Job
 __all__ = ["EvidenceJob", "model_classes"]
 
 _CACHE_SIZE = 32
+CANCELLED = "class evidence cancelled; choose a class or a layer to compute it again."
 
 
 def model_classes(model: nn.Module) -> ClassesMeta:
@@ -143,6 +144,8 @@ class EvidenceJob:
         if self.shown_key is not None and self.shown_key[:2] != key[:2]:
             self.clear()  # another image's evidence: gone; a layer's or class's stays till then
         if not (w._worker.pending(JobState.EVIDENCE) and self.wanted == key):
+            if w._evidence_meta.get("note") == CANCELLED:
+                self.clear()
             self.wanted = key
             w._worker.submit(JobState.EVIDENCE, self._run, self.status.report)
 
@@ -152,7 +155,15 @@ class EvidenceJob:
         self.w._worker.invalidate(JobState.EVIDENCE)
         self.wanted = None
 
-    cancel = pause
+    def cancel(self) -> None:
+        """Stop a queued or running run (Cancel); the panel says so until the next view,
+        class or setting change asks again."""
+        w = self.w
+        running = w._worker.pending(JobState.EVIDENCE)
+        self.pause()
+        if running and w._features is not None:
+            with w._quiet(), w.hold_sync():
+                self.publish_note(CANCELLED)
 
     def publish(self, key: tuple, evidence: ClassEvidence | str) -> None:
         """Set the `_evidence` payload (inside `hold_sync()`, quietly) and, when the grid is
@@ -202,6 +213,9 @@ class EvidenceJob:
         except ValueError as exc:  # no classifier, a layer without a gradient: said in the panel
             evidence = str(exc)
         with w._lock:
+            if isinstance(evidence, str) and target is not None and job.current:
+                with w._quiet():  # a class the model does not have (its count was unknown)
+                    w.error = evidence
             self.cache[key] = (image, evidence)
             while len(self.cache) > _CACHE_SIZE:
                 self.cache.popitem(last=False)
