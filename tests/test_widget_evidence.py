@@ -274,3 +274,17 @@ def test_cancel_stops_a_run_and_the_panel_says_so(model, photo):
         assert explorer._evidence_meta["target"] == 207 and explorer._evidence_meta["n"] == 1
     finally:
         explorer.close()
+
+
+def test_a_new_image_gets_its_own_evidence(make):
+    explorer = make(class_evidence=True)
+    assert explorer._evidence_meta["n"] == 1  # on from the constructor: the first view has it
+    other = scene(80, 64, seed=5)
+    explorer.image = other
+    explorer.wait(60)
+    expected = explorer.visualizer.class_evidence(other, LAYER)
+    meta = explorer._evidence_meta
+    assert meta["target"] == expected.targets[0]
+    assert meta["contributions"] == pytest.approx(
+        expected.contributions[0].tolist(), rel=1e-4, abs=1e-6
+    )

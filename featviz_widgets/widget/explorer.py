@@ -98,7 +98,8 @@ class FeatureExplorer(ExplorerTraits):
         compare: layers for the comparison chart (default: up to 12 of the layer list).
         dataset: a collection to scan in the background for the top images of every channel
             (a folder, a list of paths or images, a Dataset, a DataLoader; see `dataset`).
-        **kwargs: other traits (e.g. `color_scale="shared"`) or ipywidgets options (`layout`).
+        **kwargs: other traits (e.g. `color_scale="shared"`, `target_class=207`,
+            `show_cam=True`) or ipywidgets options (`layout`).
 
     Example:
         >>> model = timm.create_model("resnet18", pretrained=False)
