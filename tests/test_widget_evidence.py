@@ -131,6 +131,12 @@ def test_sort_by_class_contribution_is_the_evidence_ranking(make, photo):
     # leaving the mode gives the core's ranking back
     explorer.sort_by = "variance"
     assert explorer.ranking == viz.rank_channels(photo, "layer2", "variance")
+    # turning class evidence off while sorted by it: back to the default order
+    explorer.sort_by = CLASS_CONTRIBUTION
+    explorer.wait(60)
+    explorer.class_evidence = False
+    assert explorer.sort_by == "activation" and explorer._grid_meta["sort_by"] == "activation"
+    assert explorer.ranking == viz.rank_channels(photo, "layer2", "activation")
 
 
 def test_the_channel_view_says_its_contribution_and_rank(make, photo):

@@ -24,7 +24,7 @@ from ..core.inputs import ImageInput
 from ..evidence import ClassEvidence, class_name_list
 from ..evidence.gradcam import check_classifier
 from .job_status import JobStatus
-from .protocol import CLASS_CONTRIBUTION, ClassesMeta, JobState
+from .protocol import CLASS_CONTRIBUTION, CORE_SORT_MODES, ClassesMeta, JobState
 from .traits import ExplorerTraits
 from .views import evidence_note, evidence_view
 from .worker import Job
@@ -130,6 +130,9 @@ class EvidenceJob:
             return
         if not w.class_evidence:
             self.clear()
+            if w.sort_by == CLASS_CONTRIBUTION:  # no contributions to sort by: the default
+                w.sort_by = CORE_SORT_MODES[0]
+                self.on_ranking()
             return
         if w._classes.get("count", -1) == 0:
             self.publish_note(w._classes.get("note", ""))
