@@ -182,3 +182,50 @@ def test_wrapper_with_backbone_attribute_uses_dotted_names_and_timm_config(image
     assert viz.get_features(image, "backbone.layer3").shape == (1, 256, 14, 14)
     names = [layer.name for layer in viz.list_layers()]
     assert "backbone.layer3" in names and "backbone.layer3.1" in names
+
+
+def test_an_output_changed_in_place_later_keeps_the_layers_values(snapshot, device):
+    """resnet's inplace `act1` overwrites `bn1`'s output: a forward that runs on past `bn1`
+    (several layers, or the whole model) still gives `bn1`'s own values."""
+    model = timm_model("resnet18")
+    state = snapshot(model)
+    viz = FeatureVisualizer(model, device=device)
+    batch = X.to(device)
+    alone = viz.features.capture(batch, ["bn1"])["bn1"].maps
+    together = viz.features.capture(batch, ["bn1", "act1", "layer1"])
+    probed = viz.features.probe(batch, ["bn1", "fc"])
+    assert (alone < 0).any()  # a BatchNorm's output, before the ReLU
+    assert torch.equal(together["bn1"].maps, alone) and torch.equal(probed["bn1"].maps, alone)
+    assert torch.equal(together["act1"].maps, alone.clamp(min=0))
+    state.assert_unchanged()
+
+
+def test_capture_with_layer_grad_stops_the_gradient_at_the_layer(snapshot):
+    from featviz_widgets.core.capture import capture_with_layer_grad
+
+    model = timm_model("resnet18")
+    state = snapshot(model)
+    layer, logits = capture_with_layer_grad(model, X, "bn1")
+    assert layer.is_leaf and layer.requires_grad and logits.requires_grad
+    assert (layer < 0).any()  # the inplace act1 changed the copy, not the kept output
+    (grad,) = torch.autograd.grad(logits[:, 0].sum(), layer)
+    assert grad.shape == layer.shape and all(p.grad is None for p in model.parameters())
+    assert torch.is_grad_enabled()  # the grad mode of the caller came back
+    state.assert_unchanged()
+
+    class Pair(nn.Module):
+        def forward(self, x):
+            return x, x
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pair, self.unused = Pair(), nn.Linear(1, 1)
+
+        def forward(self, x):
+            return self.pair(x)[0].mean(dim=(2, 3))
+
+    with pytest.raises(ValueError, match="not one floating-point tensor"):
+        capture_with_layer_grad(Net(), X, "pair")
+    with pytest.raises(ValueError, match="never ran"):
+        capture_with_layer_grad(Net(), X, "unused")

@@ -11,7 +11,7 @@ import matplotlib.figure
 import numpy as np
 import pytest
 
-from featviz_widgets import FeatureExplorer, LayerInfo
+from featviz_widgets import ClassEvidence, FeatureExplorer, LayerInfo, ModelComparison
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -75,7 +75,7 @@ def test_python_blocks_run_offline(monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a download attempt fails at once, never hangs
     sources = blocks("python")
-    assert len(sources) == 2 and all("pretrained=True" in source for source in sources)
+    assert len(sources) == 3 and all("pretrained=True" in source for source in sources)
     namespace: dict = {"__name__": "readme"}
 
     def run(number: int) -> None:
@@ -110,6 +110,18 @@ def test_python_blocks_run_offline(monkeypatch):
         assert sensitivity.shape == tuple(viz.prepare(image).shape[-2:]) == (224, 224)
         assert np.isfinite(sensitivity).all()
         assert sensitivity.min() >= 0 and sensitivity.max() == pytest.approx(1.0)
+
+        run(3)  # class evidence and model comparison
+        evidence = namespace["evidence"]
+        assert isinstance(evidence, ClassEvidence) and len(evidence.top_classes[0]) == 5
+        assert evidence.targets == [evidence.top_classes[0][0][0]]
+        assert len(namespace["channels"]) == 10 and namespace["heat"].shape == (1, 224, 224)
+        assert isinstance(namespace["fig"], matplotlib.figure.Figure)
+        comparison = namespace["comparison"]
+        assert isinstance(comparison, ModelComparison)
+        assert comparison.models == ["resnet50", "efficientnet_b0"]
+        assert namespace["twin"] in {row.layer for row in comparison.profiles("efficientnet_b0")}
+        assert len(namespace["profile"].axes[0].get_lines()) == 2
     finally:
         for value in namespace.values():
             if isinstance(value, FeatureExplorer):
