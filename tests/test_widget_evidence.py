@@ -294,3 +294,31 @@ def test_a_new_image_gets_its_own_evidence(make):
     assert meta["contributions"] == pytest.approx(
         expected.contributions[0].tolist(), rel=1e-4, abs=1e-6
     )
+
+
+def test_a_model_that_does_not_say_its_classes_is_checked_when_it_runs(make, photo):
+    """No `num_classes` attribute: the menu has only each image's top classes, and a class the
+    model lacks is refused by `class_evidence` itself, in `error` and the panel."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, stride=4),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 10),
+    )
+    explorer = make(model=model, layer="1", transform=_to_64px)
+    assert explorer._classes["count"] == -1 and explorer.class_names == []
+    explorer.class_evidence = True
+    explorer.wait(60)
+    meta = explorer._evidence_meta
+    assert meta["n"] == 1 and len(meta["top"]) == 5 and meta["top"][0][1].startswith("class ")
+    explorer.target_class = 50
+    explorer.wait(60)
+    assert "out of range" in explorer.error and "10 classes" in explorer.error
+    assert explorer._evidence_meta["n"] == 0 and "out of range" in explorer._evidence_meta["note"]
+
+
+def _to_64px(picture: Image.Image) -> torch.Tensor:
+    array = np.asarray(picture.convert("RGB").resize((64, 64)), dtype=np.float32) / 255
+    return torch.from_numpy(array).permute(2, 0, 1)
