@@ -112,6 +112,7 @@ def test_the_contract_trait_carries_the_protocol():
     assert FeatureExplorer.class_traits()["_contract"].default() == contract()
     assert contract() == {
         "sort_modes": list(SORT_MODES),
+        "class_contribution": _protocol.CLASS_CONTRIBUTION,
         "color_scales": list(COLOR_SCALES),
         "shared_scale": _protocol.SHARED_SCALE,
         "export_views": list(EXPORT_VIEWS),
@@ -199,6 +200,8 @@ def _typedefs() -> dict[str, set[str]]:
         _protocol.OcclusionMeta,
         _protocol.ExamplesMeta,
         _protocol.LooksForMeta,
+        _protocol.ClassesMeta,
+        _protocol.EvidenceMeta,
     ],
     ids=lambda meta: meta.__name__,
 )

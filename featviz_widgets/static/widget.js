@@ -1,5 +1,148 @@
 // featviz_widgets front end, generated from js/src by `npm run build` in js/: do not edit, edit js/src instead.
 
+// src/dom.js
+var SVG_NS = "http://www.w3.org/2000/svg";
+function h(tag, attrs = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = String(value);
+    else if (key === "text") node.textContent = String(value);
+    else if (value === true) node.setAttribute(key, "");
+    else if (value !== false && value !== void 0) node.setAttribute(key, String(value));
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+function svgEl(tag, attrs, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== void 0) node.textContent = text;
+  return node;
+}
+
+// src/numbers.js
+function bytesOf(value) {
+  if (!value) return new Uint8Array(0);
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof DataView) {
+    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) {
+    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  return new Uint8Array(0);
+}
+function dequantise(meta, i, q) {
+  const lo = meta.lo[i] ?? 0;
+  return lo + q / 255 * ((meta.hi[i] ?? 0) - lo);
+}
+function hasMaps(meta) {
+  return !!meta && !!meta.n;
+}
+function fmt(value) {
+  if (value === null || value === void 0 || Number.isNaN(value)) return "–";
+  if (typeof value !== "number") return String(value);
+  if (Number.isInteger(value) && Math.abs(value) < 1e6) return String(value);
+  const a = Math.abs(value);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return value.toExponential(2);
+  return value.toPrecision(3).replace(/\.?0+$/, (m) => m.includes(".") ? "" : m);
+}
+
+// src/classes.js
+var MAX_MATCHES = 50;
+function freshEvidence(state) {
+  const { get } = state;
+  const meta = get("_evidence_meta");
+  if (!hasMaps(meta) || !get("class_evidence")) return null;
+  const target = get("target_class");
+  const same = meta.layer === get("layer") && meta.index === get("image_index");
+  const chosen = target == null ? !meta.chosen : meta.chosen && meta.target === target;
+  return same && chosen ? meta : null;
+}
+function percent(p) {
+  return p >= 0.1 ? `${(p * 100).toFixed(0)}%` : `${(p * 100).toPrecision(2)}%`;
+}
+function signed(value) {
+  if (value == null || Number.isNaN(value)) return "–";
+  const text = Math.abs(value) >= 1e-4 && Math.abs(value) < 1e6 ? String(Number(value.toPrecision(3))) : fmt(value);
+  return value >= 0 ? `+${text}` : text;
+}
+function contributionText(state, channel) {
+  const meta = freshEvidence(state);
+  if (!meta || !(channel >= 0 && channel < meta.contributions.length)) return "";
+  const name = meta.target_name || `class ${meta.target}`;
+  return `contribution to '${name}': ${signed(meta.contributions[channel])} (rank ${meta.ranks[channel]} of ${meta.contributions.length})`;
+}
+function syncClasses(state) {
+  const { get, dom, contract } = state;
+  const classes = get("_classes") || {};
+  const names = classes.names || [];
+  const noClassifier = classes.count === 0;
+  const on = !!get("class_evidence");
+  const target = get("target_class");
+  const meta = get("_evidence_meta") || {};
+  const fresh = freshEvidence(state);
+  dom.classToggle.checked = on;
+  dom.camToggle.checked = !!get("show_cam");
+  for (const control of [dom.classToggle, dom.classSearch, dom.classSelect, dom.camToggle]) control.disabled = noClassifier;
+  dom.classes.classList.toggle("fvz-disabled", noClassifier);
+  const top = fresh ? fresh.top : meta.top && meta.index === get("image_index") ? meta.top : [];
+  const nameOf = (index) => names[index] || (top.find((t) => t[0] === index) || [])[1] || `class ${index}`;
+  const first = top.length ? `top-1: ${top[0][1]} (${percent(top[0][2])})` : "top-1 class";
+  const options = [h("option", { value: "", text: noClassifier ? "no classes" : first })];
+  const listed = /* @__PURE__ */ new Set();
+  if (top.length) {
+    const group = h("optgroup", { label: "Top 5 predicted" });
+    for (const [index, name, p] of top) {
+      group.append(h("option", { value: String(index), text: `${name} · ${percent(p)}` }));
+      listed.add(index);
+    }
+    options.push(group);
+  }
+  const needle = dom.classSearch.value.trim().toLowerCase();
+  if (needle && names.length) {
+    const group = h("optgroup", { label: `Matching “${dom.classSearch.value.trim()}”` });
+    let found = 0;
+    for (let index = 0; index < names.length && found < MAX_MATCHES; index++) {
+      if (!names[index].toLowerCase().includes(needle) && String(index) !== needle) continue;
+      group.append(h("option", { value: String(index), text: `${names[index]} (${index})` }));
+      listed.add(index);
+      found++;
+    }
+    if (!found) group.append(h("option", { value: "", text: "no class matches", disabled: true }));
+    options.push(group);
+  }
+  if (target != null && !listed.has(target)) options.push(h("option", { value: String(target), text: `${nameOf(target)} (${target})` }));
+  dom.classSelect.replaceChildren(...options);
+  dom.classSelect.value = target == null ? "" : String(target);
+  let note = "";
+  if (noClassifier) note = classes.note || "";
+  else if (!on) note = "turn on to see the classes the model predicts";
+  else if (meta.note && !meta.n) note = meta.note;
+  else if (!fresh) note = "computing…";
+  else note = `${fresh.chosen ? "" : "top-1 "}'${fresh.target_name}' at ${fresh.layer}`;
+  dom.classNote.textContent = note;
+  dom.classNote.title = note;
+  dom.classSelect.title = noClassifier ? classes.note || "" : "The class whose evidence is shown: the image's top-5 predicted classes, or search all class names";
+  for (const option of dom.sortSelect.options) {
+    if (option.value !== contract.class_contribution) continue;
+    option.disabled = noClassifier;
+    option.title = noClassifier ? classes.note || "" : "Channels by their contribution (gradient × activation) to the chosen class";
+  }
+  dom.classes.dataset.state = `${on ? "on" : "off"}|${target == null ? "top" : target}|${fresh ? `${fresh.layer}:${fresh.target}` : "none"}`;
+}
+function wireClasses(state) {
+  const { dom, save } = state;
+  dom.classToggle.addEventListener("change", () => save({ class_evidence: dom.classToggle.checked }));
+  dom.camToggle.addEventListener("change", () => save({ show_cam: dom.camToggle.checked }));
+  dom.classSearch.addEventListener("input", () => syncClasses(state));
+  dom.classSelect.addEventListener("change", () => {
+    const value = dom.classSelect.value;
+    save({ target_class: value === "" ? null : Number(value) });
+  });
+}
+
 // src/colours.js
 var VIRIDIS_STOPS = [
   4456788,
@@ -48,35 +191,18 @@ function hotTable() {
 }
 var VIRIDIS = viridisTable();
 var HOT = hotTable();
-
-// src/numbers.js
-function bytesOf(value) {
-  if (!value) return new Uint8Array(0);
-  if (value instanceof Uint8Array) return value;
-  if (value instanceof DataView) {
-    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+function jetTable() {
+  const table = new Uint8ClampedArray(256 * 3);
+  const ramp = (x) => 255 * Math.min(1, Math.max(0, 1.5 - Math.abs(4 * x)));
+  for (let i = 0; i < 256; i++) {
+    const x = i / 255;
+    table[i * 3] = ramp(x - 0.75);
+    table[i * 3 + 1] = ramp(x - 0.5);
+    table[i * 3 + 2] = ramp(x - 0.25);
   }
-  if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  if (ArrayBuffer.isView(value)) {
-    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  }
-  return new Uint8Array(0);
+  return table;
 }
-function dequantise(meta, i, q) {
-  const lo = meta.lo[i] ?? 0;
-  return lo + q / 255 * ((meta.hi[i] ?? 0) - lo);
-}
-function hasMaps(meta) {
-  return !!meta && !!meta.n;
-}
-function fmt(value) {
-  if (value === null || value === void 0 || Number.isNaN(value)) return "–";
-  if (typeof value !== "number") return String(value);
-  if (Number.isInteger(value) && Math.abs(value) < 1e6) return String(value);
-  const a = Math.abs(value);
-  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return value.toExponential(2);
-  return value.toPrecision(3).replace(/\.?0+$/, (m) => m.includes(".") ? "" : m);
-}
+var JET = jetTable();
 
 // src/canvas.js
 var LABEL_H = 15;
@@ -124,6 +250,17 @@ function hotImage(data, meta) {
     image.data[o] = HOT[c];
     image.data[o + 1] = HOT[c + 1];
     image.data[o + 2] = HOT[c + 2];
+    image.data[o + 3] = 255;
+  }
+  return image;
+}
+function jetImage(data, meta) {
+  const image = new ImageData(meta.w, meta.h);
+  for (let i = 0, o = 0; i < meta.w * meta.h; i++, o += 4) {
+    const c = data[i] * 3;
+    image.data[o] = JET[c];
+    image.data[o + 1] = JET[c + 1];
+    image.data[o + 2] = JET[c + 2];
     image.data[o + 3] = 255;
   }
   return image;
@@ -192,26 +329,6 @@ function showTooltip(state, event, text) {
   tooltip.textContent = text;
   tooltip.style.left = `${event.clientX - box.left + 12}px`;
   tooltip.style.top = `${event.clientY - box.top + 12}px`;
-}
-
-// src/dom.js
-var SVG_NS = "http://www.w3.org/2000/svg";
-function h(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = String(value);
-    else if (key === "text") node.textContent = String(value);
-    else if (value === true) node.setAttribute(key, "");
-    else if (value !== false && value !== void 0) node.setAttribute(key, String(value));
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-function svgEl(tag, attrs, text) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  if (text !== void 0) node.textContent = text;
-  return node;
 }
 
 // src/state.js
@@ -306,7 +423,19 @@ function buildDom(contract) {
   const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
   const tooltip = h("div", { class: "fvz-tooltip", role: "tooltip", hidden: true });
   const examples = buildExamplesDom();
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas };
+  const classToggle = h("input", { type: "checkbox", class: "fvz-classes-on", "aria-label": "Class evidence" });
+  const classSearch = h("input", { type: "search", class: "fvz-class-search", placeholder: "search classes", "aria-label": "Search class names" });
+  const classSelect = h("select", { class: "fvz-class", "aria-label": "Class to explain" });
+  const camToggle = h("input", { type: "checkbox", class: "fvz-cam", "aria-label": "Grad-CAM overlay on the input image" });
+  const classNote = h("span", { class: "fvz-class-note" });
+  const contribution = h("span", { class: "fvz-contribution" });
+  const classes = h("div", { class: "fvz-toolbar fvz-classes" }, [
+    h("label", { class: "fvz-check", title: "Class evidence: the classes the model predicts, where it sees them (Grad-CAM) and which channels speak for them (one forward and backward of the whole model)" }, [classToggle, h("span", { text: "classes" })]),
+    h("label", { class: "fvz-field" }, [h("span", { text: "Class" }), classSearch, classSelect]),
+    h("label", { class: "fvz-check" }, [camToggle, h("span", { text: "Grad-CAM on the input" })]),
+    classNote
+  ]);
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas, cam: inputCanvas };
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
   const deviceField = field("Device", deviceSelect);
   const root = h("div", { class: "fvz" }, [
@@ -333,6 +462,7 @@ function buildDom(contract) {
       field("Export", exportView),
       exportButton
     ]),
+    classes,
     h("div", { class: "fvz-status", role: "status" }, [progress, statusText]),
     errorBox,
     h("div", { class: "fvz-main" }, [
@@ -340,7 +470,7 @@ function buildDom(contract) {
       h("section", { class: "fvz-panel fvz-side" }, [
         h("div", { class: "fvz-pair" }, [
           h("figure", {}, [h("figcaption", { text: "Input (as the model sees it)" }), inputCanvas]),
-          h("figure", {}, [h("figcaption", {}, [unitCaption]), unitCanvas])
+          h("figure", {}, [h("figcaption", {}, [unitCaption, contribution]), unitCanvas])
         ]),
         h("div", { class: "fvz-pair fvz-wrap" }, [
           h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas]),
@@ -396,7 +526,14 @@ function buildDom(contract) {
     looksButton,
     looksSteps,
     looksCanvas,
-    looksCaption
+    looksCaption,
+    classes,
+    classToggle,
+    classSearch,
+    classSelect,
+    camToggle,
+    classNote,
+    contribution
   };
 }
 function buildExamplesDom() {
@@ -636,9 +773,18 @@ function paintInput(state) {
   if (!state.picture) return;
   ctx.imageSmoothingEnabled = true;
   ctx.drawImage(state.picture, 0, 0, w, hgt);
+  const evidence = get("show_cam") ? freshEvidence(state) : null;
+  const cam = evidence ? payload(state, "_evidence", get("_evidence"), get("_evidence_meta")) : null;
+  const drawn = !!(evidence && cam && cam.length >= evidence.h * evidence.w);
+  if (drawn && evidence && cam) {
+    ctx.globalAlpha = 0.5;
+    ctx.drawImage(bitmapCanvas(jetImage(cam, evidence)), 0, 0, w, hgt);
+    ctx.globalAlpha = 1;
+  }
   const meta = get("_unit_meta");
   if (meta && meta.h) markerAt(ctx, unitPosition(state), meta.h, meta.w, w, hgt);
-  stamp(dom.inputCanvas, `${(get("_image_meta") || {}).name || ""}|${state.pictureToken}`);
+  const overlay = drawn && evidence ? `cam:${evidence.layer}:${evidence.target}` : "cam:off";
+  stamp(dom.inputCanvas, `${(get("_image_meta") || {}).name || ""}|${state.pictureToken}|${overlay}`);
 }
 function paintUnit(state) {
   const { get, dom, preview } = state;
@@ -659,6 +805,7 @@ function paintUnit(state) {
   ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
   markerAt(ctx, state.cursor || unitPosition(state), meta.h, meta.w, w, hgt);
   dom.unitCaption.textContent = `Channel ${meta.channel} (μ ${fmt(meta.mean)}): click a unit`;
+  dom.contribution.textContent = contributionText(state, meta.channel);
   dom.unitCanvas.dataset.source = source;
   stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
 }
@@ -946,7 +1093,7 @@ function paintAll(state) {
   paintLooksFor(state);
   paintChart(state);
 }
-var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintExamples, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
+var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintExamples, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart];
 function schedule(state, ...parts) {
   for (const p of parts) state.dirty.add(p);
   if (state.scheduled) return;
@@ -1010,7 +1157,8 @@ var CHUNKED_PAINTS = {
   _unit: (state) => schedule(state, paintUnit, paintInput),
   _occlusion: (state) => schedule(state, paintOcclusion),
   _examples: (state) => schedule(state, paintExamples),
-  _looks_for: (state) => schedule(state, paintLooksFor)
+  _looks_for: (state) => schedule(state, paintLooksFor),
+  _evidence: (state) => schedule(state, paintInput, paintUnit, syncClasses)
 };
 function isChunk(content, pushes) {
   if (!content || typeof content !== "object") return false;
@@ -1064,7 +1212,7 @@ function modelListeners(state) {
     "msg:custom": (content, buffers) => onCustom(state, content, buffers),
     "change:_layers": later(syncLayers),
     "change:all_layers": later(syncLayers),
-    "change:layer": later(syncLayers, syncSimple, paintChart),
+    "change:layer": later(syncLayers, syncSimple, paintChart, syncClasses),
     "change:_order": later(syncChannels),
     "change:sort_by": later(syncSimple),
     "change:num_features": later(syncSimple),
@@ -1075,7 +1223,7 @@ function modelListeners(state) {
     "change:_devices": later(syncSimple),
     "change:compare": later(syncSimple, paintChart),
     "change:_image_meta": later(syncSimple),
-    "change:image_index": later(syncSimple),
+    "change:image_index": later(syncSimple, syncClasses),
     "change:_image": () => void loadPicture(state),
     "change:_grid": later(paintGrid),
     "change:_grid_meta": later(paintGrid),
@@ -1091,6 +1239,12 @@ function modelListeners(state) {
     "change:_examples_meta": later(paintExamples),
     "change:_looks_for": later(paintLooksFor),
     "change:_looks_for_meta": later(paintLooksFor),
+    "change:_classes": later(syncClasses),
+    "change:class_evidence": later(syncClasses, paintInput, paintUnit),
+    "change:target_class": later(syncClasses, paintInput, paintUnit),
+    "change:show_cam": later(syncClasses, paintInput),
+    "change:_evidence": later(paintInput, paintUnit),
+    "change:_evidence_meta": later(syncClasses, paintInput, paintUnit),
     "change:statistics": later(paintStats),
     "change:compare_statistics": later(paintChart),
     "change:busy": later(syncStatus),
@@ -1216,6 +1370,7 @@ function render({ model, el }) {
   wireUnitPointer(state);
   wireExamples(state);
   wireLooksFor(state);
+  wireClasses(state);
   const stopSize = watchSize(state);
   const stopTheme = watchTheme(state);
   requestChunked(state);
@@ -1224,6 +1379,7 @@ function render({ model, el }) {
   syncChannels(state);
   syncSimple(state);
   syncStatus(state);
+  syncClasses(state);
   paintStats(state);
   paintAll(state);
   void loadPicture(state);

@@ -29,25 +29,30 @@ from ..core.capture import resolve_layers
 from ..core.inputs import ImageInput, image_name, read_now
 from ..core.validate import check_patch
 from ..dataset import DatasetExamples
+from ..evidence import ClassEvidence
 from ..occlusion.engine import OcclusionResult
 from ..optimize.optimizer import OptimizationResult
 from ..visualizer import FeatureVisualizer
+from .evidence import EvidenceJob, model_classes
 from .examples import ExamplesJob
 from .job_status import JobStatus
 from .looks_for import LooksForJob
 from .occlusion_job import OcclusionJob
-from .protocol import SORT_MODES, ExportView, Message
+from .protocol import CLASS_CONTRIBUTION, SORT_MODES, ExportView, Message
 from .request import ViewRequest
 from .static import StaticPictures
 from .traits import ExplorerTraits
 from .transfer import Outbox, Uploads
 from .view_job import ViewJob
+from .views import contribution_text
 from .worker import Worker
 
 __all__ = ["FeatureExplorer"]
 
 _HERE = Path(__file__).resolve().parents[1]  # the package folder
 SAMPLE_IMAGE = _HERE / "sample.png"
+# The class evidence traits, set after the model's classes are known (they are checked against them)
+_CLASS_KWARGS = ("class_evidence", "target_class", "show_cam")
 # Traits and ipywidgets options the constructor takes besides its named arguments.
 _EXTRA_KWARGS = (
     "channel",
@@ -58,6 +63,7 @@ _EXTRA_KWARGS = (
     "layout",
     "tabbable",
     "tooltip",
+    *_CLASS_KWARGS,
 )
 
 
@@ -71,8 +77,9 @@ class FeatureExplorer(ExplorerTraits):
 
     Every control has a Python counterpart: set `layer`, `sort_by`, `channel`,
     `num_features`, `color_scale`, `all_layers`, `device`, `position` (which starts an
-    occlusion sweep) or `compare`, assign `image`, call `run_looks_for()` (the picture the
-    channel looks for), and read `features`, `statistics`, `busy`, `progress` and `error`.
+    occlusion sweep), `compare`, `target_class` or `show_cam` (class evidence: Grad-CAM and
+    channel contributions), assign `image`, call `run_looks_for()` (the picture the channel
+    looks for), and read `features`, `statistics`, `busy`, `progress` and `error`.
     Model work runs on one background thread; call `wait()` to block until it is done.
 
     Args:
@@ -84,14 +91,15 @@ class FeatureExplorer(ExplorerTraits):
         device: explicit device ("cpu", "cuda", ...); overrides `use_cuda`.
         use_cuda: use CUDA when available.
         num_features: how many maps the grid shows.
-        sort_by: "activation", "variance" or "random".
+        sort_by: "activation", "variance", "random" or "class contribution".
         transform: PIL image -> (C, H, W) tensor; default: the model's timm eval transform.
         patch_size, stride: the occlusion patch and its step, in input pixels.
         cache_size: how many (image, layer) feature tensors the visualizer keeps.
         compare: layers for the comparison chart (default: up to 12 of the layer list).
         dataset: a collection to scan in the background for the top images of every channel
             (a folder, a list of paths or images, a Dataset, a DataLoader; see `dataset`).
-        **kwargs: other traits (e.g. `color_scale="shared"`) or ipywidgets options (`layout`).
+        **kwargs: other traits (e.g. `color_scale="shared"`, `target_class=207`,
+            `show_cam=True`) or ipywidgets options (`layout`).
 
     Example:
         >>> model = timm.create_model("resnet18", pretrained=False)
@@ -160,7 +168,10 @@ class FeatureExplorer(ExplorerTraits):
         self._status = JobStatus(self)
         self._occlusion_job = OcclusionJob(self, self._status)
         self._looks_for_job = LooksForJob(self, self._status)
-        self._view_job = ViewJob(self, self._status, self._occlusion_job, self._looks_for_job)
+        self._evidence_job = EvidenceJob(self, self._status)
+        self._view_job = ViewJob(
+            self, self._status, self._occlusion_job, self._looks_for_job, self._evidence_job
+        )
         self._examples_job = ExamplesJob(self, self._status, self._view_job)
         self._pictures = StaticPictures(
             self, lambda: self._occlusion_job.result, lambda: self._looks_for_job.shown
@@ -174,14 +185,21 @@ class FeatureExplorer(ExplorerTraits):
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         if self._viz.device.type not in devices:
             devices.append(self._viz.device.type)
+        classes = {name: kwargs.pop(name) for name in _CLASS_KWARGS if name in kwargs}
         with self._quiet():
             super().__init__(
+                _classes=model_classes(self._viz.model),
                 num_features=num_features,
-                sort_by=sort_by,
                 _devices=devices,
                 device=self._viz.device.type,
                 **kwargs,
             )
+            # checked against the model's classes, so set once they are known
+            self.sort_by = sort_by
+            for name, value in classes.items():
+                setattr(self, name, value)
+            if sort_by == CLASS_CONTRIBUTION or self.target_class is not None or self.show_cam:
+                self.class_evidence = True
         self.on_msg(self._handle_message)
         # the channel is checked once the layer's channel count is known
         self._view_job.submit(
@@ -272,6 +290,41 @@ class FeatureExplorer(ExplorerTraits):
         None."""
         return self._looks_for_job.shown
 
+    # ------------------------------------------------------------------ class evidence
+    @property
+    def class_names(self) -> list[str]:
+        """The model's class names, by index (ImageNet's for 1000 classes, else "class i");
+        empty for a model without a classifier or one that does not say its class count."""
+        return list(self._classes.get("names", []))
+
+    @property
+    def class_evidence_result(self) -> ClassEvidence | None:
+        """The `ClassEvidence` (`FeatureVisualizer.class_evidence`) of the image and layer
+        shown for `target_class`, or None (`class_evidence` off, not computed yet, or no
+        classifier: `_evidence_meta["note"]` says why)."""
+        with self._lock:
+            return self._evidence_job.shown
+
+    def channel_contribution(self, channel: int | None = None) -> dict | None:
+        """What `channel` (default: the selected one) contributes to the chosen class:
+        `value` (gradient x activation summed over positions), `rank` (1-based, of `of`
+        channels), `target`, `name` and the `text` the channel view shows, e.g.
+        "contribution to 'tabby cat': +0.123 (rank 3 of 256)". None without class evidence."""
+        with self._lock:
+            meta = dict(self._evidence_meta)
+        channel = self.channel if channel is None else channel
+        values = meta.get("contributions") or []
+        if not 0 <= channel < len(values):
+            return None
+        return {
+            "value": values[channel],
+            "rank": meta["ranks"][channel],
+            "of": len(values),
+            "target": meta["target"],
+            "name": meta["target_name"],
+            "text": contribution_text(meta, channel),
+        }
+
     # ------------------------------------------------------------------ dataset examples
     @property
     def dataset(self) -> Any:
@@ -317,8 +370,9 @@ class FeatureExplorer(ExplorerTraits):
 
     # ------------------------------------------------------------------ pictures
     def save_png(self, path: str | os.PathLike, view: str = ExportView.GRID.value) -> Path:
-        """Save the current `view` ("grid", "channel", "occlusion", "examples", or "looks_for",
-        the picture of `run_looks_for`) as a PNG file.
+        """Save the current `view` ("grid", "channel", "occlusion", "examples", "looks_for",
+        the picture of `run_looks_for`, or "cam", the input under the Grad-CAM of the chosen
+        class) as a PNG file.
 
         Returns:
             The path written.
@@ -336,11 +390,12 @@ class FeatureExplorer(ExplorerTraits):
 
     def cancel(self) -> None:
         """Stop a running occlusion sweep or "looks for" optimization (the partial map or
-        picture stays, marked cancelled) and a dataset scan (the examples of an earlier scan
-        stay)."""
+        picture stays, marked cancelled), a class evidence run and a dataset scan (the
+        examples of an earlier scan stay)."""
         with self._lock:
             self._looks_for_job.cancel()
             self._occlusion_job.cancel()
+            self._evidence_job.cancel()
         self._examples_job.cancel()
 
     def wait(self, timeout: float | None = None) -> FeatureExplorer:

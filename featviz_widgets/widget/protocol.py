@@ -14,11 +14,13 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from ..core.stats import SORT_MODES
+from ..core.stats import SORT_MODES as CORE_SORT_MODES
 from ..plotting.figures import MAX_FEATURE_MAPS, grid_columns
 
 __all__ = [
     "CANCELLABLE_JOBS",
+    "CLASS_CONTRIBUTION",
+    "CORE_SORT_MODES",
     "COLOR_SCALES",
     "EXPORT_VIEWS",
     "CHUNK_BYTES",
@@ -32,8 +34,10 @@ __all__ = [
     "SHARED_SCALE",
     "SORT_MODES",
     "ChunkedMeta",
+    "ClassesMeta",
     "ColorScale",
     "EXAMPLE_THUMB_PX",
+    "EvidenceMeta",
     "ExamplesMeta",
     "ExportView",
     "GridMeta",
@@ -67,8 +71,15 @@ class ExportView(str, Enum):
     OCCLUSION = "occlusion"
     EXAMPLES = "examples"  # the dataset examples of the selected channel
     LOOKS_FOR = "looks_for"  # the picture optimised for the selected channel
+    CAM = "cam"  # the input image under the Grad-CAM of the chosen class (`target_class`)
 
 
+CLASS_CONTRIBUTION = "class contribution"
+"""The sort mode that orders channels by their contribution to the chosen class (gradient x
+activation, `ClassEvidence.ranked_channels`): the explorer's, not the core's, which knows
+nothing of classes."""
+SORT_MODES = (*CORE_SORT_MODES, CLASS_CONTRIBUTION)
+"""The explorer's sort modes (`sort_by`): the core's rankings and the class contribution."""
 COLOR_SCALES = tuple(scale.value for scale in ColorScale)
 SHARED_SCALE = ColorScale.SHARED.value
 EXPORT_VIEWS = tuple(view.value for view in ExportView)
@@ -85,8 +96,8 @@ CHUNK_BYTES = MAX_MESSAGE_BYTES // 2
 """The bytes one chunk of a payload or upload carries (the rest of a message: its JSON)."""
 INLINE_PAYLOAD_BYTES = MAX_MESSAGE_BYTES // 8
 """The largest payload set as a Bytes trait. One state update may carry every payload trait
-(`_image`, `_grid`, `_unit`, `_occlusion`, `_examples`, `_looks_for`): at most 6/8 of the
-bound. A larger payload travels in `Push.CHUNK` messages, and its trait is empty."""
+(`_image`, `_grid`, `_unit`, `_occlusion`, `_examples`, `_looks_for`, `_evidence`): at most
+7/8 of the bound. A larger payload travels in `Push.CHUNK` messages, and its trait is empty."""
 EXAMPLE_THUMB_PX = 64
 """The side of each dataset example's thumbnail in `_examples` (RGB, the crop letterboxed)."""
 
@@ -119,9 +130,10 @@ class JobState(str, Enum):
     COMPARE = "compare"
     DATASET = "dataset"  # the dataset scan for the top images of every channel
     LOOKS_FOR = "looks_for"  # feature visualization by optimization of the selected channel
+    EVIDENCE = "evidence"  # class evidence: top classes, Grad-CAM, channel contributions
 
 
-CANCELLABLE_JOBS = (JobState.OCCLUSION, JobState.DATASET, JobState.LOOKS_FOR)
+CANCELLABLE_JOBS = (JobState.OCCLUSION, JobState.DATASET, JobState.LOOKS_FOR, JobState.EVIDENCE)
 """Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
 
 LOOKS_FOR_STEP_CHOICES = (64, 128, 256, 512, 1024)
@@ -232,10 +244,39 @@ class LooksForMeta(TypedDict):
     note: str  # `OptimizationResult.note` of a complete run ("" or why more steps would help)
 
 
+class ClassesMeta(TypedDict):
+    """`_classes`: the classes the class menu offers. `count` 0 with a `note`: the model has no
+    classifier (the menu is disabled and says why); `count` -1: not known yet (a model without
+    a `num_classes` attribute: known after its first class evidence)."""
+
+    count: int
+    names: list[str]  # one per class: ImageNet's for 1000 classes, else "class i"
+    note: str
+
+
+class EvidenceMeta(MapsMeta):
+    """`_evidence_meta`: class evidence for the image shown at `layer`. `_evidence` is the
+    Grad-CAM of class `target` upsampled to the input image (one uint8 map, h x w, of
+    `MapsMeta`); `top` the image's top-5 predicted classes; `contributions[c]` channel c's
+    gradient x activation for the class and `ranks[c]` its 1-based rank (`ranks` follows
+    `ClassEvidence.ranked_channels`). With no map (`n` 0) `note` says why."""
+
+    layer: str
+    index: int  # the image of a batch (`image_index`)
+    target: int
+    target_name: str
+    chosen: bool  # the target was chosen (`target_class`), not the top-1 class
+    top: list[list[Any]]  # [index, name, probability] per class, best first
+    contributions: list[float | None]
+    ranks: list[int]
+    note: str
+
+
 def contract() -> dict[str, Any]:
     """The enums and limits the front end reads (the `_contract` trait's value)."""
     return {
         "sort_modes": list(SORT_MODES),
+        "class_contribution": CLASS_CONTRIBUTION,
         "color_scales": list(COLOR_SCALES),
         "shared_scale": SHARED_SCALE,
         "export_views": list(EXPORT_VIEWS),

@@ -26,6 +26,7 @@ from .traits import ExplorerTraits
 __all__ = [
     "ExplorerView",
     "StaticPictures",
+    "cam_figure",
     "examples_figure",
     "export_figure",
     "grid_png",
@@ -50,16 +51,20 @@ class ExplorerView:
     shared_scale: bool
     examples: tuple[bytes, dict] | None = None  # the `_examples` payload and its metadata
     looks_for: OptimizationResult | None = None  # the "looks for" picture shown
+    evidence: tuple[bytes, dict] | None = None  # the `_evidence` payload and its metadata
 
 
 def export_figure(view: ExplorerView, kind: str) -> Figure:
-    """The figure of view `kind` ("grid", "channel", "occlusion", "examples" or "looks_for")."""
+    """The figure of view `kind` ("grid", "channel", "occlusion", "examples", "looks_for" or
+    "cam")."""
     if kind not in EXPORT_VIEWS:
         raise ValueError(f"`view` must be one of {EXPORT_VIEWS}, got {kind!r}.")
     if kind == ExportView.EXAMPLES:
         return examples_figure(*(view.examples or (b"", {})))
     if kind == ExportView.LOOKS_FOR:
         return looks_for_figure(view.looks_for, view.layer, view.channel)
+    if kind == ExportView.CAM:
+        return cam_figure(view.shown, *(view.evidence or (b"", {})), layer=view.layer)
     maps, layer, channel = view.features[0], view.layer, view.channel
     if kind == ExportView.GRID:
         return feature_grid_figure(
@@ -99,6 +104,27 @@ def looks_for_figure(result: OptimizationResult | None, layer: str, channel: int
     ax.set_axis_off()
     done = "" if result.complete else f", partial {result.steps_done}/{result.steps}"
     ax.set_title(f"{layer}, channel {channel} looks for\n({result.steps} steps{done})", fontsize=10)
+    return fig
+
+
+def cam_figure(shown: np.ndarray, data: bytes, meta: dict, *, layer: str) -> Figure:
+    """`save_png(view="cam")`: the input image `shown` (H, W, 3) under the Grad-CAM payload
+    (`views.evidence_view`), in jet at half opacity, as the live view draws it."""
+    if not meta.get("n") or meta.get("layer") != layer:
+        raise ValueError(
+            meta.get("note")
+            or "no Grad-CAM of this layer yet; set `show_cam = True` (or choose a class) first."
+        )
+    cam = decode_maps(data, meta)[0]
+    lo, hi = float(meta["lo"][0]), float(meta["hi"][0])
+    fig = Figure(figsize=(4.2, 4.6))
+    ax = fig.add_subplot()
+    ax.imshow(shown)
+    ax.imshow(cam, cmap="jet", alpha=0.5, vmin=lo, vmax=hi if hi > lo else lo + 1,
+              extent=(-0.5, shown.shape[1] - 0.5, shown.shape[0] - 0.5, -0.5))  # fmt: skip
+    ax.set_axis_off()
+    chosen = "" if meta.get("chosen") else " (top-1)"
+    ax.set_title(f"Grad-CAM of {meta['target_name']!r}{chosen}\nat {layer}", fontsize=10)
     return fig
 
 
@@ -192,6 +218,7 @@ class StaticPictures:
                 shared_scale=w.color_scale == SHARED_SCALE,
                 examples=(w._outbox.data("_examples"), dict(w._examples_meta)),
                 looks_for=self.looks_for(),
+                evidence=(w._outbox.data("_evidence"), dict(w._evidence_meta)),
             )
         return export_figure(snapshot, view)
 

@@ -24,7 +24,7 @@ from ..core.inputs import ImageInput
 from ..core.validate import channel_error, position_error
 from ..visualizer import FeatureVisualizer
 from .looks_for_recipe import check_looks_for_options
-from .protocol import COLOR_SCALES, SORT_MODES, JobState, contract
+from .protocol import CLASS_CONTRIBUTION, COLOR_SCALES, SORT_MODES, JobState, contract
 from .request import ViewRequest
 from .transfer import Outbox
 from .worker import Worker
@@ -62,7 +62,9 @@ class ExplorerTraits(anywidget.AnyWidget):
     - Type: `str` (a name from `model.named_modules()`)
     """
     sort_by = t.Enum(SORT_MODES, default_value=SORT_MODES[0]).tag(sync=True)
-    """The grid's channel order: "activation", "variance" or "random" (seed 0).
+    """The grid's channel order: "activation", "variance", "random" (seed 0) or "class
+    contribution" (to `target_class`; turns `class_evidence` on, not for models without a
+    classifier).
 
     - Default: `"activation"`
     """
@@ -127,6 +129,27 @@ class ExplorerTraits(anywidget.AnyWidget):
     """`FeatureVisualizer.optimize` recipe options for "looks for" (`size`, `model_size`,
     `lr`, `seed`, ...), over the device's defaults (`model_size=128` on a CPU)."""
 
+    class_evidence = t.Bool(False).tag(sync=True)
+    """Compute class evidence for the image and layer shown: the top-5 predicted classes, the
+    Grad-CAM of `target_class` (`show_cam`) and every channel's contribution to it (sort mode
+    "class contribution", the channel view). One forward and backward of the whole model per
+    image, layer and class, on the worker; cached. Choosing a class, the overlay or that sort
+    mode turns it on.
+
+    - Default: `False`
+    """
+    target_class = t.Int(None, allow_none=True).tag(sync=True)
+    """The class whose evidence is shown (an index of the model's output; see `class_names`).
+
+    - Type: `int` (0 to the class count - 1) or `None`: the image's top-1 predicted class
+    - Default: `None`
+    """
+    show_cam = t.Bool(False).tag(sync=True)
+    """Draw the Grad-CAM of `target_class` at the current layer over the input image.
+
+    - Default: `False`
+    """
+
     _contract = t.Dict(default_value=contract()).tag(sync=True)  # enums and limits for the view
     _job = t.Enum([job.value for job in JobState], JobState.IDLE.value).tag(sync=True)
     _layers = t.List(t.Dict()).tag(sync=True)
@@ -144,6 +167,9 @@ class ExplorerTraits(anywidget.AnyWidget):
     _examples_meta = t.Dict().tag(sync=True)
     _looks_for = t.Bytes(b"").tag(sync=True)
     _looks_for_meta = t.Dict().tag(sync=True)
+    _classes = t.Dict().tag(sync=True)  # `ClassesMeta`: the class menu's classes
+    _evidence = t.Bytes(b"").tag(sync=True)  # the Grad-CAM over the input image
+    _evidence_meta = t.Dict().tag(sync=True)
 
     # ------------------------------------------------------------------ quiet changes
     @contextmanager
@@ -217,6 +243,35 @@ class ExplorerTraits(anywidget.AnyWidget):
             raise t.TraitError(
                 f"`image_index` {value!r} is out of range: the input holds {count} "
                 f"image{'s' if count > 1 else ''} (0 to {count - 1})."
+            )
+        return value
+
+    @t.validate("target_class")
+    def _check_target_class(self, proposal: t.Bunch) -> int | None:
+        value = proposal["value"]
+        if value is None:
+            return value
+        classes = self._classes
+        count = classes.get("count", -1)
+        if isinstance(value, bool):
+            raise t.TraitError(f"`target_class` must be a class index or None, got {value!r}.")
+        if count == 0:
+            raise t.TraitError(f"`target_class` cannot be set: {classes.get('note', '')}")
+        if count > 0 and not 0 <= value < count:
+            raise t.TraitError(
+                f"`target_class` {value} is out of range: the model has {count} classes "
+                f"(0 to {count - 1}); None shows the top-1 class."
+            )
+        if count < 0 and value < 0:
+            raise t.TraitError(f"`target_class` must be at least 0 or None, got {value}.")
+        return value
+
+    @t.validate("sort_by")
+    def _check_sort_by(self, proposal: t.Bunch) -> str:
+        value = proposal["value"]
+        if value == CLASS_CONTRIBUTION and self._classes.get("count", -1) == 0:
+            raise t.TraitError(
+                f"sort mode {CLASS_CONTRIBUTION!r} is not available: {self._classes['note']}"
             )
         return value
 

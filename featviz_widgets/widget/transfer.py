@@ -24,7 +24,7 @@ from .protocol import (
 
 __all__ = ["PAYLOAD_TRAITS", "Outbox", "Uploads"]
 
-PAYLOAD_TRAITS = ("_image", "_grid", "_unit", "_occlusion", "_examples", "_looks_for")
+PAYLOAD_TRAITS = ("_image", "_grid", "_unit", "_occlusion", "_examples", "_looks_for", "_evidence")
 """The Bytes traits whose data travel in chunks when larger than `INLINE_PAYLOAD_BYTES`."""
 
 

@@ -15,11 +15,12 @@ from ..core.inputs import ImageInput
 from ..core.layers import LayerInfo, default_compare, default_layer
 from ..core.validate import channel_error, position_error
 from ..visualizer import FeatureVisualizer
+from .evidence import EvidenceJob
 from .job_status import JobStatus
 from .layer_menu import explorer_layers, layer_entry
 from .looks_for import LooksForJob
 from .occlusion_job import OcclusionJob
-from .protocol import SORT_MODES, JobState, json_safe
+from .protocol import CLASS_CONTRIBUTION, CORE_SORT_MODES, JobState, json_safe
 from .request import ViewRequest
 from .traits import ExplorerTraits
 from .views import grid_view, image_view, unit_view
@@ -30,7 +31,7 @@ __all__ = ["ViewJob"]
 
 class ViewJob:
     """The view and comparison jobs of `widget`; a new view stops its `occlusion` sweep and
-    pauses its `looks_for` run, and the view shown resumes them."""
+    pauses its `looks_for` and `evidence` runs, and the view shown resumes them."""
 
     def __init__(
         self,
@@ -38,10 +39,13 @@ class ViewJob:
         status: JobStatus,
         occlusion: OcclusionJob,
         looks_for: LooksForJob,
+        evidence: EvidenceJob,
     ) -> None:
         self.w, self.status = widget, status
-        self.occlusion, self.looks_for = occlusion, looks_for
+        self.occlusion, self.looks_for, self.evidence = occlusion, looks_for, evidence
         self.request: ViewRequest | None = None  # the pending view job's
+        self.order_mode = CORE_SORT_MODES[0]  # the ranking `_order` holds (see `order`)
+        evidence.on_ranking = self.reorder
         widget.observe(self._on_layer, names=["layer"])
         widget.observe(self._on_all_layers, names=["all_layers"])
         widget.observe(self._on_device, names=["device"])
@@ -70,8 +74,7 @@ class ViewJob:
         with w._lock:
             if w._rankings:
                 with w._quiet(), w.hold_sync():
-                    w._order = w._rankings[w.sort_by]
-                    self.push_grid()
+                    self.reorder()
 
     def _on_channel(self, change: t.Bunch) -> None:
         w = self.w
@@ -178,6 +181,7 @@ class ViewJob:
             self.request = request
             self.occlusion.stop()
             self.looks_for.pause()
+            self.evidence.pause()
             with w._quiet():
                 w.error = ""
             w._worker.submit(JobState.VIEW, lambda job: self._run(job, request), self.report)
@@ -213,7 +217,9 @@ class ViewJob:
         current = request.layer or w.layer or default_layer(infos or [])
         features = viz.get_features(source, current).detach().float().cpu()
         stats = viz.get_feature_statistics(source, current)
-        rankings = {mode: viz.rank_channels(source, current, mode, index=0) for mode in SORT_MODES}
+        rankings = {
+            mode: viz.rank_channels(source, current, mode, index=0) for mode in CORE_SORT_MODES
+        }
         with w._lock:
             if not job.current:
                 return
@@ -269,7 +275,7 @@ class ViewJob:
                 w.device = w._viz.device.type
             w.layer = layer
             w.statistics = json_safe(stats)
-            w._order = rankings[w.sort_by]
+            w._order = order = self.order()
             problems = []
             if request.image_index != index:
                 problems.append(
@@ -281,7 +287,7 @@ class ViewJob:
             if wanted is not None and 0 <= wanted < count:
                 w.channel = wanted
             else:  # the one shown (a channel chosen for a replaced request is not), or the top
-                w.channel = shown_channel if 0 <= shown_channel < count else rankings[w.sort_by][0]
+                w.channel = shown_channel if 0 <= shown_channel < count else order[0]
                 if wanted is not None:  # its channel count was not known when it was set
                     problems.append(channel_error(wanted, layer, count))
             unit = request.position
@@ -296,12 +302,35 @@ class ViewJob:
             self.push_grid()
             self.push_unit()
             self.looks_for.show()
+            self.evidence.show()
         w._viewed.set()
+
+    def order(self) -> list[int]:
+        """Every channel of the view shown under `sort_by`; for "class contribution" the
+        evidence's ranking, and by activation until it is there (`order_mode` says which)."""
+        w = self.w
+        mode = w.sort_by
+        if mode == CLASS_CONTRIBUTION:
+            ranking = self.evidence.ranking()
+            if ranking is not None:
+                self.order_mode = mode
+                return ranking
+            mode = CORE_SORT_MODES[0]
+        self.order_mode = mode
+        return list(w._rankings[mode])
+
+    def reorder(self) -> None:
+        """`_order` and the grid under the current `sort_by` (under the lock, quietly)."""
+        w = self.w
+        if w._rankings:
+            with w.hold_sync():
+                w._order = self.order()
+                self.push_grid()
 
     def push_grid(self) -> None:
         w = self.w
         if w._features is not None:
-            view = grid_view(w._features, w._order, w.num_features, w.layer, w.sort_by)
+            view = grid_view(w._features, w._order, w.num_features, w.layer, self.order_mode)
             with w.hold_sync():
                 w._outbox.set("_grid", *view)
 

@@ -2,7 +2,7 @@
 // Canvas helpers: uint8 maps and RGB bytes as ImageData, crisp canvases at CSS size, and the
 // paint stamps the tests read. LABEL_H and GAP are the tile layout every view shares.
 
-import { HOT, VIRIDIS } from "./colours.js";
+import { HOT, JET, VIRIDIS } from "./colours.js";
 import { dequantise } from "./numbers.js";
 
 /** @import { MapsMeta } from "./types.js" */
@@ -63,6 +63,22 @@ export function hotImage(data, meta) {
     image.data[o] = HOT[c];
     image.data[o + 1] = HOT[c + 1];
     image.data[o + 2] = HOT[c + 2];
+    image.data[o + 3] = 255;
+  }
+  return image;
+}
+
+/**
+ * One uint8 map as opaque "jet" RGBA over its own range (the Grad-CAM: 0 blue, its max red).
+ * @param {Uint8Array} data @param {MapsMeta} meta
+ */
+export function jetImage(data, meta) {
+  const image = new ImageData(meta.w, meta.h);
+  for (let i = 0, o = 0; i < meta.w * meta.h; i++, o += 4) {
+    const c = data[i] * 3;
+    image.data[o] = JET[c];
+    image.data[o + 1] = JET[c + 1];
+    image.data[o + 2] = JET[c + 2];
     image.data[o + 3] = 255;
   }
   return image;

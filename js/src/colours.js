@@ -39,3 +39,19 @@ function hotTable() {
 
 export const VIRIDIS = viridisTable();
 export const HOT = hotTable();
+
+/** @returns {Uint8ClampedArray} matplotlib's "jet": blue, cyan, yellow, red (the Grad-CAM). */
+function jetTable() {
+  const table = new Uint8ClampedArray(256 * 3);
+  /** @param {number} x */
+  const ramp = (x) => 255 * Math.min(1, Math.max(0, 1.5 - Math.abs(4 * x)));
+  for (let i = 0; i < 256; i++) {
+    const x = i / 255;
+    table[i * 3] = ramp(x - 0.75);
+    table[i * 3 + 1] = ramp(x - 0.5);
+    table[i * 3 + 2] = ramp(x - 0.25);
+  }
+  return table;
+}
+
+export const JET = jetTable();

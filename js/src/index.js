@@ -10,10 +10,11 @@
 //
 // Modules: types (the JSDoc typedefs); helpers colours, numbers, canvas, dom; state (view state
 // and its DOM); a module per view: grid, detail (input, channel, occlusion), looks-for, examples,
-// stats, with sync (controls <- model) and controls (controls -> model); pointer (hover and
+// classes (class menu, Grad-CAM toggle, contributions), stats, with sync (controls <- model) and controls (controls -> model); pointer (hover and
 // click on a canvas); repaint (coalesced repaints, size and theme); transport (payload chunks,
 // custom messages, model events, upload, export); and this entry, whose `render` wires them.
 
+import { syncClasses, wireClasses } from "./classes.js";
 import { wireControls } from "./controls.js";
 import { loadPicture, wireUnitPointer } from "./detail.js";
 import { wireExamples } from "./examples.js";
@@ -38,6 +39,7 @@ function render({ model, el }) {
   wireUnitPointer(state);
   wireExamples(state);
   wireLooksFor(state);
+  wireClasses(state);
   const stopSize = watchSize(state);
   const stopTheme = watchTheme(state);
   requestChunked(state);
@@ -47,6 +49,7 @@ function render({ model, el }) {
   syncChannels(state);
   syncSimple(state);
   syncStatus(state);
+  syncClasses(state);
   paintStats(state);
   paintAll(state);
   void loadPicture(state);

@@ -2,6 +2,7 @@
 // Repaints: coalesced per microtask (`schedule`), everything at once after a resize, and the
 // canvases again when the host changes theme.
 
+import { syncClasses } from "./classes.js";
 import { paintInput, paintOcclusion, paintUnit } from "./detail.js";
 import { paintExamples } from "./examples.js";
 import { paintGrid } from "./grid.js";
@@ -28,7 +29,7 @@ export function paintAll(state) {
 // what a person waits for. A ranking of thousands of channels is a big <select>: rebuilt after
 // the paint.
 /** @type {Painter[]} */
-const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintExamples, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
+const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintExamples, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart];
 
 /** Queue `parts` for the next coalesced repaint.
  * @param {ViewState} state @param {...Painter} parts */

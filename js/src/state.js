@@ -91,9 +91,21 @@ export function buildDom(contract) {
   const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
   const tooltip = h("div", { class: "fvz-tooltip", role: "tooltip", hidden: true });
   const examples = buildExamplesDom();
+  const classToggle = h("input", { type: "checkbox", class: "fvz-classes-on", "aria-label": "Class evidence" });
+  const classSearch = h("input", { type: "search", class: "fvz-class-search", placeholder: "search classes", "aria-label": "Search class names" });
+  const classSelect = h("select", { class: "fvz-class", "aria-label": "Class to explain" });
+  const camToggle = h("input", { type: "checkbox", class: "fvz-cam", "aria-label": "Grad-CAM overlay on the input image" });
+  const classNote = h("span", { class: "fvz-class-note" });
+  const contribution = h("span", { class: "fvz-contribution" });
+  const classes = h("div", { class: "fvz-toolbar fvz-classes" }, [
+    h("label", { class: "fvz-check", title: "Class evidence: the classes the model predicts, where it sees them (Grad-CAM) and which channels speak for them (one forward and backward of the whole model)" }, [classToggle, h("span", { text: "classes" })]),
+    h("label", { class: "fvz-field" }, [h("span", { text: "Class" }), classSearch, classSelect]),
+    h("label", { class: "fvz-check" }, [camToggle, h("span", { text: "Grad-CAM on the input" })]),
+    classNote,
+  ]);
   // the canvas that shows each of the contract's export views (tests/test_contract.py)
   /** @type {Record<string, HTMLCanvasElement>} */
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas };
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas, cam: inputCanvas };
 
   /** @param {string} label @param {HTMLElement[]} controls */
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
@@ -122,6 +134,7 @@ export function buildDom(contract) {
       field("Export", exportView),
       exportButton,
     ]),
+    classes,
     h("div", { class: "fvz-status", role: "status" }, [progress, statusText]),
     errorBox,
     h("div", { class: "fvz-main" }, [
@@ -129,7 +142,7 @@ export function buildDom(contract) {
       h("section", { class: "fvz-panel fvz-side" }, [
         h("div", { class: "fvz-pair" }, [
           h("figure", {}, [h("figcaption", { text: "Input (as the model sees it)" }), inputCanvas]),
-          h("figure", {}, [h("figcaption", {}, [unitCaption]), unitCanvas]),
+          h("figure", {}, [h("figcaption", {}, [unitCaption, contribution]), unitCanvas]),
         ]),
         h("div", { class: "fvz-pair fvz-wrap" }, [
           h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas]),
@@ -150,6 +163,7 @@ export function buildDom(contract) {
     exportView, exportButton, exportCanvases, progress, statusText, errorBox, errorText,
     errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, occCanvas,
     occCaption, statsList, chart, compareButton, tooltip, examples, looksButton, looksSteps, looksCanvas, looksCaption,
+    classes, classToggle, classSearch, classSelect, camToggle, classNote, contribution,
   };
 }
 

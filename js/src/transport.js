@@ -2,6 +2,7 @@
 // Transport between the view and Python: payload chunks and the other custom messages, resends
 // (`requestChunked`), the model events and what each repaints, uploads in chunks, and PNG export.
 
+import { syncClasses } from "./classes.js";
 import { loadPicture, paintInput, paintOcclusion, paintUnit } from "./detail.js";
 import { paintExamples } from "./examples.js";
 import { paintGrid } from "./grid.js";
@@ -24,6 +25,7 @@ const CHUNKED_PAINTS = {
   _occlusion: (state) => schedule(state, paintOcclusion),
   _examples: (state) => schedule(state, paintExamples),
   _looks_for: (state) => schedule(state, paintLooksFor),
+  _evidence: (state) => schedule(state, paintInput, paintUnit, syncClasses),
 };
 
 /** Whether a custom message is a chunk of a payload this view paints.
@@ -84,7 +86,7 @@ export function modelListeners(state) {
     "msg:custom": (content, buffers) => onCustom(state, content, buffers),
     "change:_layers": later(syncLayers),
     "change:all_layers": later(syncLayers),
-    "change:layer": later(syncLayers, syncSimple, paintChart),
+    "change:layer": later(syncLayers, syncSimple, paintChart, syncClasses),
     "change:_order": later(syncChannels),
     "change:sort_by": later(syncSimple),
     "change:num_features": later(syncSimple),
@@ -95,7 +97,7 @@ export function modelListeners(state) {
     "change:_devices": later(syncSimple),
     "change:compare": later(syncSimple, paintChart),
     "change:_image_meta": later(syncSimple),
-    "change:image_index": later(syncSimple),
+    "change:image_index": later(syncSimple, syncClasses),
     "change:_image": () => void loadPicture(state),
     "change:_grid": later(paintGrid),
     "change:_grid_meta": later(paintGrid),
@@ -111,6 +113,12 @@ export function modelListeners(state) {
     "change:_examples_meta": later(paintExamples),
     "change:_looks_for": later(paintLooksFor),
     "change:_looks_for_meta": later(paintLooksFor),
+    "change:_classes": later(syncClasses),
+    "change:class_evidence": later(syncClasses, paintInput, paintUnit),
+    "change:target_class": later(syncClasses, paintInput, paintUnit),
+    "change:show_cam": later(syncClasses, paintInput),
+    "change:_evidence": later(paintInput, paintUnit),
+    "change:_evidence_meta": later(syncClasses, paintInput, paintUnit),
     "change:statistics": later(paintStats),
     "change:compare_statistics": later(paintChart),
     "change:busy": later(syncStatus),

@@ -20,6 +20,13 @@
  * @typedef {{ h: number, w: number, layer: string, channel: number, step: number, steps: number,
  *   complete: boolean, cancelled: boolean, objective: number|null, device: string, note: string }} LooksForMeta
  *   The picture a channel looks for: its payload is uint8 RGB, h x w x 3, row-major.
+ * @typedef {{ count: number, names: string[], note: string }} ClassesMeta
+ *   The class menu's classes: count 0 (with a note) for a model without a classifier, -1 unknown.
+ * @typedef {MapsMeta & { layer: string, index: number, target: number, target_name: string,
+ *   chosen: boolean, top: [number, string, number][], contributions: (number|null)[],
+ *   ranks: number[], note: string }} EvidenceMeta
+ *   Class evidence of the view shown: the Grad-CAM of `target` (one map at the input image's
+ *   size), the top-5 classes [index, name, probability], each channel's contribution and rank.
  * @typedef {{ chunked?: ChunkedMeta }} Chunkable
  *   A payload's metadata may say `chunked`: its bytes then come in pushes.chunk messages.
  * @typedef {Record<string, never>} Unset
@@ -30,7 +37,7 @@
  * @typedef {{ sort_modes: string[], color_scales: string[], shared_scale: string,
  *   export_views: string[], max_feature_maps: number, max_upload_bytes: number,
  *   chunk_bytes: number, upload_data_key: string, messages: Messages, pushes: Pushes,
- *   cancellable_jobs: string[], looks_for_steps: number[] }} Contract
+ *   cancellable_jobs: string[], looks_for_steps: number[], class_contribution: string }} Contract
  * @typedef {{ occlude: string, cancel: string, upload: string, resend: string,
  *   example: string, looks_for: string }} Messages
  * @typedef {{ chunk: string }} Pushes
@@ -48,7 +55,9 @@
  *   _occlusion_meta: (OcclusionMeta & Chunkable) | Unset, _contract: Contract, _job: string,
  *   _examples: Binary, _examples_meta: (ExamplesMeta & Chunkable) | Unset,
  *   _looks_for: Binary, _looks_for_meta: (LooksForMeta & Chunkable) | Unset,
- *   looks_for_steps: number | null,
+ *   looks_for_steps: number | null, class_evidence: boolean, target_class: number | null,
+ *   show_cam: boolean, _classes: ClassesMeta | Unset, _evidence: Binary,
+ *   _evidence_meta: (EvidenceMeta & Chunkable) | Unset,
  * }} Model
  * @typedef {{ type: string, name: string, id: number, index: number, count: number,
  *   size: number }} ChunkMessage
