@@ -199,6 +199,7 @@ def _typedefs() -> dict[str, set[str]]:
         _protocol.OcclusionMeta,
         _protocol.ExamplesMeta,
         _protocol.LooksForMeta,
+        _protocol.ComparisonMeta,
     ],
     ids=lambda meta: meta.__name__,
 )

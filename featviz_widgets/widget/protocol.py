@@ -33,6 +33,7 @@ __all__ = [
     "SORT_MODES",
     "ChunkedMeta",
     "ColorScale",
+    "ComparisonMeta",
     "EXAMPLE_THUMB_PX",
     "ExamplesMeta",
     "ExportView",
@@ -67,6 +68,7 @@ class ExportView(str, Enum):
     OCCLUSION = "occlusion"
     EXAMPLES = "examples"  # the dataset examples of the selected channel
     LOOKS_FOR = "looks_for"  # the picture optimised for the selected channel
+    MODELS = "models"  # the model comparison: mean and sparsity against relative depth
 
 
 COLOR_SCALES = tuple(scale.value for scale in ColorScale)
@@ -119,9 +121,16 @@ class JobState(str, Enum):
     COMPARE = "compare"
     DATASET = "dataset"  # the dataset scan for the top images of every channel
     LOOKS_FOR = "looks_for"  # feature visualization by optimization of the selected channel
+    SWITCH_MODEL = "switch_model"  # another model of a mapping: its layer aligned by depth
+    COMPARE_MODELS = "compare_models"  # every model's layers profiled on the image
 
 
-CANCELLABLE_JOBS = (JobState.OCCLUSION, JobState.DATASET, JobState.LOOKS_FOR)
+CANCELLABLE_JOBS = (
+    JobState.OCCLUSION,
+    JobState.DATASET,
+    JobState.LOOKS_FOR,
+    JobState.COMPARE_MODELS,
+)
 """Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
 
 LOOKS_FOR_STEP_CHOICES = (64, 128, 256, 512, 1024)
@@ -230,6 +239,19 @@ class LooksForMeta(TypedDict):
     objective: float | None
     device: str
     note: str  # `OptimizationResult.note` of a complete run ("" or why more steps would help)
+
+
+class ComparisonMeta(TypedDict):
+    """`_comparison`: the model comparison on the image shown (`ModelComparison.to_dict()`,
+    `rows` as `LayerProfile` dicts), or `{}` before one (a single model never has one).
+    `done` of `total` models are profiled; `note` says why it is incomplete ("" if not)."""
+
+    models: list[str]
+    rows: list[dict]
+    image: str
+    done: int
+    total: int
+    note: str
 
 
 def contract() -> dict[str, Any]:

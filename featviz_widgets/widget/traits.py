@@ -127,6 +127,14 @@ class ExplorerTraits(anywidget.AnyWidget):
     """`FeatureVisualizer.optimize` recipe options for "looks for" (`size`, `model_size`,
     `lr`, `seed`, ...), over the device's defaults (`model_size=128` on a CPU)."""
 
+    model_name = t.Unicode("").tag(sync=True)
+    """The model shown, when the explorer was given a mapping of names to models (one of
+    `model_names`); setting it switches the grid, layer list and statistics to that model, at
+    the layer nearest in relative depth to the current one.
+
+    - Default: the mapping's first name; `""` for a single model
+    """
+
     _contract = t.Dict(default_value=contract()).tag(sync=True)  # enums and limits for the view
     _job = t.Enum([job.value for job in JobState], JobState.IDLE.value).tag(sync=True)
     _layers = t.List(t.Dict()).tag(sync=True)
@@ -144,6 +152,8 @@ class ExplorerTraits(anywidget.AnyWidget):
     _examples_meta = t.Dict().tag(sync=True)
     _looks_for = t.Bytes(b"").tag(sync=True)
     _looks_for_meta = t.Dict().tag(sync=True)
+    _model_names = t.List(t.Unicode()).tag(sync=True)  # the model menu's; [] for one model
+    _comparison = t.Dict().tag(sync=True)  # `ComparisonMeta`: the models on the image shown
 
     # ------------------------------------------------------------------ quiet changes
     @contextmanager
@@ -271,4 +281,16 @@ class ExplorerTraits(anywidget.AnyWidget):
             resolve_layers(self._viz.model, value)
         except (TypeError, ValueError) as exc:
             raise t.TraitError(str(exc)) from exc
+        return value
+
+    @t.validate("model_name")
+    def _check_model_name(self, proposal: t.Bunch) -> str:
+        value, names = proposal["value"], list(self._model_names)
+        if not names and value:
+            raise t.TraitError(
+                f"`model_name` {value!r}: this explorer shows one model; pass a mapping of "
+                "names to models, FeatureExplorer({'a': model_a, 'b': model_b}), to switch."
+            )
+        if names and value not in names:
+            raise t.TraitError(f"`model_name` must be one of {names}, got {value!r}.")
         return value

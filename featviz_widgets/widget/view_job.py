@@ -4,7 +4,7 @@ request and reacts to the traits that change what is shown (layer, device, order
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ class ViewJob:
         self.w, self.status = widget, status
         self.occlusion, self.looks_for = occlusion, looks_for
         self.request: ViewRequest | None = None  # the pending view job's
+        self.on_shown: list[Callable[[], None]] = []  # called (locked, quiet) after each view
         widget.observe(self._on_layer, names=["layer"])
         widget.observe(self._on_all_layers, names=["all_layers"])
         widget.observe(self._on_device, names=["device"])
@@ -296,6 +297,8 @@ class ViewJob:
             self.push_grid()
             self.push_unit()
             self.looks_for.show()
+            for callback in self.on_shown:
+                callback()
         w._viewed.set()
 
     def push_grid(self) -> None:

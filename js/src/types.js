@@ -20,6 +20,11 @@
  * @typedef {{ h: number, w: number, layer: string, channel: number, step: number, steps: number,
  *   complete: boolean, cancelled: boolean, objective: number|null, device: string, note: string }} LooksForMeta
  *   The picture a channel looks for: its payload is uint8 RGB, h x w x 3, row-major.
+ * @typedef {{ model: string, layer: string, depth: number, mean: number|null,
+ *   sparsity: number|null, channels: number, height: number, width: number }} LayerProfile
+ * @typedef {{ models: string[], rows: LayerProfile[], image: string, done: number,
+ *   total: number, note: string }} ComparisonMeta
+ *   The model comparison on the image shown: `done` of `total` models profiled.
  * @typedef {{ chunked?: ChunkedMeta }} Chunkable
  *   A payload's metadata may say `chunked`: its bytes then come in pushes.chunk messages.
  * @typedef {Record<string, never>} Unset
@@ -48,7 +53,8 @@
  *   _occlusion_meta: (OcclusionMeta & Chunkable) | Unset, _contract: Contract, _job: string,
  *   _examples: Binary, _examples_meta: (ExamplesMeta & Chunkable) | Unset,
  *   _looks_for: Binary, _looks_for_meta: (LooksForMeta & Chunkable) | Unset,
- *   looks_for_steps: number | null,
+ *   looks_for_steps: number | null, model_name: string, _model_names: string[],
+ *   _comparison: ComparisonMeta | Unset,
  * }} Model
  * @typedef {{ type: string, name: string, id: number, index: number, count: number,
  *   size: number }} ChunkMessage
