@@ -119,6 +119,19 @@ def test_switching_shows_the_other_model_at_the_layer_nearest_in_depth(make, pai
     assert explorer.layers == default_layers(pair["resnet18"])
 
 
+def test_switching_at_once_waits_for_nothing_of_the_old_model(make, pair, convnext):
+    # the first view's layer chart is queued behind the switch: it must not run on convnext
+    explorer = make(layer="layer3", wait=False)
+    explorer.model_name = "convnext_atto"
+    explorer.wait(120)
+    assert explorer.error == "" and explorer.visualizer.model is convnext
+    reference = compare_models(pair, scene(), device="cpu")
+    depth = next(r.depth for r in reference.profiles("resnet18") if r.layer == "layer3")
+    assert explorer.layer == reference.nearest_layer("convnext_atto", depth)
+    assert explorer.compare and set(explorer.compare_statistics) == set(explorer.compare)
+    assert set(explorer.compare) <= set(explorer.layers)
+
+
 def test_model_name_is_checked_and_can_choose_the_first_model(make, convnext):
     explorer = make(model_name="convnext_atto")
     assert explorer.visualizer.model is convnext and explorer.layer.startswith("stages")

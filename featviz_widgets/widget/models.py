@@ -351,6 +351,7 @@ class ModelsJob:
             models.current = name
             w._model, w._viz, w._restrict = models.models[name], viz, models.restrict[name]
             self.looks_for.cache.clear()  # keyed by layer and channel: another model's
+            w._worker.invalidate(JobState.COMPARE)  # a queued layer chart of the old model's
             with w._quiet(), w.hold_sync():
                 w.compare, w.compare_statistics = [], {}
             if self.view.request is not None:
