@@ -11,7 +11,7 @@ import matplotlib.figure
 import numpy as np
 import pytest
 
-from featviz_widgets import FeatureExplorer, LayerInfo
+from featviz_widgets import ClassEvidence, FeatureExplorer, LayerInfo, ModelComparison
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -75,7 +75,7 @@ def test_python_blocks_run_offline(monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a download attempt fails at once, never hangs
     sources = blocks("python")
-    assert len(sources) == 2 and all("pretrained=True" in source for source in sources)
+    assert len(sources) == 3 and all("pretrained=True" in source for source in sources)
     namespace: dict = {"__name__": "readme"}
 
     def run(number: int) -> None:
@@ -110,6 +110,25 @@ def test_python_blocks_run_offline(monkeypatch):
         assert sensitivity.shape == tuple(viz.prepare(image).shape[-2:]) == (224, 224)
         assert np.isfinite(sensitivity).all()
         assert sensitivity.min() >= 0 and sensitivity.max() == pytest.approx(1.0)
+
+        run(3)  # class evidence, compare_models and the explorer of two models
+        evidence, models = namespace["evidence"], namespace["models"]
+        assert isinstance(evidence, ClassEvidence) and len(evidence.top_classes[0]) == 5
+        assert namespace["drivers"] == evidence.ranked_channels()[:5]
+        assert isinstance(namespace["fig"], matplotlib.figure.Figure)
+        comparison = namespace["comparison"]
+        assert isinstance(comparison, ModelComparison)
+        assert comparison.models == ["resnet18", "convnext_atto"] == list(models)
+        assert isinstance(namespace["depth_fig"], matplotlib.figure.Figure)
+        explorer = namespace["explorer"]
+        explorer.wait(120)
+        assert explorer.error == "" and explorer.model_name == "convnext_atto"
+        assert explorer.visualizer.model is models["convnext_atto"]
+        assert explorer.layer == comparison.nearest_layer(
+            "convnext_atto",
+            next(r.depth for r in comparison.profiles("resnet18") if r.layer == "layer3"),
+        )
+        assert explorer.comparison is not None
     finally:
         for value in namespace.values():
             if isinstance(value, FeatureExplorer):
