@@ -202,6 +202,7 @@ def _typedefs() -> dict[str, set[str]]:
         _protocol.LooksForMeta,
         _protocol.ClassesMeta,
         _protocol.EvidenceMeta,
+        _protocol.ComparisonMeta,
     ],
     ids=lambda meta: meta.__name__,
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -29,6 +30,19 @@ EXECUTED = {
     "02-watch-features-emerge.ipynb": (10, False, True),
     "03-compare-architectures.ipynb": (6, True, False),
     "04-many-images.ipynb": (6, True, False),
+    "05-class-evidence-and-model-comparison.ipynb": (7, True, True),
+}
+# name: {the source of a code cell (or a part only it holds): the pictures it shows}
+PROMISED = {
+    "05-class-evidence-and-model-comparison.ipynb": {
+        'resnet.plot_class_evidence(photo, "layer4", num_channels=8);': 1,
+        "top = evidence.ranked_channels()[:4]": 1,  # the maps of the channels driving it
+        "target=runner_up": 1,
+        'convnext.plot_class_evidence(photo, "stages.3", num_channels=8);': 1,
+        "comparison.figure()": 1,
+        "explorer = FeatureExplorer(models, photo": 1,  # the explorer's static picture
+        'explorer.save_png("model-comparison.png", view="models")': 1,
+    },
 }
 ALL = ["01-quickstart.ipynb", *EXECUTED]
 
@@ -115,7 +129,8 @@ def test_notebook_teaches_and_installs_in_colab(name):
     takes_weights = name in EXECUTED and EXECUTED[name][1]
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     if takes_weights:
-        assert len(tagged) == 1 and "pretrained = True" in tagged[0].source
+        # `pretrained = True` (the tests inject False), or False where it runs offline as is
+        assert len(tagged) == 1 and re.search(r"pretrained = (True|False)", tagged[0].source)
         assert any("pretrained = False" in text and "parameters" in text for text in prose)
     else:
         assert not tagged
@@ -150,6 +165,11 @@ def test_notebook_runs_offline_and_shows_pictures(name, tmp_path, kernel_env):
     images = pngs(nb)
     assert len(images) >= least, f"{len(images)} image/png outputs, expected {least} or more"
     assert all(image.startswith(b"\x89PNG\r\n\x1a\n") for image in images)
+    for needle, count in PROMISED.get(name, {}).items():  # each picture the prose promises
+        assert pngs_of_cell(nb, needle) == count, needle
+    if widget:
+        shown = [out for out in outputs(nb) if WIDGET_MIME in out.get("data", {})]
+        assert shown and shown[0]["data"].get("image/png"), "the explorer's static image/png"
     print(f"{name}: {seconds:.1f} s, {len(images)} images")
 
 

@@ -111,17 +111,24 @@ def test_python_blocks_run_offline(monkeypatch):
         assert np.isfinite(sensitivity).all()
         assert sensitivity.min() >= 0 and sensitivity.max() == pytest.approx(1.0)
 
-        run(3)  # class evidence and model comparison
-        evidence = namespace["evidence"]
+        run(3)  # class evidence, compare_models and the explorer of two models
+        evidence, models = namespace["evidence"], namespace["models"]
         assert isinstance(evidence, ClassEvidence) and len(evidence.top_classes[0]) == 5
-        assert evidence.targets == [evidence.top_classes[0][0][0]]
-        assert len(namespace["channels"]) == 10 and namespace["heat"].shape == (1, 224, 224)
+        assert namespace["drivers"] == evidence.ranked_channels()[:5]
         assert isinstance(namespace["fig"], matplotlib.figure.Figure)
         comparison = namespace["comparison"]
         assert isinstance(comparison, ModelComparison)
-        assert comparison.models == ["resnet50", "efficientnet_b0"]
-        assert namespace["twin"] in {row.layer for row in comparison.profiles("efficientnet_b0")}
-        assert len(namespace["profile"].axes[0].get_lines()) == 2
+        assert comparison.models == ["resnet18", "convnext_atto"] == list(models)
+        assert isinstance(namespace["depth_fig"], matplotlib.figure.Figure)
+        explorer = namespace["explorer"]
+        explorer.wait(120)
+        assert explorer.error == "" and explorer.model_name == "convnext_atto"
+        assert explorer.visualizer.model is models["convnext_atto"]
+        assert explorer.layer == comparison.nearest_layer(
+            "convnext_atto",
+            next(r.depth for r in comparison.profiles("resnet18") if r.layer == "layer3"),
+        )
+        assert explorer.comparison is not None
     finally:
         for value in namespace.values():
             if isinstance(value, FeatureExplorer):

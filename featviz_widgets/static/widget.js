@@ -331,6 +331,152 @@ function showTooltip(state, event, text) {
   tooltip.style.top = `${event.clientY - box.top + 12}px`;
 }
 
+// src/comparison.js
+var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+function modelColour(i) {
+  return PALETTE[i % PALETTE.length];
+}
+function paintComparison(canvas, meta, width, current, layer, theme) {
+  const height = 230;
+  const ctx = fitCanvas(canvas, width, height);
+  ctx.clearRect(0, 0, width, height);
+  ctx.imageSmoothingEnabled = true;
+  ctx.font = `11px ${theme.font}`;
+  ctx.fillStyle = theme.fg;
+  const rows = meta ? meta.rows : [];
+  const names = meta ? meta.models.filter((name) => rows.some((row) => row.model === name)) : [];
+  canvas.dataset.lines = String(names.length);
+  canvas.dataset.models = names.join(",");
+  if (!meta || !names.length) {
+    ctx.fillText(meta && meta.note ? meta.note : "no comparison yet", 8, 20);
+    stamp(canvas, "models|empty");
+    return;
+  }
+  const panelW = (width - 24) / 2;
+  const panels = [["mean", "Mean activation"], ["sparsity", "Sparsity (fraction of 0s)"]];
+  panels.forEach(([key, title], p) => {
+    const left = 8 + p * (panelW + 8);
+    const box = { x: left + 42, y: 22, w: panelW - 50, h: height - 78 };
+    const values = rows.map((row) => Number(row[key])).filter(Number.isFinite);
+    let lo = key === "sparsity" ? 0 : Math.min(...values);
+    let hi = key === "sparsity" ? 1 : Math.max(...values);
+    if (!(hi > lo)) [lo, hi] = [lo - 1, hi + 1];
+    const at = (depth, value) => [box.x + depth * box.w, box.y + box.h - (value - lo) / (hi - lo) * box.h];
+    axes(ctx, box, title, lo, hi, theme);
+    names.forEach((name, i) => {
+      const points = rows.filter((row) => row.model === name && Number.isFinite(Number(row[key])));
+      ctx.strokeStyle = ctx.fillStyle = modelColour(meta.models.indexOf(name));
+      ctx.lineWidth = name === current ? 2.5 : 1.5;
+      ctx.beginPath();
+      points.forEach((row, j) => (j ? ctx.lineTo : ctx.moveTo).apply(ctx, at(row.depth, Number(row[key]))));
+      ctx.stroke();
+      for (const row of points) {
+        const [x, y] = at(row.depth, Number(row[key]));
+        ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
+        if (name === current && row.layer === layer) {
+          ctx.strokeStyle = theme.fg;
+          ctx.lineWidth = 1.5;
+          ctx.beginPath();
+          ctx.arc(x, y, 6, 0, 2 * Math.PI);
+          ctx.stroke();
+        }
+      }
+      if (p === 0) legend(ctx, 8 + i * Math.max(110, width / names.length), height - 12, name, modelColour(meta.models.indexOf(name)), name === current, theme);
+    });
+  });
+  const done = `${meta.done}/${meta.total}`;
+  stamp(canvas, `models|${done}|${current}|${layer}`);
+}
+function axes(ctx, box, title, lo, hi, theme) {
+  ctx.strokeStyle = theme.grid;
+  ctx.lineWidth = 1;
+  ctx.strokeRect(box.x, box.y, box.w, box.h);
+  ctx.fillStyle = theme.fg;
+  ctx.fillText(title, box.x, box.y - 8);
+  ctx.textAlign = "right";
+  ctx.fillText(fmt(hi), box.x - 4, box.y + 8);
+  ctx.fillText(fmt(lo), box.x - 4, box.y + box.h);
+  ctx.textAlign = "center";
+  ctx.fillText("0", box.x, box.y + box.h + 13);
+  ctx.fillText("relative depth", box.x + box.w / 2, box.y + box.h + 13);
+  ctx.fillText("1", box.x + box.w, box.y + box.h + 13);
+  ctx.textAlign = "left";
+}
+function legend(ctx, x, y, name, colour, current, theme) {
+  ctx.fillStyle = colour;
+  ctx.fillRect(x, y - 8, 14, 4);
+  ctx.fillStyle = theme.fg;
+  ctx.font = `${current ? "bold " : ""}11px ${theme.font}`;
+  ctx.fillText(name, x + 18, y - 3);
+  ctx.font = `11px ${theme.font}`;
+}
+
+// src/models.js
+function buildModelsDom() {
+  const select = h("select", { class: "fvz-model", "aria-label": "Model" });
+  const field = h("label", { class: "fvz-field fvz-model-field", hidden: true }, [h("span", { text: "Model" }), select]);
+  const canvas = h("canvas", { class: "fvz-models", "aria-label": "Model comparison: mean activation and sparsity against relative depth, one line per model" });
+  const caption = h("span", { class: "fvz-caption" });
+  const panel = h("section", { class: "fvz-panel fvz-models-panel", hidden: true }, [h("h4", {}, [h("span", { text: "Compare models " }), caption]), canvas]);
+  return { field, select, panel, canvas, caption };
+}
+function syncModels(state) {
+  const { get, dom } = state;
+  const names = get("_model_names") || [];
+  const { select, field, panel } = dom.models;
+  if (select.options.length !== names.length || names.some((name, i) => select.options[i].value !== name)) {
+    select.replaceChildren(...names.map((name) => h("option", { value: name, text: name })));
+  }
+  select.value = get("model_name");
+  field.hidden = panel.hidden = names.length < 2;
+}
+function paintModels(state) {
+  const { get, dom } = state;
+  const { panel, canvas, caption } = dom.models;
+  if (panel.hidden) return;
+  const meta = get("_comparison");
+  const style = getComputedStyle(dom.root);
+  const theme = {
+    fg: style.getPropertyValue("--fvz-fg").trim() || "#222",
+    grid: style.getPropertyValue("--fvz-border").trim() || "#ccc",
+    font: style.getPropertyValue("--fvz-font").trim() || "sans-serif"
+  };
+  const width = Math.max(320, Math.min(900, (panel.clientWidth || dom.root.clientWidth || 640) - 8));
+  const comparison = meta && meta.models ? (
+    /** @type {ComparisonMeta} */
+    meta
+  ) : null;
+  paintComparison(canvas, comparison, width, get("model_name"), get("layer"), theme);
+  const busy = comparison && comparison.done < comparison.total ? ` · ${comparison.done}/${comparison.total} models` : "";
+  caption.textContent = comparison ? `on ${comparison.image || "the image"}${busy}${comparison.note ? ` · ${comparison.note}` : ""}` : "";
+}
+function wireModels(state) {
+  const { model, dom, save } = state;
+  let queued = false;
+  const later = () => {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      if (state.closed) return;
+      syncModels(state);
+      paintModels(state);
+    });
+  };
+  const events = ["change:_model_names", "change:model_name", "change:_comparison", "change:layer"];
+  for (const event of events) model.on(event, later);
+  const onChange = () => save({ model_name: dom.models.select.value });
+  dom.models.select.addEventListener("change", onChange);
+  const observer = new ResizeObserver(later);
+  observer.observe(dom.models.panel);
+  later();
+  return () => {
+    for (const event of events) model.off(event, later);
+    dom.models.select.removeEventListener("change", onChange);
+    observer.disconnect();
+  };
+}
+
 // src/state.js
 function createState(model, dom) {
   const contract = model.get("_contract");
@@ -435,11 +581,13 @@ function buildDom(contract) {
     h("label", { class: "fvz-check" }, [camToggle, h("span", { text: "Grad-CAM on the input" })]),
     classNote
   ]);
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas, cam: inputCanvas };
+  const models = buildModelsDom();
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas, cam: inputCanvas, models: models.canvas };
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
   const deviceField = field("Device", deviceSelect);
   const root = h("div", { class: "fvz" }, [
     h("div", { class: "fvz-toolbar" }, [
+      models.field,
       field("Layer", filter, layerSelect),
       h("label", { class: "fvz-check" }, [allToggle, h("span", { text: "all modules" })]),
       field("Sort", sortSelect),
@@ -483,6 +631,7 @@ function buildDom(contract) {
       h("section", { class: "fvz-panel" }, [h("h4", { text: "Layer statistics" }), statsList]),
       h("section", { class: "fvz-panel fvz-compare" }, [h("h4", {}, [h("span", { text: "Compare layers " }), compareButton]), chart])
     ]),
+    models.panel,
     tooltip
   ]);
   return {
@@ -533,7 +682,8 @@ function buildDom(contract) {
     classSelect,
     camToggle,
     classNote,
-    contribution
+    contribution,
+    models
   };
 }
 function buildExamplesDom() {
@@ -1373,6 +1523,7 @@ function render({ model, el }) {
   wireClasses(state);
   const stopSize = watchSize(state);
   const stopTheme = watchTheme(state);
+  const stopModels = wireModels(state);
   requestChunked(state);
   measure(state);
   syncLayers(state);
@@ -1387,6 +1538,7 @@ function render({ model, el }) {
     state.closed = true;
     stopSize();
     stopTheme();
+    stopModels();
     clearTimeout(state.timers.num);
     clearTimeout(state.timers.channels);
     for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);

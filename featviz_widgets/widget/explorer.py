@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import traitlets as t
 from PIL import Image
 from torch import nn
 
+from ..compare import ModelComparison
 from ..core.capture import resolve_layers
 from ..core.inputs import ImageInput, image_name, read_now
 from ..core.validate import check_patch
@@ -37,6 +38,7 @@ from .evidence import EvidenceJob, model_classes
 from .examples import ExamplesJob
 from .job_status import JobStatus
 from .looks_for import LooksForJob
+from .models import ModelSet, ModelsJob
 from .occlusion_job import OcclusionJob
 from .protocol import CLASS_CONTRIBUTION, SORT_MODES, ExportView, Message
 from .request import ViewRequest
@@ -64,6 +66,7 @@ _EXTRA_KWARGS = (
     "tabbable",
     "tooltip",
     *_CLASS_KWARGS,
+    "model_name",
 )
 
 
@@ -78,15 +81,20 @@ class FeatureExplorer(ExplorerTraits):
     Every control has a Python counterpart: set `layer`, `sort_by`, `channel`,
     `num_features`, `color_scale`, `all_layers`, `device`, `position` (which starts an
     occlusion sweep), `compare`, `target_class` or `show_cam` (class evidence: Grad-CAM and
-    channel contributions), assign `image`, call `run_looks_for()` (the picture the channel
-    looks for), and read `features`, `statistics`, `busy`, `progress` and `error`.
+    channel contributions), `model_name` (several models), assign `image`, call
+    `run_looks_for()` (the picture the channel looks for), and read `features`, `statistics`,
+    `comparison`, `busy`, `progress` and `error`.
     Model work runs on one background thread; call `wait()` to block until it is done.
 
     Args:
-        model: any `torch.nn.Module` (timm models get their own preprocessing).
+        model: any `torch.nn.Module` (timm models get their own preprocessing), or a mapping
+            of names to models: a model menu (`model_name`) switches between them, and a
+            comparison chart shows every model's mean activation and sparsity against
+            relative depth (`comparison`).
         image: what to look at (PIL image, array, tensor, path); a bundled sample if None.
         layers: restrict the layer dropdown to these module names (default: the model's
-            stages and blocks; the "all modules" toggle reaches every module).
+            stages and blocks; the "all modules" toggle reaches every module); with several
+            models, a mapping of model names to their lists.
         layer: the layer shown first (default: the deepest one whose maps are >= 12 px).
         device: explicit device ("cpu", "cuda", ...); overrides `use_cuda`.
         use_cuda: use CUDA when available.
@@ -113,10 +121,10 @@ class FeatureExplorer(ExplorerTraits):
 
     def __init__(
         self,
-        model: nn.Module,
+        model: nn.Module | Mapping[str, nn.Module],
         image: ImageInput | None = None,
         *,
-        layers: Sequence[str] | None = None,
+        layers: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
         layer: str | None = None,
         device: str | torch.device | None = None,
         use_cuda: bool = True,
@@ -137,6 +145,9 @@ class FeatureExplorer(ExplorerTraits):
                     "parameters; see help(FeatureExplorer)."
                 )
         check_patch(patch_size, stride)
+        self._models = ModelSet.from_argument(model, layers, kwargs.pop("model_name", None))
+        model = self._models.models[self._models.current]
+        layers = self._models.restrict[self._models.current]
         self._lock = threading.RLock()
         self._tls = threading.local()
         self._model = model
@@ -147,6 +158,7 @@ class FeatureExplorer(ExplorerTraits):
         self._viz = FeatureVisualizer(
             model, use_cuda, device=device, transform=transform, cache_size=cache_size
         )
+        self._models.visualizers[self._models.current] = self._viz
         if layers is not None:
             layers = list(layers)
             if not layers:
@@ -173,8 +185,19 @@ class FeatureExplorer(ExplorerTraits):
             self, self._status, self._occlusion_job, self._looks_for_job, self._evidence_job
         )
         self._examples_job = ExamplesJob(self, self._status, self._view_job)
+        self._models_job = ModelsJob(
+            self,
+            self._status,
+            self._models,
+            self._view_job,
+            self._looks_for_job,
+            self._examples_job,
+        )
         self._pictures = StaticPictures(
-            self, lambda: self._occlusion_job.result, lambda: self._looks_for_job.shown
+            self,
+            lambda: self._occlusion_job.result,
+            lambda: self._looks_for_job.shown,
+            lambda: self._models_job.comparison,
         )
         channel = kwargs.pop("channel", None)
         self._source: ImageInput = read_now(image) if image is not None else SAMPLE_IMAGE
@@ -192,6 +215,8 @@ class FeatureExplorer(ExplorerTraits):
                 num_features=num_features,
                 _devices=devices,
                 device=self._viz.device.type,
+                _model_names=self._models.names,
+                model_name=self._models.current,
                 **kwargs,
             )
             # checked against the model's classes, so set once they are known
@@ -211,8 +236,21 @@ class FeatureExplorer(ExplorerTraits):
     # ------------------------------------------------------------------ public Python API
     @property
     def visualizer(self) -> FeatureVisualizer:
-        """The `FeatureVisualizer` doing the work (for its seed API: plots, statistics...)."""
+        """The `FeatureVisualizer` doing the work (for its seed API: plots, statistics...): the
+        current model's (`model_name`)."""
         return self._viz
+
+    @property
+    def model_names(self) -> list[str]:
+        """The names `model_name` can be set to ([] for an explorer of one model)."""
+        return self._models.names
+
+    @property
+    def comparison(self) -> ModelComparison | None:
+        """Every model's layers profiled on the image shown (`compare_models`: mean
+        activation and sparsity against relative depth), computed in the background for each
+        new image and cached per image; None until it is complete, and for a single model."""
+        return self._models_job.comparison
 
     @property
     def features(self) -> torch.Tensor | None:
@@ -371,8 +409,9 @@ class FeatureExplorer(ExplorerTraits):
     # ------------------------------------------------------------------ pictures
     def save_png(self, path: str | os.PathLike, view: str = ExportView.GRID.value) -> Path:
         """Save the current `view` ("grid", "channel", "occlusion", "examples", "looks_for",
-        the picture of `run_looks_for`, or "cam", the input under the Grad-CAM of the chosen
-        class) as a PNG file.
+        the picture of `run_looks_for`, "cam", the input under the Grad-CAM of the chosen
+        class, or "models", the model comparison with the current model's layer marked) as a
+        PNG file.
 
         Returns:
             The path written.
@@ -396,6 +435,7 @@ class FeatureExplorer(ExplorerTraits):
             self._looks_for_job.cancel()
             self._occlusion_job.cancel()
             self._evidence_job.cancel()
+            self._models_job.cancel()
         self._examples_job.cancel()
 
     def wait(self, timeout: float | None = None) -> FeatureExplorer:

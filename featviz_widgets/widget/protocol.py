@@ -36,6 +36,7 @@ __all__ = [
     "ChunkedMeta",
     "ClassesMeta",
     "ColorScale",
+    "ComparisonMeta",
     "EXAMPLE_THUMB_PX",
     "EvidenceMeta",
     "ExamplesMeta",
@@ -72,6 +73,7 @@ class ExportView(str, Enum):
     EXAMPLES = "examples"  # the dataset examples of the selected channel
     LOOKS_FOR = "looks_for"  # the picture optimised for the selected channel
     CAM = "cam"  # the input image under the Grad-CAM of the chosen class (`target_class`)
+    MODELS = "models"  # the model comparison: mean and sparsity against relative depth
 
 
 CLASS_CONTRIBUTION = "class contribution"
@@ -131,9 +133,17 @@ class JobState(str, Enum):
     DATASET = "dataset"  # the dataset scan for the top images of every channel
     LOOKS_FOR = "looks_for"  # feature visualization by optimization of the selected channel
     EVIDENCE = "evidence"  # class evidence: top classes, Grad-CAM, channel contributions
+    SWITCH_MODEL = "switch_model"  # another model of a mapping: its layer aligned by depth
+    COMPARE_MODELS = "compare_models"  # every model's layers profiled on the image
 
 
-CANCELLABLE_JOBS = (JobState.OCCLUSION, JobState.DATASET, JobState.LOOKS_FOR, JobState.EVIDENCE)
+CANCELLABLE_JOBS = (
+    JobState.OCCLUSION,
+    JobState.DATASET,
+    JobState.LOOKS_FOR,
+    JobState.EVIDENCE,
+    JobState.COMPARE_MODELS,
+)
 """Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
 
 LOOKS_FOR_STEP_CHOICES = (64, 128, 256, 512, 1024)
@@ -269,6 +279,18 @@ class EvidenceMeta(MapsMeta):
     top: list[list[Any]]  # [index, name, probability] per class, best first
     contributions: list[float | None]
     ranks: list[int]
+
+
+class ComparisonMeta(TypedDict):
+    """`_comparison`: the model comparison on the image shown (`ModelComparison.to_dict()`,
+    `rows` as `LayerProfile` dicts), or `{}` before one (a single model never has one).
+    `done` of `total` models are profiled; `note` says why it is incomplete ("" if not)."""
+
+    models: list[str]
+    rows: list[dict]
+    image: str
+    done: int
+    total: int
     note: str
 
 

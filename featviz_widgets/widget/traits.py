@@ -149,6 +149,13 @@ class ExplorerTraits(anywidget.AnyWidget):
 
     - Default: `False`
     """
+    model_name = t.Unicode("").tag(sync=True)
+    """The model shown, when the explorer was given a mapping of names to models (one of
+    `model_names`); setting it switches the grid, layer list and statistics to that model, at
+    the layer nearest in relative depth to the current one.
+
+    - Default: the mapping's first name; `""` for a single model
+    """
 
     _contract = t.Dict(default_value=contract()).tag(sync=True)  # enums and limits for the view
     _job = t.Enum([job.value for job in JobState], JobState.IDLE.value).tag(sync=True)
@@ -170,6 +177,8 @@ class ExplorerTraits(anywidget.AnyWidget):
     _classes = t.Dict().tag(sync=True)  # `ClassesMeta`: the class menu's classes
     _evidence = t.Bytes(b"").tag(sync=True)  # the Grad-CAM over the input image
     _evidence_meta = t.Dict().tag(sync=True)
+    _model_names = t.List(t.Unicode()).tag(sync=True)  # the model menu's; [] for one model
+    _comparison = t.Dict().tag(sync=True)  # `ComparisonMeta`: the models on the image shown
 
     # ------------------------------------------------------------------ quiet changes
     @contextmanager
@@ -326,4 +335,16 @@ class ExplorerTraits(anywidget.AnyWidget):
             resolve_layers(self._viz.model, value)
         except (TypeError, ValueError) as exc:
             raise t.TraitError(str(exc)) from exc
+        return value
+
+    @t.validate("model_name")
+    def _check_model_name(self, proposal: t.Bunch) -> str:
+        value, names = proposal["value"], list(self._model_names)
+        if not names and value:
+            raise t.TraitError(
+                f"`model_name` {value!r}: this explorer shows one model; pass a mapping of "
+                "names to models, FeatureExplorer({'a': model_a, 'b': model_b}), to switch."
+            )
+        if names and value not in names:
+            raise t.TraitError(f"`model_name` must be one of {names}, got {value!r}.")
         return value

@@ -4,7 +4,7 @@ request and reacts to the traits that change what is shown (layer, device, order
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -46,6 +46,7 @@ class ViewJob:
         self.request: ViewRequest | None = None  # the pending view job's
         self.order_mode = CORE_SORT_MODES[0]  # the ranking `_order` holds (see `order`)
         evidence.on_ranking = self.reorder
+        self.on_shown: list[Callable[[], None]] = []  # called (locked, quiet) after each view
         widget.observe(self._on_layer, names=["layer"])
         widget.observe(self._on_all_layers, names=["all_layers"])
         widget.observe(self._on_device, names=["device"])
@@ -303,6 +304,8 @@ class ViewJob:
             self.push_unit()
             self.looks_for.show()
             self.evidence.show()
+            for callback in self.on_shown:
+                callback()
         w._viewed.set()
 
     def order(self) -> list[int]:

@@ -10,8 +10,9 @@
 //
 // Modules: types (the JSDoc typedefs); helpers colours, numbers, canvas, dom; state (view state
 // and its DOM); a module per view: grid, detail (input, channel, occlusion), looks-for, examples,
-// classes (class menu, Grad-CAM toggle, contributions), stats, with sync (controls <- model) and controls (controls -> model); pointer (hover and
-// click on a canvas); repaint (coalesced repaints, size and theme); transport (payload chunks,
+// classes (class menu, Grad-CAM toggle, contributions), stats, models (the model menu and
+// comparison, painted by comparison), with sync (controls <- model) and controls (controls ->
+// model); pointer (hover and click on a canvas); repaint (coalesced repaints, size and theme); transport (payload chunks,
 // custom messages, model events, upload, export); and this entry, whose `render` wires them.
 
 import { syncClasses, wireClasses } from "./classes.js";
@@ -20,6 +21,7 @@ import { loadPicture, wireUnitPointer } from "./detail.js";
 import { wireExamples } from "./examples.js";
 import { wireGridPointer } from "./grid.js";
 import { wireLooksFor } from "./looks-for.js";
+import { wireModels } from "./models.js";
 import { measure, paintAll, watchSize, watchTheme } from "./repaint.js";
 import { buildDom, createState } from "./state.js";
 import { paintStats } from "./stats.js";
@@ -42,6 +44,7 @@ function render({ model, el }) {
   wireClasses(state);
   const stopSize = watchSize(state);
   const stopTheme = watchTheme(state);
+  const stopModels = wireModels(state);
   requestChunked(state);
 
   measure(state);
@@ -58,6 +61,7 @@ function render({ model, el }) {
     state.closed = true;
     stopSize();
     stopTheme();
+    stopModels();
     clearTimeout(state.timers.num);
     clearTimeout(state.timers.channels);
     for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);

@@ -3,6 +3,7 @@
 // makes from the contract; `css` reads the theme, `payload` a payload trait's bytes.
 
 import { h } from "./dom.js";
+import { buildModelsDom } from "./models.js";
 import { bytesOf } from "./numbers.js";
 
 /** @import { AnyModel, Binary, Chunkable, Contract, Dom, Model, ViewState } from "./types.js" */
@@ -103,15 +104,17 @@ export function buildDom(contract) {
     h("label", { class: "fvz-check" }, [camToggle, h("span", { text: "Grad-CAM on the input" })]),
     classNote,
   ]);
+  const models = buildModelsDom(); // the model menu and comparison, shown for several models
   // the canvas that shows each of the contract's export views (tests/test_contract.py)
   /** @type {Record<string, HTMLCanvasElement>} */
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas, cam: inputCanvas };
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas, cam: inputCanvas, models: models.canvas };
 
   /** @param {string} label @param {HTMLElement[]} controls */
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
   const deviceField = field("Device", deviceSelect);
   const root = h("div", { class: "fvz" }, [
     h("div", { class: "fvz-toolbar" }, [
+      models.field,
       field("Layer", filter, layerSelect),
       h("label", { class: "fvz-check" }, [allToggle, h("span", { text: "all modules" })]),
       field("Sort", sortSelect),
@@ -155,6 +158,7 @@ export function buildDom(contract) {
       h("section", { class: "fvz-panel" }, [h("h4", { text: "Layer statistics" }), statsList]),
       h("section", { class: "fvz-panel fvz-compare" }, [h("h4", {}, [h("span", { text: "Compare layers " }), compareButton]), chart]),
     ]),
+    models.panel,
     tooltip,
   ]);
   return {
@@ -164,6 +168,7 @@ export function buildDom(contract) {
     errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, occCanvas,
     occCaption, statsList, chart, compareButton, tooltip, examples, looksButton, looksSteps, looksCanvas, looksCaption,
     classes, classToggle, classSearch, classSelect, camToggle, classNote, contribution,
+    models,
   };
 }
 

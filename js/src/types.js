@@ -27,6 +27,11 @@
  *   ranks: number[], note: string }} EvidenceMeta
  *   Class evidence of the view shown: the Grad-CAM of `target` (one map at the input image's
  *   size), the top-5 classes [index, name, probability], each channel's contribution and rank.
+ * @typedef {{ model: string, layer: string, depth: number, mean: number|null,
+ *   sparsity: number|null, channels: number, height: number, width: number }} LayerProfile
+ * @typedef {{ models: string[], rows: LayerProfile[], image: string, done: number,
+ *   total: number, note: string }} ComparisonMeta
+ *   The model comparison on the image shown: `done` of `total` models profiled.
  * @typedef {{ chunked?: ChunkedMeta }} Chunkable
  *   A payload's metadata may say `chunked`: its bytes then come in pushes.chunk messages.
  * @typedef {Record<string, never>} Unset
@@ -57,7 +62,8 @@
  *   _looks_for: Binary, _looks_for_meta: (LooksForMeta & Chunkable) | Unset,
  *   looks_for_steps: number | null, class_evidence: boolean, target_class: number | null,
  *   show_cam: boolean, _classes: ClassesMeta | Unset, _evidence: Binary,
- *   _evidence_meta: (EvidenceMeta & Chunkable) | Unset,
+ *   _evidence_meta: (EvidenceMeta & Chunkable) | Unset, model_name: string, _model_names: string[],
+ *   _comparison: ComparisonMeta | Unset,
  * }} Model
  * @typedef {{ type: string, name: string, id: number, index: number, count: number,
  *   size: number }} ChunkMessage
