@@ -64,13 +64,18 @@ def preserved_model_state(model: nn.Module) -> Iterator[None]:
     modes = [(module, module.training) for module in model.modules()]
     grads = [(param, param.requires_grad) for param in model.parameters()]
     try:
-        model.eval()
+        if any(training for _, training in modes):
+            model.eval()
         yield
     finally:
+        # Only what changed is set back: assigning `training` on every module of a large
+        # model costs milliseconds per call.
         for module, training in modes:
-            module.training = training
+            if module.training != training:
+                module.training = training
         for param, requires_grad in grads:
-            param.requires_grad_(requires_grad)
+            if param.requires_grad != requires_grad:
+                param.requires_grad_(requires_grad)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.capture import capture_with_layer_grad, resolve_layers
+from ..core.capture import capture_with_layer_grad
 from ..core.features import FeatureStore
 from ..core.precision import exact_float32
 from .names import class_name_list
@@ -110,7 +110,6 @@ def class_evidence(
     model = store.model
     if not isinstance(layer_name, str):
         raise TypeError(f"`layer_name` must be a string, got {type(layer_name).__name__}.")
-    resolve_layers(model, [layer_name])
     _check_target_type(target)
     check_classifier(model)
     with exact_float32():
@@ -137,12 +136,13 @@ def class_evidence(
         alpha = grads.mean(dim=(2, 3), keepdim=True)
         cam = torch.relu((alpha * acts).sum(dim=1))
         contributions = (grads * acts).sum(dim=(2, 3))
-    probabilities = torch.softmax(logits.detach().double(), dim=1).cpu()
     names = class_name_list(logits.shape[1], class_names)
-    top = torch.topk(probabilities, k=min(TOP_CLASSES, logits.shape[1]), dim=1)
+    scores = logits.detach().float()
+    top = torch.topk(scores, k=min(TOP_CLASSES, logits.shape[1]), dim=1).indices
+    probabilities = torch.softmax(scores.double(), dim=1).gather(1, top).cpu().tolist()
     top_classes = [
-        [(int(i), names[int(i)], float(p)) for i, p in zip(indices, values)]
-        for indices, values in zip(top.indices, top.values)
+        [(i, names[i], p) for i, p in zip(indices, values)]
+        for indices, values in zip(top.cpu().tolist(), probabilities)
     ]
     return ClassEvidence(
         layer=layer_name,
