@@ -279,6 +279,7 @@ class EvidenceMeta(MapsMeta):
     top: list[list[Any]]  # [index, name, probability] per class, best first
     contributions: list[float | None]
     ranks: list[int]
+    note: str
 
 
 class ComparisonMeta(TypedDict):
