@@ -4,6 +4,7 @@ a fresh page per test (with a screenshot and the console log kept when a test fa
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,14 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("notebook")
     with running_server(tmp_path_factory.mktemp("jupyter")) as server:
         yield server
+
+
+@pytest.fixture
+def stop_kernels(jupyter_server):
+    """Each test starts its own kernel; stop them all after it (CPU and memory for the next)."""
+    yield
+    for kernel in json.loads(jupyter_server.api("GET", "/api/kernels")):
+        jupyter_server.api("DELETE", f"/api/kernels/{kernel['id']}")
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ from .jupyter import (
     wait_canvas,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("stop_kernels")]
 README_SCREENSHOT = REPO / "docs" / "screenshot.png"
 
 
@@ -74,14 +74,6 @@ def dump(change=None):
 explorer.observe(dump)
 dump()
 """
-
-
-@pytest.fixture(autouse=True)
-def _stop_kernels(jupyter_server):
-    """Each test starts its own kernel; stop them all after it (CPU and memory for the next)."""
-    yield
-    for kernel in json.loads(jupyter_server.api("GET", "/api/kernels")):
-        jupyter_server.api("DELETE", f"/api/kernels/{kernel['id']}")
 
 
 def write_notebook(server, name: str, setup: str = SETUP) -> Path:

@@ -6,15 +6,13 @@ explorer's traits into `state.json` so the test sees what Python sees."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from . import jupyter
 from .jupyter import REPO, app_ready, canvas_state, pixels, run_all, set_theme, wait_canvas
 from .test_widget_browser import read_state, save_screenshot, wait_state
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("stop_kernels")]
 
 SETUP = """\
 import json, pathlib, threading
@@ -51,13 +49,6 @@ def dump(change=None):
 explorer.observe(dump)
 dump()
 """
-
-
-@pytest.fixture(autouse=True)
-def _stop_kernels(jupyter_server):
-    yield
-    for kernel in json.loads(jupyter_server.api("GET", "/api/kernels")):
-        jupyter_server.api("DELETE", f"/api/kernels/{kernel['id']}")
 
 
 def test_class_menu_grad_cam_and_contribution_sort_in_jupyterlab(jupyter_server, page):

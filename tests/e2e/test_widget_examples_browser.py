@@ -8,7 +8,7 @@ import pytest
 from .jupyter import app_ready, canvas_state, pixels, run_all, wait_canvas
 from .test_widget_browser import SETUP, wait_state, write_notebook
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("stop_kernels")]
 
 DATASET = """
 import numpy as np
@@ -18,15 +18,6 @@ rng = np.random.default_rng(0)
 images = [Image.fromarray(rng.integers(0, 256, (90, 90, 3), dtype=np.uint8)) for _ in range(6)]
 explorer.scan_dataset(images, ["layer2"], k=4)
 """
-
-
-@pytest.fixture(autouse=True)
-def _stop_kernels(jupyter_server):
-    yield
-    import json
-
-    for kernel in json.loads(jupyter_server.api("GET", "/api/kernels")):
-        jupyter_server.api("DELETE", f"/api/kernels/{kernel['id']}")
 
 
 def test_notebook7_examples_paint_and_a_click_shows_the_image(jupyter_server, page):
