@@ -11,14 +11,10 @@ from __future__ import annotations
 import pytest
 
 from .jupyter import app_ready, pixels, run_all, wait_canvas
-from .test_widget_browser import (
-    _stop_kernels,  # noqa: F401 - its autouse fixture, here too
-    save_screenshot,
-    wait_state,
-)
+from .test_widget_browser import save_screenshot, wait_state
 from .test_widget_browser import write_notebook as _write_notebook
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("stop_kernels")]
 
 SETUP = """\
 import json, pathlib, threading
