@@ -91,6 +91,20 @@ def scene(width: int = 320, height: int = 240, seed: int = 0) -> Image.Image:
     return Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8))
 
 
+def before_each_forward(module: nn.Module, action):
+    """Make `module` call `action()` before each forward, in the explorer's twin of the model
+    too (a hook would not be copied there: the twin leaves the user's hooks out). Returns
+    the undo for the explorers made after it."""
+    cls = type(module)
+
+    def forward(self, *args, **kwargs):
+        action()
+        return cls.forward(self, *args, **kwargs)
+
+    module.__class__ = type(f"Waiting{cls.__name__}", (cls,), {"forward": forward})
+    return lambda: setattr(module, "__class__", cls)
+
+
 class SlowScenes(Dataset):
     """`count` generated scenes that take a while each to read: a dataset scan of seconds."""
 

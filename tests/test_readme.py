@@ -123,7 +123,7 @@ def test_python_blocks_run_offline(monkeypatch):
         explorer = namespace["explorer"]
         explorer.wait(120)
         assert explorer.error == "" and explorer.model_name == "convnext_atto"
-        assert explorer.visualizer.model is models["convnext_atto"]
+        assert explorer.model is models["convnext_atto"]
         assert explorer.layer == comparison.nearest_layer(
             "convnext_atto",
             next(r.depth for r in comparison.profiles("resnet18") if r.layer == "layer3"),

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 import traitlets
-from conftest import ModelSnapshot, resnet18_64px, scene
+from conftest import ModelSnapshot, before_each_forward, resnet18_64px, scene
 from PIL import Image
 from torch import nn
 
@@ -223,7 +223,8 @@ def test_layers_argument_restricts_the_dropdown(make):
 # ---------------------------------------------------------------------------- interactions
 def test_sort_channel_and_num_features_never_run_the_model(make, model):
     explorer = make()
-    counter = ForwardCounter(model, model.conv1)
+    twin = explorer.visualizer.model  # what the explorer's forwards run on
+    counter = ForwardCounter(twin, twin.conv1)
     try:
         explorer.sort_by = "variance"
         order = explorer.visualizer.rank_channels(SAMPLE_IMAGE, "layer1", "variance")
@@ -248,7 +249,8 @@ def test_sort_channel_and_num_features_never_run_the_model(make, model):
 
 def test_layer_change_runs_one_forward_stopped_at_the_layer(make, model):
     explorer = make()
-    counter = ForwardCounter(model, model.layer3)
+    twin = explorer.visualizer.model  # what the explorer's forwards run on
+    counter = ForwardCounter(twin, twin.layer3)
     try:
         explorer.layer = "layer2.0"  # not in the comparison chart, so not cached yet
         explorer.wait(30)
@@ -389,7 +391,8 @@ def test_position_runs_occlusion_with_progress_and_channels_reuse_it(make, model
     assert shown.shape == (64, 64)
     assert np.allclose(shown, reference.map(explorer.channel), atol=1 / 255)
     # another channel: the same sweep, no forward
-    counter = ForwardCounter(model, model.conv1)
+    twin = explorer.visualizer.model
+    counter = ForwardCounter(twin, twin.conv1)
     try:
         other = explorer._order[3]
         explorer.channel = other
@@ -798,11 +801,11 @@ def test_first_display_waits_for_the_first_view_only(make):
     shown: list[FeatureExplorer] = []
     release = threading.Event()
 
-    def slow_after_the_first_view(*_) -> None:
+    def slow_after_the_first_view() -> None:
         if shown and shown[0].features is not None:
             release.wait(slow_s)
 
-    handle = network.conv1.register_forward_pre_hook(slow_after_the_first_view)
+    before_each_forward(network.conv1, slow_after_the_first_view)
     try:
         explorer = make(model=network, layer="layer1", compare=["layer2", "layer4"], wait=False)
         shown.append(explorer)
@@ -828,17 +831,13 @@ def test_first_display_waits_for_the_first_view_only(make):
         assert static_png(during).tobytes() == static_png(first).tobytes()
     finally:
         release.set()
-        handle.remove()
 
 
 def test_static_image_is_the_last_complete_view_while_a_layer_computes(make):
     network = small_resnet()
     gate = threading.Event()
 
-    def hold(*_) -> None:  # every forward waits for the gate
-        gate.wait(30)
-
-    handle = network.conv1.register_forward_pre_hook(hold)
+    before_each_forward(network.conv1, lambda: gate.wait(30))  # every forward waits for it
     try:
         explorer = make(model=network, layer="layer1", compare=["layer1"], wait=False)
         explorer.layer = "layer3"  # replaces the first view before it could finish
@@ -862,7 +861,6 @@ def test_static_image_is_the_last_complete_view_while_a_layer_computes(make):
         assert torch.equal(explorer.features, expected) and explorer.layer == "layer2"
     finally:
         gate.set()
-        handle.remove()
 
 
 def test_state_keeps_only_the_current_view(make):

@@ -47,6 +47,7 @@ def test_device_switch_to_cuda_and_back_keeps_the_view(explorer, tmp_path):
     explorer.device = GPU
     explorer.wait(120)
     assert explorer.error == "" and explorer.visualizer.device.type == GPU == on_device(explorer)
+    assert next(explorer.model.parameters()).device.type == "cpu"  # the twin moved, not it
     # the views are drawn from host copies, made once per view
     assert explorer.features.device.type == "cpu"
     assert close_maps(explorer.features, on_cpu)

@@ -15,7 +15,7 @@ import pytest
 import timm
 import torch
 import traitlets
-from conftest import resnet18_64px, scene
+from conftest import before_each_forward, resnet18_64px, scene
 from matplotlib import cbook
 from PIL import Image
 
@@ -255,7 +255,7 @@ def test_save_png_of_the_grad_cam(make, tmp_path):
 def test_cancel_stops_a_run_and_the_panel_says_so(model, photo):
     """A slow head (the view's forward stops before it; class evidence runs through it): the
     kernel stays free while it runs, Cancel stops it, nothing is shown for it."""
-    handle = model.fc.register_forward_pre_hook(lambda *_: time.sleep(1.5))
+    undo = before_each_forward(model.fc, lambda: time.sleep(1.5))
     explorer = FeatureExplorer(model, photo, layer=LAYER)
     try:
         explorer.wait(60)
@@ -272,7 +272,7 @@ def test_cancel_stops_a_run_and_the_panel_says_so(model, photo):
         assert meta["n"] == 0 and "cancelled" in meta["note"] and explorer.error == ""
         assert explorer.class_evidence_result is None
     finally:
-        handle.remove()
+        undo()
         explorer.close()
     # asked again: it runs to the end
     explorer = FeatureExplorer(model, photo, layer=LAYER, target_class=207).wait(60)

@@ -73,7 +73,7 @@ def test_a_mapping_of_models_gives_a_menu_and_shows_the_first(make, pair, resnet
     explorer = make(layer="layer2")
     assert explorer.model_names == ["resnet18", "convnext_atto"] == explorer._model_names
     assert explorer.model_name == "resnet18" and explorer.error == ""
-    assert explorer.visualizer.model is resnet
+    assert explorer.model is resnet
     assert explorer.layers == default_layers(resnet) and explorer.layer == "layer2"
     expected = FeatureVisualizer(resnet, device="cpu").get_features(scene(), "layer2")
     assert torch.allclose(explorer.features, expected, atol=1e-5)
@@ -100,7 +100,7 @@ def test_switching_shows_the_other_model_at_the_layer_nearest_in_depth(make, pai
     explorer.model_name = "convnext_atto"  # returns at once: the worker switches
     explorer.wait(120)
     assert explorer.error == "" and explorer.model_name == "convnext_atto"
-    assert explorer.visualizer.model is convnext
+    assert explorer.model is convnext
     assert explorer.layers == default_layers(convnext)
     assert explorer.layer == reference.nearest_layer("convnext_atto", depth) == "stages.1"
     expected = FeatureVisualizer(convnext, device="cpu").get_features(scene(), "stages.1")
@@ -124,7 +124,7 @@ def test_switching_at_once_waits_for_nothing_of_the_old_model(make, pair, convne
     explorer = make(layer="layer3", wait=False)
     explorer.model_name = "convnext_atto"
     explorer.wait(120)
-    assert explorer.error == "" and explorer.visualizer.model is convnext
+    assert explorer.error == "" and explorer.model is convnext
     reference = compare_models(pair, scene(), device="cpu")
     depth = next(r.depth for r in reference.profiles("resnet18") if r.layer == "layer3")
     assert explorer.layer == reference.nearest_layer("convnext_atto", depth)
@@ -134,7 +134,7 @@ def test_switching_at_once_waits_for_nothing_of_the_old_model(make, pair, convne
 
 def test_model_name_is_checked_and_can_choose_the_first_model(make, convnext):
     explorer = make(model_name="convnext_atto")
-    assert explorer.visualizer.model is convnext and explorer.layer.startswith("stages")
+    assert explorer.model is convnext and explorer.layer.startswith("stages")
     with pytest.raises(traitlets.TraitError, match=r"one of \['resnet18', 'convnext_atto'\]"):
         explorer.model_name = "vit"
     assert explorer.model_name == "convnext_atto"
@@ -212,7 +212,7 @@ def test_a_single_model_has_no_menu_and_no_comparison(make, resnet, tmp_path):
     explorer = make(models=resnet, layer="layer2")
     assert explorer.model_names == [] and explorer.model_name == ""
     assert explorer._comparison == {} and explorer.comparison is None
-    assert explorer.visualizer.model is resnet and explorer.error == ""
+    assert explorer.model is resnet and explorer.error == ""
     with pytest.raises(traitlets.TraitError, match="shows one model"):
         explorer.model_name = "resnet18"
     with pytest.raises(ValueError, match="no model comparison yet"):

@@ -38,7 +38,8 @@ from .evidence import EvidenceJob, model_classes
 from .examples import ExamplesJob
 from .job_status import JobStatus
 from .looks_for import LooksForJob
-from .models import ModelSet, ModelsJob
+from .model_set import ModelSet
+from .models import ModelsJob
 from .occlusion_job import OcclusionJob
 from .protocol import CLASS_CONTRIBUTION, SORT_MODES, ExportView, Message
 from .request import ViewRequest
@@ -155,10 +156,10 @@ class FeatureExplorer(ExplorerTraits):
         self._cache_size = cache_size
         self.patch_size = patch_size
         self.stride = stride
-        self._viz = FeatureVisualizer(
-            model, use_cuda, device=device, transform=transform, cache_size=cache_size
-        )
-        self._models.visualizers[self._models.current] = self._viz
+        if device is None:
+            device = "cuda" if use_cuda and torch.cuda.is_available() else "cpu"
+        # The work runs on the model's twin: what the user does with the model meanwhile is safe.
+        self._viz = self._models.visualizer(self._models.current, device, transform, cache_size)
         if layers is not None:
             layers = list(layers)
             if not layers:
@@ -235,9 +236,16 @@ class FeatureExplorer(ExplorerTraits):
 
     # ------------------------------------------------------------------ public Python API
     @property
+    def model(self) -> nn.Module:
+        """The model shown (`model_name`'s), as given: the explorer never changes it."""
+        return self._model
+
+    @property
     def visualizer(self) -> FeatureVisualizer:
         """The `FeatureVisualizer` doing the work (for its seed API: plots, statistics...): the
-        current model's (`model_name`)."""
+        current model's (`model_name`). Its `model` is the explorer's twin of `model`: the
+        same weights, module objects of its own (see the README, "Using the model while the
+        explorer works")."""
         return self._viz
 
     @property

@@ -1,4 +1,4 @@
-"""The explorer's models: several named models in one explorer (`ModelSet`), the switch
+"""The explorer's models: several named models in one explorer (`model_set.ModelSet`), the switch
 between them and their comparison (`ModelsJob`).
 
 - **Given** as a mapping of names to models, `FeatureExplorer({"resnet18": m1, ...}, image)`;
@@ -16,129 +16,27 @@ between them and their comparison (`ModelsJob`).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 import traitlets as t
-from torch import nn
 
 from ..compare import LayerProfile, ModelComparison, compare_models
 from ..core.cancel import Cancelled
-from ..core.capture import resolve_layers
 from ..core.inputs import ImageInput
 from ..visualizer import FeatureVisualizer
 from .examples import ExamplesJob
 from .job_status import JobStatus
 from .looks_for import LooksForJob
+from .model_set import ModelSet
 from .protocol import ComparisonMeta, JobState, json_safe
 from .traits import ExplorerTraits
 from .view_job import ViewJob
 from .worker import Job
 
-__all__ = ["ModelSet", "ModelsJob"]
+__all__ = ["ModelsJob"]
 
 _CACHED_IMAGES = 4  # images whose profiles are kept
-
-
-class ModelSet:
-    """The explorer's models by name (one model: the name ""), the `layers` each lists, and
-    their visualizers (made on first use)."""
-
-    def __init__(
-        self,
-        models: dict[str, nn.Module],
-        restrict: dict[str, list[str] | None],
-        current: str,
-    ) -> None:
-        self.models, self.restrict, self.current = models, restrict, current
-        self.visualizers: dict[str, FeatureVisualizer] = {}
-
-    @property
-    def names(self) -> list[str]:
-        """The model menu's names; [] for a single model."""
-        return [] if list(self.models) == [""] else list(self.models)
-
-    @classmethod
-    def from_argument(
-        cls, model: Any, layers: Any = None, model_name: str | None = None
-    ) -> ModelSet:
-        """The explorer's `model` and `layers` arguments, checked.
-
-        Raises:
-            TypeError: `model` is neither a module nor a mapping of names to modules; a name
-                is not a string; with several models, `layers` is not a mapping.
-            ValueError: an empty mapping, an empty or padded name, one model under two names,
-                `layers` naming unknown models or layers, an unknown `model_name`.
-        """
-        if isinstance(model, nn.Module):
-            if model_name:
-                raise ValueError(
-                    f"`model_name` {model_name!r}: this explorer shows one model; pass a "
-                    "mapping of names to models to name them."
-                )
-            return cls({"": model}, {"": None if layers is None else list(layers)}, "")
-        if not isinstance(model, Mapping):
-            raise TypeError(
-                "`model` must be a torch.nn.Module or a mapping of names to modules, e.g. "
-                f"{{'resnet18': m1, 'convnext_tiny': m2}}; got {type(model).__name__}."
-            )
-        if not model:
-            raise ValueError("`model` is an empty mapping; pass at least one name -> model.")
-        seen: dict[int, str] = {}
-        for name, module in model.items():
-            if not isinstance(name, str):
-                raise TypeError(
-                    f"model names must be strings, got {name!r} ({type(name).__name__})."
-                )
-            if not name.strip() or name != name.strip():
-                raise ValueError(
-                    f"model name {name!r} is empty or has spaces around it; name each model, "
-                    "e.g. 'resnet18'."
-                )
-            if not isinstance(module, nn.Module):
-                raise TypeError(
-                    f"`model`[{name!r}] must be a torch.nn.Module, got {type(module).__name__}."
-                )
-            if id(module) in seen:
-                raise ValueError(
-                    f"the same model is given as both {seen[id(module)]!r} and {name!r}; give "
-                    "each model once (copy.deepcopy it to compare two copies)."
-                )
-            seen[id(module)] = name
-        models = dict(model)
-        restrict: dict[str, list[str] | None] = dict.fromkeys(models)
-        if layers is not None:
-            if not isinstance(layers, Mapping):
-                raise TypeError(
-                    "with several models, `layers` must be a mapping of model names to layer "
-                    f"names, e.g. {{{next(iter(models))!r}: ['layer1', 'layer2']}}."
-                )
-            unknown = sorted(set(layers) - set(models))
-            if unknown:
-                raise ValueError(f"`layers` names {unknown}, not in the models {list(models)}.")
-            for name, names in layers.items():
-                names = list(names)
-                if not names:
-                    raise ValueError(f"`layers`[{name!r}] is empty; leave it out for the default.")
-                resolve_layers(models[name], names)
-                restrict[name] = names
-        current = next(iter(models)) if model_name is None else model_name
-        if current not in models:
-            raise ValueError(f"`model_name` must be one of {list(models)}, got {current!r}.")
-        return cls(models, restrict, current)
-
-    def visualizer(
-        self, name: str, device: str, transform: Any, cache_size: int
-    ) -> FeatureVisualizer:
-        """Model `name`'s visualizer on `device` (made, or remade for another device)."""
-        viz = self.visualizers.get(name)
-        if viz is None or viz.device.type != device:
-            viz = FeatureVisualizer(
-                self.models[name], device=device, transform=transform, cache_size=cache_size
-            )
-            self.visualizers[name] = viz
-        return viz
 
 
 def _image_rows(

@@ -24,6 +24,7 @@ from ..core.inputs import ImageInput
 from ..core.validate import channel_error, position_error
 from ..visualizer import FeatureVisualizer
 from .looks_for_recipe import check_looks_for_options
+from .model_set import ModelSet
 from .protocol import CLASS_CONTRIBUTION, COLOR_SCALES, SORT_MODES, JobState, contract
 from .request import ViewRequest
 from .transfer import Outbox
@@ -38,6 +39,7 @@ class ExplorerTraits(anywidget.AnyWidget):
     _lock: threading.RLock  # guards everything below and the traits, across threads
     _tls: threading.local  # per thread: inside `_quiet()`?
     _model: nn.Module
+    _models: ModelSet  # the models by name, their twins and visualizers
     _transform: Any
     _cache_size: int
     _restrict: list[str] | None  # the `layers` the explorer was limited to

@@ -14,7 +14,6 @@ from ..core.cancel import Cancelled
 from ..core.inputs import ImageInput
 from ..core.layers import LayerInfo, default_compare, default_layer
 from ..core.validate import channel_error, position_error
-from ..visualizer import FeatureVisualizer
 from .evidence import EvidenceJob
 from .job_status import JobStatus
 from .layer_menu import explorer_layers, layer_entry
@@ -190,16 +189,19 @@ class ViewJob:
     def _run(self, job: Job, request: ViewRequest) -> None:
         w = self.w
         self.status.start(job, f"computing {request.layer or 'layers'}…")
-        viz, source = w._viz, request.source
-        if request.rebuild_device is not None:
-            viz = FeatureVisualizer(
-                w._model,
-                device=request.rebuild_device,
-                transform=w._transform,
-                cache_size=w._cache_size,
-            )
-            with w._lock:  # the model has moved: later jobs must use this one
-                w._viz = viz
+        source = request.source
+        # The current model's visualizer: remade on another device or for a model changed
+        # under its twin, its caches dropped when the model's weights changed meanwhile.
+        device = request.rebuild_device or w._viz.device
+        viz = w._models.visualizer(
+            w._models.current,
+            device,
+            w._transform,
+            w._cache_size,
+            remake=request.rebuild_device is not None,
+        )
+        with w._lock:  # later jobs must use this one
+            w._viz = viz
         relist = request.relist or not w._layers
         batch = viz.prepare(source)  # a batch's image shown is a slice of the model's input
         count = batch.shape[0]
