@@ -15,6 +15,7 @@ import json
 import os
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import pytest
 import torch
 import traitlets
 from conftest import ModelSnapshot, before_each_forward, resnet18_64px, scene
+from ipywidgets.widgets.widget import _instances
 from PIL import Image
 from torch import nn
 
@@ -760,6 +762,24 @@ def test_hundred_layer_changes_leave_no_hooks_figures_or_growth(make, model):
     assert plt.get_fignums() == []
     assert threading.active_count() <= threads
     assert explorer.layer == names[99 % len(names)] == explorer._grid_meta["layer"]
+
+
+def test_an_explorer_let_go_is_collected_and_its_worker_stops(model):
+    """What a kernel's widget registries let go of (ipywidgets keeps every widget until
+    `close()`; here the test lets go of it as they would) takes its thread with it: the
+    worker holds its explorer only weakly."""
+    explorer = FeatureExplorer(model, layer="layer1", stride=16).wait(60)
+    explorer.run_occlusion()  # a job's closures were on the worker, too
+    explorer.wait(120)
+    thread, collected = explorer._worker._thread, weakref.ref(explorer)
+    _instances.pop(explorer.model_id)
+    explorer.comm.close()
+    explorer.comm = None
+    del explorer
+    gc.collect()
+    assert collected() is None, "something still holds the explorer"
+    thread.join(10)
+    assert not thread.is_alive()
 
 
 # ---------------------------------------------------------------------------- export

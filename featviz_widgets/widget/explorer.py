@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -117,8 +118,9 @@ class FeatureExplorer(ExplorerTraits):
         >>> explorer.sort_by = "variance"; explorer.channel = 7; explorer.position = (4, 4)
     """
 
-    _esm = _asset("widget.js")
-    _css = _asset("widget.css")
+    # Text, not paths: anywidget watches a path through a callback that keeps every widget alive.
+    _esm = _asset("widget.js").read_text(encoding="utf-8")
+    _css = _asset("widget.css").read_text(encoding="utf-8")
 
     def __init__(
         self,
@@ -205,7 +207,7 @@ class FeatureExplorer(ExplorerTraits):
         self._shown_source: ImageInput = self._source
         self._batch_size = 1
         self._source_name = "sample.png" if image is None else image_name(image)
-        self._worker = Worker(self._lock, self._status.set_busy, self._status.fault)
+        self._worker = _weakly_owned_worker(self)
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         if self._viz.device.type not in devices:
             devices.append(self._viz.device.type)
@@ -458,7 +460,8 @@ class FeatureExplorer(ExplorerTraits):
         return self
 
     def close(self) -> None:
-        """Stop the worker and close the widget and its views."""
+        """Stop the worker and close the widget and its views (an explorer that is garbage
+        collected stops its worker too)."""
         worker = getattr(self, "_worker", None)  # absent if __init__ failed early
         if worker is not None:
             worker.shutdown()
@@ -521,3 +524,22 @@ class FeatureExplorer(ExplorerTraits):
     def _resend(self, name: Any) -> None:
         with self._lock:
             self._outbox.send(name)
+
+
+def _weakly_owned_worker(explorer: FeatureExplorer) -> Worker:
+    """The explorer's worker, whose thread holds the explorer only weakly (through its
+    callbacks), and which stops once the explorer is collected: a dropped explorer takes
+    its thread and caches with it."""
+    owner = weakref.ref(explorer)
+
+    def on_busy(busy: bool) -> None:
+        if (alive := owner()) is not None:
+            alive._status.set_busy(busy)
+
+    def on_fault(fault: BaseException) -> None:
+        if (alive := owner()) is not None:
+            alive._status.fault(fault)
+
+    worker = Worker(explorer._lock, on_busy, on_fault)
+    weakref.finalize(explorer, worker.shutdown)
+    return worker

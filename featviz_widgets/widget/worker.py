@@ -146,6 +146,7 @@ class Worker:
                     return  # closed, and every queued job has been through `_run`
                 entry = self._queue.popleft()
             self._run(*entry)
+            del entry  # the job's closures hold its owner: let the owner be collected
 
     def _run(
         self,
