@@ -1,12 +1,15 @@
 """The feature store: typed results, the cache, the layer function and the probe."""
 
 import dataclasses
+import hashlib
 
 import pytest
 import torch
+from conftest import resnet18_64px, scene
 from torch import nn
 
-from featviz_widgets import FeatureVisualizer
+import featviz_widgets.core.features as features_module
+from featviz_widgets import FeatureExplorer, FeatureVisualizer
 from featviz_widgets.core.features import FeatureMaps, FeatureStore
 from featviz_widgets.core.layout import Format, ModelGeometry
 
@@ -74,3 +77,46 @@ def test_key_hashes_the_raw_bytes_of_any_dtype(dtype):
     # a non-contiguous view hashes what it shows
     transposed = batch.transpose(2, 3)
     assert store.key(transposed)[0] == store.key(transposed.contiguous())[0]
+
+
+class CountingHash:
+    """`hashlib` for `featviz_widgets.core.features`, counting the images it hashes."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def blake2b(self, *args, **kwargs):
+        self.calls += 1
+        return hashlib.blake2b(*args, **kwargs)
+
+
+@pytest.fixture
+def hashes(monkeypatch) -> CountingHash:
+    counting = CountingHash()
+    monkeypatch.setattr(features_module, "hashlib", counting)
+    return counting
+
+
+def test_a_batch_is_hashed_once_until_it_changes(tiny, hashes):
+    store = store_for(tiny)
+    batch = X.clone()
+    first = store.key(batch)
+    assert store.key(batch) == store.key(batch.detach()) == store.key(batch[:]) == first
+    assert hashes.calls == 1
+    batch.add_(1.0)  # in place: the same memory, another image
+    assert store.key(batch) != first and hashes.calls == 2
+    assert store.key(batch.clone()) == store.key(batch) and hashes.calls == 4
+
+
+def test_an_explorer_view_hashes_its_image_once(hashes):
+    model = resnet18_64px()
+    explorer = FeatureExplorer(model, scene(), layer="layer1", device="cpu")
+    try:
+        explorer.wait(60)
+        for layer in ("layer2", "layer3"):
+            hashes.calls = 0
+            explorer.layer = layer
+            explorer.wait(60)
+            assert explorer.error == "" and hashes.calls == 1, f"{layer}: {hashes.calls}"
+    finally:
+        explorer.close()

@@ -60,6 +60,10 @@ class FeatureStore:
         self._formats: dict[tuple[str, tuple], Format] = {}
         self._not_4d: set[tuple[str, tuple]] = set()  # layers whose output needs no layout
         self._lock = threading.RLock()
+        # The last batch hashed (held, so that its memory cannot be reused by another), its
+        # version counter and digest: a job asks for the key of one prepared batch several
+        # times, through views of it (`detach()` shares memory and version counter).
+        self._last_digest: tuple[torch.Tensor, int, str] | None = None
 
     def __len__(self) -> int:
         """How many (batch, layer) maps the cache holds."""
@@ -77,11 +81,20 @@ class FeatureStore:
 
     def key(self, batch: torch.Tensor) -> tuple:
         """A cache key for `batch`: its content, shape and dtype, and the model's version."""
+        return (self._digest(batch), tuple(batch.shape), str(batch.dtype), self._model_version())
+
+    def _digest(self, batch: torch.Tensor) -> str:
+        """`batch`'s content hash, computed again only for other memory or after an in-place
+        change (the version counter moves)."""
+        last = self._last_digest
+        if last is not None and _same_memory(last[0], batch) and last[1] == batch._version:
+            return last[2]
         # The raw bytes, whatever the dtype (numpy has no bfloat16): dtype and shape are in
         # the key beside them.
         raw = batch.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
-        digest = hashlib.blake2b(raw.numpy(), digest_size=16)
-        return (digest.hexdigest(), tuple(batch.shape), str(batch.dtype), self._model_version())
+        digest = hashlib.blake2b(raw.numpy(), digest_size=16).hexdigest()
+        self._last_digest = (batch.detach(), batch._version, digest)
+        return digest
 
     def capture_raw(self, batch: torch.Tensor, layers: Sequence[str], **options) -> dict:
         """Raw outputs of `layers` from one forward (see `capture`). Layouts not yet known for
@@ -184,3 +197,15 @@ class FeatureStore:
             return self.capture(batch, [layer_name], with_grad=with_grad)[layer_name].maps
 
         return run
+
+
+def _same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether `a` and `b` are the same elements of the same memory."""
+    return (
+        a.device == b.device
+        and a.dtype == b.dtype
+        and a.shape == b.shape
+        and a.stride() == b.stride()
+        and a.storage_offset() == b.storage_offset()
+        and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+    )
