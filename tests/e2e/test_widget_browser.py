@@ -51,8 +51,14 @@ model = timm.create_model(
     pretrained_cfg_overlay=dict(input_size=(3, 112, 112), crop_pct=1.0),
 )
 # A slow stem (0.2 s per call): the engine is fast enough that a sweep of this small model
-# would end before the test can change the sort mode and cancel it.
-model.conv1.register_forward_pre_hook(lambda *_: time.sleep(0.2))
+# would end before the test can change the sort mode and cancel it. A subclass, not a hook:
+# the explorer works on a twin of the model, which has the model's classes, not its hooks.
+class SlowStem(type(model.conv1)):
+    def forward(self, x):
+        time.sleep(0.2)
+        return super().forward(x)
+
+model.conv1.__class__ = SlowStem
 explorer = FeatureExplorer(model, layer="layer2", num_features=9, stride=4)
 
 STATE, LOCK = pathlib.Path("state.json"), threading.Lock()
