@@ -117,7 +117,7 @@ class ModelSet:
         made, remade (`remake`, another device, a model changed under its twin), its caches
         cleared when the model's weights changed since the last call."""
         viz, twin = self.visualizers.get(name), self.twins.get(name)
-        if remake or viz is None or twin is None or viz.device != torch.device(device):
+        if remake or viz is None or twin is None or not _same_device(viz.device, device):
             viz = None
         if viz is None or twin is None or twin.outdated():
             twin = ModelTwin(self.models[name])  # a fresh twin per device: aliases on its own
@@ -128,3 +128,10 @@ class ModelSet:
         elif twin.sync():
             viz.clear_cache()
         return viz
+
+
+def _same_device(current: torch.device, wanted: str | torch.device) -> bool:
+    """Whether `wanted` ("cuda", "cuda:1", a torch.device) names `current`; a bare type
+    names any device of that type."""
+    wanted = torch.device(wanted)
+    return current.type == wanted.type and wanted.index in (None, current.index)
