@@ -22,7 +22,8 @@ from torch.nn.utils.weight_norm import WeightNorm
 
 __all__ = ["ModelTwin"]
 
-# What a module's attributes hold that the twin keeps its own of; all else is mirrored.
+# What a module's attributes hold that the twin keeps its own of (and its hooks: `_own`);
+# all else is mirrored.
 _OWN_STATE = {"_parameters", "_buffers", "_non_persistent_buffers_set", "_modules", "training"}
 # Old-style reparametrisations compute a weight in a forward pre-hook: part of the model.
 _MODEL_HOOKS = (WeightNorm, SpectralNorm)
@@ -49,6 +50,11 @@ def _alias(tensor: torch.Tensor) -> torch.Tensor:
         return tensor.detach()
 
 
+def _own(key: str) -> bool:
+    """Whether a module attribute named `key` is one the twin keeps its own of."""
+    return key in _OWN_STATE or "hook" in key
+
+
 def _twin_tree(module: nn.Module, memo: dict[int, object]) -> nn.Module:
     """`module` and its children as new module objects in eval mode, without the user's
     hooks, their parameters aliases that do not require grad. Shared modules and tied
@@ -59,7 +65,7 @@ def _twin_tree(module: nn.Module, memo: dict[int, object]) -> nn.Module:
     memo[id(module)] = twin
     state = twin.__dict__
     for key, value in list(state.items()):
-        if "hooks" in key and isinstance(value, dict):
+        if "hook" in key and isinstance(value, dict):  # the user's hooks: none
             state[key] = type(value)()
     state["_forward_pre_hooks"].update(
         (key, hook)
@@ -85,7 +91,7 @@ def _twin_tree(module: nn.Module, memo: dict[int, object]) -> nn.Module:
 
 
 def _marks(model: nn.Module) -> list[_Mark]:
-    tensors = [t for t in model.parameters()] + [t for t in model.buffers()]
+    tensors = [*model.parameters(), *model.buffers()]
     return [_Mark(t, t.data_ptr(), t.device, t.dtype, t.shape) for t in tensors]
 
 
@@ -104,7 +110,6 @@ class ModelTwin:
         except Exception as exc:
             raise TypeError(f"cannot make a twin of {type(model).__name__}: {exc}") from exc
         self._pairs = [(m, memo[id(m)]) for m in model.modules()]
-        self._modules = [id(m) for m in model.modules()]
         self._marks = _marks(model)
         self._version = self.weights_version()
 
@@ -116,7 +121,7 @@ class ModelTwin:
     def outdated(self) -> bool:
         """True when the twin no longer mirrors the model: a module or tensor was replaced,
         moved or converted (`model.to`, `model.fc = ...`, `load_state_dict(assign=True)`)."""
-        if [id(m) for m in self.model.modules()] != self._modules:
+        if [id(m) for m in self.model.modules()] != [id(m) for m, _ in self._pairs]:
             return True
         marks = _marks(self.model)
         return len(marks) != len(self._marks) or any(
@@ -132,17 +137,15 @@ class ModelTwin:
         for original, twin in self._pairs:
             mine = twin.__dict__
             for key, value in original.__dict__.items():
-                own = key in _OWN_STATE or "hook" in key
-                if not own and mine.get(key, _OWN_STATE) is not value:
+                if not _own(key) and mine.get(key, _OWN_STATE) is not value:
                     mine[key] = value
         version = self.weights_version()
         if version == self._version:
             return False
         self._version = version
-        originals = [*self.model.parameters(), *self.model.buffers()]
         copies = [*self.module.parameters(), *self.module.buffers()]
         with torch.no_grad():
-            for original, twin in zip(originals, copies):
+            for original, twin in zip((mark.tensor for mark in self._marks), copies):
                 if twin.data_ptr() != original.data_ptr():
                     twin.copy_(original)
         return True
