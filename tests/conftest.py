@@ -49,6 +49,14 @@ except ValueError as error:  # reported by pytest_configure, before any test run
 def pytest_configure(config: pytest.Config) -> None:
     if _DEVICE_ERROR is not None:
         raise pytest.UsageError(_DEVICE_ERROR)
+    if "OMP_NUM_THREADS" not in os.environ and not hasattr(config, "workerinput"):
+        # The cores shared out among pytest-xdist's workers, which inherit this (so their
+        # OpenMP starts with it), as do the kernels, notebooks and servers the tests start. An
+        # OpenMP team with more threads than the cores left to it waits at every barrier on
+        # its descheduled thread: 2 threads beside one busy process made a resnet18 forward
+        # 2.8x as slow as idle, and 2 workers of 2 threads each ran "looks for" 2.2x as slow.
+        workers = config.getoption("numprocesses", None) or 1
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
 
 
 @pytest.fixture(scope="session", params=DEVICES)

@@ -29,6 +29,9 @@ MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 150
 MAX_RENDER_LINES = 40
 
+# One worker runs these: two `npm ci` at once in js/ would trip over each other's node_modules.
+pytestmark = pytest.mark.xdist_group("npm")
+
 
 def _locked(path: Path) -> dict[str, str | None]:
     """The packages a lock file names (the project itself left out), with their versions."""

@@ -111,7 +111,6 @@ def kernel_env(monkeypatch):
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     monkeypatch.setenv("PYTHONPATH", path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a download attempt fails at once, never hangs
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
     # As on headless servers and CI: a kernel that inherits a non-inline backend must still
     # show the figures as outputs (the notebooks say `%matplotlib inline`).
     monkeypatch.setenv("MPLBACKEND", "Agg")

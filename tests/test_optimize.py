@@ -198,7 +198,8 @@ def test_still_rising_flags_objectives_that_climb_at_the_end():
     assert still_rising(log[:15]).all()  # too few steps to tell
 
 
-@pytest.mark.timeout(1500)  # 512 steps: about 40 s idle, 10 min on a loaded 2-core CPU
+@pytest.mark.slow
+@pytest.mark.timeout(1500)  # 512 steps: about 25 s idle
 @pytest.mark.parametrize("layer", ["layer2", "layer3"])
 def test_defaults_beat_sample_photos_on_a_random_resnet(random_resnet, layer):
     """With `optimize`'s defaults (512 steps) every channel's image beats the best of four
@@ -215,20 +216,29 @@ def test_defaults_beat_sample_photos_on_a_random_resnet(random_resnet, layer):
     assert (result.note == "") == (not result.still_rising.any())
 
 
-@pytest.mark.timeout(1500)  # 512 steps: about 40 s idle, 10 min on a loaded 2-core CPU
+# Four channels a layer, each the one nearly dead unit that loses to a photo after 128 steps
+# and three that win by far: a batch is optimised as each channel alone
+# (`test_batch_equals_one_at_a_time_and_is_deterministic`), so these are the same results as in
+# the sweep of 16 channels a layer this test ran before, at a quarter of the cost. It still
+# fails if a loser goes unflagged, if the flag is on converged winners (at most one a layer:
+# the loser), or if the note does not name the channel and the way out.
+SHORT_RUN_CHANNELS = {"layer2": [6, 10, 13, 14], "layer3": [5, 10, 11, 13]}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_a_short_run_that_loses_to_a_photo_says_so(random_resnet):
     """The explorer's CPU preview (128 steps at 128 px) is not enough for nearly dead units:
     wherever a photo excites the channel more, the result flags the image as still rising
     and its `note` says so."""
     photos = sample_photos()
     losers = []
-    for layer in ("layer2", "layer3"):
+    for layer, channels in SHORT_RUN_CHANNELS.items():
         best = random_resnet.get_features(photos, layer).float().mean(dim=(2, 3)).amax(dim=0)
-        channels = list(range(16))
         result = random_resnet.optimize(layer, channels, steps=128, progress=False)
         lost = result.activations <= best[channels].cpu().numpy()
         assert result.still_rising[lost].all(), (layer, np.flatnonzero(lost))
-        assert result.still_rising.sum() <= 6  # the flag is not on everything
+        assert result.still_rising.sum() <= 1  # the flag is not on the winners
         losers += [(layer, channels[i]) for i in np.flatnonzero(lost)]
         if result.still_rising.any():
             first = channels[int(np.flatnonzero(result.still_rising)[0])]
