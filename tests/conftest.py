@@ -66,6 +66,14 @@ def device(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+def marked_slow(cases: list[tuple], slow: set[str]) -> list:
+    """Parametrize `cases`, those whose first value is in `slow` marked `slow` (over about 5 s
+    on an idle 2-core machine: left out of the quick tier, `-m "not slow"`)."""
+    return [
+        pytest.param(*case, marks=pytest.mark.slow) if case[0] in slow else case for case in cases
+    ]
+
+
 @functools.cache
 def timm_model(name: str, **kwargs) -> nn.Module:
     """One instance per (name, kwargs) for the session; tests must leave it as they found it

@@ -121,6 +121,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_demo_starts_jupyterlab_on_the_copy(tmp_path):
     pytest.importorskip("jupyterlab")

@@ -7,7 +7,7 @@ import pytest
 import timm.layers
 import torch
 import torch.nn.functional as F
-from conftest import timm_model
+from conftest import marked_slow, timm_model
 from torch import nn
 
 from featviz_widgets import FeatureVisualizer, LayoutWarning
@@ -79,7 +79,11 @@ def spatial_truth(shape: torch.Size, input_hw: tuple[int, int]) -> str | None:
 
 
 @pytest.mark.models
-@pytest.mark.parametrize(("name", "kwargs", "size"), FAMILIES, ids=[f[0] for f in FAMILIES])
+@pytest.mark.parametrize(
+    ("name", "kwargs", "size"),
+    marked_slow(FAMILIES, {"maxvit_rmlp_pico_rw_256"}),
+    ids=[f[0] for f in FAMILIES],
+)
 def test_every_4d_module_gets_the_layout_of_its_semantics(name, kwargs, size, snapshot, device):
     model = timm_model(name, **kwargs)
     state = snapshot(model)

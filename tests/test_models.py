@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import timm_model
+from conftest import marked_slow, timm_model
 from matplotlib.figure import Figure
 
 from featviz_widgets import FeatureVisualizer
@@ -36,7 +36,7 @@ MATRIX = [
 
 @pytest.mark.parametrize(
     ("name", "kwargs", "size", "early", "late", "layout"),
-    MATRIX,
+    marked_slow(MATRIX, {"swin_tiny_patch4_window7_224"}),
     ids=[f"{m[0]}{'-reg' if 'reg_tokens' in m[1] else ''}" for m in MATRIX],
 )
 def test_architecture(name, kwargs, size, early, late, layout, snapshot, device):

@@ -151,6 +151,7 @@ def test_stored_notebooks_are_small():
         assert (NOTEBOOKS / name).stat().st_size < 1_500_000, name
 
 
+@pytest.mark.slow
 @pytest.mark.notebooks
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("name", [n for n in EXECUTED if n != "02-watch-features-emerge.ipynb"])
@@ -172,6 +173,7 @@ def test_notebook_runs_offline_and_shows_pictures(name, tmp_path, kernel_env):
     print(f"{name}: {seconds:.1f} s, {len(images)} images")
 
 
+@pytest.mark.slow
 @pytest.mark.notebooks
 @pytest.mark.timeout(600)
 def test_features_emerge_the_network_learns(tmp_path, kernel_env):

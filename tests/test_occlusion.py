@@ -96,7 +96,10 @@ def test_patch_starts_cover_the_border():
         ("convnext_atto", {}, "stages.1", 64, False, True, nchw_unit),
         # TensorFlow "same" padding that depends on the input size, on odd-sized maps wider
         # than the probe window (198 px -> 99 -> 50 ...).
-        ("tf_mobilenetv3_small_minimal_100", {}, "blocks.1", 198, True, True, nchw_unit),
+        pytest.param(
+            *("tf_mobilenetv3_small_minimal_100", {}, "blocks.1", 198, True, True, nchw_unit),
+            marks=pytest.mark.slow,
+        ),
         # Attention is global and tokens are not a map: full forwards.
         ("vit_tiny_patch16_224", {"img_size": 64}, "blocks.1", 64, False, False, vit_unit),
     ],

@@ -82,6 +82,7 @@ def models() -> tuple[nn.Module, nn.Module]:
     return model, copy.deepcopy(model)
 
 
+@pytest.mark.slow
 def test_training_while_looks_for_runs_is_training_without_it(models):
     model, reference = models
     explorer = FeatureExplorer(model, scene(), layer="layer2", device="cpu", looks_for_steps=400)

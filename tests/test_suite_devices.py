@@ -42,6 +42,7 @@ def test_this_run_uses_the_devices_of_its_environment(device):
     assert device in DEVICES and torch.device(device).type == device
 
 
+@pytest.mark.slow
 def test_a_bad_setting_stops_pytest_before_any_test():
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests/test_samples.py"],

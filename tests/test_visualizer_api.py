@@ -168,6 +168,7 @@ def test_compare_layers_labels_counts_as_whole_numbers(resnet50, image):
     assert len(labels) == 8 and not any("e+" in label for label in labels)
 
 
+@pytest.mark.slow
 def test_plot_feature_maps_caps_the_tiles_and_the_figure_size(viz, resnet50, image):
     import warnings
 

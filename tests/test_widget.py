@@ -649,6 +649,7 @@ def test_upload_data_may_arrive_as_base64_text(make):
     assert explorer._image_meta["name"] == "owl.png"
 
 
+@pytest.mark.slow
 def test_no_message_python_sends_exceeds_the_bound_for_a_large_grid(monkeypatch):
     sent: list[tuple[dict, list]] = []
     monkeypatch.setattr(

@@ -214,6 +214,7 @@ def test_examples_view_letterboxes_each_crop():
     assert examples_view("l", 0, note="why")[0] == b""
 
 
+@pytest.mark.slow
 def test_a_layer_change_is_shown_while_the_scan_goes_on(make, model):
     """Between two batches the scan lets the view jobs asked meanwhile run; its result is the
     same as an uninterrupted scan's."""
@@ -266,6 +267,7 @@ def test_the_scan_keeps_its_status_and_cancel_after_a_view_ran_inside_it(make):
     assert explorer.dataset_examples is None and not explorer.busy
 
 
+@pytest.mark.slow
 def test_a_visualizer_rebuilt_during_the_scan_rescans_with_it(make):
     """What a device change does (here cpu -> a new cpu visualizer, as on a machine without a
     GPU): the scan, which cannot go on with the old one, starts again with the new one."""

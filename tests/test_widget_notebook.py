@@ -27,6 +27,7 @@ def test_quickstart_uses_the_bundled_photo_and_no_download():
     assert not [cell for cell in nb.cells if cell.get("outputs")]  # stored without outputs
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_demo_execute_runs_the_quickstart_notebook(tmp_path):
     pytest.importorskip("nbclient")

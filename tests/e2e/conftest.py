@@ -59,13 +59,17 @@ def page(browser, request):
     context.close()
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test of this folder runs on one pytest-xdist worker (`--dist loadgroup`), so the
-    session's one Jupyter server and one Chromium are started once, not once per worker."""
+    session's one Jupyter server and one Chromium are started once, not once per worker; a
+    test in a notebook server (a kernel, a page of JupyterLab) is `slow`."""
     here = Path(__file__).parent
     for item in items:
         if here in item.path.parents:
             item.add_marker(pytest.mark.xdist_group("browser"))
+            if "jupyter_server" in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

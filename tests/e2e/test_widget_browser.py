@@ -36,7 +36,7 @@ from .jupyter import (
     wait_canvas,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("stop_kernels")]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("stop_kernels")]
 README_SCREENSHOT = REPO / "docs" / "screenshot.png"
 
 

@@ -12,7 +12,7 @@ from . import jupyter
 from .jupyter import REPO, app_ready, canvas_state, pixels, run_all, set_theme, wait_canvas
 from .test_widget_browser import read_state, save_screenshot, wait_state
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("stop_kernels")]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("stop_kernels")]
 
 SETUP = """\
 import json, pathlib, threading

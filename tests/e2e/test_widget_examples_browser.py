@@ -8,7 +8,7 @@ import pytest
 from .jupyter import app_ready, canvas_state, pixels, run_all, wait_canvas
 from .test_widget_browser import SETUP, wait_state, write_notebook
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("stop_kernels")]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("stop_kernels")]
 
 DATASET = """
 import numpy as np

@@ -14,7 +14,7 @@ from .jupyter import app_ready, pixels, run_all, wait_canvas
 from .test_widget_browser import save_screenshot, wait_state
 from .test_widget_browser import write_notebook as _write_notebook
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("stop_kernels")]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("stop_kernels")]
 
 SETUP = """\
 import json, pathlib, threading
