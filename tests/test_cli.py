@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import socket
 import subprocess
 import sys
@@ -35,6 +36,17 @@ def test_notebook_has_one_source_and_ships_in_the_wheel():
     assert project["project"]["scripts"]["featviz-widgets"] == "featviz_widgets.cli:main"
     extras = project["project"]["optional-dependencies"]
     assert set(extras["demo"]) <= set(extras["test"])
+
+
+def test_python_m_runs_the_command(monkeypatch, capsys):
+    """`python -m featviz_widgets` is the `featviz-widgets` command (run here in-process, so the
+    quick tier runs `__main__` too; the demo tests start it as a subprocess)."""
+    monkeypatch.setattr(sys, "argv", ["featviz_widgets", "demo", "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("featviz_widgets", run_name="__main__")
+    assert exit_info.value.code == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: featviz-widgets demo") and "--execute" in usage
 
 
 def test_copy_creates_then_keeps_an_edited_copy_unless_forced(tmp_path):
