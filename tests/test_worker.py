@@ -4,7 +4,12 @@ the jobs of other kinds queued meanwhile run between its steps (`run_others`).""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -131,3 +136,44 @@ def test_a_raising_on_fault_is_logged_and_the_worker_carries_on(caplog):
     assert "on_fault callback failed" in caplog.text and "on_fault failed too" in caplog.text
     assert "ZeroDivisionError" in caplog.text
     worker.shutdown()
+
+
+EXIT_WHILE_BUSY = textwrap.dedent(
+    """
+    import time, timm
+    from featviz_widgets import FeatureExplorer, sample_image
+    explorer = FeatureExplorer(timm.create_model("resnet18", pretrained=False), sample_image())
+    explorer.wait()
+    explorer.run_looks_for()  # a preview of seconds: still running when the script ends
+    time.sleep(0.5)
+    print("busy at exit:", explorer.busy)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_script_that_ends_while_the_explorer_computes_exits_cleanly(tmp_path):
+    """The interpreter's exit stops the worker and waits for it: without that, a thread inside
+    torch during the teardown aborted the process (exit code 134, "terminate called without an
+    active exception") in 2 of 3 runs, so two scripts run here."""
+    script = tmp_path / "ends_while_busy.py"
+    script.write_text(EXIT_WHILE_BUSY)
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])),
+    }
+    runs = [
+        subprocess.Popen(
+            [sys.executable, str(script)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for run in runs:
+        out, err = run.communicate(timeout=240)
+        assert "busy at exit: True" in out, (out, err)
+        assert run.returncode == 0 and "terminate called" not in err, (run.returncode, err[-2000:])

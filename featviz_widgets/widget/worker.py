@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +16,22 @@ __all__ = ["Job", "Worker"]
 _log = logging.getLogger(__name__)
 
 _Entry = tuple["Job", Callable[["Job"], Any], Callable[["Job", BaseException], None]]
+
+# How long the interpreter's exit waits for a running job to reach its next check.
+EXIT_TIMEOUT = 60.0
+_running: weakref.WeakSet[Worker] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    """Stop every worker and wait for its thread before the interpreter exits: a thread still
+    inside torch while the interpreter tears down aborts the process ("terminate called
+    without an active exception", exit code 134)."""
+    workers = list(_running)
+    for worker in workers:
+        worker.shutdown()
+    for worker in workers:
+        worker._thread.join(EXIT_TIMEOUT)
 
 
 class Job:
@@ -88,6 +106,7 @@ class Worker:
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="featviz-worker", daemon=True)
         self._thread.start()
+        _running.add(self)
 
     @property
     def busy(self) -> bool:
