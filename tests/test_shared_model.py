@@ -16,7 +16,7 @@ import torch
 from conftest import SlowScenes, resnet18_64px, scene
 from torch import nn
 
-from featviz_widgets import FeatureExplorer, FeatureMonitor
+from featviz_widgets import FeatureExplorer, FeatureMonitor, FeatureVisualizer
 
 STEPS = 6
 MONITORED = ("layer2", "layer4")
@@ -150,5 +150,31 @@ def test_the_explorer_sees_the_weights_as_they_are_after_training(models):
         torch.testing.assert_close(explorer.features, mine["o"], rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(expected, mine["o"], rtol=1e-5, atol=1e-5)
         assert explorer.model is model and explorer.visualizer.model is not model
+    finally:
+        explorer.close()
+
+
+def test_the_visualizer_sees_a_training_step_with_no_view_between(models):
+    """`explorer.visualizer` right after the user's optimizer step, and again after another:
+    fresh maps each time, though no control changed (its cache keys on the user's weights, not
+    on the twin's own version counters, which training does not move)."""
+    model, _ = models
+    explorer = FeatureExplorer(model, scene(), layer="layer2", device="cpu")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    batch = batches()[0]
+    try:
+        explorer.wait(60)
+        explorer.visualizer.get_features(scene(), "layer2")  # cached for the weights now
+        for _ in range(2):
+            optimizer.zero_grad()
+            model.train()
+            model(batch).logsumexp(dim=1).mean().backward()
+            optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                fresh = FeatureVisualizer(copy.deepcopy(model), device="cpu")
+                expected = fresh.get_features(scene(), "layer2")
+                seen = explorer.visualizer.get_features(scene(), "layer2")
+            torch.testing.assert_close(seen, expected, rtol=1e-5, atol=1e-5)
     finally:
         explorer.close()

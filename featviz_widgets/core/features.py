@@ -6,7 +6,7 @@ import hashlib
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
@@ -64,6 +64,10 @@ class FeatureStore:
         # version counter and digest: a job asks for the key of one prepared batch several
         # times, through views of it (`detach()` shares memory and version counter).
         self._last_digest: tuple[torch.Tensor, int, str] | None = None
+        # The weights' version in cache keys: by default read off `model`'s own tensors. The
+        # explorer's store reads its twin's original (`ModelTwin.synced_version`), whose
+        # counters move when the user trains and the twin's own do not.
+        self.weights_version: Callable[[], Hashable] | None = None
 
     def __len__(self) -> int:
         """How many (batch, layer) maps the cache holds."""
@@ -74,7 +78,9 @@ class FeatureStore:
         with self._lock:
             self._cache.clear()
 
-    def _model_version(self) -> tuple:
+    def _model_version(self) -> Hashable:
+        if self.weights_version is not None:
+            return self.weights_version()
         # In-place updates (optimizer steps, load_state_dict) bump these counters.
         tensors = chain(self.model.parameters(), self.model.buffers())
         return tuple(t._version for t in tensors)

@@ -118,6 +118,12 @@ class ModelTwin:
         buffers (an optimizer step, a BatchNorm's statistics in training mode)."""
         return sum(mark.tensor._version for mark in self._marks)
 
+    def synced_version(self) -> int:
+        """`sync()`, then the model's weights' version: a cache key for results computed on the
+        twin, which moves when the user trains, read with the twin's copies up to date."""
+        self.sync()
+        return self._version
+
     def outdated(self) -> bool:
         """True when the twin no longer mirrors the model: a module or tensor was replaced,
         moved or converted (`model.to`, `model.fc = ...`, `load_state_dict(assign=True)`)."""

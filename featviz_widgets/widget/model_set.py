@@ -124,6 +124,7 @@ class ModelSet:
             viz = FeatureVisualizer(
                 twin.module, device=device, transform=transform, cache_size=cache_size
             )
+            viz.features.weights_version = twin.synced_version
             self.visualizers[name], self.twins[name] = viz, twin
         elif twin.sync():
             viz.clear_cache()
