@@ -51,6 +51,15 @@ def _npm(*args: str, timeout: int) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_this_file_runs_on_the_one_worker_of_its_group(request):
+    """Under `--dist loadgroup` (pyproject's addopts) this file's tests share one pytest-xdist
+    worker, which pytest-xdist tells by a suffix on the node id: without it, two workers ran
+    `npm ci` in js/ at once and one failed (ENOTEMPTY)."""
+    config = request.config
+    if hasattr(config, "workerinput") and config.getvalue("loadgroup"):
+        assert request.node.nodeid.endswith("@npm"), request.node.nodeid
+
+
 def _install() -> None:
     """`npm ci` unless js/node_modules already holds exactly what the lock file names."""
     installed = JS / "node_modules" / ".package-lock.json"

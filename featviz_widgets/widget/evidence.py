@@ -222,6 +222,8 @@ class EvidenceJob:
             self.cache[key] = (image, evidence)
             while len(self.cache) > _CACHE_SIZE:
                 self.cache.popitem(last=False)
-            if job.current and self.key() == key:
+            # Shown if the view still asks for it; the weights' version (last) may have moved
+            # meanwhile: the user trains as it runs, and the next view computes it again.
+            if job.current and self.key()[:-1] == key[:-1]:
                 with w._quiet(), w.hold_sync():
                     self.publish(key, evidence)

@@ -164,7 +164,7 @@ class LooksForJob:
                     with w._quiet(), w.hold_sync():
                         w.progress = step / total
                         w.status = f"looks for: {layer} ch {channel}, step {step}/{total}…"
-                        if self.key() == key:
+                        if self.key()[:-1] == key[:-1]:  # the weights' version aside
                             self.publish(partial)
 
         result = viz.optimize(
@@ -180,6 +180,8 @@ class LooksForJob:
             self.cache[key] = result
             while len(self.cache) > _CACHE_SIZE:
                 self.cache.popitem(last=False)
-            if job.current and self.key() == key:
+            # Shown if the view still asks for it; the weights' version (last) may have moved
+            # meanwhile: the user trains as it runs, and a later ask runs it again.
+            if job.current and self.key()[:-1] == key[:-1]:
                 with w._quiet(), w.hold_sync():
                     self.publish(result)
