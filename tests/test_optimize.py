@@ -199,7 +199,7 @@ def test_still_rising_flags_objectives_that_climb_at_the_end():
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)  # 512 steps: about 25 s idle
+@pytest.mark.timeout(1500)  # 512 steps: about 55 s idle on one thread
 @pytest.mark.parametrize("layer", ["layer2", "layer3"])
 def test_defaults_beat_sample_photos_on_a_random_resnet(random_resnet, layer):
     """With `optimize`'s defaults (512 steps) every channel's image beats the best of four
@@ -216,8 +216,8 @@ def test_defaults_beat_sample_photos_on_a_random_resnet(random_resnet, layer):
     assert (result.note == "") == (not result.still_rising.any())
 
 
-# Four channels a layer, each the one nearly dead unit that loses to a photo after 128 steps
-# and three that win by far: a batch is optimised as each channel alone
+# Four channels a layer: the one nearly dead unit that loses to a photo after 128 steps, and
+# three that win by far: a batch is optimised as each channel alone
 # (`test_batch_equals_one_at_a_time_and_is_deterministic`), so these are the same results as in
 # the sweep of 16 channels a layer this test ran before, at a quarter of the cost. It still
 # fails if a loser goes unflagged, if the flag is on converged winners (at most one a layer:
