@@ -92,18 +92,15 @@ class EvidenceJob:
                         self.show()
 
     # ------------------------------------------------------------------ state
-    def key(self) -> tuple:
-        """The cache key of the view shown under the chosen class."""
+    def asked(self) -> tuple:
+        """What the view asks for: its image, layer, class and device."""
         w = self.w
-        version = w._viz.features._model_version()
-        return (
-            id(w._source),
-            w.image_index,
-            w._features_layer,
-            w.target_class,
-            str(w._viz.device),
-            version,
-        )
+        return (id(w._source), w.image_index, w._features_layer, w.target_class, str(w._viz.device))
+
+    def key(self) -> tuple:
+        """The cache key of the view shown under the chosen class: `asked()` and the weights'
+        version."""
+        return (*self.asked(), self.w._viz.features._model_version())
 
     def cached(self, key: tuple) -> ClassEvidence | str | None:
         """The evidence (or the note saying why there is none) cached for `key`, or None."""
@@ -222,8 +219,8 @@ class EvidenceJob:
             self.cache[key] = (image, evidence)
             while len(self.cache) > _CACHE_SIZE:
                 self.cache.popitem(last=False)
-            # Shown if the view still asks for it; the weights' version (last) may have moved
-            # meanwhile: the user trains as it runs, and the next view computes it again.
-            if job.current and self.key()[:-1] == key[:-1]:
+            # Shown if the view still asks for it, though the user may have trained meanwhile
+            # (the weights' version moved): the next view computes it again.
+            if job.current and self.asked() == key[:-1]:
                 with w._quiet(), w.hold_sync():
                     self.publish(key, evidence)

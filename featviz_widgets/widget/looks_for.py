@@ -55,13 +55,17 @@ class LooksForJob:
                 with w._quiet(), w.hold_sync():
                     self.show()
 
-    def key(self) -> tuple:
-        """The cache key of the shown layer's selected channel under the current settings."""
+    def asked(self) -> tuple:
+        """What the view asks for: the shown layer's selected channel under the current
+        settings, on the current device."""
         w = self.w
         device = w._viz.device
         settings = looks_for_settings(device.type, w.looks_for_steps, dict(w.looks_for_options))
-        version = w._viz.features._model_version()
-        return (w._features_layer, w.channel, repr(sorted(settings.items())), str(device), version)
+        return (w._features_layer, w.channel, repr(sorted(settings.items())), str(device))
+
+    def key(self) -> tuple:
+        """The cache key: `asked()` and the weights' version."""
+        return (*self.asked(), self.w._viz.features._model_version())
 
     def submit(self) -> None:
         """Show the selected channel's cached picture, or optimise one in the background."""
@@ -164,7 +168,7 @@ class LooksForJob:
                     with w._quiet(), w.hold_sync():
                         w.progress = step / total
                         w.status = f"looks for: {layer} ch {channel}, step {step}/{total}…"
-                        if self.key()[:-1] == key[:-1]:  # the weights' version aside
+                        if self.asked() == key[:-1]:  # though the user may train meanwhile
                             self.publish(partial)
 
         result = viz.optimize(
@@ -180,8 +184,8 @@ class LooksForJob:
             self.cache[key] = result
             while len(self.cache) > _CACHE_SIZE:
                 self.cache.popitem(last=False)
-            # Shown if the view still asks for it; the weights' version (last) may have moved
-            # meanwhile: the user trains as it runs, and a later ask runs it again.
-            if job.current and self.key()[:-1] == key[:-1]:
+            # Shown if the view still asks for it, though the user may have trained meanwhile
+            # (the weights' version moved): a later ask runs it again.
+            if job.current and self.asked() == key[:-1]:
                 with w._quiet(), w.hold_sync():
                     self.publish(result)
