@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import anywidget
 import pytest
+import traitlets
 
 from featviz_widgets.widget import protocol as _protocol
 from featviz_widgets.widget.explorer import FeatureExplorer, _asset
@@ -61,7 +62,7 @@ def test_the_widget_loads_the_bundle_of_these_modules():
 
 def test_the_parsers_find_the_model_keys():
     # a refactor that hides keys from the regexes must not make the checks below vacuous
-    assert {"layer", "_grid_meta", "_contract", "_job"} <= READS
+    assert {"layer", "_grid", "_contract", "_job"} <= READS
     assert {"layer", "channel", "position"} <= SAVES
     assert {"layer", "_grid", "busy", "_job"} <= LISTENS
 
@@ -119,6 +120,8 @@ def test_the_contract_trait_carries_the_protocol():
         "max_feature_maps": MAX_FEATURE_MAPS,
         "max_upload_bytes": MAX_UPLOAD_BYTES,
         "chunk_bytes": CHUNK_BYTES,
+        "pull_timeout_ms": _protocol.PULL_TIMEOUT_MS,
+        "payloads": list(_protocol.PAYLOADS),
         "upload_data_key": UPLOAD_DATA_KEY,
         "messages": {kind.name.lower(): kind.value for kind in Message},
         "pushes": {kind.name.lower(): kind.value for kind in Push},
@@ -173,7 +176,7 @@ def test_every_export_view_has_a_canvas():
 
 
 def test_the_grid_layout_comes_from_the_payload():
-    assert "Math.sqrt" not in JS  # columns are `_grid_meta.cols` (`grid_columns`)
+    assert "Math.sqrt" not in JS  # columns are `_grid`'s `cols` (`grid_columns`)
     assert [_protocol.grid_columns(n) for n in (1, 2, 4, 5, 9, 10, 256)] == [1, 2, 2, 3, 3, 4, 16]
 
 
@@ -181,7 +184,7 @@ def _typedefs() -> dict[str, set[str]]:
     """The keys of each object `@typedef` in js/src/types.js's header, `MapsMeta & {...}` too."""
     header = TYPES[: TYPES.index("*/")].replace("\n *", " ")
     bodies = {name: body for body, name in re.findall(r"@typedef \{(.*?)\} (\w+)", header)}
-    keys = {name: set(re.findall(r"(\w+)\s*:", body)) for name, body in bodies.items()}
+    keys = {name: set(re.findall(r"(\w+)\??\s*:", body)) for name, body in bodies.items()}
     for name, body in bodies.items():
         if body.startswith("MapsMeta &"):
             keys[name] |= keys["MapsMeta"]
@@ -194,6 +197,7 @@ def _typedefs() -> dict[str, set[str]]:
         _protocol.LayerEntry,
         _protocol.ImageMeta,
         _protocol.ChunkedMeta,
+        _protocol.Payload,
         _protocol.MapsMeta,
         _protocol.GridMeta,
         _protocol.UnitMeta,
@@ -209,3 +213,44 @@ def _typedefs() -> dict[str, set[str]]:
 def test_payload_meta_types_match_the_js_typedefs(meta):
     python_keys = set(meta.__required_keys__ | meta.__optional_keys__)
     assert _typedefs().get(meta.__name__) == python_keys
+
+
+def _model_typedef() -> dict[str, str]:
+    """The `Model` typedef of js/src/types.js: each synced key's declared type."""
+    header = TYPES[: TYPES.index("*/")].replace("\n *", " ")
+    end = header.index("}} Model")
+    body = header[header.rindex("@typedef {{", 0, end) + len("@typedef {{") : end]
+    entries, depth, current = [], 0, ""
+    for char in body:  # split at the commas outside <...>, (...), {...}, [...]
+        depth += char in "<({[" and 1 or char in ">)}]" and -1 or 0
+        if char == "," and depth == 0:
+            entries.append(current)
+            current = ""
+        else:
+            current += char
+    entries.append(current)
+    pairs = [entry.split(":", 1) for entry in entries if entry.strip()]
+    return {key.strip(): " ".join(value.split()) for key, value in pairs}
+
+
+def test_the_js_model_type_declares_every_synced_trait_and_each_payload_its_meta():
+    declared = _model_typedef()
+    assert set(declared) == SYNCED
+    assert {name for name in declared if "Payload" in declared[name]} == set(_protocol.PAYLOADS)
+    for name, meta in _protocol.PAYLOADS.items():
+        assert declared[name] == f"({meta.__name__} & Payload) | Unset", name
+        assert isinstance(FeatureExplorer.class_traits()[name], traitlets.Dict), name
+    assert contract()["payloads"] == list(_protocol.PAYLOADS)
+    names = re.search(r"@typedef \{([^}]*)\} PayloadName", TYPES.replace("\n *", " ")).group(1)
+    assert re.findall(r'"(\w+)"', names) == list(_protocol.PAYLOADS)
+
+
+def test_no_payload_travels_as_bytes_beside_separate_metadata():
+    assert not [name for name in SYNCED if name.endswith("_meta")]
+    byte_traits = [
+        name
+        for name, trait in FeatureExplorer.class_traits(sync=True).items()
+        if isinstance(trait, traitlets.Bytes) and name not in BASE_TRAITS
+    ]
+    assert byte_traits == []
+    assert "resend" not in JS and "_meta" not in re.sub(r"@typedef.*", "", JS)

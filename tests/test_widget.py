@@ -162,21 +162,21 @@ def test_initial_state(make, model):
     order = viz.rank_channels(SAMPLE_IMAGE, "layer1", "activation")
     assert explorer._order == order and explorer.channel == order[0]
     # the grid payload: the top 9 maps, decoded within quantisation error
-    meta = explorer._grid_meta
+    meta = explorer._grid
     assert meta["channels"] == order[:9] and meta["layer"] == "layer1"
-    grid = decode_maps(explorer._grid, meta)
+    grid = decode_maps(explorer._grid["data"], meta)
     expected = features[0, order[:9]].numpy()
     assert np.abs(grid - expected).max() <= (max(meta["hi"]) - min(meta["lo"])) / 255
     assert meta["means"] == pytest.approx(expected.mean(axis=(1, 2)).tolist(), rel=1e-5)
     # the channel view and the statistics
-    unit = decode_maps(explorer._unit, explorer._unit_meta)[0]
+    unit = decode_maps(explorer._unit["data"], explorer._unit)[0]
     assert np.allclose(unit, features[0, order[0]].numpy(), atol=features.max().item() / 200)
     stats = viz.get_feature_statistics(SAMPLE_IMAGE, "layer1")
     assert explorer.statistics["mean"] == pytest.approx(stats["mean"])
     assert explorer.statistics["spatial_size"] == [16, 16]
     # the picture as the model sees it, as PNG
-    picture = Image.open(io.BytesIO(explorer._image))
-    assert picture.size == (64, 64) and explorer._image_meta["name"] == "sample.png"
+    picture = Image.open(io.BytesIO(explorer._image["data"]))
+    assert picture.size == (64, 64) and explorer._image["name"] == "sample.png"
     assert explorer._devices[0] == "cpu" and explorer.device == viz.device.type
     # the comparison chart: the top-level stages
     assert explorer.compare[-4:] == ["layer1", "layer2", "layer3", "layer4"]
@@ -230,17 +230,17 @@ def test_sort_channel_and_num_features_never_run_the_model(make, model):
     try:
         explorer.sort_by = "variance"
         order = explorer.visualizer.rank_channels(SAMPLE_IMAGE, "layer1", "variance")
-        assert explorer._order == order and explorer._grid_meta["channels"] == order[:16]
-        assert explorer._grid_meta["sort_by"] == "variance"
+        assert explorer._order == order and explorer._grid["channels"] == order[:16]
+        assert explorer._grid["sort_by"] == "variance"
         explorer.sort_by = "random"
         assert sorted(explorer._order) == list(range(64)) and explorer._order != order
         explorer.num_features = 25
-        assert explorer._grid_meta["n"] == 25 and len(explorer._grid) == 25 * 16 * 16
+        assert explorer._grid["n"] == 25 and len(explorer._grid["data"]) == 25 * 16 * 16
         explorer.num_features = 500  # more than the layer has: all of them
-        assert explorer._grid_meta["n"] == 64
+        assert explorer._grid["n"] == 64
         explorer.channel = 5
-        assert explorer._unit_meta["channel"] == 5
-        unit = decode_maps(explorer._unit, explorer._unit_meta)[0]
+        assert explorer._unit["channel"] == 5
+        unit = decode_maps(explorer._unit["data"], explorer._unit)[0]
         assert np.allclose(unit, explorer.features[0, 5].numpy(), atol=0.05)
         explorer.color_scale = "shared"
         explorer.wait(10)
@@ -264,7 +264,7 @@ def test_layer_change_runs_one_forward_stopped_at_the_layer(make, model):
     finally:
         counter.remove()
     assert explorer.features.shape == (1, 128, 8, 8)
-    assert explorer._grid_meta["layer"] == "layer2.0"
+    assert explorer._grid["layer"] == "layer2.0"
     assert explorer.statistics["num_channels"] == 128
     assert explorer.channel == explorer._order[0] and explorer.position == []
 
@@ -274,7 +274,7 @@ def test_channel_set_right_after_a_layer_change_is_kept(make):
     explorer.layer = "layer3"
     explorer.channel = 200  # valid for layer3 (256 channels), not for layer1 (64)
     explorer.wait(30)
-    assert explorer.channel == 200 and explorer._unit_meta["channel"] == 200
+    assert explorer.channel == 200 and explorer._unit["channel"] == 200
 
 
 class Fragile(nn.Module):
@@ -311,7 +311,7 @@ def test_channel_for_a_pending_layer_is_checked_restored_and_dropped(make, tmp_p
     explorer.wait(30)
     assert "boom in body" in explorer.error
     assert explorer.layer == "stem" and explorer.channel == shown  # both back to what is shown
-    assert explorer._unit_meta["channel"] == shown
+    assert explorer._unit["channel"] == shown
     assert explorer.save_png(tmp_path / "channel.png", view="channel").is_file()
     # the failed job's request is gone: the next view of the body starts at its top channel
     fragile.broken = False
@@ -330,11 +330,11 @@ def test_channel_for_a_pending_layer_is_checked_restored_and_dropped(make, tmp_p
 def test_latest_layer_request_wins(make):
     explorer = make()
     seen: list[str] = []
-    explorer.observe(lambda change: seen.append(change["new"].get("layer")), names="_grid_meta")
+    explorer.observe(lambda change: seen.append(change["new"].get("layer")), names="_grid")
     for name in ["layer2", "layer3", "layer4", "layer2.1", "layer3"]:
         explorer.layer = name
     explorer.wait(30)
-    assert explorer.layer == "layer3" and explorer._grid_meta["layer"] == "layer3"
+    assert explorer.layer == "layer3" and explorer._grid["layer"] == "layer3"
     assert seen[-1] == "layer3" and len(seen) < 5  # superseded requests were skipped
     assert explorer.features.shape[1] == 256
 
@@ -383,13 +383,13 @@ def test_position_runs_occlusion_with_progress_and_channels_reuse_it(make, model
     explorer.observe(lambda change: progress.append(change["new"]), names="progress")
     explorer.position = [3, 12]
     explorer.wait(60)
-    meta = explorer._occlusion_meta
+    meta = explorer._occlusion
     assert meta["complete"] and meta["done"] == meta["total"] == 49 and not meta["cancelled"]
     assert meta["position"] == [3, 12] and meta["map_size"] == [16, 16]
     assert explorer.position == [3, 12] and explorer.error == ""
     assert any(0 < p < 1 for p in progress) and max(progress) == 1.0
     reference = explorer.visualizer.occlusion(SAMPLE_IMAGE, "layer1", (3, 12), stride=8)
-    shown = decode_maps(explorer._occlusion, meta)[0]
+    shown = decode_maps(explorer._occlusion["data"], meta)[0]
     assert shown.shape == (64, 64)
     assert np.allclose(shown, reference.map(explorer.channel), atol=1 / 255)
     # another channel: the same sweep, no forward
@@ -398,9 +398,9 @@ def test_position_runs_occlusion_with_progress_and_channels_reuse_it(make, model
     try:
         other = explorer._order[3]
         explorer.channel = other
-        assert explorer._occlusion_meta["channel"] == other
+        assert explorer._occlusion["channel"] == other
         assert np.allclose(
-            decode_maps(explorer._occlusion, explorer._occlusion_meta)[0],
+            decode_maps(explorer._occlusion["data"], explorer._occlusion)[0],
             reference.map(other),
             atol=1 / 255,
         )
@@ -411,7 +411,7 @@ def test_position_runs_occlusion_with_progress_and_channels_reuse_it(make, model
     # a layer change drops the old map
     explorer.layer = "layer2"
     explorer.wait(30)
-    assert explorer._occlusion == b"" and explorer._occlusion_meta == {}
+    assert explorer._occlusion == {}
 
 
 def test_cancel_stops_a_running_occlusion_and_keeps_the_kernel_free(make):
@@ -419,18 +419,18 @@ def test_cancel_stops_a_running_occlusion_and_keeps_the_kernel_free(make):
     started = threading.Event()
     explorer.observe(
         lambda change: started.set() if change["new"].get("done") else None,
-        names="_occlusion_meta",
+        names="_occlusion",
     )
     explorer.run_occlusion()
     assert started.wait(30), "no partial occlusion map arrived"
     # the shell thread stays free: a sort change is answered while the sweep runs
     begin = time.perf_counter()
     explorer.sort_by = "variance"
-    assert time.perf_counter() - begin < 0.5 and explorer._grid_meta["sort_by"] == "variance"
+    assert time.perf_counter() - begin < 0.5 and explorer._grid["sort_by"] == "variance"
     assert explorer.busy and explorer._job == "occlusion"  # the view's Cancel is enabled
     explorer._handle_message(explorer, {"type": "cancel"}, [])
     explorer.wait(30)
-    meta = explorer._occlusion_meta
+    meta = explorer._occlusion
     assert meta["cancelled"] and not meta["complete"] and 0 < meta["done"] < meta["total"]
     assert explorer.error == "" and not explorer.busy and explorer._job == "idle"
     assert explorer.position == []  # the unit was never completed
@@ -454,7 +454,7 @@ def test_occlude_message_uses_the_map_centre(make):
     explorer = make(layer="layer3", stride=16)
     explorer._handle_message(explorer, {"type": "occlude"}, [])
     explorer.wait(30)
-    assert explorer._occlusion_meta["position"] == [2, 2] and explorer.position == [2, 2]
+    assert explorer._occlusion["position"] == [2, 2] and explorer.position == [2, 2]
 
 
 def test_run_occlusion_at_the_current_position_runs_again(make):
@@ -463,10 +463,10 @@ def test_run_occlusion_at_the_current_position_runs_again(make):
         explorer.position = [3, 4]
         explorer.cancel()  # before the sweep started: nothing runs
     explorer.wait(30)
-    assert explorer._occlusion_meta == {} and explorer.position == [3, 4]
+    assert explorer._occlusion == {} and explorer.position == [3, 4]
     explorer.run_occlusion([3, 4])  # the same value: traitlets sends no change
     explorer.wait(30)
-    meta = explorer._occlusion_meta
+    meta = explorer._occlusion
     assert meta.get("complete"), f"run_occlusion() at the current position did nothing: {meta}"
     assert meta["position"] == [3, 4] and meta["done"] == meta["total"] == 16
     assert not meta["cancelled"] and explorer.error == ""
@@ -479,9 +479,9 @@ def test_position_set_while_a_view_is_pending_runs_once_the_view_is_ready(make):
         with pytest.raises(traitlets.TraitError, match=r"outside the 8x8 map of 'layer2'"):
             explorer.position = [12, 12]
         explorer.position = [2, 5]
-        assert explorer._occlusion_meta == {}  # nothing ran on layer1
+        assert explorer._occlusion == {}  # nothing ran on layer1
     explorer.wait(30)
-    meta = explorer._occlusion_meta
+    meta = explorer._occlusion
     assert meta["layer"] == "layer2" and meta["position"] == [2, 5] and meta["complete"]
     assert explorer.position == [2, 5] and explorer.error == ""
     # a click in a front end arrives as set_state: a unit that does not fit the layer being
@@ -493,7 +493,7 @@ def test_position_set_while_a_view_is_pending_runs_once_the_view_is_ready(make):
         assert explorer.position == [2, 5]
         explorer.set_state({"position": [1, 3]})
     explorer.wait(30)
-    meta = explorer._occlusion_meta
+    meta = explorer._occlusion
     assert meta["layer"] == "layer3" and meta["position"] == [1, 3] and meta["complete"]
     assert explorer.error == ""
     # an occlusion asked for and cancelled while the view is pending does not run
@@ -502,7 +502,7 @@ def test_position_set_while_a_view_is_pending_runs_once_the_view_is_ready(make):
         explorer.run_occlusion([1, 1])
         explorer.cancel()
     explorer.wait(30)
-    assert explorer._occlusion_meta == {} and explorer.position == []
+    assert explorer._occlusion == {} and explorer.position == []
 
 
 # ---------------------------------------------------------------------------- images
@@ -511,7 +511,7 @@ def test_image_assignment_and_bad_images(make):
     before = explorer.features.clone()
     explorer.image = np.asarray(scene(100, 80))
     explorer.wait(30)
-    assert explorer._image_meta["w"] == 64 and not torch.equal(explorer.features, before)
+    assert explorer._image["w"] == 64 and not torch.equal(explorer.features, before)
     assert isinstance(explorer.image, np.ndarray)
     good = explorer.features.clone()
     explorer.image = "/no/such/picture.png"
@@ -523,7 +523,7 @@ def test_image_assignment_and_bad_images(make):
     assert explorer.error == ""
     explorer.image = None
     explorer.wait(30)
-    assert explorer._image_meta["name"] == "sample.png"
+    assert explorer._image["name"] == "sample.png"
 
 
 def test_upload_message(make):
@@ -532,10 +532,10 @@ def test_upload_message(make):
     scene(90, 90, seed=3).save(buffer, format="JPEG")
     explorer._handle_message(explorer, {"type": "upload", "name": "cat.jpg"}, [buffer.getvalue()])
     explorer.wait(30)
-    assert explorer._image_meta["name"] == "cat.jpg" and explorer.error == ""
+    assert explorer._image["name"] == "cat.jpg" and explorer.error == ""
     explorer._handle_message(explorer, {"type": "upload", "name": "notes.txt"}, [b"hello"])
     assert "Could not read 'notes.txt' as an image" in explorer.error
-    assert explorer._image_meta["name"] == "cat.jpg"
+    assert explorer._image["name"] == "cat.jpg"
     explorer._handle_message(explorer, {"type": "upload", "name": "empty.png"}, [])
     assert "without data" in explorer.error
     too_big = [b"\0" * (MAX_UPLOAD_BYTES + 1)]
@@ -568,11 +568,11 @@ def test_chunked_upload_is_reassembled_and_a_missing_chunk_drops_it(make):
     data = buffer.getvalue()
     chunks = upload_chunks("cat.png", data, 3)
     feed(explorer, chunks[:2])
-    assert explorer._image_meta["name"] == "sample.png"  # nothing decoded before the last chunk
+    assert explorer._image["name"] == "sample.png"  # nothing decoded before the last chunk
     feed(explorer, chunks[2:])
     explorer.wait(30)
-    assert explorer._image_meta["name"] == "cat.png" and explorer.error == ""
-    assert explorer._image_meta["h"] > 0 and explorer.features is not None
+    assert explorer._image["name"] == "cat.png" and explorer.error == ""
+    assert explorer._image["h"] > 0 and explorer.features is not None
     # chunk 2 of 3 went missing: a clear error, and the rest of that upload is dropped
     lost = upload_chunks("dog.png", data, 3, ident="u2")
     feed(explorer, [lost[0], lost[2]])
@@ -583,7 +583,7 @@ def test_chunked_upload_is_reassembled_and_a_missing_chunk_drops_it(make):
     feed(explorer, [lost[1]])
     assert "lost chunk 1 of 3" in explorer.error
     explorer.wait(30)
-    assert explorer._image_meta["name"] == "cat.png"
+    assert explorer._image["name"] == "cat.png"
     # chunks whose sizes do not add up to the announced total
     short = upload_chunks("short.png", data, 2, ident="u3")
     short[1] = (short[1][0], short[1][1], [short[1][2][0][:-5]])
@@ -595,7 +595,7 @@ def test_chunked_upload_is_reassembled_and_a_missing_chunk_drops_it(make):
     assert explorer.error == "huge.png is larger than 50 MB; please pick a smaller image."
     assert explorer._uploads.pending is None
     explorer.wait(30)
-    assert explorer._image_meta["name"] == "cat.png"
+    assert explorer._image["name"] == "cat.png"
 
 
 def test_an_upload_whose_chunks_stop_coming_is_dropped_after_the_timeout(make):
@@ -619,7 +619,7 @@ def test_an_upload_whose_chunks_stop_coming_is_dropped_after_the_timeout(make):
     )
     feed(explorer, chunks[2:])  # the straggler finds nothing to join
     assert "lost chunk 1 of 3" in explorer.error
-    assert explorer._image_meta["name"] == "sample.png"
+    assert explorer._image["name"] == "sample.png"
 
 
 def test_upload_data_may_arrive_as_base64_text(make):
@@ -630,23 +630,23 @@ def test_upload_data_may_arrive_as_base64_text(make):
     text = {UPLOAD_DATA_KEY: base64.b64encode(data).decode("ascii")}
     explorer._handle_message(explorer, {"type": "upload", "name": "cat.png", **text}, [])
     explorer.wait(30)
-    assert explorer._image_meta["name"] == "cat.png" and explorer.error == ""
+    assert explorer._image["name"] == "cat.png" and explorer.error == ""
     # in chunks, each with its own text, as a front end without binary buffers sends them
     for content, extra, buffers in upload_chunks("dog.png", data, 3, ident="b2"):
         piece = {UPLOAD_DATA_KEY: base64.b64encode(buffers[0]).decode("ascii")}
         explorer._handle_message(explorer, {**content, **extra, **piece}, [])
     explorer.wait(30)
-    assert explorer._image_meta["name"] == "dog.png" and explorer.error == ""
+    assert explorer._image["name"] == "dog.png" and explorer.error == ""
     assert explorer._uploads.pending is None
     # a list of byte values is JSON-safe too
     listed = {UPLOAD_DATA_KEY: list(data)}
     explorer._handle_message(explorer, {"type": "upload", "name": "owl.png", **listed}, [])
     explorer.wait(30)
-    assert explorer._image_meta["name"] == "owl.png" and explorer.error == ""
+    assert explorer._image["name"] == "owl.png" and explorer.error == ""
     garbled = {UPLOAD_DATA_KEY: "not base64!"}
     explorer._handle_message(explorer, {"type": "upload", "name": "bad.png", **garbled}, [])
     assert explorer.error == "Upload of 'bad.png' arrived malformed; please try again."
-    assert explorer._image_meta["name"] == "owl.png"
+    assert explorer._image["name"] == "owl.png"
 
 
 @pytest.mark.slow
@@ -670,8 +670,8 @@ def test_no_message_python_sends_exceeds_the_bound_for_a_large_grid(monkeypatch)
         assert max(sizes) <= MAX_MESSAGE_BYTES
         grid = explorer._outbox.data("_grid")
         assert len(grid) == 256 * 192 * 192 > MAX_MESSAGE_BYTES  # one message would not do
-        chunked = explorer._grid_meta["chunked"]
-        assert explorer._grid == b"" and chunked["size"] == len(grid)
+        chunked = explorer._grid["chunked"]
+        assert "data" not in explorer._grid and chunked["size"] == len(grid)
 
         def reassembled() -> bytes:
             pieces = [
@@ -687,36 +687,56 @@ def test_no_message_python_sends_exceeds_the_bound_for_a_large_grid(monkeypatch)
             return b"".join(piece for _, piece in pieces)
 
         assert reassembled() == grid
-        maps = decode_maps(grid, explorer._grid_meta)
+        maps = decode_maps(grid, explorer._grid)
         expected = explorer.features[0][explorer.ranking[:256]].numpy()
         span = (expected.max(axis=(1, 2)) - expected.min(axis=(1, 2)))[:, None, None]
         assert np.all(np.abs(maps - expected) <= span / 510 + 1e-5)
-        # a new view asks for it again: the same chunks, under the same id
+        # a view pulls it (one that rendered late, or lost a chunk): the same chunks, same id
         sent.clear()
-        explorer._handle_message(explorer, {"type": "resend", "name": "_grid"}, [])
+        explorer._handle_message(explorer, {"type": "pull", "names": ["_grid"]}, [])
         assert reassembled() == grid
+        assert sent[0][0]["state"]["_grid"]["chunked"] == chunked
+        assert sent[-1][0]["content"] == {"type": "pulled", "names": ["_grid"]}
         assert explorer._static_png()[:4] == b"\x89PNG"  # the static stand-in reads chunked data
     finally:
         explorer.close()
 
 
-def test_a_view_asking_again_for_an_inline_payload_gets_its_data_and_metadata(make, monkeypatch):
+def test_a_view_that_pulls_gets_each_payload_whole_then_an_answer(make, monkeypatch):
     explorer = make()
     sent: list[tuple[dict, list]] = []
     monkeypatch.setattr(
         FeatureExplorer, "_send", lambda self, msg, buffers=None: sent.append((msg, buffers or []))
     )
-    assert "chunked" not in explorer._unit_meta and len(explorer._unit) > 0
-    explorer._handle_message(explorer, {"type": "resend", "name": "_unit"}, [])
-    ((message, buffers),) = sent
-    assert message["method"] == "update"
-    assert set(message["state"]) == {"_unit_meta"}  # the bytes travel as a buffer
-    assert message["buffer_paths"] == [["_unit"]]
-    assert message["state"]["_unit_meta"] == json_safe(explorer._unit_meta)
-    assert [bytes(b) for b in buffers] == [explorer._unit]
+    assert "chunked" not in explorer._unit and len(explorer._unit["data"]) > 0
+    explorer._handle_message(explorer, {"type": "pull", "names": ["_unit"]}, [])
+    (update, _), (answer, _) = sent
+    assert update["method"] == "update" and set(update["state"]) == {"_unit"}
+    assert update["buffer_paths"] == [["_unit", "data"]]  # the bytes travel as a buffer
+    meta = {key: value for key, value in explorer._unit.items() if key != "data"}
+    assert update["state"]["_unit"] == json_safe(meta)
+    assert [bytes(b) for b in sent[0][1]] == [explorer._unit["data"]]
+    assert answer["content"] == {"type": "pulled", "names": ["_unit"]}
+    # a view that just rendered: every synced trait of the explorer, payloads whole
     sent.clear()
-    explorer._handle_message(explorer, {"type": "resend", "name": "channel"}, [])  # no payload
-    assert sent == []
+    explorer._handle_message(explorer, {"type": "pull"}, [])
+    (update, buffers), (answer, _) = sent
+    synced = set(FeatureExplorer.class_traits(sync=True))
+    assert (
+        {"layer", "channel", "_layers", "_order", "_grid", "_unit", "_image"}
+        <= set(update["state"])
+        <= synced
+    )
+    assert "_esm" not in update["state"]  # the front end it runs already
+    paths = {tuple(path) for path in update["buffer_paths"]}
+    assert {("_grid", "data"), ("_unit", "data"), ("_image", "data")} <= paths
+    assert bytes(buffers[update["buffer_paths"].index(["_grid", "data"])]) == bytes(
+        explorer._grid["data"]
+    )
+    assert answer["content"]["type"] == "pulled"
+    sent.clear()
+    explorer._handle_message(explorer, {"type": "pull", "names": ["channel"]}, [])  # no payload
+    assert [message["content"] for message, _ in sent] == [{"type": "pulled", "names": []}]
 
 
 def test_error_inside_the_model_shows_in_the_widget(make):
@@ -726,13 +746,13 @@ def test_error_inside_the_model_shows_in_the_widget(make):
     explorer.layer = "body"
     explorer.wait(30)
     assert "boom in body" in explorer.error and not explorer.busy
-    assert explorer._grid_meta["layer"] == "stem" == explorer.layer  # the old view stays
+    assert explorer._grid["layer"] == "stem" == explorer.layer  # the old view stays
     for module in fragile.modules():
         assert not module._forward_hooks
     fragile.broken = False
     explorer.layer = "body"
     explorer.wait(30)
-    assert explorer.error == "" and explorer._grid_meta["layer"] == "body"
+    assert explorer.error == "" and explorer._grid["layer"] == "body"
 
 
 # ---------------------------------------------------------------------------- leaks
@@ -762,7 +782,7 @@ def test_hundred_layer_changes_leave_no_hooks_figures_or_growth(make, model):
     assert len(explorer.visualizer.features) <= 4
     assert plt.get_fignums() == []
     assert threading.active_count() <= threads
-    assert explorer.layer == names[99 % len(names)] == explorer._grid_meta["layer"]
+    assert explorer.layer == names[99 % len(names)] == explorer._grid["layer"]
 
 
 def test_an_explorer_let_go_is_collected_and_its_worker_stops(model):
@@ -834,7 +854,7 @@ def test_first_display_waits_for_the_first_view_only(make):
         first = explorer._repr_mimebundle_()  # meanwhile the comparison's forward is slow
         first_s = time.perf_counter() - begin
         assert first_s < slow_s / 2, f"the first display took {first_s:.2f} s"
-        assert static_png(first).size[1] == 256 and explorer._grid_meta["layer"] == "layer1"
+        assert static_png(first).size[1] == 256 and explorer._grid["layer"] == "layer1"
         assert explorer.busy and explorer.compare_statistics == {}  # the comparison still runs
         begin = time.perf_counter()
         later = explorer._repr_mimebundle_()
@@ -864,9 +884,9 @@ def test_static_image_is_the_last_complete_view_while_a_layer_computes(make):
         explorer.layer = "layer3"  # replaces the first view before it could finish
         gate.set()
         first = static_png(explorer._repr_mimebundle_())
-        assert explorer._grid_meta["layer"] == "layer3" and first.size[1] == 256
+        assert explorer._grid["layer"] == "layer3" and first.size[1] == 256
         explorer.wait(30)
-        assert explorer._image_meta["name"] == "sample.png" and explorer._image
+        assert explorer._image["name"] == "sample.png" and explorer._image
         shown = explorer._static_png()
         with held(explorer):
             explorer.layer = "layer2"
@@ -877,7 +897,7 @@ def test_static_image_is_the_last_complete_view_while_a_layer_computes(make):
             explorer.image = scene(80, 80, seed=5)
             explorer.layer = "layer2"
         explorer.wait(30)
-        assert explorer._image_meta["name"] == "" and isinstance(explorer.image, Image.Image)
+        assert explorer._image["name"] == "" and isinstance(explorer.image, Image.Image)
         expected = explorer.visualizer.get_features(explorer.image, "layer2")
         assert torch.equal(explorer.features, expected) and explorer.layer == "layer2"
     finally:
@@ -889,8 +909,10 @@ def test_state_keeps_only_the_current_view(make):
     explorer.layer = "layer2"
     explorer.wait(30)
     state = explorer.get_state()
-    payload = sum(len(state[k]) for k in ("_grid", "_unit", "_occlusion", "_image"))
-    assert len(state["_grid"]) == 4 * 8 * 8 and len(state["_unit"]) == 8 * 8
+    payload = sum(
+        len(state[k].get("data", b"")) for k in ("_grid", "_unit", "_occlusion", "_image")
+    )
+    assert len(state["_grid"]["data"]) == 4 * 8 * 8 and len(state["_unit"]["data"]) == 8 * 8
     assert payload < 64 * 64 * 3 + 4 * 8 * 8 + 8 * 8 + 1  # no history, no float maps
 
 
@@ -944,7 +966,7 @@ def test_file_objects_are_read_when_assigned(make):
     with cbook.get_sample_data("grace_hopper.jpg") as photo:
         explorer.image = photo
     explorer.wait(30)  # the file is closed by now: the image was read at assignment
-    assert explorer.error == "" and explorer._image_meta["name"] == "grace_hopper.jpg"
+    assert explorer.error == "" and explorer._image["name"] == "grace_hopper.jpg"
     assert isinstance(explorer.image, Image.Image) and explorer.image.size == (512, 600)
     explorer.layer = "layer2"  # a later job re-reads the source
     explorer.wait(30)
@@ -953,14 +975,14 @@ def test_file_objects_are_read_when_assigned(make):
     closed.close()
     explorer.image = closed
     explorer.wait(30)
-    assert "is closed" in explorer.error and explorer._image_meta["name"] == "grace_hopper.jpg"
+    assert "is closed" in explorer.error and explorer._image["name"] == "grace_hopper.jpg"
 
 
 def test_grid_shows_at_most_256_maps(make):
     explorer = make(layer="layer4", num_features=5000)  # 512 channels
-    assert explorer._grid_meta["n"] == 256 and len(explorer._grid_meta["channels"]) == 256
-    assert len(explorer._grid) == 256 * 2 * 2
-    assert explorer._grid_meta["channels"] == explorer.ranking[:256]
+    assert explorer._grid["n"] == 256 and len(explorer._grid["channels"]) == 256
+    assert len(explorer._grid["data"]) == 256 * 2 * 2
+    assert explorer._grid["channels"] == explorer.ranking[:256]
 
 
 def test_progress_throttle_lets_through_the_first_the_last_and_one_per_interval():
@@ -979,14 +1001,14 @@ def test_a_batch_is_browsed_one_image_at_a_time(make):
     explorer = make(image=images, layer="layer2", stride=16)
     viz = explorer.visualizer
     batch = viz.prepare(images)
-    assert explorer._image_meta["batch"] == 3 and explorer._image_meta["index"] == 0
+    assert explorer._image["batch"] == 3 and explorer._image["index"] == 0
     pictures = {}
     for index in (2, 1):
         explorer.image_index = index
         explorer.wait(60)
         alone = batch[index : index + 1]
-        assert explorer.error == "" and explorer._image_meta["index"] == index
-        shown = np.asarray(Image.open(io.BytesIO(explorer._image)))
+        assert explorer.error == "" and explorer._image["index"] == index
+        shown = np.asarray(Image.open(io.BytesIO(explorer._image["data"])))
         assert np.array_equal(shown, viz.display_image(images, index))
         pictures[index] = shown
         assert torch.allclose(explorer._features, viz.get_features(alone, "layer2"), atol=1e-6)
@@ -1002,13 +1024,13 @@ def test_a_batch_is_browsed_one_image_at_a_time(make):
     # The image shown stays through a layer change; out of range is refused with the count.
     explorer.layer = "layer3"
     explorer.wait(60)
-    assert explorer.image_index == 1 and explorer._image_meta["index"] == 1
+    assert explorer.image_index == 1 and explorer._image["index"] == 1
     with pytest.raises(traitlets.TraitError, match=r"holds 3 images \(0 to 2\)"):
         explorer.image_index = 3
     # A new input starts at its first image.
     explorer.image = images[0]
     explorer.wait(60)
-    assert explorer.image_index == 0 and explorer._image_meta["batch"] == 1
+    assert explorer.image_index == 0 and explorer._image["batch"] == 1
 
 
 def test_an_observer_that_raises_does_not_stop_the_worker(make):
@@ -1058,11 +1080,11 @@ def test_constructor_channel_survives_a_first_view_that_finishes_before_it_retur
         assert explorer.ranking[0] != 5  # without the request's channel, the top one shows
         explorer.wait(60)
         assert explorer.error == "" and explorer.layer == "layer1"
-        assert explorer.channel == 5 and explorer._unit_meta["channel"] == 5
-        unit = decode_maps(explorer._unit, explorer._unit_meta)[0]
+        assert explorer.channel == 5 and explorer._unit["channel"] == 5
+        unit = decode_maps(explorer._unit["data"], explorer._unit)[0]
         expected = explorer.features[0, 5].numpy()
         assert unit.shape == expected.shape == (16, 16)
-        span = explorer._unit_meta["hi"][0] - explorer._unit_meta["lo"][0]
+        span = explorer._unit["hi"][0] - explorer._unit["lo"][0]
         assert np.abs(unit - expected).max() <= span / 255 + 1e-6
     finally:
         explorer.close()
@@ -1079,8 +1101,8 @@ def test_a_half_precision_model_shows_its_view(make, dtype):
     explorer = make(model=resnet18_64px().to(dtype), image=scene(), layer="layer2")
     assert explorer.error == "" and explorer.layer == "layer2"
     assert explorer.features.shape == (1, 128, 8, 8) and explorer.features.dtype == torch.float32
-    meta = explorer._grid_meta
+    meta = explorer._grid
     assert meta["layer"] == "layer2" and len(meta["channels"]) == 16
-    unit = decode_maps(explorer._unit, explorer._unit_meta)[0]
+    unit = decode_maps(explorer._unit["data"], explorer._unit)[0]
     assert unit.shape == (8, 8) and np.isfinite(unit).all()
     assert explorer.statistics["num_channels"] == 128

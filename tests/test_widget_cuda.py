@@ -51,7 +51,7 @@ def test_device_switch_to_cuda_and_back_keeps_the_view(explorer, tmp_path):
     # the views are drawn from host copies, made once per view
     assert explorer.features.device.type == "cpu"
     assert close_maps(explorer.features, on_cpu)
-    shown = np.frombuffer(explorer._grid, np.uint8).astype(int)
+    shown = np.frombuffer(explorer._grid["data"], np.uint8).astype(int)
     assert np.abs(shown - np.frombuffer(grid_on_cpu, np.uint8)).max() <= 1
     with Image.open(explorer.save_png(tmp_path / "grid.png")) as picture:
         assert picture.size[0] >= 256
@@ -68,7 +68,7 @@ def test_occlusion_sweep_on_cuda_matches_the_cpu(explorer):
     explorer.wait(120)
     explorer.position = [3, 4]
     explorer.wait(120)
-    meta = explorer._occlusion_meta
+    meta = explorer._occlusion
     assert explorer.error == "" and meta["complete"] and meta["done"] == meta["total"]
     for channel in (explorer.channel, int(explorer._order[5])):
         # signed: a channel whose unit barely moves would magnify rounding once normalised
@@ -84,14 +84,14 @@ def test_cancel_stops_a_sweep_on_cuda():
         started = threading.Event()
         explorer.observe(
             lambda change: started.set() if change["new"].get("done") else None,
-            names="_occlusion_meta",
+            names="_occlusion",
         )
         explorer.run_occlusion()
         assert started.wait(120), "no partial occlusion map arrived"
         assert explorer.busy and explorer._job == "occlusion"
         explorer._handle_message(explorer, {"type": "cancel"}, [])
         explorer.wait(120)
-        meta = explorer._occlusion_meta
+        meta = explorer._occlusion
         assert meta["cancelled"] and not meta["complete"] and 0 < meta["done"] < meta["total"]
         assert explorer.error == "" and not explorer.busy
     finally:

@@ -67,9 +67,9 @@ def scanned(make, paths) -> FeatureExplorer:
 
 
 def thumbnails(explorer: FeatureExplorer) -> np.ndarray:
-    meta = explorer._examples_meta
+    meta = explorer._examples
     size = meta["size"]
-    return np.frombuffer(explorer._examples, np.uint8).reshape(meta["n"], size, size, 3)
+    return np.frombuffer(explorer._examples["data"], np.uint8).reshape(meta["n"], size, size, 3)
 
 
 def test_the_scan_shows_the_selected_channels_top_crops(scanned, paths):
@@ -78,7 +78,7 @@ def test_the_scan_shows_the_selected_channels_top_crops(scanned, paths):
     assert result is not None and explorer.error == "" and not explorer.busy
     assert explorer.dataset is paths
     assert {"layer1", "layer2", "layer3", "layer4"} <= set(result.layers)  # the layer list
-    meta = explorer._examples_meta
+    meta = explorer._examples
     top = result.top("layer4", explorer.channel)
     assert meta["layer"] == "layer4" and meta["channel"] == explorer.channel
     assert meta["n"] == K == len(top) and meta["note"] == "" and meta["images"] == len(paths)
@@ -99,11 +99,11 @@ def test_layer_and_channel_changes_reuse_the_scan(scanned, monkeypatch):
     monkeypatch.setattr(explorer._viz, "dataset_examples", lambda *a, **kw: scans.append(a))
     explorer.channel = 7
     explorer.wait(60)
-    assert explorer._examples_meta["channel"] == 7
+    assert explorer._examples["channel"] == 7
     np.testing.assert_array_equal(thumbnails(explorer)[0], thumbnail(result.crops("layer4", 7)[0]))
     explorer.layer = "layer1"
     explorer.wait(60)
-    meta = explorer._examples_meta
+    meta = explorer._examples
     assert (meta["layer"], meta["channel"]) == ("layer1", explorer.channel)
     expected = [thumbnail(crop) for crop in result.crops("layer1", explorer.channel)]
     assert result.crops("layer1", explorer.channel)[0].shape[0] < 64  # small receptive fields
@@ -115,11 +115,11 @@ def test_a_layer_outside_the_scan_says_so(make, paths, tmp_path):
     explorer = make(layer="layer4")
     explorer.scan_dataset(paths, ["layer4"], k=2, batch_size=8)
     explorer.wait(120)
-    assert explorer._examples_meta["n"] == 2
+    assert explorer._examples["n"] == 2
     explorer.layer = "layer2"
     explorer.wait(60)
-    meta = explorer._examples_meta
-    assert meta["n"] == 0 and explorer._examples == b""
+    meta = explorer._examples
+    assert meta["n"] == 0 and explorer._examples["data"] == b""
     assert meta["note"] == "layer2 was not in the dataset scan (scanned: layer4)."
     with pytest.raises(ValueError, match="not in the dataset scan"):
         explorer.save_png(tmp_path / "never.png", view="examples")
@@ -127,13 +127,13 @@ def test_a_layer_outside_the_scan_says_so(make, paths, tmp_path):
 
 def test_a_click_makes_the_example_the_image(scanned, paths):
     explorer = scanned
-    index = explorer._examples_meta["indices"][1]
+    index = explorer._examples["indices"][1]
     explorer._handle_message(
         explorer, {"type": contract()["messages"]["example"], "index": index}, []
     )
     explorer.wait(60)
     assert explorer.image == paths[index]
-    assert explorer._image_meta["name"] == Path(paths[index]).name
+    assert explorer._image["name"] == Path(paths[index]).name
     assert explorer.layer == "layer4" and explorer.error == ""
     explorer._handle_message(explorer, {"type": "example", "index": 999}, [])
     assert explorer.error == "image index 999 is out of range for this scan of 10 images."
@@ -153,12 +153,12 @@ def test_cancel_stops_the_scan_and_keeps_the_kernel_free(make):
     assert explorer.status.startswith("dataset examples: ")
     begin = time.perf_counter()
     explorer.sort_by = "variance"  # answered while the scan runs
-    assert time.perf_counter() - begin < 0.5 and explorer._grid_meta["sort_by"] == "variance"
+    assert time.perf_counter() - begin < 0.5 and explorer._grid["sort_by"] == "variance"
     explorer._handle_message(explorer, {"type": "cancel"}, [])
     explorer.wait(60)
     assert explorer.dataset_examples is None and explorer.error == ""
     assert not explorer.busy and explorer._job == "idle"
-    assert explorer._examples_meta["note"].startswith("the dataset scan was cancelled")
+    assert explorer._examples["note"].startswith("the dataset scan was cancelled")
 
 
 @pytest.mark.parametrize(
@@ -173,13 +173,13 @@ def test_a_bad_dataset_shows_an_error_not_a_traceback(make, data, expected):
     explorer.wait(60)
     assert explorer.error.startswith(expected)
     assert "Traceback" not in explorer.error and "\n" not in explorer.error
-    assert explorer._examples_meta["note"] == "the scan failed."
+    assert explorer._examples["note"] == "the scan failed."
     assert explorer.features is not None  # the rest of the explorer works
 
 
 def test_dataset_none_hides_the_examples(scanned):
     scanned.dataset = None
-    assert scanned._examples_meta == {} and scanned._examples == b""
+    assert scanned._examples == {}
     assert scanned.dataset is None and scanned.dataset_examples is None
 
 
@@ -228,13 +228,13 @@ def test_a_layer_change_is_shown_while_the_scan_goes_on(make, model):
         if change["new"].get("layer") == "layer3":  # the view job's: is the scan still going?
             shown.append(explorer._worker.pending(JobState.DATASET))
 
-    explorer.observe(on_grid, "_grid_meta")
+    explorer.observe(on_grid, "_grid")
     explorer.scan_dataset(data, ["layer2", "layer3"], k=K, batch_size=4)
     assert progressed.wait(60), "the scan reported no progress"
     explorer.layer = "layer3"
     explorer.wait(120)
     assert shown == [True], "the layer change waited for the whole scan"
-    assert explorer.error == "" and explorer._grid_meta["layer"] == "layer3"
+    assert explorer.error == "" and explorer._grid["layer"] == "layer3"
     assert explorer._job == "idle" and not explorer.busy
     result = explorer.dataset_examples
     alone = explorer._viz.dataset_examples(
@@ -245,7 +245,7 @@ def test_a_layer_change_is_shown_while_the_scan_goes_on(make, model):
         assert got.keys() == want.keys()
         for key in got:
             np.testing.assert_array_equal(got[key].numpy(), want[key].numpy(), err_msg=key)
-    assert explorer._examples_meta["layer"] == "layer3"
+    assert explorer._examples["layer"] == "layer3"
 
 
 def test_the_scan_keeps_its_status_and_cancel_after_a_view_ran_inside_it(make):

@@ -59,7 +59,7 @@ def test_the_class_menu_knows_the_models_classes(make):
     assert explorer.class_names[207] == "golden retriever" and len(explorer.class_names) == 1000
     assert CLASS_CONTRIBUTION in SORT_MODES and explorer._contract["sort_modes"] == list(SORT_MODES)
     # off by default: no model work beyond the view, nothing in the payload
-    assert not explorer.class_evidence and explorer._evidence_meta == {}
+    assert not explorer.class_evidence and explorer._evidence == {}
     assert explorer.class_evidence_result is None and explorer.channel_contribution() is None
     small = make(model=timm.create_model("resnet18", pretrained=False, num_classes=10))
     assert small.class_names == [f"class {i}" for i in range(10)]
@@ -88,7 +88,7 @@ def test_choosing_a_class_shows_its_evidence(make, photo):
     explorer.wait(60)
     assert explorer.error == "" and explorer.class_evidence  # choosing a class turned it on
     expected = explorer.visualizer.class_evidence(photo, LAYER, 207)
-    meta = explorer._evidence_meta
+    meta = explorer._evidence
     assert (meta["layer"], meta["target"], meta["chosen"]) == (LAYER, 207, True)
     assert meta["target_name"] == "golden retriever" == expected.target_names[0]
     assert [entry[0] for entry in meta["top"]] == [c for c, _, _ in expected.top_classes[0]]
@@ -96,9 +96,9 @@ def test_choosing_a_class_shows_its_evidence(make, photo):
         [p for _, _, p in expected.top_classes[0]], rel=1e-5
     )
     # the Grad-CAM at the input image's size, within one quantisation step of the facade's
-    height, width = explorer._image_meta["h"], explorer._image_meta["w"]
+    height, width = explorer._image["h"], explorer._image["w"]
     assert (meta["h"], meta["w"]) == (height, width)
-    cam = decode_maps(explorer._evidence, meta)[0]
+    cam = decode_maps(explorer._evidence["data"], meta)[0]
     reference = expected.upsampled_cam((height, width))[0].numpy()
     step = (meta["hi"][0] - meta["lo"][0]) / 255
     assert np.abs(cam - reference).max() <= step / 2 + 1e-6
@@ -107,7 +107,7 @@ def test_choosing_a_class_shows_its_evidence(make, photo):
     explorer.target_class = None
     explorer.wait(60)
     top1 = explorer.visualizer.class_evidence(photo, LAYER).targets[0]
-    assert explorer._evidence_meta["target"] == top1 and not explorer._evidence_meta["chosen"]
+    assert explorer._evidence["target"] == top1 and not explorer._evidence["chosen"]
 
 
 def test_sort_by_class_contribution_is_the_evidence_ranking(make, photo):
@@ -118,8 +118,8 @@ def test_sort_by_class_contribution_is_the_evidence_ranking(make, photo):
     viz = explorer.visualizer
     ranked = viz.class_evidence(photo, LAYER).ranked_channels()
     assert explorer.ranking == ranked
-    assert explorer._grid_meta["channels"] == ranked[:9]
-    assert explorer._grid_meta["sort_by"] == CLASS_CONTRIBUTION
+    assert explorer._grid["channels"] == ranked[:9]
+    assert explorer._grid["sort_by"] == CLASS_CONTRIBUTION
     # another class reorders the grid; another layer too, once its evidence is there
     explorer.target_class = 3
     explorer.wait(60)
@@ -127,7 +127,7 @@ def test_sort_by_class_contribution_is_the_evidence_ranking(make, photo):
     explorer.layer = "layer2"
     explorer.wait(60)
     assert explorer.ranking == viz.class_evidence(photo, "layer2", 3).ranked_channels()
-    assert explorer._grid_meta["channels"] == explorer.ranking[:9]
+    assert explorer._grid["channels"] == explorer.ranking[:9]
     # leaving the mode gives the core's ranking back
     explorer.sort_by = "variance"
     assert explorer.ranking == viz.rank_channels(photo, "layer2", "variance")
@@ -135,7 +135,7 @@ def test_sort_by_class_contribution_is_the_evidence_ranking(make, photo):
     explorer.sort_by = CLASS_CONTRIBUTION
     explorer.wait(60)
     explorer.class_evidence = False
-    assert explorer.sort_by == "activation" and explorer._grid_meta["sort_by"] == "activation"
+    assert explorer.sort_by == "activation" and explorer._grid["sort_by"] == "activation"
     assert explorer.ranking == viz.rank_channels(photo, "layer2", "activation")
 
 
@@ -154,7 +154,7 @@ def test_the_channel_view_says_its_contribution_and_rank(make, photo):
         )
     assert explorer.channel_contribution(ranked[2])["rank"] == 3
     # the ranks in the payload follow `ranked_channels`
-    ranks = explorer._evidence_meta["ranks"]
+    ranks = explorer._evidence["ranks"]
     assert [ranks[c] for c in ranked] == list(range(1, 257))
 
 
@@ -178,13 +178,13 @@ def test_evidence_is_cached_per_image_layer_and_class(make, monkeypatch):
     explorer.target_class = 207
     explorer.wait(60)
     assert calls == [("layer2", 207), (LAYER, 3)]  # layer3 / 207 came back from the cache
-    assert explorer._evidence_meta["layer"] == LAYER and explorer._evidence_meta["target"] == 207
+    assert explorer._evidence["layer"] == LAYER and explorer._evidence["target"] == 207
     # turning it off clears the payload and runs nothing; on again: from the cache
     explorer.class_evidence = False
-    assert explorer._evidence_meta == {}
+    assert explorer._evidence == {}
     explorer.class_evidence = True
     explorer.wait(60)
-    assert len(calls) == 2 and explorer._evidence_meta["target"] == 207
+    assert len(calls) == 2 and explorer._evidence["target"] == 207
 
 
 def test_the_evidence_of_a_batch_is_that_of_the_image_shown(make, photo):
@@ -194,12 +194,12 @@ def test_the_evidence_of_a_batch_is_that_of_the_image_shown(make, photo):
     viz = explorer.visualizer
     batch = viz.prepare(images)
     first = viz.class_evidence(batch[:1], LAYER)
-    assert explorer._evidence_meta["index"] == 0
-    assert explorer._evidence_meta["target"] == first.targets[0]
+    assert explorer._evidence["index"] == 0
+    assert explorer._evidence["target"] == first.targets[0]
     explorer.image_index = 1
     explorer.wait(60)
     second = viz.class_evidence(images, LAYER)  # the batch: image 1's row
-    meta = explorer._evidence_meta
+    meta = explorer._evidence
     assert meta["index"] == 1 and meta["target"] == second.targets[1]
     assert meta["contributions"] == pytest.approx(
         second.contributions[1].tolist(), rel=1e-4, abs=1e-6
@@ -230,13 +230,13 @@ def test_a_model_without_a_classifier_says_so_and_the_other_views_work(make):
     explorer.class_evidence = True
     explorer.show_cam = True
     explorer.wait(60)
-    meta = explorer._evidence_meta
+    meta = explorer._evidence
     assert meta["n"] == 0 and "num_classes=0" in meta["note"]
     assert explorer.error == "" and explorer.class_evidence_result is None
     explorer.layer = "layer2"
     explorer.wait(60)
-    assert explorer.error == "" and explorer._grid_meta["n"] == 16
-    assert explorer._grid_meta["layer"] == "layer2"
+    assert explorer.error == "" and explorer._grid["n"] == 16
+    assert explorer._grid["layer"] == "layer2"
     with pytest.raises(ValueError, match="num_classes=0"):
         explorer.save_png("never.png", view="cam")
 
@@ -268,7 +268,7 @@ def test_cancel_stops_a_run_and_the_panel_says_so(model, photo):
         assert explorer._job == JobState.EVIDENCE.value and explorer.busy
         explorer.cancel()
         explorer.wait(60)
-        meta = explorer._evidence_meta
+        meta = explorer._evidence
         assert meta["n"] == 0 and "cancelled" in meta["note"] and explorer.error == ""
         assert explorer.class_evidence_result is None
     finally:
@@ -277,19 +277,19 @@ def test_cancel_stops_a_run_and_the_panel_says_so(model, photo):
     # asked again: it runs to the end
     explorer = FeatureExplorer(model, photo, layer=LAYER, target_class=207).wait(60)
     try:
-        assert explorer._evidence_meta["target"] == 207 and explorer._evidence_meta["n"] == 1
+        assert explorer._evidence["target"] == 207 and explorer._evidence["n"] == 1
     finally:
         explorer.close()
 
 
 def test_a_new_image_gets_its_own_evidence(make):
     explorer = make(class_evidence=True)
-    assert explorer._evidence_meta["n"] == 1  # on from the constructor: the first view has it
+    assert explorer._evidence["n"] == 1  # on from the constructor: the first view has it
     other = scene(80, 64, seed=5)
     explorer.image = other
     explorer.wait(60)
     expected = explorer.visualizer.class_evidence(other, LAYER)
-    meta = explorer._evidence_meta
+    meta = explorer._evidence
     assert meta["target"] == expected.targets[0]
     assert meta["contributions"] == pytest.approx(
         expected.contributions[0].tolist(), rel=1e-4, abs=1e-6
@@ -311,12 +311,12 @@ def test_a_model_that_does_not_say_its_classes_is_checked_when_it_runs(make, pho
     assert explorer._classes["count"] == -1 and explorer.class_names == []
     explorer.class_evidence = True
     explorer.wait(60)
-    meta = explorer._evidence_meta
+    meta = explorer._evidence
     assert meta["n"] == 1 and len(meta["top"]) == 5 and meta["top"][0][1].startswith("class ")
     explorer.target_class = 50
     explorer.wait(60)
     assert "out of range" in explorer.error and "10 classes" in explorer.error
-    assert explorer._evidence_meta["n"] == 0 and "out of range" in explorer._evidence_meta["note"]
+    assert explorer._evidence["n"] == 0 and "out of range" in explorer._evidence["note"]
 
 
 def _to_64px(picture: Image.Image) -> torch.Tensor:

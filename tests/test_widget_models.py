@@ -106,7 +106,7 @@ def test_switching_shows_the_other_model_at_the_layer_nearest_in_depth(make, pai
     expected = FeatureVisualizer(convnext, device="cpu").get_features(scene(), "stages.1")
     assert torch.allclose(explorer.features, expected, atol=1e-5)
     assert explorer.statistics["num_channels"] == expected.shape[1]
-    assert explorer._grid_meta["layer"] == "stages.1"
+    assert explorer._grid["layer"] == "stages.1"
     assert explorer.compare and set(explorer.compare) <= set(explorer.layers)
     assert set(explorer.compare_statistics) == set(explorer.compare)
     # and back, from the deepest stage: the deepest block of resnet18 near it

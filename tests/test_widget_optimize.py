@@ -48,8 +48,8 @@ def make(model):
 
 
 def picture(explorer: FeatureExplorer) -> np.ndarray:
-    meta = explorer._looks_for_meta
-    return np.frombuffer(explorer._looks_for, np.uint8).reshape(meta["h"], meta["w"], 3)
+    meta = explorer._looks_for
+    return np.frombuffer(explorer._looks_for["data"], np.uint8).reshape(meta["h"], meta["w"], 3)
 
 
 def count_optimize(explorer: FeatureExplorer) -> list[int]:
@@ -81,12 +81,12 @@ def test_device_defaults():
 def test_payload_is_optimize_and_partial_pictures_arrive(make):
     explorer = make()
     metas, jobs = [], []
-    explorer.observe(lambda c: metas.append(dict(c["new"])), names="_looks_for_meta")
+    explorer.observe(lambda c: metas.append(dict(c["new"])), names="_looks_for")
     explorer.observe(lambda c: jobs.append(c["new"]), names="_job")
     explorer.run_looks_for()
     explorer.wait(60)
     assert explorer.error == ""
-    meta = explorer._looks_for_meta
+    meta = explorer._looks_for
     channel = explorer.channel
     assert meta["complete"] and not meta["cancelled"]
     assert (meta["layer"], meta["channel"], meta["step"], meta["steps"]) == (
@@ -101,7 +101,8 @@ def test_payload_is_optimize_and_partial_pictures_arrive(make):
     assert np.array_equal(picture(explorer), reference.images[0])
     assert explorer.looks_for_result.complete
     assert np.array_equal(explorer.looks_for_result.images, reference.images)
-    assert looks_for_view(reference, "cpu") == (explorer._looks_for, meta)  # the pure function
+    data, view_meta = looks_for_view(reference, "cpu")  # the pure function
+    assert {**view_meta, "data": data} == explorer._looks_for
     partial = [m for m in metas if m and not m["complete"]]
     assert partial and partial[0]["step"] == 4 and partial[0]["channel"] == channel
     # Only a finished picture carries the result's note (see test_optimize for its rule).
@@ -121,19 +122,19 @@ def test_cached_pictures_show_at_once_without_work(make):
     kept = explorer._looks_for
     explorer.run_looks_for(second)
     explorer.wait(60)
-    assert calls == [first, second] and explorer._looks_for_meta["channel"] == second
+    assert calls == [first, second] and explorer._looks_for["channel"] == second
     explorer.channel = first  # re-selecting: the cached picture, at once, no job
-    assert explorer._looks_for_meta["channel"] == first and explorer._looks_for == kept
+    assert explorer._looks_for["channel"] == first and explorer._looks_for == kept
     assert not explorer.busy
     explorer.run_looks_for()  # asked again: nothing runs
     assert not explorer.busy and calls == [first, second]
     explorer.channel = explorer.ranking[2]  # never asked for: nothing shown, nothing runs
-    assert explorer._looks_for_meta == {} and explorer.looks_for_result is None
+    assert explorer._looks_for == {} and explorer.looks_for_result is None
     explorer.looks_for_steps = STEPS + 1  # other settings: not the cached picture
     explorer.channel = first
-    assert explorer._looks_for_meta == {}
+    assert explorer._looks_for == {}
     explorer.looks_for_steps = STEPS
-    assert explorer._looks_for_meta["channel"] == first
+    assert explorer._looks_for["channel"] == first
     assert calls == [first, second]
 
 
@@ -142,7 +143,7 @@ def long_run(explorer: FeatureExplorer) -> threading.Event:
     explorer.looks_for_steps = 20_000
     started = threading.Event()
     explorer.observe(
-        lambda c: c["new"] and not c["new"]["complete"] and started.set(), names="_looks_for_meta"
+        lambda c: c["new"] and not c["new"]["complete"] and started.set(), names="_looks_for"
     )
     return started
 
@@ -156,14 +157,14 @@ def test_cancel_keeps_the_partial_picture_and_a_clean_state(make):
     assert explorer.status.startswith("looks for: layer2 ch ") and explorer.progress > 0
     explorer._handle_message(explorer, {"type": Message.CANCEL.value}, [])
     explorer.wait(30)
-    meta = explorer._looks_for_meta
+    meta = explorer._looks_for
     assert meta["cancelled"] and not meta["complete"] and 0 < meta["step"] < meta["steps"]
     assert explorer.error == "" and not explorer.busy and explorer._job == "idle"
     assert not explorer._looks_for_job.cache  # a cancelled picture is not cached
     explorer.looks_for_steps = STEPS  # the view works on
     explorer.run_looks_for()
     explorer.wait(60)
-    assert explorer._looks_for_meta["complete"] and explorer.error == ""
+    assert explorer._looks_for["complete"] and explorer.error == ""
 
 
 def test_another_channel_while_it_runs_runs_that_one(make):
@@ -176,7 +177,7 @@ def test_another_channel_while_it_runs_runs_that_one(make):
     explorer.looks_for_steps = STEPS  # settings change: the long run is replaced too
     explorer.channel = second
     explorer.wait(60)
-    meta = explorer._looks_for_meta
+    meta = explorer._looks_for
     assert meta["channel"] == second and meta["complete"] and meta["steps"] == STEPS
     assert calls[0] == first and calls[-1] == second and explorer.error == ""
 
@@ -188,15 +189,15 @@ def test_a_layer_change_stops_it_and_it_resumes_on_the_new_layer(make):
     assert started.wait(30)
     explorer.layer = "layer3"  # the view job needs the worker: the run stops
     deadline = time.monotonic() + 30
-    while explorer._looks_for_meta.get("layer") != "layer3" and time.monotonic() < deadline:
+    while explorer._looks_for.get("layer") != "layer3" and time.monotonic() < deadline:
         time.sleep(0.05)
-    meta = explorer._looks_for_meta
+    meta = explorer._looks_for
     assert meta["layer"] == "layer3" and meta["channel"] == explorer.channel
     assert not meta["complete"] and explorer._job == JobState.LOOKS_FOR.value
     assert explorer.features.shape[1] == 256 and explorer.error == ""
     explorer.cancel()
     explorer.wait(30)
-    assert explorer._looks_for_meta["cancelled"] and not explorer.busy
+    assert explorer._looks_for["cancelled"] and not explorer.busy
 
 
 def test_message_from_the_view_selects_the_channel_and_runs(make):
@@ -204,7 +205,7 @@ def test_message_from_the_view_selects_the_channel_and_runs(make):
     other = explorer.ranking[3]
     explorer._handle_message(explorer, {"type": Message.LOOKS_FOR.value, "channel": other}, [])
     explorer.wait(60)
-    assert explorer.channel == other and explorer._looks_for_meta["channel"] == other
+    assert explorer.channel == other and explorer._looks_for["channel"] == other
     explorer._handle_message(explorer, {"type": Message.LOOKS_FOR.value, "channel": 10_000}, [])
     assert "out of range" in explorer.error and explorer.channel == other
 
@@ -215,7 +216,7 @@ def test_errors_show_in_error_without_a_stack_trace(make):
     explorer.wait(60)
     assert explorer.error.startswith("ValueError: `lr` must be a positive number")
     assert "Traceback" not in explorer.error and not explorer.busy
-    assert explorer._looks_for_meta == {}
+    assert explorer._looks_for == {}
     with pytest.raises(traitlets.TraitError, match="looks_for_steps"):
         explorer.looks_for_options = {"steps": 3}
     with pytest.raises(traitlets.TraitError, match="at least 1"):

@@ -53,7 +53,7 @@ function fmt(value) {
 var MAX_MATCHES = 50;
 function freshEvidence(state) {
   const { get } = state;
-  const meta = get("_evidence_meta");
+  const meta = get("_evidence");
   if (!hasMaps(meta) || !get("class_evidence")) return null;
   const target = get("target_class");
   const same = meta.layer === get("layer") && meta.index === get("image_index");
@@ -81,7 +81,7 @@ function syncClasses(state) {
   const noClassifier = classes.count === 0;
   const on = !!get("class_evidence");
   const target = get("target_class");
-  const meta = get("_evidence_meta") || {};
+  const meta = get("_evidence") || {};
   const fresh = freshEvidence(state);
   dom.classToggle.checked = on;
   dom.camToggle.checked = !!get("show_cam");
@@ -477,6 +477,41 @@ function wireModels(state) {
   };
 }
 
+// src/pull.js
+function pull(state, names) {
+  const { model, messages, contract } = state;
+  if (names) {
+    model.send({ type: messages.pull, names });
+    return;
+  }
+  for (const name of contract.payloads) {
+    const value = (
+      /** @type {Payload} */
+      state.get(name) || {}
+    );
+    state.asked[name] = value.chunked ? value.chunked.id : value;
+  }
+  clearTimeout(state.pulling);
+  state.pulling = window.setTimeout(() => {
+    if (state.closed) return;
+    state.snapshot = true;
+    state.onSnapshot();
+  }, contract.pull_timeout_ms);
+  model.send({ type: messages.pull });
+}
+function pulled(state) {
+  clearTimeout(state.pulling);
+  state.pulling = 0;
+  if (!state.snapshot) return;
+  state.snapshot = false;
+  state.onSnapshot();
+}
+function pullOnce(state, name, token) {
+  if (state.asked[name] === token) return;
+  state.asked[name] = token;
+  pull(state, [name]);
+}
+
 // src/state.js
 function createState(model, dom) {
   const contract = model.get("_contract");
@@ -501,6 +536,10 @@ function createState(model, dom) {
     incoming: {},
     received: {},
     asked: {},
+    pulling: 0,
+    snapshot: false,
+    onSnapshot: () => {
+    },
     gridCache: null,
     picture: null,
     pictureToken: 0,
@@ -695,28 +734,31 @@ function buildExamplesDom() {
 function css(state, name, fallback) {
   return getComputedStyle(state.dom.root).getPropertyValue(name).trim() || fallback;
 }
-function payload(state, name, value, meta) {
-  const chunked = meta && meta.chunked;
-  if (!chunked) return bytesOf(value);
+function payload(state, name) {
+  const value = (
+    /** @type {Payload} */
+    state.get(name) || {}
+  );
+  if (!value.chunked) return value.data ? bytesOf(value.data) : new Uint8Array(0);
   const got = state.received[name];
-  return got && got.id === chunked.id ? got.data : new Uint8Array(0);
+  return got && got.id === value.chunked.id ? got.data : new Uint8Array(0);
 }
-function sizedPayload(state, name, value, meta, expected) {
-  const data = payload(state, name, value, meta);
+function sizedPayload(state, name, expected) {
+  const data = payload(state, name);
   if (data.length === expected) return data;
-  const { model, messages, asked, incoming } = state;
-  if (meta && expected > 0 && asked[name] !== meta && !incoming[name]) {
-    asked[name] = meta;
-    model.send({ type: messages.resend, name });
-  }
+  const value = (
+    /** @type {Payload} */
+    state.get(name) || {}
+  );
+  if (expected > 0 && !state.incoming[name]) pullOnce(state, name, value.chunked ? value.chunked.id : value);
   return new Uint8Array(0);
 }
 
 // src/grid.js
 function paintGrid(state) {
   const { get, dom, contract } = state;
-  const meta = get("_grid_meta");
-  const data = hasMaps(meta) ? sizedPayload(state, "_grid", get("_grid"), meta, meta.n * meta.h * meta.w) : new Uint8Array(0);
+  const meta = get("_grid");
+  const data = hasMaps(meta) ? sizedPayload(state, "_grid", meta.n * meta.h * meta.w) : new Uint8Array(0);
   const width = state.layout.grid;
   if (!hasMaps(meta) || !data.length) {
     fitCanvas(dom.gridCanvas, width, 40).clearRect(0, 0, width, 40);
@@ -761,7 +803,7 @@ function paintGrid(state) {
 }
 function gridHit(state, event) {
   const { get, gridCache } = state;
-  const meta = get("_grid_meta");
+  const meta = get("_grid");
   if (!hasMaps(meta) || !gridCache) return null;
   const rect = state.dom.gridCanvas.getBoundingClientRect();
   const x = event.clientX - rect.left;
@@ -775,16 +817,16 @@ function gridHit(state, event) {
   if (col >= gridCache.cols || i >= meta.n || tx < 0 || tx >= tile || ty < 0 || ty >= tile) return null;
   const mx = Math.min(meta.w - 1, Math.floor(tx / tile * meta.w));
   const my = Math.min(meta.h - 1, Math.floor(ty / tile * meta.h));
-  const q = payload(state, "_grid", get("_grid"), get("_grid_meta"))[i * meta.h * meta.w + my * meta.w + mx];
+  const q = payload(state, "_grid")[i * meta.h * meta.w + my * meta.w + mx];
   return { i, channel: meta.channels[i], mx, my, value: dequantise(meta, i, q) };
 }
 function selectChannel(state, channel) {
   const { get } = state;
-  const meta = get("_grid_meta");
+  const meta = get("_grid");
   const at = meta && meta.channels ? meta.channels.indexOf(channel) : -1;
   if (at >= 0) {
     const size = meta.h * meta.w;
-    const data = payload(state, "_grid", get("_grid"), get("_grid_meta")).slice(at * size, (at + 1) * size);
+    const data = payload(state, "_grid").slice(at * size, (at + 1) * size);
     const one = { n: 1, h: meta.h, w: meta.w, lo: [meta.lo[at]], hi: [meta.hi[at]], layer: meta.layer, channel, mean: meta.means[at] };
     state.preview = { channel, meta: one, data };
   } else {
@@ -796,7 +838,7 @@ function wireGridPointer(state) {
   const { get, dom } = state;
   pointer(state, dom.gridCanvas, (event) => gridHit(state, event), (hit) => `ch ${hit.channel} (${hit.my}, ${hit.mx}): ${fmt(hit.value)}`, (hit) => selectChannel(state, hit.channel));
   dom.gridCanvas.addEventListener("keydown", (event) => {
-    const meta = get("_grid_meta");
+    const meta = get("_grid");
     const cache = state.gridCache;
     if (!hasMaps(meta) || !cache) return;
     const steps = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -cache.cols, ArrowDown: cache.cols };
@@ -847,7 +889,7 @@ function syncSimple(state) {
   dom.deviceSelect.value = get("device");
   dom.deviceField.hidden = devices.length < 2;
   dom.deviceLabel.textContent = devices.length < 2 ? `device: ${get("device")}` : "";
-  const meta = get("_image_meta") || {};
+  const meta = get("_image") || {};
   const batch = meta.batch > 1;
   const index = get("image_index");
   const of = batch ? ` · image ${index + 1} of ${meta.batch}` : "";
@@ -870,15 +912,16 @@ function syncSimple(state) {
   dom.compareButton.textContent = inCompare ? "− remove current layer" : "+ add current layer";
 }
 function syncStatus(state) {
-  const { get, dom, contract } = state;
-  const busy = !!get("busy");
+  const { get, dom, contract, snapshot } = state;
+  const busy = !snapshot && !!get("busy");
   const value = get("progress");
+  dom.root.classList.toggle("fvz-snapshot", snapshot);
   dom.root.classList.toggle("fvz-busy", busy);
   dom.root.dataset.busy = busy ? "1" : "0";
   dom.progress.hidden = !busy;
   if (busy && value >= 0) dom.progress.value = value;
   else dom.progress.removeAttribute("value");
-  dom.statusText.textContent = busy ? get("status") || "working…" : "";
+  dom.statusText.textContent = snapshot ? "Snapshot: no kernel answered, so this shows what was saved. Run the notebook to explore." : busy ? get("status") || "working…" : "";
   dom.cancelButton.disabled = !(busy && contract.cancellable_jobs.includes(get("_job")));
   const error = get("error");
   dom.errorBox.hidden = !error;
@@ -887,7 +930,7 @@ function syncStatus(state) {
 
 // src/detail.js
 function sideSize(state) {
-  const meta = state.get("_image_meta") || {};
+  const meta = state.get("_image") || {};
   const aspect = meta.w && meta.h ? meta.h / meta.w : 1;
   const w = Math.max(80, Math.floor((state.layout.side - GAP * 2) / 2));
   return [w, Math.round(w * aspect)];
@@ -906,7 +949,7 @@ function drawMarker(ctx, cx, cy, size) {
 }
 function unitPosition(state) {
   const pos = state.get("position") || [];
-  const meta = state.get("_unit_meta");
+  const meta = state.get("_unit");
   if (pos.length === 2) return pos;
   if (meta && meta.h) return [Math.floor(meta.h / 2), Math.floor(meta.w / 2)];
   return null;
@@ -924,24 +967,24 @@ function paintInput(state) {
   ctx.imageSmoothingEnabled = true;
   ctx.drawImage(state.picture, 0, 0, w, hgt);
   const evidence = get("show_cam") ? freshEvidence(state) : null;
-  const cam = evidence ? payload(state, "_evidence", get("_evidence"), get("_evidence_meta")) : null;
+  const cam = evidence ? payload(state, "_evidence") : null;
   const drawn = !!(evidence && cam && cam.length >= evidence.h * evidence.w);
   if (drawn && evidence && cam) {
     ctx.globalAlpha = 0.5;
     ctx.drawImage(bitmapCanvas(jetImage(cam, evidence)), 0, 0, w, hgt);
     ctx.globalAlpha = 1;
   }
-  const meta = get("_unit_meta");
+  const meta = get("_unit");
   if (meta && meta.h) markerAt(ctx, unitPosition(state), meta.h, meta.w, w, hgt);
   const overlay = drawn && evidence ? `cam:${evidence.layer}:${evidence.target}` : "cam:off";
-  stamp(dom.inputCanvas, `${(get("_image_meta") || {}).name || ""}|${state.pictureToken}|${overlay}`);
+  stamp(dom.inputCanvas, `${(get("_image") || {}).name || ""}|${state.pictureToken}|${overlay}`);
 }
 function paintUnit(state) {
   const { get, dom, preview } = state;
   const [w, hgt] = sideSize(state);
   const ctx = fitCanvas(dom.unitCanvas, w, hgt);
   ctx.clearRect(0, 0, w, hgt);
-  let meta = get("_unit_meta");
+  let meta = get("_unit");
   const channel = get("channel");
   let source = "python";
   let data;
@@ -949,7 +992,7 @@ function paintUnit(state) {
     ({ meta, data } = preview);
     source = "preview";
   } else {
-    data = hasMaps(meta) ? sizedPayload(state, "_unit", get("_unit"), get("_unit_meta"), meta.h * meta.w) : new Uint8Array(0);
+    data = hasMaps(meta) ? sizedPayload(state, "_unit", meta.h * meta.w) : new Uint8Array(0);
   }
   if (!hasMaps(meta) || data.length < meta.h * meta.w) return;
   ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
@@ -987,8 +1030,8 @@ function paintOcclusion(state) {
   const width = w + GAP + bar + labels;
   const ctx = fitCanvas(dom.occCanvas, width, hgt);
   ctx.clearRect(0, 0, width, hgt);
-  const meta = get("_occlusion_meta");
-  const data = hasMaps(meta) ? sizedPayload(state, "_occlusion", get("_occlusion"), meta, meta.h * meta.w) : new Uint8Array(0);
+  const meta = get("_occlusion");
+  const data = hasMaps(meta) ? sizedPayload(state, "_occlusion", meta.h * meta.w) : new Uint8Array(0);
   ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
   ctx.fillRect(0, 0, w, hgt);
   if (state.picture) {
@@ -1014,7 +1057,7 @@ function paintOcclusion(state) {
 }
 async function loadPicture(state) {
   const token = ++state.pictureToken;
-  const data = payload(state, "_image", state.get("_image"), state.get("_image_meta"));
+  const data = payload(state, "_image");
   if (!data.length) {
     state.picture = null;
     return;
@@ -1031,13 +1074,13 @@ async function loadPicture(state) {
 }
 function unitHit(state, event) {
   const { get } = state;
-  const meta = get("_unit_meta");
+  const meta = get("_unit");
   if (!hasMaps(meta)) return null;
   const rect = state.dom.unitCanvas.getBoundingClientRect();
   const mx = Math.floor((event.clientX - rect.left) / rect.width * meta.w);
   const my = Math.floor((event.clientY - rect.top) / rect.height * meta.h);
   if (mx < 0 || my < 0 || mx >= meta.w || my >= meta.h) return null;
-  const q = payload(state, "_unit", get("_unit"), get("_unit_meta"))[my * meta.w + mx];
+  const q = payload(state, "_unit")[my * meta.w + mx];
   return { pos: [my, mx], value: dequantise(meta, 0, q) };
 }
 function selectUnit(state, pos) {
@@ -1050,7 +1093,7 @@ function wireUnitPointer(state) {
   const { get, dom } = state;
   pointer(state, dom.unitCanvas, (event) => unitHit(state, event), (hit) => `ch ${get("channel")} (${hit.pos[0]}, ${hit.pos[1]}): ${fmt(hit.value)}`, (hit) => selectUnit(state, hit.pos));
   dom.unitCanvas.addEventListener("keydown", (event) => {
-    const meta = get("_unit_meta");
+    const meta = get("_unit");
     if (!hasMaps(meta)) return;
     const at = state.cursor || unitPosition(state);
     if (!at) return;
@@ -1081,10 +1124,10 @@ function examplesLayout(state, meta) {
 function paintExamples(state) {
   const { get, dom } = state;
   const { figure, canvas, caption } = dom.examples;
-  const meta = get("_examples_meta");
+  const meta = get("_examples");
   figure.hidden = !hasExamples(meta);
   if (!hasExamples(meta)) return;
-  const data = meta.n > 0 ? sizedPayload(state, "_examples", get("_examples"), meta, meta.n * meta.size * meta.size * 3) : new Uint8Array(0);
+  const data = meta.n > 0 ? sizedPayload(state, "_examples", meta.n * meta.size * meta.size * 3) : new Uint8Array(0);
   const ready = data.length > 0;
   const { cols, tile } = examplesLayout(state, meta);
   const rows = ready ? Math.ceil(meta.n / cols) : 0;
@@ -1113,7 +1156,7 @@ function paintExamples(state) {
   stamp(canvas, `${meta.layer}|${meta.channel}|${meta.n}`);
 }
 function examplesHit(state, event) {
-  const meta = state.get("_examples_meta");
+  const meta = state.get("_examples");
   if (!hasExamples(meta) || !meta.n) return null;
   const { cols, tile } = examplesLayout(state, meta);
   const rect = state.dom.examples.canvas.getBoundingClientRect();
@@ -1151,8 +1194,8 @@ function paintLooksFor(state) {
   ctx.clearRect(0, 0, size, size);
   ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
   ctx.fillRect(0, 0, size, size);
-  const meta = get("_looks_for_meta");
-  const data = meta && meta.h ? sizedPayload(state, "_looks_for", get("_looks_for"), meta, meta.h * meta.w * 3) : new Uint8Array(0);
+  const meta = get("_looks_for");
+  const data = meta && meta.h ? sizedPayload(state, "_looks_for", meta.h * meta.w * 3) : new Uint8Array(0);
   if (!meta || !meta.h || !data.length) {
     dom.looksCaption.textContent = "Looks for: press Looks for, or double-click a tile";
     stamp(dom.looksCanvas, "empty");
@@ -1319,14 +1362,24 @@ function isChunk(content, pushes) {
   return message.type === pushes.chunk && typeof message.name === "string" && Object.hasOwn(CHUNKED_PAINTS, message.name);
 }
 function onCustom(state, content, buffers) {
-  const { model, messages, incoming } = state;
+  const { incoming } = state;
+  if (content && typeof content === "object" && /** @type {{ type?: unknown }} */
+  content.type === state.pushes.pulled) {
+    pulled(state);
+    return;
+  }
   if (!isChunk(content, state.pushes)) return;
   const { name, id, index, count, size } = content;
   if (index === 0) incoming[name] = { id, count, size, parts: [] };
   const part = incoming[name];
   if (!part || part.id !== id || index !== part.parts.length) {
     delete incoming[name];
-    model.send({ type: messages.resend, name });
+    pullOnce(
+      state,
+      /** @type {PayloadName} */
+      name,
+      id
+    );
     return;
   }
   part.parts.push(bytesOf(buffers && buffers[0]));
@@ -1335,26 +1388,21 @@ function onCustom(state, content, buffers) {
   const data = new Uint8Array(size);
   let at = 0;
   for (const piece of part.parts) {
-    if (at + piece.length > size) return;
+    if (at + piece.length > size) break;
     data.set(piece, at);
     at += piece.length;
   }
-  if (at !== size) return;
+  if (at !== size || part.parts.some((piece) => !piece.length)) {
+    pullOnce(
+      state,
+      /** @type {PayloadName} */
+      name,
+      id
+    );
+    return;
+  }
   state.received[name] = { id, data };
   CHUNKED_PAINTS[name](state);
-}
-function requestChunked(state) {
-  const { model, messages } = state;
-  for (const name of Object.keys(CHUNKED_PAINTS)) {
-    const meta = (
-      /** @type {Chunkable | undefined} */
-      model.get(
-        /** @type {keyof Model} */
-        `${name}_meta`
-      )
-    );
-    if (meta && meta.chunked) model.send({ type: messages.resend, name });
-  }
 }
 function modelListeners(state) {
   const later = (...parts) => () => schedule(state, ...parts);
@@ -1372,29 +1420,25 @@ function modelListeners(state) {
     "change:device": later(syncSimple),
     "change:_devices": later(syncSimple),
     "change:compare": later(syncSimple, paintChart),
-    "change:_image_meta": later(syncSimple),
     "change:image_index": later(syncSimple, syncClasses),
-    "change:_image": () => void loadPicture(state),
+    "change:_image": () => {
+      void loadPicture(state);
+      schedule(state, syncSimple);
+    },
     "change:_grid": later(paintGrid),
-    "change:_grid_meta": later(paintGrid),
     "change:_unit": later(paintUnit, paintInput),
-    "change:_unit_meta": later(paintUnit, paintInput),
     "change:position": () => {
       state.cursor = null;
       schedule(state, paintUnit, paintInput);
     },
     "change:_occlusion": later(paintOcclusion),
-    "change:_occlusion_meta": later(paintOcclusion),
     "change:_examples": later(paintExamples),
-    "change:_examples_meta": later(paintExamples),
     "change:_looks_for": later(paintLooksFor),
-    "change:_looks_for_meta": later(paintLooksFor),
     "change:_classes": later(syncClasses),
     "change:class_evidence": later(syncClasses, paintInput, paintUnit),
     "change:target_class": later(syncClasses, paintInput, paintUnit),
     "change:show_cam": later(syncClasses, paintInput),
-    "change:_evidence": later(paintInput, paintUnit),
-    "change:_evidence_meta": later(syncClasses, paintInput, paintUnit),
+    "change:_evidence": later(syncClasses, paintInput, paintUnit),
     "change:statistics": later(paintStats),
     "change:compare_statistics": later(paintChart),
     "change:busy": later(syncStatus),
@@ -1494,7 +1538,7 @@ function wireControls(state) {
   });
   dom.exportButton.addEventListener("click", () => exportPng(state));
   const stepImage = (step) => {
-    const count = (get("_image_meta") || {}).batch || 1;
+    const count = (get("_image") || {}).batch || 1;
     const next = get("image_index") + step;
     if (!step || next < 0 || next >= count) return false;
     save({ image_index: next });
@@ -1524,7 +1568,7 @@ function render({ model, el }) {
   const stopSize = watchSize(state);
   const stopTheme = watchTheme(state);
   const stopModels = wireModels(state);
-  requestChunked(state);
+  state.onSnapshot = () => schedule(state, syncStatus);
   measure(state);
   syncLayers(state);
   syncChannels(state);
@@ -1534,8 +1578,10 @@ function render({ model, el }) {
   paintStats(state);
   paintAll(state);
   void loadPicture(state);
+  pull(state);
   return () => {
     state.closed = true;
+    clearTimeout(state.pulling);
     stopSize();
     stopTheme();
     stopModels();

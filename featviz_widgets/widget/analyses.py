@@ -82,7 +82,7 @@ class ExplorerAnalyses(ExplorerTraits):
     def class_evidence_result(self) -> ClassEvidence | None:
         """The `ClassEvidence` (`FeatureVisualizer.class_evidence`) of the image and layer
         shown for `target_class`, or None (`class_evidence` off, not computed yet, or no
-        classifier: `_evidence_meta["note"]` says why)."""
+        classifier: `_evidence`'s `note` says why)."""
         with self._lock:
             return self._evidence_job.shown
 
@@ -92,7 +92,7 @@ class ExplorerAnalyses(ExplorerTraits):
         channels), `target`, `name` and the `text` the channel view shows, e.g.
         "contribution to 'tabby cat': +0.123 (rank 3 of 256)". None without class evidence."""
         with self._lock:
-            meta = dict(self._evidence_meta)
+            meta = self._outbox.meta("_evidence")
         channel = self.channel if channel is None else channel
         values = meta.get("contributions") or []
         if not 0 <= channel < len(values):

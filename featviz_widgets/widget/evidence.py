@@ -144,7 +144,7 @@ class EvidenceJob:
         if self.shown_key is not None and self.shown_key[:2] != key[:2]:
             self.clear()  # another image's evidence: gone; a layer's or class's stays till then
         if not (w._worker.pending(JobState.EVIDENCE) and self.wanted == key):
-            if w._evidence_meta.get("note") == CANCELLED:
+            if w._evidence.get("note") == CANCELLED:
                 self.clear()
             self.wanted = key
             w._worker.submit(JobState.EVIDENCE, self._run, self.status.report)
@@ -183,13 +183,13 @@ class EvidenceJob:
     def publish_note(self, note: str) -> None:
         w = self.w
         self.shown, self.shown_key = None, None
-        if w._evidence_meta.get("note") != note:
+        if w._evidence.get("note") != note:
             w._outbox.set("_evidence", *evidence_note(w._features_layer, note))
 
     def clear(self) -> None:
         w = self.w
         self.shown, self.shown_key = None, None
-        if w._evidence_meta:
+        if w._evidence:
             w._outbox.set("_evidence", b"", {})
 
     def _run(self, job: Job) -> None:

@@ -367,7 +367,7 @@ class FeatureExplorer(ExplorerAnalyses):
             Message.CANCEL: lambda content, buffers: self.cancel(),
             Message.OCCLUDE: lambda content, buffers: self._occlude_now(),
             Message.UPLOAD: lambda content, buffers: self._uploads.receive(content, buffers),
-            Message.RESEND: lambda content, buffers: self._resend(content.get("name")),
+            Message.PULL: lambda content, buffers: self._answer_pull(content.get("names")),
             Message.EXAMPLE: lambda content, buffers: self.show_dataset_image(
                 content.get("index")  # type: ignore[arg-type]
             ),
@@ -398,9 +398,9 @@ class FeatureExplorer(ExplorerAnalyses):
     def _set_error(self, message: str) -> None:
         self.error = message
 
-    def _resend(self, name: Any) -> None:
-        with self._lock:
-            self._outbox.send(name)
+    def _answer_pull(self, names: Any) -> None:
+        with self._lock:  # the state of one moment: the worker publishes under the lock
+            self._outbox.answer(names)
 
 
 def _weakly_owned_worker(explorer: FeatureExplorer) -> Worker:

@@ -99,10 +99,9 @@ class LooksForJob:
         self.resume = False
         running = w._worker.pending(JobState.LOOKS_FOR)
         w._worker.invalidate(JobState.LOOKS_FOR)
-        meta = w._looks_for_meta
-        if running and meta and not meta.get("complete"):
+        if running and w._looks_for and not w._looks_for.get("complete"):
             with w._quiet():
-                w._looks_for_meta = {**meta, "cancelled": True}
+                w._outbox.update("_looks_for", cancelled=True)
 
     def show(self) -> None:
         """After a channel, layer or settings change (under the lock, quietly): the selected
@@ -137,7 +136,7 @@ class LooksForJob:
     def clear(self) -> None:
         w = self.w
         self.shown = None
-        if w._looks_for_meta:
+        if w._looks_for:
             w._outbox.set("_looks_for", b"", {})
 
     def _run(self, job: Job) -> None:

@@ -77,7 +77,7 @@ class OcclusionJob:
 
     def refresh(self) -> None:
         """The channel changed: show its map of the current sweep (quietly, under the lock)."""
-        meta = self.w._occlusion_meta
+        meta = self.w._occlusion
         if meta:
             self.push(meta.get("done", 0), meta.get("total", 0))
 
@@ -93,10 +93,9 @@ class OcclusionJob:
             w._worker.invalidate(JobState.OCCLUSION)
             if running:
                 self.cancelled = True
-                meta = w._occlusion_meta
-                if meta and not meta.get("complete"):
+                if w._occlusion and not w._occlusion.get("complete"):
                     with w._quiet():
-                        w._occlusion_meta = {**meta, "cancelled": True}
+                        w._outbox.update("_occlusion", cancelled=True)
 
     def _run(
         self, job: Job, source: ImageInput, layer: str, position: tuple[int, int] | None

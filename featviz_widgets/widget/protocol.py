@@ -34,6 +34,9 @@ __all__ = [
     "SHARED_SCALE",
     "SORT_MODES",
     "ChunkedMeta",
+    "PAYLOADS",
+    "PULL_TIMEOUT_MS",
+    "Payload",
     "ClassesMeta",
     "ColorScale",
     "ComparisonMeta",
@@ -97,9 +100,12 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 CHUNK_BYTES = MAX_MESSAGE_BYTES // 2
 """The bytes one chunk of a payload or upload carries (the rest of a message: its JSON)."""
 INLINE_PAYLOAD_BYTES = MAX_MESSAGE_BYTES // 8
-"""The largest payload set as a Bytes trait. One state update may carry every payload trait
-(`_image`, `_grid`, `_unit`, `_occlusion`, `_examples`, `_looks_for`, `_evidence`): at most
-7/8 of the bound. A larger payload travels in `Push.CHUNK` messages, and its trait is empty."""
+"""The most bytes a payload trait holds itself (as `data`). One state update may carry every
+payload trait (`PAYLOADS`): at most 7/8 of the bound. A larger payload's bytes travel in
+`Push.CHUNK` messages, and its trait says `chunked` instead."""
+PULL_TIMEOUT_MS = 5000
+"""A view whose `Message.PULL` has no answer within this time has no kernel behind it (a saved
+page, an HTML export): it keeps what it shows, marked as a snapshot."""
 EXAMPLE_THUMB_PX = 64
 """The side of each dataset example's thumbnail in `_examples` (RGB, the crop letterboxed)."""
 
@@ -112,7 +118,9 @@ class Message(str, Enum):
     # {name, id, index, count, size} + one buffer, or the bytes as base64 text in the field
     # `UPLOAD_DATA_KEY`: a chunk of an image file (no `count`: the whole file)
     UPLOAD = "upload"
-    RESEND = "resend"  # {name}: send the chunks of payload trait `name` again (a new view)
+    # {names?}: answer with the current state of payload traits `names` (every synced trait
+    # when absent: a view that just rendered), their chunks, then `Push.PULLED`
+    PULL = "pull"
     EXAMPLE = "example"  # {index}: make image `index` of the scanned dataset the explorer's image
     LOOKS_FOR = "looks_for"  # optimise a picture for the selected channel ("looks for")
 
@@ -121,6 +129,7 @@ class Push(str, Enum):
     """The `type` of a message Python sends the front end (`model.on("msg:custom")`)."""
 
     CHUNK = "chunk"  # {name, id, index, count, size} + one buffer: a piece of a payload
+    PULLED = "pulled"  # {names}: the answer to a `Message.PULL` has been sent
 
 
 class JobState(str, Enum):
@@ -160,7 +169,7 @@ class LayerEntry(TypedDict):
 
 
 class ImageMeta(TypedDict):
-    """`_image_meta`: the input image as the model sees it (`_image` is its PNG)."""
+    """`_image`'s metadata: the input image as the model sees it (its `data` is a PNG)."""
 
     h: int
     w: int
@@ -170,11 +179,20 @@ class ImageMeta(TypedDict):
 
 
 class ChunkedMeta(TypedDict):
-    """`chunked` in a payload's metadata when its bytes travel in `Push.CHUNK` messages."""
+    """`chunked` in a payload trait when its bytes travel in `Push.CHUNK` messages."""
 
     id: int
     size: int
     count: int
+
+
+class Payload(TypedDict, total=False):
+    """What a payload trait holds besides its metadata (one of `PAYLOADS`' types): its bytes
+    as `data` (a binary buffer of the comm message), or, past `INLINE_PAYLOAD_BYTES`, the
+    `chunked` note of the `Push.CHUNK` messages that carry them. `{}`: nothing to show."""
+
+    data: bytes
+    chunked: ChunkedMeta
 
 
 class MapsMeta(TypedDict):
@@ -189,7 +207,7 @@ class MapsMeta(TypedDict):
 
 
 class GridMeta(MapsMeta):
-    """`_grid_meta`: the grid's maps, laid out `cols` to a row."""
+    """`_grid`'s metadata: the grid's maps, laid out `cols` to a row."""
 
     layer: str
     sort_by: str
@@ -199,7 +217,7 @@ class GridMeta(MapsMeta):
 
 
 class UnitMeta(MapsMeta):
-    """`_unit_meta`: the selected channel's map."""
+    """`_unit`'s metadata: the selected channel's map."""
 
     layer: str
     channel: int
@@ -207,7 +225,7 @@ class UnitMeta(MapsMeta):
 
 
 class OcclusionMeta(MapsMeta):
-    """`_occlusion_meta`: a (partial) sensitivity map of `channel` at `position`."""
+    """`_occlusion`'s metadata: a (partial) sensitivity map of `channel` at `position`."""
 
     layer: str
     channel: int
@@ -220,7 +238,7 @@ class OcclusionMeta(MapsMeta):
 
 
 class ExamplesMeta(TypedDict):
-    """`_examples_meta`: the selected channel's top dataset images; `_examples` holds `n`
+    """`_examples`'s metadata: the selected channel's top dataset images; its `data` holds `n`
     RGB thumbnails of `size` x `size` (uint8, row-major), laid out `cols` to a row. With no
     thumbnails (`n` 0) `note` says why (a layer the scan did not cover, a cancelled scan)."""
 
@@ -238,8 +256,8 @@ class ExamplesMeta(TypedDict):
 
 
 class LooksForMeta(TypedDict):
-    """`_looks_for_meta`: the (partial) picture the selected channel looks for, optimised by
-    `FeatureVisualizer.optimize`; `_looks_for` is its uint8 RGB bytes, h x w x 3, row-major."""
+    """`_looks_for`'s metadata: the (partial) picture the selected channel looks for, optimised by
+    `FeatureVisualizer.optimize`; its `data` is uint8 RGB bytes, h x w x 3, row-major."""
 
     h: int
     w: int
@@ -265,7 +283,7 @@ class ClassesMeta(TypedDict):
 
 
 class EvidenceMeta(MapsMeta):
-    """`_evidence_meta`: class evidence for the image shown at `layer`. `_evidence` is the
+    """`_evidence`'s metadata: class evidence for the image shown at `layer`. Its `data` is the
     Grad-CAM of class `target` upsampled to the input image (one uint8 map, h x w, of
     `MapsMeta`); `top` the image's top-5 predicted classes; `contributions[c]` channel c's
     gradient x activation for the class and `ranks[c]` its 1-based rank (`ranks` follows
@@ -295,6 +313,20 @@ class ComparisonMeta(TypedDict):
     note: str
 
 
+PAYLOADS: dict[str, type] = {
+    "_image": ImageMeta,
+    "_grid": GridMeta,
+    "_unit": UnitMeta,
+    "_occlusion": OcclusionMeta,
+    "_examples": ExamplesMeta,
+    "_looks_for": LooksForMeta,
+    "_evidence": EvidenceMeta,
+}
+"""The payload traits and their metadata types: each trait holds its metadata and its bytes
+together (`Payload`), so a view never sees one without the other. js/src/types.js declares the
+same (tests/test_contract.py)."""
+
+
 def contract() -> dict[str, Any]:
     """The enums and limits the front end reads (the `_contract` trait's value)."""
     return {
@@ -306,6 +338,8 @@ def contract() -> dict[str, Any]:
         "max_feature_maps": MAX_FEATURE_MAPS,
         "max_upload_bytes": MAX_UPLOAD_BYTES,
         "chunk_bytes": CHUNK_BYTES,
+        "pull_timeout_ms": PULL_TIMEOUT_MS,
+        "payloads": list(PAYLOADS),
         "upload_data_key": UPLOAD_DATA_KEY,
         "messages": {kind.name.lower(): kind.value for kind in Message},
         "pushes": {kind.name.lower(): kind.value for kind in Push},

@@ -243,13 +243,13 @@ class StaticPictures:
                 shown=shown,
                 occlusion=self.occlusion(),
                 layer=w.layer,
-                channels=list(w._grid_meta.get("channels", [])),
+                channels=list(w._grid.get("channels", [])),
                 channel=w.channel,
                 sort_by=w.sort_by,
                 shared_scale=w.color_scale == SHARED_SCALE,
-                examples=(w._outbox.data("_examples"), dict(w._examples_meta)),
+                examples=(w._outbox.data("_examples"), w._outbox.meta("_examples")),
                 looks_for=self.looks_for(),
-                evidence=(w._outbox.data("_evidence"), dict(w._evidence_meta)),
+                evidence=(w._outbox.data("_evidence"), w._outbox.meta("_evidence")),
                 comparison=self.comparison(),
                 model_name=w.model_name,
             )
@@ -260,7 +260,7 @@ class StaticPictures:
         view): the static stand-in where the widget cannot run."""
         w = self.w
         with w._lock:
-            shown, meta, data = w._shown, dict(w._grid_meta), w._outbox.data("_grid")
+            shown, meta, data = w._shown, w._outbox.meta("_grid"), w._outbox.data("_grid")
         if shown is None or not meta.get("n"):
             raise ValueError("nothing to show yet")
         return grid_png(shown, data, meta, shared=w.color_scale == SHARED_SCALE)

@@ -164,21 +164,15 @@ class ExplorerTraits(anywidget.AnyWidget):
     _layers = t.List(t.Dict()).tag(sync=True)
     _devices = t.List(t.Unicode()).tag(sync=True)
     _order = t.List(t.Int()).tag(sync=True)
-    _image = t.Bytes(b"").tag(sync=True)
-    _image_meta = t.Dict().tag(sync=True)
-    _grid = t.Bytes(b"").tag(sync=True)
-    _grid_meta = t.Dict().tag(sync=True)
-    _unit = t.Bytes(b"").tag(sync=True)
-    _unit_meta = t.Dict().tag(sync=True)
-    _occlusion = t.Bytes(b"").tag(sync=True)
-    _occlusion_meta = t.Dict().tag(sync=True)
-    _examples = t.Bytes(b"").tag(sync=True)  # the selected channel's top dataset images
-    _examples_meta = t.Dict().tag(sync=True)
-    _looks_for = t.Bytes(b"").tag(sync=True)
-    _looks_for_meta = t.Dict().tag(sync=True)
+    # the payloads (`protocol.PAYLOADS`): each its metadata and bytes in one Dict (`Payload`)
+    _image = t.Dict().tag(sync=True)  # `ImageMeta`: the input image as the model sees it
+    _grid = t.Dict().tag(sync=True)  # `GridMeta`
+    _unit = t.Dict().tag(sync=True)  # `UnitMeta`: the selected channel's map
+    _occlusion = t.Dict().tag(sync=True)  # `OcclusionMeta`
+    _examples = t.Dict().tag(sync=True)  # `ExamplesMeta`: the channel's top dataset images
+    _looks_for = t.Dict().tag(sync=True)  # `LooksForMeta`
     _classes = t.Dict().tag(sync=True)  # `ClassesMeta`: the class menu's classes
-    _evidence = t.Bytes(b"").tag(sync=True)  # the Grad-CAM over the input image
-    _evidence_meta = t.Dict().tag(sync=True)
+    _evidence = t.Dict().tag(sync=True)  # `EvidenceMeta`: the Grad-CAM over the input image
     _model_names = t.List(t.Unicode()).tag(sync=True)  # the model menu's; [] for one model
     _comparison = t.Dict().tag(sync=True)  # `ComparisonMeta`: the models on the image shown
 

@@ -1,5 +1,5 @@
 """Bytes between the explorer and its front end, in pieces no comm message is too big for:
-payload traits out (`Outbox`), image uploads in (`Uploads`)."""
+payload traits out, and again when a view pulls (`Outbox`); image uploads in (`Uploads`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anywidget
 from PIL import Image
 
 from .payload import decode_upload
@@ -17,6 +18,7 @@ from .protocol import (
     CHUNK_BYTES,
     INLINE_PAYLOAD_BYTES,
     MAX_UPLOAD_BYTES,
+    PAYLOADS,
     UPLOAD_DATA_KEY,
     UPLOAD_TIMEOUT_S,
     Push,
@@ -24,13 +26,15 @@ from .protocol import (
 
 __all__ = ["PAYLOAD_TRAITS", "Outbox", "Uploads"]
 
-PAYLOAD_TRAITS = ("_image", "_grid", "_unit", "_occlusion", "_examples", "_looks_for", "_evidence")
-"""The Bytes traits whose data travel in chunks when larger than `INLINE_PAYLOAD_BYTES`."""
+FRONT_END_CODE = ("_esm", "_css", "_anywidget_id")  # what anywidget adds to each widget
+PAYLOAD_TRAITS = tuple(PAYLOADS)
+"""The payload traits: each holds its metadata and its bytes (`Payload`)."""
 
 
 class Outbox:
-    """Sets payload traits (and their `<name>_meta`) on `widget`; data too large for a trait
-    go in `Push.CHUNK` messages, sent again when a new view asks (`Message.RESEND`)."""
+    """Sets payload traits on `widget`, each one piece: metadata and bytes together. Bytes too
+    large for one message travel in `Push.CHUNK` messages instead; a view asks for what it
+    lacks (`Message.PULL`), and `answer` sends the current state again."""
 
     def __init__(self, widget: Any) -> None:
         self._widget = widget
@@ -38,40 +42,62 @@ class Outbox:
         self._last_id = 0
 
     def set(self, name: str, data: bytes, meta: dict) -> None:
-        """Set payload trait `name` and its metadata (call inside `hold_sync()`). Data over
-        `INLINE_PAYLOAD_BYTES` go in chunks instead, and the metadata say so (`chunked`):
-        no single message carries more than `MAX_MESSAGE_BYTES`."""
+        """Set payload trait `name` to `meta` with `data` (call inside `hold_sync()`; nothing
+        at all: `b""` and `{}`). Data over `INLINE_PAYLOAD_BYTES` go in chunks, sent before
+        the trait that says `chunked`: no message carries more than `MAX_MESSAGE_BYTES`."""
         widget = self._widget
         if len(data) <= INLINE_PAYLOAD_BYTES:
             self._chunked.pop(name, None)
-            setattr(widget, name, data)
-            setattr(widget, f"{name}_meta", meta)
+            setattr(widget, name, {**meta, "data": data} if data or meta else {})
             return
         self._last_id += 1
         self._chunked[name] = (self._last_id, data)
+        self._send_chunks(name)
         chunked = {"id": self._last_id, "size": len(data), "count": -(-len(data) // CHUNK_BYTES)}
-        self.send(name)  # before the metadata: the view paints once both are there
-        setattr(widget, name, b"")
-        setattr(widget, f"{name}_meta", {**meta, "chunked": chunked})
+        setattr(widget, name, {**meta, "chunked": chunked})
 
-    def send(self, name: Any) -> None:
-        """Send payload `name` again: a chunked one in `Push.CHUNK` messages, an inline one
-        as its trait and metadata together (a view that got them out of step asks)."""
-        if name not in PAYLOAD_TRAITS:
-            return
-        if name not in self._chunked:
-            self._widget.send_state([name, f"{name}_meta"])
-            return
+    def update(self, name: str, **changes: Any) -> None:
+        """Change some of payload `name`'s metadata, keeping its bytes."""
+        if getattr(self._widget, name):
+            self.set(name, self.data(name), {**self.meta(name), **changes})
+
+    def meta(self, name: str) -> dict:
+        """Payload `name`'s metadata (`{}` when it is empty)."""
+        value = getattr(self._widget, name)
+        return {key: item for key, item in value.items() if key not in ("data", "chunked")}
+
+    def data(self, name: str) -> bytes:
+        """Payload `name`'s bytes, inline or chunked."""
+        if name in self._chunked:
+            return self._chunked[name][1]
+        return bytes(getattr(self._widget, name).get("data", b""))
+
+    def answer(self, names: Any) -> None:
+        """A view's `Message.PULL`: the current state of payloads `names` (of every synced
+        trait, payloads included, when `names` is not a list), the chunks of the chunked ones,
+        then `Push.PULLED`. Names that are not payloads are left out."""
+        widget = self._widget
+        if isinstance(names, list):
+            names = [name for name in PAYLOAD_TRAITS if name in names]
+            if names:
+                widget.send_state(names)
+        else:
+            names = list(PAYLOAD_TRAITS)
+            # the explorer's own traits: not the front end's code, which the view runs already
+            base = {*anywidget.AnyWidget.class_traits(sync=True), *FRONT_END_CODE}
+            widget.send_state([key for key in widget.keys if key not in base])
+        for name in names:
+            if name in self._chunked:
+                self._send_chunks(name)
+        widget.send({"type": Push.PULLED.value, "names": names})
+
+    def _send_chunks(self, name: str) -> None:
         ident, data = self._chunked[name]
         count = -(-len(data) // CHUNK_BYTES)
         for index in range(count):
             piece = data[index * CHUNK_BYTES : (index + 1) * CHUNK_BYTES]
             header = {"name": name, "id": ident, "index": index, "count": count}
             self._widget.send({"type": Push.CHUNK.value, **header, "size": len(data)}, [piece])
-
-    def data(self, name: str) -> bytes:
-        """The data of payload trait `name`, inline or chunked."""
-        return self._chunked[name][1] if name in self._chunked else getattr(self._widget, name)
 
 
 @dataclass

@@ -107,10 +107,10 @@ class ViewJob:
                     w.layer = w._features_layer
                 if w.device != w._viz.device.type:
                     w.device = w._viz.device.type
-                channel = w._unit_meta.get("channel", w.channel)
+                channel = w._unit.get("channel", w.channel)
                 if w.channel != channel:
                     w.channel = channel
-                w.position = list(w._occlusion_meta.get("position", []))
+                w.position = list(w._occlusion.get("position", []))
             self.status.report(job, exc)
 
     # ------------------------------------------------------------------ comparison
@@ -286,7 +286,7 @@ class ViewJob:
                     f"{count} image{'s' if count > 1 else ''}; showing image 0."
                 )
             wanted, count = request.channel, features.shape[1]
-            shown_channel = -1 if new_layer else w._unit_meta.get("channel", -1)
+            shown_channel = -1 if new_layer else w._unit.get("channel", -1)
             if wanted is not None and 0 <= wanted < count:
                 w.channel = wanted
             else:  # the one shown (a channel chosen for a replaced request is not), or the top

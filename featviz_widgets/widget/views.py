@@ -234,7 +234,7 @@ def _class_name(evidence: ClassEvidence, target: int, names: Sequence[str]) -> s
 
 
 def contribution_text(meta: dict, channel: int) -> str:
-    """What the channel view says of `channel` under `_evidence_meta` `meta`, e.g.
+    """What the channel view says of `channel` under `_evidence`'s metadata `meta`, e.g.
     "contribution to 'tabby cat': +0.123 (rank 3 of 256)"; "" without evidence."""
     values = meta.get("contributions") or []
     if not 0 <= channel < len(values):

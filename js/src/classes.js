@@ -1,7 +1,7 @@
 // @ts-check
 // Class evidence: the class menu (the image's top-5 predicted classes and a search over every
 // class name), the Grad-CAM toggle, and what the evidence says of the view shown. Python
-// computes it (`class_evidence`); this module reads `_classes` and `_evidence_meta` and writes
+// computes it (`class_evidence`); this module reads `_classes` and `_evidence` and writes
 // `class_evidence`, `target_class` and `show_cam`.
 
 import { h } from "./dom.js";
@@ -19,7 +19,7 @@ const MAX_MATCHES = 50; // search results listed in the menu
 export function freshEvidence(state) {
   const { get } = state;
   /** @type {EvidenceMeta | Unset} */
-  const meta = get("_evidence_meta");
+  const meta = get("_evidence");
   if (!hasMaps(meta) || !get("class_evidence")) return null;
   const target = get("target_class");
   const same = meta.layer === get("layer") && meta.index === get("image_index");
@@ -60,7 +60,7 @@ export function syncClasses(state) {
   const on = !!get("class_evidence");
   const target = get("target_class");
   /** @type {EvidenceMeta | Unset} */
-  const meta = get("_evidence_meta") || {};
+  const meta = get("_evidence") || {};
   const fresh = freshEvidence(state);
   dom.classToggle.checked = on;
   dom.camToggle.checked = !!get("show_cam");

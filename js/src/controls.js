@@ -48,7 +48,7 @@ export function wireControls(state) {
   // ◀ ▶ and the arrow keys on the input image step through a batch (`image_index`).
   /** @param {number} step @returns {boolean} whether there was an image to step to */
   const stepImage = (step) => {
-    const count = (get("_image_meta") || {}).batch || 1;
+    const count = (get("_image") || {}).batch || 1;
     const next = get("image_index") + step;
     if (!step || next < 0 || next >= count) return false;
     save({ image_index: next });

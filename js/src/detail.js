@@ -14,7 +14,7 @@ import { css, payload, sizedPayload } from "./state.js";
 /** The CSS size [w, h] of each side view: half the side panel, the input image's aspect.
  * @param {ViewState} state @returns {[number, number]} */
 export function sideSize(state) {
-  const meta = state.get("_image_meta") || {};
+  const meta = state.get("_image") || {};
   const aspect = meta.w && meta.h ? meta.h / meta.w : 1;
   const w = Math.max(80, Math.floor((state.layout.side - GAP * 2) / 2));
   return [w, Math.round(w * aspect)];
@@ -39,7 +39,7 @@ function drawMarker(ctx, cx, cy, size) {
  * @param {ViewState} state @returns {number[] | null} */
 function unitPosition(state) {
   const pos = state.get("position") || [];
-  const meta = state.get("_unit_meta");
+  const meta = state.get("_unit");
   if (pos.length === 2) return pos;
   if (meta && meta.h) return [Math.floor(meta.h / 2), Math.floor(meta.w / 2)];
   return null;
@@ -65,17 +65,17 @@ export function paintInput(state) {
   ctx.imageSmoothingEnabled = true;
   ctx.drawImage(state.picture, 0, 0, w, hgt);
   const evidence = get("show_cam") ? freshEvidence(state) : null;
-  const cam = evidence ? payload(state, "_evidence", get("_evidence"), get("_evidence_meta")) : null;
+  const cam = evidence ? payload(state, "_evidence") : null;
   const drawn = !!(evidence && cam && cam.length >= evidence.h * evidence.w);
   if (drawn && evidence && cam) {
     ctx.globalAlpha = 0.5;
     ctx.drawImage(bitmapCanvas(jetImage(cam, evidence)), 0, 0, w, hgt);
     ctx.globalAlpha = 1;
   }
-  const meta = get("_unit_meta");
+  const meta = get("_unit");
   if (meta && meta.h) markerAt(ctx, unitPosition(state), meta.h, meta.w, w, hgt);
   const overlay = drawn && evidence ? `cam:${evidence.layer}:${evidence.target}` : "cam:off";
-  stamp(dom.inputCanvas, `${(get("_image_meta") || {}).name || ""}|${state.pictureToken}|${overlay}`);
+  stamp(dom.inputCanvas, `${(get("_image") || {}).name || ""}|${state.pictureToken}|${overlay}`);
 }
 
 /** The selected channel (Python's payload, or the grid tile's preview until it comes).
@@ -86,7 +86,7 @@ export function paintUnit(state) {
   const ctx = fitCanvas(dom.unitCanvas, w, hgt);
   ctx.clearRect(0, 0, w, hgt);
   /** @type {UnitMeta | Unset} */
-  let meta = get("_unit_meta");
+  let meta = get("_unit");
   const channel = get("channel");
   let source = "python";
   /** @type {Uint8Array} */
@@ -95,7 +95,7 @@ export function paintUnit(state) {
     ({ meta, data } = preview);
     source = "preview";
   } else {
-    data = hasMaps(meta) ? sizedPayload(state, "_unit", get("_unit"), get("_unit_meta"), meta.h * meta.w) : new Uint8Array(0);
+    data = hasMaps(meta) ? sizedPayload(state, "_unit", meta.h * meta.w) : new Uint8Array(0);
   }
   if (!hasMaps(meta) || data.length < meta.h * meta.w) return;
   ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
@@ -140,8 +140,8 @@ export function paintOcclusion(state) {
   const width = w + GAP + bar + labels;
   const ctx = fitCanvas(dom.occCanvas, width, hgt);
   ctx.clearRect(0, 0, width, hgt);
-  const meta = get("_occlusion_meta");
-  const data = hasMaps(meta) ? sizedPayload(state, "_occlusion", get("_occlusion"), meta, meta.h * meta.w) : new Uint8Array(0);
+  const meta = get("_occlusion");
+  const data = hasMaps(meta) ? sizedPayload(state, "_occlusion", meta.h * meta.w) : new Uint8Array(0);
   ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
   ctx.fillRect(0, 0, w, hgt);
   if (state.picture) {
@@ -170,7 +170,7 @@ export function paintOcclusion(state) {
  * @param {ViewState} state */
 export async function loadPicture(state) {
   const token = ++state.pictureToken;
-  const data = payload(state, "_image", state.get("_image"), state.get("_image_meta"));
+  const data = payload(state, "_image");
   if (!data.length) {
     state.picture = null;
     return;
@@ -190,13 +190,13 @@ export async function loadPicture(state) {
  * @param {ViewState} state @param {MouseEvent} event */
 function unitHit(state, event) {
   const { get } = state;
-  const meta = get("_unit_meta");
+  const meta = get("_unit");
   if (!hasMaps(meta)) return null;
   const rect = state.dom.unitCanvas.getBoundingClientRect();
   const mx = Math.floor(((event.clientX - rect.left) / rect.width) * meta.w);
   const my = Math.floor(((event.clientY - rect.top) / rect.height) * meta.h);
   if (mx < 0 || my < 0 || mx >= meta.w || my >= meta.h) return null;
-  const q = payload(state, "_unit", get("_unit"), get("_unit_meta"))[my * meta.w + mx];
+  const q = payload(state, "_unit")[my * meta.w + mx];
   return { pos: [my, mx], value: dequantise(meta, 0, q) };
 }
 
@@ -216,7 +216,7 @@ export function wireUnitPointer(state) {
   const { get, dom } = state;
   pointer(state, dom.unitCanvas, (event) => unitHit(state, event), (hit) => `ch ${get("channel")} (${hit.pos[0]}, ${hit.pos[1]}): ${fmt(hit.value)}`, (hit) => selectUnit(state, hit.pos));
   dom.unitCanvas.addEventListener("keydown", (event) => {
-    const meta = get("_unit_meta");
+    const meta = get("_unit");
     if (!hasMaps(meta)) return;
     const at = state.cursor || unitPosition(state);
     if (!at) return;

@@ -10,7 +10,7 @@ import { css, sizedPayload } from "./state.js";
 /** @import { ExamplesMeta, Unset, ViewState } from "./types.js" */
 
 /**
- * Whether `_examples_meta` is set: `{}` until a dataset is given, and again once it is cleared.
+ * Whether `_examples` is set: `{}` until a dataset is given, and again once it is cleared.
  * @param {ExamplesMeta | Unset | null | undefined} meta
  * @returns {meta is ExamplesMeta}
  */
@@ -32,10 +32,10 @@ function examplesLayout(state, meta) {
 export function paintExamples(state) {
   const { get, dom } = state;
   const { figure, canvas, caption } = dom.examples;
-  const meta = get("_examples_meta");
+  const meta = get("_examples");
   figure.hidden = !hasExamples(meta);
   if (!hasExamples(meta)) return;
-  const data = meta.n > 0 ? sizedPayload(state, "_examples", get("_examples"), meta, meta.n * meta.size * meta.size * 3) : new Uint8Array(0);
+  const data = meta.n > 0 ? sizedPayload(state, "_examples", meta.n * meta.size * meta.size * 3) : new Uint8Array(0);
   const ready = data.length > 0;
   const { cols, tile } = examplesLayout(state, meta);
   const rows = ready ? Math.ceil(meta.n / cols) : 0;
@@ -68,7 +68,7 @@ export function paintExamples(state) {
 /** The example under the pointer: its rank i and dataset image index.
  * @param {ViewState} state @param {MouseEvent} event */
 function examplesHit(state, event) {
-  const meta = state.get("_examples_meta");
+  const meta = state.get("_examples");
   if (!hasExamples(meta) || !meta.n) return null;
   const { cols, tile } = examplesLayout(state, meta);
   const rect = state.dom.examples.canvas.getBoundingClientRect();

@@ -13,8 +13,8 @@ import { css, payload, sizedPayload } from "./state.js";
  * @param {ViewState} state */
 export function paintGrid(state) {
   const { get, dom, contract } = state;
-  const meta = get("_grid_meta");
-  const data = hasMaps(meta) ? sizedPayload(state, "_grid", get("_grid"), meta, meta.n * meta.h * meta.w) : new Uint8Array(0);
+  const meta = get("_grid");
+  const data = hasMaps(meta) ? sizedPayload(state, "_grid", meta.n * meta.h * meta.w) : new Uint8Array(0);
   const width = state.layout.grid;
   if (!hasMaps(meta) || !data.length) {
     fitCanvas(dom.gridCanvas, width, 40).clearRect(0, 0, width, 40);
@@ -62,7 +62,7 @@ export function paintGrid(state) {
  * @param {ViewState} state @param {MouseEvent} event */
 export function gridHit(state, event) {
   const { get, gridCache } = state;
-  const meta = get("_grid_meta");
+  const meta = get("_grid");
   if (!hasMaps(meta) || !gridCache) return null;
   const rect = state.dom.gridCanvas.getBoundingClientRect();
   const x = event.clientX - rect.left;
@@ -76,7 +76,7 @@ export function gridHit(state, event) {
   if (col >= gridCache.cols || i >= meta.n || tx < 0 || tx >= tile || ty < 0 || ty >= tile) return null;
   const mx = Math.min(meta.w - 1, Math.floor((tx / tile) * meta.w));
   const my = Math.min(meta.h - 1, Math.floor((ty / tile) * meta.h));
-  const q = payload(state, "_grid", get("_grid"), get("_grid_meta"))[i * meta.h * meta.w + my * meta.w + mx];
+  const q = payload(state, "_grid")[i * meta.h * meta.w + my * meta.w + mx];
   return { i, channel: meta.channels[i], mx, my, value: dequantise(meta, i, q) };
 }
 
@@ -84,11 +84,11 @@ export function gridHit(state, event) {
  * @param {ViewState} state @param {number} channel */
 export function selectChannel(state, channel) {
   const { get } = state;
-  const meta = get("_grid_meta");
+  const meta = get("_grid");
   const at = meta && meta.channels ? meta.channels.indexOf(channel) : -1;
   if (at >= 0) {
     const size = meta.h * meta.w;
-    const data = payload(state, "_grid", get("_grid"), get("_grid_meta")).slice(at * size, (at + 1) * size);
+    const data = payload(state, "_grid").slice(at * size, (at + 1) * size);
     const one = { n: 1, h: meta.h, w: meta.w, lo: [meta.lo[at]], hi: [meta.hi[at]], layer: meta.layer, channel, mean: meta.means[at] };
     state.preview = { channel, meta: one, data };
   } else {
@@ -103,7 +103,7 @@ export function wireGridPointer(state) {
   const { get, dom } = state;
   pointer(state, dom.gridCanvas, (event) => gridHit(state, event), (hit) => `ch ${hit.channel} (${hit.my}, ${hit.mx}): ${fmt(hit.value)}`, (hit) => selectChannel(state, hit.channel));
   dom.gridCanvas.addEventListener("keydown", (event) => {
-    const meta = get("_grid_meta");
+    const meta = get("_grid");
     const cache = state.gridCache;
     if (!hasMaps(meta) || !cache) return;
     /** @type {Record<string, number>} */

@@ -12,8 +12,8 @@
 // and its DOM); a module per view: grid, detail (input, channel, occlusion), looks-for, examples,
 // classes (class menu, Grad-CAM toggle, contributions), stats, models (the model menu and
 // comparison, painted by comparison), with sync (controls <- model) and controls (controls ->
-// model); pointer (hover and click on a canvas); repaint (coalesced repaints, size and theme); transport (payload chunks,
-// custom messages, model events, upload, export); and this entry, whose `render` wires them.
+// model); pointer (hover and click on a canvas); repaint (coalesced repaints, size and theme); pull (asking Python for the current
+// state); transport (payload chunks, custom messages, model events, upload, export); and this entry, whose `render` wires them.
 
 import { syncClasses, wireClasses } from "./classes.js";
 import { wireControls } from "./controls.js";
@@ -22,11 +22,12 @@ import { wireExamples } from "./examples.js";
 import { wireGridPointer } from "./grid.js";
 import { wireLooksFor } from "./looks-for.js";
 import { wireModels } from "./models.js";
-import { measure, paintAll, watchSize, watchTheme } from "./repaint.js";
+import { measure, paintAll, schedule, watchSize, watchTheme } from "./repaint.js";
 import { buildDom, createState } from "./state.js";
 import { paintStats } from "./stats.js";
 import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
-import { modelListeners, requestChunked } from "./transport.js";
+import { pull } from "./pull.js";
+import { modelListeners } from "./transport.js";
 
 /** @import { AnyModel } from "./types.js" */
 
@@ -45,7 +46,7 @@ function render({ model, el }) {
   const stopSize = watchSize(state);
   const stopTheme = watchTheme(state);
   const stopModels = wireModels(state);
-  requestChunked(state);
+  state.onSnapshot = () => schedule(state, syncStatus);
 
   measure(state);
   syncLayers(state);
@@ -56,9 +57,11 @@ function render({ model, el }) {
   paintStats(state);
   paintAll(state);
   void loadPicture(state);
+  pull(state); // what it painted may be old or partial: a late view, a reload, another host
 
   return () => {
     state.closed = true;
+    clearTimeout(state.pulling);
     stopSize();
     stopTheme();
     stopModels();

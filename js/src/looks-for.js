@@ -24,8 +24,8 @@ export function paintLooksFor(state) {
   ctx.clearRect(0, 0, size, size);
   ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
   ctx.fillRect(0, 0, size, size);
-  const meta = get("_looks_for_meta");
-  const data = meta && meta.h ? sizedPayload(state, "_looks_for", get("_looks_for"), meta, meta.h * meta.w * 3) : new Uint8Array(0);
+  const meta = get("_looks_for");
+  const data = meta && meta.h ? sizedPayload(state, "_looks_for", meta.h * meta.w * 3) : new Uint8Array(0);
   if (!meta || !meta.h || !data.length) {
     dom.looksCaption.textContent = "Looks for: press Looks for, or double-click a tile";
     stamp(dom.looksCanvas, "empty");

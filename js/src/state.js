@@ -5,8 +5,9 @@
 import { h } from "./dom.js";
 import { buildModelsDom } from "./models.js";
 import { bytesOf } from "./numbers.js";
+import { pullOnce } from "./pull.js";
 
-/** @import { AnyModel, Binary, Chunkable, Contract, Dom, Model, ViewState } from "./types.js" */
+/** @import { AnyModel, Contract, Dom, Model, Payload, PayloadName, ViewState } from "./types.js" */
 
 /**
  * The view state of one view of `model`, over the DOM `buildDom` made.
@@ -31,6 +32,9 @@ export function createState(model, dom) {
     incoming: {},
     received: {},
     asked: {},
+    pulling: 0,
+    snapshot: false,
+    onSnapshot: () => {},
     gridCache: null,
     picture: null,
     pictureToken: 0,
@@ -189,31 +193,27 @@ export function css(state, name, fallback) {
 }
 
 /**
- * The bytes of payload trait `name`: its value, or the chunks its metadata name.
- * @param {ViewState} state @param {string} name @param {Binary} value
- * @param {Chunkable | null | undefined} meta
+ * The bytes of payload trait `name` once they are all here: its `data`, or the chunks its
+ * `chunked` names; otherwise none.
+ * @param {ViewState} state @param {PayloadName} name
  */
-export function payload(state, name, value, meta) {
-  const chunked = meta && meta.chunked;
-  if (!chunked) return bytesOf(value);
+export function payload(state, name) {
+  const value = /** @type {Payload} */ (state.get(name) || {});
+  if (!value.chunked) return value.data ? bytesOf(value.data) : new Uint8Array(0);
   const got = state.received[name];
-  return got && got.id === chunked.id ? got.data : new Uint8Array(0);
+  return got && got.id === value.chunked.id ? got.data : new Uint8Array(0);
 }
 
 /**
- * The bytes of payload trait `name` when they hold the `expected` count its metadata call for;
- * otherwise none, and Python is asked once for that payload again (its data and metadata went
- * out of step, or its chunks were lost), so the view does not stay blank.
- * @param {ViewState} state @param {string} name @param {Binary} value
- * @param {Chunkable | null | undefined} meta @param {number} expected
+ * The bytes of payload trait `name` when they are the `expected` count its metadata call for;
+ * otherwise none, never a part: the view pulls that payload from Python once (a host dropped
+ * its buffers, a chunk was lost), so it does not stay blank.
+ * @param {ViewState} state @param {PayloadName} name @param {number} expected
  */
-export function sizedPayload(state, name, value, meta, expected) {
-  const data = payload(state, name, value, meta);
+export function sizedPayload(state, name, expected) {
+  const data = payload(state, name);
   if (data.length === expected) return data;
-  const { model, messages, asked, incoming } = state;
-  if (meta && expected > 0 && asked[name] !== meta && !incoming[name]) {
-    asked[name] = meta;
-    model.send({ type: messages.resend, name });
-  }
+  const value = /** @type {Payload} */ (state.get(name) || {});
+  if (expected > 0 && !state.incoming[name]) pullOnce(state, name, value.chunked ? value.chunked.id : value);
   return new Uint8Array(0);
 }

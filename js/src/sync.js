@@ -47,7 +47,7 @@ export function syncSimple(state) {
   dom.deviceSelect.value = get("device");
   dom.deviceField.hidden = devices.length < 2;
   dom.deviceLabel.textContent = devices.length < 2 ? `device: ${get("device")}` : "";
-  const meta = get("_image_meta") || {};
+  const meta = get("_image") || {};
   const batch = meta.batch > 1;
   const index = get("image_index");
   const of = batch ? ` · image ${index + 1} of ${meta.batch}` : "";
@@ -71,15 +71,18 @@ export function syncSimple(state) {
 /** Busy, progress, status text, error, and Cancel (enabled for the contract's cancellable jobs).
  * @param {ViewState} state */
 export function syncStatus(state) {
-  const { get, dom, contract } = state;
-  const busy = !!get("busy");
+  const { get, dom, contract, snapshot } = state;
+  const busy = !snapshot && !!get("busy"); // a snapshot's saved "busy" will never end
   const value = get("progress");
+  dom.root.classList.toggle("fvz-snapshot", snapshot);
   dom.root.classList.toggle("fvz-busy", busy);
   dom.root.dataset.busy = busy ? "1" : "0";
   dom.progress.hidden = !busy;
   if (busy && value >= 0) dom.progress.value = value;
   else dom.progress.removeAttribute("value");
-  dom.statusText.textContent = busy ? get("status") || "working…" : "";
+  dom.statusText.textContent = snapshot
+    ? "Snapshot: no kernel answered, so this shows what was saved. Run the notebook to explore."
+    : busy ? get("status") || "working…" : "";
   dom.cancelButton.disabled = !(busy && contract.cancellable_jobs.includes(get("_job")));
   const error = get("error");
   dom.errorBox.hidden = !error;

@@ -1,6 +1,6 @@
 // @ts-check
-// Transport between the view and Python: payload chunks and the other custom messages, resends
-// (`requestChunked`), the model events and what each repaints, uploads in chunks, and PNG export.
+// Transport between the view and Python: payload chunks and the other custom messages, the
+// model events and what each repaints, uploads in chunks, and PNG export. Pulls: pull.js.
 
 import { syncClasses } from "./classes.js";
 import { loadPicture, paintInput, paintOcclusion, paintUnit } from "./detail.js";
@@ -8,15 +8,16 @@ import { paintExamples } from "./examples.js";
 import { paintGrid } from "./grid.js";
 import { paintLooksFor } from "./looks-for.js";
 import { bytesOf } from "./numbers.js";
+import { pullOnce, pulled } from "./pull.js";
 import { schedule } from "./repaint.js";
 import { paintChart, paintStats } from "./stats.js";
 import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
 
-/** @import { Binary, ChunkMessage, Chunkable, Listener, Model, Painter, Pushes, ViewState } from "./types.js" */
+/** @import { Binary, ChunkMessage, Listener, Painter, PayloadName, Pushes, ViewState } from "./types.js" */
 
-// What a complete chunked payload repaints, by trait. Payloads larger than one message may
-// carry arrive in chunks (pushes.chunk) before their metadata, which then say `chunked`; the
-// trait itself is empty.
+// What a complete chunked payload repaints, by trait. A payload larger than one message may
+// carry comes in chunks (pushes.chunk), before or after its trait, which then says `chunked`
+// instead of holding `data`.
 /** @type {Record<string, Painter>} */
 const CHUNKED_PAINTS = {
   _image: (state) => void loadPicture(state),
@@ -37,19 +38,24 @@ function isChunk(content, pushes) {
 }
 
 /**
- * A custom message from Python: add a chunk of payload `name`; once all are there, keep the
- * assembled bytes and repaint. A chunk out of order asks for the payload again.
+ * A custom message from Python: the answer to a pull, or a chunk of payload `name`; once all
+ * chunks are there, keep the assembled bytes and repaint. A chunk out of order drops the
+ * payload's chunks so far (nothing partial is painted) and pulls it again.
  * @param {ViewState} state @param {unknown} content @param {readonly Binary[]} [buffers]
  */
 function onCustom(state, content, buffers) {
-  const { model, messages, incoming } = state;
+  const { incoming } = state;
+  if (content && typeof content === "object" && /** @type {{ type?: unknown }} */ (content).type === state.pushes.pulled) {
+    pulled(state);
+    return;
+  }
   if (!isChunk(content, state.pushes)) return;
   const { name, id, index, count, size } = content;
   if (index === 0) incoming[name] = { id, count, size, parts: [] };
   const part = incoming[name];
   if (!part || part.id !== id || index !== part.parts.length) {
     delete incoming[name]; // a chunk went missing: ask for the payload again
-    model.send({ type: messages.resend, name });
+    pullOnce(state, /** @type {PayloadName} */ (name), id);
     return;
   }
   part.parts.push(bytesOf(buffers && buffers[0]));
@@ -58,23 +64,16 @@ function onCustom(state, content, buffers) {
   const data = new Uint8Array(size);
   let at = 0;
   for (const piece of part.parts) {
-    if (at + piece.length > size) return;
+    if (at + piece.length > size) break;
     data.set(piece, at);
     at += piece.length;
   }
-  if (at !== size) return;
+  if (at !== size || part.parts.some((piece) => !piece.length)) {
+    pullOnce(state, /** @type {PayloadName} */ (name), id); // the wrong size: never painted
+    return;
+  }
   state.received[name] = { id, data };
   CHUNKED_PAINTS[name](state);
-}
-
-/** A view opened after a chunked payload was sent (a second view, a reload) asks for it again.
- * @param {ViewState} state */
-export function requestChunked(state) {
-  const { model, messages } = state;
-  for (const name of Object.keys(CHUNKED_PAINTS)) {
-    const meta = /** @type {Chunkable | undefined} */ (model.get(/** @type {keyof Model} */ (`${name}_meta`)));
-    if (meta && meta.chunked) model.send({ type: messages.resend, name });
-  }
 }
 
 /** The model's events and what each repaints (model.on / model.off).
@@ -96,29 +95,25 @@ export function modelListeners(state) {
     "change:device": later(syncSimple),
     "change:_devices": later(syncSimple),
     "change:compare": later(syncSimple, paintChart),
-    "change:_image_meta": later(syncSimple),
     "change:image_index": later(syncSimple, syncClasses),
-    "change:_image": () => void loadPicture(state),
+    "change:_image": () => {
+      void loadPicture(state);
+      schedule(state, syncSimple);
+    },
     "change:_grid": later(paintGrid),
-    "change:_grid_meta": later(paintGrid),
     "change:_unit": later(paintUnit, paintInput),
-    "change:_unit_meta": later(paintUnit, paintInput),
     "change:position": () => {
       state.cursor = null;
       schedule(state, paintUnit, paintInput);
     },
     "change:_occlusion": later(paintOcclusion),
-    "change:_occlusion_meta": later(paintOcclusion),
     "change:_examples": later(paintExamples),
-    "change:_examples_meta": later(paintExamples),
     "change:_looks_for": later(paintLooksFor),
-    "change:_looks_for_meta": later(paintLooksFor),
     "change:_classes": later(syncClasses),
     "change:class_evidence": later(syncClasses, paintInput, paintUnit),
     "change:target_class": later(syncClasses, paintInput, paintUnit),
     "change:show_cam": later(syncClasses, paintInput),
-    "change:_evidence": later(paintInput, paintUnit),
-    "change:_evidence_meta": later(syncClasses, paintInput, paintUnit),
+    "change:_evidence": later(syncClasses, paintInput, paintUnit),
     "change:statistics": later(paintStats),
     "change:compare_statistics": later(paintChart),
     "change:busy": later(syncStatus),

@@ -32,8 +32,11 @@
  * @typedef {{ models: string[], rows: LayerProfile[], image: string, done: number,
  *   total: number, note: string }} ComparisonMeta
  *   The model comparison on the image shown: `done` of `total` models profiled.
- * @typedef {{ chunked?: ChunkedMeta }} Chunkable
- *   A payload's metadata may say `chunked`: its bytes then come in pushes.chunk messages.
+ * @typedef {{ data?: Binary, chunked?: ChunkedMeta }} Payload
+ *   What a payload trait holds besides its metadata: its bytes (`data`), or, when they are
+ *   larger than one message should carry, `chunked`: they then come in pushes.chunk messages.
+ * @typedef {"_image" | "_grid" | "_unit" | "_occlusion" | "_examples" | "_looks_for" |
+ *   "_evidence"} PayloadName The payload traits (contract.payloads).
  * @typedef {Record<string, never>} Unset
  *   A Dict trait before Python first sets it: `{}`.
  * @typedef {{ mean?: number|null, std?: number|null, sparsity?: number|null, min?: number|null,
@@ -41,11 +44,12 @@
  *   spatial_size?: number[], non_finite?: number }} Stats
  * @typedef {{ sort_modes: string[], color_scales: string[], shared_scale: string,
  *   export_views: string[], max_feature_maps: number, max_upload_bytes: number,
- *   chunk_bytes: number, upload_data_key: string, messages: Messages, pushes: Pushes,
+ *   chunk_bytes: number, pull_timeout_ms: number, payloads: PayloadName[],
+ *   upload_data_key: string, messages: Messages, pushes: Pushes,
  *   cancellable_jobs: string[], looks_for_steps: number[], class_contribution: string }} Contract
- * @typedef {{ occlude: string, cancel: string, upload: string, resend: string,
+ * @typedef {{ occlude: string, cancel: string, upload: string, pull: string,
  *   example: string, looks_for: string }} Messages
- * @typedef {{ chunk: string }} Pushes
+ * @typedef {{ chunk: string, pulled: string }} Pushes
  * @typedef {DataView | ArrayBuffer | ArrayBufferView | null | undefined} Binary
  *   Bytes from the host: DataView (traits, most buffers), Uint8Array (Colab), ArrayBuffer.
  * @typedef {{
@@ -54,15 +58,13 @@
  *   device: string, position: number[], compare: string[], statistics: Stats,
  *   compare_statistics: Record<string, Stats>, busy: boolean, progress: number,
  *   status: string, error: string, _layers: LayerEntry[], _devices: string[],
- *   _order: number[], _image: Binary, _image_meta: (ImageMeta & Chunkable) | Unset,
- *   _grid: Binary, _grid_meta: (GridMeta & Chunkable) | Unset, _unit: Binary,
- *   _unit_meta: (UnitMeta & Chunkable) | Unset, _occlusion: Binary,
- *   _occlusion_meta: (OcclusionMeta & Chunkable) | Unset, _contract: Contract, _job: string,
- *   _examples: Binary, _examples_meta: (ExamplesMeta & Chunkable) | Unset,
- *   _looks_for: Binary, _looks_for_meta: (LooksForMeta & Chunkable) | Unset,
+ *   _order: number[], _contract: Contract, _job: string,
+ *   _image: (ImageMeta & Payload) | Unset, _grid: (GridMeta & Payload) | Unset,
+ *   _unit: (UnitMeta & Payload) | Unset, _occlusion: (OcclusionMeta & Payload) | Unset,
+ *   _examples: (ExamplesMeta & Payload) | Unset, _looks_for: (LooksForMeta & Payload) | Unset,
+ *   _evidence: (EvidenceMeta & Payload) | Unset,
  *   looks_for_steps: number | null, class_evidence: boolean, target_class: number | null,
- *   show_cam: boolean, _classes: ClassesMeta | Unset, _evidence: Binary,
- *   _evidence_meta: (EvidenceMeta & Chunkable) | Unset, model_name: string, _model_names: string[],
+ *   show_cam: boolean, _classes: ClassesMeta | Unset, model_name: string, _model_names: string[],
  *   _comparison: ComparisonMeta | Unset,
  * }} Model
  * @typedef {{ type: string, name: string, id: number, index: number, count: number,
@@ -79,11 +81,11 @@
  * The enums, limits and message kinds come from `_contract` (featviz_widgets/widget/protocol.py);
  * the JS spells none of them. Messages to Python (model.send): {type: messages.upload, name,
  * id, index, count, size} + [a chunk of the file] | {type: messages.occlude} |
- * {type: messages.cancel} | {type: messages.resend, name} | {type: messages.example, index}
+ * {type: messages.cancel} | {type: messages.pull, names?} | {type: messages.example, index}
  * | {type: messages.looks_for, channel} (optimise the picture that channel looks for).
  * From Python (msg:custom):
  * {type: pushes.chunk, name, id, index, count, size} + [a chunk of payload `name`], for a
- * payload whose metadata say `chunked` (its trait is then empty).
+ * payload trait that says `chunked` | {type: pushes.pulled, names}: a pull was answered.
  */
 
 /**
@@ -102,8 +104,11 @@
  * @property {Dom} dom
  * @property {Record<string, Incoming>} incoming chunked payloads being assembled, by trait
  * @property {Record<string, { id: number, data: Uint8Array }>} received assembled payloads
- * @property {Record<string, unknown>} asked by trait, the metadata whose payload was asked for
- *   again because it came with the wrong size (once per metadata, never in a loop)
+ * @property {Record<string, unknown>} asked by payload trait, what it was last pulled for (its
+ *   value, or its chunks' id): pulled once for each, never in a loop
+ * @property {number} pulling the timer of the first pull, which a missing answer runs out
+ * @property {boolean} snapshot no kernel answered the first pull: a saved page
+ * @property {() => void} onSnapshot called when `snapshot` changes
  * @property {GridCache | null} gridCache the grid's mosaic at native resolution
  * @property {ImageBitmap | null} picture the decoded input image
  * @property {number} pictureToken the latest picture decode; older ones are dropped

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from . import jupyter
 from .jupyter import (
@@ -69,8 +70,8 @@ KEYS = (
 
 def dump(change=None):
     state = {key: getattr(explorer, key) for key in KEYS}
-    state["image"] = explorer._image_meta.get("name", "")
-    occlusion = explorer._occlusion_meta
+    state["image"] = explorer._image.get("name", "")
+    occlusion = explorer._occlusion
     keys = ("done", "total", "complete", "cancelled", "channel")
     state["occlusion"] = {k: occlusion.get(k) for k in keys}
     with LOCK:
@@ -276,6 +277,71 @@ def test_notebook7_layer_change_and_tile_click(jupyter_server, page):
     wait_canvas(page, widget, "unit", f"(s) => s === 'layer3|{channels[2]}'")
     wait_state(server, lambda s: s["channel"] == channels[2], what="tile-click channel")
     save_screenshot(page, widget, "notebook7-widget.png")
+
+
+LATE_VIEWS = """\
+import timm, torch
+from featviz_widgets.widget.explorer import FeatureExplorer
+
+torch.manual_seed(0)
+model = timm.create_model(
+    "resnet18", pretrained=False, pretrained_cfg_overlay=dict(input_size=(3, 112, 112)),
+)
+explorer = FeatureExplorer(model, layer="layer2", num_features=9)
+explorer.wait(120)
+explorer.layer = "layer3"
+_ = explorer.wait(120)  # all of it published before any view exists (and none shown here)
+"""
+
+# Every view of the page: its grid's data-state, its layer and how many options its Layer and
+# Channel menus hold.
+VIEWS = """(scope) => [...document.querySelectorAll(scope + " .fvz")].map((root) => ({
+  grid: root.querySelector("canvas.fvz-grid").dataset.state || "",
+  layer: root.querySelector("select.fvz-layer").value,
+  layers: root.querySelectorAll("select.fvz-layer option").length,
+  channels: root.querySelectorAll("select.fvz-channel option").length,
+}))"""
+
+
+def wait_views(page, scope: str, count: int) -> list[dict]:
+    """Wait until `count` views paint layer3's grid with both menus filled; their states."""
+    try:
+        page.wait_for_function(
+            f"""(scope) => {{
+                const views = ({VIEWS})(scope);
+                return views.length === {count} && views.every((v) => v.grid.startsWith("layer3|")
+                    && v.layer === "layer3" && v.layers > 1 && v.channels === 256);
+            }}""",
+            arg=scope,
+            timeout=90_000,
+        )
+    except PlaywrightTimeout:
+        views = page.evaluate(VIEWS, scope)
+        raise AssertionError(f"the views never all painted: {views}") from None
+    return page.evaluate(VIEWS, scope)
+
+
+def test_a_late_view_and_a_reloaded_page_paint_the_current_state(jupyter_server, page):
+    """Views that connect after the explorer finished (a second `display`, a reload) pull the
+    current state: the grid of the layer shown, with filled menus, not "working…"."""
+    server = jupyter_server
+    cells = (LATE_VIEWS, "explorer", "_ = explorer.wait(60)\ndisplay(explorer)")
+    jupyter.write_notebook(server.root / "late.ipynb", *cells)
+    page.goto(server.page_url("/lab/tree/late.ipynb?reset"))
+    scope = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+    app_ready(page)
+    run_all(page)
+    first, second = wait_views(page, scope, 2)
+    assert first["grid"] == second["grid"]
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function(
+        "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
+    )
+    page.reload()
+    app_ready(page)
+    reloaded = wait_views(page, scope, 2)
+    assert [view["grid"] for view in reloaded] == [first["grid"]] * 2
+    assert not page.locator(f"{scope} .fvz.fvz-snapshot").count()
 
 
 # WCAG contrast of every visible text in the widget against what is behind it: DOM text (and

@@ -34,7 +34,7 @@ def headless_state():
 def evidence_state():
     explorer = FeatureExplorer(resnet18_64px(), layer="layer3", num_features=4, target_class=207)
     explorer.wait(60)
-    assert explorer._evidence_meta["n"] == 1, explorer.error
+    assert explorer._evidence["n"] == 1, explorer.error
     return synced_state(explorer)
 
 
@@ -81,22 +81,20 @@ def test_the_overlay_follows_show_cam_and_arrives_in_chunks(browser, evidence_st
         wait_input(page, "|cam:layer3:207")
         tinted = page.evaluate(CENTRE)
         assert tinted != plain
-        # the same bytes in two chunk messages, the trait empty: the same picture
+        # the same bytes in two chunk messages, the trait saying `chunked`: the same picture
         page.evaluate(
             """() => {
-                const meta = model.get("_evidence_meta");
-                const trait = model.get("_evidence");
+                const { data: trait, ...meta } = model.get("_evidence");
                 const bytes = new Uint8Array(
                   trait.buffer, trait.byteOffset, trait.byteLength).slice();
                 const half = Math.ceil(bytes.length / 2), size = bytes.length;
-                model.set("_evidence", new DataView(new ArrayBuffer(0)));
-                model.set("_evidence_meta", {});
+                model.set("_evidence", {});
                 const pieces = [bytes.subarray(0, half), bytes.subarray(half)];
                 for (const [index, piece] of pieces.entries()) {
                   model.emit("msg:custom",
                     { type: "chunk", name: "_evidence", id: 4, index, count: 2, size }, [piece]);
                 }
-                model.set("_evidence_meta", { ...meta, chunked: { id: 4, size, count: 2 } });
+                model.set("_evidence", { ...meta, chunked: { id: 4, size, count: 2 } });
             }"""
         )
         wait_input(page, "|cam:layer3:207")
@@ -112,7 +110,7 @@ def test_the_class_controls_write_the_traits(browser, evidence_state):
     for page in open_view(browser, evidence_state, "select.fvz-class option"):
         menu = page.locator("select.fvz-class")
         assert menu.input_value() == "207"  # the chosen class, listed whether or not in the top-5
-        top = evidence_state["_evidence_meta"]["top"]
+        top = evidence_state["_evidence"]["top"]
         menu.select_option(str(top[1][0]))
         menu.select_option("")
         page.locator("input.fvz-class-search").fill("tabby")
@@ -125,7 +123,7 @@ def test_the_class_controls_write_the_traits(browser, evidence_state):
         assert [v for k, v in sets if k == "target_class"] == [top[1][0], None, 281]
         assert ["class_evidence", False] in sets
         # the channel view says the selected channel's contribution, as Python writes it
-        meta = evidence_state["_evidence_meta"]
+        meta = evidence_state["_evidence"]
         page.evaluate(
             "() => { model.set('class_evidence', true); model.set('target_class', 207); }"
         )

@@ -31,7 +31,7 @@ def state():
     explorer = FeatureExplorer(model, layer="layer4", num_features=4)
     explorer.scan_dataset(images, ["layer4"], k=4, batch_size=8)
     explorer.wait(120)
-    assert explorer.error == "" and explorer._examples_meta["n"] == 4
+    assert explorer.error == "" and explorer._examples["n"] == 4
     return synced_state(explorer)
 
 
@@ -59,7 +59,7 @@ TILE_MEANS = """([cols, n, label, gap]) => {
 
 
 def test_the_thumbnails_are_painted_with_their_scores(view, state):
-    meta = state["_examples_meta"]
+    meta = state["_examples"]
     canvas = view.locator("canvas.fvz-examples")
     assert canvas.is_visible()
     assert canvas.get_attribute("data-state") == f"layer4|{state['channel']}|4"
@@ -67,7 +67,7 @@ def test_the_thumbnails_are_painted_with_their_scores(view, state):
     caption = view.locator(".fvz-examples-figure figcaption").inner_text()
     assert caption.startswith(f"Top 4 of 8 dataset images: layer4, ch {state['channel']}")
     size = meta["size"]
-    thumbs = np.frombuffer(base64.b64decode(state["_examples"]["__b64__"]), np.uint8)
+    thumbs = np.frombuffer(base64.b64decode(state["_examples"]["data"]["__b64__"]), np.uint8)
     thumbs = thumbs.reshape(4, size, size, 3).astype(float)
     painted = view.evaluate(TILE_MEANS, [meta["cols"], 4, 15, 4])
     assert painted["tile"] >= size
@@ -77,7 +77,7 @@ def test_the_thumbnails_are_painted_with_their_scores(view, state):
 
 
 def test_hover_names_the_image_and_a_click_sends_its_index(view, state):
-    meta = state["_examples_meta"]
+    meta = state["_examples"]
     canvas = view.locator("canvas.fvz-examples")
     tile = canvas.bounding_box()["width"] / meta["cols"] - 4
     second = {"x": tile + 4 + tile / 2, "y": 15 + tile / 2}
@@ -92,8 +92,9 @@ def test_hover_names_the_image_and_a_click_sends_its_index(view, state):
 
 
 def test_a_note_replaces_the_thumbnails_and_no_dataset_hides_them(view, state):
-    note = {**state["_examples_meta"], "n": 0, "layer": "layer2", "note": "not scanned."}
-    view.evaluate("(meta) => window.model.set('_examples_meta', meta)", note)
+    note = {**state["_examples"], "n": 0, "layer": "layer2", "note": "not scanned."}
+    note.pop("data")
+    view.evaluate("(meta) => window.model.set('_examples', meta)", note)
     canvas = view.locator("canvas.fvz-examples")
     view.wait_for_function(
         "() => document.querySelector('canvas.fvz-examples').dataset.state.startsWith('layer2')"
@@ -102,6 +103,6 @@ def test_a_note_replaces_the_thumbnails_and_no_dataset_hides_them(view, state):
         "Dataset examples: not scanned."
     )
     assert canvas.bounding_box()["height"] <= 1
-    view.evaluate("() => window.model.set('_examples_meta', {})")
+    view.evaluate("() => window.model.set('_examples', {})")
     view.wait_for_function("() => document.querySelector('.fvz-examples-figure').hidden")
     assert not canvas.is_visible()

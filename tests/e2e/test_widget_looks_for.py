@@ -30,7 +30,7 @@ def state():
     explorer.wait(60)
     explorer.run_looks_for()
     explorer.wait(60)
-    assert explorer._looks_for_meta["complete"], explorer.error
+    assert explorer._looks_for["complete"], explorer.error
     return synced_state(explorer)
 
 
@@ -54,7 +54,7 @@ SAMPLE = """(n) => {
 
 
 def expected(state) -> list[list[int]]:
-    data = base64.b64decode(state["_looks_for"]["__b64__"])
+    data = base64.b64decode(state["_looks_for"]["data"]["__b64__"])
     return [list(data[i : i + 3]) for i in range(0, len(data), 3)]
 
 
@@ -63,7 +63,7 @@ def close(painted, wanted, tolerance=12) -> bool:
 
 
 def test_paints_the_pictures_pixels(view, state):
-    meta = state["_looks_for_meta"]
+    meta = state["_looks_for"]
     assert (meta["h"], meta["w"]) == (SIZE, SIZE)
     canvas = view.locator("canvas.fvz-looks-for")
     assert canvas.get_attribute("data-state") == f"layer1|{state['channel']}|8/8|done"
@@ -117,8 +117,8 @@ def test_the_steps_menu_shows_and_sets_looks_for_steps(view, state):
 
 def test_partial_cancelled_chunked_and_empty(view, state):
     view.evaluate(
-        """() => { model.set("_looks_for_meta",
-                   { ...model.get("_looks_for_meta"), step: 4, complete: false }); }"""
+        """() => { model.set("_looks_for",
+                   { ...model.get("_looks_for"), step: 4, complete: false }); }"""
     )
     caption = view.locator("figure:has(canvas.fvz-looks-for) figcaption")
     view.wait_for_function(
@@ -126,18 +126,17 @@ def test_partial_cancelled_chunked_and_empty(view, state):
     )
     assert caption.inner_text().endswith("(step 4/8…)")
     view.evaluate(
-        """() => { model.set("_looks_for_meta",
-                   { ...model.get("_looks_for_meta"), cancelled: true }); }"""
+        """() => { model.set("_looks_for",
+                   { ...model.get("_looks_for"), cancelled: true }); }"""
     )
     view.wait_for_function(
         "() => document.querySelector('canvas.fvz-looks-for').dataset.state.endsWith('|cancelled')"
     )
     assert caption.inner_text().endswith("(cancelled at 4/8)")
-    # the bytes in two pushes.chunk messages, the trait empty: the same pixels
+    # the bytes in two pushes.chunk messages, the trait saying `chunked`: the same pixels
     view.evaluate(
         """() => {
-            const meta = model.get("_looks_for_meta");
-            const trait = model.get("_looks_for");
+            const { data: trait, ...meta } = model.get("_looks_for");
             const bytes = new Uint8Array(trait.buffer, trait.byteOffset, trait.byteLength).slice();
             const half = Math.ceil(bytes.length / 2), size = bytes.length;
             const pieces = [bytes.subarray(0, half), bytes.subarray(half)];
@@ -145,17 +144,15 @@ def test_partial_cancelled_chunked_and_empty(view, state):
               model.emit("msg:custom",
                 { type: "chunk", name: "_looks_for", id: 9, index, count: 2, size }, [piece]);
             }
-            model.set("_looks_for", new DataView(new ArrayBuffer(0)));
-            model.set("_looks_for_meta", { ...meta, complete: true, cancelled: false, step: 8,
-                                           chunked: { id: 9, size, count: 2 } });
+            model.set("_looks_for", { ...meta, complete: true, cancelled: false, step: 8,
+                                      chunked: { id: 9, size, count: 2 } });
         }"""
     )
     view.wait_for_function(
         "() => document.querySelector('canvas.fvz-looks-for').dataset.state.endsWith('8/8|done')"
     )
     assert close(view.evaluate(SAMPLE, SIZE), expected(state))
-    view.evaluate("""() => { model.set("_looks_for", new DataView(new ArrayBuffer(0)));
-                             model.set("_looks_for_meta", {}); }""")
+    view.evaluate("""() => { model.set("_looks_for", {}); }""")
     view.wait_for_function(
         "() => document.querySelector('canvas.fvz-looks-for').dataset.state === 'empty'"
     )
