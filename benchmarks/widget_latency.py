@@ -7,6 +7,13 @@ repaints. Budgets (issue 3): sort / channel / tile click < 100 ms, layer change 
 occlusion result within a few seconds.
 
     python benchmarks/widget_latency.py [--model resnet50] [--repeats 5] [--stride 8]
+
+With `--against REF` it compares this checkout with commit REF (checked out in a temporary git
+worktree) instead: `--repeats` alternating runs of each, every run a fresh JupyterLab whose
+kernel imports the one checkout or the other, measuring the first paint (run-all to the first
+grid) and an uncached layer change; it prints the medians and their ratio, after / before.
+
+    python benchmarks/widget_latency.py --against 393eccd
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -210,12 +218,62 @@ def run(model: str, repeats: int, stride: int) -> list[tuple[str, list[float], s
     return rows
 
 
+def first_paint_and_layer_change(code: Path, model: str, stride: int) -> tuple[float, float]:
+    """One fresh JupyterLab importing featviz_widgets from `code`: ms from run-all to the first
+    grid, and from a layer change (features not cached) to its grid."""
+    setup = SETUP.format(model=model, stride=stride)
+    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp), code) as server:
+        write_notebook(server.root / "bench.ipynb", setup, "explorer")
+        with sync_playwright() as playwright:
+            browser = launch_browser(playwright)
+            page = browser.new_page(viewport={"width": 1400, "height": 1700})
+            page.goto(server.page_url("/lab/tree/bench.ipynb?reset"))
+            app_ready(page)
+            start = time.perf_counter()
+            run_all(page)
+            wait_canvas(page, WIDGET, "grid", "(s) => s.length > 0", 300_000)
+            first = (time.perf_counter() - start) * 1000
+            settle(page)
+            expect = "^layer3[.]2\\|"
+            layer, _ = measure(page, "select", "select.fvz-layer", "layer3.2", "grid", expect)
+            browser.close()
+    return first, layer
+
+
+def against(ref: str, repeats: int, model: str, stride: int) -> None:
+    """Before (commit `ref`) and after (this checkout), alternating; medians and ratios."""
+    times: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        git = ["git", "-C", str(REPO), "worktree"]
+        subprocess.run([*git, "add", "--detach", str(base), ref], check=True, capture_output=True)
+        try:
+            for i in range(repeats):
+                order = [("before", base), ("after", REPO)]
+                for label, code in order if i % 2 == 0 else order[::-1]:
+                    times[label].append(first_paint_and_layer_change(code, model, stride))
+                    first, layer = times[label][-1]
+                    print(f"  run {i + 1} {label}: first paint {first:.0f}, layer {layer:.0f} ms")
+        finally:
+            subprocess.run([*git, "remove", "--force", str(base)], check=True)
+    print(f"\nFeatureExplorer, {model} at 224 px, JupyterLab + Chromium, CPU: {ref} -> this tree")
+    print(f"{'median ms':<34} {'before':>8} {'after':>8} {'after/before':>13}")
+    for column, name in enumerate(("first paint (run-all -> grid)", "layer change -> grid")):
+        before = statistics.median(run[column] for run in times["before"])
+        after = statistics.median(run[column] for run in times["after"])
+        print(f"{name:<34} {before:>8.0f} {after:>8.0f} {after / before:>12.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet50")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--stride", type=int, default=8)
+    parser.add_argument("--against", metavar="REF", help="compare with this commit instead")
     args = parser.parse_args()
+    if args.against:
+        against(args.against, args.repeats, args.model, args.stride)
+        return
     rows = run(args.model, args.repeats, args.stride)
     print(f"\nFeatureExplorer latency, {args.model} at 224 px, JupyterLab + Chromium, CPU")
     print(f"{'measurement':<58} {'median ms':>10} {'max ms':>9} {'n':>3}  budget ms")

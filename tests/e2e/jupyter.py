@@ -79,8 +79,9 @@ class JupyterServer:
 
 
 @contextlib.contextmanager
-def running_server(base: Path) -> Iterator[JupyterServer]:
-    """A JupyterLab server (which also serves Notebook 7 at /notebooks/) rooted in `base`."""
+def running_server(base: Path, code: Path = REPO) -> Iterator[JupyterServer]:
+    """A JupyterLab server (which also serves Notebook 7 at /notebooks/) rooted in `base`,
+    whose kernels import featviz_widgets from the checkout `code`."""
     root = base / "work"
     root.mkdir()
     dirs = {
@@ -96,7 +97,7 @@ def running_server(base: Path) -> Iterator[JupyterServer]:
     for key, path in dirs.items():
         path.mkdir(parents=True, exist_ok=True)
         env[key] = str(path)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH")]))
     env["MPLBACKEND"] = "Agg"
     _write_settings(dirs["JUPYTERLAB_SETTINGS_DIR"])
     port = _free_port()
