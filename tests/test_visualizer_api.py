@@ -1,15 +1,22 @@
 """Every example of the spec runs (layer names adapted) with the documented keys and types."""
 
+import importlib
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import timm
 import torch
-from conftest import timm_model
+from conftest import resnet18_64px, scene, timm_model
+from matplotlib import cbook
 from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
-from featviz_widgets import FeatureVisualizer
+from featviz_widgets import FeatureVisualizer, LayerNotFoundError
+from featviz_widgets.core.capture import resolve_layers
+from featviz_widgets.core.stats import SORT_MODES
 
 STAT_KEYS = {
     "mean",
@@ -130,8 +137,6 @@ def test_top_activating_and_receptive_field_examples(viz, image, tmp_path):
 
 
 def test_batches_statistics_over_batch_and_figures_per_image(viz):
-    from conftest import scene
-
     batch = [scene(seed=1), scene(seed=2)]
     features = viz.get_features(batch, "backbone.layer2")
     assert features.shape[0] == 2
@@ -250,8 +255,6 @@ def _cpu_runs(dtype: torch.dtype) -> bool:
 def test_a_half_precision_timm_model_runs_through_the_facade(dtype):
     if not _cpu_runs(dtype):
         pytest.skip(f"this CPU build has no {dtype} convolution")
-    from conftest import resnet18_64px, scene
-
     image = scene()
     reference = FeatureVisualizer(resnet18_64px(), use_cuda=False)
     viz = FeatureVisualizer(resnet18_64px().to(dtype), use_cuda=False)
@@ -276,3 +279,87 @@ def test_a_half_precision_timm_model_runs_through_the_facade(dtype):
         assert shown[0].get_title().startswith(f"ch {viz.rank_channels(image, 'layer2')[0]}")
     finally:
         plt.close(fig)
+
+
+# `layer_view`, extra to the documented API: what the explorer's view shows, from one forward.
+def small_vit() -> nn.Module:
+    """A fresh vit_tiny (seed 0) at 64 px whose preprocessing feeds it 64 px images."""
+    torch.manual_seed(0)
+    return timm.create_model(
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        img_size=64,
+        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
+    )
+
+
+VIEWED = [  # (model, layer, its maps' shape for one image): a CNN, and ViT tokens
+    (resnet18_64px, "layer2", (1, 128, 8, 8)),
+    (small_vit, "blocks.1", (1, 192, 4, 4)),
+]
+
+
+@pytest.fixture(scope="module")
+def hopper() -> Image.Image:
+    with cbook.get_sample_data("grace_hopper.jpg") as photo:
+        return Image.open(photo).convert("RGB")
+
+
+@pytest.mark.parametrize(("make", "layer", "shape"), VIEWED, ids=["resnet18", "vit"])
+def test_layer_view_equals_the_separate_calls(make, layer, shape, hopper, device):
+    viz = FeatureVisualizer(make(), device=device)
+    for image, index in [(hopper, 0), ([scene(), hopper], 1)]:
+        view = viz.layer_view(image, layer, index=index)
+        viz.clear_cache()  # the separate calls compute the maps again
+        features = viz.get_features(image, layer)
+        assert view.features.shape == (len(features), *shape[1:])
+        assert torch.equal(view.features, features)
+        assert view.statistics == viz.get_feature_statistics(image, layer)
+        assert view.rankings == {
+            mode: viz.rank_channels(image, layer, mode, index=index) for mode in SORT_MODES
+        }
+        assert list(view.rankings) == ["activation", "variance", "random"]
+    # The rankings score image `index`: the batch's other image ranks its channels otherwise.
+    assert view.rankings["activation"] != viz.rank_channels(image, layer, index=0)
+    assert viz.layer_view(image, layer).rankings["activation"] == viz.rank_channels(
+        image, layer, index=0
+    )
+
+
+@pytest.mark.parametrize(("make", "layer", "shape"), VIEWED, ids=["resnet18", "vit"])
+def test_layer_view_runs_one_forward_and_resolves_the_layer_once(
+    make, layer, shape, hopper, device, monkeypatch
+):
+    resolved = []
+
+    def counting(model, names):
+        resolved.append(list(names))
+        return resolve_layers(model, names)
+
+    # Both modules that resolve layers, each under its own name for the function.
+    for module in ("featviz_widgets.core.capture", "featviz_widgets.core.features"):
+        monkeypatch.setattr(importlib.import_module(module), "resolve_layers", counting)
+    model = make()
+    viz = FeatureVisualizer(model, device=device)  # fresh: empty cache, no layout decided
+    forwards = []
+    # A pre-hook: the forward stops early at the layer, so the model's forward never returns.
+    handle = model.register_forward_pre_hook(lambda *_: forwards.append(1))
+    try:
+        view = viz.layer_view(hopper, layer)
+        assert (len(forwards), resolved) == (1, [[layer]])
+        assert view.features.shape == shape
+        assert viz.layer_view(hopper, layer).features is view.features  # then cached
+        assert len(forwards) == 1
+    finally:
+        handle.remove()
+
+
+def test_layer_view_of_a_bad_layer_raises_as_get_features_does(hopper, device):
+    viz = FeatureVisualizer(resnet18_64px(), device=device)
+    for bad in ["layer9", "layer2.0.conv1.weight", "", 3]:
+        with pytest.raises((LayerNotFoundError, TypeError)) as expected:
+            viz.get_features(hopper, bad)
+        with pytest.raises(expected.type, match=re.escape(str(expected.value))):
+            viz.layer_view(hopper, bad)
+    with pytest.raises(LayerNotFoundError, match=r"'layer9' not found .* Closest layers: 'layer"):
+        viz.layer_view(hopper, "layer9")

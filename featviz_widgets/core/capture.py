@@ -131,6 +131,7 @@ def capture(
     allow_missing: bool = False,
     with_grad: bool = False,
     tracker: LayoutTracker | None = None,
+    modules: dict[str, nn.Module] | None = None,
 ) -> dict[str, Any]:
     """Raw outputs of `layer_names` for `batch`, from one forward without autograd.
 
@@ -139,10 +140,12 @@ def capture(
     captured again by a forward stopped at its layer, so every output holds its layer's
     values. A layer that never runs is an error unless `allow_missing`. With `with_grad` the outputs
     keep their graph to the input (parameters' `.grad` is never written by this module).
-    A `tracker` observes every module's output and decides its layout.
+    A `tracker` observes every module's output and decides its layout. `modules`, the layers
+    already resolved (`resolve_layers`), spares resolving them again.
     The model's modes and flags are restored and no hook is left behind, even on failure.
     """
-    modules = resolve_layers(model, layer_names)
+    if modules is None:
+        modules = resolve_layers(model, layer_names)
     outputs: dict[str, Any] = {}
     versions: dict[str, int] = {}
     grad_mode = torch.enable_grad() if with_grad else torch.no_grad()
@@ -171,7 +174,14 @@ def capture(
     # after it) no longer holds the layer's values: capture it again, stopped right there.
     for name, version in versions.items():
         if first_tensor(outputs[name])._version != version:
-            again = capture(model, batch, [name], with_grad=with_grad, allow_missing=True)
+            again = capture(
+                model,
+                batch,
+                [name],
+                with_grad=with_grad,
+                allow_missing=True,
+                modules={name: modules[name]},
+            )
             if name in again:
                 outputs[name] = again[name]
     return outputs

@@ -160,7 +160,7 @@ class FeatureStore:
     def maps(self, batch: torch.Tensor, layers: Sequence[str]) -> dict[str, FeatureMaps]:
         """(B, C, H, W) maps and source layout of `layers`, from the cache or one exact float32
         forward."""
-        resolve_layers(self.model, layers)
+        modules = resolve_layers(self.model, layers)
         key = self.key(batch)
         with self._lock:
             found = {}
@@ -171,7 +171,9 @@ class FeatureStore:
             missing = [name for name in dict.fromkeys(layers) if name not in found]
             if missing:
                 with exact_float32():
-                    captured = self.capture(batch, missing)
+                    captured = self.capture(
+                        batch, missing, modules={name: modules[name] for name in missing}
+                    )
                 for name, features in captured.items():
                     found[name] = self._cache[(key, name)] = features
                 while len(self._cache) > self.cache_size:

@@ -6,6 +6,8 @@ import warnings
 
 import torch
 
+from .validate import check_index
+
 __all__ = [
     "SORT_MODES",
     "NonFiniteActivationWarning",
@@ -88,11 +90,16 @@ def order_by_scores(scores: torch.Tensor) -> list[int]:
     return torch.sort(scores.cpu(), descending=True, stable=True).indices.tolist()
 
 
-def rank_channels(features: torch.Tensor, sort_by: str = "activation", seed: int = 0) -> list[int]:
-    """Every channel index of (B, C, H, W) `features`, best first under `sort_by`.
+def rank_channels(
+    features: torch.Tensor, sort_by: str = "activation", seed: int = 0, *, index: int | None = None
+) -> list[int]:
+    """Every channel index of (B, C, H, W) `features`, best first under `sort_by`, scored over
+    the batch or, given `index`, on that image alone.
 
     "random" is a permutation drawn from a generator seeded with `seed`: reproducible.
     """
+    if index is not None:
+        features = features[check_index(index, features.shape[0]) : index + 1]
     if sort_by not in SORT_MODES:
         raise ValueError(f"`sort_by` must be one of {SORT_MODES}, got {sort_by!r}.")
     num_channels = features.shape[1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -30,7 +31,7 @@ from ..core.stats import (
     order_by_scores,
     rank_channels,
 )
-from ..core.validate import check_index, check_positive_int
+from ..core.validate import check_positive_int
 from ..dataset.scan import DatasetExamples, scan_dataset
 from ..occlusion.runner import OcclusionRunner
 from ..optimize.optimizer import OptimizationResult, optimize_channels
@@ -39,7 +40,23 @@ from .evidence_methods import EvidenceMethods
 from .move import move_model
 from .occlusion_methods import OcclusionMethods
 
-__all__ = ["DatasetExamples", "FeatureVisualizer", "LayerInfo"]
+__all__ = ["DatasetExamples", "FeatureVisualizer", "LayerInfo", "LayerView"]
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """What a view of one layer shows, from one forward (`FeatureVisualizer.layer_view`).
+
+    Attributes:
+        features: the layer's (B, C, H, W) maps, as `get_features` returns them.
+        statistics: their statistics, as `get_feature_statistics` returns them.
+        rankings: every channel, best first, under each sort mode ("activation", "variance",
+            "random" with seed 0), as `rank_channels(..., mode, index=index)` returns them.
+    """
+
+    features: torch.Tensor
+    statistics: dict
+    rankings: dict[str, list[int]]
 
 
 class FeatureVisualizer(OcclusionMethods, EvidenceMethods):
@@ -209,10 +226,25 @@ class FeatureVisualizer(OcclusionMethods, EvidenceMethods):
     ) -> list[int]:
         """Every channel of the layer, best first under `sort_by` ("activation", "variance"
         or "random" with `seed`), scored over the batch or on image `index` alone."""
-        maps = self._maps(image, layer_name)
-        if index is not None:
-            maps = maps[check_index(index, maps.shape[0]) : index + 1]
-        return rank_channels(maps, sort_by, seed)
+        return rank_channels(self._maps(image, layer_name), sort_by, seed, index=index)
+
+    def layer_view(self, image: ImageInput, layer_name: str, *, index: int | None = 0) -> LayerView:
+        """The layer's features, statistics and channel rankings under every sort mode, from
+        one forward (or the cache) and one resolution of `layer_name`.
+
+        Args:
+            image: the input, as for `get_features`.
+            layer_name: the layer, as for `get_features` (same errors for a bad name).
+            index: the image of the batch the rankings score (None: the whole batch);
+                the statistics are over the whole batch, as `get_feature_statistics`'.
+
+        Returns:
+            A `LayerView` equal to what `get_features`, `get_feature_statistics` and
+            `rank_channels(image, layer_name, mode, index=index)` for each mode return.
+        """
+        features = self._maps(image, layer_name)
+        rankings = {mode: rank_channels(features, mode, index=index) for mode in SORT_MODES}
+        return LayerView(features, feature_statistics(features, layer_name), rankings)
 
     def plot_feature_maps(
         self,

@@ -218,11 +218,9 @@ class ViewJob:
                     "the model has no layer whose output can be shown as maps for this image."
                 )
         current = request.layer or w.layer or default_layer(infos or [])
-        features = viz.get_features(source, current).detach().float().cpu()
-        stats = viz.get_feature_statistics(source, current)
-        rankings = {
-            mode: viz.rank_channels(source, current, mode, index=0) for mode in CORE_SORT_MODES
-        }
+        view = viz.layer_view(source, current, index=0)  # one forward, one layer resolution
+        features = view.features.detach().float().cpu()
+        stats, rankings = view.statistics, view.rankings
         with w._lock:
             if not job.current:
                 return
