@@ -44,22 +44,29 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def import_source(path: Path, node: ast.ImportFrom) -> str | None:
+    """The package's module that `from ... import` names, absolute; None outside the package."""
+    name = module_name(path)
+    package = name if path.stem == "__init__" else name.rsplit(".", 1)[0]
+    if node.level:
+        base = package.split(".")
+        base = base[: len(base) - node.level + 1]
+        return ".".join(base + ([node.module] if node.module else []))
+    if (node.module or "").startswith("featviz_widgets"):
+        return node.module
+    return None
+
+
 def imports_of(path: Path) -> set[str]:
     """The package's modules that `path` imports (absolute names), wherever the import is."""
     name = module_name(path)
-    package = name if path.stem == "__init__" else name.rsplit(".", 1)[0]
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("featviz_widgets")}
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            elif (node.module or "").startswith("featviz_widgets"):
-                target = node.module or ""
-            else:
+            target = import_source(path, node)
+            if target is None:
                 continue
             # `from . import plots` names a module; `from .x import y` names x
             candidates = [f"{target}.{a.name}" for a in node.names] if not node.module else []
@@ -124,3 +131,24 @@ def test_no_import_cycles():
         if not state.get(node):
             visit(node)
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_private_name_is_imported_from_another_subpackage():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = floor(module_name(path))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            target = import_source(path, node)
+            if target is None or floor(target) == source:
+                continue
+            found += [
+                f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {alias.name} from {target}"
+                for alias in node.names
+                if alias.name.startswith("_") and not alias.name.endswith("__")
+            ]
+    assert not found, (
+        "private names imported across subpackages (make them public, or give a public "
+        "function):\n" + "\n".join(found)
+    )

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .hooks import Hooks, StopForward, run_until_stopped
 from .layout import LayoutTracker, first_tensor
 
 __all__ = [
@@ -23,10 +24,6 @@ __all__ = [
 
 class LayerNotFoundError(ValueError):
     """A layer name that is not a module of the model."""
-
-
-class _StopForward(Exception):
-    """Raised from a hook once every requested layer has run: the rest of the model is skipped."""
 
 
 def resolve_layers(model: nn.Module, layer_names: Sequence[str]) -> dict[str, nn.Module]:
@@ -91,7 +88,6 @@ def _hooks(
     layout-observing hook on every module of `model` (first, so it sees a layer before the
     forward stops there); remove them all whatever happens. `versions` receives each captured
     tensor's version counter, to tell outputs changed in place later in the forward."""
-    handles = []
     wanted = set(modules)
 
     def hook(name: str, _module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -102,24 +98,17 @@ def _hooks(
         if versions is not None and tensor is not None:
             versions[name] = tensor._version
         if stop_early and wanted.issubset(outputs):
-            raise _StopForward
+            raise StopForward
 
-    try:
+    with Hooks() as hooks:
         if tracker is not None:
             for name, module in model.named_modules():
-                handles.append(
-                    module.register_forward_hook(
-                        lambda m, i, o, _name=name: tracker.observe(_name, m, i, o)
-                    )
+                hooks.forward_hook(
+                    module, lambda m, i, o, _name=name: tracker.observe(_name, m, i, o)
                 )
         for name, module in modules.items():
-            handles.append(
-                module.register_forward_hook(lambda m, i, o, _name=name: hook(_name, m, i, o))
-            )
+            hooks.forward_hook(module, lambda m, i, o, _name=name: hook(_name, m, i, o))
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def capture(
@@ -155,9 +144,7 @@ def capture(
         _hooks(modules, outputs, stop_early, model, tracker, versions),
     ):
         try:
-            model(batch)
-        except _StopForward:
-            pass
+            run_until_stopped(model, batch)
         except Exception as exc:
             raise RuntimeError(
                 f"the model's forward failed on an input of shape {tuple(batch.shape)} "
@@ -221,19 +208,17 @@ def capture_with_layer_grad(
         torch.set_grad_enabled(True)  # the rest of the forward is recorded, from the leaf on
         return leaf.clone()
 
-    handle = modules[layer_name].register_forward_hook(hook)
-    try:
-        with preserved_model_state(model), torch.no_grad():  # no_grad's exit restores the mode
-            try:
-                model_output = model(batch)
-            except Exception as exc:
-                raise RuntimeError(
-                    f"the model's forward failed on an input of shape {tuple(batch.shape)} "
-                    f"({type(exc).__name__}: {exc}). Check the image size and channels the "
-                    "model expects, or pass `transform=`."
-                ) from exc
-    finally:
-        handle.remove()
+    # no_grad's exit restores the grad mode the hook turned on.
+    with Hooks() as hooks, preserved_model_state(model), torch.no_grad():
+        hooks.forward_hook(modules[layer_name], hook)
+        try:
+            model_output = model(batch)
+        except Exception as exc:
+            raise RuntimeError(
+                f"the model's forward failed on an input of shape {tuple(batch.shape)} "
+                f"({type(exc).__name__}: {exc}). Check the image size and channels the "
+                "model expects, or pass `transform=`."
+            ) from exc
     if layer_name not in kept:
         raise ValueError(
             f"layer {layer_name!r} exists but never ran in the forward pass (unused modules, "

@@ -27,6 +27,7 @@ __all__ = [
     "ModelGeometry",
     "first_tensor",
     "to_nchw",
+    "token_grid",
 ]
 
 # Modules whose 4-D output is channels-first by construction.
@@ -251,7 +252,7 @@ class LayoutTracker:
         return found.pop() if len(found) == 1 else None
 
 
-def _token_grid(
+def token_grid(
     n_tokens: int, geometry: ModelGeometry, input_hw: tuple[int, int]
 ) -> tuple[int, int, int] | None:
     """(prefix, h, w) such that n_tokens = prefix + h * w, or None.
@@ -313,7 +314,7 @@ def to_nchw(
         fmt = layout if layout in (Format.NCHW, Format.NHWC) else Format.UNKNOWN
         maps = tensor.permute(0, 3, 1, 2) if fmt is Format.NHWC else tensor
     elif tensor.ndim == 3:
-        grid = _token_grid(tensor.shape[1], geometry, input_hw)
+        grid = token_grid(tensor.shape[1], geometry, input_hw)
         if grid is None:
             raise LayoutError(
                 f"layer {layer_name!r} outputs shape {shape}: {tensor.shape[1]} tokens do not "

@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..core.capture import resolve_layers
-from ..core.layout import Format, LayoutTracker, ModelGeometry, _token_grid, first_tensor, to_nchw
+from ..core.hooks import Hooks
+from ..core.layout import Format, LayoutTracker, ModelGeometry, first_tensor, to_nchw, token_grid
 from ..core.stats import ACTIVE_THRESHOLD
 from ..core.validate import check_positive_int
 from . import plots
@@ -101,7 +102,7 @@ class FeatureMonitor:
         self.steps_seen = 0  # training forwards counted so far
         self.layouts: dict[str, Format] = {}
         self._rings: dict[str, _Ring] = {}
-        self._handles, self._tracker_handles = [], []  # ours; the layout tracker's
+        self._hooks, self._tracker_hooks = Hooks(), Hooks()  # ours; the layout tracker's
         self._tracker: LayoutTracker | None = None
         self._pending: dict[str, torch.Tensor] = {}
         self._views: dict[str, tuple[int, tuple[int, ...]]] = {}  # prefix tokens, reduce dims
@@ -114,15 +115,13 @@ class FeatureMonitor:
     # ------------------------------------------------------------------ hooks
     def attach(self) -> FeatureMonitor:
         """Register the hooks (again a no-op while attached)."""
-        if self._handles:
+        if self._hooks:
             return self
         try:
-            self._handles.append(self.model.register_forward_pre_hook(self._before))
-            self._handles.append(self.model.register_forward_hook(self._after))
+            self._hooks.forward_pre_hook(self.model, self._before)
+            self._hooks.forward_hook(self.model, self._after)
             for name, module in self._modules.items():
-                self._handles.append(
-                    module.register_forward_hook(lambda m, i, o, _n=name: self._record(_n, o))
-                )
+                self._hooks.forward_hook(module, lambda m, i, o, _n=name: self._record(_n, o))
         except Exception:
             self.detach()
             raise
@@ -133,10 +132,9 @@ class FeatureMonitor:
     def detach(self) -> None:
         """Remove every hook (and stop the live view); history stays readable. Idempotent."""
         try:
-            for handle in self._handles:
-                handle.remove()
+            self._hooks.remove()
         finally:
-            self._handles, self._recording = [], None
+            self._recording = None
             self._drop_tracker()
             if self._live is not None:
                 self._live.stop()
@@ -166,7 +164,7 @@ class FeatureMonitor:
             for name, module in self.model.named_modules():
                 if name:  # the root's own hooks are registered already
                     observe = lambda m, i, o, _n=name: self._tracker.observe(_n, m, i, o)  # noqa: E731
-                    self._tracker_handles.append(module.register_forward_hook(observe))
+                    self._tracker_hooks.forward_hook(module, observe)
 
     def _after(self, *_: object) -> None:
         """After the first recorded forward: layouts are decided, summarise what waited."""
@@ -180,9 +178,8 @@ class FeatureMonitor:
             self._live.mark_dirty()
 
     def _drop_tracker(self) -> None:  # and forget the outputs that waited for its layouts
-        for handle in self._tracker_handles:
-            handle.remove()
-        self._tracker_handles, self._tracker = [], None
+        self._tracker_hooks.remove()
+        self._tracker = None
         self._pending.clear()
 
     def _record(self, name: str, output: Any) -> None:
@@ -216,7 +213,7 @@ class FeatureMonitor:
         )
         self.layouts[name] = fmt
         if fmt is Format.TOKENS:  # (B, N, C): prefix tokens left out, as `to_nchw` does
-            self._views[name] = (_token_grid(output.shape[1], geometry, hw)[0], (0, 1))
+            self._views[name] = (token_grid(output.shape[1], geometry, hw)[0], (0, 1))
         else:  # NHWC; NCHW or unknown (read channels first); pooled (B, C)
             dims = (0, 1, 2) if fmt is Format.NHWC else (0, 2, 3) if output.ndim == 4 else (0,)
             self._views[name] = (0, dims)
@@ -307,6 +304,6 @@ class FeatureMonitor:
         if self._live is None:
             self._live = plots.LiveView(self.plot, interval)
         self._live.interval = float(interval)
-        if self._handles:
+        if self._hooks:
             self._live.start()
         return self._live.image

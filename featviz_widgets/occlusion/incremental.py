@@ -25,7 +25,8 @@ import torch
 from torch import nn
 from torch.utils.weak import WeakIdKeyDictionary
 
-from ..core.capture import _StopForward, preserved_model_state
+from ..core.capture import preserved_model_state
+from ..core.hooks import Hooks, StopForward, run_until_stopped
 from .stage_reach import Box, Stage, crop_origin, crop_size, intersect, measure_reach
 
 __all__ = ["Box", "IncrementalPlan", "build_plan"]
@@ -67,7 +68,6 @@ def _record_calls(
     """Every module call of one forward, in call order, up to the target layer's output."""
     calls: list[_Call] = []
     pending: dict[int, list[_Call]] = {}
-    handles = []
     owner = threading.get_ident()  # a forward on another thread meanwhile is not ours
 
     def before(name, module, args, kwargs):
@@ -85,31 +85,22 @@ def _record_calls(
         if call.output is not None:
             call.shape = tuple(output.shape)
         if name == target:
-            raise _StopForward
+            raise StopForward
 
-    try:
+    with Hooks() as hooks:
         for name, module in model.named_modules():
             if not name:
                 continue
-            handles.append(
-                module.register_forward_pre_hook(
-                    lambda m, a, k, _n=name: before(_n, m, a, k), with_kwargs=True
-                )
+            hooks.forward_pre_hook(
+                module, lambda m, a, k, _n=name: before(_n, m, a, k), with_kwargs=True
             )
-            handles.append(
-                module.register_forward_hook(
-                    lambda m, a, k, o, _n=name: after(_n, m, a, k, o), with_kwargs=True
-                )
+            hooks.forward_hook(
+                module, lambda m, a, k, o, _n=name: after(_n, m, a, k, o), with_kwargs=True
             )
         try:
-            model(image)
-        except _StopForward:
-            pass
+            run_until_stopped(model, image)
         except Exception:  # the caller's own forward reports real errors; no plan here
             return []
-    finally:
-        for handle in handles:
-            handle.remove()
     return calls
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 
 from ..core.features import FeatureStore
+from ..core.hooks import Hooks
 from ..core.inputs import Preprocessor
 from ..core.layout import Format
 from ..core.precision import precision_context, precision_dtype
@@ -144,13 +145,9 @@ class OcclusionRunner:
             nonlocal highest
             highest = max(highest, torch.cuda.memory_allocated(device))
 
-        handles = []
-        try:
+        with Hooks() as hooks:
             for module in self.model.modules():
-                handles.append(module.register_forward_pre_hook(note))
-                handles.append(module.register_forward_hook(note))
+                hooks.forward_pre_hook(module, note)
+                hooks.forward_hook(module, note)
             layer_fn(one)
-        finally:
-            for handle in handles:
-                handle.remove()
         return max(highest - base, 1)
