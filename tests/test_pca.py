@@ -188,6 +188,18 @@ def test_fewer_than_three_channels_and_non_finite_values_say_so(tiny):
     assert viz.layer_pca(torch.rand(1, 3, 8, 8), "0").rgb.shape == (8, 8, 3)
 
 
+def test_no_variance_says_so_and_a_component_without_variance_is_grey():
+    torch.manual_seed(0)
+    viz = FeatureVisualizer(nn.Sequential(nn.Conv2d(3, 4, 1)), device="cpu")
+    with pytest.raises(ValueError, match=r"'0' gives image 0 the same activations at every pos"):
+        viz.layer_pca(torch.ones(1, 3, 8, 8), "0")
+    # 3 positions: centred, they span at most 2 directions; the third component is grey.
+    pca = viz.layer_pca(torch.rand(1, 3, 1, 3), "0")
+    assert pca.map_size == (1, 3) and float(pca.explained[2]) < 1e-20
+    assert torch.all(pca.rgb[..., 2] == 0.5)
+    assert {float(v) for v in pca.rgb[..., 0].flatten()} >= {0.0, 1.0}
+
+
 def test_a_bad_layer_raises_as_get_features_does(hopper):
     viz = FeatureVisualizer(resnet18_64px(), device="cpu")
     for bad in ["layer9", "layer2.0.conv1.weight", "", 3]:
