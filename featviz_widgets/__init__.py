@@ -4,6 +4,7 @@ from .compare.profile import LayerProfile, ModelComparison, compare_models
 from .core.cancel import Cancelled, OptimizationCancelled
 from .core.capture import LayerNotFoundError
 from .core.layout import LayoutError, LayoutWarning
+from .core.pca import LayerPCA
 from .core.samples import sample_image
 from .core.stats import NonFiniteActivationWarning
 from .dataset.scan import DatasetExamples, ScanCancelled
@@ -22,6 +23,7 @@ __all__ = [
     "FeatureMonitor",
     "FeatureVisualizer",
     "LayerInfo",
+    "LayerPCA",
     "LayerProfile",
     "LayerNotFoundError",
     "LayoutError",

@@ -1,7 +1,8 @@
 """The core every analysis stands on: an image in (`inputs`), a forward with hooks that stops
 after the last requested layer (`capture`), every layout normalised to (B, C, H, W)
-(`layout`, `features`), statistics and channel rankings (`stats`), which layers to offer
-(`layers`), and the shared checks, precision, progress and cancellation helpers.
+(`layout`, `features`), statistics and channel rankings (`stats`), a layer's first three
+principal components as colour (`pca`), which layers to offer (`layers`), and the shared
+checks, precision, progress and cancellation helpers.
 
 Imports nothing else of the package.
 """
@@ -13,6 +14,7 @@ from .features import FeatureMaps, FeatureStore
 from .inputs import ImageInput, Preprocessor
 from .layers import LayerInfo
 from .layout import LayoutError, LayoutWarning
+from .pca import LayerPCA, principal_components
 from .samples import sample_image
 from .stats import NonFiniteActivationWarning
 
@@ -23,6 +25,7 @@ __all__ = [
     "ImageInput",
     "LayerInfo",
     "LayerNotFoundError",
+    "LayerPCA",
     "LayoutError",
     "ModelContext",
     "LayoutWarning",
@@ -31,6 +34,7 @@ __all__ = [
     "Preprocessor",
     "capture",
     "preserved_model_state",
+    "principal_components",
     "resolve_layers",
     "sample_image",
 ]

@@ -24,6 +24,7 @@ from ..core.features import FeatureStore
 from ..core.inputs import ImageInput, Preprocessor
 from ..core.layers import LayerInfo, probe_layers
 from ..core.layout import ModelGeometry
+from ..core.pca import LayerPCA, principal_components
 from ..core.stats import (
     SORT_MODES,
     channel_scores,
@@ -40,7 +41,7 @@ from .evidence_methods import EvidenceMethods
 from .move import move_model
 from .occlusion_methods import OcclusionMethods
 
-__all__ = ["DatasetExamples", "FeatureVisualizer", "LayerInfo", "LayerView"]
+__all__ = ["DatasetExamples", "FeatureVisualizer", "LayerInfo", "LayerPCA", "LayerView"]
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,35 @@ class FeatureVisualizer(OcclusionMethods, EvidenceMethods):
         features = self._maps(image, layer_name)
         rankings = {mode: rank_channels(features, mode, index=index) for mode in SORT_MODES}
         return LayerView(features, feature_statistics(features, layer_name), rankings)
+
+    def layer_pca(self, image: ImageInput, layer_name: str, *, index: int = 0) -> LayerPCA:
+        """The layer as colour: the first three principal components of image `index`'s maps
+        at `layer_name` over their positions, as an RGB image.
+
+        The maps are `get_features`' (one forward, or none where they are cached). Each
+        component's sign is fixed so that its loading vector's entry of largest absolute value
+        is positive (ties: the lowest channel), so colours do not flip between runs or devices.
+
+        Args:
+            image: the input, as for `get_features`.
+            layer_name: the layer, as for `get_features` (same errors for a bad name).
+            index: the image of the batch.
+
+        Returns:
+            A `LayerPCA`: the (H, W, 3) colours in [0, 1], the component scores and loadings,
+            the share of variance each explains, and the map's size.
+
+        Raises:
+            ValueError: if `index` is out of range, the layer's map has fewer than 3 positions
+                (a pooled output, a classifier head) or it has fewer than 3 channels, or the
+                image's activations there hold NaN or inf.
+
+        Example:
+            >>> pca = viz.layer_pca(image, "layer3")
+            >>> pca.rgb.shape, pca.explained.sum() < 1
+            (torch.Size([14, 14, 3]), tensor(True))
+        """
+        return principal_components(self._maps(image, layer_name), layer_name, index=index)
 
     def plot_feature_maps(
         self,
