@@ -18,6 +18,7 @@ import traitlets
 
 from featviz_widgets.widget import protocol as _protocol
 from featviz_widgets.widget.explorer import FeatureExplorer, _asset
+from featviz_widgets.widget.panels import PANELS
 from featviz_widgets.widget.protocol import (
     CANCELLABLE_JOBS,
     CHUNK_BYTES,
@@ -35,7 +36,7 @@ from featviz_widgets.widget.protocol import (
 
 REPO = Path(__file__).resolve().parents[1]
 # the front end's modules, read together: the checks below span them all
-MODULES = sorted((REPO / "js" / "src").glob("*.js"))
+MODULES = sorted((REPO / "js" / "src").rglob("*.js"))  # src/panels/ too
 JS = "\n".join(path.read_text() for path in MODULES)
 TYPES = (REPO / "js" / "src" / "types.js").read_text()
 
@@ -47,9 +48,14 @@ LISTENS = set(re.findall(r"""["'`]change:(\w+)["'`]""", JS))
 WITHOUT_KEYS = re.sub(
     r"""\bget\(\s*["']\w+["']\s*\)|\bmodel\.set\(\s*["']\w+["']|["'`]change:\w+["'`]""", "", JS
 )
+# a panel's module names itself (its trait, its export view): the registries check that name
+WITHOUT_KEYS = re.sub(r'^  name: "\w+",$', "", WITHOUT_KEYS, flags=re.M)
 
 BASE_TRAITS = set(anywidget.AnyWidget.class_traits(sync=True)) | {"_esm", "_css"}
-SYNCED = set(FeatureExplorer.class_traits(sync=True)) - BASE_TRAITS
+# the panels' payload traits are read through the registries (test_every_panel_... below)
+PANEL_TRAITS = {panel.trait for panel in PANELS}
+SYNCED = set(FeatureExplorer.class_traits(sync=True)) - BASE_TRAITS - PANEL_TRAITS
+PANEL_JS = REPO / "js" / "src" / "panels"
 STATIC = {"_contract"}  # set once, when the widget is created: read without a listener
 
 
@@ -172,7 +178,9 @@ def test_every_export_view_has_a_canvas():
     table = re.search(r"const exportCanvases = \{([^}]*)\}", JS)
     assert table, "js/src has no exportCanvases table"
     keys = re.findall(r"(\w+)\s*:", table.group(1))
-    assert keys == list(EXPORT_VIEWS)
+    # each panel's canvas joins the table when the view builds it (panel-host.js)
+    assert "state.dom.exportCanvases[panel.name] = canvas" in JS
+    assert keys + [panel.name for panel in PANELS] == list(EXPORT_VIEWS)
 
 
 def test_the_grid_layout_comes_from_the_payload():
@@ -236,13 +244,14 @@ def _model_typedef() -> dict[str, str]:
 def test_the_js_model_type_declares_every_synced_trait_and_each_payload_its_meta():
     declared = _model_typedef()
     assert set(declared) == SYNCED
-    assert {name for name in declared if "Payload" in declared[name]} == set(_protocol.PAYLOADS)
-    for name, meta in _protocol.PAYLOADS.items():
+    core = {name: meta for name, meta in _protocol.PAYLOADS.items() if name not in PANEL_TRAITS}
+    assert {name for name in declared if "Payload" in declared[name]} == set(core)
+    for name, meta in core.items():
         assert declared[name] == f"({meta.__name__} & Payload) | Unset", name
         assert isinstance(FeatureExplorer.class_traits()[name], traitlets.Dict), name
     assert contract()["payloads"] == list(_protocol.PAYLOADS)
     names = re.search(r"@typedef \{([^}]*)\} PayloadName", TYPES.replace("\n *", " ")).group(1)
-    assert re.findall(r'"(\w+)"', names) == list(_protocol.PAYLOADS)
+    assert re.findall(r'"(\w+)"', names) == list(core)
 
 
 def test_no_payload_travels_as_bytes_beside_separate_metadata():
@@ -254,3 +263,27 @@ def test_no_payload_travels_as_bytes_beside_separate_metadata():
     ]
     assert byte_traits == []
     assert "resend" not in JS and "_meta" not in re.sub(r"@typedef.*", "", JS)
+
+
+def _js_panels() -> list[str]:
+    """The panel modules js/src/panels/index.js registers, in order."""
+    registry = (PANEL_JS / "index.js").read_text()
+    listed = re.search(r"export const PANELS = \[([^\]]*)\]", registry)
+    assert listed, "js/src/panels/index.js has no PANELS list"
+    imports = dict(re.findall(r'import \{ (\w+) \} from "\./([\w-]+)\.js"', registry))
+    return [imports[name.strip()] for name in listed.group(1).split(",") if name.strip()]
+
+
+def test_every_panel_is_registered_on_both_sides_with_the_same_payload_type():
+    assert [panel.name for panel in PANELS] == _js_panels()
+    for panel in PANELS:
+        source = (PANEL_JS / f"{panel.name}.js").read_text()
+        assert re.search(rf'\bname: "{panel.name}"', source), panel.name
+        header = source.replace("\n *", " ")
+        body = re.search(rf"@typedef \{{\{{(.*?)\}}\}} {panel.meta.__name__}\b", header)
+        assert body, f"js/src/panels/{panel.name}.js does not type {panel.meta.__name__}"
+        js_keys = set(re.findall(r"(\w+)\??\s*:", body.group(1)))
+        assert js_keys == set(panel.meta.__annotations__), panel.name
+        assert panel.trait in _protocol.PAYLOADS and panel.name in EXPORT_VIEWS
+        trait = FeatureExplorer.class_traits(sync=True).get(panel.trait)
+        assert isinstance(trait, traitlets.Dict), panel.trait

@@ -78,7 +78,8 @@ class FeatureStore:
         with self._lock:
             self._cache.clear()
 
-    def _model_version(self) -> Hashable:
+    def model_version(self) -> Hashable:
+        """The model's weights' version: it moves when they change (training, loading)."""
         if self.weights_version is not None:
             return self.weights_version()
         # In-place updates (optimizer steps, load_state_dict) bump these counters.
@@ -87,7 +88,7 @@ class FeatureStore:
 
     def key(self, batch: torch.Tensor) -> tuple:
         """A cache key for `batch`: its content, shape and dtype, and the model's version."""
-        return (self._digest(batch), tuple(batch.shape), str(batch.dtype), self._model_version())
+        return (self._digest(batch), tuple(batch.shape), str(batch.dtype), self.model_version())
 
     def _digest(self, batch: torch.Tensor) -> str:
         """`batch`'s content hash, computed again only for other memory or after an in-place

@@ -550,7 +550,8 @@ function createState(model, dom) {
     scheduled: false,
     timers: { channels: 0, num: 0 },
     theme: "",
-    closed: false
+    closed: false,
+    panels: []
   };
 }
 function buildDom(contract) {
@@ -622,6 +623,7 @@ function buildDom(contract) {
   ]);
   const models = buildModelsDom();
   const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas, cam: inputCanvas, models: models.canvas };
+  let side;
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
   const deviceField = field("Device", deviceSelect);
   const root = h("div", { class: "fvz" }, [
@@ -654,7 +656,7 @@ function buildDom(contract) {
     errorBox,
     h("div", { class: "fvz-main" }, [
       h("section", { class: "fvz-panel fvz-grid-panel" }, [h("h4", {}, [h("span", { text: "Feature maps " }), gridCaption]), gridCanvas]),
-      h("section", { class: "fvz-panel fvz-side" }, [
+      side = h("section", { class: "fvz-panel fvz-side" }, [
         h("div", { class: "fvz-pair" }, [
           h("figure", {}, [h("figcaption", { text: "Input (as the model sees it)" }), inputCanvas]),
           h("figure", {}, [h("figcaption", {}, [unitCaption, contribution]), unitCanvas])
@@ -675,6 +677,7 @@ function buildDom(contract) {
   ]);
   return {
     root,
+    side,
     filter,
     layerSelect,
     allToggle,
@@ -1224,6 +1227,78 @@ function wireLooksFor(state) {
   });
 }
 
+// src/panels/pca.js
+var pca = {
+  name: "pca",
+  label: "The layer as colour: its first three principal components over the input image",
+  size: (payload2) => {
+    const meta = (
+      /** @type {Partial<PcaMeta>} */
+      payload2
+    );
+    return (meta.h || 0) * (meta.w || 0) * 3;
+  },
+  paint({ ctx, width, height, payload: payload2, data, picture }) {
+    const meta = (
+      /** @type {Partial<PcaMeta>} */
+      payload2
+    );
+    if (!meta.layer) return { caption: "Layer as colour: computing…", stamp: "empty" };
+    if (!meta.h || !meta.w || !data.length) return { caption: `Layer as colour: ${meta.note || "not available"}`, stamp: `${meta.layer}|note` };
+    if (picture) ctx.drawImage(picture, 0, 0, width, height);
+    ctx.globalAlpha = picture ? 0.6 : 1;
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(bitmapCanvas(rgbImage(data, meta.w, meta.h)), 0, 0, width, height);
+    ctx.globalAlpha = 1;
+    const share = Math.round(100 * (meta.explained || []).reduce((a, b) => a + b, 0));
+    return { caption: `${meta.layer} as colour: PCA 1–3, ${share}% of the variance`, stamp: `${meta.layer}|${meta.h}x${meta.w}|${share}` };
+  }
+};
+
+// src/panels/index.js
+var PANELS = [pca];
+
+// src/panel-host.js
+function buildPanels(state) {
+  const row = h("div", { class: "fvz-pair fvz-wrap fvz-panels" });
+  for (const panel of PANELS) {
+    const canvas = h("canvas", { class: `fvz-${panel.name}`, "aria-label": panel.label });
+    const caption = h("span", { class: "fvz-caption" });
+    row.append(h("figure", {}, [h("figcaption", {}, [caption]), canvas]));
+    state.panels.push({ panel, canvas, caption });
+    state.dom.exportCanvases[panel.name] = canvas;
+  }
+  state.dom.side.append(row);
+}
+function panelTraits() {
+  return PANELS.map((panel) => (
+    /** @type {PayloadName} */
+    `_${panel.name}`
+  ));
+}
+function paintPanels(state) {
+  const [width, height] = sideSize(state);
+  for (const { panel, canvas, caption } of state.panels) {
+    const trait = (
+      /** @type {PayloadName} */
+      `_${panel.name}`
+    );
+    const payload2 = (
+      /** @type {object} */
+      state.get(
+        /** @type {keyof Model} */
+        trait
+      ) || {}
+    );
+    const data = sizedPayload(state, trait, panel.size(payload2));
+    const ctx = fitCanvas(canvas, width, height);
+    ctx.clearRect(0, 0, width, height);
+    const painted = panel.paint({ ctx, width, height, payload: payload2, data, picture: state.picture });
+    caption.textContent = painted.caption;
+    stamp(canvas, painted.stamp);
+  }
+}
+
 // src/stats.js
 function paintStats(state) {
   const stats = state.get("statistics") || {};
@@ -1284,9 +1359,10 @@ function paintAll(state) {
   paintOcclusion(state);
   paintExamples(state);
   paintLooksFor(state);
+  paintPanels(state);
   paintChart(state);
 }
-var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintExamples, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart];
+var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintPanels, paintExamples, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart];
 function schedule(state, ...parts) {
   for (const p of parts) state.dirty.add(p);
   if (state.scheduled) return;
@@ -1351,7 +1427,8 @@ var CHUNKED_PAINTS = {
   _occlusion: (state) => schedule(state, paintOcclusion),
   _examples: (state) => schedule(state, paintExamples),
   _looks_for: (state) => schedule(state, paintLooksFor),
-  _evidence: (state) => schedule(state, paintInput, paintUnit, syncClasses)
+  _evidence: (state) => schedule(state, paintInput, paintUnit, syncClasses),
+  ...Object.fromEntries(panelTraits().map((trait) => [trait, (state) => schedule(state, paintPanels)]))
 };
 function isChunk(content, pushes) {
   if (!content || typeof content !== "object") return false;
@@ -1422,7 +1499,7 @@ function modelListeners(state) {
     "change:compare": later(syncSimple, paintChart),
     "change:image_index": later(syncSimple, syncClasses),
     "change:_image": () => {
-      void loadPicture(state);
+      void loadPicture(state).then(() => schedule(state, paintPanels));
       schedule(state, syncSimple);
     },
     "change:_grid": later(paintGrid),
@@ -1445,7 +1522,8 @@ function modelListeners(state) {
     "change:_job": later(syncStatus),
     "change:progress": later(syncStatus),
     "change:status": later(syncStatus),
-    "change:error": later(syncStatus)
+    "change:error": later(syncStatus),
+    ...Object.fromEntries(panelTraits().map((trait) => [`change:${trait}`, later(paintPanels)]))
   };
 }
 async function upload(state, file) {
@@ -1557,6 +1635,7 @@ function wireControls(state) {
 function render({ model, el }) {
   const state = createState(model, buildDom(model.get("_contract")));
   el.append(state.dom.root);
+  buildPanels(state);
   const listeners = modelListeners(state);
   for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
   wireControls(state);
@@ -1577,7 +1656,7 @@ function render({ model, el }) {
   syncClasses(state);
   paintStats(state);
   paintAll(state);
-  void loadPicture(state);
+  void loadPicture(state).then(() => schedule(state, paintPanels));
   pull(state);
   return () => {
     state.closed = true;

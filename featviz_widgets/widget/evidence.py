@@ -100,7 +100,7 @@ class EvidenceJob:
     def key(self) -> tuple:
         """The cache key of the view shown under the chosen class: `asked()` and the weights'
         version."""
-        return (*self.asked(), self.w._viz.features._model_version())
+        return (*self.asked(), self.w._viz.features.model_version())
 
     def cached(self, key: tuple) -> ClassEvidence | str | None:
         """The evidence (or the note saying why there is none) cached for `key`, or None."""

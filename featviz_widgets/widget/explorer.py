@@ -39,6 +39,8 @@ from .looks_for import LooksForJob
 from .model_set import ModelSet
 from .models import ModelsJob
 from .occlusion_job import OcclusionJob
+from .panel_runner import PanelRunner
+from .panels import PANELS, PanelView
 from .protocol import CLASS_CONTRIBUTION, SORT_MODES, ExportView, Message
 from .request import ViewRequest
 from .static import StaticPictures
@@ -203,6 +205,10 @@ class FeatureExplorer(ExplorerAnalyses):
         self._batch_size = 1
         self._source_name = "sample.png" if image is None else image_name(image)
         self._worker = _weakly_owned_worker(self)
+        self._panels = PanelRunner(
+            PANELS, self._worker, self._lock, self._status, self._panel_view, self._publish_panel
+        )
+        self._view_job.on_shown.append(self._panels.refresh)
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         if self._viz.device.type not in devices:
             devices.append(self._viz.device.type)
@@ -297,13 +303,14 @@ class FeatureExplorer(ExplorerAnalyses):
     def save_png(self, path: str | os.PathLike, view: str = ExportView.GRID.value) -> Path:
         """Save the current `view` ("grid", "channel", "occlusion", "examples", "looks_for",
         the picture of `run_looks_for`, "cam", the input under the Grad-CAM of the chosen
-        class, or "models", the model comparison with the current model's layer marked) as a
-        PNG file.
+        class, "models", the model comparison with the current model's layer marked, or a
+        panel's, e.g. "pca", the layer as colour) as a PNG file.
 
         Returns:
             The path written.
         """
-        fig = self._pictures.figure(view)
+        panel = view in self._panels.panels
+        fig = self._panels.figure(view) if panel else self._pictures.figure(view)
         path = Path(path)
         fig.savefig(path, dpi=120, bbox_inches="tight")
         return path
@@ -391,6 +398,17 @@ class FeatureExplorer(ExplorerAnalyses):
 
     def _pending_request(self) -> ViewRequest | None:
         return self._view_job.request
+
+    def _panel_view(self) -> PanelView | None:
+        """The view shown, as the panels read it (under the lock); None before the first."""
+        if self._features is None or self._shown is None:
+            return None
+        version = self._viz.features.model_version()
+        return PanelView(self._viz, self._shown_source, self._shown, self._features_layer, version)
+
+    def _publish_panel(self, trait: str, data: bytes, meta: dict) -> None:
+        with self._quiet(), self.hold_sync():
+            self._outbox.set(trait, data, meta)
 
     def _show_upload(self, name: str, picture: Image.Image) -> None:
         self._view_job.submit(picture, name=name, relist=True)

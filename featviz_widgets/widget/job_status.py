@@ -36,13 +36,16 @@ class JobStatus:
                 w.status = ""
                 w._job = JobState.IDLE.value
 
-    def start(self, job: Job, status: str, progress: float = -1.0) -> None:
-        """`job` (if still current) is running: its kind, `status` and `progress`."""
+    def start(
+        self, job: Job, status: str, progress: float = -1.0, state: JobState | None = None
+    ) -> None:
+        """`job` (if still current) is running: its kind (or `state`), `status` and
+        `progress`."""
         w = self.w
         with w._lock:
             if job.current:
                 with w._quiet(), w.hold_sync():
-                    w._job = JobState(job.kind).value
+                    w._job = (state or JobState(job.kind)).value
                     w.status = status
                     w.progress = progress
 

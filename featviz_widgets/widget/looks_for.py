@@ -65,7 +65,7 @@ class LooksForJob:
 
     def key(self) -> tuple:
         """The cache key: `asked()` and the weights' version."""
-        return (*self.asked(), self.w._viz.features._model_version())
+        return (*self.asked(), self.w._viz.features.model_version())
 
     def submit(self) -> None:
         """Show the selected channel's cached picture, or optimise one in the background."""

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core.stats import SORT_MODES as CORE_SORT_MODES
 from ..plotting.figures import MAX_FEATURE_MAPS, grid_columns
+from .panels import PANELS
 
 __all__ = [
     "CANCELLABLE_JOBS",
@@ -68,7 +69,7 @@ class ColorScale(str, Enum):
 
 
 class ExportView(str, Enum):
-    """The views `save_png` and the front end's "Save PNG" export."""
+    """The views `save_png` and the front end's "Save PNG" export (and every panel's)."""
 
     GRID = "grid"
     CHANNEL = "channel"
@@ -87,7 +88,7 @@ SORT_MODES = (*CORE_SORT_MODES, CLASS_CONTRIBUTION)
 """The explorer's sort modes (`sort_by`): the core's rankings and the class contribution."""
 COLOR_SCALES = tuple(scale.value for scale in ColorScale)
 SHARED_SCALE = ColorScale.SHARED.value
-EXPORT_VIEWS = tuple(view.value for view in ExportView)
+EXPORT_VIEWS = (*(view.value for view in ExportView), *(panel.name for panel in PANELS))
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 """The largest image file the view uploads."""
 UPLOAD_TIMEOUT_S = 60.0
@@ -144,6 +145,7 @@ class JobState(str, Enum):
     EVIDENCE = "evidence"  # class evidence: top classes, Grad-CAM, channel contributions
     SWITCH_MODEL = "switch_model"  # another model of a mapping: its layer aligned by depth
     COMPARE_MODELS = "compare_models"  # every model's layers profiled on the image
+    PANEL = "panel"  # a panel of the registry (`panels.PANELS`) computes for the view shown
 
 
 CANCELLABLE_JOBS = (
@@ -321,6 +323,7 @@ PAYLOADS: dict[str, type] = {
     "_examples": ExamplesMeta,
     "_looks_for": LooksForMeta,
     "_evidence": EvidenceMeta,
+    **{panel.trait: panel.meta for panel in PANELS},
 }
 """The payload traits and their metadata types: each trait holds its metadata and its bytes
 together (`Payload`), so a view never sees one without the other. js/src/types.js declares the

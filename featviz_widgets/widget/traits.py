@@ -25,6 +25,7 @@ from ..core.validate import channel_error, position_error
 from ..visualizer import FeatureVisualizer
 from .looks_for_recipe import check_looks_for_options
 from .model_set import ModelSet
+from .panels import PANELS
 from .protocol import CLASS_CONTRIBUTION, COLOR_SCALES, SORT_MODES, JobState, contract
 from .request import ViewRequest
 from .transfer import Outbox
@@ -33,7 +34,15 @@ from .worker import Worker
 __all__ = ["ExplorerTraits"]
 
 
-class ExplorerTraits(anywidget.AnyWidget):
+# one payload trait per panel of the registry, `_<name>`: `Payload` metadata and bytes
+_PanelTraits = type(
+    "_PanelTraits",
+    (anywidget.AnyWidget,),
+    {panel.trait: t.Dict().tag(sync=True) for panel in PANELS},
+)
+
+
+class ExplorerTraits(_PanelTraits):
     """`FeatureExplorer`'s synced traits and validators, and the state its jobs share."""
 
     _lock: threading.RLock  # guards everything below and the traits, across threads

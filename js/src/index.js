@@ -26,6 +26,7 @@ import { measure, paintAll, schedule, watchSize, watchTheme } from "./repaint.js
 import { buildDom, createState } from "./state.js";
 import { paintStats } from "./stats.js";
 import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
+import { buildPanels, paintPanels } from "./panel-host.js";
 import { pull } from "./pull.js";
 import { modelListeners } from "./transport.js";
 
@@ -35,6 +36,7 @@ import { modelListeners } from "./transport.js";
 function render({ model, el }) {
   const state = createState(model, buildDom(model.get("_contract")));
   el.append(state.dom.root);
+  buildPanels(state);
   const listeners = modelListeners(state);
   for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
   wireControls(state);
@@ -56,7 +58,7 @@ function render({ model, el }) {
   syncClasses(state);
   paintStats(state);
   paintAll(state);
-  void loadPicture(state);
+  void loadPicture(state).then(() => schedule(state, paintPanels));
   pull(state); // what it painted may be old or partial: a late view, a reload, another host
 
   return () => {

@@ -7,6 +7,7 @@ import { paintInput, paintOcclusion, paintUnit } from "./detail.js";
 import { paintExamples } from "./examples.js";
 import { paintGrid } from "./grid.js";
 import { paintLooksFor } from "./looks-for.js";
+import { paintPanels } from "./panel-host.js";
 import { css } from "./state.js";
 import { paintChart, paintStats } from "./stats.js";
 import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
@@ -22,6 +23,7 @@ export function paintAll(state) {
   paintOcclusion(state);
   paintExamples(state);
   paintLooksFor(state);
+  paintPanels(state);
   paintChart(state);
 }
 
@@ -29,7 +31,7 @@ export function paintAll(state) {
 // what a person waits for. A ranking of thousands of channels is a big <select>: rebuilt after
 // the paint.
 /** @type {Painter[]} */
-const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintExamples, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart];
+const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintPanels, paintExamples, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart];
 
 /** Queue `parts` for the next coalesced repaint.
  * @param {ViewState} state @param {...Painter} parts */

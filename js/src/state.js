@@ -46,6 +46,7 @@ export function createState(model, dom) {
     timers: { channels: 0, num: 0 },
     theme: "",
     closed: false,
+    panels: [],
   };
 }
 
@@ -113,6 +114,8 @@ export function buildDom(contract) {
   /** @type {Record<string, HTMLCanvasElement>} */
   const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas, cam: inputCanvas, models: models.canvas };
 
+  /** @type {HTMLElement} */
+  let side; // the side panel, where the registry's panels go too (panel-host.js)
   /** @param {string} label @param {HTMLElement[]} controls */
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
   const deviceField = field("Device", deviceSelect);
@@ -146,7 +149,7 @@ export function buildDom(contract) {
     errorBox,
     h("div", { class: "fvz-main" }, [
       h("section", { class: "fvz-panel fvz-grid-panel" }, [h("h4", {}, [h("span", { text: "Feature maps " }), gridCaption]), gridCanvas]),
-      h("section", { class: "fvz-panel fvz-side" }, [
+      side = h("section", { class: "fvz-panel fvz-side" }, [
         h("div", { class: "fvz-pair" }, [
           h("figure", {}, [h("figcaption", { text: "Input (as the model sees it)" }), inputCanvas]),
           h("figure", {}, [h("figcaption", {}, [unitCaption, contribution]), unitCanvas]),
@@ -166,7 +169,7 @@ export function buildDom(contract) {
     tooltip,
   ]);
   return {
-    root, filter, layerSelect, allToggle, sortSelect, channelSelect, numInput, scaleSelect,
+    root, side, filter, layerSelect, allToggle, sortSelect, channelSelect, numInput, scaleSelect,
     deviceSelect, deviceField, deviceLabel, fileInput, imageName, prevImage, nextImage, occludeButton, cancelButton,
     exportView, exportButton, exportCanvases, progress, statusText, errorBox, errorText,
     errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, occCanvas,

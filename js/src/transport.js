@@ -7,6 +7,7 @@ import { loadPicture, paintInput, paintOcclusion, paintUnit } from "./detail.js"
 import { paintExamples } from "./examples.js";
 import { paintGrid } from "./grid.js";
 import { paintLooksFor } from "./looks-for.js";
+import { paintPanels, panelTraits } from "./panel-host.js";
 import { bytesOf } from "./numbers.js";
 import { pullOnce, pulled } from "./pull.js";
 import { schedule } from "./repaint.js";
@@ -27,6 +28,7 @@ const CHUNKED_PAINTS = {
   _examples: (state) => schedule(state, paintExamples),
   _looks_for: (state) => schedule(state, paintLooksFor),
   _evidence: (state) => schedule(state, paintInput, paintUnit, syncClasses),
+  ...Object.fromEntries(panelTraits().map((trait) => [trait, (/** @type {ViewState} */ state) => schedule(state, paintPanels)])),
 };
 
 /** Whether a custom message is a chunk of a payload this view paints.
@@ -97,7 +99,7 @@ export function modelListeners(state) {
     "change:compare": later(syncSimple, paintChart),
     "change:image_index": later(syncSimple, syncClasses),
     "change:_image": () => {
-      void loadPicture(state);
+      void loadPicture(state).then(() => schedule(state, paintPanels));
       schedule(state, syncSimple);
     },
     "change:_grid": later(paintGrid),
@@ -121,6 +123,7 @@ export function modelListeners(state) {
     "change:progress": later(syncStatus),
     "change:status": later(syncStatus),
     "change:error": later(syncStatus),
+    ...Object.fromEntries(panelTraits().map((trait) => [`change:${trait}`, later(paintPanels)])),
   };
 }
 

@@ -90,6 +90,17 @@
 
 /**
  * @typedef {(state: ViewState) => void} Painter
+ * @typedef {{ ctx: CanvasRenderingContext2D, width: number, height: number, payload: object,
+ *   data: Uint8Array, picture: ImageBitmap | null }} PanelScene
+ *   What a panel paints from: its canvas (CSS px), its payload trait's value (its metadata),
+ *   its bytes when all of them are here (else none), and the input image.
+ * @typedef {object} PanelModule A panel's painter (js/src/panels/), beside its Python module.
+ * @property {string} name its payload trait is `_<name>`, its export view `<name>`
+ * @property {string} label the canvas's accessible name
+ * @property {(payload: object) => number} size how many bytes its metadata call for
+ * @property {(scene: PanelScene) => { caption: string, stamp: string }} paint draws the
+ *   scene; returns its caption and the state stamped on the canvas
+ * @typedef {{ panel: PanelModule, canvas: HTMLCanvasElement, caption: HTMLElement }} PanelEntry
  * @typedef {{ id: number, count: number, size: number, parts: Uint8Array[] }} Incoming
  * @typedef {{ canvas: HTMLCanvasElement, cols: number, tile: number, n: number, key: string }} GridCache
  * @typedef {{ channel: number, meta: UnitMeta, data: Uint8Array }} Preview
@@ -121,6 +132,7 @@
  * @property {{ channels: number, num: number }} timers the channel list rebuild, `Maps` input
  * @property {string} theme the theme colours the canvases were last painted with
  * @property {boolean} closed the view was cleaned up: paint nothing more
+ * @property {PanelEntry[]} panels the registry's panels in this view (panel-host.js)
  */
 
 export {};

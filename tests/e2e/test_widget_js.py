@@ -469,3 +469,30 @@ def test_theme_follows_the_host_then_the_os(view, scheme, setup, dark):
         )
     luminance = sum(_background(view)) / 3
     assert (luminance < 100) == dark, (scheme, setup, _background(view))
+
+
+def test_the_pca_panel_paints_its_payload_or_says_why_not(view, state):
+    canvas = view.locator("canvas.fvz-pca")
+    view.wait_for_function(
+        "() => (document.querySelector('canvas.fvz-pca').dataset.state || '').includes('x')"
+    )
+    share = round(100 * sum(state["_pca"]["explained"]))
+    assert canvas.get_attribute("data-state") == f"layer1|16x16|{share}"
+    caption = view.locator("figure:has(canvas.fvz-pca) figcaption")
+    assert caption.inner_text() == f"layer1 as colour: PCA 1–3, {share}% of the variance"
+    drawn = view.evaluate(
+        """() => { const c = document.querySelector("canvas.fvz-pca");
+                   const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+                   return new Set(Array.from(d.filter((_, i) => i % 4 === 0))).size; }"""
+    )
+    assert drawn > 16  # colours over the picture, not a blank canvas
+    assert "pca" in view.locator("select.fvz-export-view option").all_inner_texts()
+    view.evaluate(
+        """() => model.set("_pca", { layer: "fc", h: 0, w: 0, explained: [],
+                                     note: "one position", data: new Uint8Array(0) })"""
+    )
+    view.wait_for_function(
+        "() => document.querySelector('canvas.fvz-pca').dataset.state === 'fc|note'"
+    )
+    assert caption.inner_text() == "Layer as colour: one position"
+    assert view.evaluate("() => window.sent") == []

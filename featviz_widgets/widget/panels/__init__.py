@@ -1,0 +1,11 @@
+"""The explorer's panels: each one Python module here (what it depends on, computes on the
+worker, sends and draws) and one JS module in js/src/panels/ (its painter), listed in
+`PANELS`. The explorer, its worker, the transport, `save_png` and the front end loop over the
+registry and name no panel; adding one is its two modules and a line in each registry."""
+
+from .base import Panel, PanelView
+from .pca import PCA
+
+__all__ = ["PANELS", "Panel", "PanelView"]
+
+PANELS: tuple[Panel, ...] = (PCA,)

@@ -1,0 +1,12 @@
+// @ts-check
+// The registry of panels: one module each in this folder (its painter, given its own payload,
+// with the payload's type beside it), beside one Python module in
+// featviz_widgets/widget/panels/. The view builds, listens to and paints every panel through
+// this list and names none; adding a panel is its two modules and a line in each registry.
+
+import { pca } from "./pca.js";
+
+/** @import { PanelModule } from "../types.js" */
+
+/** @type {PanelModule[]} */
+export const PANELS = [pca];
