@@ -7,6 +7,9 @@ only a view change (layer, image, model, weights) computes it again.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import timm
@@ -125,3 +128,28 @@ def test_only_a_view_change_computes_it_again(make, monkeypatch):
     explorer.layer = "layer3"
     explorer.wait(60)
     assert calls == ["layer2", "layer3"]
+
+
+def test_a_panels_names_stand_in_its_two_modules_the_registries_and_the_explorer():
+    """Adding a panel is its two modules and a line in each registry: nothing else in the
+    widget or the front end names it (the explorer's `save_png` docstring may)."""
+    repo = Path(__file__).resolve().parents[1]
+    roots = [repo / "featviz_widgets" / "widget", repo / "js" / "src"]
+    for panel in PANELS:
+        pattern = re.compile(rf"\b{panel.name}\b|{panel.meta.__name__}", re.IGNORECASE)
+        naming = {
+            path.relative_to(repo).as_posix()
+            for root in roots
+            for path in root.rglob("*")
+            if path.suffix in (".py", ".js") and pattern.search(path.read_text())
+        }
+        allowed = {
+            f"featviz_widgets/widget/panels/{panel.name}.py",
+            "featviz_widgets/widget/panels/__init__.py",
+            f"js/src/panels/{panel.name}.js",
+            "js/src/panels/index.js",
+            "featviz_widgets/widget/explorer.py",
+        }
+        assert naming <= allowed, f"{panel.name} is named in {sorted(naming - allowed)}"
+        own = {f"featviz_widgets/widget/panels/{panel.name}.py", f"js/src/panels/{panel.name}.js"}
+        assert own <= naming
