@@ -110,6 +110,9 @@ def test_python_blocks_run_offline(monkeypatch):
         assert sensitivity.shape == tuple(viz.prepare(image).shape[-2:]) == (224, 224)
         assert np.isfinite(sensitivity).all()
         assert sensitivity.min() >= 0 and sensitivity.max() == pytest.approx(1.0)
+        pca = namespace["pca"]
+        assert pca.layer == "layer3" and pca.map_size == (14, 14)
+        assert tuple(pca.rgb.shape) == (14, 14, 3) and 0 < float(pca.explained.sum()) <= 1
 
         run(3)  # class evidence, compare_models and the explorer of two models
         evidence, models = namespace["evidence"], namespace["models"]
