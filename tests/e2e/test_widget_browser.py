@@ -344,6 +344,36 @@ def test_a_late_view_and_a_reloaded_page_paint_the_current_state(jupyter_server,
     assert not page.locator(f"{scope} .fvz.fvz-snapshot").count()
 
 
+# The widget's controls and canvases that stick out of its output sideways, and how far the
+# output scrolls sideways.
+OVERFLOW = """(scope) => {
+  const root = document.querySelector(scope + " .fvz");
+  const area = root.closest(".jp-OutputArea-output") || root.parentElement;
+  const right = Math.min(root.getBoundingClientRect().right, area.getBoundingClientRect().right);
+  const parts = root.querySelectorAll("select, input, button, label, canvas");
+  const out = [...parts].filter((el) => el.offsetParent !== null)
+    .filter((el) => el.getBoundingClientRect().right > right + 0.5)
+    .map((el) => `${el.tagName.toLowerCase()}.${el.className}`);
+  return { out, scroll: Math.max(0, area.scrollWidth - area.clientWidth) };
+}"""
+
+
+def test_jupyterlab_at_600px_with_the_file_browser_open_shows_every_control(jupyter_server, page):
+    server = jupyter_server
+    jupyter.write_notebook(server.root / "narrow.ipynb", LATE_VIEWS, "explorer")
+    page.set_viewport_size({"width": 600, "height": 1000})
+    page.goto(server.page_url("/lab/tree/narrow.ipynb?reset"))
+    scope = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+    app_ready(page)
+    page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:activate')")
+    page.wait_for_function("() => !!document.querySelector('.jp-FileBrowser:not(.lm-mod-hidden)')")
+    run_all(page)
+    wait_views(page, scope, 1)
+    page.wait_for_timeout(300)  # the layout settles after the last paint
+    assert page.evaluate(OVERFLOW, scope) == {"out": [], "scroll": 0}
+    save_screenshot(page, f"{scope} .fvz", "jupyterlab-600px.png")
+
+
 # WCAG contrast of every visible text in the widget against what is behind it: DOM text (and
 # the values and placeholders of its inputs) from computed styles, composited over the
 # backgrounds of its ancestors; canvas text from its pixels (the most opaque pixel of the tile

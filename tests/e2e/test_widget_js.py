@@ -399,6 +399,38 @@ def test_resize_repaints_at_the_new_width(view):
     assert grid.bounding_box()["width"] <= 420
 
 
+# Every control and canvas of the view that sticks out of it sideways, and how far the view
+# itself scrolls sideways.
+OVERFLOW = """() => {
+  const root = document.querySelector(".fvz");
+  const right = root.getBoundingClientRect().right + 0.5;
+  const parts = root.querySelectorAll("select, input, button, label, canvas, .fvz-caption");
+  const out = [...parts].filter((el) => el.offsetParent !== null)
+    .filter((el) => el.getBoundingClientRect().right > right)
+    .map((el) => `${el.tagName.toLowerCase()}.${el.className} +${
+      Math.round(el.getBoundingClientRect().right - right)} px`);
+  return { out, scroll: root.scrollWidth - root.clientWidth };
+}"""
+
+
+@pytest.mark.parametrize("width", [600, 400, 300, 240])
+def test_in_a_narrow_output_every_control_wraps_into_view(view, width):
+    view.evaluate(f"() => {{ document.getElementById('host').style.width = '{width}px'; }}")
+    view.wait_for_function(
+        f"() => document.querySelector('canvas.fvz-grid').getBoundingClientRect().width <= {width}"
+    )
+    view.wait_for_timeout(100)
+    found = view.evaluate(OVERFLOW)
+    assert found == {"out": [], "scroll": 0}
+    # the panels stack: the side views under the grid, not beside it
+    grid = view.locator("canvas.fvz-grid").bounding_box()
+    side = view.locator("section.fvz-side").bounding_box()
+    assert side["y"] >= grid["y"] + grid["height"]
+    # and the layer menu still shows its whole choice, shrunk to the output, not hidden
+    menu = view.locator("select.fvz-layer").bounding_box()
+    assert 60 <= menu["width"] <= width
+
+
 def test_cleanup_removes_listeners_and_dom(view):
     assert view.evaluate("() => window.listenerCount()") > 10
     view.evaluate("() => window.cleanup()")
