@@ -1,0 +1,104 @@
+"""Serve the explorer from hosts other than JupyterLab (Voila, `marimo run`), each a real
+server on 127.0.0.1 whose kernel imports this checkout, for Chromium to open."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from .jupyter import REPO, _free_port, write_notebook
+
+# One explorer on a small random resnet18: every host shows the same view.
+EXPLORER = """\
+import timm, torch
+from featviz_widgets.widget.explorer import FeatureExplorer
+
+torch.manual_seed(0)
+model = timm.create_model(
+    "resnet18", pretrained=False, pretrained_cfg_overlay=dict(input_size=(3, 112, 112)),
+)
+explorer = FeatureExplorer(model, layer="layer2", num_features=9)
+"""
+
+MARIMO_APP = """\
+import marimo
+
+app = marimo.App()
+
+
+@app.cell
+def _():
+    import marimo as mo
+{explorer}
+    shown = mo.ui.anywidget(explorer)
+    shown
+    return
+
+
+if __name__ == "__main__":
+    app.run()
+"""
+
+
+def _voila(root: Path, port: int) -> list[str]:
+    write_notebook(root / "explorer.ipynb", EXPLORER, "explorer")
+    return [
+        sys.executable, "-m", "voila", "explorer.ipynb", "--no-browser", f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+    ]  # fmt: skip
+
+
+def _marimo(root: Path, port: int) -> list[str]:
+    source = MARIMO_APP.format(explorer=textwrap.indent(EXPLORER, "    "))
+    (root / "app.py").write_text(source)
+    return [
+        sys.executable, "-m", "marimo", "run", "app.py", "--headless", "--no-token",
+        f"--port={port}", "--host=127.0.0.1",
+    ]  # fmt: skip
+
+
+HOSTS = {"voila": _voila, "marimo": _marimo}
+
+
+@contextlib.contextmanager
+def serving(host: str, base: Path) -> Iterator[str]:
+    """`host` serving the explorer from a fresh folder under `base`; yields its page's URL."""
+    root = base / host
+    root.mkdir()
+    port = _free_port()
+    env = dict(os.environ, HOME=str(base / "home"), MPLBACKEND="Agg")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["JUPYTER_CONFIG_DIR"] = str(base / "jupyter-config")
+    log = open(base / f"{host}.log", "w")  # noqa: SIM115 - closed below, whatever happens
+    process = subprocess.Popen(
+        HOSTS[host](root, port), cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5):
+                    break
+            except (OSError, urllib.error.URLError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    text = (base / f"{host}.log").read_text()[-3000:]
+                    raise RuntimeError(f"{host} did not start:\n{text}") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

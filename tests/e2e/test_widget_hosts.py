@@ -1,0 +1,43 @@
+"""The explorer in the hosts people use besides JupyterLab and Notebook 7 (Voila, `marimo
+run`), each a real server driven in Debian's Chromium: the grid paints, every menu fills, a
+layer change repaints."""
+
+from __future__ import annotations
+
+import pytest
+
+from .hosts import HOSTS, serving
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def grid_painted(page, prefix: str, timeout: float) -> None:
+    """Wait until the grid is painted for a state starting with `prefix` (locators pierce the
+    shadow DOM marimo renders widgets in)."""
+    page.locator(f"canvas.fvz-grid[data-state^='{prefix}']").wait_for(
+        state="attached", timeout=timeout
+    )
+
+
+@pytest.mark.parametrize("host", sorted(HOSTS))
+def test_the_explorer_paints_and_answers_in(host, browser, tmp_path):
+    pytest.importorskip(host)
+    with serving(host, tmp_path) as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1500})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            page.goto(url, timeout=90_000)
+            grid_painted(page, "layer2|activation|9|", 120_000)
+            layer = page.locator("select.fvz-layer")
+            assert layer.input_value() == "layer2"
+            assert page.locator("select.fvz-layer option").count() > 5
+            assert page.locator("select.fvz-channel option").count() == 128  # resnet18 layer2
+            layer.select_option("layer3")
+            grid_painted(page, "layer3|", 60_000)
+            assert page.locator("select.fvz-channel option").count() == 256
+            assert page.locator(".fvz.fvz-snapshot").count() == 0
+            assert errors == []
+        finally:
+            context.close()
