@@ -13,6 +13,7 @@ import inspect
 import io
 import json
 import os
+import sys
 import threading
 import time
 import weakref
@@ -1106,3 +1107,15 @@ def test_a_half_precision_model_shows_its_view(make, dtype):
     unit = decode_maps(explorer._unit["data"], explorer._unit)[0]
     assert unit.shape == (8, 8) and np.isfinite(unit).all()
     assert explorer.statistics["num_channels"] == 128
+
+
+def test_under_panel_the_explorer_shows_itself_or_says_what_to_install(make, monkeypatch):
+    pn = pytest.importorskip("panel")
+    pytest.importorskip("ipywidgets_bokeh")
+    explorer = make()
+    shown = pn.panel(explorer)
+    assert isinstance(shown, pn.pane.IPyWidget) and shown.object is explorer
+    monkeypatch.setitem(sys.modules, "ipywidgets_bokeh", None)  # as if not installed
+    note = pn.panel(explorer)
+    assert isinstance(note, pn.pane.Alert) and note.alert_type == "warning"
+    assert "`pip install ipywidgets_bokeh`" in note.object

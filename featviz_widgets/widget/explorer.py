@@ -318,6 +318,18 @@ class FeatureExplorer(ExplorerAnalyses):
     def _static_png(self) -> bytes:
         return self._pictures.png()
 
+    def __panel__(self) -> Any:
+        """What `pn.panel(explorer)` shows under Panel: the explorer, or, where Panel cannot
+        show ipywidgets (no `ipywidgets_bokeh`), a note on the page that says what to install
+        (not a blank page with the reason in the server's log only)."""
+        import panel as pn
+
+        try:
+            import ipywidgets_bokeh  # noqa: F401 - Panel shows ipywidgets through it
+        except ImportError:
+            return pn.pane.Alert(PANEL_NEEDS, alert_type="warning")
+        return pn.pane.IPyWidget(self)
+
     def _repr_mimebundle_(self, **kwargs: Any):
         return self._pictures.add_to(super()._repr_mimebundle_(**kwargs))
 
@@ -419,6 +431,12 @@ class FeatureExplorer(ExplorerAnalyses):
     def _answer_pull(self, names: Any) -> None:
         with self._lock:  # the state of one moment: the worker publishes under the lock
             self._outbox.answer(names)
+
+
+PANEL_NEEDS = (
+    "FeatureExplorer needs the `ipywidgets_bokeh` package to show under Panel: "
+    "`pip install ipywidgets_bokeh`, then start `panel serve` again."
+)
 
 
 def _weakly_owned_worker(explorer: FeatureExplorer) -> Worker:

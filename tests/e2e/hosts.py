@@ -65,7 +65,38 @@ def _marimo(root: Path, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-HOSTS = {"voila": _voila, "marimo": _marimo}
+PANEL_APP = """\
+import panel as pn
+
+pn.extension("ipywidgets")
+{explorer}
+pn.panel(explorer).servable()
+"""
+
+
+def _panel(root: Path, port: int) -> list[str]:
+    (root / "app.py").write_text(PANEL_APP.format(explorer=EXPLORER))
+    return [
+        sys.executable, "-m", "panel", "serve", "app.py", f"--port={port}",
+        "--address=127.0.0.1", f"--allow-websocket-origin=127.0.0.1:{port}",
+    ]  # fmt: skip
+
+
+HOSTS = {"voila": _voila, "marimo": _marimo, "panel": _panel}
+PAGES = {"panel": "app"}  # where a host serves the page, when not at its root
+
+
+def route_anywidget_locally(page) -> None:
+    """ipywidgets_bokeh (Panel) loads anywidget's front end from unpkg.com; serve the copy
+    the installed anywidget ships instead (an AMD module, as that loader wants): these tests
+    run offline."""
+    import anywidget
+
+    amd = (Path(anywidget.__file__).parent / "nbextension" / "index.js").read_text()
+    page.route(
+        "https://unpkg.com/anywidget@**",
+        lambda route: route.fulfill(body=amd, content_type="application/javascript"),
+    )
 
 
 @contextlib.contextmanager
@@ -81,7 +112,7 @@ def serving(host: str, base: Path) -> Iterator[str]:
     process = subprocess.Popen(
         HOSTS[host](root, port), cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT
     )
-    url = f"http://127.0.0.1:{port}/"
+    url = f"http://127.0.0.1:{port}/{PAGES.get(host, '')}"
     try:
         deadline = time.monotonic() + 90
         while True:

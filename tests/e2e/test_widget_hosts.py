@@ -4,9 +4,11 @@ layer change repaints."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from .hosts import HOSTS, serving
+from .hosts import HOSTS, route_anywidget_locally, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -19,14 +21,36 @@ def grid_painted(page, prefix: str, timeout: float) -> None:
     )
 
 
-@pytest.mark.parametrize("host", sorted(HOSTS))
-def test_the_explorer_paints_and_answers_in(host, browser, tmp_path):
+def hold_scripts_back(page, seconds: float) -> None:
+    """The page's first script arrives `seconds` after its HTML (the rest queue behind it): the
+    explorer has published its first view before the view connects."""
+    held = []
+
+    def late(route) -> None:
+        if not held:
+            held.append(route.request.url)
+            time.sleep(seconds)
+        route.continue_()
+
+    page.route("http://127.0.0.1:*/**/*.js*", late)
+
+
+CASES = [(host, False) for host in sorted(HOSTS)] + [("panel", True)]
+
+
+@pytest.mark.parametrize(
+    ("host", "late"), CASES, ids=[f"{h}{'-scripts-8s-late' if late else ''}" for h, late in CASES]
+)
+def test_the_explorer_paints_and_answers_in(host, late, browser, tmp_path):
     pytest.importorskip(host)
     with serving(host, tmp_path) as url:
         context = browser.new_context(viewport={"width": 1400, "height": 1500})
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        route_anywidget_locally(page)
+        if late:
+            hold_scripts_back(page, 8.0)
         try:
             page.goto(url, timeout=90_000)
             grid_painted(page, "layer2|activation|9|", 120_000)
