@@ -21,6 +21,7 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 
 REPO = Path(__file__).resolve().parents[1]
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 NOTEBOOKS = REPO / "notebooks"
 RESULT = "NOTEBOOK-RESULT "
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -149,6 +150,17 @@ def test_notebooks_are_listed_in_the_readme():
 def test_stored_notebooks_are_small():
     for name in ALL:
         assert (NOTEBOOKS / name).stat().st_size < 1_500_000, name
+
+
+def test_stored_notebooks_keep_no_widget_state():
+    """A stored widget view would paint an old copy of the front end from old state (or a
+    blank cell offline): outputs keep the static PNG beside it, and the state stays out."""
+    for name in ALL:
+        notebook = json.loads((NOTEBOOKS / name).read_text())
+        assert "widgets" not in notebook["metadata"], name
+        outputs = [o for c in notebook["cells"] for o in c.get("outputs", [])]
+        views = [o for o in outputs if WIDGET_VIEW in o.get("data", {})]
+        assert views == [], name
 
 
 @pytest.mark.slow
