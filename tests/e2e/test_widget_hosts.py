@@ -52,14 +52,19 @@ def test_the_explorer_paints_and_answers_in(host, late, browser, tmp_path):
         if late:
             hold_scripts_back(page, 8.0)
         try:
+            start = time.perf_counter()
             page.goto(url, timeout=90_000)
             grid_painted(page, "layer2|activation|9|", 120_000)
+            first = time.perf_counter() - start
             layer = page.locator("select.fvz-layer")
             assert layer.input_value() == "layer2"
             assert page.locator("select.fvz-layer option").count() > 5
             assert page.locator("select.fvz-channel option").count() == 128  # resnet18 layer2
+            start = time.perf_counter()
             layer.select_option("layer3")
             grid_painted(page, "layer3|", 60_000)
+            repaint = time.perf_counter() - start
+            print(f"{host}: first paint {first:.1f} s, layer repaint {repaint:.2f} s")
             assert page.locator("select.fvz-channel option").count() == 256
             assert page.locator(".fvz.fvz-snapshot").count() == 0
             assert errors == []
