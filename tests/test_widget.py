@@ -1119,3 +1119,17 @@ def test_under_panel_the_explorer_shows_itself_or_says_what_to_install(make, mon
     note = pn.panel(explorer)
     assert isinstance(note, pn.pane.Alert) and note.alert_type == "warning"
     assert "`pip install ipywidgets_bokeh`" in note.object
+
+
+def test_embedding_keeps_what_finds_and_runs_the_front_end(make):
+    """ipywidgets' embedding (`embed_minimal_html`, `embed_data`) drops state equal to its
+    default, which for anywidget is the model module and the front end's code itself."""
+    from ipywidgets.embed import embed_data
+
+    explorer = make()
+    data = embed_data(views=[explorer])
+    embedded = data["manager_state"]["state"][explorer.model_id]
+    assert embedded["model_module"] == "anywidget" and embedded["model_name"] == "AnyModel"
+    assert embedded["state"]["_esm"] == explorer._esm and embedded["state"]["layer"] == "layer1"
+    paths = [buffer["path"] for buffer in embedded["buffers"]]
+    assert ["_grid", "data"] in paths and ["_image", "data"] in paths

@@ -318,6 +318,12 @@ class FeatureExplorer(ExplorerAnalyses):
     def _static_png(self) -> bytes:
         return self._pictures.png()
 
+    def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict:
+        """The synced state; with `drop_defaults` (ipywidgets' embedding, e.g.
+        `embed_minimal_html`) still all of it: the front end is found by the model module
+        names and runs from `_esm`, which equal their defaults and would be dropped."""
+        return super().get_state(key=key, drop_defaults=False)
+
     def __panel__(self) -> Any:
         """What `pn.panel(explorer)` shows under Panel: the explorer, or, where Panel cannot
         show ipywidgets (no `ipywidgets_bokeh`), a note on the page that says what to install
