@@ -1299,6 +1299,29 @@ function paintPanels(state) {
   }
 }
 
+// src/theme.js
+function above(node) {
+  if (node.parentElement) return node.parentElement;
+  const root = node.getRootNode();
+  return root instanceof ShadowRoot ? root.host : null;
+}
+function backdrop(node) {
+  for (let at = above(node); at; at = above(at)) {
+    const parts = (getComputedStyle(at).backgroundColor.match(/[\d.]+/g) || []).map(Number);
+    if (parts.length >= 3 && (parts.length < 4 || parts[3] > 0.5)) return parts.slice(0, 3);
+  }
+  return null;
+}
+function isDarkAround(root) {
+  const colour = backdrop(root);
+  if (!colour) return window.matchMedia("(prefers-color-scheme: dark)").matches;
+  const [r, g, b] = colour.map((v) => v / 255);
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.4;
+}
+function markTheme(root) {
+  root.classList.toggle("fvz-dark", isDarkAround(root));
+}
+
 // src/stats.js
 function paintStats(state) {
   const stats = state.get("statistics") || {};
@@ -1402,15 +1425,19 @@ function themeKey(state) {
   return ["--fvz-fg", "--fvz-panel", "--fvz-accent", "--fvz-font"].map((v) => css(state, v, "")).join("|");
 }
 function watchTheme(state) {
+  markTheme(state.dom.root);
   state.theme = themeKey(state);
   const onTheme = () => {
+    markTheme(state.dom.root);
     const key = themeKey(state);
     if (key === state.theme) return;
     state.theme = key;
     schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples);
   };
   const observer = new MutationObserver(onTheme);
-  observer.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-name", "data-jp-theme-light"] });
+  for (const node of [document.documentElement, document.body]) {
+    observer.observe(node, { attributes: true, attributeFilter: ["class", "style", "data-theme", "data-jp-theme-name", "data-jp-theme-light"] });
+  }
   const darkScheme = window.matchMedia("(prefers-color-scheme: dark)");
   darkScheme.addEventListener("change", onTheme);
   return () => {

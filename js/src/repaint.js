@@ -9,6 +9,7 @@ import { paintGrid } from "./grid.js";
 import { paintLooksFor } from "./looks-for.js";
 import { paintPanels } from "./panel-host.js";
 import { css } from "./state.js";
+import { markTheme } from "./theme.js";
 import { paintChart, paintStats } from "./stats.js";
 import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
 
@@ -85,20 +86,25 @@ function themeKey(state) {
 
 /**
  * Canvas text and marks take the theme's colours when they are painted: repaint them when the
- * host changes theme (JupyterLab's body data attributes, VS Code's body classes, the OS).
+ * host changes theme (JupyterLab's body data attributes, VS Code's body classes, a class or
+ * data-theme on <html> or <body>, the OS); `fvz-dark` follows what is behind the view.
  * Returns the cleanup.
  * @param {ViewState} state
  */
 export function watchTheme(state) {
+  markTheme(state.dom.root);
   state.theme = themeKey(state);
   const onTheme = () => {
+    markTheme(state.dom.root);
     const key = themeKey(state);
     if (key === state.theme) return;
     state.theme = key;
     schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples);
   };
   const observer = new MutationObserver(onTheme);
-  observer.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-name", "data-jp-theme-light"] });
+  for (const node of [document.documentElement, document.body]) {
+    observer.observe(node, { attributes: true, attributeFilter: ["class", "style", "data-theme", "data-jp-theme-name", "data-jp-theme-light"] });
+  }
   const darkScheme = window.matchMedia("(prefers-color-scheme: dark)");
   darkScheme.addEventListener("change", onTheme);
   return () => {

@@ -50,6 +50,7 @@ BOOT = """async ([source, css, state, kernel]) => {
   window.listenerCount = () => Object.values(handlers).reduce((n, list) => n + list.length, 0);
   const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
   const widget = (await import(url)).default;
+  window.widget = widget;  // a test may render it again elsewhere
   const el = document.getElementById("host");
   window.cleanup = await widget.render({ model: window.model, el });
   window.renderSent = window.sent.splice(0);  // the pull on render: tested on its own

@@ -499,8 +499,50 @@ def test_theme_follows_the_host_then_the_os(view, scheme, setup, dark):
         view.evaluate(
             "() => document.body.style.setProperty('--vscode-editor-background', '#fffffe')"
         )
+    # the view re-reads the theme when the OS scheme or the page's attributes change
+    view.wait_for_function(
+        """(dark) => { const c = getComputedStyle(document.querySelector('.fvz')).backgroundColor;
+            const v = c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+            return (v[0] + v[1] + v[2]) / 3 < 100 === dark; }""",
+        arg=dark,
+        timeout=3_000,
+    )
     luminance = sum(_background(view)) / 3
     assert (luminance < 100) == dark, (scheme, setup, _background(view))
+
+
+def test_in_a_shadow_root_on_a_dark_page_the_view_is_dark(view):
+    """marimo renders widgets in a shadow root, and marks its dark theme outside it: the view
+    reads the page behind it, not a class on <body>."""
+    view.emulate_media(color_scheme="light")
+    root = view.evaluate_handle(
+        """() => {
+            document.documentElement.style.background = "#121212";
+            const outer = document.createElement("div");
+            document.body.append(outer);
+            const shadow = outer.attachShadow({ mode: "open" });
+            const style = document.createElement("style");
+            style.textContent = document.getElementById("css").textContent;
+            const el = document.createElement("div");
+            el.style.width = "900px";
+            shadow.append(style, el);
+            window.cleanup();
+            window.widget.render({ model: window.model, el });
+            return shadow;
+        }"""
+    )
+    view.wait_for_function("(shadow) => shadow.querySelector('.fvz.fvz-dark')", arg=root)
+    colours = view.evaluate(
+        """(shadow) => { const s = getComputedStyle(shadow.querySelector('.fvz'));
+                         return [s.backgroundColor, s.color]; }""",
+        root,
+    )
+    background, text = (
+        [float(v) for v in c[c.index("(") + 1 : c.index(")")].split(",")[:3]] for c in colours
+    )
+    assert sum(background) / 3 < 60 and sum(text) / 3 > 200, colours
+    view.evaluate("() => { document.documentElement.style.background = '#fafafa'; }")
+    view.wait_for_function("(shadow) => !shadow.querySelector('.fvz.fvz-dark')", arg=root)
 
 
 def test_the_pca_panel_paints_its_payload_or_says_why_not(view, state):
