@@ -1416,10 +1416,18 @@ function measure(state) {
 }
 function watchSize(state) {
   const observer = new ResizeObserver(() => {
+    retheme(state);
     if (measure(state)) paintAll(state);
   });
   observer.observe(state.dom.root);
   return () => observer.disconnect();
+}
+function retheme(state) {
+  markTheme(state.dom.root);
+  const key = themeKey(state);
+  if (key === state.theme) return;
+  state.theme = key;
+  schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples);
 }
 function themeKey(state) {
   return ["--fvz-fg", "--fvz-panel", "--fvz-accent", "--fvz-font"].map((v) => css(state, v, "")).join("|");
@@ -1427,13 +1435,7 @@ function themeKey(state) {
 function watchTheme(state) {
   markTheme(state.dom.root);
   state.theme = themeKey(state);
-  const onTheme = () => {
-    markTheme(state.dom.root);
-    const key = themeKey(state);
-    if (key === state.theme) return;
-    state.theme = key;
-    schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples);
-  };
+  const onTheme = () => retheme(state);
   const observer = new MutationObserver(onTheme);
   for (const node of [document.documentElement, document.body]) {
     observer.observe(node, { attributes: true, attributeFilter: ["class", "style", "data-theme", "data-jp-theme-name", "data-jp-theme-light"] });

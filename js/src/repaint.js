@@ -72,10 +72,21 @@ export function measure(state) {
  * @param {ViewState} state */
 export function watchSize(state) {
   const observer = new ResizeObserver(() => {
+    retheme(state); // laid out: now the page behind the view can be read (theme.js)
     if (measure(state)) paintAll(state);
   });
   observer.observe(state.dom.root);
   return () => observer.disconnect();
+}
+
+/** Read the theme again; repaint the canvases drawn in its colours when it changed.
+ * @param {ViewState} state */
+function retheme(state) {
+  markTheme(state.dom.root);
+  const key = themeKey(state);
+  if (key === state.theme) return;
+  state.theme = key;
+  schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples);
 }
 
 /** The theme colours canvases are painted with.
@@ -94,13 +105,7 @@ function themeKey(state) {
 export function watchTheme(state) {
   markTheme(state.dom.root);
   state.theme = themeKey(state);
-  const onTheme = () => {
-    markTheme(state.dom.root);
-    const key = themeKey(state);
-    if (key === state.theme) return;
-    state.theme = key;
-    schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples);
-  };
+  const onTheme = () => retheme(state);
   const observer = new MutationObserver(onTheme);
   for (const node of [document.documentElement, document.body]) {
     observer.observe(node, { attributes: true, attributeFilter: ["class", "style", "data-theme", "data-jp-theme-name", "data-jp-theme-light"] });
