@@ -39,6 +39,7 @@ from featviz_widgets.widget.protocol import (
     CHUNK_BYTES,
     MAX_MESSAGE_BYTES,
     MAX_UPLOAD_BYTES,
+    PAYLOADS,
     UPLOAD_DATA_KEY,
     json_safe,
 )
@@ -718,22 +719,20 @@ def test_a_view_that_pulls_gets_each_payload_whole_then_an_answer(make, monkeypa
     assert update["state"]["_unit"] == json_safe(meta)
     assert [bytes(b) for b in sent[0][1]] == [explorer._unit["data"]]
     assert answer["content"] == {"type": "pulled", "names": ["_unit"]}
-    # a view that just rendered: every synced trait of the explorer, payloads whole
+    # a view that just rendered: every synced trait of the explorer, each payload whole in a
+    # message of its own
     sent.clear()
     explorer._handle_message(explorer, {"type": "pull"}, [])
-    (update, buffers), (answer, _) = sent
+    *updates, (answer, _) = sent
+    assert all(message["method"] == "update" for message, _ in updates)
+    states = [set(message["state"]) for message, _ in updates]
     synced = set(FeatureExplorer.class_traits(sync=True))
-    assert (
-        {"layer", "channel", "_layers", "_order", "_grid", "_unit", "_image"}
-        <= set(update["state"])
-        <= synced
-    )
-    assert "_esm" not in update["state"]  # the front end it runs already
-    paths = {tuple(path) for path in update["buffer_paths"]}
-    assert {("_grid", "data"), ("_unit", "data"), ("_image", "data")} <= paths
-    assert bytes(buffers[update["buffer_paths"].index(["_grid", "data"])]) == bytes(
-        explorer._grid["data"]
-    )
+    assert {"layer", "channel", "_layers", "_order"} <= states[0] <= synced
+    assert states[1:] == [{name} for name in PAYLOADS]
+    assert all("_esm" not in state for state in states)  # the front end it runs already
+    grid, buffers = updates[1 + list(PAYLOADS).index("_grid")]
+    assert grid["buffer_paths"] == [["_grid", "data"]]
+    assert bytes(buffers[0]) == bytes(explorer._grid["data"])
     assert answer["content"]["type"] == "pulled"
     sent.clear()
     explorer._handle_message(explorer, {"type": "pull", "names": ["channel"]}, [])  # no payload

@@ -74,8 +74,9 @@ class Outbox:
 
     def answer(self, names: Any) -> None:
         """A view's `Message.PULL`: the current state of payloads `names` (of every synced
-        trait, payloads included, when `names` is not a list), the chunks of the chunked ones,
-        then `Push.PULLED`. Names that are not payloads are left out."""
+        trait, payloads included, when `names` is not a list: one message for the rest, one per
+        payload), the chunks of the chunked ones, then `Push.PULLED`. Names that are not
+        payloads are left out."""
         widget = self._widget
         if isinstance(names, list):
             names = [name for name in PAYLOAD_TRAITS if name in names]
@@ -83,9 +84,12 @@ class Outbox:
                 widget.send_state(names)
         else:
             names = list(PAYLOAD_TRAITS)
-            # the explorer's own traits: not the front end's code, which the view runs already
-            base = {*anywidget.AnyWidget.class_traits(sync=True), *FRONT_END_CODE}
+            # the explorer's own traits: not the front end's code, which the view runs already;
+            # each payload in a message of its own, so no message holds more than one of them
+            base = {*anywidget.AnyWidget.class_traits(sync=True), *FRONT_END_CODE, *names}
             widget.send_state([key for key in widget.keys if key not in base])
+            for name in names:
+                widget.send_state([name])
         for name in names:
             if name in self._chunked:
                 self._send_chunks(name)
