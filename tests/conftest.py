@@ -82,6 +82,18 @@ def timm_model(name: str, **kwargs) -> nn.Module:
     return timm.create_model(name, pretrained=False, **kwargs)
 
 
+def small_vit(size: int = 96) -> nn.Module:
+    """A fresh vit_tiny (seed 0) at `size` px whose preprocessing feeds it `size` px images:
+    a (size / 16)-square grid of patch tokens."""
+    torch.manual_seed(0)
+    return timm.create_model(
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        img_size=size,
+        pretrained_cfg_overlay=dict(input_size=(3, size, size), crop_pct=1.0),
+    )
+
+
 def resnet18_64px(zero_init_last: bool = False) -> nn.Module:
     """A fresh resnet18 (seed 0) whose preprocessing feeds it 64 px images: the widget tests'
     model, small enough for a browser test. `zero_init_last=False` keeps every block's last

@@ -8,9 +8,8 @@ import io
 import re
 
 import pytest
-import timm
 import torch
-from conftest import resnet18_64px, scene, timm_model
+from conftest import resnet18_64px, scene, small_vit, timm_model
 from matplotlib import cbook
 from matplotlib.figure import Figure
 from PIL import Image
@@ -27,17 +26,6 @@ SWIN = dict(embed_dim=24, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))  # small,
 def hopper() -> Image.Image:
     with cbook.get_sample_data("grace_hopper.jpg") as photo:
         return Image.open(photo).convert("RGB")
-
-
-def small_vit() -> nn.Module:
-    """A fresh vit_tiny (seed 0) at 96 px whose preprocessing feeds it 96 px: a 6 x 6 grid."""
-    torch.manual_seed(0)
-    return timm.create_model(
-        "vit_tiny_patch16_224",
-        pretrained=False,
-        img_size=96,
-        pretrained_cfg_overlay=dict(input_size=(3, 96, 96), crop_pct=1.0),
-    )
 
 
 def small_swin() -> nn.Module:

@@ -1,14 +1,14 @@
 """Every example of the spec runs (layer names adapted) with the documented keys and types."""
 
+import functools
 import importlib
 import re
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-import timm
 import torch
-from conftest import resnet18_64px, scene, timm_model
+from conftest import resnet18_64px, scene, small_vit, timm_model
 from matplotlib import cbook
 from matplotlib.figure import Figure
 from PIL import Image
@@ -282,20 +282,9 @@ def test_a_half_precision_timm_model_runs_through_the_facade(dtype):
 
 
 # `layer_view`, extra to the documented API: what the explorer's view shows, from one forward.
-def small_vit() -> nn.Module:
-    """A fresh vit_tiny (seed 0) at 64 px whose preprocessing feeds it 64 px images."""
-    torch.manual_seed(0)
-    return timm.create_model(
-        "vit_tiny_patch16_224",
-        pretrained=False,
-        img_size=64,
-        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
-    )
-
-
 VIEWED = [  # (model, layer, its maps' shape for one image): a CNN, and ViT tokens
     (resnet18_64px, "layer2", (1, 128, 8, 8)),
-    (small_vit, "blocks.1", (1, 192, 4, 4)),
+    (functools.partial(small_vit, 64), "blocks.1", (1, 192, 4, 4)),
 ]
 
 

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import timm
-import torch
-from conftest import resnet18_64px, scene
+from conftest import resnet18_64px, scene, small_vit
 from PIL import Image
 
 from featviz_widgets.widget.explorer import FeatureExplorer
@@ -64,14 +62,7 @@ def test_the_panel_shows_the_layer_as_colour_of_the_image_and_layer_shown(make):
 
 
 def test_on_a_vit_the_positions_are_its_patch_tokens(make):
-    torch.manual_seed(0)
-    vit = timm.create_model(
-        "vit_tiny_patch16_224",
-        pretrained=False,
-        img_size=96,
-        pretrained_cfg_overlay=dict(input_size=(3, 96, 96), crop_pct=1.0),
-    )
-    explorer = make(model=vit, layer="blocks.1", image=scene(96, 96, seed=4))
+    explorer = make(model=small_vit(96), layer="blocks.1", image=scene(96, 96, seed=4))
     assert explorer.error == "" and (explorer._pca["h"], explorer._pca["w"]) == (6, 6)
     reference = explorer.visualizer.layer_pca(explorer.image, "blocks.1")
     assert np.abs(colours(explorer).astype(int) - np.rint(reference.rgb.numpy() * 255)).max() <= 1
