@@ -19,13 +19,16 @@ grid) and an uncached layer change; it prints the medians and their ratio, after
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -123,104 +126,11 @@ def attr(page, canvas: str, name: str) -> str:
     return page.locator(f"{WIDGET} canvas.fvz-{canvas}").get_attribute(name) or ""
 
 
-def run(model: str, repeats: int, stride: int) -> list[tuple[str, list[float], str]]:
-    rows: list[tuple[str, list[float], str]] = []
-
-    def add(name: str, times: list[float], budget: str) -> None:
-        rows.append((name, times, budget))
-        print(f"  {name}: {', '.join(f'{t:.0f}' for t in times)} ms", flush=True)
-
-    setup = SETUP.format(model=model, stride=stride)
-    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp)) as server:
-        write_notebook(server.root / "bench.ipynb", setup, "explorer")
-        with sync_playwright() as playwright:
-            browser = launch_browser(playwright)
-            page = browser.new_page(viewport={"width": 1400, "height": 1700})
-            page.goto(server.page_url("/lab/tree/bench.ipynb?reset"))
-            app_ready(page)
-            start = time.perf_counter()
-            run_all(page)
-            wait_canvas(page, WIDGET, "grid", "(s) => s.length > 0", 300_000)
-            elapsed = (time.perf_counter() - start) * 1000
-            add("first grid after run-all (kernel start, imports, model)", [elapsed], "-")
-            settle(page)
-            layer = attr(page, "grid", "data-state").split("|")[0]
-
-            sort, maps = [], []
-            for i in range(repeats):
-                mode = ["variance", "random", "activation"][i % 3]
-                expect = f"^{layer}\\|{mode}\\|"
-                sort.append(measure(page, "select", "select.fvz-sort", mode, "grid", expect)[0])
-                settle(page)
-                n = [9, 25, 16][i % 3]
-                maps.append(measure(page, "select", "input.fvz-num", n, "grid", f"\\|{n}\\|")[0])
-                settle(page)
-            add("sort mode -> grid repainted", sort, "< 100")
-            add("number of maps -> grid repainted", maps, "< 100")
-
-            tile, tile_python = [], []
-            for i in range(repeats):
-                channels = attr(page, "grid", "data-channels").split(",")
-                cols = math.ceil(math.sqrt(len(channels)))
-                k = (i + 1) % len(channels)
-                at = ((k % cols + 0.5) / cols, (k // cols + 0.6) / math.ceil(len(channels) / cols))
-                expect = f"^{layer}\\|{channels[k]}$"
-                first, second = measure(
-                    page, "click", "canvas.fvz-grid", at, "unit", expect, then_source="python"
-                )
-                tile.append(first)
-                tile_python.append(second)
-                settle(page)
-            add("tile click -> channel view repainted (from the tile)", tile, "< 100")
-            add("tile click -> channel view from the kernel's payload", tile_python, "< 100")
-
-            chosen = []
-            options = page.locator(f"{WIDGET} select.fvz-channel option")
-            for i in range(repeats):
-                channel = options.nth(40 + i).get_attribute("value")  # not in the grid
-                expect = f"^{layer}\\|{channel}$"
-                chosen.append(
-                    measure(page, "select", "select.fvz-channel", channel, "unit", expect)[0]
-                )
-                settle(page)
-            add("channel selector -> channel view (kernel round trip)", chosen, "< 100")
-
-            for label, names in (
-                ("cached", ["layer2", "layer1", "layer4"]),
-                ("uncached", ["layer3.2", "layer2.1", "layer1.0", "layer3.4", "layer2.3"]),
-            ):
-                times = []
-                for i in range(repeats):
-                    name = names[i % len(names)]
-                    expect = "^" + name.replace(".", "[.]") + "\\|"
-                    times.append(
-                        measure(page, "select", "select.fvz-layer", name, "grid", expect)[0]
-                    )
-                    settle(page)
-                add(f"layer change ({label} features) -> grid repainted", times, "< 1000")
-
-            measure(page, "select", "select.fvz-layer", layer, "grid", f"^{layer}\\|")
-            settle(page)
-            first, done = measure(
-                page,
-                "click",
-                "canvas.fvz-unit",
-                (0.5, 0.5),
-                "occlusion",
-                "\\|[1-9][0-9]*/[0-9]+$",
-                then="\\|([0-9]+)/\\1$",
-                timeout=900_000,
-            )
-            total = attr(page, "occlusion", "data-state").rsplit("|", 1)[1]
-            add(f"occlusion {layer}, stride {stride} -> first partial map", [first], "a few 1000")
-            add(f"occlusion {layer}, stride {stride} -> complete ({total})", [done], "-")
-            browser.close()
-    return rows
-
-
-def first_paint_and_layer_change(code: Path, model: str, stride: int) -> tuple[float, float]:
-    """One fresh JupyterLab importing featviz_widgets from `code`: ms from run-all to the first
-    grid, and from a layer change (features not cached) to its grid."""
+@contextlib.contextmanager
+def explorer_page(code: Path, model: str, stride: int) -> Iterator[tuple[Any, float]]:
+    """A fresh JupyterLab whose kernel imports featviz_widgets from `code`, the benchmark's
+    notebook run in Chromium: yields the page, once the kernel is idle, and the ms from
+    run-all to the first grid."""
     setup = SETUP.format(model=model, stride=stride)
     with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp), code) as server:
         write_notebook(server.root / "bench.ipynb", setup, "explorer")
@@ -234,9 +144,96 @@ def first_paint_and_layer_change(code: Path, model: str, stride: int) -> tuple[f
             wait_canvas(page, WIDGET, "grid", "(s) => s.length > 0", 300_000)
             first = (time.perf_counter() - start) * 1000
             settle(page)
-            expect = "^layer3[.]2\\|"
-            layer, _ = measure(page, "select", "select.fvz-layer", "layer3.2", "grid", expect)
-            browser.close()
+            try:
+                yield page, first
+            finally:
+                browser.close()
+
+
+def run(model: str, repeats: int, stride: int) -> list[tuple[str, list[float], str]]:
+    rows: list[tuple[str, list[float], str]] = []
+
+    def add(name: str, times: list[float], budget: str) -> None:
+        rows.append((name, times, budget))
+        print(f"  {name}: {', '.join(f'{t:.0f}' for t in times)} ms", flush=True)
+
+    with explorer_page(REPO, model, stride) as (page, elapsed):
+        add("first grid after run-all (kernel start, imports, model)", [elapsed], "-")
+        layer = attr(page, "grid", "data-state").split("|")[0]
+
+        sort, maps = [], []
+        for i in range(repeats):
+            mode = ["variance", "random", "activation"][i % 3]
+            expect = f"^{layer}\\|{mode}\\|"
+            sort.append(measure(page, "select", "select.fvz-sort", mode, "grid", expect)[0])
+            settle(page)
+            n = [9, 25, 16][i % 3]
+            maps.append(measure(page, "select", "input.fvz-num", n, "grid", f"\\|{n}\\|")[0])
+            settle(page)
+        add("sort mode -> grid repainted", sort, "< 100")
+        add("number of maps -> grid repainted", maps, "< 100")
+
+        tile, tile_python = [], []
+        for i in range(repeats):
+            channels = attr(page, "grid", "data-channels").split(",")
+            cols = math.ceil(math.sqrt(len(channels)))
+            k = (i + 1) % len(channels)
+            at = ((k % cols + 0.5) / cols, (k // cols + 0.6) / math.ceil(len(channels) / cols))
+            expect = f"^{layer}\\|{channels[k]}$"
+            first, second = measure(
+                page, "click", "canvas.fvz-grid", at, "unit", expect, then_source="python"
+            )
+            tile.append(first)
+            tile_python.append(second)
+            settle(page)
+        add("tile click -> channel view repainted (from the tile)", tile, "< 100")
+        add("tile click -> channel view from the kernel's payload", tile_python, "< 100")
+
+        chosen = []
+        options = page.locator(f"{WIDGET} select.fvz-channel option")
+        for i in range(repeats):
+            channel = options.nth(40 + i).get_attribute("value")  # not in the grid
+            expect = f"^{layer}\\|{channel}$"
+            chosen.append(measure(page, "select", "select.fvz-channel", channel, "unit", expect)[0])
+            settle(page)
+        add("channel selector -> channel view (kernel round trip)", chosen, "< 100")
+
+        for label, names in (
+            ("cached", ["layer2", "layer1", "layer4"]),
+            ("uncached", ["layer3.2", "layer2.1", "layer1.0", "layer3.4", "layer2.3"]),
+        ):
+            times = []
+            for i in range(repeats):
+                name = names[i % len(names)]
+                expect = "^" + name.replace(".", "[.]") + "\\|"
+                times.append(measure(page, "select", "select.fvz-layer", name, "grid", expect)[0])
+                settle(page)
+            add(f"layer change ({label} features) -> grid repainted", times, "< 1000")
+
+        measure(page, "select", "select.fvz-layer", layer, "grid", f"^{layer}\\|")
+        settle(page)
+        first, done = measure(
+            page,
+            "click",
+            "canvas.fvz-unit",
+            (0.5, 0.5),
+            "occlusion",
+            "\\|[1-9][0-9]*/[0-9]+$",
+            then="\\|([0-9]+)/\\1$",
+            timeout=900_000,
+        )
+        total = attr(page, "occlusion", "data-state").rsplit("|", 1)[1]
+        add(f"occlusion {layer}, stride {stride} -> first partial map", [first], "a few 1000")
+        add(f"occlusion {layer}, stride {stride} -> complete ({total})", [done], "-")
+    return rows
+
+
+def first_paint_and_layer_change(code: Path, model: str, stride: int) -> tuple[float, float]:
+    """One fresh JupyterLab importing featviz_widgets from `code`: ms from run-all to the first
+    grid, and from a layer change (features not cached) to its grid."""
+    with explorer_page(code, model, stride) as (page, first):
+        expect = "^layer3[.]2\\|"
+        layer, _ = measure(page, "select", "select.fvz-layer", "layer3.2", "grid", expect)
     return first, layer
 
 
