@@ -48,8 +48,8 @@ LISTENS = set(re.findall(r"""["'`]change:(\w+)["'`]""", JS))
 WITHOUT_KEYS = re.sub(
     r"""\bget\(\s*["']\w+["']\s*\)|\bmodel\.set\(\s*["']\w+["']|["'`]change:\w+["'`]""", "", JS
 )
-# a panel's module names itself (its trait, its export view): the registries check that name
-WITHOUT_KEYS = re.sub(r'^  name: "\w+",$', "", WITHOUT_KEYS, flags=re.M)
+# a panel's module names itself (its trait) and its export views: the registries check them
+WITHOUT_KEYS = re.sub(r'^  (name: "\w+"|views: \[[^\]]*\]),$', "", WITHOUT_KEYS, flags=re.M)
 
 BASE_TRAITS = set(anywidget.AnyWidget.class_traits(sync=True)) | {"_esm", "_css"}
 # the panels' payload traits are read through the registries (test_every_panel_... below)
@@ -131,12 +131,16 @@ def test_the_contract_trait_carries_the_protocol():
         "upload_data_key": UPLOAD_DATA_KEY,
         "messages": {kind.name.lower(): kind.value for kind in Message},
         "pushes": {kind.name.lower(): kind.value for kind in Push},
-        "cancellable_jobs": [job.value for job in CANCELLABLE_JOBS],
+        "cancellable_jobs": [
+            *(job.value for job in CANCELLABLE_JOBS),
+            *(panel.name for panel in PANELS if panel.cancellable),
+        ],
         "looks_for_steps": list(_protocol.LOOKS_FOR_STEP_CHOICES),
     }
     assert FeatureExplorer.class_traits()["sort_by"].values == SORT_MODES
     assert FeatureExplorer.class_traits()["color_scale"].values == COLOR_SCALES
-    assert set(FeatureExplorer.class_traits()["_job"].values) == {job.value for job in JobState}
+    jobs = {job.value for job in JobState} | {panel.name for panel in PANELS}
+    assert set(FeatureExplorer.class_traits()["_job"].values) == jobs
 
 
 ENUMS = {
@@ -145,7 +149,7 @@ ENUMS = {
     "export": EXPORT_VIEWS,
     "message": tuple(kind.value for kind in Message),
     "push": tuple(kind.value for kind in Push),
-    "job": tuple(job.value for job in JobState),
+    "job": (*(job.value for job in JobState), *(panel.name for panel in PANELS)),
 }
 
 
@@ -179,8 +183,8 @@ def test_every_export_view_has_a_canvas():
     assert table, "js/src has no exportCanvases table"
     keys = re.findall(r"(\w+)\s*:", table.group(1))
     # each panel's canvas joins the table when the view builds it (panel-host.js)
-    assert "state.dom.exportCanvases[panel.name] = canvas" in JS
-    assert keys + [panel.name for panel in PANELS] == list(EXPORT_VIEWS)
+    assert "for (const view of views) state.dom.exportCanvases[view] = canvas;" in JS
+    assert keys + [view for panel in PANELS for view in panel.export_views()] == list(EXPORT_VIEWS)
 
 
 def test_the_grid_layout_comes_from_the_payload():
@@ -214,7 +218,6 @@ def _typedefs() -> dict[str, set[str]]:
         _protocol.LooksForMeta,
         _protocol.ClassesMeta,
         _protocol.EvidenceMeta,
-        _protocol.ComparisonMeta,
     ],
     ids=lambda meta: meta.__name__,
 )
@@ -284,6 +287,10 @@ def test_every_panel_is_registered_on_both_sides_with_the_same_payload_type():
         assert body, f"js/src/panels/{panel.name}.js does not type {panel.meta.__name__}"
         js_keys = set(re.findall(r"(\w+)\??\s*:", body.group(1)))
         assert js_keys == set(panel.meta.__annotations__), panel.name
-        assert panel.trait in _protocol.PAYLOADS and panel.name in EXPORT_VIEWS
+        assert panel.trait in _protocol.PAYLOADS
+        assert set(panel.export_views()) <= set(EXPORT_VIEWS), panel.name
+        views = re.search(r"\bviews: \[([^\]]*)\]", source)
+        js_views = re.findall(r'"(\w+)"', views.group(1)) if views else [panel.name]
+        assert js_views == list(panel.export_views()), panel.name
         trait = FeatureExplorer.class_traits(sync=True).get(panel.trait)
         assert isinstance(trait, traitlets.Dict), panel.trait

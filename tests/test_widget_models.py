@@ -19,8 +19,7 @@ from conftest import resnet18_64px, scene
 from PIL import Image
 
 from featviz_widgets import FeatureExplorer, FeatureVisualizer, compare_models
-from featviz_widgets.widget import models as _models
-from featviz_widgets.widget.protocol import JobState
+from featviz_widgets.widget import model_set as _model_set
 
 SMALL = dict(pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0))
 
@@ -144,13 +143,13 @@ def test_model_name_is_checked_and_can_choose_the_first_model(make, convnext):
 
 def test_switching_is_cached_per_image_and_a_new_image_is_profiled_again(make, pair, monkeypatch):
     calls: list[str] = []
-    profile = _models._image_rows
+    profile = _model_set.profile_model
 
-    def counted(name, viz, source, index):
+    def counted(name, model, image, **options):
         calls.append(name)
-        return profile(name, viz, source, index)
+        return profile(name, model, image, **options)
 
-    monkeypatch.setattr(_models, "_image_rows", counted)
+    monkeypatch.setattr(_model_set, "profile_model", counted)
     explorer = make(layer="layer2")
     assert sorted(calls) == ["convnext_atto", "resnet18"]
     for name in ("convnext_atto", "resnet18", "convnext_atto"):
@@ -175,19 +174,19 @@ def test_layers_may_be_given_per_model(make, convnext):
 
 def test_cancel_stops_the_comparison_between_models(make, monkeypatch):
     entered, release = threading.Event(), threading.Event()
-    profile = _models._image_rows
+    profile = _model_set.profile_model
 
-    def slow(name, viz, source, index):
+    def slow(name, model, image, **options):
         if name == "convnext_atto" and threading.current_thread().name == "featviz-worker":
             entered.set()
             release.wait(30)
-        return profile(name, viz, source, index)
+        return profile(name, model, image, **options)
 
     explorer = make(layer="layer2")
-    monkeypatch.setattr(_models, "_image_rows", slow)
+    monkeypatch.setattr(_model_set, "profile_model", slow)
     explorer.image = scene(seed=9)
     assert entered.wait(60), "the comparison never started"
-    assert explorer._job == JobState.COMPARE_MODELS.value and explorer.busy
+    assert explorer._job == "comparison" and explorer.busy  # the panel's job
     assert 0 <= explorer.progress < 1 and "profiling convnext_atto" in explorer.status
     assert explorer._comparison["done"] == 1 and explorer.comparison is None
     explorer.cancel()

@@ -42,7 +42,7 @@ def colours(explorer: FeatureExplorer) -> np.ndarray:
 
 
 def test_the_registry_lists_the_panel_once_for_every_part():
-    assert [panel.name for panel in PANELS] == ["pca"]
+    assert [panel.name for panel in PANELS] == ["pca", "comparison"]
     assert "pca" in EXPORT_VIEWS and "_pca" in PAYLOADS
     assert FeatureExplorer.class_traits(sync=True)["_pca"].default() == {}
 
@@ -104,9 +104,9 @@ def test_only_a_view_change_computes_it_again(make, monkeypatch):
     calls: list[str] = []
     compute = PcaPanel.compute
 
-    def counted(self, view):
+    def counted(self, view, job):
         calls.append(view.layer)
-        return compute(self, view)
+        return compute(self, view, job)
 
     monkeypatch.setattr(PcaPanel, "compute", counted)
     explorer = make()

@@ -2,6 +2,6 @@
 against relative depth), layers aligned across models by depth, and the figure. On `core`
 and `plotting` only."""
 
-from .profile import LayerProfile, ModelComparison, compare_models
+from .profile import LayerProfile, ModelComparison, compare_models, profile_model
 
-__all__ = ["LayerProfile", "ModelComparison", "compare_models"]
+__all__ = ["LayerProfile", "ModelComparison", "compare_models", "profile_model"]

@@ -238,9 +238,24 @@ def compare_models(
             )
     if device is None:
         device = "cuda" if use_cuda and torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
     rows: list[LayerProfile] = []
     for name, model in models.items():
         chosen = layers.get(name) if isinstance(layers, Mapping) else layers
-        rows.extend(_profile(str(name), model, image, chosen, device, transform))
+        profile = profile_model(
+            str(name), model, image, layers=chosen, device=device, transform=transform
+        )
+        rows.extend(profile)
     return ModelComparison([str(name) for name in models], rows)
+
+
+def profile_model(
+    name: str,
+    model: nn.Module,
+    image: ImageInput,
+    *,
+    layers: Sequence[str] | None = None,
+    device: str | torch.device = "cpu",
+    transform=None,
+) -> list[LayerProfile]:
+    """One model's rows of `compare_models` (`name` labels them), from one whole forward."""
+    return _profile(name, model, image, layers, torch.device(device), transform)

@@ -331,124 +331,21 @@ function showTooltip(state, event, text) {
   tooltip.style.top = `${event.clientY - box.top + 12}px`;
 }
 
-// src/comparison.js
-var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-function modelColour(i) {
-  return PALETTE[i % PALETTE.length];
-}
-function paintComparison(canvas, meta, width, current, layer, theme) {
-  const height = 230;
-  const ctx = fitCanvas(canvas, width, height);
-  ctx.clearRect(0, 0, width, height);
-  ctx.imageSmoothingEnabled = true;
-  ctx.font = `11px ${theme.font}`;
-  ctx.fillStyle = theme.fg;
-  const rows = meta ? meta.rows : [];
-  const names = meta ? meta.models.filter((name) => rows.some((row) => row.model === name)) : [];
-  canvas.dataset.lines = String(names.length);
-  canvas.dataset.models = names.join(",");
-  if (!meta || !names.length) {
-    ctx.fillText(meta && meta.note ? meta.note : "no comparison yet", 8, 20);
-    stamp(canvas, "models|empty");
-    return;
-  }
-  const panelW = (width - 24) / 2;
-  const panels = [["mean", "Mean activation"], ["sparsity", "Sparsity (fraction of 0s)"]];
-  panels.forEach(([key, title], p) => {
-    const left = 8 + p * (panelW + 8);
-    const box = { x: left + 42, y: 22, w: panelW - 50, h: height - 78 };
-    const values = rows.map((row) => Number(row[key])).filter(Number.isFinite);
-    let lo = key === "sparsity" ? 0 : Math.min(...values);
-    let hi = key === "sparsity" ? 1 : Math.max(...values);
-    if (!(hi > lo)) [lo, hi] = [lo - 1, hi + 1];
-    const at = (depth, value) => [box.x + depth * box.w, box.y + box.h - (value - lo) / (hi - lo) * box.h];
-    axes(ctx, box, title, lo, hi, theme);
-    names.forEach((name, i) => {
-      const points = rows.filter((row) => row.model === name && Number.isFinite(Number(row[key])));
-      ctx.strokeStyle = ctx.fillStyle = modelColour(meta.models.indexOf(name));
-      ctx.lineWidth = name === current ? 2.5 : 1.5;
-      ctx.beginPath();
-      points.forEach((row, j) => (j ? ctx.lineTo : ctx.moveTo).apply(ctx, at(row.depth, Number(row[key]))));
-      ctx.stroke();
-      for (const row of points) {
-        const [x, y] = at(row.depth, Number(row[key]));
-        ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
-        if (name === current && row.layer === layer) {
-          ctx.strokeStyle = theme.fg;
-          ctx.lineWidth = 1.5;
-          ctx.beginPath();
-          ctx.arc(x, y, 6, 0, 2 * Math.PI);
-          ctx.stroke();
-        }
-      }
-      if (p === 0) legend(ctx, 8 + i * Math.max(110, width / names.length), height - 12, name, modelColour(meta.models.indexOf(name)), name === current, theme);
-    });
-  });
-  const done = `${meta.done}/${meta.total}`;
-  stamp(canvas, `models|${done}|${current}|${layer}`);
-}
-function axes(ctx, box, title, lo, hi, theme) {
-  ctx.strokeStyle = theme.grid;
-  ctx.lineWidth = 1;
-  ctx.strokeRect(box.x, box.y, box.w, box.h);
-  ctx.fillStyle = theme.fg;
-  ctx.fillText(title, box.x, box.y - 8);
-  ctx.textAlign = "right";
-  ctx.fillText(fmt(hi), box.x - 4, box.y + 8);
-  ctx.fillText(fmt(lo), box.x - 4, box.y + box.h);
-  ctx.textAlign = "center";
-  ctx.fillText("0", box.x, box.y + box.h + 13);
-  ctx.fillText("relative depth", box.x + box.w / 2, box.y + box.h + 13);
-  ctx.fillText("1", box.x + box.w, box.y + box.h + 13);
-  ctx.textAlign = "left";
-}
-function legend(ctx, x, y, name, colour, current, theme) {
-  ctx.fillStyle = colour;
-  ctx.fillRect(x, y - 8, 14, 4);
-  ctx.fillStyle = theme.fg;
-  ctx.font = `${current ? "bold " : ""}11px ${theme.font}`;
-  ctx.fillText(name, x + 18, y - 3);
-  ctx.font = `11px ${theme.font}`;
-}
-
 // src/models.js
 function buildModelsDom() {
   const select = h("select", { class: "fvz-model", "aria-label": "Model" });
   const field = h("label", { class: "fvz-field fvz-model-field", hidden: true }, [h("span", { text: "Model" }), select]);
-  const canvas = h("canvas", { class: "fvz-models", "aria-label": "Model comparison: mean activation and sparsity against relative depth, one line per model" });
-  const caption = h("span", { class: "fvz-caption" });
-  const panel = h("section", { class: "fvz-panel fvz-models-panel", hidden: true }, [h("h4", {}, [h("span", { text: "Compare models " }), caption]), canvas]);
-  return { field, select, panel, canvas, caption };
+  return { field, select };
 }
 function syncModels(state) {
   const { get, dom } = state;
   const names = get("_model_names") || [];
-  const { select, field, panel } = dom.models;
+  const { select, field } = dom.models;
   if (select.options.length !== names.length || names.some((name, i) => select.options[i].value !== name)) {
     select.replaceChildren(...names.map((name) => h("option", { value: name, text: name })));
   }
   select.value = get("model_name");
-  field.hidden = panel.hidden = names.length < 2;
-}
-function paintModels(state) {
-  const { get, dom } = state;
-  const { panel, canvas, caption } = dom.models;
-  if (panel.hidden) return;
-  const meta = get("_comparison");
-  const style = getComputedStyle(dom.root);
-  const theme = {
-    fg: style.getPropertyValue("--fvz-fg").trim() || "#222",
-    grid: style.getPropertyValue("--fvz-border").trim() || "#ccc",
-    font: style.getPropertyValue("--fvz-font").trim() || "sans-serif"
-  };
-  const width = Math.max(320, Math.min(900, (panel.clientWidth || dom.root.clientWidth || 640) - 8));
-  const comparison = meta && meta.models ? (
-    /** @type {ComparisonMeta} */
-    meta
-  ) : null;
-  paintComparison(canvas, comparison, width, get("model_name"), get("layer"), theme);
-  const busy = comparison && comparison.done < comparison.total ? ` · ${comparison.done}/${comparison.total} models` : "";
-  caption.textContent = comparison ? `on ${comparison.image || "the image"}${busy}${comparison.note ? ` · ${comparison.note}` : ""}` : "";
+  field.hidden = names.length < 2;
 }
 function wireModels(state) {
   const { model, dom, save } = state;
@@ -458,22 +355,17 @@ function wireModels(state) {
     queued = true;
     queueMicrotask(() => {
       queued = false;
-      if (state.closed) return;
-      syncModels(state);
-      paintModels(state);
+      if (!state.closed) syncModels(state);
     });
   };
-  const events = ["change:_model_names", "change:model_name", "change:_comparison", "change:layer"];
+  const events = ["change:_model_names", "change:model_name"];
   for (const event of events) model.on(event, later);
   const onChange = () => save({ model_name: dom.models.select.value });
   dom.models.select.addEventListener("change", onChange);
-  const observer = new ResizeObserver(later);
-  observer.observe(dom.models.panel);
   later();
   return () => {
     for (const event of events) model.off(event, later);
     dom.models.select.removeEventListener("change", onChange);
-    observer.disconnect();
   };
 }
 
@@ -622,8 +514,9 @@ function buildDom(contract) {
     classNote
   ]);
   const models = buildModelsDom();
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas, cam: inputCanvas, models: models.canvas };
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas, cam: inputCanvas };
   let side;
+  let below;
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
   const deviceField = field("Device", deviceSelect);
   const root = h("div", { class: "fvz" }, [
@@ -672,12 +565,13 @@ function buildDom(contract) {
       h("section", { class: "fvz-panel" }, [h("h4", { text: "Layer statistics" }), statsList]),
       h("section", { class: "fvz-panel fvz-compare" }, [h("h4", {}, [h("span", { text: "Compare layers " }), compareButton]), chart])
     ]),
-    models.panel,
+    below = h("div", { class: "fvz-below" }),
     tooltip
   ]);
   return {
     root,
     side,
+    below,
     filter,
     layerSelect,
     allToggle,
@@ -1227,6 +1121,108 @@ function wireLooksFor(state) {
   });
 }
 
+// src/panels/comparison.js
+var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+function modelColour(i) {
+  return PALETTE[i % PALETTE.length];
+}
+var comparison = {
+  name: "comparison",
+  views: ["models"],
+  slot: "below",
+  title: "Compare models",
+  label: "Model comparison: mean activation and sparsity against relative depth, one line per model",
+  listens: ["_model_names", "model_name", "layer"],
+  shown: (get) => (get("_model_names") || []).length > 1,
+  box: (width) => [Math.max(320, Math.min(900, width - 8)), HEIGHT],
+  size: () => 0,
+  paint({ ctx, width, payload: payload2, get, theme, canvas }) {
+    const meta = (
+      /** @type {Partial<ComparisonMeta>} */
+      payload2
+    );
+    const comparison2 = meta.models ? (
+      /** @type {ComparisonMeta} */
+      meta
+    ) : null;
+    const state = paintChart(ctx, canvas, comparison2, width, get("model_name"), get("layer"), theme);
+    const busy = comparison2 && comparison2.done < comparison2.total ? ` · ${comparison2.done}/${comparison2.total} models` : "";
+    const caption = comparison2 ? `on ${comparison2.image || "the image"}${busy}${comparison2.note ? ` · ${comparison2.note}` : ""}` : "";
+    return { caption, stamp: state };
+  }
+};
+var HEIGHT = 230;
+function paintChart(ctx, canvas, meta, width, current, layer, theme) {
+  const height = HEIGHT;
+  ctx.imageSmoothingEnabled = true;
+  ctx.font = `11px ${theme.font}`;
+  ctx.fillStyle = theme.fg;
+  const rows = meta ? meta.rows : [];
+  const names = meta ? meta.models.filter((name) => rows.some((row) => row.model === name)) : [];
+  canvas.dataset.lines = String(names.length);
+  canvas.dataset.models = names.join(",");
+  if (!meta || !names.length) {
+    ctx.fillText(meta && meta.note ? meta.note : "no comparison yet", 8, 20);
+    return "models|empty";
+  }
+  const panelW = (width - 24) / 2;
+  const panels = [["mean", "Mean activation"], ["sparsity", "Sparsity (fraction of 0s)"]];
+  panels.forEach(([key, title], p) => {
+    const left = 8 + p * (panelW + 8);
+    const box = { x: left + 42, y: 22, w: panelW - 50, h: height - 78 };
+    const values = rows.map((row) => Number(row[key])).filter(Number.isFinite);
+    let lo = key === "sparsity" ? 0 : Math.min(...values);
+    let hi = key === "sparsity" ? 1 : Math.max(...values);
+    if (!(hi > lo)) [lo, hi] = [lo - 1, hi + 1];
+    const at = (depth, value) => [box.x + depth * box.w, box.y + box.h - (value - lo) / (hi - lo) * box.h];
+    axes(ctx, box, title, lo, hi, theme);
+    names.forEach((name, i) => {
+      const points = rows.filter((row) => row.model === name && Number.isFinite(Number(row[key])));
+      ctx.strokeStyle = ctx.fillStyle = modelColour(meta.models.indexOf(name));
+      ctx.lineWidth = name === current ? 2.5 : 1.5;
+      ctx.beginPath();
+      points.forEach((row, j) => (j ? ctx.lineTo : ctx.moveTo).apply(ctx, at(row.depth, Number(row[key]))));
+      ctx.stroke();
+      for (const row of points) {
+        const [x, y] = at(row.depth, Number(row[key]));
+        ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
+        if (name === current && row.layer === layer) {
+          ctx.strokeStyle = theme.fg;
+          ctx.lineWidth = 1.5;
+          ctx.beginPath();
+          ctx.arc(x, y, 6, 0, 2 * Math.PI);
+          ctx.stroke();
+        }
+      }
+      if (p === 0) legend(ctx, 8 + i * Math.max(110, width / names.length), height - 12, name, modelColour(meta.models.indexOf(name)), name === current, theme);
+    });
+  });
+  return `models|${meta.done}/${meta.total}|${current}|${layer}`;
+}
+function axes(ctx, box, title, lo, hi, theme) {
+  ctx.strokeStyle = theme.grid;
+  ctx.lineWidth = 1;
+  ctx.strokeRect(box.x, box.y, box.w, box.h);
+  ctx.fillStyle = theme.fg;
+  ctx.fillText(title, box.x, box.y - 8);
+  ctx.textAlign = "right";
+  ctx.fillText(fmt(hi), box.x - 4, box.y + 8);
+  ctx.fillText(fmt(lo), box.x - 4, box.y + box.h);
+  ctx.textAlign = "center";
+  ctx.fillText("0", box.x, box.y + box.h + 13);
+  ctx.fillText("relative depth", box.x + box.w / 2, box.y + box.h + 13);
+  ctx.fillText("1", box.x + box.w, box.y + box.h + 13);
+  ctx.textAlign = "left";
+}
+function legend(ctx, x, y, name, colour, current, theme) {
+  ctx.fillStyle = colour;
+  ctx.fillRect(x, y - 8, 14, 4);
+  ctx.fillStyle = theme.fg;
+  ctx.font = `${current ? "bold " : ""}11px ${theme.font}`;
+  ctx.fillText(name, x + 18, y - 3);
+  ctx.font = `11px ${theme.font}`;
+}
+
 // src/panels/pca.js
 var pca = {
   name: "pca",
@@ -1256,48 +1252,7 @@ var pca = {
 };
 
 // src/panels/index.js
-var PANELS = [pca];
-
-// src/panel-host.js
-function buildPanels(state) {
-  const row = h("div", { class: "fvz-pair fvz-wrap fvz-panels" });
-  for (const panel of PANELS) {
-    const canvas = h("canvas", { class: `fvz-${panel.name}`, "aria-label": panel.label });
-    const caption = h("span", { class: "fvz-caption" });
-    row.append(h("figure", {}, [h("figcaption", {}, [caption]), canvas]));
-    state.panels.push({ panel, canvas, caption });
-    state.dom.exportCanvases[panel.name] = canvas;
-  }
-  state.dom.side.append(row);
-}
-function panelTraits() {
-  return PANELS.map((panel) => (
-    /** @type {PayloadName} */
-    `_${panel.name}`
-  ));
-}
-function paintPanels(state) {
-  const [width, height] = sideSize(state);
-  for (const { panel, canvas, caption } of state.panels) {
-    const trait = (
-      /** @type {PayloadName} */
-      `_${panel.name}`
-    );
-    const payload2 = (
-      /** @type {object} */
-      state.get(
-        /** @type {keyof Model} */
-        trait
-      ) || {}
-    );
-    const data = sizedPayload(state, trait, panel.size(payload2));
-    const ctx = fitCanvas(canvas, width, height);
-    ctx.clearRect(0, 0, width, height);
-    const painted = panel.paint({ ctx, width, height, payload: payload2, data, picture: state.picture });
-    caption.textContent = painted.caption;
-    stamp(canvas, painted.stamp);
-  }
-}
+var PANELS = [pca, comparison];
 
 // src/theme.js
 function above(node) {
@@ -1337,7 +1292,7 @@ function paintStats(state) {
   if (stats.non_finite) rows.push(["non-finite values", fmt(stats.non_finite)]);
   state.dom.statsList.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })]));
 }
-function paintChart(state) {
+function paintChart2(state) {
   const { get, dom } = state;
   const all = get("compare_statistics") || {};
   const names = (get("compare") || []).filter((n) => all[n]);
@@ -1383,9 +1338,9 @@ function paintAll(state) {
   paintExamples(state);
   paintLooksFor(state);
   paintPanels(state);
-  paintChart(state);
+  paintChart2(state);
 }
-var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintPanels, paintExamples, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart];
+var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintPanels, paintExamples, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart2];
 function schedule(state, ...parts) {
   for (const p of parts) state.dirty.add(p);
   if (state.scheduled) return;
@@ -1427,7 +1382,7 @@ function retheme(state) {
   const key = themeKey(state);
   if (key === state.theme) return;
   state.theme = key;
-  schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples);
+  schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples, paintPanels);
 }
 function themeKey(state) {
   return ["--fvz-fg", "--fvz-panel", "--fvz-accent", "--fvz-font"].map((v) => css(state, v, "")).join("|");
@@ -1446,6 +1401,69 @@ function watchTheme(state) {
     observer.disconnect();
     darkScheme.removeEventListener("change", onTheme);
   };
+}
+
+// src/panel-host.js
+function buildPanels(state) {
+  const side = h("div", { class: "fvz-pair fvz-wrap fvz-panels" });
+  for (const panel of PANELS) {
+    const views = panel.views || [panel.name];
+    const canvas = h("canvas", { class: `fvz-${views[0]}`, "aria-label": panel.label });
+    const caption = h("span", { class: "fvz-caption" });
+    const below = panel.slot === "below";
+    const figure = below ? h("section", { class: `fvz-panel fvz-${panel.name}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas]) : h("figure", {}, [h("figcaption", {}, [caption]), canvas]);
+    (below ? state.dom.below : side).append(figure);
+    state.panels.push({ panel, canvas, caption, figure });
+    for (const view of views) state.dom.exportCanvases[view] = canvas;
+  }
+  state.dom.side.append(side);
+}
+function panelTraits() {
+  return PANELS.map((panel) => (
+    /** @type {PayloadName} */
+    `_${panel.name}`
+  ));
+}
+function panelListeners(state) {
+  const names = /* @__PURE__ */ new Set([...panelTraits(), ...PANELS.flatMap((panel) => panel.listens || [])]);
+  return Object.fromEntries([...names].map((name) => [`change:${name}`, () => schedule(state, paintPanels)]));
+}
+function wirePanels(state) {
+  const stops = state.panels.map((entry) => entry.panel.wire ? entry.panel.wire(state, entry) : () => {
+  });
+  return () => stops.forEach((stop) => stop());
+}
+function paintPanels(state) {
+  const style = getComputedStyle(state.dom.root);
+  const theme = {
+    fg: css(state, "--fvz-fg", "#222"),
+    grid: style.getPropertyValue("--fvz-border").trim() || "#ccc",
+    font: css(state, "--fvz-font", "sans-serif")
+  };
+  for (const entry of state.panels) paintPanel(state, entry, theme);
+}
+function paintPanel(state, { panel, canvas, caption, figure }, theme) {
+  const trait = (
+    /** @type {PayloadName} */
+    `_${panel.name}`
+  );
+  const payload2 = (
+    /** @type {object} */
+    state.get(
+      /** @type {keyof Model} */
+      trait
+    ) || {}
+  );
+  const hidden = panel.shown ? !panel.shown(state.get) : false;
+  figure.hidden = hidden;
+  if (hidden) return;
+  const [width, height] = panel.box ? panel.box(figure.clientWidth || state.dom.root.clientWidth || 640) : sideSize(state);
+  const data = sizedPayload(state, trait, panel.size(payload2));
+  const ctx = fitCanvas(canvas, width, height);
+  ctx.clearRect(0, 0, width, height);
+  const painted = panel.paint({ ctx, width, height, payload: payload2, data, picture: state.picture, get: state.get, theme, canvas });
+  caption.textContent = painted.caption;
+  stamp(canvas, painted.stamp);
 }
 
 // src/transport.js
@@ -1516,7 +1534,7 @@ function modelListeners(state) {
     "msg:custom": (content, buffers) => onCustom(state, content, buffers),
     "change:_layers": later(syncLayers),
     "change:all_layers": later(syncLayers),
-    "change:layer": later(syncLayers, syncSimple, paintChart, syncClasses),
+    "change:layer": later(syncLayers, syncSimple, paintChart2, syncClasses),
     "change:_order": later(syncChannels),
     "change:sort_by": later(syncSimple),
     "change:num_features": later(syncSimple),
@@ -1525,7 +1543,7 @@ function modelListeners(state) {
     "change:channel": later(syncSimple, paintGrid, paintUnit, paintLooksFor),
     "change:device": later(syncSimple),
     "change:_devices": later(syncSimple),
-    "change:compare": later(syncSimple, paintChart),
+    "change:compare": later(syncSimple, paintChart2),
     "change:image_index": later(syncSimple, syncClasses),
     "change:_image": () => {
       void loadPicture(state).then(() => schedule(state, paintPanels));
@@ -1546,13 +1564,13 @@ function modelListeners(state) {
     "change:show_cam": later(syncClasses, paintInput),
     "change:_evidence": later(syncClasses, paintInput, paintUnit),
     "change:statistics": later(paintStats),
-    "change:compare_statistics": later(paintChart),
+    "change:compare_statistics": later(paintChart2),
     "change:busy": later(syncStatus),
     "change:_job": later(syncStatus),
     "change:progress": later(syncStatus),
     "change:status": later(syncStatus),
     "change:error": later(syncStatus),
-    ...Object.fromEntries(panelTraits().map((trait) => [`change:${trait}`, later(paintPanels)]))
+    ...panelListeners(state)
   };
 }
 async function upload(state, file) {
@@ -1673,9 +1691,7 @@ function render({ model, el }) {
   wireExamples(state);
   wireLooksFor(state);
   wireClasses(state);
-  const stopSize = watchSize(state);
-  const stopTheme = watchTheme(state);
-  const stopModels = wireModels(state);
+  const stops = [watchSize(state), watchTheme(state), wireModels(state), wirePanels(state)];
   state.onSnapshot = () => schedule(state, syncStatus);
   measure(state);
   syncLayers(state);
@@ -1690,9 +1706,7 @@ function render({ model, el }) {
   return () => {
     state.closed = true;
     clearTimeout(state.pulling);
-    stopSize();
-    stopTheme();
-    stopModels();
+    for (const stop of stops) stop();
     clearTimeout(state.timers.num);
     clearTimeout(state.timers.channels);
     for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);

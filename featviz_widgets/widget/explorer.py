@@ -40,7 +40,7 @@ from .model_set import ModelSet
 from .models import ModelsJob
 from .occlusion_job import OcclusionJob
 from .panel_runner import PanelRunner
-from .panels import PANELS, PanelView
+from .panels import PANELS, PanelHost, PanelView
 from .protocol import CLASS_CONTRIBUTION, SORT_MODES, ExportView, Message
 from .request import ViewRequest
 from .static import StaticPictures
@@ -197,7 +197,6 @@ class FeatureExplorer(ExplorerAnalyses):
             self,
             lambda: self._occlusion_job.result,
             lambda: self._looks_for_job.shown,
-            lambda: self._models_job.comparison,
         )
         channel = kwargs.pop("channel", None)
         self._source: ImageInput = read_now(image) if image is not None else SAMPLE_IMAGE
@@ -205,9 +204,8 @@ class FeatureExplorer(ExplorerAnalyses):
         self._batch_size = 1
         self._source_name = "sample.png" if image is None else image_name(image)
         self._worker = _weakly_owned_worker(self)
-        self._panels = PanelRunner(
-            PANELS, self._worker, self._lock, self._status, self._panel_view, self._publish_panel
-        )
+        host = PanelHost(self._lock, self._worker, self._status, self._panel_view, self._publish)
+        self._panels = PanelRunner(PANELS, host)
         self._view_job.on_shown.append(self._panels.refresh)
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         if self._viz.device.type not in devices:
@@ -261,7 +259,8 @@ class FeatureExplorer(ExplorerAnalyses):
         """Every model's layers profiled on the image shown (`compare_models`: mean
         activation and sparsity against relative depth), computed in the background for each
         new image and cached per image; None until it is complete, and for a single model."""
-        return self._models_job.comparison
+        with self._lock:
+            return self._panels.panels["comparison"].complete
 
     @property
     def features(self) -> torch.Tensor | None:
@@ -309,7 +308,7 @@ class FeatureExplorer(ExplorerAnalyses):
         Returns:
             The path written.
         """
-        panel = view in self._panels.panels
+        panel = view in self._panels.views
         fig = self._panels.figure(view) if panel else self._pictures.figure(view)
         path = Path(path)
         fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -341,13 +340,14 @@ class FeatureExplorer(ExplorerAnalyses):
 
     def cancel(self) -> None:
         """Stop a running occlusion sweep or "looks for" optimization (the partial map or
-        picture stays, marked cancelled), a class evidence run and a dataset scan (the
-        examples of an earlier scan stay)."""
+        picture stays, marked cancelled), a class evidence run, a dataset scan (the examples
+        of an earlier scan stay) and a panel's work (the model comparison: the models
+        profiled so far stay)."""
         with self._lock:
             self._looks_for_job.cancel()
             self._occlusion_job.cancel()
             self._evidence_job.cancel()
-            self._models_job.cancel()
+        self._panels.cancel()
         self._examples_job.cancel()
 
     def wait(self, timeout: float | None = None) -> FeatureExplorer:
@@ -421,10 +421,22 @@ class FeatureExplorer(ExplorerAnalyses):
         """The view shown, as the panels read it (under the lock); None before the first."""
         if self._features is None or self._shown is None:
             return None
-        version = self._viz.features.model_version()
-        return PanelView(self._viz, self._shown_source, self._shown, self._features_layer, version)
+        return PanelView(
+            viz=self._viz,
+            source=self._shown_source,
+            shown=self._shown,
+            layer=self._features_layer,
+            weights_version=self._viz.features.model_version(),
+            channel=self.channel,
+            input=self._source,
+            image_index=self.image_index,
+            image_name=self._source_name,
+            model_name=self._models.current,
+            model_names=tuple(self._models.names),
+            profiles=self._models_job.profiles,
+        )
 
-    def _publish_panel(self, trait: str, data: bytes, meta: dict) -> None:
+    def _publish(self, trait: str, data: bytes, meta: dict) -> None:
         with self._quiet(), self.hold_sync():
             self._outbox.set(trait, data, meta)
 

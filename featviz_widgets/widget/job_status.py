@@ -36,16 +36,14 @@ class JobStatus:
                 w.status = ""
                 w._job = JobState.IDLE.value
 
-    def start(
-        self, job: Job, status: str, progress: float = -1.0, state: JobState | None = None
-    ) -> None:
-        """`job` (if still current) is running: its kind (or `state`), `status` and
-        `progress`."""
+    def start(self, job: Job, status: str, progress: float = -1.0) -> None:
+        """`job` (if still current) is running: its kind (a `JobState` or a panel's name),
+        `status` and `progress`."""
         w = self.w
         with w._lock:
             if job.current:
                 with w._quiet(), w.hold_sync():
-                    w._job = (state or JobState(job.kind)).value
+                    w._job = getattr(job.kind, "value", job.kind)
                     w.status = status
                     w.progress = progress
 

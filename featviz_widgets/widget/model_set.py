@@ -1,19 +1,24 @@
 """The explorer's models by name (`ModelSet`): each model's `layers`, its twin
-(`ModelTwin`, what the background work runs on) and its visualizer."""
+(`ModelTwin`, what the background work runs on) and its visualizer; and their layer profiles
+per image (`ModelProfiles`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..compare import LayerProfile, profile_model
 from ..core.capture import resolve_layers
+from ..core.inputs import ImageInput
 from ..core.twin import ModelTwin
 from ..visualizer import FeatureVisualizer
 
-__all__ = ["ModelSet"]
+__all__ = ["ModelProfiles", "ModelSet"]
 
 
 class ModelSet:
@@ -136,3 +141,47 @@ def _same_device(current: torch.device, wanted: str | torch.device) -> bool:
     names any device of that type."""
     wanted = torch.device(wanted)
     return current.type == wanted.type and wanted.index in (None, current.index)
+
+
+class ModelProfiles:
+    """Each model's layer profile (`profile_model`: mean activation and sparsity against
+    relative depth) of the last few images shown, by image: the model switch aligns layers by
+    them, and the panels read them (`PanelView.profiles`). Profiles are made on the worker;
+    `lock` guards the cache."""
+
+    KEEP = 4  # images whose profiles are kept
+
+    def __init__(
+        self, visualizer_of: Callable[[str], FeatureVisualizer], lock: threading.RLock
+    ) -> None:
+        self.visualizer_of, self.lock = visualizer_of, lock
+        # per image (the input's id, its index): the input (so that its id is not reused while
+        # it is a key) and each model's profile
+        self.images: OrderedDict[tuple[int, int], tuple[Any, dict[str, list[LayerProfile]]]]
+        self.images = OrderedDict()
+
+    def done(self, source: ImageInput, index: int) -> dict[str, list[LayerProfile]]:
+        """The profiles of image `index` of `source` made so far, by model name."""
+        key = (id(source), index)
+        with self.lock:
+            entry = self.images.get(key)
+            if entry is None or entry[0] is not source:
+                entry = (source, {})
+                self.images[key] = entry
+                while len(self.images) > self.KEEP:
+                    self.images.popitem(last=False)
+            self.images.move_to_end(key)
+            return entry[1]
+
+    def rows(self, name: str, source: ImageInput, index: int) -> list[LayerProfile]:
+        """Model `name`'s profile of image `index` of `source` (made now, on the worker, if it
+        is not cached)."""
+        done = self.done(source, index)
+        if name not in done:
+            viz = self.visualizer_of(name)
+            batch = viz.prepare(source)  # the image as that model's preprocessing makes it
+            image = batch[index : index + 1] if batch.shape[0] > 1 else batch
+            rows = profile_model(name, viz.model, image, device=viz.device)
+            with self.lock:
+                done[name] = rows
+        return done[name]

@@ -8,12 +8,10 @@ payload metadata. The front end hard-codes none of these: it reads them from the
 
 from __future__ import annotations
 
-import math
 from enum import Enum
 from typing import Any, TypedDict
 
-import numpy as np
-
+from ..core.json_values import json_safe
 from ..core.stats import SORT_MODES as CORE_SORT_MODES
 from ..plotting.figures import MAX_FEATURE_MAPS, grid_columns
 from .panels import PANELS
@@ -40,7 +38,6 @@ __all__ = [
     "Payload",
     "ClassesMeta",
     "ColorScale",
-    "ComparisonMeta",
     "EXAMPLE_THUMB_PX",
     "EvidenceMeta",
     "ExamplesMeta",
@@ -77,7 +74,6 @@ class ExportView(str, Enum):
     EXAMPLES = "examples"  # the dataset examples of the selected channel
     LOOKS_FOR = "looks_for"  # the picture optimised for the selected channel
     CAM = "cam"  # the input image under the Grad-CAM of the chosen class (`target_class`)
-    MODELS = "models"  # the model comparison: mean and sparsity against relative depth
 
 
 CLASS_CONTRIBUTION = "class contribution"
@@ -88,7 +84,10 @@ SORT_MODES = (*CORE_SORT_MODES, CLASS_CONTRIBUTION)
 """The explorer's sort modes (`sort_by`): the core's rankings and the class contribution."""
 COLOR_SCALES = tuple(scale.value for scale in ColorScale)
 SHARED_SCALE = ColorScale.SHARED.value
-EXPORT_VIEWS = (*(view.value for view in ExportView), *(panel.name for panel in PANELS))
+EXPORT_VIEWS = (
+    *(view.value for view in ExportView),
+    *(view for panel in PANELS for view in panel.export_views()),
+)
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 """The largest image file the view uploads."""
 UPLOAD_TIMEOUT_S = 60.0
@@ -144,8 +143,6 @@ class JobState(str, Enum):
     LOOKS_FOR = "looks_for"  # feature visualization by optimization of the selected channel
     EVIDENCE = "evidence"  # class evidence: top classes, Grad-CAM, channel contributions
     SWITCH_MODEL = "switch_model"  # another model of a mapping: its layer aligned by depth
-    COMPARE_MODELS = "compare_models"  # every model's layers profiled on the image
-    PANEL = "panel"  # a panel of the registry (`panels.PANELS`) computes for the view shown
 
 
 CANCELLABLE_JOBS = (
@@ -153,7 +150,6 @@ CANCELLABLE_JOBS = (
     JobState.DATASET,
     JobState.LOOKS_FOR,
     JobState.EVIDENCE,
-    JobState.COMPARE_MODELS,
 )
 """Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
 
@@ -302,19 +298,6 @@ class EvidenceMeta(MapsMeta):
     note: str
 
 
-class ComparisonMeta(TypedDict):
-    """`_comparison`: the model comparison on the image shown (`ModelComparison.to_dict()`,
-    `rows` as `LayerProfile` dicts), or `{}` before one (a single model never has one).
-    `done` of `total` models are profiled; `note` says why it is incomplete ("" if not)."""
-
-    models: list[str]
-    rows: list[dict]
-    image: str
-    done: int
-    total: int
-    note: str
-
-
 PAYLOADS: dict[str, type] = {
     "_image": ImageMeta,
     "_grid": GridMeta,
@@ -346,23 +329,9 @@ def contract() -> dict[str, Any]:
         "upload_data_key": UPLOAD_DATA_KEY,
         "messages": {kind.name.lower(): kind.value for kind in Message},
         "pushes": {kind.name.lower(): kind.value for kind in Push},
-        "cancellable_jobs": [job.value for job in CANCELLABLE_JOBS],
+        "cancellable_jobs": [
+            *(job.value for job in CANCELLABLE_JOBS),
+            *(panel.name for panel in PANELS if panel.cancellable),
+        ],
         "looks_for_steps": list(LOOKS_FOR_STEP_CHOICES),
     }
-
-
-def json_safe(value: Any) -> Any:
-    """Plain JSON types, with NaN/inf (which break the browser's JSON parser) as None."""
-    if isinstance(value, Enum):
-        return json_safe(value.value)
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value

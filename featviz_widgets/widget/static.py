@@ -16,7 +16,6 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..compare import ModelComparison
 from ..occlusion.engine import OcclusionResult
 from ..optimize.optimizer import OptimizationResult
 from ..plotting.figures import feature_grid_figure, grid_shape, occlusion_figure, unit_centre
@@ -32,7 +31,6 @@ __all__ = [
     "export_figure",
     "grid_png",
     "looks_for_figure",
-    "models_figure",
 ]
 
 # The first display waits this long at most for the first view (its static image).
@@ -54,8 +52,6 @@ class ExplorerView:
     examples: tuple[bytes, dict] | None = None  # the `_examples` payload and its metadata
     looks_for: OptimizationResult | None = None  # the "looks for" picture shown
     evidence: tuple[bytes, dict] | None = None  # the `_evidence` payload and its metadata
-    comparison: ModelComparison | None = None  # the models on the image, with several
-    model_name: str = ""
 
 
 def export_figure(view: ExplorerView, kind: str) -> Figure:
@@ -69,8 +65,6 @@ def export_figure(view: ExplorerView, kind: str) -> Figure:
         return looks_for_figure(view.looks_for, view.layer, view.channel)
     if kind == ExportView.CAM:
         return cam_figure(view.shown, *(view.evidence or (b"", {})), layer=view.layer)
-    if kind == ExportView.MODELS:
-        return models_figure(view.comparison, view.model_name, view.layer)
     maps, layer, channel = view.features[0], view.layer, view.channel
     if kind == ExportView.GRID:
         return feature_grid_figure(
@@ -131,29 +125,6 @@ def cam_figure(shown: np.ndarray, data: bytes, meta: dict, *, layer: str) -> Fig
     ax.set_axis_off()
     chosen = "" if meta.get("chosen") else " (top-1)"
     ax.set_title(f"Grad-CAM of {meta['target_name']!r}{chosen}\nat {layer}", fontsize=10)
-    return fig
-
-
-def models_figure(comparison: ModelComparison | None, model_name: str, layer: str) -> Figure:
-    """`save_png(view="models")`: `ModelComparison.figure()` with the layer shown of the
-    model shown ringed on both axes."""
-    if comparison is None:
-        raise ValueError(
-            "no model comparison yet: it needs several models (a mapping of names to models) "
-            "and is computed in the background after the image is shown; try after `wait()`."
-        )
-    fig = comparison.figure()
-    rows = [row for row in comparison.rows if row.model == model_name and row.layer == layer]
-    for ax, value in zip(fig.axes, ("mean", "sparsity")):
-        for row in rows:
-            ax.plot([row.depth], [getattr(row, value)], "o", ms=11, mfc="none", mec="black")
-            ax.annotate(
-                f"{model_name} {layer}",
-                (row.depth, getattr(row, value)),
-                fontsize=8,
-                xytext=(6, 6),
-                textcoords="offset points",
-            )
     return fig
 
 
@@ -225,10 +196,8 @@ class StaticPictures:
         widget: ExplorerTraits,
         occlusion: Callable[[], OcclusionResult | None],
         looks_for: Callable[[], OptimizationResult | None],
-        comparison: Callable[[], ModelComparison | None] = lambda: None,
     ) -> None:
         self.w, self.occlusion, self.looks_for = widget, occlusion, looks_for
-        self.comparison = comparison
         self.displayed = False
 
     def figure(self, view: str) -> Figure:
@@ -250,8 +219,6 @@ class StaticPictures:
                 examples=(w._outbox.data("_examples"), w._outbox.meta("_examples")),
                 looks_for=self.looks_for(),
                 evidence=(w._outbox.data("_evidence"), w._outbox.meta("_evidence")),
-                comparison=self.comparison(),
-                model_name=w.model_name,
             )
         return export_figure(snapshot, view)
 
@@ -271,7 +238,7 @@ class StaticPictures:
             return None
         data, metadata = bundle
         if not self.displayed:  # one forward, so that an executed notebook keeps a picture;
-            self.displayed = True  # never the comparison or an occlusion, nor later displays
+            self.displayed = True  # never a panel's work or an occlusion, nor later displays
             self.w._viewed.wait(_FIRST_VIEW_TIMEOUT_S)
         with contextlib.suppress(Exception):  # the live widget works without the picture
             data["image/png"] = base64.b64encode(self.png()).decode("ascii")

@@ -112,7 +112,8 @@ class ExplorerTraits(_PanelTraits):
     - Type: `[]` (not chosen yet; occlusion uses the centre) or `[h, w]`
     """
     compare = t.List(t.Unicode()).tag(sync=True)
-    """The layers in the comparison chart; their statistics are in `compare_statistics`.
+    """The layers in the layer chart ("Compare layers"); their statistics are in
+    `compare_statistics`.
 
     - Default: up to 12 of the default layer list
     """
@@ -169,7 +170,10 @@ class ExplorerTraits(_PanelTraits):
     """
 
     _contract = t.Dict(default_value=contract()).tag(sync=True)  # enums and limits for the view
-    _job = t.Enum([job.value for job in JobState], JobState.IDLE.value).tag(sync=True)
+    # what the worker runs: a `JobState` or a panel's name
+    _job = t.Enum(
+        [*(job.value for job in JobState), *(panel.name for panel in PANELS)], JobState.IDLE.value
+    ).tag(sync=True)
     _layers = t.List(t.Dict()).tag(sync=True)
     _devices = t.List(t.Unicode()).tag(sync=True)
     _order = t.List(t.Int()).tag(sync=True)
@@ -183,7 +187,6 @@ class ExplorerTraits(_PanelTraits):
     _classes = t.Dict().tag(sync=True)  # `ClassesMeta`: the class menu's classes
     _evidence = t.Dict().tag(sync=True)  # `EvidenceMeta`: the Grad-CAM over the input image
     _model_names = t.List(t.Unicode()).tag(sync=True)  # the model menu's; [] for one model
-    _comparison = t.Dict().tag(sync=True)  # `ComparisonMeta`: the models on the image shown
 
     # ------------------------------------------------------------------ quiet changes
     @contextmanager

@@ -1,5 +1,5 @@
 """The explorer's view job: an image and a layer in, features, statistics, rankings and
-the view payloads (image, grid, channel) out; then the layer comparison. It owns the pending
+the view payloads (image, grid, channel) out; then the layer chart (`compare`). It owns the pending
 request and reacts to the traits that change what is shown (layer, device, order, channel)."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ __all__ = ["ViewJob"]
 
 
 class ViewJob:
-    """The view and comparison jobs of `widget`; a new view stops its `occlusion` sweep and
+    """The view and layer chart jobs of `widget`; a new view stops its `occlusion` sweep and
     pauses its `looks_for` and `evidence` runs, and the view shown resumes them."""
 
     def __init__(
@@ -113,7 +113,7 @@ class ViewJob:
                 w.position = list(w._occlusion.get("position", []))
             self.status.report(job, exc)
 
-    # ------------------------------------------------------------------ comparison
+    # ------------------------------------------------------------------ layer chart
     def compare(self, names: list[str], source: ImageInput | None = None) -> None:
         """Queue the statistics of the layers `names` (on `source`, default: the image)."""
         w = self.w
@@ -145,9 +145,9 @@ class ViewJob:
         image_index: int | None = None,
     ) -> None:
         """Queue the image/layer job: (new visualizer), (layer list), features, statistics,
-        rankings; then the comparison. Any running occlusion is cancelled. A job that replaces
+        rankings; then the layer chart. Any running occlusion is cancelled. A job that replaces
         a pending one also does what that one was asked (image, layer list, device,
-        comparison); the channel and unit chosen meanwhile carry over only to the same layer
+        layer chart); the channel and unit chosen meanwhile carry over only to the same layer
         of the same image. The image of a batch shown stays the same (`image_index`) until
         another input is given."""
         w = self.w

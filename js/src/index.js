@@ -10,10 +10,12 @@
 //
 // Modules: types (the JSDoc typedefs); helpers colours, numbers, canvas, dom; state (view state
 // and its DOM); a module per view: grid, detail (input, channel, occlusion), looks-for, examples,
-// classes (class menu, Grad-CAM toggle, contributions), stats, models (the model menu and
-// comparison, painted by comparison), with sync (controls <- model) and controls (controls ->
-// model); pointer (hover and click on a canvas); repaint (coalesced repaints, size and theme); pull (asking Python for the current
-// state); transport (payload chunks, custom messages, model events, upload, export); and this entry, whose `render` wires them.
+// classes (class menu, Grad-CAM toggle, contributions), stats, models (the model menu), with
+// sync (controls <- model) and controls (controls -> model); panels/ (one module per panel of
+// the registry, built, listened to and painted by panel-host); pointer (hover and click on a
+// canvas); repaint (coalesced repaints, size and theme); pull (asking Python for the current
+// state); transport (payload chunks, custom messages, model events, upload, export); and this
+// entry, whose `render` wires them.
 
 import { syncClasses, wireClasses } from "./classes.js";
 import { wireControls } from "./controls.js";
@@ -26,7 +28,7 @@ import { measure, paintAll, schedule, watchSize, watchTheme } from "./repaint.js
 import { buildDom, createState } from "./state.js";
 import { paintStats } from "./stats.js";
 import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
-import { buildPanels, paintPanels } from "./panel-host.js";
+import { buildPanels, paintPanels, wirePanels } from "./panel-host.js";
 import { pull } from "./pull.js";
 import { modelListeners } from "./transport.js";
 
@@ -45,9 +47,7 @@ function render({ model, el }) {
   wireExamples(state);
   wireLooksFor(state);
   wireClasses(state);
-  const stopSize = watchSize(state);
-  const stopTheme = watchTheme(state);
-  const stopModels = wireModels(state);
+  const stops = [watchSize(state), watchTheme(state), wireModels(state), wirePanels(state)];
   state.onSnapshot = () => schedule(state, syncStatus);
 
   measure(state);
@@ -64,9 +64,7 @@ function render({ model, el }) {
   return () => {
     state.closed = true;
     clearTimeout(state.pulling);
-    stopSize();
-    stopTheme();
-    stopModels();
+    for (const stop of stops) stop();
     clearTimeout(state.timers.num);
     clearTimeout(state.timers.channels);
     for (const [event, callback] of Object.entries(listeners)) model.off(event, callback);

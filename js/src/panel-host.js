@@ -1,27 +1,34 @@
 // @ts-check
-// The registry's panels (panels/index.js) in the view: each gets a figure in the side panel
-// and an export canvas, and is painted from its own payload trait, `_<name>`, only.
+// The registry's panels (panels/index.js) in the view: each gets a figure in its slot (the side
+// panel, or below the statistics) and an export canvas, is painted from its own payload trait,
+// `_<name>`, and the traits it lists, and wires its own controls.
 
 import { fitCanvas, stamp } from "./canvas.js";
 import { sideSize } from "./detail.js";
 import { h } from "./dom.js";
 import { PANELS } from "./panels/index.js";
-import { sizedPayload } from "./state.js";
+import { schedule } from "./repaint.js";
+import { css, sizedPayload } from "./state.js";
 
-/** @import { Model, PayloadName, ViewState } from "./types.js" */
+/** @import { Listener, Model, PanelEntry, PayloadName, ViewState } from "./types.js" */
 
-/** A figure for each panel, after the side panel's views; its canvas is an export view.
+/** A figure for each panel in its slot; its canvas is an export view.
  * @param {ViewState} state */
 export function buildPanels(state) {
-  const row = h("div", { class: "fvz-pair fvz-wrap fvz-panels" });
+  const side = h("div", { class: "fvz-pair fvz-wrap fvz-panels" });
   for (const panel of PANELS) {
-    const canvas = h("canvas", { class: `fvz-${panel.name}`, "aria-label": panel.label });
+    const views = panel.views || [panel.name];
+    const canvas = h("canvas", { class: `fvz-${views[0]}`, "aria-label": panel.label });
     const caption = h("span", { class: "fvz-caption" });
-    row.append(h("figure", {}, [h("figcaption", {}, [caption]), canvas]));
-    state.panels.push({ panel, canvas, caption });
-    state.dom.exportCanvases[panel.name] = canvas;
+    const below = panel.slot === "below";
+    const figure = below
+      ? h("section", { class: `fvz-panel fvz-${panel.name}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas])
+      : h("figure", {}, [h("figcaption", {}, [caption]), canvas]);
+    (below ? state.dom.below : side).append(figure);
+    state.panels.push({ panel, canvas, caption, figure });
+    for (const view of views) state.dom.exportCanvases[view] = canvas;
   }
-  state.dom.side.append(row);
+  state.dom.side.append(side);
 }
 
 /** The payload trait of each panel.
@@ -30,18 +37,44 @@ export function panelTraits() {
   return PANELS.map((panel) => /** @type {PayloadName} */ (`_${panel.name}`));
 }
 
+/** What repaints the panels: their payload traits and the traits they list.
+ * @param {ViewState} state @returns {Record<string, Listener>} */
+export function panelListeners(state) {
+  const names = new Set([...panelTraits(), ...PANELS.flatMap((panel) => panel.listens || [])]);
+  return Object.fromEntries([...names].map((name) => [`change:${name}`, () => schedule(state, paintPanels)]));
+}
+
+/** Wire every panel's own controls; returns the cleanup.
+ * @param {ViewState} state */
+export function wirePanels(state) {
+  const stops = state.panels.map((entry) => (entry.panel.wire ? entry.panel.wire(state, entry) : () => {}));
+  return () => stops.forEach((stop) => stop());
+}
+
 /** Paint every panel from its payload (nothing partial: a payload not all here is pulled).
  * @param {ViewState} state */
 export function paintPanels(state) {
-  const [width, height] = sideSize(state);
-  for (const { panel, canvas, caption } of state.panels) {
-    const trait = /** @type {PayloadName} */ (`_${panel.name}`);
-    const payload = /** @type {object} */ (state.get(/** @type {keyof Model} */ (trait)) || {});
-    const data = sizedPayload(state, trait, panel.size(payload));
-    const ctx = fitCanvas(canvas, width, height);
-    ctx.clearRect(0, 0, width, height);
-    const painted = panel.paint({ ctx, width, height, payload, data, picture: state.picture });
-    caption.textContent = painted.caption;
-    stamp(canvas, painted.stamp);
-  }
+  const style = getComputedStyle(state.dom.root);
+  const theme = {
+    fg: css(state, "--fvz-fg", "#222"),
+    grid: style.getPropertyValue("--fvz-border").trim() || "#ccc",
+    font: css(state, "--fvz-font", "sans-serif"),
+  };
+  for (const entry of state.panels) paintPanel(state, entry, theme);
+}
+
+/** @param {ViewState} state @param {PanelEntry} entry @param {{ fg: string, grid: string, font: string }} theme */
+function paintPanel(state, { panel, canvas, caption, figure }, theme) {
+  const trait = /** @type {PayloadName} */ (`_${panel.name}`);
+  const payload = /** @type {object} */ (state.get(/** @type {keyof Model} */ (trait)) || {});
+  const hidden = panel.shown ? !panel.shown(state.get) : false;
+  figure.hidden = hidden;
+  if (hidden) return;
+  const [width, height] = panel.box ? panel.box(figure.clientWidth || state.dom.root.clientWidth || 640) : sideSize(state);
+  const data = sizedPayload(state, trait, panel.size(payload));
+  const ctx = fitCanvas(canvas, width, height);
+  ctx.clearRect(0, 0, width, height);
+  const painted = panel.paint({ ctx, width, height, payload, data, picture: state.picture, get: state.get, theme, canvas });
+  caption.textContent = painted.caption;
+  stamp(canvas, painted.stamp);
 }

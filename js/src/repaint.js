@@ -86,7 +86,7 @@ function retheme(state) {
   const key = themeKey(state);
   if (key === state.theme) return;
   state.theme = key;
-  schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples);
+  schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples, paintPanels);
 }
 
 /** The theme colours canvases are painted with.

@@ -109,13 +109,15 @@ export function buildDom(contract) {
     h("label", { class: "fvz-check" }, [camToggle, h("span", { text: "Grad-CAM on the input" })]),
     classNote,
   ]);
-  const models = buildModelsDom(); // the model menu and comparison, shown for several models
+  const models = buildModelsDom(); // the model menu, shown for several models
   // the canvas that shows each of the contract's export views (tests/test_contract.py)
   /** @type {Record<string, HTMLCanvasElement>} */
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas, cam: inputCanvas, models: models.canvas };
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas, cam: inputCanvas };
 
   /** @type {HTMLElement} */
   let side; // the side panel, where the registry's panels go too (panel-host.js)
+  /** @type {HTMLElement} */
+  let below; // across the view under the statistics: the registry's panels with slot "below"
   /** @param {string} label @param {HTMLElement[]} controls */
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
   const deviceField = field("Device", deviceSelect);
@@ -165,11 +167,11 @@ export function buildDom(contract) {
       h("section", { class: "fvz-panel" }, [h("h4", { text: "Layer statistics" }), statsList]),
       h("section", { class: "fvz-panel fvz-compare" }, [h("h4", {}, [h("span", { text: "Compare layers " }), compareButton]), chart]),
     ]),
-    models.panel,
+    below = h("div", { class: "fvz-below" }),
     tooltip,
   ]);
   return {
-    root, side, filter, layerSelect, allToggle, sortSelect, channelSelect, numInput, scaleSelect,
+    root, side, below, filter, layerSelect, allToggle, sortSelect, channelSelect, numInput, scaleSelect,
     deviceSelect, deviceField, deviceLabel, fileInput, imageName, prevImage, nextImage, occludeButton, cancelButton,
     exportView, exportButton, exportCanvases, progress, statusText, errorBox, errorText,
     errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, occCanvas,

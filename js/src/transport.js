@@ -7,7 +7,7 @@ import { loadPicture, paintInput, paintOcclusion, paintUnit } from "./detail.js"
 import { paintExamples } from "./examples.js";
 import { paintGrid } from "./grid.js";
 import { paintLooksFor } from "./looks-for.js";
-import { paintPanels, panelTraits } from "./panel-host.js";
+import { paintPanels, panelListeners, panelTraits } from "./panel-host.js";
 import { bytesOf } from "./numbers.js";
 import { pullOnce, pulled } from "./pull.js";
 import { schedule } from "./repaint.js";
@@ -123,7 +123,7 @@ export function modelListeners(state) {
     "change:progress": later(syncStatus),
     "change:status": later(syncStatus),
     "change:error": later(syncStatus),
-    ...Object.fromEntries(panelTraits().map((trait) => [`change:${trait}`, later(paintPanels)])),
+    ...panelListeners(state),
   };
 }
 

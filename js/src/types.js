@@ -27,11 +27,6 @@
  *   ranks: number[], note: string }} EvidenceMeta
  *   Class evidence of the view shown: the Grad-CAM of `target` (one map at the input image's
  *   size), the top-5 classes [index, name, probability], each channel's contribution and rank.
- * @typedef {{ model: string, layer: string, depth: number, mean: number|null,
- *   sparsity: number|null, channels: number, height: number, width: number }} LayerProfile
- * @typedef {{ models: string[], rows: LayerProfile[], image: string, done: number,
- *   total: number, note: string }} ComparisonMeta
- *   The model comparison on the image shown: `done` of `total` models profiled.
  * @typedef {{ data?: Binary, chunked?: ChunkedMeta }} Payload
  *   What a payload trait holds besides its metadata: its bytes (`data`), or, when they are
  *   larger than one message should carry, `chunked`: they then come in pushes.chunk messages.
@@ -65,7 +60,6 @@
  *   _evidence: (EvidenceMeta & Payload) | Unset,
  *   looks_for_steps: number | null, class_evidence: boolean, target_class: number | null,
  *   show_cam: boolean, _classes: ClassesMeta | Unset, model_name: string, _model_names: string[],
- *   _comparison: ComparisonMeta | Unset,
  * }} Model
  * @typedef {{ type: string, name: string, id: number, index: number, count: number,
  *   size: number }} ChunkMessage
@@ -90,17 +84,30 @@
 
 /**
  * @typedef {(state: ViewState) => void} Painter
+ * @typedef {{ fg: string, grid: string, font: string }} Theme the colours canvases take
  * @typedef {{ ctx: CanvasRenderingContext2D, width: number, height: number, payload: object,
- *   data: Uint8Array, picture: ImageBitmap | null }} PanelScene
+ *   data: Uint8Array, picture: ImageBitmap | null, get: AnyModel["get"], theme: Theme,
+ *   canvas: HTMLCanvasElement }} PanelScene
  *   What a panel paints from: its canvas (CSS px), its payload trait's value (its metadata),
- *   its bytes when all of them are here (else none), and the input image.
+ *   its bytes when all of them are here (else none), the input image, the traits, the theme.
  * @typedef {object} PanelModule A panel's painter (js/src/panels/), beside its Python module.
- * @property {string} name its payload trait is `_<name>`, its export view `<name>`
+ * @property {string} name its payload trait is `_<name>`
  * @property {string} label the canvas's accessible name
+ * @property {string[]} [views] its export views (default: its name)
+ * @property {"side" | "below"} [slot] where its figure goes: beside the input (default) or
+ *   across the view under the statistics
+ * @property {string} [title] the heading of a panel below
+ * @property {(keyof Model)[]} [listens] other traits whose change repaints it
+ * @property {(get: AnyModel["get"]) => boolean} [shown] whether it shows (default: always)
+ * @property {(width: number) => [number, number]} [box] its canvas size for the width of its
+ *   figure (default: the side panel's picture size)
  * @property {(payload: object) => number} size how many bytes its metadata call for
  * @property {(scene: PanelScene) => { caption: string, stamp: string }} paint draws the
  *   scene; returns its caption and the state stamped on the canvas
- * @typedef {{ panel: PanelModule, canvas: HTMLCanvasElement, caption: HTMLElement }} PanelEntry
+ * @property {(state: ViewState, entry: PanelEntry) => () => void} [wire] its own controls'
+ *   events; returns their cleanup
+ * @typedef {{ panel: PanelModule, canvas: HTMLCanvasElement, caption: HTMLElement,
+ *   figure: HTMLElement }} PanelEntry
  * @typedef {{ id: number, count: number, size: number, parts: Uint8Array[] }} Incoming
  * @typedef {{ canvas: HTMLCanvasElement, cols: number, tile: number, n: number, key: string }} GridCache
  * @typedef {{ channel: number, meta: UnitMeta, data: Uint8Array }} Preview

@@ -3,9 +3,10 @@ worker, sends and draws) and one JS module in js/src/panels/ (its painter), list
 `PANELS`. The explorer, its worker, the transport, `save_png` and the front end loop over the
 registry and name no panel; adding one is its two modules and a line in each registry."""
 
-from .base import Panel, PanelView
-from .pca import PCA
+from .base import Panel, PanelHost, PanelView
+from .comparison import ComparisonPanel
+from .pca import PcaPanel
 
-__all__ = ["PANELS", "Panel", "PanelView"]
+__all__ = ["PANELS", "Panel", "PanelHost", "PanelView"]
 
-PANELS: tuple[Panel, ...] = (PCA,)
+PANELS: tuple[type[Panel], ...] = (PcaPanel, ComparisonPanel)

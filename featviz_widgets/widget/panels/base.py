@@ -1,63 +1,177 @@
-"""What a panel is: `Panel`, one view of the explorer in one module, computed from a
-`PanelView` on the explorer's worker, sent as one payload and drawn by its JS module."""
+"""What a panel is: `Panel`, one view of the explorer in one module. It gets the explorer's
+view at one moment (`PanelView`, immutable) and the services of its host (`PanelHost`: the
+lock, the worker, the job status, the outbox), computes on the worker, sends one payload and
+draws its static picture. Its JS module paints that payload."""
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from ...core.inputs import ImageInput
 from ...visualizer import FeatureVisualizer
+from ..model_set import ModelProfiles
+from ..worker import Job, Worker
 
-__all__ = ["Panel", "PanelView"]
+__all__ = ["ComputedPanel", "JobReporter", "Panel", "PanelHost", "PanelView", "Result"]
 
 
 @dataclass(frozen=True)
 class PanelView:
-    """The explorer's view at one moment, as far as panels read it."""
+    """The explorer's view at one moment, as panels read it; a control's change makes a new
+    one."""
 
     viz: FeatureVisualizer  # the model shown, on its device (its caches hold the view's maps)
     source: ImageInput  # the image shown, prepared: one image
     shown: np.ndarray  # that image as the model sees it, (H, W, 3) uint8
     layer: str
     weights_version: Hashable  # moves when the user's model is trained
+    channel: int = 0  # the selected channel
+    input: ImageInput = None  # the input given (an image or a batch) ...
+    image_index: int = 0  # ... and which of its images is shown
+    image_name: str = ""
+    model_name: str = ""  # the model shown, of `model_names` ([] for one model)
+    model_names: tuple[str, ...] = ()
+    profiles: ModelProfiles | None = None  # every model's layer profiles, per image
+
+
+class JobReporter(Protocol):
+    """What a job says in the view's status line (`job_status.JobStatus`)."""
+
+    def start(self, job: Job, status: str, progress: float = -1.0) -> None:
+        """`job` (if still current) is running: `status` in words, `progress` in [0, 1]
+        (-1: not measured)."""
+
+    def report(self, job: Job, exc: BaseException) -> None:
+        """A current job's exception, in `error`."""
+
+
+@dataclass(frozen=True)
+class PanelHost:
+    """What the explorer lends its panels (explorer.py makes it)."""
+
+    lock: threading.RLock  # guards the traits and every panel's state, across threads
+    worker: Worker
+    status: JobReporter
+    current: Callable[[], PanelView | None]  # the view shown (under the lock); None before one
+    publish: Callable[[str, bytes, dict], None]  # set payload trait quietly (under the lock)
+
+
+@dataclass(frozen=True)
+class Result:
+    """A panel's result for a view: what `figure` draws, and the metadata sent with it."""
+
+    key: Hashable  # the view's parts it depends on
+    view: PanelView
+    value: Any  # None: there is none (`meta["note"]` says why)
+    meta: dict
 
 
 class Panel(ABC):
     """One view of the explorer. Subclasses name it (`name`: its payload trait `_<name>`, its
-    `save_png` view and its JS module's key), type its payload's metadata (`meta`, a
-    TypedDict that js/src/panels/ mirrors), and say what it depends on, computes, sends and
-    draws. A `ValueError` from `compute` is said in the panel (`note`), not as an error."""
+    job kind and its JS module's key), type its payload's metadata (`meta`, a TypedDict that
+    its JS module mirrors), list its `save_png` views (default: its name), and say what it
+    does with each view (`update`) and how it draws (`picture`)."""
 
     name: ClassVar[str]
     meta: ClassVar[type]
     status: ClassVar[str]  # what the worker is doing while it computes, e.g. "layer as colour"
+    cancellable: ClassVar[bool] = False  # whether the view's Cancel button stops it
+    views: ClassVar[tuple[str, ...]] = ()  # its `save_png` views; () for just its name
+    trait: ClassVar[str]  # `_<name>`
 
-    @property
-    def trait(self) -> str:
-        return f"_{self.name}"
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            cls.trait = f"_{cls.name}"
+
+    def __init__(self, host: PanelHost) -> None:
+        self.host = host
+        self.wanted: Hashable = None  # the parts of the view of its latest run
+
+    @classmethod
+    def export_views(cls) -> tuple[str, ...]:
+        return cls.views or (cls.name,)
 
     def depends_on(self, view: PanelView) -> Hashable:
         """The parts of the view whose change calls for a new result (default: the model and
-        its weights, the image and the layer)."""
+        its weights, the image and the layer); None: nothing to compute."""
         return (id(view.viz), view.weights_version, id(view.source), view.layer)
 
     @abstractmethod
-    def compute(self, view: PanelView) -> Any:
-        """The panel's result for `view`, on the worker, through `view.viz`."""
+    def update(self, view: PanelView) -> None:
+        """A new view (under the lock): publish what it calls for, working on the worker."""
+
+    @abstractmethod
+    def picture(self, name: str) -> Figure:
+        """The static picture of its `save_png` view `name` for the view shown."""
+
+    def report(self, job: Job, exc: BaseException) -> None:
+        """An exception of this panel's job, in `error`."""
+        self.host.status.report(job, exc)
+
+    def cancel(self) -> None:
+        """Stop its queued or running job (the view's Cancel button, `explorer.cancel()`)."""
+        self.host.worker.invalidate(self.name)
+
+
+class ComputedPanel(Panel):
+    """A panel with one result per view: computed on the worker for each view whose parts
+    it depends on changed, the latest request winning; a `ValueError` from `compute` is said
+    in the panel (`note`), not as an error."""
+
+    def __init__(self, host: PanelHost) -> None:
+        super().__init__(host)
+        self.shown: Result | None = None
+
+    def update(self, view: PanelView) -> None:
+        key = self.depends_on(view)
+        if key is None or (self.shown is not None and self.shown.key == key):
+            return
+        if self.wanted == key and self.host.worker.pending(self.name):
+            return
+        self.wanted = key
+        self.host.worker.submit(self.name, lambda job: self._run(job, view), self.report)
+
+    def _run(self, job: Job, view: PanelView) -> None:
+        self.host.status.start(job, f"{self.status}: {view.layer}…")
+        try:
+            value = self.compute(view, job)
+            data, meta = self.payload(view, value)
+        except ValueError as exc:  # the panel says why (a layer it cannot show)
+            value, (data, meta) = None, self.note(view, str(exc))
+        with self.host.lock:
+            if job.current:
+                self.shown = Result(self.depends_on(view), view, value, meta)
+                self.host.publish(self.trait, data, meta)
+
+    def picture(self, name: str) -> Figure:
+        with self.host.lock:
+            view, shown = self.host.current(), self.shown
+        if view is None or shown is None or shown.key != self.depends_on(view):
+            raise ValueError(f"nothing to save yet: the {self.name} view is still being computed.")
+        if shown.value is None:
+            raise ValueError(f"no {self.name} view for {view.layer}: {shown.meta.get('note', '')}")
+        return self.figure(shown.view, shown.value)
+
+    @abstractmethod
+    def compute(self, view: PanelView, job: Job) -> Any:
+        """The panel's result for `view`, on the worker, through `view.viz` (`job.current`
+        turns False when a newer view replaced it)."""
 
     @abstractmethod
     def payload(self, view: PanelView, result: Any) -> tuple[bytes, dict]:
         """The result as the front end paints it: bytes and their metadata (`meta`)."""
 
-    @abstractmethod
     def note(self, view: PanelView, message: str) -> tuple[bytes, dict]:
         """The payload that says, in the panel, why there is no result."""
+        return b"", {"note": message}
 
     @abstractmethod
     def figure(self, view: PanelView, result: Any) -> Figure:

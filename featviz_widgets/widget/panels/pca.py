@@ -11,9 +11,10 @@ from matplotlib.figure import Figure
 
 from ...core.pca import LayerPCA
 from ...plotting.pca import plot_layer_pca
-from .base import Panel, PanelView
+from ..worker import Job
+from .base import ComputedPanel, PanelView
 
-__all__ = ["PCA", "PcaMeta", "PcaPanel"]
+__all__ = ["PcaMeta", "PcaPanel"]
 
 
 class PcaMeta(TypedDict):
@@ -28,12 +29,12 @@ class PcaMeta(TypedDict):
     note: str
 
 
-class PcaPanel(Panel):
+class PcaPanel(ComputedPanel):
     name = "pca"
     meta = PcaMeta
     status = "layer as colour"
 
-    def compute(self, view: PanelView) -> LayerPCA:
+    def compute(self, view: PanelView, job: Job) -> LayerPCA:
         return view.viz.layer_pca(view.source, view.layer)
 
     def payload(self, view: PanelView, result: LayerPCA) -> tuple[bytes, dict]:
@@ -50,6 +51,3 @@ class PcaPanel(Panel):
         fig = Figure(figsize=(4.5, 4.8))
         plot_layer_pca(result, fig.subplots(), view.shown)
         return fig
-
-
-PCA = PcaPanel()

@@ -4,9 +4,10 @@
 // featviz_widgets/widget/panels/. The view builds, listens to and paints every panel through
 // this list and names none; adding a panel is its two modules and a line in each registry.
 
+import { comparison } from "./comparison.js";
 import { pca } from "./pca.js";
 
 /** @import { PanelModule } from "../types.js" */
 
 /** @type {PanelModule[]} */
-export const PANELS = [pca];
+export const PANELS = [pca, comparison];

@@ -1,12 +1,21 @@
 // @ts-check
-// The model comparison: every model's mean activation and sparsity against relative depth,
-// one line per model on each of two panels, the layer shown of the model shown ringed.
-// Painted on a canvas (so that "Save PNG" exports it), from `_comparison` only.
+// The model comparison: with several models, every model's mean activation and sparsity
+// against relative depth, one line per model on each of two charts, the layer shown of the
+// model shown ringed; across the view under the statistics. Python profiles the models
+// (featviz_widgets/widget/panels/comparison.py); this painter gets that payload, metadata
+// only, and the traits it lists.
 
-import { fitCanvas, stamp } from "./canvas.js";
-import { fmt } from "./numbers.js";
+import { fmt } from "../numbers.js";
 
-/** @import { ComparisonMeta, LayerProfile } from "./types.js" */
+/**
+ * @typedef {{ models: string[], rows: LayerProfile[], image: string, done: number,
+ *   total: number, note: string }} ComparisonMeta
+ *   `_comparison`'s metadata: the models' profiles on the image shown, `done` of `total`.
+ * @typedef {{ model: string, layer: string, depth: number, mean: number|null,
+ *   sparsity: number|null, channels: number, height: number, width: number }} LayerProfile
+ */
+
+/** @import { PanelModule, Theme } from "../types.js" */
 
 // Line colours are data, not chrome (matplotlib's tab10): they do not change with the theme.
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
@@ -16,17 +25,39 @@ export function modelColour(i) {
   return PALETTE[i % PALETTE.length];
 }
 
+/** @type {PanelModule} */
+export const comparison = {
+  name: "comparison",
+  views: ["models"],
+  slot: "below",
+  title: "Compare models",
+  label: "Model comparison: mean activation and sparsity against relative depth, one line per model",
+  listens: ["_model_names", "model_name", "layer"],
+  shown: (get) => (get("_model_names") || []).length > 1,
+  box: (width) => [Math.max(320, Math.min(900, width - 8)), HEIGHT],
+  size: () => 0,
+  paint({ ctx, width, payload, get, theme, canvas }) {
+    const meta = /** @type {Partial<ComparisonMeta>} */ (payload);
+    const comparison = meta.models ? /** @type {ComparisonMeta} */ (meta) : null;
+    const state = paintChart(ctx, canvas, comparison, width, get("model_name"), get("layer"), theme);
+    const busy = comparison && comparison.done < comparison.total ? ` · ${comparison.done}/${comparison.total} models` : "";
+    const caption = comparison ? `on ${comparison.image || "the image"}${busy}${comparison.note ? ` · ${comparison.note}` : ""}` : "";
+    return { caption, stamp: state };
+  },
+};
+
+const HEIGHT = 230;
+
 /**
- * Paint `meta` on `canvas` at `width` CSS px, the point of `layer` of `current` ringed;
- * stamps `data-state` (`models|done/total|model|layer`), `data-lines` (the lines drawn) and
- * `data-models` (their names).
- * @param {HTMLCanvasElement} canvas @param {ComparisonMeta | null} meta @param {number} width
- * @param {string} current @param {string} layer @param {{ fg: string, grid: string, font: string }} theme
+ * Paint `meta` at `width` CSS px, the point of `layer` of `current` ringed; sets the canvas's
+ * `data-lines` (the lines drawn) and `data-models` (their names), and returns its state,
+ * `models|done/total|model|layer`.
+ * @param {CanvasRenderingContext2D} ctx @param {HTMLCanvasElement} canvas
+ * @param {ComparisonMeta | null} meta @param {number} width
+ * @param {string} current @param {string} layer @param {Theme} theme
  */
-export function paintComparison(canvas, meta, width, current, layer, theme) {
-  const height = 230;
-  const ctx = fitCanvas(canvas, width, height);
-  ctx.clearRect(0, 0, width, height);
+function paintChart(ctx, canvas, meta, width, current, layer, theme) {
+  const height = HEIGHT;
   ctx.imageSmoothingEnabled = true;
   ctx.font = `11px ${theme.font}`;
   ctx.fillStyle = theme.fg;
@@ -36,8 +67,7 @@ export function paintComparison(canvas, meta, width, current, layer, theme) {
   canvas.dataset.models = names.join(",");
   if (!meta || !names.length) {
     ctx.fillText(meta && meta.note ? meta.note : "no comparison yet", 8, 20);
-    stamp(canvas, "models|empty");
-    return;
+    return "models|empty";
   }
   const panelW = (width - 24) / 2;
   /** @type {[keyof LayerProfile, string][]} */
@@ -73,8 +103,7 @@ export function paintComparison(canvas, meta, width, current, layer, theme) {
       if (p === 0) legend(ctx, 8 + i * Math.max(110, width / names.length), height - 12, name, modelColour(meta.models.indexOf(name)), name === current, theme);
     });
   });
-  const done = `${meta.done}/${meta.total}`;
-  stamp(canvas, `models|${done}|${current}|${layer}`);
+  return `models|${meta.done}/${meta.total}|${current}|${layer}`;
 }
 
 /**
