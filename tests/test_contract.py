@@ -100,13 +100,18 @@ def test_message_kinds_sent_are_exactly_the_ones_python_handles():
     # a message built first and sent after (the upload's chunks)
     sent += re.findall(r"""const message = \{\s*type:\s*([^,}\s]+)""", JS)
     assert sent, "no model.send({type: ...}) found in js/src"
+    sent = [kind.removeprefix("state.") for kind in sent]
     literal = [kind for kind in sent if not kind.startswith("messages.")]
     assert not literal, f"message kinds spelled in the JS, not read from the contract: {literal}"
     names = {kind.removeprefix("messages.") for kind in sent}
     assert names == set(contract()["messages"])
-    assert {contract()["messages"][name] for name in names} == {kind.value for kind in Message}
+    panels = {kind: (panel, method) for panel in PANELS for kind, method in panel.messages.items()}
+    values = {kind.value for kind in Message} | set(panels)
+    assert {contract()["messages"][name] for name in names} == values
     handled = FeatureExplorer._message_handlers(SimpleNamespace())  # type: ignore[arg-type]
-    assert set(handled) == set(Message)
+    assert set(handled) == set(Message) and not set(panels) & set(Message)
+    for kind, (panel, method) in panels.items():  # a panel answers its own messages
+        assert callable(getattr(panel, method, None)), (kind, panel.name, method)
 
 
 def test_every_message_kind_python_sends_is_handled_by_the_view():
@@ -129,7 +134,10 @@ def test_the_contract_trait_carries_the_protocol():
         "pull_timeout_ms": _protocol.PULL_TIMEOUT_MS,
         "payloads": list(_protocol.PAYLOADS),
         "upload_data_key": UPLOAD_DATA_KEY,
-        "messages": {kind.name.lower(): kind.value for kind in Message},
+        "messages": {
+            **{kind.name.lower(): kind.value for kind in Message},
+            **{kind: kind for panel in PANELS for kind in panel.messages},
+        },
         "pushes": {kind.name.lower(): kind.value for kind in Push},
         "cancellable_jobs": [
             *(job.value for job in CANCELLABLE_JOBS),
@@ -214,7 +222,6 @@ def _typedefs() -> dict[str, set[str]]:
         _protocol.GridMeta,
         _protocol.UnitMeta,
         _protocol.OcclusionMeta,
-        _protocol.ExamplesMeta,
         _protocol.LooksForMeta,
         _protocol.ClassesMeta,
         _protocol.EvidenceMeta,

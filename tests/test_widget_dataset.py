@@ -17,8 +17,8 @@ from PIL import Image
 from torch import nn
 
 from featviz_widgets.widget.explorer import FeatureExplorer
-from featviz_widgets.widget.protocol import CANCELLABLE_JOBS, EXAMPLE_THUMB_PX, JobState, contract
-from featviz_widgets.widget.views import examples_view, thumbnail
+from featviz_widgets.widget.panels.examples import EXAMPLE_THUMB_PX, examples_view, thumbnail
+from featviz_widgets.widget.protocol import contract
 
 K = 4
 
@@ -141,15 +141,14 @@ def test_a_click_makes_the_example_the_image(scanned, paths):
 
 
 def test_cancel_stops_the_scan_and_keeps_the_kernel_free(make):
-    assert JobState.DATASET in CANCELLABLE_JOBS
-    assert JobState.DATASET.value in contract()["cancellable_jobs"]
+    assert "examples" in contract()["cancellable_jobs"]  # the panel's job
     explorer = make(layer="layer2")
     explorer.wait(60)
     progressed = threading.Event()
     explorer.observe(lambda change: progressed.set() if change["new"] > 0 else None, "progress")
     explorer.dataset = SlowScenes()
     assert progressed.wait(60), "the scan reported no progress"
-    assert explorer.busy and explorer._job == "dataset"  # the view's Cancel is enabled
+    assert explorer.busy and explorer._job == "examples"  # the view's Cancel is enabled
     assert explorer.status.startswith("dataset examples: ")
     begin = time.perf_counter()
     explorer.sort_by = "variance"  # answered while the scan runs
@@ -226,7 +225,7 @@ def test_a_layer_change_is_shown_while_the_scan_goes_on(make, model):
 
     def on_grid(change) -> None:
         if change["new"].get("layer") == "layer3":  # the view job's: is the scan still going?
-            shown.append(explorer._worker.pending(JobState.DATASET))
+            shown.append(explorer._worker.pending("examples"))
 
     explorer.observe(on_grid, "_grid")
     explorer.scan_dataset(data, ["layer2", "layer3"], k=K, batch_size=4)
@@ -259,9 +258,9 @@ def test_the_scan_keeps_its_status_and_cancel_after_a_view_ran_inside_it(make):
     deadline = time.monotonic() + 60
     while explorer._features_layer != "layer1" and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert explorer._features_layer == "layer1" and explorer._worker.pending(JobState.DATASET)
+    assert explorer._features_layer == "layer1" and explorer._worker.pending("examples")
     time.sleep(0.3)  # a batch or more: the scan has its status back
-    assert explorer._job == "dataset" and explorer.status.startswith("dataset examples: ")
+    assert explorer._job == "examples" and explorer.status.startswith("dataset examples: ")
     explorer._handle_message(explorer, {"type": "cancel"}, [])
     explorer.wait(60)
     assert explorer.dataset_examples is None and not explorer.busy

@@ -500,7 +500,6 @@ function buildDom(contract) {
   const chart = h("div", { class: "fvz-chart" });
   const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
   const tooltip = h("div", { class: "fvz-tooltip", role: "tooltip", hidden: true });
-  const examples = buildExamplesDom();
   const classToggle = h("input", { type: "checkbox", class: "fvz-classes-on", "aria-label": "Class evidence" });
   const classSearch = h("input", { type: "search", class: "fvz-class-search", placeholder: "search classes", "aria-label": "Search class names" });
   const classSelect = h("select", { class: "fvz-class", "aria-label": "Class to explain" });
@@ -514,7 +513,7 @@ function buildDom(contract) {
     classNote
   ]);
   const models = buildModelsDom();
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas, cam: inputCanvas };
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, looks_for: looksCanvas, cam: inputCanvas };
   let side;
   let below;
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
@@ -557,8 +556,7 @@ function buildDom(contract) {
         h("div", { class: "fvz-pair fvz-wrap" }, [
           h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas]),
           h("figure", {}, [h("figcaption", {}, [looksCaption]), looksCanvas])
-        ]),
-        examples.figure
+        ])
       ])
     ]),
     h("div", { class: "fvz-bottom" }, [
@@ -607,7 +605,6 @@ function buildDom(contract) {
     chart,
     compareButton,
     tooltip,
-    examples,
     looksButton,
     looksSteps,
     looksCanvas,
@@ -621,12 +618,6 @@ function buildDom(contract) {
     contribution,
     models
   };
-}
-function buildExamplesDom() {
-  const canvas = h("canvas", { class: "fvz-examples", "aria-label": "Top dataset images of the selected channel: click one to show it" });
-  const caption = h("span", { class: "fvz-caption" });
-  const figure = h("figure", { class: "fvz-examples-figure", hidden: true }, [h("figcaption", {}, [caption]), canvas]);
-  return { figure, canvas, caption };
 }
 function css(state, name, fallback) {
   return getComputedStyle(state.dom.root).getPropertyValue(name).trim() || fallback;
@@ -1009,75 +1000,6 @@ function wireUnitPointer(state) {
   });
 }
 
-// src/examples.js
-function hasExamples(meta) {
-  return !!meta && typeof meta.layer === "string";
-}
-function examplesLayout(state, meta) {
-  const cols = Math.max(1, meta.cols);
-  const fit = Math.floor((state.layout.side - GAP * (cols - 1)) / cols);
-  return { cols, tile: Math.max(24, Math.min(2 * meta.size, fit)) };
-}
-function paintExamples(state) {
-  const { get, dom } = state;
-  const { figure, canvas, caption } = dom.examples;
-  const meta = get("_examples");
-  figure.hidden = !hasExamples(meta);
-  if (!hasExamples(meta)) return;
-  const data = meta.n > 0 ? sizedPayload(state, "_examples", meta.n * meta.size * meta.size * 3) : new Uint8Array(0);
-  const ready = data.length > 0;
-  const { cols, tile } = examplesLayout(state, meta);
-  const rows = ready ? Math.ceil(meta.n / cols) : 0;
-  const width = cols * (tile + GAP);
-  const height = Math.max(1, rows * (tile + LABEL_H + GAP));
-  const ctx = fitCanvas(canvas, width, height);
-  ctx.clearRect(0, 0, width, height);
-  if (!ready) {
-    caption.textContent = `Dataset examples: ${meta.note || "…"}`;
-    stamp(canvas, `${meta.layer}|${meta.channel}|0`);
-    return;
-  }
-  const strip = bitmapCanvas(rgbImage(data, meta.size, meta.n * meta.size));
-  ctx.imageSmoothingEnabled = true;
-  ctx.font = `11px ${css(state, "--fvz-font", "sans-serif")}`;
-  ctx.textBaseline = "bottom";
-  ctx.fillStyle = css(state, "--fvz-fg", "#222");
-  for (let i = 0; i < meta.n; i++) {
-    const x = i % cols * (tile + GAP);
-    const y = Math.floor(i / cols) * (tile + LABEL_H + GAP) + LABEL_H;
-    ctx.drawImage(strip, 0, i * meta.size, meta.size, meta.size, x, y, tile, tile);
-    ctx.fillText(`#${i + 1}  ${fmt(meta.scores[i])}`, x, y - 2, tile);
-  }
-  caption.textContent = `Top ${meta.n} of ${meta.images} dataset images: ${meta.layer}, ch ${meta.channel} (click one to show it)`;
-  canvas.dataset.indices = meta.indices.join(",");
-  stamp(canvas, `${meta.layer}|${meta.channel}|${meta.n}`);
-}
-function examplesHit(state, event) {
-  const meta = state.get("_examples");
-  if (!hasExamples(meta) || !meta.n) return null;
-  const { cols, tile } = examplesLayout(state, meta);
-  const rect = state.dom.examples.canvas.getBoundingClientRect();
-  const x = event.clientX - rect.left;
-  const y = event.clientY - rect.top;
-  const col = Math.floor(x / (tile + GAP));
-  const row = Math.floor(y / (tile + LABEL_H + GAP));
-  const i = row * cols + col;
-  const tx = x - col * (tile + GAP);
-  const ty = y - row * (tile + LABEL_H + GAP);
-  if (col >= cols || i >= meta.n || tx >= tile || ty >= tile + LABEL_H) return null;
-  return { i, index: meta.indices[i], meta };
-}
-function wireExamples(state) {
-  const { model, messages, dom } = state;
-  pointer(
-    state,
-    dom.examples.canvas,
-    (event) => examplesHit(state, event),
-    ({ i, meta }) => `#${i + 1} ${meta.names[i]}: ${fmt(meta.scores[i])} at (${meta.positions[i].join(", ")})`,
-    ({ index }) => model.send({ type: messages.example, index })
-  );
-}
-
 // src/looks-for.js
 function paintLooksFor(state) {
   const { get, dom } = state;
@@ -1133,8 +1055,8 @@ var comparison = {
   title: "Compare models",
   label: "Model comparison: mean activation and sparsity against relative depth, one line per model",
   listens: ["_model_names", "model_name", "layer"],
-  shown: (get) => (get("_model_names") || []).length > 1,
-  box: (width) => [Math.max(320, Math.min(900, width - 8)), HEIGHT],
+  shown: (_payload, get) => (get("_model_names") || []).length > 1,
+  box: ({ width }) => [Math.max(320, Math.min(900, width - 8)), HEIGHT],
   size: () => 0,
   paint({ ctx, width, payload: payload2, get, theme, canvas }) {
     const meta = (
@@ -1223,6 +1145,78 @@ function legend(ctx, x, y, name, colour, current, theme) {
   ctx.font = `11px ${theme.font}`;
 }
 
+// src/panels/examples.js
+function hasExamples(payload2) {
+  return typeof /** @type {Partial<ExamplesMeta>} */
+  payload2.layer === "string";
+}
+function tiles(meta, width) {
+  const cols = Math.max(1, meta.cols);
+  const fit = Math.floor((width - GAP * (cols - 1)) / cols);
+  return { cols, tile: Math.max(24, Math.min(2 * meta.size, fit)) };
+}
+var examples = {
+  name: "examples",
+  label: "Top dataset images of the selected channel: click one to show it",
+  shown: (payload2) => hasExamples(payload2),
+  box: ({ payload: payload2, side }) => {
+    if (!hasExamples(payload2)) return [1, 1];
+    const { cols, tile } = tiles(payload2, side);
+    const rows = payload2.n > 0 ? Math.ceil(payload2.n / cols) : 0;
+    return [cols * (tile + GAP), Math.max(1, rows * (tile + LABEL_H + GAP))];
+  },
+  size: (payload2) => hasExamples(payload2) ? payload2.n * payload2.size * payload2.size * 3 : 0,
+  paint({ ctx, side, payload: payload2, data, theme, canvas }) {
+    const meta = (
+      /** @type {ExamplesMeta} */
+      payload2
+    );
+    if (!data.length) return { caption: `Dataset examples: ${meta.note || "…"}`, stamp: `${meta.layer}|${meta.channel}|0` };
+    const { cols, tile } = tiles(meta, side);
+    const strip = bitmapCanvas(rgbImage(data, meta.size, meta.n * meta.size));
+    ctx.imageSmoothingEnabled = true;
+    ctx.font = `11px ${theme.font}`;
+    ctx.textBaseline = "bottom";
+    ctx.fillStyle = theme.fg;
+    for (let i = 0; i < meta.n; i++) {
+      const x = i % cols * (tile + GAP);
+      const y = Math.floor(i / cols) * (tile + LABEL_H + GAP) + LABEL_H;
+      ctx.drawImage(strip, 0, i * meta.size, meta.size, meta.size, x, y, tile, tile);
+      ctx.fillText(`#${i + 1}  ${fmt(meta.scores[i])}`, x, y - 2, tile);
+    }
+    canvas.dataset.indices = meta.indices.join(",");
+    const caption = `Top ${meta.n} of ${meta.images} dataset images: ${meta.layer}, ch ${meta.channel} (click one to show it)`;
+    return { caption, stamp: `${meta.layer}|${meta.channel}|${meta.n}` };
+  },
+  // hover names the image and its score, a click sends `messages.example`: show that image
+  wire(state, { canvas, payload: payload2 }) {
+    const hit = (event) => {
+      const meta = payload2();
+      if (!hasExamples(meta) || !meta.n) return null;
+      const { cols, tile } = tiles(meta, state.layout.side);
+      const rect = canvas.getBoundingClientRect();
+      const x = event.clientX - rect.left;
+      const y = event.clientY - rect.top;
+      const col = Math.floor(x / (tile + GAP));
+      const row = Math.floor(y / (tile + LABEL_H + GAP));
+      const i = row * cols + col;
+      const tx = x - col * (tile + GAP);
+      const ty = y - row * (tile + LABEL_H + GAP);
+      if (col >= cols || i >= meta.n || tx >= tile || ty >= tile + LABEL_H) return null;
+      return { i, index: meta.indices[i], meta };
+    };
+    pointer(
+      state,
+      canvas,
+      hit,
+      ({ i, meta }) => `#${i + 1} ${meta.names[i]}: ${fmt(meta.scores[i])} at (${meta.positions[i].join(", ")})`,
+      ({ index }) => state.model.send({ type: state.messages.example, index })
+    );
+    return () => {
+    };
+  }
+};
+
 // src/panels/pca.js
 var pca = {
   name: "pca",
@@ -1252,7 +1246,7 @@ var pca = {
 };
 
 // src/panels/index.js
-var PANELS = [pca, comparison];
+var PANELS = [pca, examples, comparison];
 
 // src/theme.js
 function above(node) {
@@ -1335,12 +1329,11 @@ function paintAll(state) {
   paintInput(state);
   paintUnit(state);
   paintOcclusion(state);
-  paintExamples(state);
   paintLooksFor(state);
   paintPanels(state);
   paintChart2(state);
 }
-var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintPanels, paintExamples, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart2];
+var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintPanels, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart2];
 function schedule(state, ...parts) {
   for (const p of parts) state.dirty.add(p);
   if (state.scheduled) return;
@@ -1382,7 +1375,7 @@ function retheme(state) {
   const key = themeKey(state);
   if (key === state.theme) return;
   state.theme = key;
-  schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples, paintPanels);
+  schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintPanels);
 }
 function themeKey(state) {
   return ["--fvz-fg", "--fvz-panel", "--fvz-accent", "--fvz-font"].map((v) => css(state, v, "")).join("|");
@@ -1411,9 +1404,17 @@ function buildPanels(state) {
     const canvas = h("canvas", { class: `fvz-${views[0]}`, "aria-label": panel.label });
     const caption = h("span", { class: "fvz-caption" });
     const below = panel.slot === "below";
-    const figure = below ? h("section", { class: `fvz-panel fvz-${panel.name}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas]) : h("figure", {}, [h("figcaption", {}, [caption]), canvas]);
+    const figure = below ? h("section", { class: `fvz-panel fvz-${panel.name}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas]) : h("figure", { class: `fvz-${views[0]}-figure` }, [h("figcaption", {}, [caption]), canvas]);
     (below ? state.dom.below : side).append(figure);
-    state.panels.push({ panel, canvas, caption, figure });
+    const trait = (
+      /** @type {keyof Model} */
+      `_${panel.name}`
+    );
+    const payload2 = () => (
+      /** @type {object} */
+      state.get(trait) || {}
+    );
+    state.panels.push({ panel, canvas, caption, figure, payload: payload2 });
     for (const view of views) state.dom.exportCanvases[view] = canvas;
   }
   state.dom.side.append(side);
@@ -1442,26 +1443,23 @@ function paintPanels(state) {
   };
   for (const entry of state.panels) paintPanel(state, entry, theme);
 }
-function paintPanel(state, { panel, canvas, caption, figure }, theme) {
+function paintPanel(state, { panel, canvas, caption, figure, payload: read }, theme) {
   const trait = (
     /** @type {PayloadName} */
     `_${panel.name}`
   );
-  const payload2 = (
-    /** @type {object} */
-    state.get(
-      /** @type {keyof Model} */
-      trait
-    ) || {}
-  );
-  const hidden = panel.shown ? !panel.shown(state.get) : false;
+  const payload2 = read();
+  const hidden = panel.shown ? !panel.shown(payload2, state.get) : false;
   figure.hidden = hidden;
   if (hidden) return;
-  const [width, height] = panel.box ? panel.box(figure.clientWidth || state.dom.root.clientWidth || 640) : sideSize(state);
+  const side = state.layout.side;
+  const room = { payload: payload2, side, width: figure.clientWidth || state.dom.root.clientWidth || 640 };
+  const [width, height] = panel.box ? panel.box(room) : sideSize(state);
   const data = sizedPayload(state, trait, panel.size(payload2));
   const ctx = fitCanvas(canvas, width, height);
   ctx.clearRect(0, 0, width, height);
-  const painted = panel.paint({ ctx, width, height, payload: payload2, data, picture: state.picture, get: state.get, theme, canvas });
+  const scene = { ctx, width, height, side, payload: payload2, data, picture: state.picture, get: state.get, theme, canvas };
+  const painted = panel.paint(scene);
   caption.textContent = painted.caption;
   stamp(canvas, painted.stamp);
 }
@@ -1472,7 +1470,6 @@ var CHUNKED_PAINTS = {
   _grid: (state) => schedule(state, paintGrid),
   _unit: (state) => schedule(state, paintUnit, paintInput),
   _occlusion: (state) => schedule(state, paintOcclusion),
-  _examples: (state) => schedule(state, paintExamples),
   _looks_for: (state) => schedule(state, paintLooksFor),
   _evidence: (state) => schedule(state, paintInput, paintUnit, syncClasses),
   ...Object.fromEntries(panelTraits().map((trait) => [trait, (state) => schedule(state, paintPanels)]))
@@ -1556,7 +1553,6 @@ function modelListeners(state) {
       schedule(state, paintUnit, paintInput);
     },
     "change:_occlusion": later(paintOcclusion),
-    "change:_examples": later(paintExamples),
     "change:_looks_for": later(paintLooksFor),
     "change:_classes": later(syncClasses),
     "change:class_evidence": later(syncClasses, paintInput, paintUnit),
@@ -1688,7 +1684,6 @@ function render({ model, el }) {
   wireControls(state);
   wireGridPointer(state);
   wireUnitPointer(state);
-  wireExamples(state);
   wireLooksFor(state);
   wireClasses(state);
   const stops = [watchSize(state), watchTheme(state), wireModels(state), wirePanels(state)];

@@ -1,20 +1,16 @@
-"""The explorer's analyses in Python: occlusion, "looks for", class evidence and dataset
-examples, each a thin front on its job object (`FeatureExplorer` inherits them)."""
+"""The explorer's analyses in Python: occlusion, "looks for" and class evidence, each a thin
+front on its job object (`FeatureExplorer` inherits them)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from ..core.capture import resolve_layers
-from ..dataset import DatasetExamples
 from ..evidence import ClassEvidence
 from ..occlusion.engine import OcclusionResult
 from ..optimize.optimizer import OptimizationResult
 from .evidence import EvidenceJob
-from .examples import ExamplesJob
 from .looks_for import LooksForJob
 from .occlusion_job import OcclusionJob
 from .traits import ExplorerTraits
@@ -29,7 +25,6 @@ class ExplorerAnalyses(ExplorerTraits):
     _occlusion_job: OcclusionJob
     _looks_for_job: LooksForJob
     _evidence_job: EvidenceJob
-    _examples_job: ExamplesJob
 
     # ------------------------------------------------------------------ occlusion
     @property
@@ -105,46 +100,3 @@ class ExplorerAnalyses(ExplorerTraits):
             "name": meta["target_name"],
             "text": contribution_text(meta, channel),
         }
-
-    # ------------------------------------------------------------------ dataset examples
-    @property
-    def dataset(self) -> Any:
-        """The collection whose top images per channel the explorer shows beside the channel
-        (None: none). Assigning one (a folder, a list of paths or images, a Dataset, a
-        DataLoader) scans it in the background with `scan_dataset`'s defaults; None hides
-        the examples."""
-        return self._examples_job.data
-
-    @dataset.setter
-    def dataset(self, value: Any) -> None:
-        if value is None:
-            self._examples_job.clear()
-        else:
-            self.scan_dataset(value)
-
-    @property
-    def dataset_examples(self) -> DatasetExamples | None:
-        """The last finished dataset scan (None before one finishes)."""
-        return self._examples_job.result
-
-    def scan_dataset(
-        self,
-        data: Any,
-        layers: Sequence[str] | None = None,
-        *,
-        k: int = 9,
-        batch_size: int = 32,
-    ) -> None:
-        """Scan `data` in the background (progress in `progress`, stopped by `cancel()`) for
-        the top `k` images of every channel of `layers` (default: the layer list, and the
-        current layer), in one pass; then the view shows the selected channel's, each cut to
-        what its unit sees, and follows the layer and channel without scanning again.
-        Errors show in `error`."""
-        if layers is not None:
-            resolve_layers(self._viz.model, list(layers))
-        self._examples_job.submit_scan(data, layers, k=k, batch_size=batch_size)
-
-    def show_dataset_image(self, index: int) -> None:
-        """Make image `index` of the scanned dataset the explorer's image (what a click on
-        one of its examples does)."""
-        self._examples_job.show(index)

@@ -30,10 +30,10 @@ from ..compare import ModelComparison
 from ..core.capture import resolve_layers
 from ..core.inputs import ImageInput, image_name, read_now
 from ..core.validate import check_patch
+from ..dataset import DatasetExamples
 from ..visualizer import FeatureVisualizer
 from .analyses import ExplorerAnalyses
 from .evidence import EvidenceJob, model_classes
-from .examples import ExamplesJob
 from .job_status import JobStatus
 from .looks_for import LooksForJob
 from .model_set import ModelSet
@@ -184,14 +184,8 @@ class FeatureExplorer(ExplorerAnalyses):
         self._view_job = ViewJob(
             self, self._status, self._occlusion_job, self._looks_for_job, self._evidence_job
         )
-        self._examples_job = ExamplesJob(self, self._status, self._view_job)
         self._models_job = ModelsJob(
-            self,
-            self._status,
-            self._models,
-            self._view_job,
-            self._looks_for_job,
-            self._examples_job,
+            self, self._status, self._models, self._view_job, self._looks_for_job
         )
         self._pictures = StaticPictures(
             self,
@@ -204,9 +198,19 @@ class FeatureExplorer(ExplorerAnalyses):
         self._batch_size = 1
         self._source_name = "sample.png" if image is None else image_name(image)
         self._worker = _weakly_owned_worker(self)
-        host = PanelHost(self._lock, self._worker, self._status, self._panel_view, self._publish)
+        host = PanelHost(
+            lock=self._lock,
+            worker=self._worker,
+            status=self._status,
+            current=self._panel_view,
+            publish=self._publish,
+            payload=lambda trait: (self._outbox.data(trait), self._outbox.meta(trait)),
+            show=lambda image, name: self._view_job.submit(image, name=name, relist=True),
+            error=self._set_error,
+        )
         self._panels = PanelRunner(PANELS, host)
         self._view_job.on_shown.append(self._panels.refresh)
+        self.observe(self._on_channel, names=["channel"])
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         if self._viz.device.type not in devices:
             devices.append(self._viz.device.type)
@@ -298,6 +302,49 @@ class FeatureExplorer(ExplorerAnalyses):
         """The device types `device` can be set to."""
         return list(self._devices)
 
+    # ------------------------------------------------------------------ dataset examples
+    @property
+    def dataset(self) -> Any:
+        """The collection whose top images per channel the explorer shows beside the channel
+        (None: none). Assigning one (a folder, a list of paths or images, a Dataset, a
+        DataLoader) scans it in the background with `scan_dataset`'s defaults; None hides
+        the examples."""
+        return self._panels.panels["examples"].data
+
+    @dataset.setter
+    def dataset(self, value: Any) -> None:
+        if value is None:
+            self._panels.panels["examples"].clear()
+        else:
+            self.scan_dataset(value)
+
+    @property
+    def dataset_examples(self) -> DatasetExamples | None:
+        """The last finished dataset scan (None before one finishes)."""
+        return self._panels.panels["examples"].result
+
+    def scan_dataset(
+        self,
+        data: Any,
+        layers: Sequence[str] | None = None,
+        *,
+        k: int = 9,
+        batch_size: int = 32,
+    ) -> None:
+        """Scan `data` in the background (progress in `progress`, stopped by `cancel()`) for
+        the top `k` images of every channel of `layers` (default: the layer list, and the
+        current layer), in one pass; then the view shows the selected channel's, each cut to
+        what its unit sees, and follows the layer and channel without scanning again.
+        Errors show in `error`."""
+        if layers is not None:
+            resolve_layers(self._viz.model, list(layers))
+        self._panels.panels["examples"].submit_scan(data, layers, k=k, batch_size=batch_size)
+
+    def show_dataset_image(self, index: int) -> None:
+        """Make image `index` of the scanned dataset the explorer's image (what a click on
+        one of its examples does)."""
+        self._panels.panels["examples"].show(index)
+
     # ------------------------------------------------------------------ pictures
     def save_png(self, path: str | os.PathLike, view: str = ExportView.GRID.value) -> Path:
         """Save the current `view` ("grid", "channel", "occlusion", "examples", "looks_for",
@@ -348,7 +395,6 @@ class FeatureExplorer(ExplorerAnalyses):
             self._occlusion_job.cancel()
             self._evidence_job.cancel()
         self._panels.cancel()
-        self._examples_job.cancel()
 
     def wait(self, timeout: float | None = None) -> FeatureExplorer:
         """Block until the background work is done (not from the worker itself), however
@@ -382,9 +428,12 @@ class FeatureExplorer(ExplorerAnalyses):
     def _handle_message(self, _widget: Any, content: Any, buffers: list) -> None:
         if not isinstance(content, dict):
             return
-        handler = self._message_handlers().get(content.get("type"))  # type: ignore[arg-type]
+        kind = content.get("type")
+        handler = self._message_handlers().get(kind)  # type: ignore[arg-type]
         if handler is not None:
             handler(content, buffers)
+        elif (answer := self._panels.handlers().get(kind)) is not None:  # type: ignore[arg-type]
+            answer(content)
 
     def _message_handlers(self) -> dict[Message, Callable[[dict, list], None]]:
         """What each kind of front-end message does (one entry per `Message`)."""
@@ -393,9 +442,6 @@ class FeatureExplorer(ExplorerAnalyses):
             Message.OCCLUDE: lambda content, buffers: self._occlude_now(),
             Message.UPLOAD: lambda content, buffers: self._uploads.receive(content, buffers),
             Message.PULL: lambda content, buffers: self._answer_pull(content.get("names")),
-            Message.EXAMPLE: lambda content, buffers: self.show_dataset_image(
-                content.get("index")  # type: ignore[arg-type]
-            ),
             Message.LOOKS_FOR: lambda content, buffers: self._looks_for_now(content),
         }
 
@@ -434,7 +480,16 @@ class FeatureExplorer(ExplorerAnalyses):
             model_name=self._models.current,
             model_names=tuple(self._models.names),
             profiles=self._models_job.profiles,
+            layers=tuple(self.layers),
+            all_layers=self.all_layers,
+            restrict=None if self._restrict is None else tuple(self._restrict),
         )
+
+    def _on_channel(self, change: Any) -> None:
+        """A channel the person chose (not one a view sets): the panels get the view."""
+        with self._lock:
+            if not self._is_quiet() and self._view_job.request is None:
+                self._panels.refresh()
 
     def _publish(self, trait: str, data: bytes, meta: dict) -> None:
         with self._quiet(), self.hold_sync():

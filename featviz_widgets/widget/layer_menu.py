@@ -1,20 +1,12 @@
-"""The explorer's layer dropdown: which layers it lists, and each one's entry."""
+"""The explorer's layer dropdown: which layers it lists (their entries: `protocol.layer_entry`)."""
 
 from __future__ import annotations
 
 from ..core.inputs import ImageInput
 from ..core.layers import LayerInfo
 from ..visualizer import FeatureVisualizer
-from .protocol import LayerEntry
 
-__all__ = ["explorer_layers", "layer_entry"]
-
-
-def layer_entry(info: LayerInfo) -> LayerEntry:
-    """The dropdown's entry for `info`."""
-    return LayerEntry(
-        name=info.name, type=info.module_type, shape=list(info.shape), layout=info.layout
-    )
+__all__ = ["explorer_layers"]
 
 
 def explorer_layers(

@@ -15,7 +15,6 @@ import traitlets as t
 
 from ..core.inputs import ImageInput
 from ..visualizer import FeatureVisualizer
-from .examples import ExamplesJob
 from .job_status import JobStatus
 from .looks_for import LooksForJob
 from .model_set import ModelProfiles, ModelSet
@@ -38,10 +37,9 @@ class ModelsJob:
         models: ModelSet,
         view: ViewJob,
         looks_for: LooksForJob,
-        examples: ExamplesJob,
     ) -> None:
         self.w, self.status, self.models = widget, status, models
-        self.view, self.looks_for, self.examples = view, looks_for, examples
+        self.view, self.looks_for = view, looks_for
         self.profiles = ModelProfiles(self.visualizer, widget._lock)
         widget.observe(self._on_model_name, names=["model_name"])
 
@@ -123,6 +121,3 @@ class ModelsJob:
             if self.view.request is not None:
                 self.view.request.compare = None  # the old model's layers
             self.view.submit(layer=target, relist=True)
-            if self.examples.data is not None:  # the dataset's top images, for this model
-                self.examples.result = None
-                self.examples.submit_scan(self.examples.data)

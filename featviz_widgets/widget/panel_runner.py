@@ -4,7 +4,7 @@ each view every panel gets it (`update`), Cancel reaches every cancellable panel
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from matplotlib.figure import Figure
 
@@ -37,6 +37,14 @@ class PanelRunner:
             for panel in self.panels.values():
                 if panel.cancellable:
                     panel.cancel()
+
+    def handlers(self) -> dict[str, Callable[[dict], None]]:
+        """The front end's messages the panels answer, by `type`."""
+        return {
+            kind: getattr(panel, method)
+            for panel in self.panels.values()
+            for kind, method in panel.messages.items()
+        }
 
     def figure(self, view: str) -> Figure:
         """The static picture of `save_png` view `view`, drawn by its panel."""

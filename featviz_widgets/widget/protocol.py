@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any, TypedDict
 
 from ..core.json_values import json_safe
+from ..core.layers import LayerInfo
 from ..core.stats import SORT_MODES as CORE_SORT_MODES
 from ..plotting.figures import MAX_FEATURE_MAPS, grid_columns
 from .panels import PANELS
@@ -38,9 +39,7 @@ __all__ = [
     "Payload",
     "ClassesMeta",
     "ColorScale",
-    "EXAMPLE_THUMB_PX",
     "EvidenceMeta",
-    "ExamplesMeta",
     "ExportView",
     "GridMeta",
     "ImageMeta",
@@ -55,6 +54,7 @@ __all__ = [
     "contract",
     "grid_columns",
     "json_safe",
+    "layer_entry",
 ]
 
 
@@ -71,7 +71,6 @@ class ExportView(str, Enum):
     GRID = "grid"
     CHANNEL = "channel"
     OCCLUSION = "occlusion"
-    EXAMPLES = "examples"  # the dataset examples of the selected channel
     LOOKS_FOR = "looks_for"  # the picture optimised for the selected channel
     CAM = "cam"  # the input image under the Grad-CAM of the chosen class (`target_class`)
 
@@ -106,8 +105,6 @@ payload trait (`PAYLOADS`): at most 7/8 of the bound. A larger payload's bytes t
 PULL_TIMEOUT_MS = 5000
 """A view whose `Message.PULL` has no answer within this time has no kernel behind it (a saved
 page, an HTML export): it keeps what it shows, marked as a snapshot."""
-EXAMPLE_THUMB_PX = 64
-"""The side of each dataset example's thumbnail in `_examples` (RGB, the crop letterboxed)."""
 
 
 class Message(str, Enum):
@@ -121,7 +118,6 @@ class Message(str, Enum):
     # {names?}: answer with the current state of payload traits `names` (every synced trait
     # when absent: a view that just rendered), their chunks, then `Push.PULLED`
     PULL = "pull"
-    EXAMPLE = "example"  # {index}: make image `index` of the scanned dataset the explorer's image
     LOOKS_FOR = "looks_for"  # optimise a picture for the selected channel ("looks for")
 
 
@@ -139,7 +135,6 @@ class JobState(str, Enum):
     VIEW = "view"  # image, layer list, features, statistics, rankings
     OCCLUSION = "occlusion"
     COMPARE = "compare"
-    DATASET = "dataset"  # the dataset scan for the top images of every channel
     LOOKS_FOR = "looks_for"  # feature visualization by optimization of the selected channel
     EVIDENCE = "evidence"  # class evidence: top classes, Grad-CAM, channel contributions
     SWITCH_MODEL = "switch_model"  # another model of a mapping: its layer aligned by depth
@@ -147,7 +142,6 @@ class JobState(str, Enum):
 
 CANCELLABLE_JOBS = (
     JobState.OCCLUSION,
-    JobState.DATASET,
     JobState.LOOKS_FOR,
     JobState.EVIDENCE,
 )
@@ -164,6 +158,13 @@ class LayerEntry(TypedDict):
     type: str
     shape: list[int]
     layout: str
+
+
+def layer_entry(info: LayerInfo) -> LayerEntry:
+    """The dropdown's entry for `info`."""
+    return LayerEntry(
+        name=info.name, type=info.module_type, shape=list(info.shape), layout=info.layout
+    )
 
 
 class ImageMeta(TypedDict):
@@ -235,24 +236,6 @@ class OcclusionMeta(MapsMeta):
     cancelled: bool
 
 
-class ExamplesMeta(TypedDict):
-    """`_examples`'s metadata: the selected channel's top dataset images; its `data` holds `n`
-    RGB thumbnails of `size` x `size` (uint8, row-major), laid out `cols` to a row. With no
-    thumbnails (`n` 0) `note` says why (a layer the scan did not cover, a cancelled scan)."""
-
-    layer: str
-    channel: int
-    n: int
-    size: int
-    cols: int
-    indices: list[int]
-    scores: list[float | None]
-    positions: list[list[int]]
-    names: list[str]
-    images: int
-    note: str
-
-
 class LooksForMeta(TypedDict):
     """`_looks_for`'s metadata: the (partial) picture the selected channel looks for, optimised by
     `FeatureVisualizer.optimize`; its `data` is uint8 RGB bytes, h x w x 3, row-major."""
@@ -303,7 +286,6 @@ PAYLOADS: dict[str, type] = {
     "_grid": GridMeta,
     "_unit": UnitMeta,
     "_occlusion": OcclusionMeta,
-    "_examples": ExamplesMeta,
     "_looks_for": LooksForMeta,
     "_evidence": EvidenceMeta,
     **{panel.trait: panel.meta for panel in PANELS},
@@ -327,7 +309,10 @@ def contract() -> dict[str, Any]:
         "pull_timeout_ms": PULL_TIMEOUT_MS,
         "payloads": list(PAYLOADS),
         "upload_data_key": UPLOAD_DATA_KEY,
-        "messages": {kind.name.lower(): kind.value for kind in Message},
+        "messages": {
+            **{kind.name.lower(): kind.value for kind in Message},
+            **{kind: kind for panel in PANELS for kind in panel.messages},
+        },
         "pushes": {kind.name.lower(): kind.value for kind in Push},
         "cancellable_jobs": [
             *(job.value for job in CANCELLABLE_JOBS),

@@ -27,7 +27,6 @@ __all__ = [
     "ExplorerView",
     "StaticPictures",
     "cam_figure",
-    "examples_figure",
     "export_figure",
     "grid_png",
     "looks_for_figure",
@@ -49,18 +48,15 @@ class ExplorerView:
     channel: int
     sort_by: str
     shared_scale: bool
-    examples: tuple[bytes, dict] | None = None  # the `_examples` payload and its metadata
     looks_for: OptimizationResult | None = None  # the "looks for" picture shown
     evidence: tuple[bytes, dict] | None = None  # the `_evidence` payload and its metadata
 
 
 def export_figure(view: ExplorerView, kind: str) -> Figure:
-    """The figure of view `kind` ("grid", "channel", "occlusion", "examples", "looks_for" or
-    "cam")."""
+    """The figure of view `kind` ("grid", "channel", "occlusion", "looks_for" or "cam"; the
+    panels draw their own views)."""
     if kind not in EXPORT_VIEWS:
         raise ValueError(f"`view` must be one of {EXPORT_VIEWS}, got {kind!r}.")
-    if kind == ExportView.EXAMPLES:
-        return examples_figure(*(view.examples or (b"", {})))
     if kind == ExportView.LOOKS_FOR:
         return looks_for_figure(view.looks_for, view.layer, view.channel)
     if kind == ExportView.CAM:
@@ -128,30 +124,6 @@ def cam_figure(shown: np.ndarray, data: bytes, meta: dict, *, layer: str) -> Fig
     return fig
 
 
-def examples_figure(data: bytes, meta: dict) -> Figure:
-    """The dataset examples payload (`views.examples_view`): each thumbnail titled with its
-    rank, score and image, laid out as the live view lays it out."""
-    n = int(meta.get("n", 0))
-    if not n:
-        raise ValueError(
-            meta.get("note") or "no dataset examples yet; set `dataset` to scan a collection."
-        )
-    size = meta["size"]
-    thumbs = np.frombuffer(data, dtype=np.uint8).reshape(n, size, size, 3)
-    rows, cols = grid_shape(n)
-    fig = Figure(figsize=(1.9 * cols, 2.1 * rows + 0.4))
-    fig.suptitle(f"{meta['layer']}, channel {meta['channel']}: top {n} of {meta['images']} images")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(thumbs[i])
-            score = meta["scores"][i]
-            score_text = "–" if score is None else f"{score:.3g}"
-            ax.set_title(f"#{i + 1}  {score_text}\n{meta['names'][i][:18]}", fontsize=8)
-    return fig
-
-
 STATIC_MIN_SIDE = 256
 """The least height of the static stand-in, in pixels."""
 
@@ -216,7 +188,6 @@ class StaticPictures:
                 channel=w.channel,
                 sort_by=w.sort_by,
                 shared_scale=w.color_scale == SHARED_SCALE,
-                examples=(w._outbox.data("_examples"), w._outbox.meta("_examples")),
                 looks_for=self.looks_for(),
                 evidence=(w._outbox.data("_evidence"), w._outbox.meta("_evidence")),
             )

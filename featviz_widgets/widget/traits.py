@@ -2,8 +2,9 @@
 
 `ExplorerTraits` is `FeatureExplorer`'s base: every synced trait with its documentation and
 its validator, and the state the explorer's jobs share (annotated here, set by the
-explorer). The jobs observe the traits they own (`view_job`, `occlusion_job`, `looks_for`,
-`examples`); changes made inside `_quiet()` do not trigger them.
+explorer), and one payload trait per panel of the registry (`panels`). The jobs observe the
+traits they own (`view_job`, `occlusion_job`, `looks_for`, `evidence`); changes made inside
+`_quiet()` do not trigger them.
 """
 
 from __future__ import annotations
@@ -182,7 +183,6 @@ class ExplorerTraits(_PanelTraits):
     _grid = t.Dict().tag(sync=True)  # `GridMeta`
     _unit = t.Dict().tag(sync=True)  # `UnitMeta`: the selected channel's map
     _occlusion = t.Dict().tag(sync=True)  # `OcclusionMeta`
-    _examples = t.Dict().tag(sync=True)  # `ExamplesMeta`: the channel's top dataset images
     _looks_for = t.Dict().tag(sync=True)  # `LooksForMeta`
     _classes = t.Dict().tag(sync=True)  # `ClassesMeta`: the class menu's classes
     _evidence = t.Dict().tag(sync=True)  # `EvidenceMeta`: the Grad-CAM over the input image

@@ -16,10 +16,10 @@ from ..core.layers import LayerInfo, default_compare, default_layer
 from ..core.validate import channel_error, position_error
 from .evidence import EvidenceJob
 from .job_status import JobStatus
-from .layer_menu import explorer_layers, layer_entry
+from .layer_menu import explorer_layers
 from .looks_for import LooksForJob
 from .occlusion_job import OcclusionJob
-from .protocol import CLASS_CONTRIBUTION, CORE_SORT_MODES, JobState, json_safe
+from .protocol import CLASS_CONTRIBUTION, CORE_SORT_MODES, JobState, json_safe, layer_entry
 from .request import ViewRequest
 from .traits import ExplorerTraits
 from .views import grid_view, image_view, unit_view

@@ -6,12 +6,10 @@ The bytes are `encode_maps` tiles (or a PNG); the metadata are JSON-safe dicts o
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..evidence import ClassEvidence
 from ..occlusion.engine import OcclusionResult
@@ -19,9 +17,7 @@ from ..optimize.optimizer import OptimizationResult
 from ..plotting.figures import MAX_FEATURE_MAPS, grid_columns
 from .payload import encode_maps, encode_png
 from .protocol import (
-    EXAMPLE_THUMB_PX,
     EvidenceMeta,
-    ExamplesMeta,
     GridMeta,
     ImageMeta,
     LooksForMeta,
@@ -34,12 +30,10 @@ __all__ = [
     "contribution_text",
     "evidence_note",
     "evidence_view",
-    "examples_view",
     "grid_view",
     "image_view",
     "looks_for_view",
     "occlusion_view",
-    "thumbnail",
     "unit_view",
 ]
 
@@ -103,59 +97,6 @@ def occlusion_view(
         total=int(total),
         complete=bool(done >= total),
         cancelled=cancelled,
-    )
-    return data, json_safe(meta)
-
-
-def thumbnail(crop: np.ndarray, size: int = EXAMPLE_THUMB_PX) -> np.ndarray:
-    """A uint8 (h, w, 3) crop as a (size, size, 3) thumbnail: its longer side scaled to `size`
-    (nearest when enlarging, so small receptive fields stay sharp), centred on black."""
-    crop = np.ascontiguousarray(crop, dtype=np.uint8)
-    height, width = crop.shape[:2]
-    out = np.zeros((size, size, 3), dtype=np.uint8)
-    if not height or not width:
-        return out
-    if (height, width) != (size, size):
-        scale = size / max(height, width)
-        new = (max(1, round(width * scale)), max(1, round(height * scale)))
-        resample = Image.NEAREST if scale >= 1 else Image.BILINEAR
-        crop = np.asarray(Image.fromarray(crop).resize(new, resample))
-        height, width = crop.shape[:2]
-    top, left = (size - height) // 2, (size - width) // 2
-    out[top : top + height, left : left + width] = crop
-    return out
-
-
-def _source_name(source: str | int) -> str:
-    return os.path.basename(source) if isinstance(source, str) else f"image {source}"
-
-
-def examples_view(
-    layer: str,
-    channel: int,
-    top: Sequence[tuple[int, float, tuple[int, int]]] = (),
-    crops: Sequence[np.ndarray] = (),
-    sources: Sequence[str | int] = (),
-    note: str = "",
-    size: int = EXAMPLE_THUMB_PX,
-) -> tuple[bytes, dict]:
-    """`_examples`: a thumbnail of each crop (`DatasetExamples.crops`) of the channel's `top`
-    images (`DatasetExamples.top`, best first) in one buffer, and `ExamplesMeta` naming them
-    from `sources` (the scan's, by image index). No crops: an empty view saying `note`."""
-    thumbs = [thumbnail(crop, size) for crop in crops]
-    data = np.stack(thumbs).tobytes() if thumbs else b""
-    meta = ExamplesMeta(
-        layer=layer,
-        channel=int(channel),
-        n=len(thumbs),
-        size=size,
-        cols=grid_columns(len(thumbs)),
-        indices=[int(index) for index, _, _ in top],
-        scores=[float(score) for _, score, _ in top],
-        positions=[[int(h), int(w)] for _, _, (h, w) in top],
-        names=[_source_name(sources[index]) for index, _, _ in top],
-        images=len(sources),
-        note=note,
     )
     return data, json_safe(meta)
 

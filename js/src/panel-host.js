@@ -23,9 +23,11 @@ export function buildPanels(state) {
     const below = panel.slot === "below";
     const figure = below
       ? h("section", { class: `fvz-panel fvz-${panel.name}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas])
-      : h("figure", {}, [h("figcaption", {}, [caption]), canvas]);
+      : h("figure", { class: `fvz-${views[0]}-figure` }, [h("figcaption", {}, [caption]), canvas]);
     (below ? state.dom.below : side).append(figure);
-    state.panels.push({ panel, canvas, caption, figure });
+    const trait = /** @type {keyof Model} */ (`_${panel.name}`);
+    const payload = () => /** @type {object} */ (state.get(trait) || {});
+    state.panels.push({ panel, canvas, caption, figure, payload });
     for (const view of views) state.dom.exportCanvases[view] = canvas;
   }
   state.dom.side.append(side);
@@ -64,17 +66,20 @@ export function paintPanels(state) {
 }
 
 /** @param {ViewState} state @param {PanelEntry} entry @param {{ fg: string, grid: string, font: string }} theme */
-function paintPanel(state, { panel, canvas, caption, figure }, theme) {
+function paintPanel(state, { panel, canvas, caption, figure, payload: read }, theme) {
   const trait = /** @type {PayloadName} */ (`_${panel.name}`);
-  const payload = /** @type {object} */ (state.get(/** @type {keyof Model} */ (trait)) || {});
-  const hidden = panel.shown ? !panel.shown(state.get) : false;
+  const payload = read();
+  const hidden = panel.shown ? !panel.shown(payload, state.get) : false;
   figure.hidden = hidden;
   if (hidden) return;
-  const [width, height] = panel.box ? panel.box(figure.clientWidth || state.dom.root.clientWidth || 640) : sideSize(state);
+  const side = state.layout.side;
+  const room = { payload, side, width: figure.clientWidth || state.dom.root.clientWidth || 640 };
+  const [width, height] = panel.box ? panel.box(room) : sideSize(state);
   const data = sizedPayload(state, trait, panel.size(payload));
   const ctx = fitCanvas(canvas, width, height);
   ctx.clearRect(0, 0, width, height);
-  const painted = panel.paint({ ctx, width, height, payload, data, picture: state.picture, get: state.get, theme, canvas });
+  const scene = { ctx, width, height, side, payload, data, picture: state.picture, get: state.get, theme, canvas };
+  const painted = panel.paint(scene);
   caption.textContent = painted.caption;
   stamp(canvas, painted.stamp);
 }

@@ -4,7 +4,6 @@
 
 import { syncClasses } from "./classes.js";
 import { paintInput, paintOcclusion, paintUnit } from "./detail.js";
-import { paintExamples } from "./examples.js";
 import { paintGrid } from "./grid.js";
 import { paintLooksFor } from "./looks-for.js";
 import { paintPanels } from "./panel-host.js";
@@ -22,7 +21,6 @@ export function paintAll(state) {
   paintInput(state);
   paintUnit(state);
   paintOcclusion(state);
-  paintExamples(state);
   paintLooksFor(state);
   paintPanels(state);
   paintChart(state);
@@ -32,7 +30,7 @@ export function paintAll(state) {
 // what a person waits for. A ranking of thousands of channels is a big <select>: rebuilt after
 // the paint.
 /** @type {Painter[]} */
-const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintPanels, paintExamples, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart];
+const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintPanels, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart];
 
 /** Queue `parts` for the next coalesced repaint.
  * @param {ViewState} state @param {...Painter} parts */
@@ -86,7 +84,7 @@ function retheme(state) {
   const key = themeKey(state);
   if (key === state.theme) return;
   state.theme = key;
-  schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintExamples, paintPanels);
+  schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintPanels);
 }
 
 /** The theme colours canvases are painted with.

@@ -96,7 +96,6 @@ export function buildDom(contract) {
   const chart = h("div", { class: "fvz-chart" });
   const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
   const tooltip = h("div", { class: "fvz-tooltip", role: "tooltip", hidden: true });
-  const examples = buildExamplesDom();
   const classToggle = h("input", { type: "checkbox", class: "fvz-classes-on", "aria-label": "Class evidence" });
   const classSearch = h("input", { type: "search", class: "fvz-class-search", placeholder: "search classes", "aria-label": "Search class names" });
   const classSelect = h("select", { class: "fvz-class", "aria-label": "Class to explain" });
@@ -112,7 +111,7 @@ export function buildDom(contract) {
   const models = buildModelsDom(); // the model menu, shown for several models
   // the canvas that shows each of the contract's export views (tests/test_contract.py)
   /** @type {Record<string, HTMLCanvasElement>} */
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, examples: examples.canvas, looks_for: looksCanvas, cam: inputCanvas };
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, looks_for: looksCanvas, cam: inputCanvas };
 
   /** @type {HTMLElement} */
   let side; // the side panel, where the registry's panels go too (panel-host.js)
@@ -160,7 +159,6 @@ export function buildDom(contract) {
           h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas]),
           h("figure", {}, [h("figcaption", {}, [looksCaption]), looksCanvas]),
         ]),
-        examples.figure,
       ]),
     ]),
     h("div", { class: "fvz-bottom" }, [
@@ -175,18 +173,10 @@ export function buildDom(contract) {
     deviceSelect, deviceField, deviceLabel, fileInput, imageName, prevImage, nextImage, occludeButton, cancelButton,
     exportView, exportButton, exportCanvases, progress, statusText, errorBox, errorText,
     errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, occCanvas,
-    occCaption, statsList, chart, compareButton, tooltip, examples, looksButton, looksSteps, looksCanvas, looksCaption,
+    occCaption, statsList, chart, compareButton, tooltip, looksButton, looksSteps, looksCanvas, looksCaption,
     classes, classToggle, classSearch, classSelect, camToggle, classNote, contribution,
     models,
   };
-}
-
-/** The dataset examples' figure (hidden until Python sends some): a canvas of thumbnails. */
-function buildExamplesDom() {
-  const canvas = h("canvas", { class: "fvz-examples", "aria-label": "Top dataset images of the selected channel: click one to show it" });
-  const caption = h("span", { class: "fvz-caption" });
-  const figure = h("figure", { class: "fvz-examples-figure", hidden: true }, [h("figcaption", {}, [caption]), canvas]);
-  return { figure, canvas, caption };
 }
 
 /**

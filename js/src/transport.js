@@ -4,7 +4,6 @@
 
 import { syncClasses } from "./classes.js";
 import { loadPicture, paintInput, paintOcclusion, paintUnit } from "./detail.js";
-import { paintExamples } from "./examples.js";
 import { paintGrid } from "./grid.js";
 import { paintLooksFor } from "./looks-for.js";
 import { paintPanels, panelListeners, panelTraits } from "./panel-host.js";
@@ -25,7 +24,6 @@ const CHUNKED_PAINTS = {
   _grid: (state) => schedule(state, paintGrid),
   _unit: (state) => schedule(state, paintUnit, paintInput),
   _occlusion: (state) => schedule(state, paintOcclusion),
-  _examples: (state) => schedule(state, paintExamples),
   _looks_for: (state) => schedule(state, paintLooksFor),
   _evidence: (state) => schedule(state, paintInput, paintUnit, syncClasses),
   ...Object.fromEntries(panelTraits().map((trait) => [trait, (/** @type {ViewState} */ state) => schedule(state, paintPanels)])),
@@ -109,7 +107,6 @@ export function modelListeners(state) {
       schedule(state, paintUnit, paintInput);
     },
     "change:_occlusion": later(paintOcclusion),
-    "change:_examples": later(paintExamples),
     "change:_looks_for": later(paintLooksFor),
     "change:_classes": later(syncClasses),
     "change:class_evidence": later(syncClasses, paintInput, paintUnit),

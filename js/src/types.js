@@ -13,10 +13,6 @@
  * @typedef {MapsMeta & { layer: string, channel: number, position: number[], map_size: number[],
  *   done: number, total: number, complete: boolean, cancelled: boolean }} OcclusionMeta
  * @typedef {{ h: number, w: number, name: string, batch: number, index: number }} ImageMeta
- * @typedef {{ layer: string, channel: number, n: number, size: number, cols: number,
- *   indices: number[], scores: (number|null)[], positions: number[][], names: string[],
- *   images: number, note: string }} ExamplesMeta
- *   The selected channel's top dataset images: n RGB thumbnails of size x size.
  * @typedef {{ h: number, w: number, layer: string, channel: number, step: number, steps: number,
  *   complete: boolean, cancelled: boolean, objective: number|null, device: string, note: string }} LooksForMeta
  *   The picture a channel looks for: its payload is uint8 RGB, h x w x 3, row-major.
@@ -30,7 +26,7 @@
  * @typedef {{ data?: Binary, chunked?: ChunkedMeta }} Payload
  *   What a payload trait holds besides its metadata: its bytes (`data`), or, when they are
  *   larger than one message should carry, `chunked`: they then come in pushes.chunk messages.
- * @typedef {"_image" | "_grid" | "_unit" | "_occlusion" | "_examples" | "_looks_for" |
+ * @typedef {"_image" | "_grid" | "_unit" | "_occlusion" | "_looks_for" |
  *   "_evidence"} PayloadName The payload traits (contract.payloads).
  * @typedef {Record<string, never>} Unset
  *   A Dict trait before Python first sets it: `{}`.
@@ -56,7 +52,7 @@
  *   _order: number[], _contract: Contract, _job: string,
  *   _image: (ImageMeta & Payload) | Unset, _grid: (GridMeta & Payload) | Unset,
  *   _unit: (UnitMeta & Payload) | Unset, _occlusion: (OcclusionMeta & Payload) | Unset,
- *   _examples: (ExamplesMeta & Payload) | Unset, _looks_for: (LooksForMeta & Payload) | Unset,
+ *   _looks_for: (LooksForMeta & Payload) | Unset,
  *   _evidence: (EvidenceMeta & Payload) | Unset,
  *   looks_for_steps: number | null, class_evidence: boolean, target_class: number | null,
  *   show_cam: boolean, _classes: ClassesMeta | Unset, model_name: string, _model_names: string[],
@@ -85,11 +81,14 @@
 /**
  * @typedef {(state: ViewState) => void} Painter
  * @typedef {{ fg: string, grid: string, font: string }} Theme the colours canvases take
- * @typedef {{ ctx: CanvasRenderingContext2D, width: number, height: number, payload: object,
- *   data: Uint8Array, picture: ImageBitmap | null, get: AnyModel["get"], theme: Theme,
- *   canvas: HTMLCanvasElement }} PanelScene
- *   What a panel paints from: its canvas (CSS px), its payload trait's value (its metadata),
- *   its bytes when all of them are here (else none), the input image, the traits, the theme.
+ * @typedef {{ ctx: CanvasRenderingContext2D, width: number, height: number, side: number,
+ *   payload: object, data: Uint8Array, picture: ImageBitmap | null, get: AnyModel["get"],
+ *   theme: Theme, canvas: HTMLCanvasElement }} PanelScene
+ *   What a panel paints from: its canvas (CSS px), the side panel's width, its payload
+ *   trait's value (its metadata), its bytes when all of them are here (else none), the input
+ *   image, the traits, the theme.
+ * @typedef {{ payload: object, side: number, width: number }} PanelRoom
+ *   The room a panel has: its payload, the side panel's width, its figure's width.
  * @typedef {object} PanelModule A panel's painter (js/src/panels/), beside its Python module.
  * @property {string} name its payload trait is `_<name>`
  * @property {string} label the canvas's accessible name
@@ -98,16 +97,17 @@
  *   across the view under the statistics
  * @property {string} [title] the heading of a panel below
  * @property {(keyof Model)[]} [listens] other traits whose change repaints it
- * @property {(get: AnyModel["get"]) => boolean} [shown] whether it shows (default: always)
- * @property {(width: number) => [number, number]} [box] its canvas size for the width of its
- *   figure (default: the side panel's picture size)
+ * @property {(payload: object, get: AnyModel["get"]) => boolean} [shown] whether it shows
+ *   (default: always)
+ * @property {(room: PanelRoom) => [number, number]} [box] its canvas size (default: the side
+ *   panel's picture size)
  * @property {(payload: object) => number} size how many bytes its metadata call for
  * @property {(scene: PanelScene) => { caption: string, stamp: string }} paint draws the
  *   scene; returns its caption and the state stamped on the canvas
  * @property {(state: ViewState, entry: PanelEntry) => () => void} [wire] its own controls'
  *   events; returns their cleanup
  * @typedef {{ panel: PanelModule, canvas: HTMLCanvasElement, caption: HTMLElement,
- *   figure: HTMLElement }} PanelEntry
+ *   figure: HTMLElement, payload: () => object }} PanelEntry
  * @typedef {{ id: number, count: number, size: number, parts: Uint8Array[] }} Incoming
  * @typedef {{ canvas: HTMLCanvasElement, cols: number, tile: number, n: number, key: string }} GridCache
  * @typedef {{ channel: number, meta: UnitMeta, data: Uint8Array }} Preview

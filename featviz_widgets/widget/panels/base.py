@@ -39,6 +39,9 @@ class PanelView:
     model_name: str = ""  # the model shown, of `model_names` ([] for one model)
     model_names: tuple[str, ...] = ()
     profiles: ModelProfiles | None = None  # every model's layer profiles, per image
+    layers: tuple[str, ...] = ()  # the layer menu's
+    all_layers: bool = False  # whether the menu lists every module
+    restrict: tuple[str, ...] | None = None  # the layers the explorer was limited to
 
 
 class JobReporter(Protocol):
@@ -61,6 +64,9 @@ class PanelHost:
     status: JobReporter
     current: Callable[[], PanelView | None]  # the view shown (under the lock); None before one
     publish: Callable[[str, bytes, dict], None]  # set payload trait quietly (under the lock)
+    payload: Callable[[str], tuple[bytes, dict]]  # a payload trait's bytes and metadata
+    show: Callable[[ImageInput, str], None]  # make (image, its name) the explorer's image
+    error: Callable[[str], None]  # say what went wrong in the view's error line
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,9 @@ class Panel(ABC):
     status: ClassVar[str]  # what the worker is doing while it computes, e.g. "layer as colour"
     cancellable: ClassVar[bool] = False  # whether the view's Cancel button stops it
     views: ClassVar[tuple[str, ...]] = ()  # its `save_png` views; () for just its name
+    # the front end's messages it answers: the message `type` -> the name of its method,
+    # called with the message's content (a dict)
+    messages: ClassVar[dict[str, str]] = {}
     trait: ClassVar[str]  # `_<name>`
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

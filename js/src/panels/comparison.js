@@ -33,8 +33,8 @@ export const comparison = {
   title: "Compare models",
   label: "Model comparison: mean activation and sparsity against relative depth, one line per model",
   listens: ["_model_names", "model_name", "layer"],
-  shown: (get) => (get("_model_names") || []).length > 1,
-  box: (width) => [Math.max(320, Math.min(900, width - 8)), HEIGHT],
+  shown: (_payload, get) => (get("_model_names") || []).length > 1,
+  box: ({ width }) => [Math.max(320, Math.min(900, width - 8)), HEIGHT],
   size: () => 0,
   paint({ ctx, width, payload, get, theme, canvas }) {
     const meta = /** @type {Partial<ComparisonMeta>} */ (payload);

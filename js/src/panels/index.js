@@ -5,9 +5,10 @@
 // this list and names none; adding a panel is its two modules and a line in each registry.
 
 import { comparison } from "./comparison.js";
+import { examples } from "./examples.js";
 import { pca } from "./pca.js";
 
 /** @import { PanelModule } from "../types.js" */
 
 /** @type {PanelModule[]} */
-export const PANELS = [pca, comparison];
+export const PANELS = [pca, examples, comparison];
