@@ -54,6 +54,10 @@ WITHOUT_KEYS = re.sub(r'^  (name: "\w+"|views: \[[^\]]*\]),$', "", WITHOUT_KEYS,
 BASE_TRAITS = set(anywidget.AnyWidget.class_traits(sync=True)) | {"_esm", "_css"}
 # the panels' payload traits are read through the registries (test_every_panel_... below)
 PANEL_TRAITS = {panel.trait for panel in PANELS}
+# a panel's own synced traits are declared in its JS module (test_every_panel_... below)
+OWN_TRAITS = {
+    name for panel in PANELS for name, trait in panel.traits.items() if trait.metadata.get("sync")
+}
 SYNCED = set(FeatureExplorer.class_traits(sync=True)) - BASE_TRAITS - PANEL_TRAITS
 PANEL_JS = REPO / "js" / "src" / "panels"
 STATIC = {"_contract"}  # set once, when the widget is created: read without a listener
@@ -143,7 +147,7 @@ def test_the_contract_trait_carries_the_protocol():
             *(job.value for job in CANCELLABLE_JOBS),
             *(panel.name for panel in PANELS if panel.cancellable),
         ],
-        "looks_for_steps": list(_protocol.LOOKS_FOR_STEP_CHOICES),
+        "panels": {panel.name: panel.contract for panel in PANELS},
     }
     assert FeatureExplorer.class_traits()["sort_by"].values == SORT_MODES
     assert FeatureExplorer.class_traits()["color_scale"].values == COLOR_SCALES
@@ -222,7 +226,6 @@ def _typedefs() -> dict[str, set[str]]:
         _protocol.GridMeta,
         _protocol.UnitMeta,
         _protocol.OcclusionMeta,
-        _protocol.LooksForMeta,
         _protocol.ClassesMeta,
         _protocol.EvidenceMeta,
     ],
@@ -253,7 +256,7 @@ def _model_typedef() -> dict[str, str]:
 
 def test_the_js_model_type_declares_every_synced_trait_and_each_payload_its_meta():
     declared = _model_typedef()
-    assert set(declared) == SYNCED
+    assert set(declared) == SYNCED - OWN_TRAITS
     core = {name: meta for name, meta in _protocol.PAYLOADS.items() if name not in PANEL_TRAITS}
     assert {name for name in declared if "Payload" in declared[name]} == set(core)
     for name, meta in core.items():
@@ -301,3 +304,7 @@ def test_every_panel_is_registered_on_both_sides_with_the_same_payload_type():
         assert js_views == list(panel.export_views()), panel.name
         trait = FeatureExplorer.class_traits(sync=True).get(panel.trait)
         assert isinstance(trait, traitlets.Dict), panel.trait
+        own = {name for name in panel.traits if name in OWN_TRAITS}
+        if own:  # its synced traits: typed in its module, as `<Name>Traits`
+            body = re.search(r"@typedef \{\{([^}]*)\}\} \w+Traits\b", header)
+            assert body and set(re.findall(r"(\w+)\??\s*:", body.group(1))) == own, panel.name

@@ -17,9 +17,10 @@ from conftest import resnet18_64px
 from PIL import Image
 
 from featviz_widgets.widget.explorer import FeatureExplorer
-from featviz_widgets.widget.looks_for_recipe import looks_for_settings
-from featviz_widgets.widget.protocol import CANCELLABLE_JOBS, JobState, Message
-from featviz_widgets.widget.views import looks_for_view
+from featviz_widgets.widget.panels.looks_for import looks_for_settings, looks_for_view
+from featviz_widgets.widget.protocol import JobState, Message, contract
+
+LOOKS_FOR = "looks_for"  # the panel's name: its job kind and its message
 
 STEPS = 16
 OPTIONS = {"size": 32, "model_size": 64}
@@ -75,7 +76,7 @@ def test_device_defaults():
         "model_size": 96,
         "seed": 3,
     }
-    assert JobState.LOOKS_FOR in CANCELLABLE_JOBS
+    assert LOOKS_FOR in contract()["cancellable_jobs"]
 
 
 def test_payload_is_optimize_and_partial_pictures_arrive(make):
@@ -109,7 +110,7 @@ def test_payload_is_optimize_and_partial_pictures_arrive(make):
     assert meta["note"] == reference.note and all(m["note"] == "" for m in partial)
     rising = dataclasses.replace(reference, still_rising=np.array([True]))
     assert "run more steps" in looks_for_view(rising, "cpu")[1]["note"]
-    assert jobs == [JobState.LOOKS_FOR.value, JobState.IDLE.value]
+    assert jobs == [LOOKS_FOR, JobState.IDLE.value]
     assert not explorer.busy and explorer.progress == 0.0 and explorer.status == ""
 
 
@@ -153,14 +154,14 @@ def test_cancel_keeps_the_partial_picture_and_a_clean_state(make):
     started = long_run(explorer)
     explorer.run_looks_for()
     assert started.wait(30), "no partial picture arrived"
-    assert explorer.busy and explorer._job == JobState.LOOKS_FOR.value  # Cancel is enabled
+    assert explorer.busy and explorer._job == LOOKS_FOR  # Cancel is enabled
     assert explorer.status.startswith("looks for: layer2 ch ") and explorer.progress > 0
     explorer._handle_message(explorer, {"type": Message.CANCEL.value}, [])
     explorer.wait(30)
     meta = explorer._looks_for
     assert meta["cancelled"] and not meta["complete"] and 0 < meta["step"] < meta["steps"]
     assert explorer.error == "" and not explorer.busy and explorer._job == "idle"
-    assert not explorer._looks_for_job.cache  # a cancelled picture is not cached
+    assert not explorer._panels.panels[LOOKS_FOR].cache  # a cancelled picture is not cached
     explorer.looks_for_steps = STEPS  # the view works on
     explorer.run_looks_for()
     explorer.wait(60)
@@ -193,7 +194,7 @@ def test_a_layer_change_stops_it_and_it_resumes_on_the_new_layer(make):
         time.sleep(0.05)
     meta = explorer._looks_for
     assert meta["layer"] == "layer3" and meta["channel"] == explorer.channel
-    assert not meta["complete"] and explorer._job == JobState.LOOKS_FOR.value
+    assert not meta["complete"] and explorer._job == LOOKS_FOR
     assert explorer.features.shape[1] == 256 and explorer.error == ""
     explorer.cancel()
     explorer.wait(30)
@@ -203,10 +204,10 @@ def test_a_layer_change_stops_it_and_it_resumes_on_the_new_layer(make):
 def test_message_from_the_view_selects_the_channel_and_runs(make):
     explorer = make()
     other = explorer.ranking[3]
-    explorer._handle_message(explorer, {"type": Message.LOOKS_FOR.value, "channel": other}, [])
+    explorer._handle_message(explorer, {"type": LOOKS_FOR, "channel": other}, [])
     explorer.wait(60)
     assert explorer.channel == other and explorer._looks_for["channel"] == other
-    explorer._handle_message(explorer, {"type": Message.LOOKS_FOR.value, "channel": 10_000}, [])
+    explorer._handle_message(explorer, {"type": LOOKS_FOR, "channel": 10_000}, [])
     assert "out of range" in explorer.error and explorer.channel == other
 
 

@@ -470,12 +470,6 @@ function buildDom(contract) {
   const nextImage = h("button", { type: "button", class: "fvz-next-image", text: "▶", "aria-label": "Next image of the batch", title: "Next image of the batch (or → on the input image)", hidden: true });
   const occludeButton = h("button", { type: "button", class: "fvz-occlude", text: "Run occlusion" });
   const cancelButton = h("button", { type: "button", class: "fvz-cancel", text: "Cancel", disabled: true });
-  const looksButton = h("button", { type: "button", class: "fvz-looks", text: "Looks for", title: "What does the selected channel look for? Optimises a picture that excites it (or double-click a tile)" });
-  const looksSteps = h(
-    "select",
-    { class: "fvz-looks-steps", "aria-label": "Looks for: optimization steps", title: "Steps of Looks for: more give a cleaner picture and take longer (auto: 512 on a GPU, a 128-step preview on a CPU)" },
-    [h("option", { value: "", text: "auto steps" }), ...contract.looks_for_steps.map((n) => h("option", { value: String(n), text: `${n} steps` }))]
-  );
   const exportView = h(
     "select",
     { class: "fvz-export-view", "aria-label": "View to export" },
@@ -494,8 +488,6 @@ function buildDom(contract) {
   const unitCaption = h("span", { class: "fvz-caption" });
   const occCanvas = h("canvas", { class: "fvz-occlusion", "aria-label": "Occlusion sensitivity map" });
   const occCaption = h("span", { class: "fvz-caption" });
-  const looksCanvas = h("canvas", { class: "fvz-looks-for", "aria-label": "What the selected channel looks for: a picture optimised to excite it" });
-  const looksCaption = h("span", { class: "fvz-caption" });
   const statsList = h("dl", { class: "fvz-stats" });
   const chart = h("div", { class: "fvz-chart" });
   const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
@@ -513,9 +505,10 @@ function buildDom(contract) {
     classNote
   ]);
   const models = buildModelsDom();
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, looks_for: looksCanvas, cam: inputCanvas };
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, cam: inputCanvas };
   let side;
   let below;
+  let tools;
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
   const deviceField = field("Device", deviceSelect);
   const root = h("div", { class: "fvz" }, [
@@ -536,8 +529,7 @@ function buildDom(contract) {
       imageName,
       nextImage,
       occludeButton,
-      looksButton,
-      looksSteps,
+      tools = h("span", { class: "fvz-tools" }),
       cancelButton,
       h("span", { class: "fvz-spacer" }),
       field("Export", exportView),
@@ -554,8 +546,7 @@ function buildDom(contract) {
           h("figure", {}, [h("figcaption", {}, [unitCaption, contribution]), unitCanvas])
         ]),
         h("div", { class: "fvz-pair fvz-wrap" }, [
-          h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas]),
-          h("figure", {}, [h("figcaption", {}, [looksCaption]), looksCanvas])
+          h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas])
         ])
       ])
     ]),
@@ -570,6 +561,7 @@ function buildDom(contract) {
     root,
     side,
     below,
+    tools,
     filter,
     layerSelect,
     allToggle,
@@ -605,10 +597,6 @@ function buildDom(contract) {
     chart,
     compareButton,
     tooltip,
-    looksButton,
-    looksSteps,
-    looksCanvas,
-    looksCaption,
     classes,
     classToggle,
     classSearch,
@@ -785,17 +773,6 @@ function syncSimple(state) {
   dom.prevImage.disabled = index <= 0;
   dom.nextImage.disabled = index >= meta.batch - 1;
   dom.imageName.textContent = (meta.name ? `${meta.name} (${meta.w}×${meta.h})` : meta.w ? `${meta.w}×${meta.h}` : "") + of;
-  const steps = get("looks_for_steps");
-  const value = steps == null ? "" : String(steps);
-  if (![...dom.looksSteps.options].some((o) => o.value === value)) {
-    const extra = (
-      /** @type {HTMLOptionElement | null} */
-      dom.looksSteps.querySelector("option[data-extra]") ?? dom.looksSteps.appendChild(h("option", { "data-extra": "1" }))
-    );
-    extra.value = value;
-    extra.textContent = `${value} steps`;
-  }
-  dom.looksSteps.value = value;
   const inCompare = (get("compare") || []).includes(get("layer"));
   dom.compareButton.textContent = inCompare ? "− remove current layer" : "+ add current layer";
 }
@@ -1000,49 +977,6 @@ function wireUnitPointer(state) {
   });
 }
 
-// src/looks-for.js
-function paintLooksFor(state) {
-  const { get, dom } = state;
-  const [w] = sideSize(state);
-  const pair = dom.looksCanvas.closest(".fvz-pair");
-  const room = pair && pair.clientWidth || state.layout.side;
-  const size = Math.max(80, Math.min(w, room - w - 52 - 10));
-  const ctx = fitCanvas(dom.looksCanvas, size, size);
-  const figure = dom.looksCanvas.parentElement;
-  if (figure) figure.style.width = `${size}px`;
-  ctx.clearRect(0, 0, size, size);
-  ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
-  ctx.fillRect(0, 0, size, size);
-  const meta = get("_looks_for");
-  const data = meta && meta.h ? sizedPayload(state, "_looks_for", meta.h * meta.w * 3) : new Uint8Array(0);
-  if (!meta || !meta.h || !data.length) {
-    dom.looksCaption.textContent = "Looks for: press Looks for, or double-click a tile";
-    stamp(dom.looksCanvas, "empty");
-    return;
-  }
-  const current = meta.channel === get("channel") && meta.layer === get("layer");
-  ctx.imageSmoothingEnabled = true;
-  ctx.globalAlpha = current ? 1 : 0.35;
-  ctx.drawImage(bitmapCanvas(rgbImage(data, meta.w, meta.h)), 0, 0, size, size);
-  ctx.globalAlpha = 1;
-  const done = meta.complete ? `${meta.steps} steps` : meta.cancelled ? `cancelled at ${meta.step}/${meta.steps}` : `step ${meta.step}/${meta.steps}…`;
-  const rising = meta.complete && meta.note ? " · still rising" : "";
-  dom.looksCaption.textContent = `ch ${meta.channel} looks for (${done}${rising})`;
-  dom.looksCaption.title = meta.complete ? meta.note : "";
-  stamp(dom.looksCanvas, `${meta.layer}|${meta.channel}|${meta.step}/${meta.steps}|${meta.complete ? "done" : meta.cancelled ? "cancelled" : "running"}`);
-}
-function wireLooksFor(state) {
-  const { model, messages, dom } = state;
-  dom.looksButton.addEventListener("click", () => model.send({ type: messages.looks_for, channel: state.get("channel") }));
-  dom.looksSteps.addEventListener("change", () => state.save({ looks_for_steps: dom.looksSteps.value ? Number(dom.looksSteps.value) : null }));
-  dom.gridCanvas.addEventListener("dblclick", (event) => {
-    const hit = gridHit(state, event);
-    if (!hit) return;
-    if (hit.channel !== state.get("channel")) selectChannel(state, hit.channel);
-    model.send({ type: messages.looks_for, channel: hit.channel });
-  });
-}
-
 // src/panels/comparison.js
 var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 function modelColour(i) {
@@ -1054,7 +988,7 @@ var comparison = {
   slot: "below",
   title: "Compare models",
   label: "Model comparison: mean activation and sparsity against relative depth, one line per model",
-  listens: ["_model_names", "model_name", "layer"],
+  listens: ["change:_model_names", "change:model_name", "change:layer"],
   shown: (_payload, get) => (get("_model_names") || []).length > 1,
   box: ({ width }) => [Math.max(320, Math.min(900, width - 8)), HEIGHT],
   size: () => 0,
@@ -1217,6 +1151,108 @@ var examples = {
   }
 };
 
+// src/panels/looks_for.js
+var ownTraits = (state) => (
+  /** @type {(key: keyof LooksForTraits) => unknown} */
+  state.get
+);
+var looks_for = {
+  name: "looks_for",
+  label: "What the selected channel looks for: a picture optimised to excite it",
+  listens: ["change:channel", "change:layer", "change:looks_for_steps"],
+  size: (payload2) => {
+    const meta = (
+      /** @type {Partial<LooksForMeta>} */
+      payload2
+    );
+    return (meta.h || 0) * (meta.w || 0) * 3;
+  },
+  controls(state) {
+    const { steps } = (
+      /** @type {LooksForContract} */
+      state.contract.panels.looks_for
+    );
+    const title = "What does the selected channel look for? Optimises a picture that excites it (or double-click a tile)";
+    const menuTitle = "Steps of Looks for: more give a cleaner picture and take longer (auto: 512 on a GPU, a 128-step preview on a CPU)";
+    return {
+      button: h("button", { type: "button", class: "fvz-looks", text: "Looks for", title }),
+      steps: h(
+        "select",
+        { class: "fvz-looks-steps", "aria-label": "Looks for: optimization steps", title: menuTitle },
+        [h("option", { value: "", text: "auto steps" }), ...steps.map((n) => h("option", { value: String(n), text: `${n} steps` }))]
+      )
+    };
+  },
+  // the steps menu shows `looks_for_steps`; a value it does not offer gets one extra option
+  sync(state, { controls }) {
+    const menu = (
+      /** @type {HTMLSelectElement} */
+      controls.steps
+    );
+    const get = ownTraits(state);
+    const steps = get("looks_for_steps");
+    const value = steps == null ? "" : String(steps);
+    if (![...menu.options].some((o) => o.value === value)) {
+      const extra = (
+        /** @type {HTMLOptionElement | null} */
+        menu.querySelector("option[data-extra]") ?? menu.appendChild(h("option", { "data-extra": "1" }))
+      );
+      extra.value = value;
+      extra.textContent = `${value} steps`;
+    }
+    menu.value = value;
+  },
+  paint({ ctx, width, height, payload: payload2, data, get, theme }) {
+    const meta = (
+      /** @type {Partial<LooksForMeta>} */
+      payload2
+    );
+    ctx.fillStyle = theme.panel;
+    ctx.fillRect(0, 0, width, height);
+    if (!meta.h || !meta.w || !data.length) return { caption: "Looks for: press Looks for, or double-click a tile", stamp: "empty" };
+    const current = meta.channel === get("channel") && meta.layer === get("layer");
+    const side = Math.min(width, height);
+    ctx.imageSmoothingEnabled = true;
+    ctx.globalAlpha = current ? 1 : 0.35;
+    ctx.drawImage(bitmapCanvas(rgbImage(data, meta.w, meta.h)), (width - side) / 2, (height - side) / 2, side, side);
+    ctx.globalAlpha = 1;
+    const done = meta.complete ? `${meta.steps} steps` : meta.cancelled ? `cancelled at ${meta.step}/${meta.steps}` : `step ${meta.step}/${meta.steps}…`;
+    const rising = meta.complete && meta.note ? " · still rising" : "";
+    const state = meta.complete ? "done" : meta.cancelled ? "cancelled" : "running";
+    return { caption: `ch ${meta.channel} looks for (${done}${rising})`, title: meta.complete ? meta.note : "", stamp: `${meta.layer}|${meta.channel}|${meta.step}/${meta.steps}|${state}` };
+  },
+  wire(state, { controls }) {
+    const { model, messages, dom } = state;
+    const button = (
+      /** @type {HTMLButtonElement} */
+      controls.button
+    );
+    const menu = (
+      /** @type {HTMLSelectElement} */
+      controls.steps
+    );
+    const ask = () => model.send({ type: messages.looks_for, channel: state.get("channel") });
+    const steps = () => state.save(
+      /** @type {object} */
+      { looks_for_steps: menu.value ? Number(menu.value) : null }
+    );
+    const onTile = (event) => {
+      const hit = gridHit(state, event);
+      if (!hit) return;
+      if (hit.channel !== state.get("channel")) selectChannel(state, hit.channel);
+      model.send({ type: messages.looks_for, channel: hit.channel });
+    };
+    button.addEventListener("click", ask);
+    menu.addEventListener("change", steps);
+    dom.gridCanvas.addEventListener("dblclick", onTile);
+    return () => {
+      button.removeEventListener("click", ask);
+      menu.removeEventListener("change", steps);
+      dom.gridCanvas.removeEventListener("dblclick", onTile);
+    };
+  }
+};
+
 // src/panels/pca.js
 var pca = {
   name: "pca",
@@ -1246,7 +1282,7 @@ var pca = {
 };
 
 // src/panels/index.js
-var PANELS = [pca, examples, comparison];
+var PANELS = [pca, looks_for, examples, comparison];
 
 // src/theme.js
 function above(node) {
@@ -1329,11 +1365,10 @@ function paintAll(state) {
   paintInput(state);
   paintUnit(state);
   paintOcclusion(state);
-  paintLooksFor(state);
   paintPanels(state);
   paintChart2(state);
 }
-var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintPanels, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart2];
+var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintPanels, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart2];
 function schedule(state, ...parts) {
   for (const p of parts) state.dirty.add(p);
   if (state.scheduled) return;
@@ -1375,7 +1410,7 @@ function retheme(state) {
   const key = themeKey(state);
   if (key === state.theme) return;
   state.theme = key;
-  schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintPanels);
+  schedule(state, paintGrid, paintOcclusion, paintPanels);
 }
 function themeKey(state) {
   return ["--fvz-fg", "--fvz-panel", "--fvz-accent", "--fvz-font"].map((v) => css(state, v, "")).join("|");
@@ -1401,10 +1436,11 @@ function buildPanels(state) {
   const side = h("div", { class: "fvz-pair fvz-wrap fvz-panels" });
   for (const panel of PANELS) {
     const views = panel.views || [panel.name];
-    const canvas = h("canvas", { class: `fvz-${views[0]}`, "aria-label": panel.label });
+    const cls = `fvz-${views[0].replace(/_/g, "-")}`;
+    const canvas = h("canvas", { class: cls, "aria-label": panel.label });
     const caption = h("span", { class: "fvz-caption" });
     const below = panel.slot === "below";
-    const figure = below ? h("section", { class: `fvz-panel fvz-${panel.name}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas]) : h("figure", { class: `fvz-${views[0]}-figure` }, [h("figcaption", {}, [caption]), canvas]);
+    const figure = below ? h("section", { class: `fvz-panel ${cls}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas]) : h("figure", { class: `${cls}-figure` }, [h("figcaption", {}, [caption]), canvas]);
     (below ? state.dom.below : side).append(figure);
     const trait = (
       /** @type {keyof Model} */
@@ -1414,7 +1450,9 @@ function buildPanels(state) {
       /** @type {object} */
       state.get(trait) || {}
     );
-    state.panels.push({ panel, canvas, caption, figure, payload: payload2 });
+    const controls = panel.controls ? panel.controls(state) : {};
+    state.dom.tools.append(...Object.values(controls));
+    state.panels.push({ panel, canvas, caption, figure, payload: payload2, controls });
     for (const view of views) state.dom.exportCanvases[view] = canvas;
   }
   state.dom.side.append(side);
@@ -1426,8 +1464,8 @@ function panelTraits() {
   ));
 }
 function panelListeners(state) {
-  const names = /* @__PURE__ */ new Set([...panelTraits(), ...PANELS.flatMap((panel) => panel.listens || [])]);
-  return Object.fromEntries([...names].map((name) => [`change:${name}`, () => schedule(state, paintPanels)]));
+  const events = /* @__PURE__ */ new Set([...panelTraits().map((trait) => `change:${trait}`), ...PANELS.flatMap((panel) => panel.listens || [])]);
+  return Object.fromEntries([...events].map((event) => [event, () => schedule(state, paintPanels)]));
 }
 function wirePanels(state) {
   const stops = state.panels.map((entry) => entry.panel.wire ? entry.panel.wire(state, entry) : () => {
@@ -1439,11 +1477,14 @@ function paintPanels(state) {
   const theme = {
     fg: css(state, "--fvz-fg", "#222"),
     grid: style.getPropertyValue("--fvz-border").trim() || "#ccc",
-    font: css(state, "--fvz-font", "sans-serif")
+    font: css(state, "--fvz-font", "sans-serif"),
+    panel: css(state, "--fvz-panel", "#f3f3f3")
   };
   for (const entry of state.panels) paintPanel(state, entry, theme);
 }
-function paintPanel(state, { panel, canvas, caption, figure, payload: read }, theme) {
+function paintPanel(state, entry, theme) {
+  const { panel, canvas, caption, figure, payload: read } = entry;
+  if (panel.sync) panel.sync(state, entry);
   const trait = (
     /** @type {PayloadName} */
     `_${panel.name}`
@@ -1461,6 +1502,7 @@ function paintPanel(state, { panel, canvas, caption, figure, payload: read }, th
   const scene = { ctx, width, height, side, payload: payload2, data, picture: state.picture, get: state.get, theme, canvas };
   const painted = panel.paint(scene);
   caption.textContent = painted.caption;
+  caption.title = painted.title || "";
   stamp(canvas, painted.stamp);
 }
 
@@ -1470,7 +1512,6 @@ var CHUNKED_PAINTS = {
   _grid: (state) => schedule(state, paintGrid),
   _unit: (state) => schedule(state, paintUnit, paintInput),
   _occlusion: (state) => schedule(state, paintOcclusion),
-  _looks_for: (state) => schedule(state, paintLooksFor),
   _evidence: (state) => schedule(state, paintInput, paintUnit, syncClasses),
   ...Object.fromEntries(panelTraits().map((trait) => [trait, (state) => schedule(state, paintPanels)]))
 };
@@ -1527,7 +1568,7 @@ function onCustom(state, content, buffers) {
 }
 function modelListeners(state) {
   const later = (...parts) => () => schedule(state, ...parts);
-  return {
+  const core = {
     "msg:custom": (content, buffers) => onCustom(state, content, buffers),
     "change:_layers": later(syncLayers),
     "change:all_layers": later(syncLayers),
@@ -1535,9 +1576,8 @@ function modelListeners(state) {
     "change:_order": later(syncChannels),
     "change:sort_by": later(syncSimple),
     "change:num_features": later(syncSimple),
-    "change:looks_for_steps": later(syncSimple),
     "change:color_scale": later(syncSimple, paintGrid, paintUnit),
-    "change:channel": later(syncSimple, paintGrid, paintUnit, paintLooksFor),
+    "change:channel": later(syncSimple, paintGrid, paintUnit),
     "change:device": later(syncSimple),
     "change:_devices": later(syncSimple),
     "change:compare": later(syncSimple, paintChart2),
@@ -1553,7 +1593,6 @@ function modelListeners(state) {
       schedule(state, paintUnit, paintInput);
     },
     "change:_occlusion": later(paintOcclusion),
-    "change:_looks_for": later(paintLooksFor),
     "change:_classes": later(syncClasses),
     "change:class_evidence": later(syncClasses, paintInput, paintUnit),
     "change:target_class": later(syncClasses, paintInput, paintUnit),
@@ -1565,9 +1604,13 @@ function modelListeners(state) {
     "change:_job": later(syncStatus),
     "change:progress": later(syncStatus),
     "change:status": later(syncStatus),
-    "change:error": later(syncStatus),
-    ...panelListeners(state)
+    "change:error": later(syncStatus)
   };
+  for (const [event, repaint] of Object.entries(panelListeners(state))) {
+    const first = core[event];
+    core[event] = first ? () => (first(), repaint()) : repaint;
+  }
+  return core;
 }
 async function upload(state, file) {
   const { model, messages, contract, dom } = state;
@@ -1684,7 +1727,6 @@ function render({ model, el }) {
   wireControls(state);
   wireGridPointer(state);
   wireUnitPointer(state);
-  wireLooksFor(state);
   wireClasses(state);
   const stops = [watchSize(state), watchTheme(state), wireModels(state), wirePanels(state)];
   state.onSnapshot = () => schedule(state, syncStatus);

@@ -1,5 +1,5 @@
-"""The explorer's analyses in Python: occlusion, "looks for" and class evidence, each a thin
-front on its job object (`FeatureExplorer` inherits them)."""
+"""The explorer's analyses in Python: occlusion and class evidence, each a thin front on its
+job object (`FeatureExplorer` inherits them)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import numpy as np
 
 from ..evidence import ClassEvidence
 from ..occlusion.engine import OcclusionResult
-from ..optimize.optimizer import OptimizationResult
 from .evidence import EvidenceJob
-from .looks_for import LooksForJob
 from .occlusion_job import OcclusionJob
 from .traits import ExplorerTraits
 from .views import contribution_text
@@ -23,7 +21,6 @@ class ExplorerAnalyses(ExplorerTraits):
     """The analyses' public methods and results; the jobs are made by `FeatureExplorer`."""
 
     _occlusion_job: OcclusionJob
-    _looks_for_job: LooksForJob
     _evidence_job: EvidenceJob
 
     # ------------------------------------------------------------------ occlusion
@@ -46,25 +43,6 @@ class ExplorerAnalyses(ExplorerTraits):
             self.position = list(position)  # checked; the observer starts the sweep
         else:  # an equal value notifies nobody: start it here
             self._occlusion_job.submit(None if position is None else list(position))
-
-    # ------------------------------------------------------------------ looks for
-    def run_looks_for(self, channel: int | None = None) -> None:
-        """What does the channel look for? Optimise a picture that excites `channel` (default:
-        the selected one; given, it is selected) of the layer shown, in the background, with
-        `FeatureVisualizer.optimize`: it refines live in the view and `cancel()` stops it.
-        On CUDA the full recipe (512 steps), elsewhere a 128-step preview at
-        `model_size=128`; `looks_for_steps` and `looks_for_options` change that. A picture
-        made before for the same layer, channel and settings is shown at once, without work.
-        Selecting another channel while it runs runs that channel's instead."""
-        if channel is not None and channel != self.channel:
-            self.channel = channel  # checked
-        self._looks_for_job.submit()
-
-    @property
-    def looks_for_result(self) -> OptimizationResult | None:
-        """The "looks for" result shown (`.images[0]`, possibly partial: `.complete`), or
-        None."""
-        return self._looks_for_job.shown
 
     # ------------------------------------------------------------------ class evidence
     @property

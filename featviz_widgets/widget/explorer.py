@@ -31,11 +31,11 @@ from ..core.capture import resolve_layers
 from ..core.inputs import ImageInput, image_name, read_now
 from ..core.validate import check_patch
 from ..dataset import DatasetExamples
+from ..optimize.optimizer import OptimizationResult
 from ..visualizer import FeatureVisualizer
 from .analyses import ExplorerAnalyses
 from .evidence import EvidenceJob, model_classes
 from .job_status import JobStatus
-from .looks_for import LooksForJob
 from .model_set import ModelSet
 from .models import ModelsJob
 from .occlusion_job import OcclusionJob
@@ -59,13 +59,12 @@ _EXTRA_KWARGS = (
     "channel",
     "color_scale",
     "all_layers",
-    "looks_for_steps",
-    "looks_for_options",
     "layout",
     "tabbable",
     "tooltip",
     *_CLASS_KWARGS,
     "model_name",
+    *(name for panel in PANELS for name in panel.traits),
 )
 
 
@@ -179,19 +178,10 @@ class FeatureExplorer(ExplorerAnalyses):
         self._uploads = Uploads(self._show_upload, self._set_error)
         self._status = JobStatus(self)
         self._occlusion_job = OcclusionJob(self, self._status)
-        self._looks_for_job = LooksForJob(self, self._status)
         self._evidence_job = EvidenceJob(self, self._status)
-        self._view_job = ViewJob(
-            self, self._status, self._occlusion_job, self._looks_for_job, self._evidence_job
-        )
-        self._models_job = ModelsJob(
-            self, self._status, self._models, self._view_job, self._looks_for_job
-        )
-        self._pictures = StaticPictures(
-            self,
-            lambda: self._occlusion_job.result,
-            lambda: self._looks_for_job.shown,
-        )
+        self._view_job = ViewJob(self, self._status, self._occlusion_job, self._evidence_job)
+        self._models_job = ModelsJob(self, self._status, self._models, self._view_job)
+        self._pictures = StaticPictures(self, lambda: self._occlusion_job.result)
         channel = kwargs.pop("channel", None)
         self._source: ImageInput = read_now(image) if image is not None else SAMPLE_IMAGE
         self._shown_source: ImageInput = self._source
@@ -203,14 +193,21 @@ class FeatureExplorer(ExplorerAnalyses):
             worker=self._worker,
             status=self._status,
             current=self._panel_view,
+            viewing=lambda: self._view_job.request is not None,
             publish=self._publish,
             payload=lambda trait: (self._outbox.data(trait), self._outbox.meta(trait)),
             show=lambda image, name: self._view_job.submit(image, name=name, relist=True),
             error=self._set_error,
+            widget=self,
         )
         self._panels = PanelRunner(PANELS, host)
         self._view_job.on_shown.append(self._panels.refresh)
+        self._view_job.on_submit.append(self._panels.pause)
+        self._view_job.on_failed.append(self._panels.stay_paused)
         self.observe(self._on_channel, names=["channel"])
+        for panel in PANELS:
+            for name in panel.traits:
+                self.observe(lambda change, p=panel.name: self._on_panel_trait(p), names=[name])
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         if self._viz.device.type not in devices:
             devices.append(self._viz.device.type)
@@ -302,6 +299,25 @@ class FeatureExplorer(ExplorerAnalyses):
         """The device types `device` can be set to."""
         return list(self._devices)
 
+    # ------------------------------------------------------------------ looks for
+    def run_looks_for(self, channel: int | None = None) -> None:
+        """What does the channel look for? Optimise a picture that excites `channel` (default:
+        the selected one; given, it is selected) of the layer shown, in the background, with
+        `FeatureVisualizer.optimize`: it refines live in the view and `cancel()` stops it.
+        On CUDA the full recipe (512 steps), elsewhere a 128-step preview at
+        `model_size=128`; `looks_for_steps` and `looks_for_options` change that. A picture
+        made before for the same layer, channel and settings is shown at once, without work.
+        Selecting another channel while it runs runs that channel's instead."""
+        if channel is not None and channel != self.channel:
+            self.channel = channel  # checked
+        self._panels.panels["looks_for"].submit()
+
+    @property
+    def looks_for_result(self) -> OptimizationResult | None:
+        """The "looks for" result shown (`.images[0]`, possibly partial: `.complete`), or
+        None."""
+        return self._panels.panels["looks_for"].shown
+
     # ------------------------------------------------------------------ dataset examples
     @property
     def dataset(self) -> Any:
@@ -391,7 +407,6 @@ class FeatureExplorer(ExplorerAnalyses):
         of an earlier scan stay) and a panel's work (the model comparison: the models
         profiled so far stay)."""
         with self._lock:
-            self._looks_for_job.cancel()
             self._occlusion_job.cancel()
             self._evidence_job.cancel()
         self._panels.cancel()
@@ -442,22 +457,12 @@ class FeatureExplorer(ExplorerAnalyses):
             Message.OCCLUDE: lambda content, buffers: self._occlude_now(),
             Message.UPLOAD: lambda content, buffers: self._uploads.receive(content, buffers),
             Message.PULL: lambda content, buffers: self._answer_pull(content.get("names")),
-            Message.LOOKS_FOR: lambda content, buffers: self._looks_for_now(content),
         }
 
     def _occlude_now(self) -> None:
         try:
             self._occlusion_job.submit()
         except ValueError as exc:
-            self.error = str(exc)
-
-    def _looks_for_now(self, content: dict) -> None:
-        """`Message.LOOKS_FOR` {channel?}: run "looks for" (for `channel`, which the view
-        selected with it); a problem goes to `error`."""
-        channel = content.get("channel")
-        try:
-            self.run_looks_for(channel if isinstance(channel, int) else None)
-        except (ValueError, t.TraitError) as exc:
             self.error = str(exc)
 
     def _pending_request(self) -> ViewRequest | None:
@@ -483,6 +488,7 @@ class FeatureExplorer(ExplorerAnalyses):
             layers=tuple(self.layers),
             all_layers=self.all_layers,
             restrict=None if self._restrict is None else tuple(self._restrict),
+            traits={name: getattr(self, name) for panel in PANELS for name in panel.traits},
         )
 
     def _on_channel(self, change: Any) -> None:
@@ -490,6 +496,12 @@ class FeatureExplorer(ExplorerAnalyses):
         with self._lock:
             if not self._is_quiet() and self._view_job.request is None:
                 self._panels.refresh()
+
+    def _on_panel_trait(self, name: str) -> None:
+        """A panel's own trait changed (not by the widget itself): that panel gets the view."""
+        with self._lock:
+            if not self._is_quiet() and self._view_job.request is None:
+                self._panels.refresh_panel(name)
 
     def _publish(self, trait: str, data: bytes, meta: dict) -> None:
         with self._quiet(), self.hold_sync():

@@ -16,7 +16,6 @@ import traitlets as t
 from ..core.inputs import ImageInput
 from ..visualizer import FeatureVisualizer
 from .job_status import JobStatus
-from .looks_for import LooksForJob
 from .model_set import ModelProfiles, ModelSet
 from .protocol import JobState
 from .traits import ExplorerTraits
@@ -36,10 +35,9 @@ class ModelsJob:
         status: JobStatus,
         models: ModelSet,
         view: ViewJob,
-        looks_for: LooksForJob,
     ) -> None:
         self.w, self.status, self.models = widget, status, models
-        self.view, self.looks_for = view, looks_for
+        self.view = view
         self.profiles = ModelProfiles(self.visualizer, widget._lock)
         widget.observe(self._on_model_name, names=["model_name"])
 
@@ -114,7 +112,6 @@ class ModelsJob:
             models.visualizers[old] = w._viz  # the one in use (a device change remakes it)
             models.current = name
             w._model, w._viz, w._restrict = models.models[name], viz, models.restrict[name]
-            self.looks_for.cache.clear()  # keyed by layer and channel: another model's
             w._worker.invalidate(JobState.COMPARE)  # a queued layer chart of the old model's
             with w._quiet(), w.hold_sync():
                 w.compare, w.compare_statistics = [], {}

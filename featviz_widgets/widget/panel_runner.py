@@ -31,6 +31,22 @@ class PanelRunner:
         for panel in self.panels.values():
             panel.update(view)
 
+    def refresh_panel(self, name: str) -> None:
+        """One panel's own trait changed (under the lock): it gets the view."""
+        view = self.host.current()
+        if view is not None:
+            self.panels[name].update(view)
+
+    def pause(self) -> None:
+        """A new view is being computed (under the lock): the panels stop what needs the worker."""
+        for panel in self.panels.values():
+            panel.pause()
+
+    def stay_paused(self) -> None:
+        """The view that paused them failed."""
+        for panel in self.panels.values():
+            panel.stay_paused()
+
     def cancel(self) -> None:
         """Stop every cancellable panel's job."""
         with self.host.lock:

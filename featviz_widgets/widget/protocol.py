@@ -25,7 +25,6 @@ __all__ = [
     "EXPORT_VIEWS",
     "CHUNK_BYTES",
     "INLINE_PAYLOAD_BYTES",
-    "LOOKS_FOR_STEP_CHOICES",
     "MAX_FEATURE_MAPS",
     "MAX_MESSAGE_BYTES",
     "MAX_UPLOAD_BYTES",
@@ -45,7 +44,6 @@ __all__ = [
     "ImageMeta",
     "JobState",
     "LayerEntry",
-    "LooksForMeta",
     "MapsMeta",
     "Message",
     "Push",
@@ -71,7 +69,6 @@ class ExportView(str, Enum):
     GRID = "grid"
     CHANNEL = "channel"
     OCCLUSION = "occlusion"
-    LOOKS_FOR = "looks_for"  # the picture optimised for the selected channel
     CAM = "cam"  # the input image under the Grad-CAM of the chosen class (`target_class`)
 
 
@@ -118,7 +115,6 @@ class Message(str, Enum):
     # {names?}: answer with the current state of payload traits `names` (every synced trait
     # when absent: a view that just rendered), their chunks, then `Push.PULLED`
     PULL = "pull"
-    LOOKS_FOR = "looks_for"  # optimise a picture for the selected channel ("looks for")
 
 
 class Push(str, Enum):
@@ -135,20 +131,15 @@ class JobState(str, Enum):
     VIEW = "view"  # image, layer list, features, statistics, rankings
     OCCLUSION = "occlusion"
     COMPARE = "compare"
-    LOOKS_FOR = "looks_for"  # feature visualization by optimization of the selected channel
     EVIDENCE = "evidence"  # class evidence: top classes, Grad-CAM, channel contributions
     SWITCH_MODEL = "switch_model"  # another model of a mapping: its layer aligned by depth
 
 
 CANCELLABLE_JOBS = (
     JobState.OCCLUSION,
-    JobState.LOOKS_FOR,
     JobState.EVIDENCE,
 )
 """Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
-
-LOOKS_FOR_STEP_CHOICES = (64, 128, 256, 512, 1024)
-"""The steps the view's "looks for" menu offers (beside the device's default, None)."""
 
 
 class LayerEntry(TypedDict):
@@ -236,23 +227,6 @@ class OcclusionMeta(MapsMeta):
     cancelled: bool
 
 
-class LooksForMeta(TypedDict):
-    """`_looks_for`'s metadata: the (partial) picture the selected channel looks for, optimised by
-    `FeatureVisualizer.optimize`; its `data` is uint8 RGB bytes, h x w x 3, row-major."""
-
-    h: int
-    w: int
-    layer: str
-    channel: int
-    step: int
-    steps: int
-    complete: bool
-    cancelled: bool
-    objective: float | None
-    device: str
-    note: str  # `OptimizationResult.note` of a complete run ("" or why more steps would help)
-
-
 class ClassesMeta(TypedDict):
     """`_classes`: the classes the class menu offers. `count` 0 with a `note`: the model has no
     classifier (the menu is disabled and says why); `count` -1: not known yet (a model without
@@ -286,7 +260,6 @@ PAYLOADS: dict[str, type] = {
     "_grid": GridMeta,
     "_unit": UnitMeta,
     "_occlusion": OcclusionMeta,
-    "_looks_for": LooksForMeta,
     "_evidence": EvidenceMeta,
     **{panel.trait: panel.meta for panel in PANELS},
 }
@@ -318,5 +291,5 @@ def contract() -> dict[str, Any]:
             *(job.value for job in CANCELLABLE_JOBS),
             *(panel.name for panel in PANELS if panel.cancellable),
         ],
-        "looks_for_steps": list(LOOKS_FOR_STEP_CHOICES),
+        "panels": {panel.name: dict(panel.contract) for panel in PANELS},
     }

@@ -17,7 +17,6 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from ..occlusion.engine import OcclusionResult
-from ..optimize.optimizer import OptimizationResult
 from ..plotting.figures import feature_grid_figure, grid_shape, occlusion_figure, unit_centre
 from .payload import decode_maps
 from .protocol import EXPORT_VIEWS, SHARED_SCALE, ExportView
@@ -29,7 +28,6 @@ __all__ = [
     "cam_figure",
     "export_figure",
     "grid_png",
-    "looks_for_figure",
 ]
 
 # The first display waits this long at most for the first view (its static image).
@@ -48,17 +46,14 @@ class ExplorerView:
     channel: int
     sort_by: str
     shared_scale: bool
-    looks_for: OptimizationResult | None = None  # the "looks for" picture shown
     evidence: tuple[bytes, dict] | None = None  # the `_evidence` payload and its metadata
 
 
 def export_figure(view: ExplorerView, kind: str) -> Figure:
-    """The figure of view `kind` ("grid", "channel", "occlusion", "looks_for" or "cam"; the
+    """The figure of view `kind` ("grid", "channel", "occlusion" or "cam"; the
     panels draw their own views)."""
     if kind not in EXPORT_VIEWS:
         raise ValueError(f"`view` must be one of {EXPORT_VIEWS}, got {kind!r}.")
-    if kind == ExportView.LOOKS_FOR:
-        return looks_for_figure(view.looks_for, view.layer, view.channel)
     if kind == ExportView.CAM:
         return cam_figure(view.shown, *(view.evidence or (b"", {})), layer=view.layer)
     maps, layer, channel = view.features[0], view.layer, view.channel
@@ -85,22 +80,6 @@ def export_figure(view: ExplorerView, kind: str) -> Figure:
         centre=centre,
         title=f"{layer}, channel {channel}, position {result.position}{done}",
     )
-
-
-def looks_for_figure(result: OptimizationResult | None, layer: str, channel: int) -> Figure:
-    """`save_png(view="looks_for")`: the picture `channel` of `layer` looks for."""
-    if result is None or result.layer_name != layer or result.channels[0] != channel:
-        raise ValueError(
-            f"no 'looks for' picture of {layer!r} channel {channel} yet; call "
-            "`run_looks_for()` (or press the view's Looks for button) first."
-        )
-    fig = Figure(figsize=(4.2, 4.6))
-    ax = fig.add_subplot()
-    ax.imshow(result.images[0])
-    ax.set_axis_off()
-    done = "" if result.complete else f", partial {result.steps_done}/{result.steps}"
-    ax.set_title(f"{layer}, channel {channel} looks for\n({result.steps} steps{done})", fontsize=10)
-    return fig
 
 
 def cam_figure(shown: np.ndarray, data: bytes, meta: dict, *, layer: str) -> Figure:
@@ -167,9 +146,8 @@ class StaticPictures:
         self,
         widget: ExplorerTraits,
         occlusion: Callable[[], OcclusionResult | None],
-        looks_for: Callable[[], OptimizationResult | None],
     ) -> None:
-        self.w, self.occlusion, self.looks_for = widget, occlusion, looks_for
+        self.w, self.occlusion = widget, occlusion
         self.displayed = False
 
     def figure(self, view: str) -> Figure:
@@ -188,7 +166,6 @@ class StaticPictures:
                 channel=w.channel,
                 sort_by=w.sort_by,
                 shared_scale=w.color_scale == SHARED_SCALE,
-                looks_for=self.looks_for(),
                 evidence=(w._outbox.data("_evidence"), w._outbox.meta("_evidence")),
             )
         return export_figure(snapshot, view)

@@ -3,7 +3,7 @@
 `ExplorerTraits` is `FeatureExplorer`'s base: every synced trait with its documentation and
 its validator, and the state the explorer's jobs share (annotated here, set by the
 explorer), and one payload trait per panel of the registry (`panels`). The jobs observe the
-traits they own (`view_job`, `occlusion_job`, `looks_for`, `evidence`); changes made inside
+traits they own (`view_job`, `occlusion_job`, `evidence`; the panels theirs); changes made inside
 `_quiet()` do not trigger them.
 """
 
@@ -24,9 +24,8 @@ from ..core.capture import resolve_layers
 from ..core.inputs import ImageInput
 from ..core.validate import channel_error, position_error
 from ..visualizer import FeatureVisualizer
-from .looks_for_recipe import check_looks_for_options
 from .model_set import ModelSet
-from .panels import PANELS
+from .panels import PANELS, Panel
 from .protocol import CLASS_CONTRIBUTION, COLOR_SCALES, SORT_MODES, JobState, contract
 from .request import ViewRequest
 from .transfer import Outbox
@@ -35,11 +34,29 @@ from .worker import Worker
 __all__ = ["ExplorerTraits"]
 
 
-# one payload trait per panel of the registry, `_<name>`: `Payload` metadata and bytes
+def _checked_by(panel: type[Panel], name: str) -> Any:
+    """A validator of panel trait `name`: the panel's `check`, its ValueError a TraitError."""
+
+    @t.validate(name)
+    def check(self: Any, proposal: t.Bunch) -> Any:
+        try:
+            return panel.check(name, proposal["value"])
+        except ValueError as exc:
+            raise t.TraitError(str(exc)) from exc
+
+    return check
+
+
+# each panel of the registry: its payload trait, `_<name>` (`Payload` metadata and bytes), and
+# its own traits, each checked by the panel
 _PanelTraits = type(
     "_PanelTraits",
     (anywidget.AnyWidget,),
-    {panel.trait: t.Dict().tag(sync=True) for panel in PANELS},
+    {
+        **{panel.trait: t.Dict().tag(sync=True) for panel in PANELS},
+        **{name: trait for panel in PANELS for name, trait in panel.traits.items()},
+        **{f"_check_{name}": _checked_by(panel, name) for panel in PANELS for name in panel.traits},
+    },
 )
 
 
@@ -132,16 +149,6 @@ class ExplorerTraits(_PanelTraits):
     """What the worker is doing, in words. Read-only."""
     error = t.Unicode("").tag(sync=True)
     """The last error (an exception in the model, an unreadable upload, ...), or "". """
-    looks_for_steps = t.Int(None, allow_none=True).tag(sync=True)
-    """Steps of a "looks for" optimization (`run_looks_for`); None: 512 on CUDA, a 128-step
-    preview elsewhere.
-
-    - Default: `None`
-    """
-    looks_for_options = t.Dict()
-    """`FeatureVisualizer.optimize` recipe options for "looks for" (`size`, `model_size`,
-    `lr`, `seed`, ...), over the device's defaults (`model_size=128` on a CPU)."""
-
     class_evidence = t.Bool(False).tag(sync=True)
     """Compute class evidence for the image and layer shown: the top-5 predicted classes, the
     Grad-CAM of `target_class` (`show_cam`) and every channel's contribution to it (sort mode
@@ -183,7 +190,6 @@ class ExplorerTraits(_PanelTraits):
     _grid = t.Dict().tag(sync=True)  # `GridMeta`
     _unit = t.Dict().tag(sync=True)  # `UnitMeta`: the selected channel's map
     _occlusion = t.Dict().tag(sync=True)  # `OcclusionMeta`
-    _looks_for = t.Dict().tag(sync=True)  # `LooksForMeta`
     _classes = t.Dict().tag(sync=True)  # `ClassesMeta`: the class menu's classes
     _evidence = t.Dict().tag(sync=True)  # `EvidenceMeta`: the Grad-CAM over the input image
     _model_names = t.List(t.Unicode()).tag(sync=True)  # the model menu's; [] for one model
@@ -321,20 +327,6 @@ class ExplorerTraits(_PanelTraits):
             if error is not None:
                 raise t.TraitError(error)
         return value
-
-    @t.validate("looks_for_steps")
-    def _check_looks_for_steps(self, proposal: t.Bunch) -> int | None:
-        value = proposal["value"]
-        if value is not None and value < 1:
-            raise t.TraitError(f"`looks_for_steps` must be None or at least 1, got {value}.")
-        return value
-
-    @t.validate("looks_for_options")
-    def _check_looks_for_options(self, proposal: t.Bunch) -> dict:
-        try:
-            return check_looks_for_options(proposal["value"])
-        except ValueError as exc:
-            raise t.TraitError(str(exc)) from exc
 
     @t.validate("compare")
     def _check_compare(self, proposal: t.Bunch) -> list[str]:

@@ -17,7 +17,6 @@ from ..core.validate import channel_error, position_error
 from .evidence import EvidenceJob
 from .job_status import JobStatus
 from .layer_menu import explorer_layers
-from .looks_for import LooksForJob
 from .occlusion_job import OcclusionJob
 from .protocol import CLASS_CONTRIBUTION, CORE_SORT_MODES, JobState, json_safe, layer_entry
 from .request import ViewRequest
@@ -30,22 +29,24 @@ __all__ = ["ViewJob"]
 
 class ViewJob:
     """The view and layer chart jobs of `widget`; a new view stops its `occlusion` sweep and
-    pauses its `looks_for` and `evidence` runs, and the view shown resumes them."""
+    pauses its `evidence` run and the panels' (`on_submit`), and the view shown resumes them
+    (`on_shown`)."""
 
     def __init__(
         self,
         widget: ExplorerTraits,
         status: JobStatus,
         occlusion: OcclusionJob,
-        looks_for: LooksForJob,
         evidence: EvidenceJob,
     ) -> None:
         self.w, self.status = widget, status
-        self.occlusion, self.looks_for, self.evidence = occlusion, looks_for, evidence
+        self.occlusion, self.evidence = occlusion, evidence
         self.request: ViewRequest | None = None  # the pending view job's
         self.order_mode = CORE_SORT_MODES[0]  # the ranking `_order` holds (see `order`)
         evidence.on_ranking = self.reorder
         self.on_shown: list[Callable[[], None]] = []  # called (locked, quiet) after each view
+        self.on_submit: list[Callable[[], None]] = []  # called (locked) when a view is asked for
+        self.on_failed: list[Callable[[], None]] = []  # called (locked) when a view failed
         widget.observe(self._on_layer, names=["layer"])
         widget.observe(self._on_all_layers, names=["all_layers"])
         widget.observe(self._on_device, names=["device"])
@@ -84,7 +85,6 @@ class ViewJob:
             with w._quiet(), w.hold_sync():
                 self.push_unit()
                 self.occlusion.refresh()
-                self.looks_for.show()
 
     def _on_image_index(self, change: t.Bunch) -> None:
         if not self.w._is_quiet():
@@ -101,7 +101,8 @@ class ViewJob:
         with w._lock, w._quiet(), w.hold_sync():
             if job.current and not isinstance(exc, Cancelled):
                 self.request = None
-                self.looks_for.resume = False
+                for callback in self.on_failed:
+                    callback()
                 w._viewed.set()
                 if w._features_layer and w.layer != w._features_layer:
                     w.layer = w._features_layer
@@ -180,7 +181,8 @@ class ViewJob:
                 request.image_index = old.image_index
             self.request = request
             self.occlusion.stop()
-            self.looks_for.pause()
+            for callback in self.on_submit:
+                callback()
             self.evidence.pause()
             with w._quiet():
                 w.error = ""
@@ -302,7 +304,6 @@ class ViewJob:
             w._outbox.set("_occlusion", b"", {})
             self.push_grid()
             self.push_unit()
-            self.looks_for.show()
             self.evidence.show()
             for callback in self.on_shown:
                 callback()

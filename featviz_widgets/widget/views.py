@@ -13,14 +13,12 @@ import torch
 
 from ..evidence import ClassEvidence
 from ..occlusion.engine import OcclusionResult
-from ..optimize.optimizer import OptimizationResult
 from ..plotting.figures import MAX_FEATURE_MAPS, grid_columns
 from .payload import encode_maps, encode_png
 from .protocol import (
     EvidenceMeta,
     GridMeta,
     ImageMeta,
-    LooksForMeta,
     OcclusionMeta,
     UnitMeta,
     json_safe,
@@ -32,7 +30,6 @@ __all__ = [
     "evidence_view",
     "grid_view",
     "image_view",
-    "looks_for_view",
     "occlusion_view",
     "unit_view",
 ]
@@ -99,31 +96,6 @@ def occlusion_view(
         cancelled=cancelled,
     )
     return data, json_safe(meta)
-
-
-def looks_for_view(
-    result: OptimizationResult, device: str, cancelled: bool = False
-) -> tuple[bytes, dict]:
-    """`_looks_for`: the (partial) optimised picture of the first channel of `result` as uint8
-    RGB bytes (h x w x 3, row-major; larger ones travel in chunks like every payload), and
-    `LooksForMeta`."""
-    picture = np.ascontiguousarray(result.images[0], dtype=np.uint8)
-    height, width = picture.shape[:2]
-    objective = float(result.activations[0]) if len(result.activations) else None
-    meta = LooksForMeta(
-        h=int(height),
-        w=int(width),
-        layer=result.layer_name,
-        channel=int(result.channels[0]),
-        step=int(result.steps_done),
-        steps=int(result.steps),
-        complete=bool(result.complete),
-        cancelled=bool(cancelled),
-        objective=objective,
-        device=device,
-        note=result.note if result.complete else "",
-    )
-    return picture.tobytes(), json_safe(meta)
 
 
 def evidence_view(

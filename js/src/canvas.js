@@ -85,7 +85,7 @@ export function jetImage(data, meta) {
 }
 
 /**
- * uint8 RGB bytes (h x w x 3, row-major) as opaque RGBA: the "looks for" picture.
+ * uint8 RGB bytes (h x w x 3, row-major) as opaque RGBA: a picture (the panels' colours, thumbnails, optimised pictures).
  * @param {Uint8Array} data @param {number} w @param {number} hgt
  */
 export function rgbImage(data, w, hgt) {

@@ -9,7 +9,7 @@
 // cursor) never leaves the browser.
 //
 // Modules: types (the JSDoc typedefs); helpers colours, numbers, canvas, dom; state (view state
-// and its DOM); a module per view: grid, detail (input, channel, occlusion), looks-for,
+// and its DOM); a module per view: grid, detail (input, channel, occlusion),
 // classes (class menu, Grad-CAM toggle, contributions), stats, models (the model menu), with
 // sync (controls <- model) and controls (controls -> model); panels/ (one module per panel of
 // the registry, built, listened to and painted by panel-host); pointer (hover and click on a
@@ -21,7 +21,6 @@ import { syncClasses, wireClasses } from "./classes.js";
 import { wireControls } from "./controls.js";
 import { loadPicture, wireUnitPointer } from "./detail.js";
 import { wireGridPointer } from "./grid.js";
-import { wireLooksFor } from "./looks-for.js";
 import { wireModels } from "./models.js";
 import { measure, paintAll, schedule, watchSize, watchTheme } from "./repaint.js";
 import { buildDom, createState } from "./state.js";
@@ -43,7 +42,6 @@ function render({ model, el }) {
   wireControls(state);
   wireGridPointer(state);
   wireUnitPointer(state);
-  wireLooksFor(state);
   wireClasses(state);
   const stops = [watchSize(state), watchTheme(state), wireModels(state), wirePanels(state)];
   state.onSnapshot = () => schedule(state, syncStatus);

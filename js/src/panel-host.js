@@ -10,7 +10,7 @@ import { PANELS } from "./panels/index.js";
 import { schedule } from "./repaint.js";
 import { css, sizedPayload } from "./state.js";
 
-/** @import { Listener, Model, PanelEntry, PayloadName, ViewState } from "./types.js" */
+/** @import { Listener, Model, PanelEntry, PayloadName, Theme, ViewState } from "./types.js" */
 
 /** A figure for each panel in its slot; its canvas is an export view.
  * @param {ViewState} state */
@@ -18,16 +18,19 @@ export function buildPanels(state) {
   const side = h("div", { class: "fvz-pair fvz-wrap fvz-panels" });
   for (const panel of PANELS) {
     const views = panel.views || [panel.name];
-    const canvas = h("canvas", { class: `fvz-${views[0]}`, "aria-label": panel.label });
+    const cls = `fvz-${views[0].replace(/_/g, "-")}`; // a view "a_b": fvz-a-b
+    const canvas = h("canvas", { class: cls, "aria-label": panel.label });
     const caption = h("span", { class: "fvz-caption" });
     const below = panel.slot === "below";
     const figure = below
-      ? h("section", { class: `fvz-panel fvz-${panel.name}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas])
-      : h("figure", { class: `fvz-${views[0]}-figure` }, [h("figcaption", {}, [caption]), canvas]);
+      ? h("section", { class: `fvz-panel ${cls}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas])
+      : h("figure", { class: `${cls}-figure` }, [h("figcaption", {}, [caption]), canvas]);
     (below ? state.dom.below : side).append(figure);
     const trait = /** @type {keyof Model} */ (`_${panel.name}`);
     const payload = () => /** @type {object} */ (state.get(trait) || {});
-    state.panels.push({ panel, canvas, caption, figure, payload });
+    const controls = panel.controls ? panel.controls(state) : {};
+    state.dom.tools.append(...Object.values(controls));
+    state.panels.push({ panel, canvas, caption, figure, payload, controls });
     for (const view of views) state.dom.exportCanvases[view] = canvas;
   }
   state.dom.side.append(side);
@@ -39,11 +42,11 @@ export function panelTraits() {
   return PANELS.map((panel) => /** @type {PayloadName} */ (`_${panel.name}`));
 }
 
-/** What repaints the panels: their payload traits and the traits they list.
+/** What repaints the panels: their payload traits' changes and the events they list.
  * @param {ViewState} state @returns {Record<string, Listener>} */
 export function panelListeners(state) {
-  const names = new Set([...panelTraits(), ...PANELS.flatMap((panel) => panel.listens || [])]);
-  return Object.fromEntries([...names].map((name) => [`change:${name}`, () => schedule(state, paintPanels)]));
+  const events = new Set([...panelTraits().map((trait) => `change:${trait}`), ...PANELS.flatMap((panel) => panel.listens || [])]);
+  return Object.fromEntries([...events].map((event) => [event, () => schedule(state, paintPanels)]));
 }
 
 /** Wire every panel's own controls; returns the cleanup.
@@ -61,12 +64,15 @@ export function paintPanels(state) {
     fg: css(state, "--fvz-fg", "#222"),
     grid: style.getPropertyValue("--fvz-border").trim() || "#ccc",
     font: css(state, "--fvz-font", "sans-serif"),
+    panel: css(state, "--fvz-panel", "#f3f3f3"),
   };
   for (const entry of state.panels) paintPanel(state, entry, theme);
 }
 
-/** @param {ViewState} state @param {PanelEntry} entry @param {{ fg: string, grid: string, font: string }} theme */
-function paintPanel(state, { panel, canvas, caption, figure, payload: read }, theme) {
+/** @param {ViewState} state @param {PanelEntry} entry @param {Theme} theme */
+function paintPanel(state, entry, theme) {
+  const { panel, canvas, caption, figure, payload: read } = entry;
+  if (panel.sync) panel.sync(state, entry);
   const trait = /** @type {PayloadName} */ (`_${panel.name}`);
   const payload = read();
   const hidden = panel.shown ? !panel.shown(payload, state.get) : false;
@@ -81,5 +87,6 @@ function paintPanel(state, { panel, canvas, caption, figure, payload: read }, th
   const scene = { ctx, width, height, side, payload, data, picture: state.picture, get: state.get, theme, canvas };
   const painted = panel.paint(scene);
   caption.textContent = painted.caption;
+  caption.title = painted.title || "";
   stamp(canvas, painted.stamp);
 }

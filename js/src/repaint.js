@@ -5,7 +5,6 @@
 import { syncClasses } from "./classes.js";
 import { paintInput, paintOcclusion, paintUnit } from "./detail.js";
 import { paintGrid } from "./grid.js";
-import { paintLooksFor } from "./looks-for.js";
 import { paintPanels } from "./panel-host.js";
 import { css } from "./state.js";
 import { markTheme } from "./theme.js";
@@ -21,7 +20,6 @@ export function paintAll(state) {
   paintInput(state);
   paintUnit(state);
   paintOcclusion(state);
-  paintLooksFor(state);
   paintPanels(state);
   paintChart(state);
 }
@@ -30,7 +28,7 @@ export function paintAll(state) {
 // what a person waits for. A ranking of thousands of channels is a big <select>: rebuilt after
 // the paint.
 /** @type {Painter[]} */
-const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintLooksFor, paintPanels, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart];
+const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintPanels, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart];
 
 /** Queue `parts` for the next coalesced repaint.
  * @param {ViewState} state @param {...Painter} parts */
@@ -84,7 +82,7 @@ function retheme(state) {
   const key = themeKey(state);
   if (key === state.theme) return;
   state.theme = key;
-  schedule(state, paintGrid, paintOcclusion, paintLooksFor, paintPanels);
+  schedule(state, paintGrid, paintOcclusion, paintPanels);
 }
 
 /** The theme colours canvases are painted with.

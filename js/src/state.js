@@ -72,9 +72,6 @@ export function buildDom(contract) {
   const nextImage = h("button", { type: "button", class: "fvz-next-image", text: "▶", "aria-label": "Next image of the batch", title: "Next image of the batch (or → on the input image)", hidden: true });
   const occludeButton = h("button", { type: "button", class: "fvz-occlude", text: "Run occlusion" });
   const cancelButton = h("button", { type: "button", class: "fvz-cancel", text: "Cancel", disabled: true });
-  const looksButton = h("button", { type: "button", class: "fvz-looks", text: "Looks for", title: "What does the selected channel look for? Optimises a picture that excites it (or double-click a tile)" });
-  const looksSteps = h("select", { class: "fvz-looks-steps", "aria-label": "Looks for: optimization steps", title: "Steps of Looks for: more give a cleaner picture and take longer (auto: 512 on a GPU, a 128-step preview on a CPU)" },
-    [h("option", { value: "", text: "auto steps" }), ...contract.looks_for_steps.map((n) => h("option", { value: String(n), text: `${n} steps` }))]);
   const exportView = h("select", { class: "fvz-export-view", "aria-label": "View to export" },
     contract.export_views.map((v) => h("option", { value: v, text: v })));
   const exportButton = h("button", { type: "button", class: "fvz-export", text: "Save PNG" });
@@ -90,8 +87,6 @@ export function buildDom(contract) {
   const unitCaption = h("span", { class: "fvz-caption" });
   const occCanvas = h("canvas", { class: "fvz-occlusion", "aria-label": "Occlusion sensitivity map" });
   const occCaption = h("span", { class: "fvz-caption" });
-  const looksCanvas = h("canvas", { class: "fvz-looks-for", "aria-label": "What the selected channel looks for: a picture optimised to excite it" });
-  const looksCaption = h("span", { class: "fvz-caption" });
   const statsList = h("dl", { class: "fvz-stats" });
   const chart = h("div", { class: "fvz-chart" });
   const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
@@ -111,12 +106,14 @@ export function buildDom(contract) {
   const models = buildModelsDom(); // the model menu, shown for several models
   // the canvas that shows each of the contract's export views (tests/test_contract.py)
   /** @type {Record<string, HTMLCanvasElement>} */
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, looks_for: looksCanvas, cam: inputCanvas };
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, cam: inputCanvas };
 
   /** @type {HTMLElement} */
   let side; // the side panel, where the registry's panels go too (panel-host.js)
   /** @type {HTMLElement} */
-  let below; // across the view under the statistics: the registry's panels with slot "below"
+  let below;
+  /** @type {HTMLElement} */
+  let tools; // the panels' own controls, in the second toolbar // across the view under the statistics: the registry's panels with slot "below"
   /** @param {string} label @param {HTMLElement[]} controls */
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
   const deviceField = field("Device", deviceSelect);
@@ -138,8 +135,7 @@ export function buildDom(contract) {
       imageName,
       nextImage,
       occludeButton,
-      looksButton,
-      looksSteps,
+      tools = h("span", { class: "fvz-tools" }),
       cancelButton,
       h("span", { class: "fvz-spacer" }),
       field("Export", exportView),
@@ -157,7 +153,6 @@ export function buildDom(contract) {
         ]),
         h("div", { class: "fvz-pair fvz-wrap" }, [
           h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas]),
-          h("figure", {}, [h("figcaption", {}, [looksCaption]), looksCanvas]),
         ]),
       ]),
     ]),
@@ -169,11 +164,11 @@ export function buildDom(contract) {
     tooltip,
   ]);
   return {
-    root, side, below, filter, layerSelect, allToggle, sortSelect, channelSelect, numInput, scaleSelect,
+    root, side, below, tools, filter, layerSelect, allToggle, sortSelect, channelSelect, numInput, scaleSelect,
     deviceSelect, deviceField, deviceLabel, fileInput, imageName, prevImage, nextImage, occludeButton, cancelButton,
     exportView, exportButton, exportCanvases, progress, statusText, errorBox, errorText,
     errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, occCanvas,
-    occCaption, statsList, chart, compareButton, tooltip, looksButton, looksSteps, looksCanvas, looksCaption,
+    occCaption, statsList, chart, compareButton, tooltip,
     classes, classToggle, classSearch, classSelect, camToggle, classNote, contribution,
     models,
   };

@@ -55,15 +55,6 @@ export function syncSimple(state) {
   dom.prevImage.disabled = index <= 0;
   dom.nextImage.disabled = index >= meta.batch - 1;
   dom.imageName.textContent = (meta.name ? `${meta.name} (${meta.w}×${meta.h})` : meta.w ? `${meta.w}×${meta.h}` : "") + of;
-  const steps = get("looks_for_steps");
-  const value = steps == null ? "" : String(steps);
-  if (![...dom.looksSteps.options].some((o) => o.value === value)) {
-    // a value set from Python that the menu does not offer: one extra option, reused
-    const extra = /** @type {HTMLOptionElement | null} */ (dom.looksSteps.querySelector("option[data-extra]")) ?? dom.looksSteps.appendChild(h("option", { "data-extra": "1" }));
-    extra.value = value;
-    extra.textContent = `${value} steps`;
-  }
-  dom.looksSteps.value = value;
   const inCompare = (get("compare") || []).includes(get("layer"));
   dom.compareButton.textContent = inCompare ? "− remove current layer" : "+ add current layer";
 }

@@ -5,7 +5,6 @@
 import { syncClasses } from "./classes.js";
 import { loadPicture, paintInput, paintOcclusion, paintUnit } from "./detail.js";
 import { paintGrid } from "./grid.js";
-import { paintLooksFor } from "./looks-for.js";
 import { paintPanels, panelListeners, panelTraits } from "./panel-host.js";
 import { bytesOf } from "./numbers.js";
 import { pullOnce, pulled } from "./pull.js";
@@ -24,7 +23,6 @@ const CHUNKED_PAINTS = {
   _grid: (state) => schedule(state, paintGrid),
   _unit: (state) => schedule(state, paintUnit, paintInput),
   _occlusion: (state) => schedule(state, paintOcclusion),
-  _looks_for: (state) => schedule(state, paintLooksFor),
   _evidence: (state) => schedule(state, paintInput, paintUnit, syncClasses),
   ...Object.fromEntries(panelTraits().map((trait) => [trait, (/** @type {ViewState} */ state) => schedule(state, paintPanels)])),
 };
@@ -81,7 +79,8 @@ function onCustom(state, content, buffers) {
 export function modelListeners(state) {
   /** @param {...Painter} parts */
   const later = (...parts) => () => schedule(state, ...parts);
-  return {
+  /** @type {Record<string, Listener>} */
+  const core = {
     "msg:custom": (content, buffers) => onCustom(state, content, buffers),
     "change:_layers": later(syncLayers),
     "change:all_layers": later(syncLayers),
@@ -89,9 +88,8 @@ export function modelListeners(state) {
     "change:_order": later(syncChannels),
     "change:sort_by": later(syncSimple),
     "change:num_features": later(syncSimple),
-    "change:looks_for_steps": later(syncSimple),
     "change:color_scale": later(syncSimple, paintGrid, paintUnit),
-    "change:channel": later(syncSimple, paintGrid, paintUnit, paintLooksFor),
+    "change:channel": later(syncSimple, paintGrid, paintUnit),
     "change:device": later(syncSimple),
     "change:_devices": later(syncSimple),
     "change:compare": later(syncSimple, paintChart),
@@ -107,7 +105,6 @@ export function modelListeners(state) {
       schedule(state, paintUnit, paintInput);
     },
     "change:_occlusion": later(paintOcclusion),
-    "change:_looks_for": later(paintLooksFor),
     "change:_classes": later(syncClasses),
     "change:class_evidence": later(syncClasses, paintInput, paintUnit),
     "change:target_class": later(syncClasses, paintInput, paintUnit),
@@ -120,8 +117,13 @@ export function modelListeners(state) {
     "change:progress": later(syncStatus),
     "change:status": later(syncStatus),
     "change:error": later(syncStatus),
-    ...panelListeners(state),
   };
+  // a panel repaints on events the core listens to as well: both run
+  for (const [event, repaint] of Object.entries(panelListeners(state))) {
+    const first = core[event];
+    core[event] = first ? () => (first(), repaint()) : repaint;
+  }
+  return core;
 }
 
 /** Send an image file to Python in chunks of at most `contract.chunk_bytes` (large messages

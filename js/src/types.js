@@ -13,9 +13,6 @@
  * @typedef {MapsMeta & { layer: string, channel: number, position: number[], map_size: number[],
  *   done: number, total: number, complete: boolean, cancelled: boolean }} OcclusionMeta
  * @typedef {{ h: number, w: number, name: string, batch: number, index: number }} ImageMeta
- * @typedef {{ h: number, w: number, layer: string, channel: number, step: number, steps: number,
- *   complete: boolean, cancelled: boolean, objective: number|null, device: string, note: string }} LooksForMeta
- *   The picture a channel looks for: its payload is uint8 RGB, h x w x 3, row-major.
  * @typedef {{ count: number, names: string[], note: string }} ClassesMeta
  *   The class menu's classes: count 0 (with a note) for a model without a classifier, -1 unknown.
  * @typedef {MapsMeta & { layer: string, index: number, target: number, target_name: string,
@@ -26,7 +23,7 @@
  * @typedef {{ data?: Binary, chunked?: ChunkedMeta }} Payload
  *   What a payload trait holds besides its metadata: its bytes (`data`), or, when they are
  *   larger than one message should carry, `chunked`: they then come in pushes.chunk messages.
- * @typedef {"_image" | "_grid" | "_unit" | "_occlusion" | "_looks_for" |
+ * @typedef {"_image" | "_grid" | "_unit" | "_occlusion" |
  *   "_evidence"} PayloadName The payload traits (contract.payloads).
  * @typedef {Record<string, never>} Unset
  *   A Dict trait before Python first sets it: `{}`.
@@ -37,9 +34,9 @@
  *   export_views: string[], max_feature_maps: number, max_upload_bytes: number,
  *   chunk_bytes: number, pull_timeout_ms: number, payloads: PayloadName[],
  *   upload_data_key: string, messages: Messages, pushes: Pushes,
- *   cancellable_jobs: string[], looks_for_steps: number[], class_contribution: string }} Contract
- * @typedef {{ occlude: string, cancel: string, upload: string, pull: string,
- *   example: string, looks_for: string }} Messages
+ *   cancellable_jobs: string[], panels: Record<string, object>, class_contribution: string }} Contract
+ * @typedef {{ occlude: string, cancel: string, upload: string, pull: string } &
+ *   Record<string, string>} Messages the core's message kinds, and the panels' (by name)
  * @typedef {{ chunk: string, pulled: string }} Pushes
  * @typedef {DataView | ArrayBuffer | ArrayBufferView | null | undefined} Binary
  *   Bytes from the host: DataView (traits, most buffers), Uint8Array (Colab), ArrayBuffer.
@@ -52,9 +49,8 @@
  *   _order: number[], _contract: Contract, _job: string,
  *   _image: (ImageMeta & Payload) | Unset, _grid: (GridMeta & Payload) | Unset,
  *   _unit: (UnitMeta & Payload) | Unset, _occlusion: (OcclusionMeta & Payload) | Unset,
- *   _looks_for: (LooksForMeta & Payload) | Unset,
  *   _evidence: (EvidenceMeta & Payload) | Unset,
- *   looks_for_steps: number | null, class_evidence: boolean, target_class: number | null,
+ *   class_evidence: boolean, target_class: number | null,
  *   show_cam: boolean, _classes: ClassesMeta | Unset, model_name: string, _model_names: string[],
  * }} Model
  * @typedef {{ type: string, name: string, id: number, index: number, count: number,
@@ -71,8 +67,8 @@
  * The enums, limits and message kinds come from `_contract` (featviz_widgets/widget/protocol.py);
  * the JS spells none of them. Messages to Python (model.send): {type: messages.upload, name,
  * id, index, count, size} + [a chunk of the file] | {type: messages.occlude} |
- * {type: messages.cancel} | {type: messages.pull, names?} | {type: messages.example, index}
- * | {type: messages.looks_for, channel} (optimise the picture that channel looks for).
+ * {type: messages.cancel} | {type: messages.pull, names?}; and each panel's own (its module
+ * in js/src/panels/ says which).
  * From Python (msg:custom):
  * {type: pushes.chunk, name, id, index, count, size} + [a chunk of payload `name`], for a
  * payload trait that says `chunked` | {type: pushes.pulled, names}: a pull was answered.
@@ -80,7 +76,8 @@
 
 /**
  * @typedef {(state: ViewState) => void} Painter
- * @typedef {{ fg: string, grid: string, font: string }} Theme the colours canvases take
+ * @typedef {{ fg: string, grid: string, font: string, panel: string }} Theme the colours
+ *   canvases take
  * @typedef {{ ctx: CanvasRenderingContext2D, width: number, height: number, side: number,
  *   payload: object, data: Uint8Array, picture: ImageBitmap | null, get: AnyModel["get"],
  *   theme: Theme, canvas: HTMLCanvasElement }} PanelScene
@@ -96,18 +93,24 @@
  * @property {"side" | "below"} [slot] where its figure goes: beside the input (default) or
  *   across the view under the statistics
  * @property {string} [title] the heading of a panel below
- * @property {(keyof Model)[]} [listens] other traits whose change repaints it
+ * @property {string[]} [listens] the model events besides its payload's change that repaint
+ *   it, e.g. "change:channel"
  * @property {(payload: object, get: AnyModel["get"]) => boolean} [shown] whether it shows
  *   (default: always)
  * @property {(room: PanelRoom) => [number, number]} [box] its canvas size (default: the side
  *   panel's picture size)
  * @property {(payload: object) => number} size how many bytes its metadata call for
- * @property {(scene: PanelScene) => { caption: string, stamp: string }} paint draws the
- *   scene; returns its caption and the state stamped on the canvas
+ * @property {(scene: PanelScene) => { caption: string, title?: string, stamp: string }} paint
+ *   draws the scene; returns its caption (and the caption's tooltip) and the state stamped on
+ *   the canvas
+ * @property {(state: ViewState) => Record<string, HTMLElement>} [controls] its controls, made
+ *   once, in the toolbar
+ * @property {(state: ViewState, entry: PanelEntry) => void} [sync] its controls from the
+ *   traits, before each paint
  * @property {(state: ViewState, entry: PanelEntry) => () => void} [wire] its own controls'
  *   events; returns their cleanup
  * @typedef {{ panel: PanelModule, canvas: HTMLCanvasElement, caption: HTMLElement,
- *   figure: HTMLElement, payload: () => object }} PanelEntry
+ *   figure: HTMLElement, payload: () => object, controls: Record<string, HTMLElement> }} PanelEntry
  * @typedef {{ id: number, count: number, size: number, parts: Uint8Array[] }} Incoming
  * @typedef {{ canvas: HTMLCanvasElement, cols: number, tile: number, n: number, key: string }} GridCache
  * @typedef {{ channel: number, meta: UnitMeta, data: Uint8Array }} Preview

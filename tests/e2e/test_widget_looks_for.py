@@ -99,7 +99,7 @@ def test_the_steps_menu_shows_and_sets_looks_for_steps(view, state):
     assert state["looks_for_steps"] == 8
     assert menu.input_value() == "8"  # a value set from Python, not among the choices, is shown
     offered = menu.locator("option").evaluate_all("(os) => os.map((o) => o.value)")
-    assert offered == ["", *map(str, state["_contract"]["looks_for_steps"]), "8"]
+    assert offered == ["", *map(str, state["_contract"]["panels"]["looks_for"]["steps"]), "8"]
     menu.select_option("256")
     menu.select_option("")
     sets = [value for key, value in view.evaluate("() => window.sets") if key == "looks_for_steps"]
@@ -112,7 +112,7 @@ def test_the_steps_menu_shows_and_sets_looks_for_steps(view, state):
     view.evaluate("() => { model.set('looks_for_steps', 300); }")
     view.wait_for_function("() => document.querySelector('select.fvz-looks-steps').value === '300'")
     offered = menu.locator("option").evaluate_all("(os) => os.map((o) => o.value)")
-    assert offered == ["", *map(str, state["_contract"]["looks_for_steps"]), "300"]
+    assert offered == ["", *map(str, state["_contract"]["panels"]["looks_for"]["steps"]), "300"]
 
 
 def test_partial_cancelled_chunked_and_empty(view, state):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -42,6 +42,7 @@ class PanelView:
     layers: tuple[str, ...] = ()  # the layer menu's
     all_layers: bool = False  # whether the menu lists every module
     restrict: tuple[str, ...] | None = None  # the layers the explorer was limited to
+    traits: Mapping[str, Any] = field(default_factory=dict)  # the panels' own traits' values
 
 
 class JobReporter(Protocol):
@@ -63,10 +64,12 @@ class PanelHost:
     worker: Worker
     status: JobReporter
     current: Callable[[], PanelView | None]  # the view shown (under the lock); None before one
+    viewing: Callable[[], bool]  # whether a new view is being computed (under the lock)
     publish: Callable[[str, bytes, dict], None]  # set payload trait quietly (under the lock)
     payload: Callable[[str], tuple[bytes, dict]]  # a payload trait's bytes and metadata
     show: Callable[[ImageInput, str], None]  # make (image, its name) the explorer's image
     error: Callable[[str], None]  # say what went wrong in the view's error line
+    widget: Any  # the explorer, for its public traits only (a panel sets `channel`, ...)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,10 @@ class Panel(ABC):
     # the front end's messages it answers: the message `type` -> the name of its method,
     # called with the message's content (a dict)
     messages: ClassVar[dict[str, str]] = {}
+    # its own traits, public ones too, which the explorer gets (each checked by `check`); a
+    # change made by the person calls `update`
+    traits: ClassVar[dict[str, Any]] = {}
+    contract: ClassVar[dict[str, Any]] = {}  # what its JS module reads: `_contract.panels[name]`
     trait: ClassVar[str]  # `_<name>`
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -112,6 +119,19 @@ class Panel(ABC):
         """The parts of the view whose change calls for a new result (default: the model and
         its weights, the image and the layer); None: nothing to compute."""
         return (id(view.viz), view.weights_version, id(view.source), view.layer)
+
+    @classmethod
+    def check(cls, name: str, value: Any) -> Any:
+        """The value of its trait `name` to set for `value`; ValueError says why not."""
+        return value
+
+    def pause(self) -> None:
+        """A new view is being computed: stop what needs the worker (`update` resumes it)."""
+        return None
+
+    def stay_paused(self) -> None:
+        """The view that paused it failed: do not resume."""
+        return None
 
     @abstractmethod
     def update(self, view: PanelView) -> None:

@@ -32,7 +32,7 @@ export const comparison = {
   slot: "below",
   title: "Compare models",
   label: "Model comparison: mean activation and sparsity against relative depth, one line per model",
-  listens: ["_model_names", "model_name", "layer"],
+  listens: ["change:_model_names", "change:model_name", "change:layer"],
   shown: (_payload, get) => (get("_model_names") || []).length > 1,
   box: ({ width }) => [Math.max(320, Math.min(900, width - 8)), HEIGHT],
   size: () => 0,

@@ -6,9 +6,10 @@
 
 import { comparison } from "./comparison.js";
 import { examples } from "./examples.js";
+import { looks_for } from "./looks_for.js";
 import { pca } from "./pca.js";
 
 /** @import { PanelModule } from "../types.js" */
 
 /** @type {PanelModule[]} */
-export const PANELS = [pca, examples, comparison];
+export const PANELS = [pca, looks_for, examples, comparison];
