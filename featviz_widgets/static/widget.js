@@ -739,6 +739,33 @@ function wireGridPointer(state) {
   });
 }
 
+// src/snapshot.js
+var HELD = "fvzHeld";
+function kernelControls(state) {
+  const { dom } = state;
+  const local = /* @__PURE__ */ new Set([dom.exportView, dom.exportButton]);
+  const all = dom.root.querySelectorAll("input, select, button, textarea");
+  return [...all].filter((control) => !local.has(control));
+}
+function holdControls(state) {
+  for (const control of kernelControls(state)) {
+    const held = control.dataset[HELD];
+    if (state.snapshot && held === void 0) {
+      control.dataset[HELD] = control.disabled ? "1" : "0";
+      control.disabled = true;
+    } else if (!state.snapshot && held !== void 0) {
+      control.disabled = held === "1";
+      delete control.dataset[HELD];
+    }
+  }
+}
+function wireSnapshot(state) {
+  const stop = (event) => {
+    if (state.snapshot && event.target instanceof HTMLCanvasElement) event.stopPropagation();
+  };
+  for (const type of ["click", "dblclick", "keydown"]) state.dom.root.addEventListener(type, stop, true);
+}
+
 // src/sync.js
 function syncLayers(state) {
   const { get, dom } = state;
@@ -810,6 +837,7 @@ function syncStatus(state) {
   if (busy && value >= 0) dom.progress.value = value;
   else dom.progress.removeAttribute("value");
   dom.statusText.textContent = snapshot ? "Snapshot: no kernel answered, so this shows what was saved. Run the notebook to explore." : busy ? get("status") || "working…" : "";
+  holdControls(state);
   dom.cancelButton.disabled = !(busy && contract.cancellable_jobs.includes(get("_job")));
   const error = get("error");
   dom.errorBox.hidden = !error;
@@ -1686,6 +1714,7 @@ function render({ model, el }) {
   wireUnitPointer(state);
   wireLooksFor(state);
   wireClasses(state);
+  wireSnapshot(state);
   const stops = [watchSize(state), watchTheme(state), wireModels(state), wirePanels(state)];
   state.onSnapshot = () => schedule(state, syncStatus);
   measure(state);

@@ -30,6 +30,7 @@ import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
 import { buildPanels, paintPanels, wirePanels } from "./panel-host.js";
 import { pull } from "./pull.js";
 import { modelListeners } from "./transport.js";
+import { wireSnapshot } from "./snapshot.js";
 
 /** @import { AnyModel } from "./types.js" */
 
@@ -45,6 +46,7 @@ function render({ model, el }) {
   wireUnitPointer(state);
   wireLooksFor(state);
   wireClasses(state);
+  wireSnapshot(state);
   const stops = [watchSize(state), watchTheme(state), wireModels(state), wirePanels(state)];
   state.onSnapshot = () => schedule(state, syncStatus);
 
