@@ -1282,18 +1282,32 @@ function above(node) {
   const root = node.getRootNode();
   return root instanceof ShadowRoot ? root.host : null;
 }
+function lightness(css2) {
+  const space = css2.slice(0, css2.indexOf("(")).trim();
+  const body = css2.slice(css2.indexOf("(") + 1, css2.lastIndexOf(")")).replace(/^\s*srgb\s+/, "");
+  const [channels, alphaText] = body.includes("/") ? body.split("/") : [body, ""];
+  const parts = channels.split(/[\s,]+/).filter(Boolean);
+  const value = (text, scale2) => text.endsWith("%") ? parseFloat(text) / 100 : parseFloat(text) / scale2;
+  const alpha = alphaText.trim() ? value(alphaText.trim(), 1) : parts.length > 3 ? value(parts[3], 1) : 1;
+  if (parts.length < 3 || Number.isNaN(alpha)) return null;
+  if (space === "oklch" || space === "oklab") return [value(parts[0], 1), alpha];
+  if (space === "lch" || space === "lab") return [value(parts[0], 100), alpha];
+  const scale = space === "color" ? 1 : 255;
+  if (space !== "color" && space !== "rgb" && space !== "rgba") return null;
+  const [r, g, b] = parts.slice(0, 3).map((p) => value(p, scale));
+  return [0.2126 * r + 0.7152 * g + 0.0722 * b, alpha];
+}
 function backdrop(node) {
   for (let at = above(node); at; at = above(at)) {
-    const parts = (getComputedStyle(at).backgroundColor.match(/[\d.]+/g) || []).map(Number);
-    if (parts.length >= 3 && (parts.length < 4 || parts[3] > 0.5)) return parts.slice(0, 3);
+    const colour = lightness(getComputedStyle(at).backgroundColor);
+    if (colour && colour[1] > 0.5) return colour[0];
   }
   return null;
 }
 function isDarkAround(root) {
-  const colour = backdrop(root);
-  if (!colour) return window.matchMedia("(prefers-color-scheme: dark)").matches;
-  const [r, g, b] = colour.map((v) => v / 255);
-  return 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.4;
+  const light = backdrop(root);
+  if (light === null) return window.matchMedia("(prefers-color-scheme: dark)").matches;
+  return light < 0.4;
 }
 function markTheme(root) {
   root.classList.toggle("fvz-dark", isDarkAround(root));

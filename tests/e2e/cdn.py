@@ -7,6 +7,12 @@ e.g. `~0.11.*`). `CdnFromNpm` answers those URLs in Chromium's request routing w
 files of the same packages, fetched once with `npm pack` into a cache folder; the page itself
 is served from a fake https origin (routing does not see requests made by file:// pages).
 Every other request to the network is refused, so what paints came from these packages only.
+
+One thing npm cannot give: `embed_minimal_html`'s page pins cdnjs's `require.min.js` by its
+SRI hash (`integrity=`), and that minified file is cdnjs's own build, in no npm package (the
+`requirejs` package has the unminified `require.js`). Chromium blocks a script whose bytes do
+not match, so the page is served with that one attribute removed (`dropped_integrity` says
+which); everything else is byte for byte what the CDNs serve from npm.
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ class CdnFromNpm:
         self.pages = pages
         self.served: list[str] = []  # the CDN URLs answered, in order
         self.refused: list[str] = []  # every other URL
+        self.dropped_integrity: list[str] = []  # the scripts whose SRI hash the page lost
 
     def file_for(self, url: str) -> Path | None:
         url = url.split("?", 1)[0]
@@ -92,7 +99,20 @@ class CdnFromNpm:
         if not url.startswith(ORIGIN):
             self.served.append(url)
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        route.fulfill(status=200, body=path.read_bytes(), content_type=kind)
+        body = path.read_bytes()
+        if url.startswith(ORIGIN) and kind == "text/html":
+            body = self._without_requirejs_integrity(body.decode()).encode()
+        route.fulfill(status=200, body=body, content_type=kind)
+
+    def _without_requirejs_integrity(self, html: str) -> str:
+        def drop(tag: re.Match) -> str:
+            src = re.search(r'src="([^"]+)"', tag[0])
+            if src is None or not _REQUIREJS.match(src[1]):
+                return tag[0]
+            self.dropped_integrity.append(src[1])
+            return re.sub(r'\s+integrity="[^"]*"', "", tag[0])
+
+        return re.sub(r"<script\b[^>]*\bintegrity=[^>]*>", drop, html)
 
     def open(self, page, name: str) -> None:
         """Route every http(s) request of `page` here and open the export `name` in it."""

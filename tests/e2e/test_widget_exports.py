@@ -213,7 +213,7 @@ def test_an_export_with_widget_state_paints_a_snapshot_online(
     context, page, cdn, errors, start = open_online(browser, cdn_cache, path)
     try:
         assert_a_snapshot(page, start, "nbconvert export")
-        assert anywidget_url() in cdn.served
+        assert anywidget_url() in cdn.served and cdn.dropped_integrity == []
         assert errors == []
     finally:
         context.close()
@@ -240,6 +240,7 @@ def test_embed_minimal_html_paints_a_snapshot_online(browser, cdn_cache, tmp_pat
     try:
         assert_a_snapshot(page, start, "embed_minimal_html")
         assert anywidget_url() in cdn.served
+        assert cdn.dropped_integrity == [export_urls()[2]]  # see tests/e2e/cdn.py
         assert errors == []
     finally:
         context.close()

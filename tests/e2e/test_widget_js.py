@@ -543,6 +543,19 @@ def test_in_a_shadow_root_on_a_dark_page_the_view_is_dark(view):
     assert sum(background) / 3 < 60 and sum(text) / 3 > 200, colours
     view.evaluate("() => { document.documentElement.style.background = '#fafafa'; }")
     view.wait_for_function("(shadow) => !shadow.querySelector('.fvz.fvz-dark')", arg=root)
+    # computed colours keep their space: marimo's dark theme computes to color(srgb 0-1 ...)
+    for background, dark in [
+        ("color(srgb 0.094 0.11 0.102)", True),
+        ("color(srgb 0.98 0.98 0.98)", False),
+        ("oklch(0.2 0.02 150)", True),
+        ("oklch(0.97 0.01 150)", False),
+        ("lab(12 2 3)", True),
+    ]:
+        view.evaluate("(c) => { document.documentElement.style.background = c; }", background)
+        found = "" if dark else "!"
+        view.wait_for_function(
+            f"(shadow) => {found}shadow.querySelector('.fvz.fvz-dark')", arg=root, timeout=3_000
+        )
 
 
 def test_the_pca_panel_paints_its_payload_or_says_why_not(view, state):
