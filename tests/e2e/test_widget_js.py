@@ -291,6 +291,29 @@ def test_a_saved_page_with_no_kernel_says_it_is_a_snapshot(browser, state):
     assert not page.locator(".fvz-progress").is_visible()  # the saved "busy" never ends
     assert page.locator("canvas.fvz-grid").get_attribute("data-state").startswith("layer1|")
     assert page.evaluate("() => window.renderSent") == [[{"type": "pull"}, []]]
+    # what needs a kernel is disabled, the PNG export (drawn here) is not; a click on a tile
+    # and arrow keys on the grid ask for nothing
+    needs = ["select.fvz-layer", "select.fvz-channel", "input.fvz-num", "button.fvz-looks"]
+    was = {sel: page.locator(sel).is_disabled() for sel in [*needs, "button.fvz-cancel"]}
+    assert all(was[sel] for sel in needs) and was["button.fvz-cancel"]
+    assert page.locator("button.fvz-export").is_enabled()
+    grid = page.locator("canvas.fvz-grid")
+    grid.click(position={"x": 30, "y": 30})
+    grid.dblclick(position={"x": 30, "y": 30})
+    grid.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(200)
+    assert page.evaluate("() => [window.sets, window.sent]") == [[], []]
+    # a kernel answers after all: every control has back the state it had
+    page.evaluate(
+        "(pulled) => window.model.emit('msg:custom', { type: pulled, names: [] })",
+        saved["_contract"]["pushes"]["pulled"],
+    )
+    page.wait_for_function("() => !document.querySelector('.fvz.fvz-snapshot')")
+    assert all(page.locator(sel).is_enabled() for sel in needs)
+    assert page.locator("button.fvz-cancel").is_disabled()  # "compare" cannot be cancelled
+    assert page.locator(".fvz-status-text").inner_text() == "comparing layers…"  # live: busy
+    assert page.locator(".fvz-progress").is_visible()
     page.context.close()
 
 
