@@ -727,6 +727,33 @@ function wireGridPointer(state) {
   });
 }
 
+// src/snapshot.js
+var HELD = "fvzHeld";
+function kernelControls(state) {
+  const { dom } = state;
+  const local = /* @__PURE__ */ new Set([dom.exportView, dom.exportButton]);
+  const all = dom.root.querySelectorAll("input, select, button, textarea");
+  return [...all].filter((control) => !local.has(control));
+}
+function holdControls(state) {
+  for (const control of kernelControls(state)) {
+    const held = control.dataset[HELD];
+    if (state.snapshot && held === void 0) {
+      control.dataset[HELD] = control.disabled ? "1" : "0";
+      control.disabled = true;
+    } else if (!state.snapshot && held !== void 0) {
+      control.disabled = held === "1";
+      delete control.dataset[HELD];
+    }
+  }
+}
+function wireSnapshot(state) {
+  const stop = (event) => {
+    if (state.snapshot && event.target instanceof HTMLCanvasElement) event.stopPropagation();
+  };
+  for (const type of ["click", "dblclick", "keydown"]) state.dom.root.addEventListener(type, stop, true);
+}
+
 // src/sync.js
 function syncLayers(state) {
   const { get, dom } = state;
@@ -787,6 +814,7 @@ function syncStatus(state) {
   if (busy && value >= 0) dom.progress.value = value;
   else dom.progress.removeAttribute("value");
   dom.statusText.textContent = snapshot ? "Snapshot: no kernel answered, so this shows what was saved. Run the notebook to explore." : busy ? get("status") || "working…" : "";
+  holdControls(state);
   dom.cancelButton.disabled = !(busy && contract.cancellable_jobs.includes(get("_job")));
   const error = get("error");
   dom.errorBox.hidden = !error;
@@ -1290,18 +1318,32 @@ function above(node) {
   const root = node.getRootNode();
   return root instanceof ShadowRoot ? root.host : null;
 }
+function lightness(css2) {
+  const space = css2.slice(0, css2.indexOf("(")).trim();
+  const body = css2.slice(css2.indexOf("(") + 1, css2.lastIndexOf(")")).replace(/^\s*srgb\s+/, "");
+  const [channels, alphaText] = body.includes("/") ? body.split("/") : [body, ""];
+  const parts = channels.split(/[\s,]+/).filter(Boolean);
+  const value = (text, scale2) => text.endsWith("%") ? parseFloat(text) / 100 : parseFloat(text) / scale2;
+  const alpha = alphaText.trim() ? value(alphaText.trim(), 1) : parts.length > 3 ? value(parts[3], 1) : 1;
+  if (parts.length < 3 || Number.isNaN(alpha)) return null;
+  if (space === "oklch" || space === "oklab") return [value(parts[0], 1), alpha];
+  if (space === "lch" || space === "lab") return [value(parts[0], 100), alpha];
+  const scale = space === "color" ? 1 : 255;
+  if (space !== "color" && space !== "rgb" && space !== "rgba") return null;
+  const [r, g, b] = parts.slice(0, 3).map((p) => value(p, scale));
+  return [0.2126 * r + 0.7152 * g + 0.0722 * b, alpha];
+}
 function backdrop(node) {
   for (let at = above(node); at; at = above(at)) {
-    const parts = (getComputedStyle(at).backgroundColor.match(/[\d.]+/g) || []).map(Number);
-    if (parts.length >= 3 && (parts.length < 4 || parts[3] > 0.5)) return parts.slice(0, 3);
+    const colour = lightness(getComputedStyle(at).backgroundColor);
+    if (colour && colour[1] > 0.5) return colour[0];
   }
   return null;
 }
 function isDarkAround(root) {
-  const colour = backdrop(root);
-  if (!colour) return window.matchMedia("(prefers-color-scheme: dark)").matches;
-  const [r, g, b] = colour.map((v) => v / 255);
-  return 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.4;
+  const light = backdrop(root);
+  if (light === null) return window.matchMedia("(prefers-color-scheme: dark)").matches;
+  return light < 0.4;
 }
 function markTheme(root) {
   root.classList.toggle("fvz-dark", isDarkAround(root));
@@ -1728,6 +1770,7 @@ function render({ model, el }) {
   wireGridPointer(state);
   wireUnitPointer(state);
   wireClasses(state);
+  wireSnapshot(state);
   const stops = [watchSize(state), watchTheme(state), wireModels(state), wirePanels(state)];
   state.onSnapshot = () => schedule(state, syncStatus);
   measure(state);

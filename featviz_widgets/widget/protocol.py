@@ -95,10 +95,11 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 """The most bytes one comm message carries either way: larger ones drop Colab's connection."""
 CHUNK_BYTES = MAX_MESSAGE_BYTES // 2
 """The bytes one chunk of a payload or upload carries (the rest of a message: its JSON)."""
-INLINE_PAYLOAD_BYTES = MAX_MESSAGE_BYTES // 8
+INLINE_PAYLOAD_BYTES = MAX_MESSAGE_BYTES // 16
 """The most bytes a payload trait holds itself (as `data`). One state update may carry every
-payload trait (`PAYLOADS`): at most 7/8 of the bound. A larger payload's bytes travel in
-`Push.CHUNK` messages, and its trait says `chunked` instead."""
+payload trait (`PAYLOADS`, 8 today): half the bound, and under marimo's output limit (8 MB)
+once marimo base64-encodes it (tests/test_widget_marimo.py). A larger payload's bytes travel
+in `Push.CHUNK` messages, and its trait says `chunked` instead."""
 PULL_TIMEOUT_MS = 5000
 """A view whose `Message.PULL` has no answer within this time has no kernel behind it (a saved
 page, an HTML export): it keeps what it shows, marked as a snapshot."""

@@ -29,6 +29,7 @@ import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
 import { buildPanels, paintPanels, wirePanels } from "./panel-host.js";
 import { pull } from "./pull.js";
 import { modelListeners } from "./transport.js";
+import { wireSnapshot } from "./snapshot.js";
 
 /** @import { AnyModel } from "./types.js" */
 
@@ -43,6 +44,7 @@ function render({ model, el }) {
   wireGridPointer(state);
   wireUnitPointer(state);
   wireClasses(state);
+  wireSnapshot(state);
   const stops = [watchSize(state), watchTheme(state), wireModels(state), wirePanels(state)];
   state.onSnapshot = () => schedule(state, syncStatus);
 

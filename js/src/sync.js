@@ -2,6 +2,7 @@
 // Controls <- model: the toolbar's menus, inputs and status line show the traits.
 
 import { h } from "./dom.js";
+import { holdControls } from "./snapshot.js";
 
 /** @import { ViewState } from "./types.js" */
 
@@ -74,6 +75,7 @@ export function syncStatus(state) {
   dom.statusText.textContent = snapshot
     ? "Snapshot: no kernel answered, so this shows what was saved. Run the notebook to explore."
     : busy ? get("status") || "working…" : "";
+  holdControls(state); // before Cancel's own rule
   dom.cancelButton.disabled = !(busy && contract.cancellable_jobs.includes(get("_job")));
   const error = get("error");
   dom.errorBox.hidden = !error;

@@ -48,16 +48,16 @@ if __name__ == "__main__":
 """
 
 
-def _voila(root: Path, port: int) -> list[str]:
-    write_notebook(root / "explorer.ipynb", EXPLORER, "explorer")
+def _voila(root: Path, port: int, explorer: str) -> list[str]:
+    write_notebook(root / "explorer.ipynb", explorer, "explorer")
     return [
         sys.executable, "-m", "voila", "explorer.ipynb", "--no-browser", f"--port={port}",
         "--Voila.ip=127.0.0.1",
     ]  # fmt: skip
 
 
-def _marimo(root: Path, port: int) -> list[str]:
-    source = MARIMO_APP.format(explorer=textwrap.indent(EXPLORER, "    "))
+def _marimo(root: Path, port: int, explorer: str) -> list[str]:
+    source = MARIMO_APP.format(explorer=textwrap.indent(explorer, "    "))
     (root / "app.py").write_text(source)
     return [
         sys.executable, "-m", "marimo", "run", "app.py", "--headless", "--no-token",
@@ -74,8 +74,8 @@ pn.panel(explorer).servable()
 """
 
 
-def _panel(root: Path, port: int) -> list[str]:
-    (root / "app.py").write_text(PANEL_APP.format(explorer=EXPLORER))
+def _panel(root: Path, port: int, explorer: str) -> list[str]:
+    (root / "app.py").write_text(PANEL_APP.format(explorer=explorer))
     return [
         sys.executable, "-m", "panel", "serve", "app.py", f"--port={port}",
         "--address=127.0.0.1", f"--allow-websocket-origin=127.0.0.1:{port}",
@@ -100,17 +100,25 @@ def route_anywidget_locally(page) -> None:
 
 
 @contextlib.contextmanager
-def serving(host: str, base: Path) -> Iterator[str]:
-    """`host` serving the explorer from a fresh folder under `base`; yields its page's URL."""
+def serving(
+    host: str, base: Path, explorer: str = EXPLORER, theme: str | None = None
+) -> Iterator[str]:
+    """`host` serving the explorer (made by the source `explorer`) from a fresh folder under
+    `base`; yields its page's URL. `theme` ("dark"): marimo's user setting `display.theme`."""
     root = base / host
     root.mkdir()
     port = _free_port()
     env = dict(os.environ, HOME=str(base / "home"), MPLBACKEND="Agg")
+    env["XDG_CONFIG_HOME"] = str(base / "home" / ".config")
+    if theme is not None:  # marimo's user config file, where marimo looks for it
+        config = base / "home" / ".config" / "marimo" / "marimo.toml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(f'[display]\ntheme = "{theme}"\n')
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env["JUPYTER_CONFIG_DIR"] = str(base / "jupyter-config")
     log = open(base / f"{host}.log", "w")  # noqa: SIM115 - closed below, whatever happens
     process = subprocess.Popen(
-        HOSTS[host](root, port), cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT
+        HOSTS[host](root, port, explorer), cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}/{PAGES.get(host, '')}"
     try:

@@ -377,12 +377,17 @@ def test_jupyterlab_at_600px_with_the_file_browser_open_shows_every_control(jupy
 # WCAG contrast of every visible text in the widget against what is behind it: DOM text (and
 # the values and placeholders of its inputs) from computed styles, composited over the
 # backgrounds of its ancestors; canvas text from its pixels (the most opaque pixel of the tile
-# captions and of the colour bar's labels is the ink) over the widget's background.
+# captions and of the colour bar's labels is the ink) over the widget's background. Given the
+# widget's selector, or its element (`locator.evaluate`: in a shadow root, as marimo shows it).
 CONTRAST = """(selector) => {
-  const root = document.querySelector(selector);
-  const parse = (css) => {
-    const v = (css.match(/rgba?\\(([^)]*)\\)/) || [, ""])[1].split(/[\\s,/]+/).filter(Boolean);
-    return v.length < 3 ? null : [+v[0], +v[1], +v[2], v.length > 3 ? +v[3] : 1];
+  const root = typeof selector === "string" ? document.querySelector(selector) : selector;
+  const up = (n) => n.parentElement || n.getRootNode().host || null;  // through shadow roots
+  const parse = (css) => {  // rgb()/rgba(), or color(srgb ...) in 0-1 (marimo's theme)
+    const srgb = css.match(/color\\(srgb ([^)]*)\\)/);
+    const found = srgb || css.match(/rgba?\\(([^)]*)\\)/) || [, ""];
+    const v = found[1].split(/[\\s,/]+/).filter(Boolean);
+    const k = srgb ? 255 : 1;
+    return v.length < 3 ? null : [v[0] * k, v[1] * k, v[2] * k, v.length > 3 ? +v[3] : 1];
   };
   const over = (top, under) => [0, 1, 2].map((i) => top[i] * top[3] + under[i] * (1 - top[3]));
   const lum = (c) => {
@@ -392,7 +397,7 @@ CONTRAST = """(selector) => {
   const ratio = (a, b) => (Math.max(lum(a), lum(b)) + 0.05) / (Math.min(lum(a), lum(b)) + 0.05);
   const backdrop = (el) => {
     const layers = [];
-    for (let n = el; n; n = n.parentElement) {
+    for (let n = el; n; n = up(n)) {
       const c = parse(getComputedStyle(n).backgroundColor);
       if (c && c[3] > 0) layers.push(c);
       if (c && c[3] >= 1) break;
@@ -401,7 +406,7 @@ CONTRAST = """(selector) => {
   };
   const opacity = (el) => {
     let o = 1;
-    for (let n = el; n; n = n.parentElement) o *= +getComputedStyle(n).opacity;
+    for (let n = el; n; n = up(n)) o *= +getComputedStyle(n).opacity;
     return o;
   };
   const page = backdrop(root);

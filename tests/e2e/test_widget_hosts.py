@@ -8,7 +8,11 @@ import time
 
 import pytest
 
-from .hosts import HOSTS, route_anywidget_locally, serving
+from featviz_widgets.widget.protocol import INLINE_PAYLOAD_BYTES
+
+from .hosts import EXPLORER, HOSTS, route_anywidget_locally, serving
+from .test_widget_browser import CONTRAST
+from .test_widget_exports import COLOURS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -66,6 +70,49 @@ def test_the_explorer_paints_and_answers_in(host, late, browser, tmp_path):
             repaint = time.perf_counter() - start
             print(f"{host}: first paint {first:.1f} s, layer repaint {repaint:.2f} s")
             assert page.locator("select.fvz-channel option").count() == 256
+            assert page.locator(".fvz.fvz-snapshot").count() == 0
+            assert errors == []
+        finally:
+            context.close()
+
+
+# A grid past INLINE_PAYLOAD_BYTES: resnet18's layer1 on a 640 px input, 64 maps of 160×160.
+LARGE = EXPLORER.replace("input_size=(3, 112, 112)", "input_size=(3, 640, 640)").replace(
+    'layer="layer2", num_features=9', 'layer="layer1", num_features=64'
+)
+
+
+def test_marimo_dark_theme_with_a_grid_sent_in_chunks(browser, tmp_path):
+    """`marimo run` with the user setting `display.theme = "dark"`: the view (in marimo's shadow
+    root) sees the dark page, every text has contrast >= 4.5, and a grid too large for one
+    message (its bytes in chunks) paints, with nothing held back by marimo's output limit."""
+    pytest.importorskip("marimo")
+    assert LARGE != EXPLORER and INLINE_PAYLOAD_BYTES < 64 * 160 * 160
+    with serving("marimo", tmp_path, explorer=LARGE, theme="dark") as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1500})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            start = time.perf_counter()
+            page.goto(url, timeout=90_000)
+            grid_painted(page, "layer1|activation|64|", 180_000)
+            first = time.perf_counter() - start
+            print(f"marimo dark, 64 maps of 160×160: first paint {first:.1f} s")
+            view = page.locator(".fvz")
+            assert page.evaluate("document.body.classList.contains('dark')")  # marimo's mark
+            assert view.evaluate("(root) => root.getRootNode() instanceof ShadowRoot")
+            assert "fvz-dark" in view.get_attribute("class").split()
+            grid = page.locator("canvas.fvz-grid")
+            assert grid.evaluate(COLOURS) > 100
+            deadline = time.monotonic() + 5  # canvases may take a moment to repaint
+            while True:
+                low = [c for c in view.evaluate(CONTRAST) if not c["ratio"] >= 4.5]
+                if not low or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert not low, f"marimo dark: text below 4.5:1 contrast: {low}"
+            assert page.get_by_text("Your output is too large").count() == 0
             assert page.locator(".fvz.fvz-snapshot").count() == 0
             assert errors == []
         finally:

@@ -291,6 +291,29 @@ def test_a_saved_page_with_no_kernel_says_it_is_a_snapshot(browser, state):
     assert not page.locator(".fvz-progress").is_visible()  # the saved "busy" never ends
     assert page.locator("canvas.fvz-grid").get_attribute("data-state").startswith("layer1|")
     assert page.evaluate("() => window.renderSent") == [[{"type": "pull"}, []]]
+    # what needs a kernel is disabled, the PNG export (drawn here) is not; a click on a tile
+    # and arrow keys on the grid ask for nothing
+    needs = ["select.fvz-layer", "select.fvz-channel", "input.fvz-num", "button.fvz-looks"]
+    was = {sel: page.locator(sel).is_disabled() for sel in [*needs, "button.fvz-cancel"]}
+    assert all(was[sel] for sel in needs) and was["button.fvz-cancel"]
+    assert page.locator("button.fvz-export").is_enabled()
+    grid = page.locator("canvas.fvz-grid")
+    grid.click(position={"x": 30, "y": 30})
+    grid.dblclick(position={"x": 30, "y": 30})
+    grid.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(200)
+    assert page.evaluate("() => [window.sets, window.sent]") == [[], []]
+    # a kernel answers after all: every control has back the state it had
+    page.evaluate(
+        "(pulled) => window.model.emit('msg:custom', { type: pulled, names: [] })",
+        saved["_contract"]["pushes"]["pulled"],
+    )
+    page.wait_for_function("() => !document.querySelector('.fvz.fvz-snapshot')")
+    assert all(page.locator(sel).is_enabled() for sel in needs)
+    assert page.locator("button.fvz-cancel").is_disabled()  # "compare" cannot be cancelled
+    assert page.locator(".fvz-status-text").inner_text() == "comparing layers…"  # live: busy
+    assert page.locator(".fvz-progress").is_visible()
     page.context.close()
 
 
@@ -543,6 +566,19 @@ def test_in_a_shadow_root_on_a_dark_page_the_view_is_dark(view):
     assert sum(background) / 3 < 60 and sum(text) / 3 > 200, colours
     view.evaluate("() => { document.documentElement.style.background = '#fafafa'; }")
     view.wait_for_function("(shadow) => !shadow.querySelector('.fvz.fvz-dark')", arg=root)
+    # computed colours keep their space: marimo's dark theme computes to color(srgb 0-1 ...)
+    for background, dark in [
+        ("color(srgb 0.094 0.11 0.102)", True),
+        ("color(srgb 0.98 0.98 0.98)", False),
+        ("oklch(0.2 0.02 150)", True),
+        ("oklch(0.97 0.01 150)", False),
+        ("lab(12 2 3)", True),
+    ]:
+        view.evaluate("(c) => { document.documentElement.style.background = c; }", background)
+        found = "" if dark else "!"
+        view.wait_for_function(
+            f"(shadow) => {found}shadow.querySelector('.fvz.fvz-dark')", arg=root, timeout=3_000
+        )
 
 
 def test_the_pca_panel_paints_its_payload_or_says_why_not(view, state):
