@@ -37,7 +37,7 @@ from .analyses import ExplorerAnalyses
 from .evidence import EvidenceJob, model_classes
 from .job_status import JobStatus
 from .model_set import ModelSet
-from .models import ModelsJob
+from .model_switch import ModelSwitch
 from .occlusion_job import OcclusionJob
 from .panel_runner import PanelRunner
 from .panels import PANELS, PanelHost, PanelView
@@ -180,7 +180,7 @@ class FeatureExplorer(ExplorerAnalyses):
         self._occlusion_job = OcclusionJob(self, self._status)
         self._evidence_job = EvidenceJob(self, self._status)
         self._view_job = ViewJob(self, self._status, self._occlusion_job, self._evidence_job)
-        self._models_job = ModelsJob(self, self._status, self._models, self._view_job)
+        self._model_switch = ModelSwitch(self, self._status, self._models, self._view_job)
         self._pictures = StaticPictures(self, lambda: self._occlusion_job.result)
         channel = kwargs.pop("channel", None)
         self._source: ImageInput = read_now(image) if image is not None else SAMPLE_IMAGE
@@ -484,7 +484,7 @@ class FeatureExplorer(ExplorerAnalyses):
             image_name=self._source_name,
             model_name=self._models.current,
             model_names=tuple(self._models.names),
-            profiles=self._models_job.profiles,
+            profiles=self._model_switch.profiles,
             layers=tuple(self.layers),
             all_layers=self.all_layers,
             restrict=None if self._restrict is None else tuple(self._restrict),

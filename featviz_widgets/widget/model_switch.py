@@ -1,5 +1,5 @@
 """The explorer's models: several named models in one explorer (`model_set.ModelSet`) and the
-switch between them (`ModelsJob`).
+switch between them (`ModelSwitch`).
 
 - **Given** as a mapping of names to models, `FeatureExplorer({"resnet18": m1, ...}, image)`;
   a single model is a `ModelSet` without names (no menu).
@@ -22,10 +22,10 @@ from .traits import ExplorerTraits
 from .view_job import ViewJob
 from .worker import Job
 
-__all__ = ["ModelsJob"]
+__all__ = ["ModelSwitch"]
 
 
-class ModelsJob:
+class ModelSwitch:
     """The switch between `widget`'s models; `models` are its models, `profiles` their layer
     profiles per image (the switch aligns layers by depth)."""
 
