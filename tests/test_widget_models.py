@@ -247,3 +247,21 @@ def test_bad_layers_for_several_models_are_refused(pair):
         FeatureExplorer(pair, scene(), layers={"vit": ["blocks.0"]})
     with pytest.raises(ValueError, match="layer9"):
         FeatureExplorer(pair, scene(), layers={"resnet18": ["layer9"]})
+
+
+def test_switching_to_a_model_with_other_classes_updates_the_class_menu(make, resnet):
+    torch.manual_seed(0)
+    ten = timm.create_model("resnet18", pretrained=False, num_classes=10, **SMALL)
+    explorer = make(models={"imagenet": resnet, "ten": ten}, layer="layer2", target_class=500)
+    assert explorer._classes["count"] == 1000 and explorer.target_class == 500
+    explorer.model_name = "ten"
+    explorer.wait(120)
+    assert explorer._classes["count"] == 10 and explorer.class_names[-1] == "class 9"
+    assert explorer.target_class is None  # 500 is not a class of "ten": reset, and said
+    assert explorer.error == "`target_class` 500 was reset: ten has 10 classes (0 to 9)."
+    with pytest.raises(traitlets.TraitError, match="out of range: the model has 10 classes"):
+        explorer.target_class = 10
+    explorer.target_class = 9
+    explorer.model_name = "imagenet"
+    explorer.wait(120)
+    assert explorer._classes["count"] == 1000 and explorer.target_class == 9
