@@ -132,6 +132,7 @@ def make_upload(path: Path) -> Path:
 def test_jupyterlab_controls_repaint_and_reach_python(jupyter_server, page, tmp_path):
     server = jupyter_server
     write_notebook(server, "explorer_lab.ipynb")
+    opened = time.perf_counter()
     page.goto(server.page_url("/lab/tree/explorer_lab.ipynb?reset"))
     scope = ".jp-NotebookPanel:not(.lm-mod-hidden)"
     app_ready(page)
@@ -139,13 +140,18 @@ def test_jupyterlab_controls_repaint_and_reach_python(jupyter_server, page, tmp_
     run_all(page)
     widget = f"{scope} .fvz"
     wait_canvas(page, widget, "grid", "(s) => s.startsWith('layer2|activation|9|')", 90_000)
+    first = time.perf_counter() - opened
     state = wait_state(server, lambda s: s["layer"] == "layer2", what="initial layer2")
     page.locator(f"{widget} canvas.fvz-input[data-state]").wait_for(state="attached")
 
     # layer change: one forward, a new grid
     before = pixels(page, widget, "grid")
+    start = time.perf_counter()
     page.locator(f"{widget} select.fvz-layer").select_option("layer1")
     wait_canvas(page, widget, "grid", "(s) => s.startsWith('layer1|')")
+    print(
+        f"jupyterlab: first paint {first:.1f} s, layer repaint {time.perf_counter() - start:.2f} s"
+    )
     assert pixels(page, widget, "grid") != before
     state = wait_state(server, lambda s: s["layer"] == "layer1", what="layer1")
 
@@ -259,14 +265,20 @@ def test_jupyterlab_controls_repaint_and_reach_python(jupyter_server, page, tmp_
 def test_notebook7_layer_change_and_tile_click(jupyter_server, page):
     server = jupyter_server
     write_notebook(server, "explorer_nb7.ipynb")
+    opened = time.perf_counter()
     page.goto(server.page_url("/notebooks/explorer_nb7.ipynb?reset"))
     app_ready(page)
     run_all(page)
     widget = ".jp-NotebookPanel .fvz"
     wait_canvas(page, widget, "grid", "(s) => s.startsWith('layer2|activation|9|')", 90_000)
+    first = time.perf_counter() - opened
     before = pixels(page, widget, "grid")
+    start = time.perf_counter()
     page.locator(f"{widget} select.fvz-layer").select_option("layer3")
     wait_canvas(page, widget, "grid", "(s) => s.startsWith('layer3|')")
+    print(
+        f"notebook 7: first paint {first:.1f} s, layer repaint {time.perf_counter() - start:.2f} s"
+    )
     assert pixels(page, widget, "grid") != before
     wait_state(server, lambda s: s["layer"] == "layer3", what="layer3")
 
