@@ -105,7 +105,7 @@ class ChannelTopK:
         self.count += flat.shape[0] * flat.shape[2]
         self.zeros += (flat == 0).sum(dim=(0, 2))
         edges = HISTOGRAM_EDGES.to(flat.device)
-        bins = torch.bucketize(best.t().double(), edges, right=True)  # (C, B)
+        bins = torch.bucketize(best.t().contiguous().double(), edges, right=True)  # (C, B)
         self.histogram.scatter_add_(1, bins, (~torch.isnan(best.t())).long())
         self.scores, self.index, self.position = select(
             torch.cat([self.scores, best.t().float()], dim=1),

@@ -61,7 +61,7 @@ def build_microscope(
     *,
     layers: Sequence[str] | None = None,
     top_k: int = 9,
-    looks_for: bool = False,
+    looks_for: bool | Sequence[str] = False,
     device: str | None = None,
     batch_size: int = 32,
     resume: bool = True,
@@ -96,10 +96,12 @@ def build_microscope(
         layers: the layers (default: `default_layers`); an unknown name lists the closest.
         top_k: images per unit.
         looks_for: also optimise one picture per unit (`FeatureVisualizer.optimize`,
-            `looks_for_steps` steps at `looks_for_size` px; slow on a CPU).
+            `looks_for_steps` steps at `looks_for_size` px, `batch_size` units at a time; slow
+            on a CPU): True for every layer, or a list of some of `layers`.
         device: where the model runs (default: CUDA where available).
         batch_size: images per forward.
-        resume: continue a scan interrupted in `out_dir` (False: start it over).
+        resume: continue a scan interrupted in `out_dir` (False: start it over). A scan of
+            other images, layers, `top_k`, `batch_size` or weights starts over anyway.
         max_classes: how many classes the class contributions are computed towards.
         class_names: one name per class (default: ImageNet's for 1000 classes).
         image_format: "jpeg" or "png", for crops and pictures.
@@ -108,8 +110,7 @@ def build_microscope(
         should_stop: called before each batch of the scan; True stops it (`ScanCancelled`).
 
     Raises:
-        MicroscopeError: `out_dir` holds something other than a microscope, or its cache
-            belongs to another scan (pass `resume=False`).
+        MicroscopeError: `out_dir` holds something other than a microscope.
         LayerNotFoundError: an unknown layer (the closest names listed).
         ValueError: no images, or a bad argument.
     """
@@ -135,29 +136,35 @@ def build_microscope(
     if not names:
         raise ValueError("`layers` is empty; pass at least one layer name.")
     resolve_layers(viz.model, names)
+    if isinstance(looks_for, bool):
+        optimised = set(names) if looks_for else set()
+    else:
+        optimised = {looks_for} if isinstance(looks_for, str) else set(looks_for)
+        if optimised - set(names):
+            extra = sorted(optimised - set(names))
+            raise ValueError(f"`looks_for` names layers that are not in `layers`: {extra}.")
     open_source(images)  # no images, or not images: refused before the folder is touched
     out = check_out_dir(out_dir)
     start(out)
     cache = out / CACHE
     if not resume and cache.exists():
         cache.unlink()
+    scan = dict(
+        k=top_k,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        cache=cache,
+        progress=progress,
+        should_stop=should_stop,
+    )
     try:
-        examples = viz.dataset_examples(
-            images,
-            names,
-            k=top_k,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            cache=cache,
-            progress=progress,
-            should_stop=should_stop,
-        )
+        examples = viz.dataset_examples(images, names, **scan)
     except ValueError as exc:
+        # The cache of an earlier build of other images, layers, k or weights: no use here.
         if "belongs to another scan" not in str(exc):
             raise
-        raise MicroscopeError(
-            f"{exc} Or build again with resume=False (`--no-resume`) to start the scan over."
-        ) from None
+        cache.unlink()
+        examples = viz.dataset_examples(images, names, **scan)
     image_names = _image_names(images, examples.sources)
     classes, notes = class_contributions(
         viz,
@@ -184,7 +191,7 @@ def build_microscope(
         )
         state = examples.states[layer]
         channels = state.scores.shape[0]
-        if looks_for:
+        if layer in optimised:
             write_looks_for(
                 viz,
                 layer,
@@ -199,7 +206,7 @@ def build_microscope(
         data = _layer_data(
             examples, layer, stem, units, image_names, classes.get(layer), notes.get(layer)
         )
-        data["looks_for"] = looks_for
+        data["looks_for"] = layer in optimised
         data["extension"] = extension
         size = write_script(out / "data" / f"{stem}.js", "layer", layer, data)
         entries.append(
@@ -219,7 +226,7 @@ def build_microscope(
         "scanned": len(examples.scanned),
         "skipped": [[image_names[i], reason] for i, _, reason in examples.skipped],
         "layers": entries,
-        "looks_for": looks_for,
+        "looks_for": sorted(optimised),
     }
     write_script(out / "data" / "manifest.js", "manifest", manifest)
     finish(out, index_template())
