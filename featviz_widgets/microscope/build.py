@@ -75,7 +75,7 @@ def build_microscope(
     should_stop: Callable[[], bool] | None = None,
 ) -> Path:
     """Write a static site (a "microscope") of every unit of `layers` over `images` to
-    `out_dir`, and return the path of its `index.html`.
+    `out_dir`, and return the (absolute) path of its `index.html`.
 
     The site works from `file://` and behind any static server, with no network: the index
     lists the layers and, once one is opened, its units (sortable by mean, maximum and
@@ -230,7 +230,7 @@ def build_microscope(
     }
     write_script(out / "data" / "manifest.js", "manifest", manifest)
     finish(out, index_template())
-    return out / "index.html"
+    return out.resolve() / "index.html"
 
 
 def _layer_data(

@@ -225,10 +225,10 @@
           el(
             "tr",
             { "data-unit": String(unit) },
+            el("td", {}, el("a", { href: unitHref(data.name, unit), text: String(unit) })),
             el(
               "td",
               {},
-              el("a", { href: unitHref(data.name, unit), text: String(unit) }),
               data.top[unit].length
                 ? el("img", {
                     class: "thumb",
@@ -249,9 +249,9 @@
     const header = el(
       "tr",
       {},
-      ...COLUMNS.map(([key, label]) => {
+      ...COLUMNS.flatMap(([key, label]) => {
         const sorted = state.sort.key === key;
-        return el("th", {
+        const th = el("th", {
           class: "sortable" + (sorted ? " sorted" + (state.sort.down ? "" : " up") : ""),
           "data-sort": key,
           text: label,
@@ -263,6 +263,8 @@
             showLayer(data);
           },
         });
+        // the top image's crop beside the unit's number
+        return key === "unit" ? [th, el("th", { text: "top image" })] : [th];
       }),
     );
     show(
