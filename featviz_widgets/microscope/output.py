@@ -31,7 +31,7 @@ __all__ = [
 MARKER = ".featviz-microscope.json"
 SITE_FILES = ("site.js", "site.css")  # copied as they are; index.html is written last
 # What a build writes and so may remove when it starts again (the scan's cache stays).
-_GENERATED = ("index.html", "data", "crops", "looks", *SITE_FILES)
+_GENERATED = ("index.html", "data", "crops", "images", "looks", *SITE_FILES)
 
 
 class MicroscopeError(ValueError):

@@ -4,8 +4,10 @@ its class contributions, its "looks for" picture.
 Crops: each winning image is read again once per layer, however many units it wins for, and
 cut to the region its unit depends on (`DatasetExamples.receptive_boxes`), so each crop equals
 `DatasetExamples.crops`'. Where that region is the whole input and the map has several
-positions (a ViT or Swin token after attention), a crop would be the whole image for every
-position: the image is shown whole with the unit's own cell of the grid (its patch) outlined.
+positions (a ViT or Swin token after attention, a late CNN stage at a small input), a crop
+would be the whole image for every position: the page shows the whole image (written once, in
+`images/`, for every unit and layer) with the unit's own cell of the grid (its patch) outlined
+over it.
 
 Class contributions: gradient x activation of the unit's channel towards a class logit, summed
 over positions (`FeatureVisualizer.class_evidence`'s `contributions`), averaged over the unit's
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ..core.progress import progress_bar
 from ..dataset.result import DatasetExamples
@@ -87,14 +89,18 @@ def write_crops(
     examples: DatasetExamples,
     layer: str,
     folder: Path,
+    whole: Path,
     *,
     extension: str,
     batch_size: int,
     progress: bool,
 ) -> list[list[dict]]:
-    """Write every unit's top-k crops to `folder` as `<unit>-<rank>.<extension>`; returns per
-    unit its top images (index, score, position, crop box, outlined cell), best first."""
+    """Write every unit's top-k crops to `folder` as `<unit>-<rank>.<extension>`, and the
+    images whose unit sees all of them to `whole` as `<image>.<extension>` (once); returns per
+    unit its top images (index, score, position, crop box, cell to outline on the whole
+    image), best first."""
     folder.mkdir(parents=True, exist_ok=True)
+    whole.mkdir(parents=True, exist_ok=True)
     assert examples.input_size is not None
     boxes = examples.receptive_boxes(layer)
     channels = examples.states[layer].scores.shape[0]
@@ -117,28 +123,23 @@ def write_crops(
             for row, index in enumerate(chunk):
                 picture = viz.preprocessor.to_display(batch, row)
                 for unit, rank, entry in wanted[index]:
+                    if "cell" in entry:
+                        path = whole / f"{index}.{extension}"
+                        if not path.exists():
+                            _save(Image.fromarray(picture), path)
+                        continue
                     top, bottom, left, right = entry["box"]
                     crop = Image.fromarray(np.ascontiguousarray(picture[top:bottom, left:right]))
-                    if "cell" in entry:
-                        _outline(crop, entry["cell"])
                     _save(crop, folder / f"{unit}-{rank}.{extension}")
             advance(min(len(images), (done + 1) * batch_size))
     return units
-
-
-def _outline(image: Image.Image, cell: list[int]) -> None:
-    top, bottom, left, right = cell
-    line = max(1, round(min(image.size) / 80))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle((left, top, right - 1, bottom - 1), outline=(0, 0, 0), width=line + 1)
-    draw.rectangle((left, top, right - 1, bottom - 1), outline=(255, 214, 0), width=line)
 
 
 def _save(image: Image.Image, path: Path) -> None:
     if path.suffix == ".jpg":
         image.save(path, quality=90)
     else:
-        image.save(path)
+        image.save(path, compress_level=1)  # lossless either way; level 6 is ~5x as slow
 
 
 def class_contributions(

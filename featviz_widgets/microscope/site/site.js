@@ -67,8 +67,27 @@
     value === null || value === undefined ? "–" : (100 * value).toFixed(1) + "%";
   const layerHref = (name) => "#" + encodeURIComponent(name);
   const unitHref = (name, unit) => layerHref(name) + "/" + unit;
+  // A unit that sees the whole image: the image (shared by every unit) and its cell outlined.
   const cropSrc = (data, unit, rank) =>
-    "crops/" + data.file + "/" + unit + "-" + rank + "." + data.extension;
+    data.top[unit][rank].cell
+      ? "images/" + data.top[unit][rank].image + "." + data.extension
+      : "crops/" + data.file + "/" + unit + "-" + rank + "." + data.extension;
+
+  function cropFrame(data, unit, rank, attrs) {
+    const entry = data.top[unit][rank];
+    const img = el("img", { src: cropSrc(data, unit, rank), ...attrs });
+    if (!entry.cell) return img;
+    const [top, bottom, left, right] = entry.cell;
+    const [height, width] = data.input_size;
+    const pct = (value, total) => (100 * value) / total + "%";
+    const outline = el("div", {
+      class: "cell",
+      style:
+        `top: ${pct(top, height)}; height: ${pct(bottom - top, height)}; ` +
+        `left: ${pct(left, width)}; width: ${pct(right - left, width)};`,
+    });
+    return el("div", { class: "frame" }, img, outline);
+  }
 
   function show(...nodes) {
     const app = document.getElementById("app");
@@ -230,12 +249,7 @@
               "td",
               {},
               data.top[unit].length
-                ? el("img", {
-                    class: "thumb",
-                    loading: "lazy",
-                    alt: "",
-                    src: cropSrc(data, unit, 0),
-                  })
+                ? cropFrame(data, unit, 0, { class: "thumb", loading: "lazy", alt: "" })
                 : null,
             ),
             el("td", { text: fmt(data.mean[unit]) }),
@@ -345,8 +359,7 @@
           "data-image": String(entry.image),
           "data-score": String(entry.score),
         },
-        el("img", {
-          src: cropSrc(data, unit, rank),
+        cropFrame(data, unit, rank, {
           alt: "crop of " + data.names[entry.image],
           title: `position ${entry.at.join(", ")} of the map`,
         }),
