@@ -108,6 +108,7 @@ def test_a_deep_link_opens_its_unit_with_dataset_examples_top_k(page, built, lay
         assert page.eval_on_selector("#looks-for", "img => img.naturalWidth") == 32
     else:
         assert page.locator("#looks-for").count() == 0
+    assert not re.search(r"\b(null|undefined|NaN)\b", page.inner_text("#app"))
     others = [url for url in requested if "/data/" in url and not url.endswith("manifest.js")]
     assert len(others) == 1 and others[0].endswith(f"/data/{layer}.js")
     assert not [url for url in requested if url.startswith(("http:", "https:"))]

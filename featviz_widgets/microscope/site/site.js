@@ -91,7 +91,7 @@
 
   function show(...nodes) {
     const app = document.getElementById("app");
-    app.replaceChildren(...nodes);
+    app.replaceChildren(...nodes.filter((node) => node !== null && node !== undefined));
   }
 
   function trail(...links) {
