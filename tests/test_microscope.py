@@ -344,3 +344,28 @@ def test_default_layers_are_stages_and_blocks_with_a_map():
         "patch_embed",
         "blocks.0",
     ]
+
+
+@pytest.mark.slow
+def test_swin_nhwc_layers(photos, tmp_path):
+    """Swin's NHWC maps: the site's units hold dataset_examples' top-k and mean."""
+    torch.manual_seed(0)
+    model = timm.create_model(
+        "swin_tiny_patch4_window7_224",
+        pretrained=False,
+        img_size=64,
+        window_size=4,
+        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
+    )
+    viz = FeatureVisualizer(model, device="cpu")
+    with pytest.warns(UserWarning, match="skipped"):
+        build_microscope(
+            viz, photos, tmp_path / "swin", layers=["layers.1"], top_k=2, progress=False
+        )
+        examples = viz.dataset_examples(photos, ["layers.1"], k=2, progress=False)
+    data = layer_data(tmp_path / "swin", "layers.1")
+    assert data["grid"] == [8, 8] and data["channels"] == 192
+    assert [[e["image"] for e in top] for top in data["top"]] == [
+        [index for index, _, _ in examples.top("layers.1", unit)] for unit in range(192)
+    ]
+    np.testing.assert_allclose(data["mean"], examples.mean("layers.1"), rtol=1e-5, atol=1e-7)
