@@ -225,7 +225,11 @@ def build_microscope(
         "input_size": list(examples.input_size) if examples.input_size else None,
         "images": len(examples.sources),
         "scanned": len(examples.scanned),
-        "skipped": [[image_names[i], reason] for i, _, reason in examples.skipped],
+        # the reason names the file by its name on the page, not by a path of this machine
+        "skipped": [
+            [image_names[i], reason.replace(str(source), image_names[i])]
+            for i, source, reason in examples.skipped
+        ],
         "layers": entries,
         "looks_for": sorted(optimised),
     }
