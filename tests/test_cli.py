@@ -232,12 +232,17 @@ def test_microscope_command_with_a_timm_name_and_files(tmp_path, capsys):
     write_photos(tmp_path / "photos")
     files = [str(tmp_path / "photos" / name) for name in ("chelsea.jpg", "coffee.jpg")]
     argv = ["microscope", "resnet18", *files, "--out", str(tmp_path / "site"), "--no-progress"]
-    assert main([*argv, "--layers", "layer4", "--top-k", "1", "--image-format", "png"]) == 0
+    argv += ["--layers", "layer4", "--top-k", "1", "--image-format", "png", "--max-classes", "0"]
+    assert main(argv) == 0
     _, (manifest,) = read_script(tmp_path / "site" / "data" / "manifest.js")
     assert manifest["input_size"] == [224, 224] and manifest["scanned"] == 2
     assert [layer["name"] for layer in manifest["layers"]] == ["layer4"]
     # at 224 px layer4's units see the whole image: each image once, its cell outlined on the page
     assert sorted(p.name for p in (tmp_path / "site" / "images").iterdir()) == ["0.png", "1.png"]
+    from test_microscope import layer_data
+
+    classes = layer_data(tmp_path / "site", "layer4")["classes"]
+    assert classes == {"note": "Not computed (max_classes=0)."}
     assert "Wrote" in capsys.readouterr().out
 
 

@@ -42,6 +42,12 @@ def add_microscope_command(commands: Any) -> None:
     command.add_argument("--device", help="cpu, cuda, cuda:1... (default: CUDA if available)")
     command.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
     command.add_argument(
+        "--max-classes",
+        type=int,
+        default=5,
+        help="classes the class contributions are computed towards (default: 5; 0: none)",
+    )
+    command.add_argument(
         "--resume",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -99,6 +105,7 @@ def run_microscope(args: argparse.Namespace) -> int:
             looks_for_steps=args.looks_for_steps,
             device=args.device,
             batch_size=args.batch_size,
+            max_classes=args.max_classes,
             resume=args.resume,
             image_format=args.image_format,
             progress=not args.no_progress,

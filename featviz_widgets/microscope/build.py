@@ -102,7 +102,8 @@ def build_microscope(
         batch_size: images per forward.
         resume: continue a scan interrupted in `out_dir` (False: start it over). A scan of
             other images, layers, `top_k`, `batch_size` or weights starts over anyway.
-        max_classes: how many classes the class contributions are computed towards.
+        max_classes: how many classes the class contributions are computed towards (0:
+            none; they cost one forward and backward per class, layer and winning image).
         class_names: one name per class (default: ImageNet's for 1000 classes).
         image_format: "jpeg" or "png", for crops and pictures.
         num_workers: DataLoader workers that read the images.
@@ -119,11 +120,12 @@ def build_microscope(
     for name, value in (
         ("top_k", top_k),
         ("batch_size", batch_size),
-        ("max_classes", max_classes),
         ("looks_for_size", looks_for_size),
         ("looks_for_steps", looks_for_steps),
     ):
         check_positive_int(name, value)
+    if not isinstance(max_classes, int) or isinstance(max_classes, bool) or max_classes < 0:
+        raise ValueError(f"`max_classes` must be a non-negative integer, got {max_classes!r}.")
     if isinstance(model, FeatureVisualizer):
         if device is not None:
             raise ValueError("pass `device` to the FeatureVisualizer, not with it.")
@@ -166,15 +168,18 @@ def build_microscope(
         cache.unlink()
         examples = viz.dataset_examples(images, names, **scan)
     image_names = _image_names(images, examples.sources)
-    classes, notes = class_contributions(
-        viz,
-        examples,
-        names,
-        max_classes=max_classes,
-        batch_size=batch_size,
-        class_names=class_names,
-        progress=progress,
-    )
+    if max_classes:
+        classes, notes = class_contributions(
+            viz,
+            examples,
+            names,
+            max_classes=max_classes,
+            batch_size=batch_size,
+            class_names=class_names,
+            progress=progress,
+        )
+    else:
+        classes, notes = {}, dict.fromkeys(names, "Not computed (max_classes=0).")
     stems = file_stems(names)
     extension = _FORMATS[image_format]
     entries = []
