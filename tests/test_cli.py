@@ -200,6 +200,7 @@ def make():
 """
 
 
+@pytest.mark.slow
 def test_microscope_command_builds_the_site_of_a_module_function(tmp_path):
     """`featviz-widgets microscope module:function FOLDER --out ...` in a subprocess, on this
     checkout's code: the site's units hold `dataset_examples`' top-k."""
