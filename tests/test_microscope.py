@@ -370,3 +370,18 @@ def test_swin_nhwc_layers(photos, tmp_path):
         [index for index, _, _ in examples.top("layers.1", unit)] for unit in range(192)
     ]
     np.testing.assert_allclose(data["mean"], examples.mean("layers.1"), rtol=1e-5, atol=1e-7)
+
+
+def test_images_named_by_their_path_under_a_list_s_common_folder(photos, tmp_path):
+    files = [photos / "chelsea.jpg", photos / "nested" / "hopper_crop.png"]
+    build_microscope(
+        resnet18_64px(), files, tmp_path / "s", layers=["layer1"], top_k=2, progress=False
+    )
+    names = layer_data(tmp_path / "s", "layer1")["names"]
+    assert sorted(names.values()) == ["chelsea.jpg", "nested/hopper_crop.png"]
+    with (
+        pytest.raises(ValueError, match="none of the 1 images could be read"),
+        pytest.warns(UserWarning),
+    ):
+        build_microscope(resnet18_64px(), [photos / "broken.jpg"], tmp_path / "t", progress=False)
+    assert not (tmp_path / "t" / "index.html").exists()

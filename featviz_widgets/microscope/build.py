@@ -47,11 +47,22 @@ def default_layers(viz: FeatureVisualizer) -> list[str]:
 
 
 def _image_names(data: Any, sources: list[str | int]) -> list[str]:
-    """What the page calls each image: its path under the folder scanned, its file name for a
-    list of paths, "image i" for images given in memory."""
+    """What the page calls each image: its path under the folder scanned (or under the files'
+    common folder, for a list of paths), "image i" for images given in memory."""
     if isinstance(data, (str, os.PathLike)):
         return [Path(s).relative_to(data).as_posix() for s in sources]  # type: ignore[arg-type]
-    return [Path(s).name if isinstance(s, str) else f"image {s}" for s in sources]
+    if sources and all(isinstance(s, str) for s in sources):
+        paths = [os.path.abspath(s) for s in sources]  # type: ignore[arg-type]
+        parent = os.path.dirname(paths[0]) if len(paths) == 1 else os.path.commonpath(paths)
+        return [Path(os.path.relpath(p, parent)).as_posix() for p in paths]
+    return [f"image {s}" for s in sources]
+
+
+def _rank() -> int:
+    """This process's rank under torch.distributed (0 without it)."""
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def build_microscope(
@@ -147,10 +158,15 @@ def build_microscope(
             raise ValueError(f"`looks_for` names layers that are not in `layers`: {extra}.")
     open_source(images)  # no images, or not images: refused before the folder is touched
     out = check_out_dir(out_dir)
-    start(out)
+    # Under torch.distributed every rank scans its share (the scan merges them) and rank 0
+    # alone writes the site.
+    writer = _rank() == 0
+    if writer:
+        start(out)
     cache = out / CACHE
-    if not resume and cache.exists():
-        cache.unlink()
+    if not resume:  # this scan's cache, and each rank's under torch.distributed
+        for path in out.glob(f"{CACHE}*"):
+            path.unlink(missing_ok=True)
     scan = dict(
         k=top_k,
         batch_size=batch_size,
@@ -163,10 +179,17 @@ def build_microscope(
         examples = viz.dataset_examples(images, names, **scan)
     except ValueError as exc:
         # The cache of an earlier build of other images, layers, k or weights: no use here.
-        if "belongs to another scan" not in str(exc):
+        if "belongs to another scan" not in str(exc) or not cache.exists():
             raise
         cache.unlink()
         examples = viz.dataset_examples(images, names, **scan)
+    if not examples.scanned:
+        _, name, reason = examples.skipped[0]
+        raise ValueError(
+            f"none of the {len(examples.sources)} images could be read, e.g. {name!r}: {reason}"
+        )
+    if not writer:
+        return out.resolve() / "index.html"
     image_names = _image_names(images, examples.sources)
     if max_classes:
         classes, notes = class_contributions(
