@@ -61,6 +61,7 @@ def test_index_lists_the_layers_and_loads_no_layer(page, built):
     [skipped] = page.eval_on_selector_all("#skipped li", "items => items.map(i => i.innerText)")
     assert skipped.startswith("broken.jpg: ") and "not a readable image" in skipped
     assert page.title() == "Microscope: ResNet"
+    assert not re.search(r"\b(null|undefined|NaN)\b", page.inner_text("#app"))
     loaded = [url.rsplit("/", 2)[-2:] for url in requested]
     assert ["data", "manifest.js"] in loaded
     assert not [url for url in requested if "/data/layer" in url]  # on demand only
