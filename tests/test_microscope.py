@@ -385,3 +385,28 @@ def test_images_named_by_their_path_under_a_list_s_common_folder(photos, tmp_pat
     ):
         build_microscope(resnet18_64px(), [photos / "broken.jpg"], tmp_path / "t", progress=False)
     assert not (tmp_path / "t" / "index.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "layers"),
+    [
+        (resnet18_64px, ["layer1", "layer1.0", "layer3"]),
+        (lambda: small_vit(64), ["blocks.1", "blocks.3"]),
+    ],
+    ids=["resnet18", "vit"],
+)
+def test_channel_contributions_of_several_layers_equal_class_evidence_per_layer(
+    make, layers, photos
+):
+    from featviz_widgets.evidence.gradcam import channel_contributions
+
+    viz = FeatureVisualizer(make(), device="cpu")
+    batch = viz.prepare([str(photos / name) for name in GOOD[:3]])
+    targets = [3, 3, 800]
+    found = channel_contributions(viz.features, batch, layers, targets)
+    assert list(found) == layers
+    for layer in layers:
+        want = viz.class_evidence(batch, layer, targets).contributions
+        torch.testing.assert_close(found[layer], want, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="out of range"):
+        channel_contributions(viz.features, batch, layers, 5000)

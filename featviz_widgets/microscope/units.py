@@ -10,10 +10,11 @@ would be the whole image for every position: the page shows the whole image (wri
 over it.
 
 Class contributions: gradient x activation of the unit's channel towards a class logit, summed
-over positions (`FeatureVisualizer.class_evidence`'s `contributions`), averaged over the unit's
-top images. Towards every class that would be one backward per class and image, so the classes
-are the ones the model predicts most often (top-1) on the winning images, at most
-`max_classes` of them.
+over positions (`FeatureVisualizer.class_evidence`'s `contributions`; `channel_contributions`
+gives them at every layer from one forward and backward), averaged over the unit's top images.
+Towards every class that would be one backward per class and image, so the classes are the
+ones the model predicts most often (top-1) on the winning images, at most `max_classes` of
+them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from PIL import Image
 from ..core.progress import progress_bar
 from ..dataset.result import DatasetExamples
 from ..dataset.topk import EMPTY
+from ..evidence.gradcam import channel_contributions, class_evidence
 from ..visualizer.facade import FeatureVisualizer
 
 __all__ = ["LayerClasses", "class_contributions", "write_crops", "write_looks_for"]
@@ -49,10 +51,14 @@ def _chunks(items: Sequence[int], size: int) -> list[list[int]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def _model_inputs(viz: FeatureVisualizer, examples: DatasetExamples, indices: list[int]):
-    """Images `indices` read again as model inputs on the CPU (as `DatasetExamples` does)."""
+def _model_inputs(
+    viz: FeatureVisualizer, examples: DatasetExamples, indices: list[int], device: str = "cpu"
+) -> torch.Tensor:
+    """Images `indices` read again as model inputs, on the CPU in float32 (as
+    `DatasetExamples` does) or on the model's device in its dtype."""
     items = [examples.item(i) for i in indices]
-    return viz.preprocessor(items, torch.device("cpu"), torch.float32)
+    batch = viz.preprocessor(items, torch.device("cpu"), torch.float32)
+    return batch if device == "cpu" else batch.to(viz.device, viz.dtype)
 
 
 def winners(examples: DatasetExamples, layers: Sequence[str]) -> list[int]:
@@ -160,13 +166,12 @@ def class_contributions(
     usable = list(layers)
     top1: dict[int, int] = {}
     names: dict[int, str] = {}
-    chunks = _chunks(images, batch_size)
     # Pass 1: each winning image's top-1 class (from the first layer the logits depend on).
-    for chunk in chunks:
-        batch = _model_inputs(viz, examples, chunk)
+    for chunk in _chunks(images, batch_size):
+        batch = _model_inputs(viz, examples, chunk, "model")
         while usable:
             try:
-                evidence = viz.class_evidence(batch, usable[0], class_names=class_names)
+                evidence = class_evidence(viz.features, batch, usable[0], class_names=class_names)
                 break
             except ValueError as exc:
                 notes[usable.pop(0)] = str(exc)
@@ -178,24 +183,40 @@ def class_contributions(
     classes = sorted(counts, key=lambda c: (-counts[c], c))[:max_classes]
     if not classes:
         return {}, notes
-    # Pass 2: every winning image's contributions towards each class, the batch repeated once
-    # per class (one forward and backward for them all).
+
+    def contributions(batch: torch.Tensor, targets: list[int]) -> dict[str, torch.Tensor]:
+        """Every usable layer's contributions at once; a layer the logits do not reach is
+        found, noted and left out."""
+        while usable:
+            try:
+                return channel_contributions(viz.features, batch, usable, targets)
+            except ValueError:
+                failed = []
+                for layer in usable:
+                    try:
+                        channel_contributions(viz.features, batch[:1], [layer], targets[:1])
+                    except ValueError as exc:
+                        notes[layer] = str(exc)
+                        failed.append(layer)
+                if not failed:
+                    raise
+                usable[:] = [layer for layer in usable if layer not in failed]
+        return {}
+
+    # Pass 2: every winning image's contributions towards each class at every layer: the batch
+    # repeated once per class, one forward and one backward for them all.
     per_batch = max(1, batch_size // len(classes))
     chunks = _chunks(images, per_batch)
-    found = {layer: [] for layer in usable}
-    with progress_bar(
-        len(chunks) * len(usable), "class contributions", enabled=progress
-    ) as advance:
+    found: dict[str, list[torch.Tensor]] = {layer: [] for layer in usable}
+    with progress_bar(len(chunks), "class contributions", enabled=progress) as advance:
         for number, chunk in enumerate(chunks):
-            batch = _model_inputs(viz, examples, chunk)
+            batch = _model_inputs(viz, examples, chunk, "model")
             repeated = batch.repeat(len(classes), 1, 1, 1)
             targets = [c for c in classes for _ in chunk]
-            for offset, layer in enumerate(usable):
-                evidence = viz.class_evidence(repeated, layer, targets, class_names=class_names)
+            for layer, values in contributions(repeated, targets).items():
                 # (classes x images, C) -> (images, classes, C)
-                values = evidence.contributions.view(len(classes), len(chunk), -1)
-                found[layer].append(values.transpose(0, 1))
-                advance(number * len(usable) + offset + 1)
+                found[layer].append(values.view(len(classes), len(chunk), -1).transpose(0, 1))
+            advance(number + 1)
     position = {index: row for row, index in enumerate(images)}
     result = {}
     for layer in usable:
