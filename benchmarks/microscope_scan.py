@@ -25,6 +25,7 @@ from matplotlib import cbook
 from PIL import Image
 
 from featviz_widgets import FeatureVisualizer, build_microscope
+from featviz_widgets.evidence.gradcam import channel_contributions
 from featviz_widgets.microscope.output import file_stems
 from featviz_widgets.microscope.units import class_contributions, write_crops
 
@@ -114,6 +115,19 @@ def main() -> None:
             progress=False,
         )
         classes_s = time.perf_counter() - start
+        # One batch of the class contributions (6 images x 5 classes): every layer from one
+        # forward and backward, against one `class_evidence` per layer.
+        batch = viz.prepare(batches[0][:6]).repeat(5, 1, 1, 1)
+        targets = [c for c in range(5) for _ in range(6)]
+
+        def together() -> None:
+            channel_contributions(viz.features, batch, layers, targets)
+
+        def per_layer() -> None:
+            for layer in layers:
+                viz.class_evidence(batch, layer, targets)
+
+        together_s, per_layer_s = best_of([together, per_layer], args.repeats)
         start = time.perf_counter()
         for layer in layers:
             write_crops(
@@ -143,6 +157,10 @@ def main() -> None:
             print(f"{name:42s} {seconds:6.2f} s  {n / seconds:6.1f} img/s")
         print(f"scan images/s / plain images/s (both reading the files): {plain_s / scan_s:.2f}")
         print(f"class contributions (5 classes, {len(layers)} layers): {classes_s:6.2f} s")
+        print(
+            f"  one batch of 30: all layers at once {together_s:.2f} s, one class_evidence per "
+            f"layer {per_layer_s:.2f} s ({per_layer_s / together_s:.1f}x)"
+        )
         print(f"crops (all layers): {crops_s:6.2f} s")
         print(f"build_microscope, whole: {build_s:6.2f} s")
         site = work / "site"
