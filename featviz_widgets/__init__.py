@@ -9,6 +9,7 @@ from .core.samples import sample_image
 from .core.stats import NonFiniteActivationWarning
 from .dataset.scan import DatasetExamples, ScanCancelled
 from .evidence.result import ClassEvidence
+from .microscope import MicroscopeError, build_microscope
 from .monitor.monitor import FeatureMonitor
 from .occlusion.engine import OcclusionCancelled, OcclusionResult
 from .optimize.optimizer import OptimizationResult
@@ -28,6 +29,7 @@ __all__ = [
     "LayerNotFoundError",
     "LayoutError",
     "LayoutWarning",
+    "MicroscopeError",
     "ModelComparison",
     "NonFiniteActivationWarning",
     "OcclusionCancelled",
@@ -35,6 +37,7 @@ __all__ = [
     "OptimizationCancelled",
     "OptimizationResult",
     "ScanCancelled",
+    "build_microscope",
     "compare_models",
     "sample_image",
 ]

@@ -34,6 +34,15 @@ ALLOWED = {
         "compare",
         "visualizer",
     },
+    "microscope": {
+        "core",
+        "plotting",
+        "dataset",
+        "evidence",
+        "optimize",
+        "occlusion",
+        "visualizer",
+    },
     "cli": {"api"},  # `featviz-widgets --version` reads the package's __version__
 }
 TOP_LEVEL = {"__init__", "__main__"}  # the public API and the entry point import anything

@@ -183,3 +183,86 @@ def test_demo_starts_jupyterlab_on_the_copy(tmp_path):
     assert (folder / NOTEBOOK).read_bytes() == _cli.packaged_notebook().read_bytes()
     text = log.read_text()
     assert "Copied the quickstart notebook" in text and "Starting JupyterLab" in text
+
+
+MODEL_MODULE = """
+# tests/conftest.py's resnet18_64px
+import timm, torch
+
+def make():
+    torch.manual_seed(0)
+    return timm.create_model(
+        "resnet18",
+        pretrained=False,
+        zero_init_last=False,
+        pretrained_cfg_overlay=dict(input_size=(3, 64, 64), crop_pct=1.0),
+    )
+"""
+
+
+@pytest.mark.slow
+def test_microscope_command_builds_the_site_of_a_module_function(tmp_path):
+    """`featviz-widgets microscope module:function FOLDER --out ...` in a subprocess, on this
+    checkout's code: the site's units hold `dataset_examples`' top-k."""
+    from conftest import resnet18_64px
+    from test_microscope import layer_data, write_photos
+
+    from featviz_widgets import FeatureVisualizer
+
+    write_photos(tmp_path / "photos")
+    (tmp_path / "my_models.py").write_text(MODEL_MODULE)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "featviz_widgets", "microscope", "my_models:make"]
+    command += ["photos", "--out", "site", "--layers", "layer2", "--top-k", "2", "--no-progress"]
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == f"Wrote {tmp_path / 'site' / 'index.html'} (open it in a browser)."
+    assert "1 image(s) could not be read" in run.stderr  # broken.jpg, skipped
+    viz = FeatureVisualizer(resnet18_64px(), device="cpu")
+    with pytest.warns(UserWarning, match="skipped"):
+        examples = viz.dataset_examples(tmp_path / "photos", ["layer2"], k=2, progress=False)
+    data = layer_data(tmp_path / "site", "layer2")
+    assert [[e["image"] for e in top] for top in data["top"]] == [
+        [index for index, _, _ in examples.top("layer2", unit)] for unit in range(128)
+    ]
+
+
+def test_microscope_command_with_a_timm_name_and_files(tmp_path, capsys):
+    from test_microscope import read_script, write_photos
+
+    write_photos(tmp_path / "photos")
+    files = [str(tmp_path / "photos" / name) for name in ("chelsea.jpg", "coffee.jpg")]
+    argv = ["microscope", "resnet18", *files, "--out", str(tmp_path / "site"), "--no-progress"]
+    argv += ["--layers", "layer4", "--top-k", "1", "--image-format", "png", "--max-classes", "0"]
+    assert main(argv) == 0
+    _, (manifest,) = read_script(tmp_path / "site" / "data" / "manifest.js")
+    assert manifest["input_size"] == [224, 224] and manifest["scanned"] == 2
+    assert [layer["name"] for layer in manifest["layers"]] == ["layer4"]
+    # at 224 px layer4's units see the whole image: each image once, its cell outlined on the page
+    assert sorted(p.name for p in (tmp_path / "site" / "images").iterdir()) == ["0.png", "1.png"]
+    from test_microscope import layer_data
+
+    classes = layer_data(tmp_path / "site", "layer4")["classes"]
+    assert classes == {"note": "Not computed (max_classes=0)."}
+    assert "Wrote" in capsys.readouterr().out
+
+
+def test_microscope_command_reports_bad_input(tmp_path, capsys):
+    from test_microscope import write_photos
+
+    write_photos(tmp_path / "photos")
+    photos = str(tmp_path / "photos")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    cases = [
+        (["resnet18", photos, "--out", str(tmp_path / "a"), "--layers", "layer9"], "Closest"),
+        (["resnet18", photos, "--out", str(tmp_path / "mine")], "is not a microscope"),
+        (["resnet_nope", photos, "--out", str(tmp_path / "b")], "is not a timm model"),
+        (["no_such_module:make", photos, "--out", str(tmp_path / "c")], "cannot import"),
+    ]
+    for args, message in cases:
+        assert main(["microscope", *args, "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("featviz-widgets microscope: ") and message in err, err
+    assert not any((tmp_path / name).exists() for name in "abc")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]

@@ -3,6 +3,7 @@
 `featviz-widgets demo` copies the quickstart notebook into a working folder and opens it in
 JupyterLab; `featviz-widgets demo --execute` runs that copy headless in a real kernel instead
 and checks what the widget produced (this is what CI runs, and what the notebook test uses).
+`featviz-widgets microscope` builds the static site of a model's units (`microscope`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .demo_run import (
     package_importable,
     require_extras,
 )
+from .microscope import add_microscope_command, run_microscope
 
 __all__ = ["DemoError", "copy_notebook", "main"]
 
@@ -163,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="-- JUPYTERLAB_OPTION",
         help="further options for JupyterLab, after --, e.g. -- --ip=0.0.0.0",
     )
+    add_microscope_command(commands)
     return parser
 
 
@@ -173,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "microscope":
+        return run_microscope(args)
     if args.execute and (args.port is not None or args.no_browser or args.lab_args):
         parser.error(
             "--port, --no-browser and JupyterLab options start JupyterLab; --execute does not"

@@ -17,6 +17,7 @@ __all__ = [
     "LayerNotFoundError",
     "capture",
     "capture_with_layer_grad",
+    "capture_with_layer_grads",
     "preserved_model_state",
     "resolve_layers",
 ]
@@ -193,24 +194,46 @@ def capture_with_layer_grad(
         RuntimeError: the forward failed, or the kept output was changed in place by the
             model (a module that holds on to its own output).
     """
-    modules = resolve_layers(model, [layer_name])
+    outputs, model_output = capture_with_layer_grads(model, batch, [layer_name])
+    return outputs[layer_name], model_output
+
+
+def capture_with_layer_grads(
+    model: nn.Module, batch: torch.Tensor, layer_names: Sequence[str]
+) -> tuple[dict[str, torch.Tensor], Any]:
+    """`capture_with_layer_grad` for several layers from one forward: {layer: output} and the
+    model output, one backward giving the gradient at every layer.
+
+    Autograd starts at the first of the layers to run (its output a detached leaf, as there);
+    a later layer's output is part of that graph and is kept as it is, the rest of the model
+    getting a copy, so in-place operations after it cannot change it. A layer whose output does
+    not depend on any earlier one kept becomes a leaf of its own. Same errors as
+    `capture_with_layer_grad`, for the first layer at fault.
+    """
+    names = list(dict.fromkeys(layer_names))
+    modules = resolve_layers(model, names)
     kept: dict[str, Any] = {}
     versions: dict[str, int] = {}
 
-    def hook(_module: nn.Module, _inputs: Any, output: Any) -> Any:
-        if layer_name in kept:  # a module called twice: its first call is the one kept
-            return None
-        if not isinstance(output, torch.Tensor) or not output.is_floating_point():
-            kept[layer_name] = output
-            return None
-        leaf = output.detach().requires_grad_(True)
-        kept[layer_name], versions[layer_name] = leaf, leaf._version
-        torch.set_grad_enabled(True)  # the rest of the forward is recorded, from the leaf on
-        return leaf.clone()
+    def hook_for(name: str):
+        def hook(_module: nn.Module, _inputs: Any, output: Any) -> Any:
+            if name in kept:  # a module called twice: its first call is the one kept
+                return None
+            if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+                kept[name] = output
+                return None
+            if not output.requires_grad:  # the first layer, or one no kept layer reaches
+                output = output.detach().requires_grad_(True)
+            kept[name], versions[name] = output, output._version
+            torch.set_grad_enabled(True)  # the rest of the forward is recorded, from here on
+            return output.clone()
 
-    # no_grad's exit restores the grad mode the hook turned on.
+        return hook
+
+    # no_grad's exit restores the grad mode the hooks turned on.
     with Hooks() as hooks, preserved_model_state(model), torch.no_grad():
-        hooks.forward_hook(modules[layer_name], hook)
+        for name in names:
+            hooks.forward_hook(modules[name], hook_for(name))
         try:
             model_output = model(batch)
         except Exception as exc:
@@ -219,22 +242,24 @@ def capture_with_layer_grad(
                 f"({type(exc).__name__}: {exc}). Check the image size and channels the "
                 "model expects, or pass `transform=`."
             ) from exc
-    if layer_name not in kept:
-        raise ValueError(
-            f"layer {layer_name!r} exists but never ran in the forward pass (unused modules, "
-            "or code paths the model skips); pick a layer that runs."
-        )
-    output = kept[layer_name]
-    if not isinstance(output, torch.Tensor) or not output.requires_grad:
-        raise ValueError(
-            f"layer {layer_name!r} returns {type(output).__name__}, not one floating-point "
-            "tensor, so there is no gradient to take at it; pick its enclosing block (a ViT "
-            "block rather than its attention module) or a convolution or norm inside it."
-        )
-    if output._version != versions[layer_name]:
-        raise RuntimeError(
-            f"the output of layer {layer_name!r} was changed in place later in the forward, "
-            "so its values are no longer the layer's; pick the module after the in-place "
-            "operation."
-        )
-    return output, model_output
+    for layer_name in names:
+        if layer_name not in kept:
+            raise ValueError(
+                f"layer {layer_name!r} exists but never ran in the forward pass (unused "
+                "modules, or code paths the model skips); pick a layer that runs."
+            )
+        output = kept[layer_name]
+        if not isinstance(output, torch.Tensor) or not output.requires_grad:
+            raise ValueError(
+                f"layer {layer_name!r} returns {type(output).__name__}, not one floating-point "
+                "tensor, so there is no gradient to take at it; pick its enclosing block (a "
+                "ViT block rather than its attention module) or a convolution or norm inside "
+                "it."
+            )
+        if output._version != versions[layer_name]:
+            raise RuntimeError(
+                f"the output of layer {layer_name!r} was changed in place later in the "
+                "forward, so its values are no longer the layer's; pick the module after the "
+                "in-place operation."
+            )
+    return kept, model_output

@@ -16,7 +16,7 @@ import torch
 from ..occlusion.receptive import receptive_boxes
 from .scan_state import _FORMAT, _VERSION, _atomic_save, _load_payload
 from .sources import DataSource, open_source
-from .topk import EMPTY, ChannelTopK
+from .topk import EMPTY, HISTOGRAM_EDGES, ChannelTopK
 
 if TYPE_CHECKING:
     from ..core.context import ModelContext
@@ -111,6 +111,21 @@ class DatasetExamples:
         state = self._state(layer, channel)
         means = state.mean().numpy()
         return means if channel is None else float(means[channel])
+
+    def sparsity(self, layer: str, channel: int | None = None) -> np.ndarray | float:
+        """The fraction of the channel's values (every channel's if None) over the images and
+        positions that are exactly 0 (NaN before any image)."""
+        state = self._state(layer, channel)
+        zeros = state.zeros.double().numpy()
+        fractions = zeros / state.count if state.count else np.full_like(zeros, np.nan)
+        return fractions if channel is None else float(fractions[channel])
+
+    def maxima_histogram(self, layer: str, channel: int) -> tuple[np.ndarray, np.ndarray]:
+        """(counts, edges) of the channel's per-image maxima (its score on each image) on the
+        fixed bins `HISTOGRAM_EDGES`: counts[i] for [edges[i-1], edges[i]), counts[0] below
+        edges[0] and counts[-1] from edges[-1] on; counts has one more entry than edges."""
+        state = self._state(layer, channel)
+        return state.histogram[channel].numpy().copy(), HISTOGRAM_EDGES.numpy().copy()
 
     # ----------------------------------------------------------------------------- re-reading
     def _need(self) -> tuple[ModelContext, DataSource]:

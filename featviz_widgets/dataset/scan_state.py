@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..core.context import ModelContext
 
 _FORMAT = "featviz-dataset-examples"
-_VERSION = 1
+_VERSION = 2  # 2: per-channel zero counts and maxima histograms
 
 
 def _model_signature(viz: ModelContext) -> str:

@@ -10,6 +10,10 @@ Order is deterministic: best score first, ties to the lowest image index (`torch
 stable, so selection is two stable sorts: by index, then by score). Merging two states is the
 same selection over their union, hence associative and commutative: states of disjoint shards
 (ranks, resumed runs) merge to the state of one pass over everything.
+
+Beside the top-k, each channel counts its values that are exactly 0 (its sparsity) and
+histograms its per-image maxima on fixed bins (`HISTOGRAM_EDGES`), which are sums too, so they
+resume and merge the same way.
 """
 
 from __future__ import annotations
@@ -18,10 +22,17 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["EMPTY", "ChannelTopK", "select"]
+__all__ = ["EMPTY", "HISTOGRAM_EDGES", "ChannelTopK", "select"]
 
 # The index of an empty slot (fewer than k images so far): it loses every tie.
 EMPTY = torch.iinfo(torch.int64).max
+
+# Bin edges of the per-image maxima: 0, then 4 bins a decade from 0.01 to 1000 on each side.
+# Fixed (not fitted to the data) so that shards and resumed runs add up bin by bin. Bin i holds
+# [edges[i-1], edges[i]); bin 0 everything below edges[0], the last bin everything from
+# edges[-1] on.
+_DECADES = torch.logspace(-2, 3, 21, dtype=torch.float64)
+HISTOGRAM_EDGES = torch.cat([-_DECADES.flip(0), torch.zeros(1, dtype=torch.float64), _DECADES])
 
 
 def select(
@@ -49,6 +60,9 @@ class ChannelTopK:
         total: (C,) float64 sum of the channel over every image and position seen.
         count: how many values each channel's `total` adds up (images x height x width).
         height, width: the layer's map size.
+        zeros: (C,) int64 how many of those values are exactly 0.
+        histogram: (C, len(HISTOGRAM_EDGES) + 1) int64 per-image maxima counted per bin
+            (NaN maxima in none).
     """
 
     scores: torch.Tensor
@@ -58,6 +72,8 @@ class ChannelTopK:
     count: int
     height: int
     width: int
+    zeros: torch.Tensor
+    histogram: torch.Tensor
 
     @classmethod
     def empty(
@@ -71,6 +87,8 @@ class ChannelTopK:
             0,
             height,
             width,
+            torch.zeros(channels, dtype=torch.int64, device=device),
+            torch.zeros((channels, len(HISTOGRAM_EDGES) + 1), dtype=torch.int64, device=device),
         )
 
     @property
@@ -85,6 +103,10 @@ class ChannelTopK:
         best, where = flat.max(dim=2)  # ties: the first (lowest) position
         self.total += flat.sum(dim=(0, 2), dtype=torch.float64)
         self.count += flat.shape[0] * flat.shape[2]
+        self.zeros += (flat == 0).sum(dim=(0, 2))
+        edges = HISTOGRAM_EDGES.to(flat.device)
+        bins = torch.bucketize(best.t().contiguous().double(), edges, right=True)  # (C, B)
+        self.histogram.scatter_add_(1, bins, (~torch.isnan(best.t())).long())
         self.scores, self.index, self.position = select(
             torch.cat([self.scores, best.t().float()], dim=1),
             torch.cat([self.index, indices.view(1, batch).expand(channels, batch)], dim=1),
@@ -115,6 +137,8 @@ class ChannelTopK:
             self.count + other.count,
             self.height,
             self.width,
+            self.zeros + other.zeros,
+            self.histogram + other.histogram,
         )
 
     def to(self, device: torch.device | str) -> ChannelTopK:
@@ -126,6 +150,8 @@ class ChannelTopK:
             self.count,
             self.height,
             self.width,
+            self.zeros.to(device),
+            self.histogram.to(device),
         )
 
     def mean(self) -> torch.Tensor:
@@ -140,6 +166,8 @@ class ChannelTopK:
             "index": state.index,
             "position": state.position,
             "total": state.total,
+            "zeros": state.zeros,
+            "histogram": state.histogram,
             "shape": torch.tensor([self.count, self.height, self.width], dtype=torch.int64),
         }
 
@@ -156,4 +184,6 @@ class ChannelTopK:
             count,
             height,
             width,
+            tensors["zeros"].to(device),
+            tensors["histogram"].to(device),
         )
