@@ -20,8 +20,9 @@ from matplotlib import cbook
 from PIL import Image
 
 from featviz_widgets.widget.explorer import FeatureExplorer
+from featviz_widgets.widget.panels.evidence import CLASS_CONTRIBUTION
 from featviz_widgets.widget.payload import decode_maps
-from featviz_widgets.widget.protocol import CLASS_CONTRIBUTION, SORT_MODES, JobState
+from featviz_widgets.widget.protocol import SORT_MODES
 
 LAYER = "layer3"
 
@@ -263,9 +264,9 @@ def test_cancel_stops_a_run_and_the_panel_says_so(model, photo):
         explorer.target_class = 207
         assert time.monotonic() - started < 0.5  # the run is on the worker
         deadline = time.monotonic() + 10
-        while explorer._job != JobState.EVIDENCE.value and time.monotonic() < deadline:
+        while explorer._job != "evidence" and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert explorer._job == JobState.EVIDENCE.value and explorer.busy
+        assert explorer._job == "evidence" and explorer.busy
         explorer.cancel()
         explorer.wait(60)
         meta = explorer._evidence

@@ -1,148 +1,5 @@
 // featviz_widgets front end, generated from js/src by `npm run build` in js/: do not edit, edit js/src instead.
 
-// src/dom.js
-var SVG_NS = "http://www.w3.org/2000/svg";
-function h(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = String(value);
-    else if (key === "text") node.textContent = String(value);
-    else if (value === true) node.setAttribute(key, "");
-    else if (value !== false && value !== void 0) node.setAttribute(key, String(value));
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-function svgEl(tag, attrs, text) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  if (text !== void 0) node.textContent = text;
-  return node;
-}
-
-// src/numbers.js
-function bytesOf(value) {
-  if (!value) return new Uint8Array(0);
-  if (value instanceof Uint8Array) return value;
-  if (value instanceof DataView) {
-    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  }
-  if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  if (ArrayBuffer.isView(value)) {
-    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  }
-  return new Uint8Array(0);
-}
-function dequantise(meta, i, q) {
-  const lo = meta.lo[i] ?? 0;
-  return lo + q / 255 * ((meta.hi[i] ?? 0) - lo);
-}
-function hasMaps(meta) {
-  return !!meta && !!meta.n;
-}
-function fmt(value) {
-  if (value === null || value === void 0 || Number.isNaN(value)) return "–";
-  if (typeof value !== "number") return String(value);
-  if (Number.isInteger(value) && Math.abs(value) < 1e6) return String(value);
-  const a = Math.abs(value);
-  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return value.toExponential(2);
-  return value.toPrecision(3).replace(/\.?0+$/, (m) => m.includes(".") ? "" : m);
-}
-
-// src/classes.js
-var MAX_MATCHES = 50;
-function freshEvidence(state) {
-  const { get } = state;
-  const meta = get("_evidence");
-  if (!hasMaps(meta) || !get("class_evidence")) return null;
-  const target = get("target_class");
-  const same = meta.layer === get("layer") && meta.index === get("image_index");
-  const chosen = target == null ? !meta.chosen : meta.chosen && meta.target === target;
-  return same && chosen ? meta : null;
-}
-function percent(p) {
-  return p >= 0.1 ? `${(p * 100).toFixed(0)}%` : `${(p * 100).toPrecision(2)}%`;
-}
-function signed(value) {
-  if (value == null || Number.isNaN(value)) return "–";
-  const text = Math.abs(value) >= 1e-4 && Math.abs(value) < 1e6 ? String(Number(value.toPrecision(3))) : fmt(value);
-  return value >= 0 ? `+${text}` : text;
-}
-function contributionText(state, channel) {
-  const meta = freshEvidence(state);
-  if (!meta || !(channel >= 0 && channel < meta.contributions.length)) return "";
-  const name = meta.target_name || `class ${meta.target}`;
-  return `contribution to '${name}': ${signed(meta.contributions[channel])} (rank ${meta.ranks[channel]} of ${meta.contributions.length})`;
-}
-function syncClasses(state) {
-  const { get, dom, contract } = state;
-  const classes = get("_classes") || {};
-  const names = classes.names || [];
-  const noClassifier = classes.count === 0;
-  const on = !!get("class_evidence");
-  const target = get("target_class");
-  const meta = get("_evidence") || {};
-  const fresh = freshEvidence(state);
-  dom.classToggle.checked = on;
-  dom.camToggle.checked = !!get("show_cam");
-  for (const control of [dom.classToggle, dom.classSearch, dom.classSelect, dom.camToggle]) control.disabled = noClassifier;
-  dom.classes.classList.toggle("fvz-disabled", noClassifier);
-  const top = fresh ? fresh.top : meta.top && meta.index === get("image_index") ? meta.top : [];
-  const nameOf = (index) => names[index] || (top.find((t) => t[0] === index) || [])[1] || `class ${index}`;
-  const first = top.length ? `top-1: ${top[0][1]} (${percent(top[0][2])})` : "top-1 class";
-  const options = [h("option", { value: "", text: noClassifier ? "no classes" : first })];
-  const listed = /* @__PURE__ */ new Set();
-  if (top.length) {
-    const group = h("optgroup", { label: "Top 5 predicted" });
-    for (const [index, name, p] of top) {
-      group.append(h("option", { value: String(index), text: `${name} · ${percent(p)}` }));
-      listed.add(index);
-    }
-    options.push(group);
-  }
-  const needle = dom.classSearch.value.trim().toLowerCase();
-  if (needle && names.length) {
-    const group = h("optgroup", { label: `Matching “${dom.classSearch.value.trim()}”` });
-    let found = 0;
-    for (let index = 0; index < names.length && found < MAX_MATCHES; index++) {
-      if (!names[index].toLowerCase().includes(needle) && String(index) !== needle) continue;
-      group.append(h("option", { value: String(index), text: `${names[index]} (${index})` }));
-      listed.add(index);
-      found++;
-    }
-    if (!found) group.append(h("option", { value: "", text: "no class matches", disabled: true }));
-    options.push(group);
-  }
-  if (target != null && !listed.has(target)) options.push(h("option", { value: String(target), text: `${nameOf(target)} (${target})` }));
-  dom.classSelect.replaceChildren(...options);
-  dom.classSelect.value = target == null ? "" : String(target);
-  let note = "";
-  if (noClassifier) note = classes.note || "";
-  else if (!on) note = "turn on to see the classes the model predicts";
-  else if (meta.note && !meta.n) note = meta.note;
-  else if (!fresh) note = "computing…";
-  else note = `${fresh.chosen ? "" : "top-1 "}'${fresh.target_name}' at ${fresh.layer}`;
-  dom.classNote.textContent = note;
-  dom.classNote.title = note;
-  dom.classSelect.title = noClassifier ? classes.note || "" : "The class whose evidence is shown: the image's top-5 predicted classes, or search all class names";
-  for (const option of dom.sortSelect.options) {
-    if (option.value !== contract.class_contribution) continue;
-    option.disabled = noClassifier;
-    option.title = noClassifier ? classes.note || "" : "Channels by their contribution (gradient × activation) to the chosen class";
-  }
-  dom.classes.dataset.state = `${on ? "on" : "off"}|${target == null ? "top" : target}|${fresh ? `${fresh.layer}:${fresh.target}` : "none"}`;
-}
-function wireClasses(state) {
-  const { dom, save } = state;
-  dom.classToggle.addEventListener("change", () => save({ class_evidence: dom.classToggle.checked }));
-  dom.camToggle.addEventListener("change", () => save({ show_cam: dom.camToggle.checked }));
-  dom.classSearch.addEventListener("input", () => syncClasses(state));
-  dom.classSelect.addEventListener("change", () => {
-    const value = dom.classSelect.value;
-    save({ target_class: value === "" ? null : Number(value) });
-  });
-}
-
 // src/colours.js
 var VIRIDIS_STOPS = [
   4456788,
@@ -203,6 +60,35 @@ function jetTable() {
   return table;
 }
 var JET = jetTable();
+
+// src/numbers.js
+function bytesOf(value) {
+  if (!value) return new Uint8Array(0);
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof DataView) {
+    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) {
+    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  return new Uint8Array(0);
+}
+function dequantise(meta, i, q) {
+  const lo = meta.lo[i] ?? 0;
+  return lo + q / 255 * ((meta.hi[i] ?? 0) - lo);
+}
+function hasMaps(meta) {
+  return !!meta && !!meta.n;
+}
+function fmt(value) {
+  if (value === null || value === void 0 || Number.isNaN(value)) return "–";
+  if (typeof value !== "number") return String(value);
+  if (Number.isInteger(value) && Math.abs(value) < 1e6) return String(value);
+  const a = Math.abs(value);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return value.toExponential(2);
+  return value.toPrecision(3).replace(/\.?0+$/, (m) => m.includes(".") ? "" : m);
+}
 
 // src/canvas.js
 var LABEL_H = 15;
@@ -329,6 +215,26 @@ function showTooltip(state, event, text) {
   tooltip.textContent = text;
   tooltip.style.left = `${event.clientX - box.left + 12}px`;
   tooltip.style.top = `${event.clientY - box.top + 12}px`;
+}
+
+// src/dom.js
+var SVG_NS = "http://www.w3.org/2000/svg";
+function h(tag, attrs = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = String(value);
+    else if (key === "text") node.textContent = String(value);
+    else if (value === true) node.setAttribute(key, "");
+    else if (value !== false && value !== void 0) node.setAttribute(key, String(value));
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+function svgEl(tag, attrs, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== void 0) node.textContent = text;
+  return node;
 }
 
 // src/models.js
@@ -492,23 +398,13 @@ function buildDom(contract) {
   const chart = h("div", { class: "fvz-chart" });
   const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
   const tooltip = h("div", { class: "fvz-tooltip", role: "tooltip", hidden: true });
-  const classToggle = h("input", { type: "checkbox", class: "fvz-classes-on", "aria-label": "Class evidence" });
-  const classSearch = h("input", { type: "search", class: "fvz-class-search", placeholder: "search classes", "aria-label": "Search class names" });
-  const classSelect = h("select", { class: "fvz-class", "aria-label": "Class to explain" });
-  const camToggle = h("input", { type: "checkbox", class: "fvz-cam", "aria-label": "Grad-CAM overlay on the input image" });
-  const classNote = h("span", { class: "fvz-class-note" });
-  const contribution = h("span", { class: "fvz-contribution" });
-  const classes = h("div", { class: "fvz-toolbar fvz-classes" }, [
-    h("label", { class: "fvz-check", title: "Class evidence: the classes the model predicts, where it sees them (Grad-CAM) and which channels speak for them (one forward and backward of the whole model)" }, [classToggle, h("span", { text: "classes" })]),
-    h("label", { class: "fvz-field" }, [h("span", { text: "Class" }), classSearch, classSelect]),
-    h("label", { class: "fvz-check" }, [camToggle, h("span", { text: "Grad-CAM on the input" })]),
-    classNote
-  ]);
+  const unitNote = h("span", { class: "fvz-contribution" });
   const models = buildModelsDom();
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, cam: inputCanvas };
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas };
   let side;
   let below;
   let tools;
+  let rows;
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
   const deviceField = field("Device", deviceSelect);
   const root = h("div", { class: "fvz" }, [
@@ -535,7 +431,7 @@ function buildDom(contract) {
       field("Export", exportView),
       exportButton
     ]),
-    classes,
+    rows = h("div", { class: "fvz-rows" }),
     h("div", { class: "fvz-status", role: "status" }, [progress, statusText]),
     errorBox,
     h("div", { class: "fvz-main" }, [
@@ -543,7 +439,7 @@ function buildDom(contract) {
       side = h("section", { class: "fvz-panel fvz-side" }, [
         h("div", { class: "fvz-pair" }, [
           h("figure", {}, [h("figcaption", { text: "Input (as the model sees it)" }), inputCanvas]),
-          h("figure", {}, [h("figcaption", {}, [unitCaption, contribution]), unitCanvas])
+          h("figure", {}, [h("figcaption", {}, [unitCaption, unitNote]), unitCanvas])
         ]),
         h("div", { class: "fvz-pair fvz-wrap" }, [
           h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas])
@@ -562,6 +458,7 @@ function buildDom(contract) {
     side,
     below,
     tools,
+    rows,
     filter,
     layerSelect,
     allToggle,
@@ -597,13 +494,7 @@ function buildDom(contract) {
     chart,
     compareButton,
     tooltip,
-    classes,
-    classToggle,
-    classSearch,
-    classSelect,
-    camToggle,
-    classNote,
-    contribution,
+    unitNote,
     models
   };
 }
@@ -821,190 +712,6 @@ function syncStatus(state) {
   dom.errorText.textContent = error || "";
 }
 
-// src/detail.js
-function sideSize(state) {
-  const meta = state.get("_image") || {};
-  const aspect = meta.w && meta.h ? meta.h / meta.w : 1;
-  const w = Math.max(80, Math.floor((state.layout.side - GAP * 2) / 2));
-  return [w, Math.round(w * aspect)];
-}
-function drawMarker(ctx, cx, cy, size) {
-  ctx.save();
-  ctx.strokeStyle = "#00e5ff";
-  ctx.lineWidth = 2.5;
-  ctx.beginPath();
-  ctx.moveTo(cx - size, cy);
-  ctx.lineTo(cx + size, cy);
-  ctx.moveTo(cx, cy - size);
-  ctx.lineTo(cx, cy + size);
-  ctx.stroke();
-  ctx.restore();
-}
-function unitPosition(state) {
-  const pos = state.get("position") || [];
-  const meta = state.get("_unit");
-  if (pos.length === 2) return pos;
-  if (meta && meta.h) return [Math.floor(meta.h / 2), Math.floor(meta.w / 2)];
-  return null;
-}
-function markerAt(ctx, pos, mapH, mapW, width, height) {
-  if (!pos) return;
-  drawMarker(ctx, (pos[1] + 0.5) * width / mapW, (pos[0] + 0.5) * height / mapH, Math.max(6, width / 18));
-}
-function paintInput(state) {
-  const { get, dom } = state;
-  const [w, hgt] = sideSize(state);
-  const ctx = fitCanvas(dom.inputCanvas, w, hgt);
-  ctx.clearRect(0, 0, w, hgt);
-  if (!state.picture) return;
-  ctx.imageSmoothingEnabled = true;
-  ctx.drawImage(state.picture, 0, 0, w, hgt);
-  const evidence = get("show_cam") ? freshEvidence(state) : null;
-  const cam = evidence ? payload(state, "_evidence") : null;
-  const drawn = !!(evidence && cam && cam.length >= evidence.h * evidence.w);
-  if (drawn && evidence && cam) {
-    ctx.globalAlpha = 0.5;
-    ctx.drawImage(bitmapCanvas(jetImage(cam, evidence)), 0, 0, w, hgt);
-    ctx.globalAlpha = 1;
-  }
-  const meta = get("_unit");
-  if (meta && meta.h) markerAt(ctx, unitPosition(state), meta.h, meta.w, w, hgt);
-  const overlay = drawn && evidence ? `cam:${evidence.layer}:${evidence.target}` : "cam:off";
-  stamp(dom.inputCanvas, `${(get("_image") || {}).name || ""}|${state.pictureToken}|${overlay}`);
-}
-function paintUnit(state) {
-  const { get, dom, preview } = state;
-  const [w, hgt] = sideSize(state);
-  const ctx = fitCanvas(dom.unitCanvas, w, hgt);
-  ctx.clearRect(0, 0, w, hgt);
-  let meta = get("_unit");
-  const channel = get("channel");
-  let source = "python";
-  let data;
-  if (preview && preview.channel === channel && (!meta || meta.channel !== channel)) {
-    ({ meta, data } = preview);
-    source = "preview";
-  } else {
-    data = hasMaps(meta) ? sizedPayload(state, "_unit", meta.h * meta.w) : new Uint8Array(0);
-  }
-  if (!hasMaps(meta) || data.length < meta.h * meta.w) return;
-  ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
-  markerAt(ctx, state.cursor || unitPosition(state), meta.h, meta.w, w, hgt);
-  dom.unitCaption.textContent = `Channel ${meta.channel} (μ ${fmt(meta.mean)}): click a unit`;
-  dom.contribution.textContent = contributionText(state, meta.channel);
-  dom.unitCanvas.dataset.source = source;
-  stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
-}
-function paintColourBar(state, ctx, x, bar, hgt) {
-  for (let y = 0; y < hgt; y++) {
-    const c = Math.round((1 - y / Math.max(1, hgt - 1)) * 255) * 3;
-    ctx.fillStyle = `rgb(${HOT[c]},${HOT[c + 1]},${HOT[c + 2]})`;
-    ctx.fillRect(x, y, bar, 1);
-  }
-  ctx.fillStyle = css(state, "--fvz-fg", "#222");
-  ctx.font = `10px ${css(state, "--fvz-font", "sans-serif")}`;
-  ctx.textBaseline = "top";
-  ctx.fillText("1", x + bar + 3, 0);
-  ctx.textBaseline = "bottom";
-  ctx.fillText("0", x + bar + 3, hgt);
-  ctx.save();
-  ctx.translate(x + bar + 14, hgt / 2);
-  ctx.rotate(Math.PI / 2);
-  ctx.textAlign = "center";
-  ctx.textBaseline = "middle";
-  ctx.fillText("|Δunit| / max", 0, -4);
-  ctx.restore();
-}
-function paintOcclusion(state) {
-  const { get, dom } = state;
-  const [w, hgt] = sideSize(state);
-  const bar = 14;
-  const labels = 34;
-  const width = w + GAP + bar + labels;
-  const ctx = fitCanvas(dom.occCanvas, width, hgt);
-  ctx.clearRect(0, 0, width, hgt);
-  const meta = get("_occlusion");
-  const data = hasMaps(meta) ? sizedPayload(state, "_occlusion", meta.h * meta.w) : new Uint8Array(0);
-  ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
-  ctx.fillRect(0, 0, w, hgt);
-  if (state.picture) {
-    ctx.imageSmoothingEnabled = true;
-    ctx.globalAlpha = 0.45;
-    ctx.drawImage(state.picture, 0, 0, w, hgt);
-    ctx.globalAlpha = 1;
-  }
-  paintColourBar(state, ctx, w + GAP, bar, hgt);
-  if (!hasMaps(meta) || !data.length) {
-    dom.occCaption.textContent = "Occlusion: click a unit on the channel view, or Run occlusion";
-    stamp(dom.occCanvas, "empty");
-    return;
-  }
-  ctx.globalAlpha = 0.65;
-  ctx.imageSmoothingEnabled = true;
-  ctx.drawImage(bitmapCanvas(hotImage(data, meta)), 0, 0, w, hgt);
-  ctx.globalAlpha = 1;
-  markerAt(ctx, meta.position, meta.map_size[0], meta.map_size[1], w, hgt);
-  const done = meta.complete ? "done" : meta.cancelled ? `cancelled at ${meta.done}/${meta.total}` : `${meta.done}/${meta.total}…`;
-  dom.occCaption.textContent = `Occlusion: ${meta.layer}, ch ${meta.channel} at (${meta.position.join(", ")}) — ${done}`;
-  stamp(dom.occCanvas, `${meta.layer}|${meta.channel}|${meta.position.join(",")}|${meta.done}/${meta.total}`);
-}
-async function loadPicture(state) {
-  const token = ++state.pictureToken;
-  const data = payload(state, "_image");
-  if (!data.length) {
-    state.picture = null;
-    return;
-  }
-  try {
-    const bitmap = await createImageBitmap(new Blob([data.slice()], { type: "image/png" }));
-    if (token !== state.pictureToken) return;
-    state.picture = bitmap;
-  } catch {
-    state.picture = null;
-  }
-  paintInput(state);
-  paintOcclusion(state);
-}
-function unitHit(state, event) {
-  const { get } = state;
-  const meta = get("_unit");
-  if (!hasMaps(meta)) return null;
-  const rect = state.dom.unitCanvas.getBoundingClientRect();
-  const mx = Math.floor((event.clientX - rect.left) / rect.width * meta.w);
-  const my = Math.floor((event.clientY - rect.top) / rect.height * meta.h);
-  if (mx < 0 || my < 0 || mx >= meta.w || my >= meta.h) return null;
-  const q = payload(state, "_unit")[my * meta.w + mx];
-  return { pos: [my, mx], value: dequantise(meta, 0, q) };
-}
-function selectUnit(state, pos) {
-  const { model, messages } = state;
-  const current = state.get("position") || [];
-  if (current.length === 2 && current[0] === pos[0] && current[1] === pos[1]) model.send({ type: messages.occlude });
-  else state.save({ position: pos });
-}
-function wireUnitPointer(state) {
-  const { get, dom } = state;
-  pointer(state, dom.unitCanvas, (event) => unitHit(state, event), (hit) => `ch ${get("channel")} (${hit.pos[0]}, ${hit.pos[1]}): ${fmt(hit.value)}`, (hit) => selectUnit(state, hit.pos));
-  dom.unitCanvas.addEventListener("keydown", (event) => {
-    const meta = get("_unit");
-    if (!hasMaps(meta)) return;
-    const at = state.cursor || unitPosition(state);
-    if (!at) return;
-    if (event.key === "Enter" || event.key === " ") {
-      event.preventDefault();
-      selectUnit(state, at);
-      return;
-    }
-    const moves = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
-    const move = moves[event.key];
-    if (!move) return;
-    event.preventDefault();
-    const [y, x] = at;
-    state.cursor = [Math.min(meta.h - 1, Math.max(0, y + move[0])), Math.min(meta.w - 1, Math.max(0, x + move[1]))];
-    paintUnit(state);
-  });
-}
-
 // src/panels/comparison.js
 var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 function modelColour(i) {
@@ -1106,6 +813,194 @@ function legend(ctx, x, y, name, colour, current, theme) {
   ctx.fillText(name, x + 18, y - 3);
   ctx.font = `11px ${theme.font}`;
 }
+
+// src/panels/evidence.js
+var own = (state) => (
+  /** @type {<K extends keyof EvidenceTraits>(key: K) => EvidenceTraits[K] | undefined} */
+  /** @type {unknown} */
+  state.get
+);
+var MAX_MATCHES = 50;
+function freshEvidence(state) {
+  const get = own(state);
+  const meta = (
+    /** @type {EvidenceMeta | undefined} */
+    state.get(
+      /** @type {keyof Model} */
+      "_evidence"
+    )
+  );
+  if (!meta || !hasMaps(meta) || !get("class_evidence")) return null;
+  const target = get("target_class");
+  const same = meta.layer === state.get("layer") && meta.index === state.get("image_index");
+  const chosen = target == null ? !meta.chosen : meta.chosen && meta.target === target;
+  return same && chosen ? meta : null;
+}
+function percent(p) {
+  return p >= 0.1 ? `${(p * 100).toFixed(0)}%` : `${(p * 100).toPrecision(2)}%`;
+}
+function signed(value) {
+  if (value == null || Number.isNaN(value)) return "–";
+  const text = Math.abs(value) >= 1e-4 && Math.abs(value) < 1e6 ? String(Number(value.toPrecision(3))) : fmt(value);
+  return value >= 0 ? `+${text}` : text;
+}
+function contributionText(state, channel) {
+  const meta = freshEvidence(state);
+  if (!meta || !(channel >= 0 && channel < meta.contributions.length)) return "";
+  const name = meta.target_name || `class ${meta.target}`;
+  return `contribution to '${name}': ${signed(meta.contributions[channel])} (rank ${meta.ranks[channel]} of ${meta.contributions.length})`;
+}
+function syncClasses(state, controls) {
+  const { dom } = state;
+  const get = own(state);
+  const { row, toggle, search, select, cam, note: noteText } = (
+    /** @type {Controls} */
+    /** @type {unknown} */
+    controls
+  );
+  const classes = (
+    /** @type {Partial<ClassesMeta>} */
+    get("_classes") || {}
+  );
+  const names = classes.names || [];
+  const noClassifier = classes.count === 0;
+  const on = !!get("class_evidence");
+  const target = get("target_class");
+  const meta = (
+    /** @type {Partial<EvidenceMeta>} */
+    state.get(
+      /** @type {keyof Model} */
+      "_evidence"
+    ) || {}
+  );
+  const fresh = freshEvidence(state);
+  toggle.checked = on;
+  cam.checked = !!get("show_cam");
+  for (const control of [toggle, search, select, cam]) control.disabled = noClassifier;
+  row.classList.toggle("fvz-disabled", noClassifier);
+  const top = fresh ? fresh.top : meta.top && meta.index === state.get("image_index") ? meta.top : [];
+  const nameOf = (index) => names[index] || (top.find((t) => t[0] === index) || [])[1] || `class ${index}`;
+  const first = top.length ? `top-1: ${top[0][1]} (${percent(top[0][2])})` : "top-1 class";
+  const options = [h("option", { value: "", text: noClassifier ? "no classes" : first })];
+  const listed = /* @__PURE__ */ new Set();
+  if (top.length) {
+    const group = h("optgroup", { label: "Top 5 predicted" });
+    for (const [index, name, p] of top) {
+      group.append(h("option", { value: String(index), text: `${name} · ${percent(p)}` }));
+      listed.add(index);
+    }
+    options.push(group);
+  }
+  const needle = search.value.trim().toLowerCase();
+  if (needle && names.length) {
+    const group = h("optgroup", { label: `Matching “${search.value.trim()}”` });
+    let found = 0;
+    for (let index = 0; index < names.length && found < MAX_MATCHES; index++) {
+      if (!names[index].toLowerCase().includes(needle) && String(index) !== needle) continue;
+      group.append(h("option", { value: String(index), text: `${names[index]} (${index})` }));
+      listed.add(index);
+      found++;
+    }
+    if (!found) group.append(h("option", { value: "", text: "no class matches", disabled: true }));
+    options.push(group);
+  }
+  if (target != null && !listed.has(target)) options.push(h("option", { value: String(target), text: `${nameOf(target)} (${target})` }));
+  select.replaceChildren(...options);
+  select.value = target == null ? "" : String(target);
+  let note = "";
+  if (noClassifier) note = classes.note || "";
+  else if (!on) note = "turn on to see the classes the model predicts";
+  else if (meta.note && !meta.n) note = meta.note;
+  else if (!fresh) note = "computing…";
+  else note = `${fresh.chosen ? "" : "top-1 "}'${fresh.target_name}' at ${fresh.layer}`;
+  noteText.textContent = note;
+  noteText.title = note;
+  select.title = noClassifier ? classes.note || "" : "The class whose evidence is shown: the image's top-5 predicted classes, or search all class names";
+  const { sort_mode: mode } = (
+    /** @type {EvidenceContract} */
+    state.contract.panels.evidence
+  );
+  for (const option of dom.sortSelect.options) {
+    if (option.value !== mode) continue;
+    option.disabled = noClassifier;
+    option.title = noClassifier ? classes.note || "" : "Channels by their contribution (gradient × activation) to the chosen class";
+  }
+  row.dataset.state = `${on ? "on" : "off"}|${target == null ? "top" : target}|${fresh ? `${fresh.layer}:${fresh.target}` : "none"}`;
+}
+var evidence = {
+  name: "evidence",
+  label: "Class evidence",
+  views: ["cam"],
+  figure: false,
+  // it draws over the input and unit views
+  exportCanvas: (state) => state.dom.inputCanvas,
+  controlsRow: true,
+  listens: ["change:_classes", "change:class_evidence", "change:target_class", "change:show_cam", "change:layer", "change:image_index"],
+  size: (payload2) => {
+    const meta = (
+      /** @type {Partial<EvidenceMeta>} */
+      payload2
+    );
+    return meta.n ? (meta.h || 0) * (meta.w || 0) : 0;
+  },
+  controls() {
+    const toggle = h("input", { type: "checkbox", class: "fvz-classes-on", "aria-label": "Class evidence" });
+    const search = h("input", { type: "search", class: "fvz-class-search", placeholder: "search classes", "aria-label": "Search class names" });
+    const select = h("select", { class: "fvz-class", "aria-label": "Class to explain" });
+    const cam = h("input", { type: "checkbox", class: "fvz-cam", "aria-label": "Grad-CAM overlay on the input image" });
+    const note = h("span", { class: "fvz-class-note" });
+    const row = h("div", { class: "fvz-toolbar fvz-classes" }, [
+      h("label", { class: "fvz-check", title: "Class evidence: the classes the model predicts, where it sees them (Grad-CAM) and which channels speak for them (one forward and backward of the whole model)" }, [toggle, h("span", { text: "classes" })]),
+      h("label", { class: "fvz-field" }, [h("span", { text: "Class" }), search, select]),
+      h("label", { class: "fvz-check" }, [cam, h("span", { text: "Grad-CAM on the input" })]),
+      note
+    ]);
+    return { row, toggle, search, select, cam, note };
+  },
+  sync: (state, { controls }) => syncClasses(state, controls),
+  paint: () => ({ caption: "", stamp: "" }),
+  // the Grad-CAM of the chosen class over the input image (jet, half opaque) when `show_cam`
+  overInput(state, ctx, width, height) {
+    const fresh = own(state)("show_cam") ? freshEvidence(state) : null;
+    const cam = fresh ? payload(
+      state,
+      /** @type {PayloadName} */
+      "_evidence"
+    ) : null;
+    if (!fresh || !cam || cam.length < fresh.h * fresh.w) return "cam:off";
+    ctx.globalAlpha = 0.5;
+    ctx.drawImage(bitmapCanvas(jetImage(cam, fresh)), 0, 0, width, height);
+    ctx.globalAlpha = 1;
+    return `cam:${fresh.layer}:${fresh.target}`;
+  },
+  unitNote: (state, channel) => contributionText(state, channel),
+  wire(state, { controls }) {
+    const { save } = state;
+    const { toggle, search, select, cam } = (
+      /** @type {Controls} */
+      /** @type {unknown} */
+      controls
+    );
+    const write = (
+      /** @param {object} values */
+      (values) => save(values)
+    );
+    const onToggle = () => write({ class_evidence: toggle.checked });
+    const onCam = () => write({ show_cam: cam.checked });
+    const onSearch = () => syncClasses(state, controls);
+    const onSelect = () => write({ target_class: select.value === "" ? null : Number(select.value) });
+    toggle.addEventListener("change", onToggle);
+    cam.addEventListener("change", onCam);
+    search.addEventListener("input", onSearch);
+    select.addEventListener("change", onSelect);
+    return () => {
+      toggle.removeEventListener("change", onToggle);
+      cam.removeEventListener("change", onCam);
+      search.removeEventListener("input", onSearch);
+      select.removeEventListener("change", onSelect);
+    };
+  }
+};
 
 // src/panels/examples.js
 function hasExamples(payload2) {
@@ -1310,7 +1205,7 @@ var pca = {
 };
 
 // src/panels/index.js
-var PANELS = [pca, looks_for, examples, comparison];
+var PANELS = [pca, looks_for, examples, comparison, evidence];
 
 // src/theme.js
 function above(node) {
@@ -1410,7 +1305,7 @@ function paintAll(state) {
   paintPanels(state);
   paintChart2(state);
 }
-var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintPanels, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart2];
+var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintPanels, syncStatus, syncSimple, syncLayers, paintStats, paintChart2];
 function schedule(state, ...parts) {
   for (const p of parts) state.dirty.add(p);
   if (state.scheduled) return;
@@ -1479,11 +1374,11 @@ function buildPanels(state) {
   for (const panel of PANELS) {
     const views = panel.views || [panel.name];
     const cls = `fvz-${views[0].replace(/_/g, "-")}`;
-    const canvas = h("canvas", { class: cls, "aria-label": panel.label });
+    const canvas = panel.exportCanvas ? panel.exportCanvas(state) : h("canvas", { class: cls, "aria-label": panel.label });
     const caption = h("span", { class: "fvz-caption" });
     const below = panel.slot === "below";
-    const figure = below ? h("section", { class: `fvz-panel ${cls}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas]) : h("figure", { class: `${cls}-figure` }, [h("figcaption", {}, [caption]), canvas]);
-    (below ? state.dom.below : side).append(figure);
+    const figure = panel.figure === false ? h("span", { hidden: true }) : below ? h("section", { class: `fvz-panel ${cls}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas]) : h("figure", { class: `${cls}-figure` }, [h("figcaption", {}, [caption]), canvas]);
+    if (panel.figure !== false) (below ? state.dom.below : side).append(figure);
     const trait = (
       /** @type {keyof Model} */
       `_${panel.name}`
@@ -1493,21 +1388,33 @@ function buildPanels(state) {
       state.get(trait) || {}
     );
     const controls = panel.controls ? panel.controls(state) : {};
-    state.dom.tools.append(...Object.values(controls));
+    const outer = Object.values(controls).filter((control) => !control.parentElement);
+    (panel.controlsRow ? state.dom.rows : state.dom.tools).append(...outer);
     state.panels.push({ panel, canvas, caption, figure, payload: payload2, controls });
     for (const view of views) state.dom.exportCanvases[view] = canvas;
   }
   state.dom.side.append(side);
 }
-function panelTraits() {
-  return PANELS.map((panel) => (
-    /** @type {PayloadName} */
-    `_${panel.name}`
-  ));
+function repaintPanel(state, panel) {
+  if (panel.overInput || panel.unitNote) schedule(state, paintPanels, paintInput, paintUnit);
+  else schedule(state, paintPanels);
 }
 function panelListeners(state) {
-  const events = /* @__PURE__ */ new Set([...panelTraits().map((trait) => `change:${trait}`), ...PANELS.flatMap((panel) => panel.listens || [])]);
-  return Object.fromEntries([...events].map((event) => [event, () => schedule(state, paintPanels)]));
+  const listeners = {};
+  for (const panel of PANELS) {
+    for (const event of [`change:_${panel.name}`, ...panel.listens || []]) {
+      const first = listeners[event];
+      const repaint = () => repaintPanel(state, panel);
+      listeners[event] = first ? () => (first(), repaint()) : repaint;
+    }
+  }
+  return listeners;
+}
+function overInput(state, ctx, width, height) {
+  return PANELS.map((panel) => panel.overInput ? panel.overInput(state, ctx, width, height) : "").filter(Boolean).join("|");
+}
+function unitNotes(state, channel) {
+  return PANELS.map((panel) => panel.unitNote ? panel.unitNote(state, channel) : "").filter(Boolean).join(" · ");
 }
 function wirePanels(state) {
   const stops = state.panels.map((entry) => entry.panel.wire ? entry.panel.wire(state, entry) : () => {
@@ -1527,6 +1434,7 @@ function paintPanels(state) {
 function paintPanel(state, entry, theme) {
   const { panel, canvas, caption, figure, payload: read } = entry;
   if (panel.sync) panel.sync(state, entry);
+  if (panel.figure === false) return;
   const trait = (
     /** @type {PayloadName} */
     `_${panel.name}`
@@ -1548,14 +1456,189 @@ function paintPanel(state, entry, theme) {
   stamp(canvas, painted.stamp);
 }
 
+// src/detail.js
+function sideSize(state) {
+  const meta = state.get("_image") || {};
+  const aspect = meta.w && meta.h ? meta.h / meta.w : 1;
+  const w = Math.max(80, Math.floor((state.layout.side - GAP * 2) / 2));
+  return [w, Math.round(w * aspect)];
+}
+function drawMarker(ctx, cx, cy, size) {
+  ctx.save();
+  ctx.strokeStyle = "#00e5ff";
+  ctx.lineWidth = 2.5;
+  ctx.beginPath();
+  ctx.moveTo(cx - size, cy);
+  ctx.lineTo(cx + size, cy);
+  ctx.moveTo(cx, cy - size);
+  ctx.lineTo(cx, cy + size);
+  ctx.stroke();
+  ctx.restore();
+}
+function unitPosition(state) {
+  const pos = state.get("position") || [];
+  const meta = state.get("_unit");
+  if (pos.length === 2) return pos;
+  if (meta && meta.h) return [Math.floor(meta.h / 2), Math.floor(meta.w / 2)];
+  return null;
+}
+function markerAt(ctx, pos, mapH, mapW, width, height) {
+  if (!pos) return;
+  drawMarker(ctx, (pos[1] + 0.5) * width / mapW, (pos[0] + 0.5) * height / mapH, Math.max(6, width / 18));
+}
+function paintInput(state) {
+  const { get, dom } = state;
+  const [w, hgt] = sideSize(state);
+  const ctx = fitCanvas(dom.inputCanvas, w, hgt);
+  ctx.clearRect(0, 0, w, hgt);
+  if (!state.picture) return;
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(state.picture, 0, 0, w, hgt);
+  const overlay = overInput(state, ctx, w, hgt);
+  const meta = get("_unit");
+  if (meta && meta.h) markerAt(ctx, unitPosition(state), meta.h, meta.w, w, hgt);
+  stamp(dom.inputCanvas, `${(get("_image") || {}).name || ""}|${state.pictureToken}|${overlay}`);
+}
+function paintUnit(state) {
+  const { get, dom, preview } = state;
+  const [w, hgt] = sideSize(state);
+  const ctx = fitCanvas(dom.unitCanvas, w, hgt);
+  ctx.clearRect(0, 0, w, hgt);
+  let meta = get("_unit");
+  const channel = get("channel");
+  let source = "python";
+  let data;
+  if (preview && preview.channel === channel && (!meta || meta.channel !== channel)) {
+    ({ meta, data } = preview);
+    source = "preview";
+  } else {
+    data = hasMaps(meta) ? sizedPayload(state, "_unit", meta.h * meta.w) : new Uint8Array(0);
+  }
+  if (!hasMaps(meta) || data.length < meta.h * meta.w) return;
+  ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
+  markerAt(ctx, state.cursor || unitPosition(state), meta.h, meta.w, w, hgt);
+  dom.unitCaption.textContent = `Channel ${meta.channel} (μ ${fmt(meta.mean)}): click a unit`;
+  dom.unitNote.textContent = unitNotes(state, meta.channel);
+  dom.unitCanvas.dataset.source = source;
+  stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
+}
+function paintColourBar(state, ctx, x, bar, hgt) {
+  for (let y = 0; y < hgt; y++) {
+    const c = Math.round((1 - y / Math.max(1, hgt - 1)) * 255) * 3;
+    ctx.fillStyle = `rgb(${HOT[c]},${HOT[c + 1]},${HOT[c + 2]})`;
+    ctx.fillRect(x, y, bar, 1);
+  }
+  ctx.fillStyle = css(state, "--fvz-fg", "#222");
+  ctx.font = `10px ${css(state, "--fvz-font", "sans-serif")}`;
+  ctx.textBaseline = "top";
+  ctx.fillText("1", x + bar + 3, 0);
+  ctx.textBaseline = "bottom";
+  ctx.fillText("0", x + bar + 3, hgt);
+  ctx.save();
+  ctx.translate(x + bar + 14, hgt / 2);
+  ctx.rotate(Math.PI / 2);
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.fillText("|Δunit| / max", 0, -4);
+  ctx.restore();
+}
+function paintOcclusion(state) {
+  const { get, dom } = state;
+  const [w, hgt] = sideSize(state);
+  const bar = 14;
+  const labels = 34;
+  const width = w + GAP + bar + labels;
+  const ctx = fitCanvas(dom.occCanvas, width, hgt);
+  ctx.clearRect(0, 0, width, hgt);
+  const meta = get("_occlusion");
+  const data = hasMaps(meta) ? sizedPayload(state, "_occlusion", meta.h * meta.w) : new Uint8Array(0);
+  ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
+  ctx.fillRect(0, 0, w, hgt);
+  if (state.picture) {
+    ctx.imageSmoothingEnabled = true;
+    ctx.globalAlpha = 0.45;
+    ctx.drawImage(state.picture, 0, 0, w, hgt);
+    ctx.globalAlpha = 1;
+  }
+  paintColourBar(state, ctx, w + GAP, bar, hgt);
+  if (!hasMaps(meta) || !data.length) {
+    dom.occCaption.textContent = "Occlusion: click a unit on the channel view, or Run occlusion";
+    stamp(dom.occCanvas, "empty");
+    return;
+  }
+  ctx.globalAlpha = 0.65;
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(bitmapCanvas(hotImage(data, meta)), 0, 0, w, hgt);
+  ctx.globalAlpha = 1;
+  markerAt(ctx, meta.position, meta.map_size[0], meta.map_size[1], w, hgt);
+  const done = meta.complete ? "done" : meta.cancelled ? `cancelled at ${meta.done}/${meta.total}` : `${meta.done}/${meta.total}…`;
+  dom.occCaption.textContent = `Occlusion: ${meta.layer}, ch ${meta.channel} at (${meta.position.join(", ")}) — ${done}`;
+  stamp(dom.occCanvas, `${meta.layer}|${meta.channel}|${meta.position.join(",")}|${meta.done}/${meta.total}`);
+}
+async function loadPicture(state) {
+  const token = ++state.pictureToken;
+  const data = payload(state, "_image");
+  if (!data.length) {
+    state.picture = null;
+    return;
+  }
+  try {
+    const bitmap = await createImageBitmap(new Blob([data.slice()], { type: "image/png" }));
+    if (token !== state.pictureToken) return;
+    state.picture = bitmap;
+  } catch {
+    state.picture = null;
+  }
+  paintInput(state);
+  paintOcclusion(state);
+}
+function unitHit(state, event) {
+  const { get } = state;
+  const meta = get("_unit");
+  if (!hasMaps(meta)) return null;
+  const rect = state.dom.unitCanvas.getBoundingClientRect();
+  const mx = Math.floor((event.clientX - rect.left) / rect.width * meta.w);
+  const my = Math.floor((event.clientY - rect.top) / rect.height * meta.h);
+  if (mx < 0 || my < 0 || mx >= meta.w || my >= meta.h) return null;
+  const q = payload(state, "_unit")[my * meta.w + mx];
+  return { pos: [my, mx], value: dequantise(meta, 0, q) };
+}
+function selectUnit(state, pos) {
+  const { model, messages } = state;
+  const current = state.get("position") || [];
+  if (current.length === 2 && current[0] === pos[0] && current[1] === pos[1]) model.send({ type: messages.occlude });
+  else state.save({ position: pos });
+}
+function wireUnitPointer(state) {
+  const { get, dom } = state;
+  pointer(state, dom.unitCanvas, (event) => unitHit(state, event), (hit) => `ch ${get("channel")} (${hit.pos[0]}, ${hit.pos[1]}): ${fmt(hit.value)}`, (hit) => selectUnit(state, hit.pos));
+  dom.unitCanvas.addEventListener("keydown", (event) => {
+    const meta = get("_unit");
+    if (!hasMaps(meta)) return;
+    const at = state.cursor || unitPosition(state);
+    if (!at) return;
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      selectUnit(state, at);
+      return;
+    }
+    const moves = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
+    const move = moves[event.key];
+    if (!move) return;
+    event.preventDefault();
+    const [y, x] = at;
+    state.cursor = [Math.min(meta.h - 1, Math.max(0, y + move[0])), Math.min(meta.w - 1, Math.max(0, x + move[1]))];
+    paintUnit(state);
+  });
+}
+
 // src/transport.js
 var CHUNKED_PAINTS = {
   _image: (state) => void loadPicture(state),
   _grid: (state) => schedule(state, paintGrid),
   _unit: (state) => schedule(state, paintUnit, paintInput),
   _occlusion: (state) => schedule(state, paintOcclusion),
-  _evidence: (state) => schedule(state, paintInput, paintUnit, syncClasses),
-  ...Object.fromEntries(panelTraits().map((trait) => [trait, (state) => schedule(state, paintPanels)]))
+  ...Object.fromEntries(PANELS.map((panel) => [`_${panel.name}`, (state) => repaintPanel(state, panel)]))
 };
 function isChunk(content, pushes) {
   if (!content || typeof content !== "object") return false;
@@ -1614,7 +1697,7 @@ function modelListeners(state) {
     "msg:custom": (content, buffers) => onCustom(state, content, buffers),
     "change:_layers": later(syncLayers),
     "change:all_layers": later(syncLayers),
-    "change:layer": later(syncLayers, syncSimple, paintChart2, syncClasses),
+    "change:layer": later(syncLayers, syncSimple, paintChart2),
     "change:_order": later(syncChannels),
     "change:sort_by": later(syncSimple),
     "change:num_features": later(syncSimple),
@@ -1623,7 +1706,7 @@ function modelListeners(state) {
     "change:device": later(syncSimple),
     "change:_devices": later(syncSimple),
     "change:compare": later(syncSimple, paintChart2),
-    "change:image_index": later(syncSimple, syncClasses),
+    "change:image_index": later(syncSimple),
     "change:_image": () => {
       void loadPicture(state).then(() => schedule(state, paintPanels));
       schedule(state, syncSimple);
@@ -1635,11 +1718,6 @@ function modelListeners(state) {
       schedule(state, paintUnit, paintInput);
     },
     "change:_occlusion": later(paintOcclusion),
-    "change:_classes": later(syncClasses),
-    "change:class_evidence": later(syncClasses, paintInput, paintUnit),
-    "change:target_class": later(syncClasses, paintInput, paintUnit),
-    "change:show_cam": later(syncClasses, paintInput),
-    "change:_evidence": later(syncClasses, paintInput, paintUnit),
     "change:statistics": later(paintStats),
     "change:compare_statistics": later(paintChart2),
     "change:busy": later(syncStatus),
@@ -1769,7 +1847,6 @@ function render({ model, el }) {
   wireControls(state);
   wireGridPointer(state);
   wireUnitPointer(state);
-  wireClasses(state);
   wireSnapshot(state);
   const stops = [watchSize(state), watchTheme(state), wireModels(state), wirePanels(state)];
   state.onSnapshot = () => schedule(state, syncStatus);
@@ -1778,7 +1855,6 @@ function render({ model, el }) {
   syncChannels(state);
   syncSimple(state);
   syncStatus(state);
-  syncClasses(state);
   paintStats(state);
   paintAll(state);
   void loadPicture(state).then(() => schedule(state, paintPanels));

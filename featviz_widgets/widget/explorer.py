@@ -31,17 +31,18 @@ from ..core.capture import resolve_layers
 from ..core.inputs import ImageInput, image_name, read_now
 from ..core.validate import check_patch
 from ..dataset import DatasetExamples
+from ..evidence import ClassEvidence
 from ..optimize.optimizer import OptimizationResult
 from ..visualizer import FeatureVisualizer
 from .analyses import ExplorerAnalyses
-from .evidence import EvidenceJob, model_classes
 from .job_status import JobStatus
 from .model_set import ModelSet
 from .model_switch import ModelSwitch
 from .occlusion_job import OcclusionJob
 from .panel_runner import PanelRunner
 from .panels import PANELS, PanelHost, PanelView
-from .protocol import CLASS_CONTRIBUTION, SORT_MODES, ExportView, Message
+from .panels.evidence import contribution_text
+from .protocol import SORT_MODES, ExportView, Message
 from .request import ViewRequest
 from .static import StaticPictures
 from .transfer import Outbox, Uploads
@@ -52,8 +53,9 @@ __all__ = ["FeatureExplorer"]
 
 _HERE = Path(__file__).resolve().parents[1]  # the package folder
 SAMPLE_IMAGE = _HERE / "sample.png"
-# The class evidence traits, set after the model's classes are known (they are checked against them)
-_CLASS_KWARGS = ("class_evidence", "target_class", "show_cam")
+# The panels' public traits: the constructor takes them too (set after the others: a panel
+# checks them against what it knows then, e.g. the model's classes).
+_PANEL_KWARGS = tuple(name for panel in PANELS for name in panel.traits if not name.startswith("_"))
 # Traits and ipywidgets options the constructor takes besides its named arguments.
 _EXTRA_KWARGS = (
     "channel",
@@ -62,9 +64,8 @@ _EXTRA_KWARGS = (
     "layout",
     "tabbable",
     "tooltip",
-    *_CLASS_KWARGS,
     "model_name",
-    *(name for panel in PANELS for name in panel.traits),
+    *_PANEL_KWARGS,
 )
 
 
@@ -178,8 +179,7 @@ class FeatureExplorer(ExplorerAnalyses):
         self._uploads = Uploads(self._show_upload, self._set_error)
         self._status = JobStatus(self)
         self._occlusion_job = OcclusionJob(self, self._status)
-        self._evidence_job = EvidenceJob(self, self._status)
-        self._view_job = ViewJob(self, self._status, self._occlusion_job, self._evidence_job)
+        self._view_job = ViewJob(self, self._status, self._occlusion_job, self._panel_ranking)
         self._model_switch = ModelSwitch(self, self._status, self._models, self._view_job)
         self._pictures = StaticPictures(self, lambda: self._occlusion_job.result)
         channel = kwargs.pop("channel", None)
@@ -199,6 +199,9 @@ class FeatureExplorer(ExplorerAnalyses):
             show=lambda image, name: self._view_job.submit(image, name=name, relist=True),
             error=self._set_error,
             widget=self,
+            set=self._set_quietly,
+            reorder=lambda: self._view_job.reorder(),
+            default_sort=SORT_MODES[0],
         )
         self._panels = PanelRunner(PANELS, host)
         self._view_job.on_shown.append(self._panels.refresh)
@@ -206,28 +209,28 @@ class FeatureExplorer(ExplorerAnalyses):
         self._view_job.on_failed.append(self._panels.stay_paused)
         self.observe(self._on_channel, names=["channel"])
         for panel in PANELS:
-            for name in panel.traits:
-                self.observe(lambda change, p=panel.name: self._on_panel_trait(p), names=[name])
+            for name in (*panel.traits, *panel.observes):
+                self.observe(lambda change, p=panel.name: self._on_panel_trait(p, change), name)
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         if self._viz.device.type not in devices:
             devices.append(self._viz.device.type)
-        classes = {name: kwargs.pop(name) for name in _CLASS_KWARGS if name in kwargs}
+        own = {name: kwargs.pop(name) for name in _PANEL_KWARGS if name in kwargs}
         with self._quiet():
             super().__init__(
-                _classes=model_classes(self._viz.model),
                 num_features=num_features,
                 _devices=devices,
                 device=self._viz.device.type,
                 _model_names=self._models.names,
                 model_name=self._models.current,
+                **self._panels.initial(),
                 **kwargs,
             )
-            # checked against the model's classes, so set once they are known
+            # checked by the panels (a class against the model's classes), so set after
             self.sort_by = sort_by
-            for name, value in classes.items():
+            for name, value in own.items():
                 setattr(self, name, value)
-            if sort_by == CLASS_CONTRIBUTION or self.target_class is not None or self.show_cam:
-                self.class_evidence = True
+            for panel in self._panels.panels.values():
+                panel.begin()
         self.on_msg(self._handle_message)
         # the channel is checked once the layer's channel count is known
         self._view_job.submit(
@@ -317,6 +320,41 @@ class FeatureExplorer(ExplorerAnalyses):
         """The "looks for" result shown (`.images[0]`, possibly partial: `.complete`), or
         None."""
         return self._panels.panels["looks_for"].shown
+
+    # ------------------------------------------------------------------ class evidence
+    @property
+    def class_names(self) -> list[str]:
+        """The model's class names, by index (ImageNet's for 1000 classes, else "class i");
+        empty for a model without a classifier or one that does not say its class count."""
+        return list(self._classes.get("names", []))
+
+    @property
+    def class_evidence_result(self) -> ClassEvidence | None:
+        """The `ClassEvidence` (`FeatureVisualizer.class_evidence`) of the image and layer
+        shown for `target_class`, or None (`class_evidence` off, not computed yet, or no
+        classifier: `_evidence`'s `note` says why)."""
+        with self._lock:
+            return self._panels.panels["evidence"].shown
+
+    def channel_contribution(self, channel: int | None = None) -> dict | None:
+        """What `channel` (default: the selected one) contributes to the chosen class:
+        `value` (gradient x activation summed over positions), `rank` (1-based, of `of`
+        channels), `target`, `name` and the `text` the channel view shows, e.g.
+        "contribution to 'tabby cat': +0.123 (rank 3 of 256)". None without class evidence."""
+        with self._lock:
+            meta = self._outbox.meta("_evidence")
+        channel = self.channel if channel is None else channel
+        values = meta.get("contributions") or []
+        if not 0 <= channel < len(values):
+            return None
+        return {
+            "value": values[channel],
+            "rank": meta["ranks"][channel],
+            "of": len(values),
+            "target": meta["target"],
+            "name": meta["target_name"],
+            "text": contribution_text(meta, channel),
+        }
 
     # ------------------------------------------------------------------ dataset examples
     @property
@@ -408,7 +446,6 @@ class FeatureExplorer(ExplorerAnalyses):
         profiled so far stay)."""
         with self._lock:
             self._occlusion_job.cancel()
-            self._evidence_job.cancel()
         self._panels.cancel()
 
     def wait(self, timeout: float | None = None) -> FeatureExplorer:
@@ -497,11 +534,28 @@ class FeatureExplorer(ExplorerAnalyses):
             if not self._is_quiet() and self._view_job.request is None:
                 self._panels.refresh()
 
-    def _on_panel_trait(self, name: str) -> None:
-        """A panel's own trait changed (not by the widget itself): that panel gets the view."""
+    def _on_panel_trait(self, panel: str, change: Any) -> None:
+        """A trait `panel` owns or observes changed (not by the widget itself)."""
+        if self._is_quiet():
+            return
         with self._lock:
-            if not self._is_quiet() and self._view_job.request is None:
-                self._panels.refresh_panel(name)
+            self._panels.changed(panel, change["name"], change["new"])
+
+    def _panel_check(self, panel: str, name: str, value: Any) -> Any:
+        """A panel's own trait `name` set to `value`, checked by that panel."""
+        return self._panels.panels[panel].check(name, value)
+
+    def _check_sort(self, mode: str) -> str:
+        """`sort_by` = `mode`: a panel's mode is checked by that panel."""
+        return self._panels.check_sort(mode)
+
+    def _panel_ranking(self, mode: str) -> list[int] | None:
+        return self._panels.ranking(mode)
+
+    def _set_quietly(self, **values: Any) -> None:
+        with self._quiet(), self.hold_sync():
+            for name, value in values.items():
+                setattr(self, name, value)
 
     def _publish(self, trait: str, data: bytes, meta: dict) -> None:
         with self._quiet(), self.hold_sync():

@@ -15,7 +15,6 @@ import traitlets as t
 
 from ..core.inputs import ImageInput
 from ..visualizer import FeatureVisualizer
-from .evidence import model_classes
 from .job_status import JobStatus
 from .model_set import ModelProfiles, ModelSet
 from .protocol import JobState
@@ -24,16 +23,6 @@ from .view_job import ViewJob
 from .worker import Job
 
 __all__ = ["ModelSwitch"]
-
-
-def _dropped_class(target: int | None, classes: dict, model: str) -> str:
-    """Why `target_class` no longer applies to `model`'s `classes` ("" if it does)."""
-    count = classes.get("count", -1)
-    if target is None or count < 0 or target < count:
-        return ""
-    if count == 0:
-        return f"`target_class` {target} was reset: {model} has no classifier ({classes['note']})"
-    return f"`target_class` {target} was reset: {model} has {count} classes (0 to {count - 1})."
 
 
 class ModelSwitch:
@@ -124,14 +113,8 @@ class ModelSwitch:
             models.current = name
             w._model, w._viz, w._restrict = models.models[name], viz, models.restrict[name]
             w._worker.invalidate(JobState.COMPARE)  # a queued layer chart of the old model's
-            classes = model_classes(viz.model)  # the class menu: this model's classes
             with w._quiet(), w.hold_sync():
                 w.compare, w.compare_statistics = [], {}
-                w._classes = classes
             if self.view.request is not None:
                 self.view.request.compare = None  # the old model's layers
             self.view.submit(layer=target, relist=True)
-            dropped = _dropped_class(w.target_class, classes, name)
-            if dropped:  # said after the view's submit, which clears `error`
-                with w._quiet():
-                    w.target_class, w.error = None, dropped

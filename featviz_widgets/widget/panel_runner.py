@@ -23,6 +23,12 @@ class PanelRunner:
             view: panel for panel in self.panels.values() for view in panel.export_views()
         }
 
+    def initial(self) -> dict[str, object]:
+        """The panels' own traits' first values."""
+        return {
+            name: value for panel in self.panels.values() for name, value in panel.initial().items()
+        }
+
     def refresh(self) -> None:
         """After each view (under the lock): every panel gets it."""
         view = self.host.current()
@@ -31,11 +37,23 @@ class PanelRunner:
         for panel in self.panels.values():
             panel.update(view)
 
-    def refresh_panel(self, name: str) -> None:
-        """One panel's own trait changed (under the lock): it gets the view."""
-        view = self.host.current()
-        if view is not None:
-            self.panels[name].update(view)
+    def changed(self, panel: str, name: str, value: object) -> None:
+        """The person changed trait `name`, which `panel` owns or observes (under the lock)."""
+        self.panels[panel].changed(name, value)
+
+    def check_sort(self, mode: str) -> str:
+        """`sort_by` = `mode`, checked by the panel that adds it."""
+        for panel in self.panels.values():
+            if mode in panel.sort_modes:
+                return panel.check("sort_by", mode)
+        return mode
+
+    def ranking(self, mode: str) -> list[int] | None:
+        """The ranking of a sort mode a panel adds (None until it is known)."""
+        for panel in self.panels.values():
+            if mode in panel.sort_modes:
+                return panel.ranking(mode)
+        return None
 
     def pause(self) -> None:
         """A new view is being computed (under the lock): the panels stop what needs the worker."""

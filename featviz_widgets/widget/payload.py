@@ -14,9 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from .protocol import MAX_UPLOAD_BYTES
-
 __all__ = ["decode_maps", "decode_upload", "encode_maps", "encode_png"]
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+"""The largest image file the view uploads."""
 
 
 def encode_maps(maps: np.ndarray) -> tuple[bytes, dict]:

@@ -16,10 +16,10 @@ from ..core.layers import LayerInfo
 from ..core.stats import SORT_MODES as CORE_SORT_MODES
 from ..plotting.figures import MAX_FEATURE_MAPS, grid_columns
 from .panels import PANELS
+from .payload import MAX_UPLOAD_BYTES
 
 __all__ = [
     "CANCELLABLE_JOBS",
-    "CLASS_CONTRIBUTION",
     "CORE_SORT_MODES",
     "COLOR_SCALES",
     "EXPORT_VIEWS",
@@ -36,9 +36,7 @@ __all__ = [
     "PAYLOADS",
     "PULL_TIMEOUT_MS",
     "Payload",
-    "ClassesMeta",
     "ColorScale",
-    "EvidenceMeta",
     "ExportView",
     "GridMeta",
     "ImageMeta",
@@ -69,23 +67,17 @@ class ExportView(str, Enum):
     GRID = "grid"
     CHANNEL = "channel"
     OCCLUSION = "occlusion"
-    CAM = "cam"  # the input image under the Grad-CAM of the chosen class (`target_class`)
 
 
-CLASS_CONTRIBUTION = "class contribution"
-"""The sort mode that orders channels by their contribution to the chosen class (gradient x
-activation, `ClassEvidence.ranked_channels`): the explorer's, not the core's, which knows
-nothing of classes."""
-SORT_MODES = (*CORE_SORT_MODES, CLASS_CONTRIBUTION)
-"""The explorer's sort modes (`sort_by`): the core's rankings and the class contribution."""
+SORT_MODES = (*CORE_SORT_MODES, *(mode for panel in PANELS for mode in panel.sort_modes))
+"""The explorer's sort modes (`sort_by`): the core's rankings and the panels' ("class
+contribution")."""
 COLOR_SCALES = tuple(scale.value for scale in ColorScale)
 SHARED_SCALE = ColorScale.SHARED.value
 EXPORT_VIEWS = (
     *(view.value for view in ExportView),
     *(view for panel in PANELS for view in panel.export_views()),
 )
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-"""The largest image file the view uploads."""
 UPLOAD_TIMEOUT_S = 60.0
 """An upload whose next chunk has not come this many seconds after the last is dropped."""
 UPLOAD_DATA_KEY = "data"
@@ -132,14 +124,10 @@ class JobState(str, Enum):
     VIEW = "view"  # image, layer list, features, statistics, rankings
     OCCLUSION = "occlusion"
     COMPARE = "compare"
-    EVIDENCE = "evidence"  # class evidence: top classes, Grad-CAM, channel contributions
     SWITCH_MODEL = "switch_model"  # another model of a mapping: its layer aligned by depth
 
 
-CANCELLABLE_JOBS = (
-    JobState.OCCLUSION,
-    JobState.EVIDENCE,
-)
+CANCELLABLE_JOBS = (JobState.OCCLUSION,)
 """Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
 
 
@@ -228,40 +216,11 @@ class OcclusionMeta(MapsMeta):
     cancelled: bool
 
 
-class ClassesMeta(TypedDict):
-    """`_classes`: the classes the class menu offers. `count` 0 with a `note`: the model has no
-    classifier (the menu is disabled and says why); `count` -1: not known yet (a model without
-    a `num_classes` attribute: known after its first class evidence)."""
-
-    count: int
-    names: list[str]  # one per class: ImageNet's for 1000 classes, else "class i"
-    note: str
-
-
-class EvidenceMeta(MapsMeta):
-    """`_evidence`'s metadata: class evidence for the image shown at `layer`. Its `data` is the
-    Grad-CAM of class `target` upsampled to the input image (one uint8 map, h x w, of
-    `MapsMeta`); `top` the image's top-5 predicted classes; `contributions[c]` channel c's
-    gradient x activation for the class and `ranks[c]` its 1-based rank (`ranks` follows
-    `ClassEvidence.ranked_channels`). With no map (`n` 0) `note` says why."""
-
-    layer: str
-    index: int  # the image of a batch (`image_index`)
-    target: int
-    target_name: str
-    chosen: bool  # the target was chosen (`target_class`), not the top-1 class
-    top: list[list[Any]]  # [index, name, probability] per class, best first
-    contributions: list[float | None]
-    ranks: list[int]
-    note: str
-
-
 PAYLOADS: dict[str, type] = {
     "_image": ImageMeta,
     "_grid": GridMeta,
     "_unit": UnitMeta,
     "_occlusion": OcclusionMeta,
-    "_evidence": EvidenceMeta,
     **{panel.trait: panel.meta for panel in PANELS},
 }
 """The payload traits and their metadata types: each trait holds its metadata and its bytes
@@ -273,7 +232,6 @@ def contract() -> dict[str, Any]:
     """The enums and limits the front end reads (the `_contract` trait's value)."""
     return {
         "sort_modes": list(SORT_MODES),
-        "class_contribution": CLASS_CONTRIBUTION,
         "color_scales": list(COLOR_SCALES),
         "shared_scale": SHARED_SCALE,
         "export_views": list(EXPORT_VIEWS),

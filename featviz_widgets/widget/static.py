@@ -25,7 +25,6 @@ from .traits import ExplorerTraits
 __all__ = [
     "ExplorerView",
     "StaticPictures",
-    "cam_figure",
     "export_figure",
     "grid_png",
 ]
@@ -46,16 +45,13 @@ class ExplorerView:
     channel: int
     sort_by: str
     shared_scale: bool
-    evidence: tuple[bytes, dict] | None = None  # the `_evidence` payload and its metadata
 
 
 def export_figure(view: ExplorerView, kind: str) -> Figure:
-    """The figure of view `kind` ("grid", "channel", "occlusion" or "cam"; the
+    """The figure of view `kind` ("grid", "channel" or "occlusion"; the
     panels draw their own views)."""
     if kind not in EXPORT_VIEWS:
         raise ValueError(f"`view` must be one of {EXPORT_VIEWS}, got {kind!r}.")
-    if kind == ExportView.CAM:
-        return cam_figure(view.shown, *(view.evidence or (b"", {})), layer=view.layer)
     maps, layer, channel = view.features[0], view.layer, view.channel
     if kind == ExportView.GRID:
         return feature_grid_figure(
@@ -80,27 +76,6 @@ def export_figure(view: ExplorerView, kind: str) -> Figure:
         centre=centre,
         title=f"{layer}, channel {channel}, position {result.position}{done}",
     )
-
-
-def cam_figure(shown: np.ndarray, data: bytes, meta: dict, *, layer: str) -> Figure:
-    """`save_png(view="cam")`: the input image `shown` (H, W, 3) under the Grad-CAM payload
-    (`views.evidence_view`), in jet at half opacity, as the live view draws it."""
-    if not meta.get("n") or meta.get("layer") != layer:
-        raise ValueError(
-            meta.get("note")
-            or "no Grad-CAM of this layer yet; set `show_cam = True` (or choose a class) first."
-        )
-    cam = decode_maps(data, meta)[0]
-    lo, hi = float(meta["lo"][0]), float(meta["hi"][0])
-    fig = Figure(figsize=(4.2, 4.6))
-    ax = fig.add_subplot()
-    ax.imshow(shown)
-    ax.imshow(cam, cmap="jet", alpha=0.5, vmin=lo, vmax=hi if hi > lo else lo + 1,
-              extent=(-0.5, shown.shape[1] - 0.5, shown.shape[0] - 0.5, -0.5))  # fmt: skip
-    ax.set_axis_off()
-    chosen = "" if meta.get("chosen") else " (top-1)"
-    ax.set_title(f"Grad-CAM of {meta['target_name']!r}{chosen}\nat {layer}", fontsize=10)
-    return fig
 
 
 STATIC_MIN_SIDE = 256
@@ -166,7 +141,6 @@ class StaticPictures:
                 channel=w.channel,
                 sort_by=w.sort_by,
                 shared_scale=w.color_scale == SHARED_SCALE,
-                evidence=(w._outbox.data("_evidence"), w._outbox.meta("_evidence")),
             )
         return export_figure(snapshot, view)
 

@@ -3,7 +3,7 @@
 `ExplorerTraits` is `FeatureExplorer`'s base: every synced trait with its documentation and
 its validator, and the state the explorer's jobs share (annotated here, set by the
 explorer), and one payload trait per panel of the registry (`panels`). The jobs observe the
-traits they own (`view_job`, `occlusion_job`, `evidence`; the panels theirs); changes made inside
+traits they own (`view_job`, `occlusion_job`; the panels theirs); changes made inside
 `_quiet()` do not trigger them.
 """
 
@@ -26,7 +26,7 @@ from ..core.validate import channel_error, position_error
 from ..visualizer import FeatureVisualizer
 from .model_set import ModelSet
 from .panels import PANELS, Panel
-from .protocol import CLASS_CONTRIBUTION, COLOR_SCALES, SORT_MODES, JobState, contract
+from .protocol import COLOR_SCALES, SORT_MODES, JobState, contract
 from .request import ViewRequest
 from .transfer import Outbox
 from .worker import Worker
@@ -40,7 +40,7 @@ def _checked_by(panel: type[Panel], name: str) -> Any:
     @t.validate(name)
     def check(self: Any, proposal: t.Bunch) -> Any:
         try:
-            return panel.check(name, proposal["value"])
+            return self._panel_check(panel.name, name, proposal["value"])
         except ValueError as exc:
             raise t.TraitError(str(exc)) from exc
 
@@ -91,9 +91,9 @@ class ExplorerTraits(_PanelTraits):
     - Type: `str` (a name from `model.named_modules()`)
     """
     sort_by = t.Enum(SORT_MODES, default_value=SORT_MODES[0]).tag(sync=True)
-    """The grid's channel order: "activation", "variance", "random" (seed 0) or "class
-    contribution" (to `target_class`; turns `class_evidence` on, not for models without a
-    classifier).
+    """The grid's channel order: "activation", "variance", "random" (seed 0), or a mode a panel
+    adds: "class contribution" (each channel's contribution to `target_class`, which turns the
+    class panel on; not for models without a classifier).
 
     - Default: `"activation"`
     """
@@ -149,26 +149,6 @@ class ExplorerTraits(_PanelTraits):
     """What the worker is doing, in words. Read-only."""
     error = t.Unicode("").tag(sync=True)
     """The last error (an exception in the model, an unreadable upload, ...), or "". """
-    class_evidence = t.Bool(False).tag(sync=True)
-    """Compute class evidence for the image and layer shown: the top-5 predicted classes, the
-    Grad-CAM of `target_class` (`show_cam`) and every channel's contribution to it (sort mode
-    "class contribution", the channel view). One forward and backward of the whole model per
-    image, layer and class, on the worker; cached. Choosing a class, the overlay or that sort
-    mode turns it on.
-
-    - Default: `False`
-    """
-    target_class = t.Int(None, allow_none=True).tag(sync=True)
-    """The class whose evidence is shown (an index of the model's output; see `class_names`).
-
-    - Type: `int` (0 to the class count - 1) or `None`: the image's top-1 predicted class
-    - Default: `None`
-    """
-    show_cam = t.Bool(False).tag(sync=True)
-    """Draw the Grad-CAM of `target_class` at the current layer over the input image.
-
-    - Default: `False`
-    """
     model_name = t.Unicode("").tag(sync=True)
     """The model shown, when the explorer was given a mapping of names to models (one of
     `model_names`); setting it switches the grid, layer list and statistics to that model, at
@@ -190,8 +170,6 @@ class ExplorerTraits(_PanelTraits):
     _grid = t.Dict().tag(sync=True)  # `GridMeta`
     _unit = t.Dict().tag(sync=True)  # `UnitMeta`: the selected channel's map
     _occlusion = t.Dict().tag(sync=True)  # `OcclusionMeta`
-    _classes = t.Dict().tag(sync=True)  # `ClassesMeta`: the class menu's classes
-    _evidence = t.Dict().tag(sync=True)  # `EvidenceMeta`: the Grad-CAM over the input image
     _model_names = t.List(t.Unicode()).tag(sync=True)  # the model menu's; [] for one model
 
     # ------------------------------------------------------------------ quiet changes
@@ -207,6 +185,10 @@ class ExplorerTraits(_PanelTraits):
 
     def _is_quiet(self) -> bool:
         return getattr(self._tls, "quiet", False)
+
+    def _check_sort(self, mode: str) -> str:
+        """`sort_by` = `mode`, checked (the explorer asks the panel that adds it)."""
+        return mode
 
     def _pending_request(self) -> ViewRequest | None:
         """The request of the view job that is computing, if any (the explorer's view job
@@ -269,34 +251,12 @@ class ExplorerTraits(_PanelTraits):
             )
         return value
 
-    @t.validate("target_class")
-    def _check_target_class(self, proposal: t.Bunch) -> int | None:
-        value = proposal["value"]
-        if value is None:
-            return value
-        classes = self._classes
-        count = classes.get("count", -1)
-        if isinstance(value, bool):
-            raise t.TraitError(f"`target_class` must be a class index or None, got {value!r}.")
-        if count == 0:
-            raise t.TraitError(f"`target_class` cannot be set: {classes.get('note', '')}")
-        if count > 0 and not 0 <= value < count:
-            raise t.TraitError(
-                f"`target_class` {value} is out of range: the model has {count} classes "
-                f"(0 to {count - 1}); None shows the top-1 class."
-            )
-        if count < 0 and value < 0:
-            raise t.TraitError(f"`target_class` must be at least 0 or None, got {value}.")
-        return value
-
     @t.validate("sort_by")
     def _check_sort_by(self, proposal: t.Bunch) -> str:
-        value = proposal["value"]
-        if value == CLASS_CONTRIBUTION and self._classes.get("count", -1) == 0:
-            raise t.TraitError(
-                f"sort mode {CLASS_CONTRIBUTION!r} is not available: {self._classes['note']}"
-            )
-        return value
+        try:  # a mode a panel adds is the panel's to allow
+            return self._check_sort(proposal["value"])
+        except ValueError as exc:
+            raise t.TraitError(str(exc)) from exc
 
     @t.validate("num_features")
     def _check_num_features(self, proposal: t.Bunch) -> int:

@@ -14,11 +14,10 @@ from ..core.cancel import Cancelled
 from ..core.inputs import ImageInput
 from ..core.layers import LayerInfo, default_compare, default_layer
 from ..core.validate import channel_error, position_error
-from .evidence import EvidenceJob
 from .job_status import JobStatus
 from .layer_menu import explorer_layers
 from .occlusion_job import OcclusionJob
-from .protocol import CLASS_CONTRIBUTION, CORE_SORT_MODES, JobState, json_safe, layer_entry
+from .protocol import CORE_SORT_MODES, JobState, json_safe, layer_entry
 from .request import ViewRequest
 from .traits import ExplorerTraits
 from .views import grid_view, image_view, unit_view
@@ -29,21 +28,19 @@ __all__ = ["ViewJob"]
 
 class ViewJob:
     """The view and layer chart jobs of `widget`; a new view stops its `occlusion` sweep and
-    pauses its `evidence` run and the panels' (`on_submit`), and the view shown resumes them
-    (`on_shown`)."""
+    pauses the panels' work (`on_submit`), and the view shown resumes it (`on_shown`)."""
 
     def __init__(
         self,
         widget: ExplorerTraits,
         status: JobStatus,
         occlusion: OcclusionJob,
-        evidence: EvidenceJob,
+        rank: Callable[[str], list[int] | None],
     ) -> None:
         self.w, self.status = widget, status
-        self.occlusion, self.evidence = occlusion, evidence
+        self.occlusion, self.rank = occlusion, rank  # `rank`: a panel's sort mode's ranking
         self.request: ViewRequest | None = None  # the pending view job's
         self.order_mode = CORE_SORT_MODES[0]  # the ranking `_order` holds (see `order`)
-        evidence.on_ranking = self.reorder
         self.on_shown: list[Callable[[], None]] = []  # called (locked, quiet) after each view
         self.on_submit: list[Callable[[], None]] = []  # called (locked) when a view is asked for
         self.on_failed: list[Callable[[], None]] = []  # called (locked) when a view failed
@@ -183,7 +180,6 @@ class ViewJob:
             self.occlusion.stop()
             for callback in self.on_submit:
                 callback()
-            self.evidence.pause()
             with w._quiet():
                 w.error = ""
             w._worker.submit(JobState.VIEW, lambda job: self._run(job, request), self.report)
@@ -304,18 +300,18 @@ class ViewJob:
             w._outbox.set("_occlusion", b"", {})
             self.push_grid()
             self.push_unit()
-            self.evidence.show()
             for callback in self.on_shown:
                 callback()
         w._viewed.set()
 
     def order(self) -> list[int]:
-        """Every channel of the view shown under `sort_by`; for "class contribution" the
-        evidence's ranking, and by activation until it is there (`order_mode` says which)."""
+        """Every channel of the view shown under `sort_by`; for a mode a panel adds ("class
+        contribution") the panel's ranking, and by activation until it is there (`order_mode`
+        says which)."""
         w = self.w
         mode = w.sort_by
-        if mode == CLASS_CONTRIBUTION:
-            ranking = self.evidence.ranking()
+        if mode not in CORE_SORT_MODES:
+            ranking = self.rank(mode)
             if ranking is not None:
                 self.order_mode = mode
                 return ranking

@@ -6,17 +6,13 @@ The bytes are `encode_maps` tiles (or a PNG); the metadata are JSON-safe dicts o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 
-from ..evidence import ClassEvidence
 from ..occlusion.engine import OcclusionResult
 from ..plotting.figures import MAX_FEATURE_MAPS, grid_columns
 from .payload import encode_maps, encode_png
 from .protocol import (
-    EvidenceMeta,
     GridMeta,
     ImageMeta,
     OcclusionMeta,
@@ -25,9 +21,6 @@ from .protocol import (
 )
 
 __all__ = [
-    "contribution_text",
-    "evidence_note",
-    "evidence_view",
     "grid_view",
     "image_view",
     "occlusion_view",
@@ -96,63 +89,3 @@ def occlusion_view(
         cancelled=cancelled,
     )
     return data, json_safe(meta)
-
-
-def evidence_view(
-    evidence: ClassEvidence,
-    size: tuple[int, int],
-    image_index: int,
-    chosen: bool,
-    names: Sequence[str] = (),
-) -> tuple[bytes, dict]:
-    """`_evidence`: the Grad-CAM of the first image of `evidence` upsampled to the input
-    image's (H, W) `size`, and `EvidenceMeta` (its top-5 classes, the target named from
-    `names` or the top classes, every channel's contribution and rank)."""
-    cam = evidence.upsampled_cam(tuple(int(n) for n in size))[0].detach().float().cpu().numpy()
-    data, maps = encode_maps(cam)
-    contributions = evidence.contributions[0].detach().double().cpu().tolist()
-    ranks = [0] * len(contributions)
-    for rank, channel in enumerate(evidence.ranked_channels(0), start=1):
-        ranks[int(channel)] = rank
-    target = int(evidence.targets[0])
-    top = [[int(index), str(name), float(p)] for index, name, p in evidence.top_classes[0]]
-    meta = EvidenceMeta(
-        **maps,
-        layer=evidence.layer,
-        index=int(image_index),
-        target=target,
-        target_name=_class_name(evidence, target, names),
-        chosen=bool(chosen),
-        top=top,
-        contributions=contributions,
-        ranks=ranks,
-        note="",
-    )
-    return data, json_safe(meta)
-
-
-def evidence_note(layer: str, note: str) -> tuple[bytes, dict]:
-    """`_evidence` empty, and metadata saying why there is no class evidence (`note`)."""
-    meta = EvidenceMeta(
-        n=0, h=0, w=0, lo=[], hi=[], layer=layer, index=0, target=-1, target_name="",
-        chosen=False, top=[], contributions=[], ranks=[], note=note,
-    )  # fmt: skip
-    return b"", json_safe(meta)
-
-
-def _class_name(evidence: ClassEvidence, target: int, names: Sequence[str]) -> str:
-    if evidence.target_names:
-        return str(evidence.target_names[0])
-    return str(names[target]) if 0 <= target < len(names) else f"class {target}"
-
-
-def contribution_text(meta: dict, channel: int) -> str:
-    """What the channel view says of `channel` under `_evidence`'s metadata `meta`, e.g.
-    "contribution to 'tabby cat': +0.123 (rank 3 of 256)"; "" without evidence."""
-    values = meta.get("contributions") or []
-    if not 0 <= channel < len(values):
-        return ""
-    value = values[channel]
-    shown = "–" if value is None else f"{value:+.3g}"
-    name = meta.get("target_name") or f"class {meta.get('target')}"
-    return f"contribution to {name!r}: {shown} (rank {meta['ranks'][channel]} of {len(values)})"

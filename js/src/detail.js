@@ -2,8 +2,8 @@
 // The side views of the selected channel: the input image as the model sees it, the channel
 // (click a unit to run occlusion) and the occlusion map with its colour bar.
 
-import { GAP, bitmapCanvas, fitCanvas, hotImage, jetImage, mosaic, stamp } from "./canvas.js";
-import { contributionText, freshEvidence } from "./classes.js";
+import { GAP, bitmapCanvas, fitCanvas, hotImage, mosaic, stamp } from "./canvas.js";
+import { overInput, unitNotes } from "./panel-host.js";
 import { HOT } from "./colours.js";
 import { dequantise, fmt, hasMaps } from "./numbers.js";
 import { pointer } from "./pointer.js";
@@ -53,8 +53,8 @@ function markerAt(ctx, pos, mapH, mapW, width, height) {
   drawMarker(ctx, ((pos[1] + 0.5) * width) / mapW, ((pos[0] + 0.5) * height) / mapH, Math.max(6, width / 18));
 }
 
-/** The input image as the model sees it, with the selected unit marked, under the Grad-CAM
- * of the chosen class (jet, half opaque) when `show_cam` is on and it is there.
+/** The input image as the model sees it, with the selected unit marked, under what panels
+ * draw over it (the Grad-CAM of the chosen class).
  * @param {ViewState} state */
 export function paintInput(state) {
   const { get, dom } = state;
@@ -64,17 +64,9 @@ export function paintInput(state) {
   if (!state.picture) return;
   ctx.imageSmoothingEnabled = true;
   ctx.drawImage(state.picture, 0, 0, w, hgt);
-  const evidence = get("show_cam") ? freshEvidence(state) : null;
-  const cam = evidence ? payload(state, "_evidence") : null;
-  const drawn = !!(evidence && cam && cam.length >= evidence.h * evidence.w);
-  if (drawn && evidence && cam) {
-    ctx.globalAlpha = 0.5;
-    ctx.drawImage(bitmapCanvas(jetImage(cam, evidence)), 0, 0, w, hgt);
-    ctx.globalAlpha = 1;
-  }
+  const overlay = overInput(state, ctx, w, hgt);
   const meta = get("_unit");
   if (meta && meta.h) markerAt(ctx, unitPosition(state), meta.h, meta.w, w, hgt);
-  const overlay = drawn && evidence ? `cam:${evidence.layer}:${evidence.target}` : "cam:off";
   stamp(dom.inputCanvas, `${(get("_image") || {}).name || ""}|${state.pictureToken}|${overlay}`);
 }
 
@@ -101,7 +93,7 @@ export function paintUnit(state) {
   ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
   markerAt(ctx, state.cursor || unitPosition(state), meta.h, meta.w, w, hgt);
   dom.unitCaption.textContent = `Channel ${meta.channel} (μ ${fmt(meta.mean)}): click a unit`;
-  dom.contribution.textContent = contributionText(state, meta.channel);
+  dom.unitNote.textContent = unitNotes(state, meta.channel);
   dom.unitCanvas.dataset.source = source;
   stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
 }

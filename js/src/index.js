@@ -10,14 +10,13 @@
 //
 // Modules: types (the JSDoc typedefs); helpers colours, numbers, canvas, dom; state (view state
 // and its DOM); a module per view: grid, detail (input, channel, occlusion),
-// classes (class menu, Grad-CAM toggle, contributions), stats, models (the model menu), with
+// stats, models (the model menu), with
 // sync (controls <- model) and controls (controls -> model); panels/ (one module per panel of
 // the registry, built, listened to and painted by panel-host); pointer (hover and click on a
 // canvas); repaint (coalesced repaints, size and theme); pull (asking Python for the current
 // state); transport (payload chunks, custom messages, model events, upload, export); and this
 // entry, whose `render` wires them.
 
-import { syncClasses, wireClasses } from "./classes.js";
 import { wireControls } from "./controls.js";
 import { loadPicture, wireUnitPointer } from "./detail.js";
 import { wireGridPointer } from "./grid.js";
@@ -43,7 +42,6 @@ function render({ model, el }) {
   wireControls(state);
   wireGridPointer(state);
   wireUnitPointer(state);
-  wireClasses(state);
   wireSnapshot(state);
   const stops = [watchSize(state), watchTheme(state), wireModels(state), wirePanels(state)];
   state.onSnapshot = () => schedule(state, syncStatus);
@@ -53,7 +51,6 @@ function render({ model, el }) {
   syncChannels(state);
   syncSimple(state);
   syncStatus(state);
-  syncClasses(state);
   paintStats(state);
   paintAll(state);
   void loadPicture(state).then(() => schedule(state, paintPanels));

@@ -4,13 +4,13 @@
 // `_<name>`, and the traits it lists, and wires its own controls.
 
 import { fitCanvas, stamp } from "./canvas.js";
-import { sideSize } from "./detail.js";
+import { paintInput, paintUnit, sideSize } from "./detail.js";
 import { h } from "./dom.js";
 import { PANELS } from "./panels/index.js";
 import { schedule } from "./repaint.js";
 import { css, sizedPayload } from "./state.js";
 
-/** @import { Listener, Model, PanelEntry, PayloadName, Theme, ViewState } from "./types.js" */
+/** @import { Listener, Model, PanelEntry, PanelModule, PayloadName, Theme, ViewState } from "./types.js" */
 
 /** A figure for each panel in its slot; its canvas is an export view.
  * @param {ViewState} state */
@@ -19,17 +19,19 @@ export function buildPanels(state) {
   for (const panel of PANELS) {
     const views = panel.views || [panel.name];
     const cls = `fvz-${views[0].replace(/_/g, "-")}`; // a view "a_b": fvz-a-b
-    const canvas = h("canvas", { class: cls, "aria-label": panel.label });
+    const canvas = panel.exportCanvas ? panel.exportCanvas(state) : h("canvas", { class: cls, "aria-label": panel.label });
     const caption = h("span", { class: "fvz-caption" });
     const below = panel.slot === "below";
-    const figure = below
-      ? h("section", { class: `fvz-panel ${cls}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas])
-      : h("figure", { class: `${cls}-figure` }, [h("figcaption", {}, [caption]), canvas]);
-    (below ? state.dom.below : side).append(figure);
+    // a panel that draws over the core's views has no figure (its canvas is theirs)
+    const figure = panel.figure === false ? h("span", { hidden: true })
+      : below ? h("section", { class: `fvz-panel ${cls}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas])
+        : h("figure", { class: `${cls}-figure` }, [h("figcaption", {}, [caption]), canvas]);
+    if (panel.figure !== false) (below ? state.dom.below : side).append(figure);
     const trait = /** @type {keyof Model} */ (`_${panel.name}`);
     const payload = () => /** @type {object} */ (state.get(trait) || {});
     const controls = panel.controls ? panel.controls(state) : {};
-    state.dom.tools.append(...Object.values(controls));
+    const outer = Object.values(controls).filter((control) => !control.parentElement);
+    (panel.controlsRow ? state.dom.rows : state.dom.tools).append(...outer);
     state.panels.push({ panel, canvas, caption, figure, payload, controls });
     for (const view of views) state.dom.exportCanvases[view] = canvas;
   }
@@ -42,11 +44,39 @@ export function panelTraits() {
   return PANELS.map((panel) => /** @type {PayloadName} */ (`_${panel.name}`));
 }
 
+/** Repaint `panel` (and the input and unit views, for a panel that draws over them).
+ * @param {ViewState} state @param {PanelModule} panel */
+export function repaintPanel(state, panel) {
+  if (panel.overInput || panel.unitNote) schedule(state, paintPanels, paintInput, paintUnit);
+  else schedule(state, paintPanels);
+}
+
 /** What repaints the panels: their payload traits' changes and the events they list.
  * @param {ViewState} state @returns {Record<string, Listener>} */
 export function panelListeners(state) {
-  const events = new Set([...panelTraits().map((trait) => `change:${trait}`), ...PANELS.flatMap((panel) => panel.listens || [])]);
-  return Object.fromEntries([...events].map((event) => [event, () => schedule(state, paintPanels)]));
+  /** @type {Record<string, Listener>} */
+  const listeners = {};
+  for (const panel of PANELS) {
+    for (const event of [`change:_${panel.name}`, ...(panel.listens || [])]) {
+      const first = listeners[event];
+      const repaint = () => repaintPanel(state, panel);
+      listeners[event] = first ? () => (first(), repaint()) : repaint;
+    }
+  }
+  return listeners;
+}
+
+/** What the panels draw over the input image (`overInput`); returns their stamps.
+ * @param {ViewState} state @param {CanvasRenderingContext2D} ctx @param {number} width
+ * @param {number} height */
+export function overInput(state, ctx, width, height) {
+  return PANELS.map((panel) => (panel.overInput ? panel.overInput(state, ctx, width, height) : "")).filter(Boolean).join("|");
+}
+
+/** What the panels say of the given channel under the unit view (`unitNote`).
+ * @param {ViewState} state @param {number} channel */
+export function unitNotes(state, channel) {
+  return PANELS.map((panel) => (panel.unitNote ? panel.unitNote(state, channel) : "")).filter(Boolean).join(" · ");
 }
 
 /** Wire every panel's own controls; returns the cleanup.
@@ -73,6 +103,7 @@ export function paintPanels(state) {
 function paintPanel(state, entry, theme) {
   const { panel, canvas, caption, figure, payload: read } = entry;
   if (panel.sync) panel.sync(state, entry);
+  if (panel.figure === false) return; // it draws over the core's views
   const trait = /** @type {PayloadName} */ (`_${panel.name}`);
   const payload = read();
   const hidden = panel.shown ? !panel.shown(payload, state.get) : false;

@@ -2,7 +2,6 @@
 // Repaints: coalesced per microtask (`schedule`), everything at once after a resize, and the
 // canvases again when the host changes theme.
 
-import { syncClasses } from "./classes.js";
 import { paintInput, paintOcclusion, paintUnit } from "./detail.js";
 import { paintGrid } from "./grid.js";
 import { paintPanels } from "./panel-host.js";
@@ -28,7 +27,7 @@ export function paintAll(state) {
 // what a person waits for. A ranking of thousands of channels is a big <select>: rebuilt after
 // the paint.
 /** @type {Painter[]} */
-const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintPanels, syncStatus, syncSimple, syncClasses, syncLayers, paintStats, paintChart];
+const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintPanels, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
 
 /** Queue `parts` for the next coalesced repaint.
  * @param {ViewState} state @param {...Painter} parts */

@@ -91,29 +91,20 @@ export function buildDom(contract) {
   const chart = h("div", { class: "fvz-chart" });
   const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
   const tooltip = h("div", { class: "fvz-tooltip", role: "tooltip", hidden: true });
-  const classToggle = h("input", { type: "checkbox", class: "fvz-classes-on", "aria-label": "Class evidence" });
-  const classSearch = h("input", { type: "search", class: "fvz-class-search", placeholder: "search classes", "aria-label": "Search class names" });
-  const classSelect = h("select", { class: "fvz-class", "aria-label": "Class to explain" });
-  const camToggle = h("input", { type: "checkbox", class: "fvz-cam", "aria-label": "Grad-CAM overlay on the input image" });
-  const classNote = h("span", { class: "fvz-class-note" });
-  const contribution = h("span", { class: "fvz-contribution" });
-  const classes = h("div", { class: "fvz-toolbar fvz-classes" }, [
-    h("label", { class: "fvz-check", title: "Class evidence: the classes the model predicts, where it sees them (Grad-CAM) and which channels speak for them (one forward and backward of the whole model)" }, [classToggle, h("span", { text: "classes" })]),
-    h("label", { class: "fvz-field" }, [h("span", { text: "Class" }), classSearch, classSelect]),
-    h("label", { class: "fvz-check" }, [camToggle, h("span", { text: "Grad-CAM on the input" })]),
-    classNote,
-  ]);
+  const unitNote = h("span", { class: "fvz-contribution" }); // what panels say of the channel
   const models = buildModelsDom(); // the model menu, shown for several models
   // the canvas that shows each of the contract's export views (tests/test_contract.py)
   /** @type {Record<string, HTMLCanvasElement>} */
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas, cam: inputCanvas };
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas };
 
   /** @type {HTMLElement} */
   let side; // the side panel, where the registry's panels go too (panel-host.js)
   /** @type {HTMLElement} */
-  let below;
+  let below; // across the view under the statistics: the registry's panels with slot "below"
   /** @type {HTMLElement} */
-  let tools; // the panels' own controls, in the second toolbar // across the view under the statistics: the registry's panels with slot "below"
+  let tools; // the panels' own controls, in the second toolbar
+  /** @type {HTMLElement} */
+  let rows; // the panels' own toolbars, under the second
   /** @param {string} label @param {HTMLElement[]} controls */
   const field = (label, ...controls) => h("label", { class: "fvz-field" }, [h("span", { text: label }), ...controls]);
   const deviceField = field("Device", deviceSelect);
@@ -141,7 +132,7 @@ export function buildDom(contract) {
       field("Export", exportView),
       exportButton,
     ]),
-    classes,
+    rows = h("div", { class: "fvz-rows" }),
     h("div", { class: "fvz-status", role: "status" }, [progress, statusText]),
     errorBox,
     h("div", { class: "fvz-main" }, [
@@ -149,7 +140,7 @@ export function buildDom(contract) {
       side = h("section", { class: "fvz-panel fvz-side" }, [
         h("div", { class: "fvz-pair" }, [
           h("figure", {}, [h("figcaption", { text: "Input (as the model sees it)" }), inputCanvas]),
-          h("figure", {}, [h("figcaption", {}, [unitCaption, contribution]), unitCanvas]),
+          h("figure", {}, [h("figcaption", {}, [unitCaption, unitNote]), unitCanvas]),
         ]),
         h("div", { class: "fvz-pair fvz-wrap" }, [
           h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas]),
@@ -164,12 +155,12 @@ export function buildDom(contract) {
     tooltip,
   ]);
   return {
-    root, side, below, tools, filter, layerSelect, allToggle, sortSelect, channelSelect, numInput, scaleSelect,
+    root, side, below, tools, rows, filter, layerSelect, allToggle, sortSelect, channelSelect, numInput, scaleSelect,
     deviceSelect, deviceField, deviceLabel, fileInput, imageName, prevImage, nextImage, occludeButton, cancelButton,
     exportView, exportButton, exportCanvases, progress, statusText, errorBox, errorText,
     errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, occCanvas,
     occCaption, statsList, chart, compareButton, tooltip,
-    classes, classToggle, classSearch, classSelect, camToggle, classNote, contribution,
+    unitNote,
     models,
   };
 }

@@ -2,10 +2,10 @@
 // Transport between the view and Python: payload chunks and the other custom messages, the
 // model events and what each repaints, uploads in chunks, and PNG export. Pulls: pull.js.
 
-import { syncClasses } from "./classes.js";
 import { loadPicture, paintInput, paintOcclusion, paintUnit } from "./detail.js";
 import { paintGrid } from "./grid.js";
-import { paintPanels, panelListeners, panelTraits } from "./panel-host.js";
+import { paintPanels, panelListeners, repaintPanel } from "./panel-host.js";
+import { PANELS } from "./panels/index.js";
 import { bytesOf } from "./numbers.js";
 import { pullOnce, pulled } from "./pull.js";
 import { schedule } from "./repaint.js";
@@ -23,8 +23,7 @@ const CHUNKED_PAINTS = {
   _grid: (state) => schedule(state, paintGrid),
   _unit: (state) => schedule(state, paintUnit, paintInput),
   _occlusion: (state) => schedule(state, paintOcclusion),
-  _evidence: (state) => schedule(state, paintInput, paintUnit, syncClasses),
-  ...Object.fromEntries(panelTraits().map((trait) => [trait, (/** @type {ViewState} */ state) => schedule(state, paintPanels)])),
+  ...Object.fromEntries(PANELS.map((panel) => [`_${panel.name}`, (/** @type {ViewState} */ state) => repaintPanel(state, panel)])),
 };
 
 /** Whether a custom message is a chunk of a payload this view paints.
@@ -84,7 +83,7 @@ export function modelListeners(state) {
     "msg:custom": (content, buffers) => onCustom(state, content, buffers),
     "change:_layers": later(syncLayers),
     "change:all_layers": later(syncLayers),
-    "change:layer": later(syncLayers, syncSimple, paintChart, syncClasses),
+    "change:layer": later(syncLayers, syncSimple, paintChart),
     "change:_order": later(syncChannels),
     "change:sort_by": later(syncSimple),
     "change:num_features": later(syncSimple),
@@ -93,7 +92,7 @@ export function modelListeners(state) {
     "change:device": later(syncSimple),
     "change:_devices": later(syncSimple),
     "change:compare": later(syncSimple, paintChart),
-    "change:image_index": later(syncSimple, syncClasses),
+    "change:image_index": later(syncSimple),
     "change:_image": () => {
       void loadPicture(state).then(() => schedule(state, paintPanels));
       schedule(state, syncSimple);
@@ -105,11 +104,6 @@ export function modelListeners(state) {
       schedule(state, paintUnit, paintInput);
     },
     "change:_occlusion": later(paintOcclusion),
-    "change:_classes": later(syncClasses),
-    "change:class_evidence": later(syncClasses, paintInput, paintUnit),
-    "change:target_class": later(syncClasses, paintInput, paintUnit),
-    "change:show_cam": later(syncClasses, paintInput),
-    "change:_evidence": later(syncClasses, paintInput, paintUnit),
     "change:statistics": later(paintStats),
     "change:compare_statistics": later(paintChart),
     "change:busy": later(syncStatus),

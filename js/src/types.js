@@ -13,18 +13,10 @@
  * @typedef {MapsMeta & { layer: string, channel: number, position: number[], map_size: number[],
  *   done: number, total: number, complete: boolean, cancelled: boolean }} OcclusionMeta
  * @typedef {{ h: number, w: number, name: string, batch: number, index: number }} ImageMeta
- * @typedef {{ count: number, names: string[], note: string }} ClassesMeta
- *   The class menu's classes: count 0 (with a note) for a model without a classifier, -1 unknown.
- * @typedef {MapsMeta & { layer: string, index: number, target: number, target_name: string,
- *   chosen: boolean, top: [number, string, number][], contributions: (number|null)[],
- *   ranks: number[], note: string }} EvidenceMeta
- *   Class evidence of the view shown: the Grad-CAM of `target` (one map at the input image's
- *   size), the top-5 classes [index, name, probability], each channel's contribution and rank.
  * @typedef {{ data?: Binary, chunked?: ChunkedMeta }} Payload
  *   What a payload trait holds besides its metadata: its bytes (`data`), or, when they are
  *   larger than one message should carry, `chunked`: they then come in pushes.chunk messages.
- * @typedef {"_image" | "_grid" | "_unit" | "_occlusion" |
- *   "_evidence"} PayloadName The payload traits (contract.payloads).
+ * @typedef {"_image" | "_grid" | "_unit" | "_occlusion"} PayloadName The payload traits (contract.payloads).
  * @typedef {Record<string, never>} Unset
  *   A Dict trait before Python first sets it: `{}`.
  * @typedef {{ mean?: number|null, std?: number|null, sparsity?: number|null, min?: number|null,
@@ -49,9 +41,7 @@
  *   _order: number[], _contract: Contract, _job: string,
  *   _image: (ImageMeta & Payload) | Unset, _grid: (GridMeta & Payload) | Unset,
  *   _unit: (UnitMeta & Payload) | Unset, _occlusion: (OcclusionMeta & Payload) | Unset,
- *   _evidence: (EvidenceMeta & Payload) | Unset,
- *   class_evidence: boolean, target_class: number | null,
- *   show_cam: boolean, _classes: ClassesMeta | Unset, model_name: string, _model_names: string[],
+ *   model_name: string, _model_names: string[],
  * }} Model
  * @typedef {{ type: string, name: string, id: number, index: number, count: number,
  *   size: number }} ChunkMessage
@@ -109,6 +99,14 @@
  *   traits, before each paint
  * @property {(state: ViewState, entry: PanelEntry) => () => void} [wire] its own controls'
  *   events; returns their cleanup
+ * @property {boolean} [controlsRow] its controls are a toolbar row of their own
+ * @property {boolean} [figure] false: no figure of its own (it draws over the core's views)
+ * @property {(state: ViewState) => HTMLCanvasElement} [exportCanvas] the canvas its export
+ *   views save (default: its own)
+ * @property {(state: ViewState, ctx: CanvasRenderingContext2D, width: number, height: number)
+ *   => string} [overInput] draws over the input image; returns its stamp
+ * @property {(state: ViewState, channel: number) => string} [unitNote] what it says of the
+ *   channel under the unit view
  * @typedef {{ panel: PanelModule, canvas: HTMLCanvasElement, caption: HTMLElement,
  *   figure: HTMLElement, payload: () => object, controls: Record<string, HTMLElement> }} PanelEntry
  * @typedef {{ id: number, count: number, size: number, parts: Uint8Array[] }} Incoming

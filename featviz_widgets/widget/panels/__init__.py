@@ -5,10 +5,17 @@ registry and name no panel; adding one is its two modules and a line in each reg
 
 from .base import Panel, PanelHost, PanelView
 from .comparison import ComparisonPanel
+from .evidence import EvidencePanel
 from .examples import ExamplesPanel
 from .looks_for import LooksForPanel
 from .pca import PcaPanel
 
 __all__ = ["PANELS", "Panel", "PanelHost", "PanelView"]
 
-PANELS: tuple[type[Panel], ...] = (PcaPanel, LooksForPanel, ExamplesPanel, ComparisonPanel)
+PANELS: tuple[type[Panel], ...] = (
+    PcaPanel,
+    LooksForPanel,
+    ExamplesPanel,
+    ComparisonPanel,
+    EvidencePanel,
+)

@@ -70,6 +70,9 @@ class PanelHost:
     show: Callable[[ImageInput, str], None]  # make (image, its name) the explorer's image
     error: Callable[[str], None]  # say what went wrong in the view's error line
     widget: Any  # the explorer, for its public traits only (a panel sets `channel`, ...)
+    set: Callable[..., None]  # set the panel's own traits quietly (under the lock)
+    reorder: Callable[[], None]  # sort the grid again (a panel's ranking came or went)
+    default_sort: str  # the sort mode to fall back to
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class Panel(ABC):
     # change made by the person calls `update`
     traits: ClassVar[dict[str, Any]] = {}
     contract: ClassVar[dict[str, Any]] = {}  # what its JS module reads: `_contract.panels[name]`
+    sort_modes: ClassVar[tuple[str, ...]] = ()  # the grid's sort modes it adds (`ranking`)
+    observes: ClassVar[tuple[str, ...]] = ()  # core traits whose change by the person it hears
     trait: ClassVar[str]  # `_<name>`
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -120,10 +125,30 @@ class Panel(ABC):
         its weights, the image and the layer); None: nothing to compute."""
         return (id(view.viz), view.weights_version, id(view.source), view.layer)
 
-    @classmethod
-    def check(cls, name: str, value: Any) -> Any:
-        """The value of its trait `name` to set for `value`; ValueError says why not."""
+    def check(self, name: str, value: Any) -> Any:
+        """The value of its trait `name` (or of `sort_by`, for a mode it adds) to set for
+        `value`; ValueError says why not."""
         return value
+
+    def initial(self) -> dict[str, Any]:
+        """Values of its own traits the explorer starts with (set with its other traits)."""
+        return {}
+
+    def begin(self) -> None:
+        """The explorer is made, its traits set (quietly): what they ask for, start."""
+        return None
+
+    def changed(self, name: str, value: Any) -> None:
+        """The person changed its trait `name` (or a core trait it `observes`), under the
+        lock: by default, it gets the view shown, unless a new one is being computed."""
+        view = self.host.current()
+        if view is not None and not self.host.viewing():
+            self.update(view)
+
+    def ranking(self, mode: str) -> list[int] | None:
+        """Every channel of the view shown under its sort mode `mode`, best first; None until
+        it is known (the grid is then sorted by activation)."""
+        return None
 
     def pause(self) -> None:
         """A new view is being computed: stop what needs the worker (`update` resumes it)."""

@@ -171,8 +171,7 @@ class LooksForPanel(Panel):
         self.shown: OptimizationResult | None = None  # what `_looks_for` shows
         self.resume = False  # a run stopped by a view job: run again for the channel it shows
 
-    @classmethod
-    def check(cls, name: str, value: Any) -> Any:
+    def check(self, name: str, value: Any) -> Any:
         if name == "looks_for_steps" and value is not None and value < 1:
             raise ValueError(f"`looks_for_steps` must be None or at least 1, got {value}.")
         if name == "looks_for_options":

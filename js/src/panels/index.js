@@ -5,6 +5,7 @@
 // this list and names none; adding a panel is its two modules and a line in each registry.
 
 import { comparison } from "./comparison.js";
+import { evidence } from "./evidence.js";
 import { examples } from "./examples.js";
 import { looks_for } from "./looks_for.js";
 import { pca } from "./pca.js";
@@ -12,4 +13,4 @@ import { pca } from "./pca.js";
 /** @import { PanelModule } from "../types.js" */
 
 /** @type {PanelModule[]} */
-export const PANELS = [pca, looks_for, examples, comparison];
+export const PANELS = [pca, looks_for, examples, comparison, evidence];
