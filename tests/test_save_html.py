@@ -101,7 +101,7 @@ def test_the_computed_payloads_are_kept_with_their_bytes(page, explorer):
     state = saved_data(page[1])["state"]
     assert set(PAYLOADS) <= set(state)
     raw = explorer.get_state()
-    for name in ("_image", "_grid", "_unit", "_occlusion", "_evidence"):
+    for name in ("_image", "_grid", "_unit", "_occlusion", "_evidence", "_pca"):
         assert "chunked" not in state[name], name
         meta = {k: v for k, v in raw[name].items() if k not in ("data", "chunked")}
         assert {k: v for k, v in state[name].items() if k != "data"} == meta, name

@@ -46,13 +46,16 @@ def saved(tmp_path_factory):
         resnet18_64px(), photo, layer="layer1", num_features=9, stride=16, class_evidence=True
     )
     explorer.wait(60)
+    explorer.position = [4, 4]  # an occlusion sweep of layer1's selected channel
+    explorer.wait(60)
     path = explorer.save_html(tmp_path_factory.mktemp("saved") / "explorer.html")
     rankings = {
         name: explorer.visualizer.layer_view(explorer.image, name).rankings
         for name in ("layer1", "layer3")
     }
+    channel = explorer.channel
     explorer.close()
-    return path, rankings
+    return path, rankings, channel
 
 
 @pytest.fixture
@@ -88,6 +91,9 @@ def test_the_saved_page_paints_and_says_it_is_a_snapshot(page, saved):
     assert grid_channels(page) == rankings["activation"][:9]
     colours, _ = page.evaluate(PIXELS, "canvas.fvz-grid")
     assert colours > 20  # nine painted maps, not a blank canvas
+    assert page.locator("canvas.fvz-unit").get_attribute("data-state") == f"layer1|{saved[2]}"
+    assert page.locator("canvas.fvz-occlusion").get_attribute("data-state").endswith("|16/16")
+    assert page.locator("canvas.fvz-pca").get_attribute("data-state").startswith("layer1|16x16|")
     assert page.evaluate(PIXELS, "canvas.fvz-input")[0] > 100  # the photo
     mark = page.locator(".fvz-saved-mark")
     assert mark.is_visible() and "Snapshot without a kernel" in mark.inner_text()
@@ -115,10 +121,19 @@ def test_the_layer_menu_switches_to_each_saved_layer(page, saved):
     assert page.locator("canvas.fvz-unit").get_attribute("data-state") == f"layer3|{first}"
     assert page.locator("select.fvz-channel option").count() == 256
     assert "256" in page.locator("dl.fvz-stats").inner_text()
-    # and back: the first layer's grid again
+    # what was computed for layer1 only says so on layer3
+    page.wait_for_function(STAMP, arg=["canvas.fvz-pca", "layer3|note"])
+    assert "saved for layer1 only" in page.locator("figure.fvz-pca-figure").inner_text()
+    assert page.locator("canvas.fvz-occlusion").get_attribute("data-state") == "empty"
+    # and back: the first layer's grid again, its layer as colour and its occlusion map
     page.select_option("select.fvz-layer", "layer1")
     page.wait_for_function(STAMP_STARTS, arg=["canvas.fvz-grid", "layer1|activation|9|"])
     assert page.evaluate(PIXELS, "canvas.fvz-grid") == before
+    page.wait_for_function(STAMP_STARTS, arg=["canvas.fvz-pca", "layer1|16x16|"])
+    # a new layer shows its top channel: the one the explorer showed, and swept, at first
+    assert saved[2] == saved[1]["layer1"]["activation"][0]
+    page.wait_for_function(STAMP_STARTS, arg=["canvas.fvz-occlusion", "layer1|"])
+    assert page.locator("canvas.fvz-occlusion").get_attribute("data-state").endswith("|16/16")
 
 
 def test_a_channel_outside_the_grid_is_shown(page, saved):
