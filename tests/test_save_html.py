@@ -17,14 +17,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import resnet18_64px
+import timm
+import torch
+from conftest import resnet18_64px, scene
 from matplotlib import cbook
 from PIL import Image
 
 from featviz_widgets.core.capture import LayerNotFoundError
 from featviz_widgets.widget.explorer import FeatureExplorer
 from featviz_widgets.widget.payload import decode_maps
-from featviz_widgets.widget.protocol import CLASS_CONTRIBUTION, CORE_SORT_MODES, PAYLOADS
+from featviz_widgets.widget.protocol import (
+    CLASS_CONTRIBUTION,
+    CORE_SORT_MODES,
+    INLINE_PAYLOAD_BYTES,
+    PAYLOADS,
+)
 from featviz_widgets.widget.views import grid_view, unit_view
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,6 +122,25 @@ def test_the_computed_payloads_are_kept_with_their_bytes(page, explorer):
         range(len(ranks)), key=ranks.__getitem__
     )
     assert CLASS_CONTRIBUTION not in layers["layer3"]["rankings"]
+
+
+def test_a_payload_sent_in_chunks_is_saved_inline(tmp_path):
+    """A 64-map grid of 112 x 112 maps is past `INLINE_PAYLOAD_BYTES`: the live view gets it in
+    chunks, the saved page holds its bytes."""
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", pretrained=False)
+    explorer = FeatureExplorer(model, scene(224, 224), layer="conv1", num_features=64)
+    try:
+        explorer.wait(60)
+        assert "chunked" in explorer.get_state("_grid")["_grid"]
+        path = explorer.save_html(tmp_path / "chunked.html", layers=["conv1"])
+        grid = saved_data(path.read_text(encoding="utf-8"))["state"]["_grid"]
+        data, meta = grid_view(explorer.features, explorer.ranking, 64, "conv1", "activation")
+    finally:
+        explorer.close()
+    assert len(data) == 64 * 112 * 112 > INLINE_PAYLOAD_BYTES
+    assert "chunked" not in grid and base64.b64decode(grid["data"]["__b64__"]) == data
+    assert {key: value for key, value in grid.items() if key != "data"} == meta
 
 
 def test_saving_leaves_the_explorer_as_it_was(page, explorer):

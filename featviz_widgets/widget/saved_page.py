@@ -157,7 +157,7 @@ def _state(explorer: Any, payloads: Mapping[str, tuple[bytes, dict]]) -> dict:
         data, meta = payloads.get(name, (b"", {}))
         state[name] = {**meta, "data": data} if data or meta else {}
     state.update(_IDLE)
-    return json.loads(json.dumps(state, default=_b64))
+    return json_safe(json.loads(json.dumps(state, default=_b64)))  # NaN: null, as JSON has it
 
 
 def _b64(value: object) -> dict:
