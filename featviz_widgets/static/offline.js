@@ -158,7 +158,7 @@ export function offlineModel(saved) {
     const layer = saved.layers[name];
     const newLayer = keys.has("layer") && !changed.has("layer");
     const [order, mode] = ranking(layer, state.sort_by, fallback);
-    if (newLayer || keys.has("sort_by")) put("statistics", layer.statistics, changed);
+    if (newLayer) put("statistics", layer.statistics, changed);
     if (newLayer || keys.has("sort_by") || keys.has("num_features")) {
       put("_order", order, changed);
       put("_grid", payload(cutGrid(layer, bytesOf(name), order, state.num_features, name, mode, contract.max_feature_maps)), changed);
