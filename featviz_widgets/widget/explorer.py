@@ -42,8 +42,9 @@ from .occlusion_job import OcclusionJob
 from .panel_runner import PanelRunner
 from .panels import PANELS, PanelHost, PanelView
 from .panels.evidence import contribution_text
-from .protocol import SORT_MODES, ExportView, Message
+from .protocol import CORE_SORT_MODES, PAYLOADS, SORT_MODES, ExportView, Message
 from .request import ViewRequest
+from .saved_page import save_page
 from .static import StaticPictures
 from .transfer import Outbox, Uploads
 from .view_job import ViewJob
@@ -414,6 +415,30 @@ class FeatureExplorer(ExplorerAnalyses):
         path = Path(path)
         fig.savefig(path, dpi=120, bbox_inches="tight")
         return path
+
+    def save_html(self, path: str | os.PathLike, *, layers: Sequence[str] | None = None) -> Path:
+        """Save the explorer as one HTML file that works offline, from `file://`, with no
+        network request: its own front end, its state and what was computed so far (occlusion,
+        "looks for", class evidence, examples...), and every layer of the menu (or `layers`)
+        for the image shown, so the layer, sort and channel controls work without a kernel.
+
+        Returns:
+            The path written.
+
+        Raises:
+            FileNotFoundError: the folder of `path` does not exist (nothing is written).
+            LayerNotFoundError: a name in `layers` is not a layer (the closest are listed).
+        """
+        self.wait()
+        with self._lock:
+            outbox = self._outbox
+            payloads = {name: (outbox.data(name), outbox.meta(name)) for name in PAYLOADS}
+            modes = (mode for mode in SORT_MODES if mode not in CORE_SORT_MODES)
+            known = {mode: self._panels.ranking(mode) for mode in modes}  # a panel's, if known
+            rankings = {mode: ranking for mode, ranking in known.items() if ranking is not None}
+        return save_page(
+            self, path, layers=layers, payloads=payloads, rankings={self.layer: rankings}
+        )
 
     def _static_png(self) -> bytes:
         return self._pictures.png()
