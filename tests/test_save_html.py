@@ -25,13 +25,9 @@ from PIL import Image
 
 from featviz_widgets.core.capture import LayerNotFoundError
 from featviz_widgets.widget.explorer import FeatureExplorer
+from featviz_widgets.widget.panels.evidence import CLASS_CONTRIBUTION
 from featviz_widgets.widget.payload import decode_maps
-from featviz_widgets.widget.protocol import (
-    CLASS_CONTRIBUTION,
-    CORE_SORT_MODES,
-    INLINE_PAYLOAD_BYTES,
-    PAYLOADS,
-)
+from featviz_widgets.widget.protocol import CORE_SORT_MODES, INLINE_PAYLOAD_BYTES, PAYLOADS
 from featviz_widgets.widget.views import grid_view, unit_view
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,8 @@ from matplotlib import cbook
 from PIL import Image
 
 from featviz_widgets.widget.explorer import FeatureExplorer
-from featviz_widgets.widget.protocol import CLASS_CONTRIBUTION, PULL_TIMEOUT_MS
+from featviz_widgets.widget.panels.evidence import CLASS_CONTRIBUTION
+from featviz_widgets.widget.protocol import PULL_TIMEOUT_MS
 from featviz_widgets.widget.saved_page import HELD_TITLE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
