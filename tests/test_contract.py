@@ -225,7 +225,6 @@ def _typedefs() -> dict[str, set[str]]:
         _protocol.MapsMeta,
         _protocol.GridMeta,
         _protocol.UnitMeta,
-        _protocol.OcclusionMeta,
         _protocol.ClassesMeta,
         _protocol.EvidenceMeta,
     ],

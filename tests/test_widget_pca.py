@@ -42,7 +42,13 @@ def colours(explorer: FeatureExplorer) -> np.ndarray:
 
 
 def test_the_registry_lists_the_panel_once_for_every_part():
-    assert [panel.name for panel in PANELS] == ["pca", "looks_for", "examples", "comparison"]
+    assert [panel.name for panel in PANELS] == [
+        "occlusion",
+        "pca",
+        "looks_for",
+        "examples",
+        "comparison",
+    ]
     assert "pca" in EXPORT_VIEWS and "_pca" in PAYLOADS
     assert FeatureExplorer.class_traits(sync=True)["_pca"].default() == {}
 

@@ -1,10 +1,10 @@
 """`FeatureExplorer`: the interactive notebook widget on top of `FeatureVisualizer`.
 
 Traits are the source of truth (`traits`). Model work runs on one background thread, never
-on the kernel's shell thread (`worker`), as jobs of four kinds, each an object the explorer
-owns: the view (`view_job`: image and layer in, grid and channel out, then the comparison),
-the occlusion sweep (`occlusion_job`), "looks for" (`looks_for`) and the dataset examples
-(`examples`); `JobStatus` (`job_status`) shows what runs. Changing the sort mode, the
+on the kernel's shell thread (`worker`), as jobs of objects the explorer owns: the view
+(`view_job`: image and layer in, grid and channel out, then the comparison) and each panel's
+(`panels`: the occlusion sweep, "looks for", the dataset examples, ...); `JobStatus`
+(`job_status`) shows what runs. Changing the sort mode, the
 channel or the number of maps only re-slices features the widget already holds. Feature maps
 travel to the browser as uint8 tiles with per-tile scale metadata (`views`), set inside
 `hold_sync()` so the view never sees a payload without its metadata, in chunks when large
@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from ..core.capture import resolve_layers
 from ..core.inputs import ImageInput, image_name, read_now
 from ..core.validate import check_patch
 from ..dataset import DatasetExamples
+from ..occlusion.engine import OcclusionResult
 from ..optimize.optimizer import OptimizationResult
 from ..visualizer import FeatureVisualizer
 from .analyses import ExplorerAnalyses
@@ -38,7 +40,6 @@ from .evidence import EvidenceJob, model_classes
 from .job_status import JobStatus
 from .model_set import ModelSet
 from .models import ModelsJob
-from .occlusion_job import OcclusionJob
 from .panel_runner import PanelRunner
 from .panels import PANELS, PanelHost, PanelView
 from .protocol import CLASS_CONTRIBUTION, SORT_MODES, ExportView, Message
@@ -177,11 +178,10 @@ class FeatureExplorer(ExplorerAnalyses):
         self._outbox = Outbox(self)
         self._uploads = Uploads(self._show_upload, self._set_error)
         self._status = JobStatus(self)
-        self._occlusion_job = OcclusionJob(self, self._status)
         self._evidence_job = EvidenceJob(self, self._status)
-        self._view_job = ViewJob(self, self._status, self._occlusion_job, self._evidence_job)
+        self._view_job = ViewJob(self, self._status, self._evidence_job)
         self._models_job = ModelsJob(self, self._status, self._models, self._view_job)
-        self._pictures = StaticPictures(self, lambda: self._occlusion_job.result)
+        self._pictures = StaticPictures(self)
         channel = kwargs.pop("channel", None)
         self._source: ImageInput = read_now(image) if image is not None else SAMPLE_IMAGE
         self._shown_source: ImageInput = self._source
@@ -194,11 +194,15 @@ class FeatureExplorer(ExplorerAnalyses):
             status=self._status,
             current=self._panel_view,
             viewing=lambda: self._view_job.request is not None,
+            pending=lambda: (
+                None if self._view_job.request is None else self._view_job.request.asked
+            ),
             publish=self._publish,
             payload=lambda trait: (self._outbox.data(trait), self._outbox.meta(trait)),
             show=lambda image, name: self._view_job.submit(image, name=name, relist=True),
             error=self._set_error,
             widget=self,
+            quiet=self._quietly,
         )
         self._panels = PanelRunner(PANELS, host)
         self._view_job.on_shown.append(self._panels.refresh)
@@ -206,8 +210,8 @@ class FeatureExplorer(ExplorerAnalyses):
         self._view_job.on_failed.append(self._panels.stay_paused)
         self.observe(self._on_channel, names=["channel"])
         for panel in PANELS:
-            for name in panel.traits:
-                self.observe(lambda change, p=panel.name: self._on_panel_trait(p), names=[name])
+            for name in (*panel.traits, *panel.follows):
+                self.observe(lambda change, p=panel.name: self._on_panel_trait(p, change), [name])
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         if self._viz.device.type not in devices:
             devices.append(self._viz.device.type)
@@ -298,6 +302,23 @@ class FeatureExplorer(ExplorerAnalyses):
     def devices(self) -> list[str]:
         """The device types `device` can be set to."""
         return list(self._devices)
+
+    # ------------------------------------------------------------------ occlusion
+    @property
+    def occlusion_result(self) -> OcclusionResult | None:
+        """The last (possibly partial) occlusion sweep, for every channel of its unit."""
+        return self._panels.panels["occlusion"].result
+
+    def occlusion_map(self, channel: int | None = None, signed: bool = False) -> np.ndarray:
+        """The occlusion map (H_in, W_in) of `channel` (default: the selected one)."""
+        return self._panels.panels["occlusion"].occlusion_map(
+            self.channel if channel is None else channel, signed
+        )
+
+    def run_occlusion(self, position: Sequence[int] | None = None) -> None:
+        """Start an occlusion sweep for the unit at `position` (default: the current one, or
+        the centre of the map) in the background; results stream into the widget."""
+        self._panels.panels["occlusion"].run(None if position is None else list(position))
 
     # ------------------------------------------------------------------ looks for
     def run_looks_for(self, channel: int | None = None) -> None:
@@ -407,7 +428,6 @@ class FeatureExplorer(ExplorerAnalyses):
         of an earlier scan stay) and a panel's work (the model comparison: the models
         profiled so far stay)."""
         with self._lock:
-            self._occlusion_job.cancel()
             self._evidence_job.cancel()
         self._panels.cancel()
 
@@ -454,16 +474,9 @@ class FeatureExplorer(ExplorerAnalyses):
         """What each kind of front-end message does (one entry per `Message`)."""
         return {
             Message.CANCEL: lambda content, buffers: self.cancel(),
-            Message.OCCLUDE: lambda content, buffers: self._occlude_now(),
             Message.UPLOAD: lambda content, buffers: self._uploads.receive(content, buffers),
             Message.PULL: lambda content, buffers: self._answer_pull(content.get("names")),
         }
-
-    def _occlude_now(self) -> None:
-        try:
-            self._occlusion_job.submit()
-        except ValueError as exc:
-            self.error = str(exc)
 
     def _pending_request(self) -> ViewRequest | None:
         return self._view_job.request
@@ -489,6 +502,9 @@ class FeatureExplorer(ExplorerAnalyses):
             all_layers=self.all_layers,
             restrict=None if self._restrict is None else tuple(self._restrict),
             traits={name: getattr(self, name) for panel in PANELS for name in panel.traits},
+            map_size=tuple(self._features.shape[-2:]),
+            position=tuple(self.position),
+            asked=self._view_job.asked,
         )
 
     def _on_channel(self, change: Any) -> None:
@@ -497,11 +513,17 @@ class FeatureExplorer(ExplorerAnalyses):
             if not self._is_quiet() and self._view_job.request is None:
                 self._panels.refresh()
 
-    def _on_panel_trait(self, name: str) -> None:
-        """A panel's own trait changed (not by the widget itself): that panel gets the view."""
+    def _on_panel_trait(self, name: str, change: Any) -> None:
+        """A trait panel `name` owns or follows changed (not by the widget itself)."""
         with self._lock:
-            if not self._is_quiet() and self._view_job.request is None:
-                self._panels.refresh_panel(name)
+            if not self._is_quiet():
+                self._panels.changed(name, change["name"], change["new"])
+
+    @contextmanager
+    def _quietly(self) -> Iterator[None]:
+        """The widget's own changes (no observer reacts), sent together (`PanelHost.quiet`)."""
+        with self._lock, self._quiet(), self.hold_sync():
+            yield
 
     def _publish(self, trait: str, data: bytes, meta: dict) -> None:
         with self._quiet(), self.hold_sync():

@@ -1,10 +1,12 @@
 """The explorer's panels (`panels.PANELS`), made for one explorer: the registry's loop. After
-each view every panel gets it (`update`), Cancel reaches every cancellable panel, and
-`save_png` finds the panel that draws a view. It names no panel."""
+each view every panel gets it (`update`), a change of a trait a panel owns or follows reaches
+that panel (`changed`), Cancel reaches every cancellable panel, and `save_png` finds the panel
+that draws a view. It names no panel."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from matplotlib.figure import Figure
 
@@ -31,11 +33,9 @@ class PanelRunner:
         for panel in self.panels.values():
             panel.update(view)
 
-    def refresh_panel(self, name: str) -> None:
-        """One panel's own trait changed (under the lock): it gets the view."""
-        view = self.host.current()
-        if view is not None:
-            self.panels[name].update(view)
+    def changed(self, name: str, trait: str, value: Any) -> None:
+        """The person changed `trait`, panel `name`'s own or one it follows (under the lock)."""
+        self.panels[name].changed(trait, value)
 
     def pause(self) -> None:
         """A new view is being computed (under the lock): the panels stop what needs the worker."""

@@ -47,7 +47,6 @@ __all__ = [
     "MapsMeta",
     "Message",
     "Push",
-    "OcclusionMeta",
     "UnitMeta",
     "contract",
     "grid_columns",
@@ -68,7 +67,6 @@ class ExportView(str, Enum):
 
     GRID = "grid"
     CHANNEL = "channel"
-    OCCLUSION = "occlusion"
     CAM = "cam"  # the input image under the Grad-CAM of the chosen class (`target_class`)
 
 
@@ -108,8 +106,7 @@ page, an HTML export): it keeps what it shows, marked as a snapshot."""
 class Message(str, Enum):
     """The `type` of a message the front end sends (`model.send({type, ...})`)."""
 
-    OCCLUDE = "occlude"  # run occlusion at the current unit (or the centre)
-    CANCEL = "cancel"  # stop the running occlusion sweep
+    CANCEL = "cancel"  # stop the cancellable jobs (`CANCELLABLE_JOBS`, the panels')
     # {name, id, index, count, size} + one buffer, or the bytes as base64 text in the field
     # `UPLOAD_DATA_KEY`: a chunk of an image file (no `count`: the whole file)
     UPLOAD = "upload"
@@ -130,16 +127,12 @@ class JobState(str, Enum):
 
     IDLE = "idle"
     VIEW = "view"  # image, layer list, features, statistics, rankings
-    OCCLUSION = "occlusion"
     COMPARE = "compare"
     EVIDENCE = "evidence"  # class evidence: top classes, Grad-CAM, channel contributions
     SWITCH_MODEL = "switch_model"  # another model of a mapping: its layer aligned by depth
 
 
-CANCELLABLE_JOBS = (
-    JobState.OCCLUSION,
-    JobState.EVIDENCE,
-)
+CANCELLABLE_JOBS = (JobState.EVIDENCE,)
 """Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
 
 
@@ -215,19 +208,6 @@ class UnitMeta(MapsMeta):
     mean: float | None
 
 
-class OcclusionMeta(MapsMeta):
-    """`_occlusion`'s metadata: a (partial) sensitivity map of `channel` at `position`."""
-
-    layer: str
-    channel: int
-    position: list[int]
-    map_size: list[int]
-    done: int
-    total: int
-    complete: bool
-    cancelled: bool
-
-
 class ClassesMeta(TypedDict):
     """`_classes`: the classes the class menu offers. `count` 0 with a `note`: the model has no
     classifier (the menu is disabled and says why); `count` -1: not known yet (a model without
@@ -260,7 +240,6 @@ PAYLOADS: dict[str, type] = {
     "_image": ImageMeta,
     "_grid": GridMeta,
     "_unit": UnitMeta,
-    "_occlusion": OcclusionMeta,
     "_evidence": EvidenceMeta,
     **{panel.trait: panel.meta for panel in PANELS},
 }

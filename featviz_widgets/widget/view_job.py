@@ -5,6 +5,7 @@ request and reacts to the traits that change what is shown (layer, device, order
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,6 @@ from ..core.validate import channel_error, position_error
 from .evidence import EvidenceJob
 from .job_status import JobStatus
 from .layer_menu import explorer_layers
-from .occlusion_job import OcclusionJob
 from .protocol import CLASS_CONTRIBUTION, CORE_SORT_MODES, JobState, json_safe, layer_entry
 from .request import ViewRequest
 from .traits import ExplorerTraits
@@ -28,20 +28,20 @@ __all__ = ["ViewJob"]
 
 
 class ViewJob:
-    """The view and layer chart jobs of `widget`; a new view stops its `occlusion` sweep and
-    pauses its `evidence` run and the panels' (`on_submit`), and the view shown resumes them
-    (`on_shown`)."""
+    """The view and layer chart jobs of `widget`; a new view pauses its `evidence` run and the
+    panels' (`on_submit`), and the view shown resumes them (`on_shown`)."""
 
     def __init__(
         self,
         widget: ExplorerTraits,
         status: JobStatus,
-        occlusion: OcclusionJob,
         evidence: EvidenceJob,
     ) -> None:
         self.w, self.status = widget, status
-        self.occlusion, self.evidence = occlusion, evidence
+        self.evidence = evidence
         self.request: ViewRequest | None = None  # the pending view job's
+        # what the panels asked of the view being shown (its `asked`), while `on_shown` runs
+        self.asked: dict[str, Any] = {}
         self.order_mode = CORE_SORT_MODES[0]  # the ranking `_order` holds (see `order`)
         evidence.on_ranking = self.reorder
         self.on_shown: list[Callable[[], None]] = []  # called (locked, quiet) after each view
@@ -84,7 +84,6 @@ class ViewJob:
                 return  # a layer being computed publishes its own channel view
             with w._quiet(), w.hold_sync():
                 self.push_unit()
-                self.occlusion.refresh()
 
     def _on_image_index(self, change: t.Bunch) -> None:
         if not self.w._is_quiet():
@@ -100,7 +99,7 @@ class ViewJob:
         w = self.w
         with w._lock, w._quiet(), w.hold_sync():
             if job.current and not isinstance(exc, Cancelled):
-                self.request = None
+                request, self.request = self.request, None
                 for callback in self.on_failed:
                     callback()
                 w._viewed.set()
@@ -111,7 +110,8 @@ class ViewJob:
                 channel = w._unit.get("channel", w.channel)
                 if w.channel != channel:
                     w.channel = channel
-                w.position = list(w._occlusion.get("position", []))
+                if request is not None and w.position != request.unit_shown:
+                    w.position = list(request.unit_shown)
             self.status.report(job, exc)
 
     # ------------------------------------------------------------------ layer chart
@@ -146,10 +146,10 @@ class ViewJob:
         image_index: int | None = None,
     ) -> None:
         """Queue the image/layer job: (new visualizer), (layer list), features, statistics,
-        rankings; then the layer chart. Any running occlusion is cancelled. A job that replaces
-        a pending one also does what that one was asked (image, layer list, device,
-        layer chart); the channel and unit chosen meanwhile carry over only to the same layer
-        of the same image. The image of a batch shown stays the same (`image_index`) until
+        rankings; then the layer chart. A job that replaces a pending one also does what that
+        one was asked (image, layer list, device, layer chart); the channel and unit chosen
+        meanwhile, and what the panels asked, carry over only to the same layer of the same
+        image. The image of a batch shown stays the same (`image_index`) until
         another input is given."""
         w = self.w
         with w._lock:
@@ -169,8 +169,10 @@ class ViewJob:
                 relist,
                 rebuild_device,
             )
+            request.unit_shown = list(w.position) if old is None else old.unit_shown
             if old is not None and (old.source, old.layer) == (request.source, request.layer):
                 request.channel, request.position = old.channel, old.position
+                request.asked = old.asked
             if channel is not None:  # checked once the layer's channel count is known
                 request.channel = channel
             if image_index is not None:
@@ -180,7 +182,6 @@ class ViewJob:
             elif old is not None and request.source is old.source:
                 request.image_index = old.image_index
             self.request = request
-            self.occlusion.stop()
             for callback in self.on_submit:
                 callback()
             self.evidence.pause()
@@ -229,8 +230,6 @@ class ViewJob:
             self._publish_view(
                 request, source, count, index, shown, infos, current, features, stats, rankings
             )
-            if request.position is not None:
-                self.occlusion.queue()
         names = self._compare_names(request.compare, infos)
         if names is not None:
             self.compare(names, source)
@@ -265,7 +264,6 @@ class ViewJob:
         if request.name is not None:
             w._source_name = request.name
         w._features, w._features_layer, w._rankings = features, layer, rankings
-        self.occlusion.forget()
         with w._quiet(), w.hold_sync():
             if w.image_index != index:
                 w.image_index = index
@@ -301,12 +299,13 @@ class ViewJob:
             w.position = unit or []
             if problems:
                 w.error = " ".join(problems)
-            w._outbox.set("_occlusion", b"", {})
             self.push_grid()
             self.push_unit()
             self.evidence.show()
+            self.asked = request.asked
             for callback in self.on_shown:
                 callback()
+            self.asked = {}
         w._viewed.set()
 
     def order(self) -> list[int]:

@@ -3,7 +3,7 @@
 // model events and what each repaints, uploads in chunks, and PNG export. Pulls: pull.js.
 
 import { syncClasses } from "./classes.js";
-import { loadPicture, paintInput, paintOcclusion, paintUnit } from "./detail.js";
+import { loadPicture, paintInput, paintUnit } from "./detail.js";
 import { paintGrid } from "./grid.js";
 import { paintPanels, panelListeners, panelTraits } from "./panel-host.js";
 import { bytesOf } from "./numbers.js";
@@ -19,10 +19,9 @@ import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
 // instead of holding `data`.
 /** @type {Record<string, Painter>} */
 const CHUNKED_PAINTS = {
-  _image: (state) => void loadPicture(state),
+  _image: (state) => void loadPicture(state).then(() => schedule(state, paintPanels)),
   _grid: (state) => schedule(state, paintGrid),
   _unit: (state) => schedule(state, paintUnit, paintInput),
-  _occlusion: (state) => schedule(state, paintOcclusion),
   _evidence: (state) => schedule(state, paintInput, paintUnit, syncClasses),
   ...Object.fromEntries(panelTraits().map((trait) => [trait, (/** @type {ViewState} */ state) => schedule(state, paintPanels)])),
 };
@@ -104,7 +103,6 @@ export function modelListeners(state) {
       state.cursor = null;
       schedule(state, paintUnit, paintInput);
     },
-    "change:_occlusion": later(paintOcclusion),
     "change:_classes": later(syncClasses),
     "change:class_evidence": later(syncClasses, paintInput, paintUnit),
     "change:target_class": later(syncClasses, paintInput, paintUnit),

@@ -7,8 +7,15 @@ from .base import Panel, PanelHost, PanelView
 from .comparison import ComparisonPanel
 from .examples import ExamplesPanel
 from .looks_for import LooksForPanel
+from .occlusion import OcclusionPanel
 from .pca import PcaPanel
 
 __all__ = ["PANELS", "Panel", "PanelHost", "PanelView"]
 
-PANELS: tuple[type[Panel], ...] = (PcaPanel, LooksForPanel, ExamplesPanel, ComparisonPanel)
+PANELS: tuple[type[Panel], ...] = (
+    OcclusionPanel,
+    PcaPanel,
+    LooksForPanel,
+    ExamplesPanel,
+    ComparisonPanel,
+)

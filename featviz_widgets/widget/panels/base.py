@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -43,6 +44,11 @@ class PanelView:
     all_layers: bool = False  # whether the menu lists every module
     restrict: tuple[str, ...] | None = None  # the layers the explorer was limited to
     traits: Mapping[str, Any] = field(default_factory=dict)  # the panels' own traits' values
+    map_size: tuple[int, int] = (0, 0)  # the layer's map (H, W)
+    position: tuple[int, ...] = ()  # the selected unit (h, w) on that map; () for none
+    # what each panel asked for while this view was computed (`PanelHost.pending`), by name:
+    # given with the view's first `update` only, empty later
+    asked: Mapping[str, Any] = field(default_factory=dict)
 
 
 class JobReporter(Protocol):
@@ -65,11 +71,17 @@ class PanelHost:
     status: JobReporter
     current: Callable[[], PanelView | None]  # the view shown (under the lock); None before one
     viewing: Callable[[], bool]  # whether a new view is being computed (under the lock)
+    # what the panels ask of the view being computed, by panel name (a panel changes it in
+    # place, under the lock; its `update` gets it as `view.asked`); None when none is
+    pending: Callable[[], dict[str, Any] | None]
     publish: Callable[[str, bytes, dict], None]  # set payload trait quietly (under the lock)
     payload: Callable[[str], tuple[bytes, dict]]  # a payload trait's bytes and metadata
     show: Callable[[ImageInput, str], None]  # make (image, its name) the explorer's image
     error: Callable[[str], None]  # say what went wrong in the view's error line
     widget: Any  # the explorer, for its public traits only (a panel sets `channel`, ...)
+    # inside it, changes to public traits are the widget's own: no observer reacts, and they
+    # go to the front end in one message with the payloads published there
+    quiet: Callable[[], AbstractContextManager[None]]
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,9 @@ class Panel(ABC):
     # change made by the person calls `update`
     traits: ClassVar[dict[str, Any]] = {}
     contract: ClassVar[dict[str, Any]] = {}  # what its JS module reads: `_contract.panels[name]`
+    # the core's public traits it follows (e.g. `position`, the unit selected): a change made
+    # by the person calls `changed`, as one of its own traits does
+    follows: ClassVar[tuple[str, ...]] = ()
     trait: ClassVar[str]  # `_<name>`
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -124,6 +139,14 @@ class Panel(ABC):
     def check(cls, name: str, value: Any) -> Any:
         """The value of its trait `name` to set for `value`; ValueError says why not."""
         return value
+
+    def changed(self, name: str, value: Any) -> None:
+        """The person changed trait `name` (its own, or one it `follows`) to `value` (under the
+        lock): by default it gets the view shown, unless a new one is being computed (that
+        one's `update` will follow)."""
+        view = None if self.host.viewing() else self.host.current()
+        if view is not None:
+            self.update(view)
 
     def pause(self) -> None:
         """A new view is being computed: stop what needs the worker (`update` resumes it)."""
