@@ -109,7 +109,7 @@ class Panel(ABC):
     # called with the message's content (a dict)
     messages: ClassVar[dict[str, str]] = {}
     # its own traits, public ones too, which the explorer gets (each checked by `check`); a
-    # change made by the person calls `update`
+    # change made by the person calls `changed` (by default: `update`)
     traits: ClassVar[dict[str, Any]] = {}
     contract: ClassVar[dict[str, Any]] = {}  # what its JS module reads: `_contract.panels[name]`
     # the core's public traits it follows (e.g. `position`, the unit selected): a change made
