@@ -224,7 +224,6 @@ def _typedefs() -> dict[str, set[str]]:
         _protocol.MapsMeta,
         _protocol.GridMeta,
         _protocol.UnitMeta,
-        _protocol.OcclusionMeta,
     ],
     ids=lambda meta: meta.__name__,
 )

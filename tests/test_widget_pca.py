@@ -43,6 +43,7 @@ def colours(explorer: FeatureExplorer) -> np.ndarray:
 
 def test_the_registry_lists_the_panel_once_for_every_part():
     assert [panel.name for panel in PANELS] == [
+        "occlusion",
         "pca",
         "looks_for",
         "examples",

@@ -374,7 +374,6 @@ function buildDom(contract) {
   const imageName = h("span", { class: "fvz-image-name" });
   const prevImage = h("button", { type: "button", class: "fvz-prev-image", text: "◀", "aria-label": "Previous image of the batch", title: "Previous image of the batch (or ← on the input image)", hidden: true });
   const nextImage = h("button", { type: "button", class: "fvz-next-image", text: "▶", "aria-label": "Next image of the batch", title: "Next image of the batch (or → on the input image)", hidden: true });
-  const occludeButton = h("button", { type: "button", class: "fvz-occlude", text: "Run occlusion" });
   const cancelButton = h("button", { type: "button", class: "fvz-cancel", text: "Cancel", disabled: true });
   const exportView = h(
     "select",
@@ -390,17 +389,15 @@ function buildDom(contract) {
   const gridCanvas = h("canvas", { class: "fvz-grid", tabindex: 0, "aria-label": "Feature maps: click or use the arrow keys to select a channel" });
   const gridCaption = h("span", { class: "fvz-caption" });
   const inputCanvas = h("canvas", { class: "fvz-input", "aria-label": "Input image as the model sees it" });
-  const unitCanvas = h("canvas", { class: "fvz-unit", tabindex: 0, "aria-label": "Selected channel: click or use arrows and Enter to pick a unit for occlusion" });
+  const unitCanvas = h("canvas", { class: "fvz-unit", tabindex: 0, "aria-label": "Selected channel: click or use arrows and Enter to pick a unit" });
   const unitCaption = h("span", { class: "fvz-caption" });
-  const occCanvas = h("canvas", { class: "fvz-occlusion", "aria-label": "Occlusion sensitivity map" });
-  const occCaption = h("span", { class: "fvz-caption" });
   const statsList = h("dl", { class: "fvz-stats" });
   const chart = h("div", { class: "fvz-chart" });
   const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
   const tooltip = h("div", { class: "fvz-tooltip", role: "tooltip", hidden: true });
   const unitNote = h("span", { class: "fvz-contribution" });
   const models = buildModelsDom();
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas };
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas };
   let side;
   let below;
   let tools;
@@ -424,7 +421,6 @@ function buildDom(contract) {
       prevImage,
       imageName,
       nextImage,
-      occludeButton,
       tools = h("span", { class: "fvz-tools" }),
       cancelButton,
       h("span", { class: "fvz-spacer" }),
@@ -440,9 +436,6 @@ function buildDom(contract) {
         h("div", { class: "fvz-pair" }, [
           h("figure", {}, [h("figcaption", { text: "Input (as the model sees it)" }), inputCanvas]),
           h("figure", {}, [h("figcaption", {}, [unitCaption, unitNote]), unitCanvas])
-        ]),
-        h("div", { class: "fvz-pair fvz-wrap" }, [
-          h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas])
         ])
       ])
     ]),
@@ -473,7 +466,6 @@ function buildDom(contract) {
     imageName,
     prevImage,
     nextImage,
-    occludeButton,
     cancelButton,
     exportView,
     exportButton,
@@ -488,8 +480,6 @@ function buildDom(contract) {
     inputCanvas,
     unitCanvas,
     unitCaption,
-    occCanvas,
-    occCaption,
     statsList,
     chart,
     compareButton,
@@ -1176,6 +1166,82 @@ var looks_for = {
   }
 };
 
+// src/panels/occlusion.js
+var BAR = 14;
+var LABELS = 34;
+function paintColourBar(ctx, theme, x, hgt) {
+  for (let y = 0; y < hgt; y++) {
+    const c = Math.round((1 - y / Math.max(1, hgt - 1)) * 255) * 3;
+    ctx.fillStyle = `rgb(${HOT[c]},${HOT[c + 1]},${HOT[c + 2]})`;
+    ctx.fillRect(x, y, BAR, 1);
+  }
+  ctx.fillStyle = theme.fg;
+  ctx.font = `10px ${theme.font}`;
+  ctx.textBaseline = "top";
+  ctx.fillText("1", x + BAR + 3, 0);
+  ctx.textBaseline = "bottom";
+  ctx.fillText("0", x + BAR + 3, hgt);
+  ctx.save();
+  ctx.translate(x + BAR + 14, hgt / 2);
+  ctx.rotate(Math.PI / 2);
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.fillText("|Δunit| / max", 0, -4);
+  ctx.restore();
+}
+var occlusion = {
+  name: "occlusion",
+  label: "Occlusion sensitivity map",
+  // the side panel's picture, and its colour bar beside it
+  box: ({ fit }) => [fit[0] + GAP + BAR + LABELS, fit[1]],
+  size: (payload2) => {
+    const meta = (
+      /** @type {Partial<OcclusionMeta>} */
+      payload2
+    );
+    return meta.n ? (meta.h || 0) * (meta.w || 0) : 0;
+  },
+  paint({ ctx, width, height, payload: payload2, data, picture, theme }) {
+    const meta = (
+      /** @type {Partial<OcclusionMeta>} */
+      payload2
+    );
+    const w = width - GAP - BAR - LABELS;
+    ctx.fillStyle = theme.panel;
+    ctx.fillRect(0, 0, w, height);
+    if (picture) {
+      ctx.imageSmoothingEnabled = true;
+      ctx.globalAlpha = 0.45;
+      ctx.drawImage(picture, 0, 0, w, height);
+      ctx.globalAlpha = 1;
+    }
+    paintColourBar(ctx, theme, w + GAP, height);
+    if (!meta.n || !meta.h || !meta.w || !meta.lo || !meta.hi || !meta.position || !meta.map_size || !data.length) {
+      return { caption: "Occlusion: click a unit on the channel view, or Run occlusion", stamp: "empty" };
+    }
+    ctx.globalAlpha = 0.65;
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(bitmapCanvas(hotImage(data, { n: meta.n, h: meta.h, w: meta.w, lo: meta.lo, hi: meta.hi })), 0, 0, w, height);
+    ctx.globalAlpha = 1;
+    markerAt(ctx, meta.position, meta.map_size[0], meta.map_size[1], w, height);
+    const done = meta.complete ? "done" : meta.cancelled ? `cancelled at ${meta.done}/${meta.total}` : `${meta.done}/${meta.total}…`;
+    return {
+      caption: `Occlusion: ${meta.layer}, ch ${meta.channel} at (${meta.position.join(", ")}) — ${done}`,
+      stamp: `${meta.layer}|${meta.channel}|${meta.position.join(",")}|${meta.done}/${meta.total}`
+    };
+  },
+  controls: () => ({ run: h("button", { type: "button", class: "fvz-occlude", text: "Run occlusion" }) }),
+  // the unit selected chosen again: `position` does not change, so it asks Python to run again
+  unit(state, _unit, again) {
+    if (again) state.model.send({ type: state.messages.occlude });
+  },
+  wire(state, { controls }) {
+    const run = () => state.model.send({ type: state.messages.occlude });
+    controls.run.addEventListener("click", run);
+    return () => controls.run.removeEventListener("click", run);
+  }
+};
+
 // src/panels/pca.js
 var pca = {
   name: "pca",
@@ -1205,7 +1271,7 @@ var pca = {
 };
 
 // src/panels/index.js
-var PANELS = [pca, looks_for, examples, comparison, evidence];
+var PANELS = [occlusion, pca, looks_for, examples, comparison, evidence];
 
 // src/theme.js
 function above(node) {
@@ -1301,11 +1367,10 @@ function paintAll(state) {
   paintGrid(state);
   paintInput(state);
   paintUnit(state);
-  paintOcclusion(state);
   paintPanels(state);
   paintChart2(state);
 }
-var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintPanels, syncStatus, syncSimple, syncLayers, paintStats, paintChart2];
+var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintPanels, syncStatus, syncSimple, syncLayers, paintStats, paintChart2];
 function schedule(state, ...parts) {
   for (const p of parts) state.dirty.add(p);
   if (state.scheduled) return;
@@ -1347,7 +1412,7 @@ function retheme(state) {
   const key = themeKey(state);
   if (key === state.theme) return;
   state.theme = key;
-  schedule(state, paintGrid, paintOcclusion, paintPanels);
+  schedule(state, paintGrid, paintPanels);
 }
 function themeKey(state) {
   return ["--fvz-fg", "--fvz-panel", "--fvz-accent", "--fvz-font"].map((v) => css(state, v, "")).join("|");
@@ -1444,8 +1509,9 @@ function paintPanel(state, entry, theme) {
   figure.hidden = hidden;
   if (hidden) return;
   const side = state.layout.side;
-  const room = { payload: payload2, side, width: figure.clientWidth || state.dom.root.clientWidth || 640 };
-  const [width, height] = panel.box ? panel.box(room) : sideSize(state);
+  const fit = sideSize(state);
+  const room = { payload: payload2, side, width: figure.clientWidth || state.dom.root.clientWidth || 640, fit };
+  const [width, height] = panel.box ? panel.box(room) : fit;
   const data = sizedPayload(state, trait, panel.size(payload2));
   const ctx = fitCanvas(canvas, width, height);
   ctx.clearRect(0, 0, width, height);
@@ -1522,59 +1588,6 @@ function paintUnit(state) {
   dom.unitCanvas.dataset.source = source;
   stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
 }
-function paintColourBar(state, ctx, x, bar, hgt) {
-  for (let y = 0; y < hgt; y++) {
-    const c = Math.round((1 - y / Math.max(1, hgt - 1)) * 255) * 3;
-    ctx.fillStyle = `rgb(${HOT[c]},${HOT[c + 1]},${HOT[c + 2]})`;
-    ctx.fillRect(x, y, bar, 1);
-  }
-  ctx.fillStyle = css(state, "--fvz-fg", "#222");
-  ctx.font = `10px ${css(state, "--fvz-font", "sans-serif")}`;
-  ctx.textBaseline = "top";
-  ctx.fillText("1", x + bar + 3, 0);
-  ctx.textBaseline = "bottom";
-  ctx.fillText("0", x + bar + 3, hgt);
-  ctx.save();
-  ctx.translate(x + bar + 14, hgt / 2);
-  ctx.rotate(Math.PI / 2);
-  ctx.textAlign = "center";
-  ctx.textBaseline = "middle";
-  ctx.fillText("|Δunit| / max", 0, -4);
-  ctx.restore();
-}
-function paintOcclusion(state) {
-  const { get, dom } = state;
-  const [w, hgt] = sideSize(state);
-  const bar = 14;
-  const labels = 34;
-  const width = w + GAP + bar + labels;
-  const ctx = fitCanvas(dom.occCanvas, width, hgt);
-  ctx.clearRect(0, 0, width, hgt);
-  const meta = get("_occlusion");
-  const data = hasMaps(meta) ? sizedPayload(state, "_occlusion", meta.h * meta.w) : new Uint8Array(0);
-  ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
-  ctx.fillRect(0, 0, w, hgt);
-  if (state.picture) {
-    ctx.imageSmoothingEnabled = true;
-    ctx.globalAlpha = 0.45;
-    ctx.drawImage(state.picture, 0, 0, w, hgt);
-    ctx.globalAlpha = 1;
-  }
-  paintColourBar(state, ctx, w + GAP, bar, hgt);
-  if (!hasMaps(meta) || !data.length) {
-    dom.occCaption.textContent = "Occlusion: click a unit on the channel view, or Run occlusion";
-    stamp(dom.occCanvas, "empty");
-    return;
-  }
-  ctx.globalAlpha = 0.65;
-  ctx.imageSmoothingEnabled = true;
-  ctx.drawImage(bitmapCanvas(hotImage(data, meta)), 0, 0, w, hgt);
-  ctx.globalAlpha = 1;
-  markerAt(ctx, meta.position, meta.map_size[0], meta.map_size[1], w, hgt);
-  const done = meta.complete ? "done" : meta.cancelled ? `cancelled at ${meta.done}/${meta.total}` : `${meta.done}/${meta.total}…`;
-  dom.occCaption.textContent = `Occlusion: ${meta.layer}, ch ${meta.channel} at (${meta.position.join(", ")}) — ${done}`;
-  stamp(dom.occCanvas, `${meta.layer}|${meta.channel}|${meta.position.join(",")}|${meta.done}/${meta.total}`);
-}
 async function loadPicture(state) {
   const token = ++state.pictureToken;
   const data = payload(state, "_image");
@@ -1590,7 +1603,6 @@ async function loadPicture(state) {
     state.picture = null;
   }
   paintInput(state);
-  paintOcclusion(state);
 }
 function unitHit(state, event) {
   const { get } = state;
@@ -1604,10 +1616,10 @@ function unitHit(state, event) {
   return { pos: [my, mx], value: dequantise(meta, 0, q) };
 }
 function selectUnit(state, pos) {
-  const { model, messages } = state;
   const current = state.get("position") || [];
-  if (current.length === 2 && current[0] === pos[0] && current[1] === pos[1]) model.send({ type: messages.occlude });
-  else state.save({ position: pos });
+  const again = current.length === 2 && current[0] === pos[0] && current[1] === pos[1];
+  if (!again) state.save({ position: pos });
+  for (const { panel } of state.panels) if (panel.unit) panel.unit(state, pos, again);
 }
 function wireUnitPointer(state) {
   const { get, dom } = state;
@@ -1634,10 +1646,9 @@ function wireUnitPointer(state) {
 
 // src/transport.js
 var CHUNKED_PAINTS = {
-  _image: (state) => void loadPicture(state),
+  _image: (state) => void loadPicture(state).then(() => schedule(state, paintPanels)),
   _grid: (state) => schedule(state, paintGrid),
   _unit: (state) => schedule(state, paintUnit, paintInput),
-  _occlusion: (state) => schedule(state, paintOcclusion),
   ...Object.fromEntries(PANELS.map((panel) => [`_${panel.name}`, (state) => repaintPanel(state, panel)]))
 };
 function isChunk(content, pushes) {
@@ -1717,7 +1728,6 @@ function modelListeners(state) {
       state.cursor = null;
       schedule(state, paintUnit, paintInput);
     },
-    "change:_occlusion": later(paintOcclusion),
     "change:statistics": later(paintStats),
     "change:compare_statistics": later(paintChart2),
     "change:busy": later(syncStatus),
@@ -1804,7 +1814,6 @@ function wireControls(state) {
     state.timers.num = setTimeout(commitNum, 300);
   });
   dom.numInput.addEventListener("change", commitNum);
-  dom.occludeButton.addEventListener("click", () => model.send({ type: messages.occlude }));
   dom.cancelButton.addEventListener("click", () => model.send({ type: messages.cancel }));
   dom.errorClose.addEventListener("click", () => save({ error: "" }));
   dom.compareButton.addEventListener("click", () => {

@@ -1,10 +1,10 @@
 """`FeatureExplorer`: the interactive notebook widget on top of `FeatureVisualizer`.
 
 Traits are the source of truth (`traits`). Model work runs on one background thread, never
-on the kernel's shell thread (`worker`), as jobs of four kinds, each an object the explorer
-owns: the view (`view_job`: image and layer in, grid and channel out, then the comparison),
-the occlusion sweep (`occlusion_job`), "looks for" (`looks_for`) and the dataset examples
-(`examples`); `JobStatus` (`job_status`) shows what runs. Changing the sort mode, the
+on the kernel's shell thread (`worker`), as jobs of objects the explorer owns: the view
+(`view_job`: image and layer in, grid and channel out, then the comparison) and each panel's
+(`panels`: the occlusion sweep, "looks for", the dataset examples, ...); `JobStatus`
+(`job_status`) shows what runs. Changing the sort mode, the
 channel or the number of maps only re-slices features the widget already holds. Feature maps
 travel to the browser as uint8 tiles with per-tile scale metadata (`views`), set inside
 `hold_sync()` so the view never sees a payload without its metadata, in chunks when large
@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,12 @@ from ..core.inputs import ImageInput, image_name, read_now
 from ..core.validate import check_patch
 from ..dataset import DatasetExamples
 from ..evidence import ClassEvidence
+from ..occlusion.engine import OcclusionResult
 from ..optimize.optimizer import OptimizationResult
 from ..visualizer import FeatureVisualizer
-from .analyses import ExplorerAnalyses
 from .job_status import JobStatus
 from .model_set import ModelSet
 from .model_switch import ModelSwitch
-from .occlusion_job import OcclusionJob
 from .panel_runner import PanelRunner
 from .panels import PANELS, PanelHost, PanelView
 from .panels.evidence import contribution_text
@@ -46,6 +46,7 @@ from .protocol import CORE_SORT_MODES, PAYLOADS, SORT_MODES, ExportView, Message
 from .request import ViewRequest
 from .saved_page import save_page
 from .static import StaticPictures
+from .traits import ExplorerTraits
 from .transfer import Outbox, Uploads
 from .view_job import ViewJob
 from .worker import Worker
@@ -75,7 +76,7 @@ def _asset(name: str) -> Path:
     return _HERE / "static" / name
 
 
-class FeatureExplorer(ExplorerAnalyses):
+class FeatureExplorer(ExplorerTraits):
     """Explore a vision model's feature maps, statistics and occlusion maps with the mouse.
 
     Every control has a Python counterpart: set `layer`, `sort_by`, `channel`,
@@ -179,10 +180,9 @@ class FeatureExplorer(ExplorerAnalyses):
         self._outbox = Outbox(self)
         self._uploads = Uploads(self._show_upload, self._set_error)
         self._status = JobStatus(self)
-        self._occlusion_job = OcclusionJob(self, self._status)
-        self._view_job = ViewJob(self, self._status, self._occlusion_job, self._panel_ranking)
+        self._view_job = ViewJob(self, self._status, self._panel_ranking)
         self._model_switch = ModelSwitch(self, self._status, self._models, self._view_job)
-        self._pictures = StaticPictures(self, lambda: self._occlusion_job.result)
+        self._pictures = StaticPictures(self)
         channel = kwargs.pop("channel", None)
         self._source: ImageInput = read_now(image) if image is not None else SAMPLE_IMAGE
         self._shown_source: ImageInput = self._source
@@ -195,6 +195,9 @@ class FeatureExplorer(ExplorerAnalyses):
             status=self._status,
             current=self._panel_view,
             viewing=lambda: self._view_job.request is not None,
+            pending=lambda: (
+                None if self._view_job.request is None else self._view_job.request.asked
+            ),
             publish=self._publish,
             payload=lambda trait: (self._outbox.data(trait), self._outbox.meta(trait)),
             show=lambda image, name: self._view_job.submit(image, name=name, relist=True),
@@ -203,6 +206,7 @@ class FeatureExplorer(ExplorerAnalyses):
             set=self._set_quietly,
             reorder=lambda: self._view_job.reorder(),
             default_sort=SORT_MODES[0],
+            quiet=self._quietly,
         )
         self._panels = PanelRunner(PANELS, host)
         self._view_job.on_shown.append(self._panels.refresh)
@@ -302,6 +306,23 @@ class FeatureExplorer(ExplorerAnalyses):
     def devices(self) -> list[str]:
         """The device types `device` can be set to."""
         return list(self._devices)
+
+    # ------------------------------------------------------------------ occlusion
+    @property
+    def occlusion_result(self) -> OcclusionResult | None:
+        """The last (possibly partial) occlusion sweep, for every channel of its unit."""
+        return self._panels.panels["occlusion"].result
+
+    def occlusion_map(self, channel: int | None = None, signed: bool = False) -> np.ndarray:
+        """The occlusion map (H_in, W_in) of `channel` (default: the selected one)."""
+        return self._panels.panels["occlusion"].occlusion_map(
+            self.channel if channel is None else channel, signed
+        )
+
+    def run_occlusion(self, position: Sequence[int] | None = None) -> None:
+        """Start an occlusion sweep for the unit at `position` (default: the current one, or
+        the centre of the map) in the background; results stream into the widget."""
+        self._panels.panels["occlusion"].run(None if position is None else list(position))
 
     # ------------------------------------------------------------------ looks for
     def run_looks_for(self, channel: int | None = None) -> None:
@@ -468,9 +489,7 @@ class FeatureExplorer(ExplorerAnalyses):
         """Stop a running occlusion sweep or "looks for" optimization (the partial map or
         picture stays, marked cancelled), a class evidence run, a dataset scan (the examples
         of an earlier scan stay) and a panel's work (the model comparison: the models
-        profiled so far stay)."""
-        with self._lock:
-            self._occlusion_job.cancel()
+        profiled so far stay): every panel's work that Cancel stops."""
         self._panels.cancel()
 
     def wait(self, timeout: float | None = None) -> FeatureExplorer:
@@ -516,16 +535,9 @@ class FeatureExplorer(ExplorerAnalyses):
         """What each kind of front-end message does (one entry per `Message`)."""
         return {
             Message.CANCEL: lambda content, buffers: self.cancel(),
-            Message.OCCLUDE: lambda content, buffers: self._occlude_now(),
             Message.UPLOAD: lambda content, buffers: self._uploads.receive(content, buffers),
             Message.PULL: lambda content, buffers: self._answer_pull(content.get("names")),
         }
-
-    def _occlude_now(self) -> None:
-        try:
-            self._occlusion_job.submit()
-        except ValueError as exc:
-            self.error = str(exc)
 
     def _pending_request(self) -> ViewRequest | None:
         return self._view_job.request
@@ -551,6 +563,9 @@ class FeatureExplorer(ExplorerAnalyses):
             all_layers=self.all_layers,
             restrict=None if self._restrict is None else tuple(self._restrict),
             traits={name: getattr(self, name) for panel in PANELS for name in panel.traits},
+            map_size=tuple(self._features.shape[-2:]),
+            position=tuple(self.position),
+            asked=self._view_job.asked,
         )
 
     def _on_channel(self, change: Any) -> None:
@@ -581,6 +596,12 @@ class FeatureExplorer(ExplorerAnalyses):
         with self._quiet(), self.hold_sync():
             for name, value in values.items():
                 setattr(self, name, value)
+
+    @contextmanager
+    def _quietly(self) -> Iterator[None]:
+        """The widget's own changes (no observer reacts), sent together (`PanelHost.quiet`)."""
+        with self._lock, self._quiet(), self.hold_sync():
+            yield
 
     def _publish(self, trait: str, data: bytes, meta: dict) -> None:
         with self._quiet(), self.hold_sync():

@@ -1,6 +1,7 @@
 """The explorer's panels (`panels.PANELS`), made for one explorer: the registry's loop. After
-each view every panel gets it (`update`), Cancel reaches every cancellable panel, and
-`save_png` finds the panel that draws a view. It names no panel."""
+each view every panel gets it (`update`), a change of a trait a panel owns or observes reaches
+that panel (`changed`), Cancel reaches every cancellable panel, and `save_png` finds the panel
+that draws a view. It names no panel."""
 
 from __future__ import annotations
 

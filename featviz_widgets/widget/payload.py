@@ -73,19 +73,18 @@ def encode_png(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def decode_upload(name: str, buffers: Sequence[bytes | memoryview]) -> Image.Image:
-    """The image in an upload message's first buffer.
+def decode_upload(name: str, buffers: Sequence[bytes | memoryview], limit: int) -> Image.Image:
+    """The image in an upload message's first buffer, of at most `limit` bytes
+    (`protocol.MAX_UPLOAD_BYTES`).
 
     Raises:
-        ValueError: with a message for people, when there is no data, more than
-            `MAX_UPLOAD_BYTES`, or nothing Pillow can read.
+        ValueError: with a message for people, when there is no data, more than `limit`
+            bytes, or nothing Pillow can read.
     """
     if not buffers:
         raise ValueError(f"Upload of {name!r} arrived without data; please try again.")
-    if len(buffers[0]) > MAX_UPLOAD_BYTES:
-        raise ValueError(
-            f"{name} is larger than {MAX_UPLOAD_BYTES >> 20} MB; please pick a smaller image."
-        )
+    if len(buffers[0]) > limit:
+        raise ValueError(f"{name} is larger than {limit >> 20} MB; please pick a smaller image.")
     try:
         with Image.open(io.BytesIO(bytes(buffers[0]))) as opened:
             opened.load()

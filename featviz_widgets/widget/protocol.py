@@ -45,7 +45,6 @@ __all__ = [
     "MapsMeta",
     "Message",
     "Push",
-    "OcclusionMeta",
     "UnitMeta",
     "contract",
     "grid_columns",
@@ -66,7 +65,6 @@ class ExportView(str, Enum):
 
     GRID = "grid"
     CHANNEL = "channel"
-    OCCLUSION = "occlusion"
 
 
 SORT_MODES = (*CORE_SORT_MODES, *(mode for panel in PANELS for mode in panel.sort_modes))
@@ -100,8 +98,7 @@ page, an HTML export): it keeps what it shows, marked as a snapshot."""
 class Message(str, Enum):
     """The `type` of a message the front end sends (`model.send({type, ...})`)."""
 
-    OCCLUDE = "occlude"  # run occlusion at the current unit (or the centre)
-    CANCEL = "cancel"  # stop the running occlusion sweep
+    CANCEL = "cancel"  # stop the cancellable jobs (`CANCELLABLE_JOBS`, the panels')
     # {name, id, index, count, size} + one buffer, or the bytes as base64 text in the field
     # `UPLOAD_DATA_KEY`: a chunk of an image file (no `count`: the whole file)
     UPLOAD = "upload"
@@ -122,12 +119,11 @@ class JobState(str, Enum):
 
     IDLE = "idle"
     VIEW = "view"  # image, layer list, features, statistics, rankings
-    OCCLUSION = "occlusion"
     COMPARE = "compare"
     SWITCH_MODEL = "switch_model"  # another model of a mapping: its layer aligned by depth
 
 
-CANCELLABLE_JOBS = (JobState.OCCLUSION,)
+CANCELLABLE_JOBS: tuple[JobState, ...] = ()
 """Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
 
 
@@ -203,24 +199,10 @@ class UnitMeta(MapsMeta):
     mean: float | None
 
 
-class OcclusionMeta(MapsMeta):
-    """`_occlusion`'s metadata: a (partial) sensitivity map of `channel` at `position`."""
-
-    layer: str
-    channel: int
-    position: list[int]
-    map_size: list[int]
-    done: int
-    total: int
-    complete: bool
-    cancelled: bool
-
-
 PAYLOADS: dict[str, type] = {
     "_image": ImageMeta,
     "_grid": GridMeta,
     "_unit": UnitMeta,
-    "_occlusion": OcclusionMeta,
     **{panel.trait: panel.meta for panel in PANELS},
 }
 """The payload traits and their metadata types: each trait holds its metadata and its bytes

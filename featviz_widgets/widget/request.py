@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..core.inputs import ImageInput
 
@@ -21,4 +22,7 @@ class ViewRequest:
     rebuild_device: str | None
     channel: int | None = None
     image_index: int = 0  # which image of a batch is shown
-    position: list[int] | None = None  # an occlusion to run once shown ([]: the centre)
+    position: list[int] | None = None  # the unit chosen for it (checked once it is shown)
+    # `position` when it was asked (the unit shown): a failed view puts it back
+    unit_shown: list[int] = field(default_factory=list)
+    asked: dict[str, Any] = field(default_factory=dict)  # what each panel asks of it, by name

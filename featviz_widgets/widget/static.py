@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import matplotlib
@@ -16,8 +15,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..occlusion.engine import OcclusionResult
-from ..plotting.figures import feature_grid_figure, grid_shape, occlusion_figure, unit_centre
+from ..plotting.figures import feature_grid_figure, grid_shape
 from .payload import decode_maps
 from .protocol import EXPORT_VIEWS, SHARED_SCALE, ExportView
 from .traits import ExplorerTraits
@@ -39,7 +37,6 @@ class ExplorerView:
 
     features: torch.Tensor  # (B, C, H, W)
     shown: np.ndarray  # the input image as the model sees it, (H, W, 3)
-    occlusion: OcclusionResult | None
     layer: str
     channels: list[int]  # the grid's
     channel: int
@@ -48,8 +45,7 @@ class ExplorerView:
 
 
 def export_figure(view: ExplorerView, kind: str) -> Figure:
-    """The figure of view `kind` ("grid", "channel" or "occlusion"; the
-    panels draw their own views)."""
+    """The figure of view `kind` ("grid" or "channel"; the panels draw their own views)."""
     if kind not in EXPORT_VIEWS:
         raise ValueError(f"`view` must be one of {EXPORT_VIEWS}, got {kind!r}.")
     maps, layer, channel = view.features[0], view.layer, view.channel
@@ -64,18 +60,7 @@ def export_figure(view: ExplorerView, kind: str) -> Figure:
         return feature_grid_figure(
             maps, [channel], title=f"{layer}, channel {channel}", figsize=(4.5, 4.8)
         )
-    result = view.occlusion
-    if result is None or result.layer_name != layer:
-        raise ValueError("no occlusion map for this layer yet; set `position` first.")
-    sensitivity = result.map(channel)
-    centre = unit_centre(result.position, tuple(maps.shape[-2:]), sensitivity.shape)
-    done = "" if result.complete else " (partial)"
-    return occlusion_figure(
-        view.shown,
-        sensitivity,
-        centre=centre,
-        title=f"{layer}, channel {channel}, position {result.position}{done}",
-    )
+    raise ValueError(f"view {kind!r} is a panel's: its panel draws it (`save_png`).")
 
 
 STATIC_MIN_SIDE = 256
@@ -117,12 +102,8 @@ class StaticPictures:
     """`widget`'s static pictures: `save_png`'s figures, and the PNG its notebook output
     keeps beside the live widget (the first display waits for the first view)."""
 
-    def __init__(
-        self,
-        widget: ExplorerTraits,
-        occlusion: Callable[[], OcclusionResult | None],
-    ) -> None:
-        self.w, self.occlusion = widget, occlusion
+    def __init__(self, widget: ExplorerTraits) -> None:
+        self.w = widget
         self.displayed = False
 
     def figure(self, view: str) -> Figure:
@@ -135,7 +116,6 @@ class StaticPictures:
             snapshot = ExplorerView(
                 features=features,
                 shown=shown,
-                occlusion=self.occlusion(),
                 layer=w.layer,
                 channels=list(w._grid.get("channels", [])),
                 channel=w.channel,
@@ -160,7 +140,7 @@ class StaticPictures:
             return None
         data, metadata = bundle
         if not self.displayed:  # one forward, so that an executed notebook keeps a picture;
-            self.displayed = True  # never a panel's work or an occlusion, nor later displays
+            self.displayed = True  # never a panel's work, nor later displays
             self.w._viewed.wait(_FIRST_VIEW_TIMEOUT_S)
         with contextlib.suppress(Exception):  # the live widget works without the picture
             data["image/png"] = base64.b64encode(self.png()).decode("ascii")

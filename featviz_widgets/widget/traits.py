@@ -3,8 +3,8 @@
 `ExplorerTraits` is `FeatureExplorer`'s base: every synced trait with its documentation and
 its validator, and the state the explorer's jobs share (annotated here, set by the
 explorer), and one payload trait per panel of the registry (`panels`). The jobs observe the
-traits they own (`view_job`, `occlusion_job`; the panels theirs); changes made inside
-`_quiet()` do not trigger them.
+traits they own (`view_job`; the panels theirs and those they observe); changes made
+inside `_quiet()` do not trigger them.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class ExplorerTraits(_PanelTraits):
     - Default: `"activation"`
     """
     channel = t.Int(0).tag(sync=True)
-    """The selected channel, shown enlarged and used for the occlusion map. Set while a layer
+    """The selected channel, shown enlarged and analysed by the panels. Set while a layer
     is being computed, it is checked against that layer and shown with it.
 
     - Default: the first channel of the ranking after each layer change
@@ -124,10 +124,11 @@ class ExplorerTraits(_PanelTraits):
     - Default: CUDA when available and `use_cuda`, else `"cpu"`
     """
     position = t.List(t.Int(), default_value=[], maxlen=2).tag(sync=True)
-    """The selected unit's (h, w) on the layer's map; setting it starts an occlusion sweep
-    (set while a layer is being computed: on that layer's map, once it is shown).
+    """The selected unit's (h, w) on the layer's map, marked on the channel and the input
+    image; the panels that analyse one unit follow it. Set while a layer is being computed, it
+    is checked against that layer's map and shown with it.
 
-    - Type: `[]` (not chosen yet; occlusion uses the centre) or `[h, w]`
+    - Type: `[]` (not chosen yet: the panels use the map's centre) or `[h, w]`
     """
     compare = t.List(t.Unicode()).tag(sync=True)
     """The layers in the layer chart ("Compare layers"); their statistics are in
@@ -169,7 +170,6 @@ class ExplorerTraits(_PanelTraits):
     _image = t.Dict().tag(sync=True)  # `ImageMeta`: the input image as the model sees it
     _grid = t.Dict().tag(sync=True)  # `GridMeta`
     _unit = t.Dict().tag(sync=True)  # `UnitMeta`: the selected channel's map
-    _occlusion = t.Dict().tag(sync=True)  # `OcclusionMeta`
     _model_names = t.List(t.Unicode()).tag(sync=True)  # the model menu's; [] for one model
 
     # ------------------------------------------------------------------ quiet changes
@@ -229,7 +229,7 @@ class ExplorerTraits(_PanelTraits):
         return value
 
     image_index = t.Int(0).tag(sync=True)
-    """Which image of a batch is shown (and analysed: grid, statistics, occlusion).
+    """Which image of a batch is shown (and analysed: grid, statistics, panels).
 
     - Type: `int`, 0 to the batch size - 1; the ◀ ▶ buttons and the arrow keys on the input
       image step through the batch. A new input starts at 0.
@@ -275,17 +275,17 @@ class ExplorerTraits(_PanelTraits):
     @t.validate("position")
     def _check_position(self, proposal: t.Bunch) -> list[int]:
         value = list(proposal["value"])
-        if not value:
-            return value
-        if len(value) != 2:
+        if value and len(value) != 2:
             raise t.TraitError(f"`position` must be [] or [h, w], got {value!r}.")
         with self._lock:
             request, layer, shape = self._target()
             if request is not None and request.relist:
                 shape = None  # a new image may change the map size: checked when it is shown
-            error = None if shape is None else position_error(value, layer, shape[1:])
+            error = None if shape is None or not value else position_error(value, layer, shape[1:])
             if error is not None:
                 raise t.TraitError(error)
+            if request is not None:  # for the layer being computed: it shows this unit
+                request.position = value
         return value
 
     @t.validate("compare")

@@ -229,7 +229,7 @@ class Uploads:
 
     def _load(self, name: str, buffers: list) -> None:
         try:
-            picture = decode_upload(name, buffers)
+            picture = decode_upload(name, buffers, MAX_UPLOAD_BYTES)
         except ValueError as exc:
             self._on_error(str(exc))
             return

@@ -5,6 +5,7 @@ request and reacts to the traits that change what is shown (layer, device, order
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,7 +17,6 @@ from ..core.layers import LayerInfo, default_compare, default_layer
 from ..core.validate import channel_error, position_error
 from .job_status import JobStatus
 from .layer_menu import explorer_layers
-from .occlusion_job import OcclusionJob
 from .protocol import CORE_SORT_MODES, JobState, json_safe, layer_entry
 from .request import ViewRequest
 from .traits import ExplorerTraits
@@ -27,19 +27,20 @@ __all__ = ["ViewJob"]
 
 
 class ViewJob:
-    """The view and layer chart jobs of `widget`; a new view stops its `occlusion` sweep and
-    pauses the panels' work (`on_submit`), and the view shown resumes it (`on_shown`)."""
+    """The view and layer chart jobs of `widget`; a new view pauses the panels' work
+    (`on_submit`), and the view shown resumes it (`on_shown`)."""
 
     def __init__(
         self,
         widget: ExplorerTraits,
         status: JobStatus,
-        occlusion: OcclusionJob,
         rank: Callable[[str], list[int] | None],
     ) -> None:
         self.w, self.status = widget, status
-        self.occlusion, self.rank = occlusion, rank  # `rank`: a panel's sort mode's ranking
+        self.rank = rank  # the ranking of a sort mode a panel adds
         self.request: ViewRequest | None = None  # the pending view job's
+        # what the panels asked of the view being shown (its `asked`), while `on_shown` runs
+        self.asked: dict[str, Any] = {}
         self.order_mode = CORE_SORT_MODES[0]  # the ranking `_order` holds (see `order`)
         self.on_shown: list[Callable[[], None]] = []  # called (locked, quiet) after each view
         self.on_submit: list[Callable[[], None]] = []  # called (locked) when a view is asked for
@@ -81,7 +82,6 @@ class ViewJob:
                 return  # a layer being computed publishes its own channel view
             with w._quiet(), w.hold_sync():
                 self.push_unit()
-                self.occlusion.refresh()
 
     def _on_image_index(self, change: t.Bunch) -> None:
         if not self.w._is_quiet():
@@ -97,7 +97,7 @@ class ViewJob:
         w = self.w
         with w._lock, w._quiet(), w.hold_sync():
             if job.current and not isinstance(exc, Cancelled):
-                self.request = None
+                request, self.request = self.request, None
                 for callback in self.on_failed:
                     callback()
                 w._viewed.set()
@@ -108,7 +108,8 @@ class ViewJob:
                 channel = w._unit.get("channel", w.channel)
                 if w.channel != channel:
                     w.channel = channel
-                w.position = list(w._occlusion.get("position", []))
+                if request is not None and w.position != request.unit_shown:
+                    w.position = list(request.unit_shown)
             self.status.report(job, exc)
 
     # ------------------------------------------------------------------ layer chart
@@ -143,10 +144,10 @@ class ViewJob:
         image_index: int | None = None,
     ) -> None:
         """Queue the image/layer job: (new visualizer), (layer list), features, statistics,
-        rankings; then the layer chart. Any running occlusion is cancelled. A job that replaces
-        a pending one also does what that one was asked (image, layer list, device,
-        layer chart); the channel and unit chosen meanwhile carry over only to the same layer
-        of the same image. The image of a batch shown stays the same (`image_index`) until
+        rankings; then the layer chart. A job that replaces a pending one also does what that
+        one was asked (image, layer list, device, layer chart); the channel and unit chosen
+        meanwhile, and what the panels asked, carry over only to the same layer of the same
+        image. The image of a batch shown stays the same (`image_index`) until
         another input is given."""
         w = self.w
         with w._lock:
@@ -166,8 +167,10 @@ class ViewJob:
                 relist,
                 rebuild_device,
             )
+            request.unit_shown = list(w.position) if old is None else old.unit_shown
             if old is not None and (old.source, old.layer) == (request.source, request.layer):
                 request.channel, request.position = old.channel, old.position
+                request.asked = old.asked
             if channel is not None:  # checked once the layer's channel count is known
                 request.channel = channel
             if image_index is not None:
@@ -177,7 +180,6 @@ class ViewJob:
             elif old is not None and request.source is old.source:
                 request.image_index = old.image_index
             self.request = request
-            self.occlusion.stop()
             for callback in self.on_submit:
                 callback()
             with w._quiet():
@@ -225,8 +227,6 @@ class ViewJob:
             self._publish_view(
                 request, source, count, index, shown, infos, current, features, stats, rankings
             )
-            if request.position is not None:
-                self.occlusion.queue()
         names = self._compare_names(request.compare, infos)
         if names is not None:
             self.compare(names, source)
@@ -261,7 +261,6 @@ class ViewJob:
         if request.name is not None:
             w._source_name = request.name
         w._features, w._features_layer, w._rankings = features, layer, rankings
-        self.occlusion.forget()
         with w._quiet(), w.hold_sync():
             if w.image_index != index:
                 w.image_index = index
@@ -297,11 +296,12 @@ class ViewJob:
             w.position = unit or []
             if problems:
                 w.error = " ".join(problems)
-            w._outbox.set("_occlusion", b"", {})
             self.push_grid()
             self.push_unit()
+            self.asked = request.asked
             for callback in self.on_shown:
                 callback()
+            self.asked = {}
         w._viewed.set()
 
     def order(self) -> list[int]:

@@ -9,13 +9,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..occlusion.engine import OcclusionResult
 from ..plotting.figures import MAX_FEATURE_MAPS, grid_columns
 from .payload import encode_maps, encode_png
 from .protocol import (
     GridMeta,
     ImageMeta,
-    OcclusionMeta,
     UnitMeta,
     json_safe,
 )
@@ -23,7 +21,6 @@ from .protocol import (
 __all__ = [
     "grid_view",
     "image_view",
-    "occlusion_view",
     "unit_view",
 ]
 
@@ -64,28 +61,3 @@ def unit_view(features: torch.Tensor, channel: int, layer: str) -> tuple[bytes, 
     with np.errstate(all="ignore"):
         mean = float(np.nanmean(channel_map))
     return data, json_safe(UnitMeta(**maps, layer=layer, channel=channel, mean=mean))
-
-
-def occlusion_view(
-    result: OcclusionResult,
-    channel: int,
-    map_size: tuple[int, int],
-    done: int,
-    total: int,
-    cancelled: bool,
-) -> tuple[bytes, dict]:
-    """`_occlusion`: the (partial) sensitivity map of `channel` from `result`, `done` of
-    `total` placements in, for the unit on a layer's map of `map_size` (H, W)."""
-    data, maps = encode_maps(result.map(channel))
-    meta = OcclusionMeta(
-        **maps,
-        layer=result.layer_name,
-        channel=channel,
-        position=list(result.position),
-        map_size=[int(map_size[0]), int(map_size[1])],
-        done=int(done),
-        total=int(total),
-        complete=bool(done >= total),
-        cancelled=cancelled,
-    )
-    return data, json_safe(meta)

@@ -71,11 +71,11 @@ class Throttle:
 class Worker:
     """Serialises model work on a single thread (one model, one device: no contention).
 
-    Every job has a kind ("view", "occlusion", ...). Submitting a job makes the earlier jobs
-    of that kind stale: queued ones are skipped, running ones can poll `job.current` and
-    results of stale ones should be dropped. `lock` (shared with the owner) guards the
-    counters, so an owner holding it while checking `job.current` and publishing a result
-    cannot interleave with a newer submission. A long job lets quick ones through by calling
+    Every job has a kind ("view", "compare", a panel's name, ...). Submitting a job makes the
+    earlier jobs of that kind stale: queued ones are skipped, running ones can poll
+    `job.current` and results of stale ones should be dropped. `lock` (shared with the owner)
+    guards the counters, so an owner holding it while checking `job.current` and publishing a
+    result cannot interleave with a newer submission. A long job lets quick ones through by calling
     `run_others` between its steps.
 
     A callback that raises (`on_busy`, a job's `on_error`) does not stop the thread: the

@@ -52,7 +52,7 @@ export function mosaic(data, meta, cols, shared) {
 }
 
 /**
- * One uint8 map as "hot" RGBA, its values clipped to [0, 1] (the occlusion map).
+ * One uint8 map as "hot" RGBA, its values clipped to [0, 1] (a sensitivity map).
  * @param {Uint8Array} data @param {MapsMeta} meta
  */
 export function hotImage(data, meta) {

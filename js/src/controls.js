@@ -28,7 +28,6 @@ export function wireControls(state) {
     state.timers.num = setTimeout(commitNum, 300);
   });
   dom.numInput.addEventListener("change", commitNum);
-  dom.occludeButton.addEventListener("click", () => model.send({ type: messages.occlude }));
   dom.cancelButton.addEventListener("click", () => model.send({ type: messages.cancel }));
   dom.errorClose.addEventListener("click", () => save({ error: "" }));
   dom.compareButton.addEventListener("click", () => {

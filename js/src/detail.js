@@ -1,13 +1,12 @@
 // @ts-check
-// The side views of the selected channel: the input image as the model sees it, the channel
-// (click a unit to run occlusion) and the occlusion map with its colour bar.
+// The side views of the selected channel: the input image as the model sees it and the channel
+// (click a unit to select it: `position`, which the panels that analyse a unit follow).
 
-import { GAP, bitmapCanvas, fitCanvas, hotImage, mosaic, stamp } from "./canvas.js";
+import { GAP, bitmapCanvas, fitCanvas, mosaic, stamp } from "./canvas.js";
 import { overInput, unitNotes } from "./panel-host.js";
-import { HOT } from "./colours.js";
 import { dequantise, fmt, hasMaps } from "./numbers.js";
 import { pointer } from "./pointer.js";
-import { css, payload, sizedPayload } from "./state.js";
+import { payload, sizedPayload } from "./state.js";
 
 /** @import { UnitMeta, Unset, ViewState } from "./types.js" */
 
@@ -48,7 +47,7 @@ function unitPosition(state) {
 /** The marker at unit `pos` of a mapH x mapW map drawn over width x height.
  * @param {CanvasRenderingContext2D} ctx @param {number[] | null} pos
  * @param {number} mapH @param {number} mapW @param {number} width @param {number} height */
-function markerAt(ctx, pos, mapH, mapW, width, height) {
+export function markerAt(ctx, pos, mapH, mapW, width, height) {
   if (!pos) return;
   drawMarker(ctx, ((pos[1] + 0.5) * width) / mapW, ((pos[0] + 0.5) * height) / mapH, Math.max(6, width / 18));
 }
@@ -98,67 +97,8 @@ export function paintUnit(state) {
   stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
 }
 
-/** The colour bar right of the occlusion map: 1 at the top, 0 at the bottom, in theme text.
- * @param {ViewState} state @param {CanvasRenderingContext2D} ctx
- * @param {number} x @param {number} bar @param {number} hgt */
-function paintColourBar(state, ctx, x, bar, hgt) {
-  for (let y = 0; y < hgt; y++) {
-    const c = Math.round((1 - y / Math.max(1, hgt - 1)) * 255) * 3;
-    ctx.fillStyle = `rgb(${HOT[c]},${HOT[c + 1]},${HOT[c + 2]})`;
-    ctx.fillRect(x, y, bar, 1);
-  }
-  ctx.fillStyle = css(state, "--fvz-fg", "#222");
-  ctx.font = `10px ${css(state, "--fvz-font", "sans-serif")}`;
-  ctx.textBaseline = "top";
-  ctx.fillText("1", x + bar + 3, 0);
-  ctx.textBaseline = "bottom";
-  ctx.fillText("0", x + bar + 3, hgt);
-  ctx.save();
-  ctx.translate(x + bar + 14, hgt / 2);
-  ctx.rotate(Math.PI / 2);
-  ctx.textAlign = "center";
-  ctx.textBaseline = "middle";
-  ctx.fillText("|Δunit| / max", 0, -4);
-  ctx.restore();
-}
-
-/** The occlusion overlay: the input dimmed, the sensitivity map over it, its colour bar.
- * @param {ViewState} state */
-export function paintOcclusion(state) {
-  const { get, dom } = state;
-  const [w, hgt] = sideSize(state);
-  const bar = 14;
-  const labels = 34;
-  const width = w + GAP + bar + labels;
-  const ctx = fitCanvas(dom.occCanvas, width, hgt);
-  ctx.clearRect(0, 0, width, hgt);
-  const meta = get("_occlusion");
-  const data = hasMaps(meta) ? sizedPayload(state, "_occlusion", meta.h * meta.w) : new Uint8Array(0);
-  ctx.fillStyle = css(state, "--fvz-panel", "#f3f3f3");
-  ctx.fillRect(0, 0, w, hgt);
-  if (state.picture) {
-    ctx.imageSmoothingEnabled = true;
-    ctx.globalAlpha = 0.45;
-    ctx.drawImage(state.picture, 0, 0, w, hgt);
-    ctx.globalAlpha = 1;
-  }
-  paintColourBar(state, ctx, w + GAP, bar, hgt);
-  if (!hasMaps(meta) || !data.length) {
-    dom.occCaption.textContent = "Occlusion: click a unit on the channel view, or Run occlusion";
-    stamp(dom.occCanvas, "empty");
-    return;
-  }
-  ctx.globalAlpha = 0.65;
-  ctx.imageSmoothingEnabled = true;
-  ctx.drawImage(bitmapCanvas(hotImage(data, meta)), 0, 0, w, hgt);
-  ctx.globalAlpha = 1;
-  markerAt(ctx, meta.position, meta.map_size[0], meta.map_size[1], w, hgt);
-  const done = meta.complete ? "done" : meta.cancelled ? `cancelled at ${meta.done}/${meta.total}` : `${meta.done}/${meta.total}…`;
-  dom.occCaption.textContent = `Occlusion: ${meta.layer}, ch ${meta.channel} at (${meta.position.join(", ")}) — ${done}`;
-  stamp(dom.occCanvas, `${meta.layer}|${meta.channel}|${meta.position.join(",")}|${meta.done}/${meta.total}`);
-}
-
-/** Decode the input image (`_image`, a PNG) and repaint the views drawn over it.
+/** Decode the input image (`_image`, a PNG) and repaint the input view (the panels drawn
+ * over it repaint once this resolves).
  * @param {ViewState} state */
 export async function loadPicture(state) {
   const token = ++state.pictureToken;
@@ -175,7 +115,6 @@ export async function loadPicture(state) {
     state.picture = null;
   }
   paintInput(state);
-  paintOcclusion(state);
 }
 
 /** The unit under the pointer on the channel view, with its value.
@@ -192,17 +131,17 @@ function unitHit(state, event) {
   return { pos: [my, mx], value: dequantise(meta, 0, q) };
 }
 
-/** Select unit `pos` (which starts occlusion in Python); the selected one again: run it again.
+/** Select unit `pos`; the panels hear of it (`unit`), also when it is the selected one again.
  * @param {ViewState} state @param {number[]} pos */
 function selectUnit(state, pos) {
-  const { model, messages } = state;
   const current = state.get("position") || [];
-  if (current.length === 2 && current[0] === pos[0] && current[1] === pos[1]) model.send({ type: messages.occlude });
-  else state.save({ position: pos });
+  const again = current.length === 2 && current[0] === pos[0] && current[1] === pos[1];
+  if (!again) state.save({ position: pos });
+  for (const { panel } of state.panels) if (panel.unit) panel.unit(state, pos, again);
 }
 
-/** Channel view: hover shows the value, click / Enter selects the unit (runs occlusion),
- * arrows move the cursor.
+/** Channel view: hover shows the value, click / Enter selects the unit (the panels that
+ * analyse one follow it), arrows move the cursor.
  * @param {ViewState} state */
 export function wireUnitPointer(state) {
   const { get, dom } = state;

@@ -9,7 +9,7 @@
 // cursor) never leaves the browser.
 //
 // Modules: types (the JSDoc typedefs); helpers colours, numbers, canvas, dom; state (view state
-// and its DOM); a module per view: grid, detail (input, channel, occlusion),
+// and its DOM); a module per view: grid, detail (input, channel),
 // stats, models (the model menu), with
 // sync (controls <- model) and controls (controls -> model); panels/ (one module per panel of
 // the registry, built, listened to and painted by panel-host); pointer (hover and click on a

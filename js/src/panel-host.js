@@ -110,8 +110,9 @@ function paintPanel(state, entry, theme) {
   figure.hidden = hidden;
   if (hidden) return;
   const side = state.layout.side;
-  const room = { payload, side, width: figure.clientWidth || state.dom.root.clientWidth || 640 };
-  const [width, height] = panel.box ? panel.box(room) : sideSize(state);
+  const fit = sideSize(state);
+  const room = { payload, side, width: figure.clientWidth || state.dom.root.clientWidth || 640, fit };
+  const [width, height] = panel.box ? panel.box(room) : fit;
   const data = sizedPayload(state, trait, panel.size(payload));
   const ctx = fitCanvas(canvas, width, height);
   ctx.clearRect(0, 0, width, height);

@@ -2,7 +2,7 @@
 // Repaints: coalesced per microtask (`schedule`), everything at once after a resize, and the
 // canvases again when the host changes theme.
 
-import { paintInput, paintOcclusion, paintUnit } from "./detail.js";
+import { paintInput, paintUnit } from "./detail.js";
 import { paintGrid } from "./grid.js";
 import { paintPanels } from "./panel-host.js";
 import { css } from "./state.js";
@@ -18,7 +18,6 @@ export function paintAll(state) {
   paintGrid(state);
   paintInput(state);
   paintUnit(state);
-  paintOcclusion(state);
   paintPanels(state);
   paintChart(state);
 }
@@ -27,7 +26,7 @@ export function paintAll(state) {
 // what a person waits for. A ranking of thousands of channels is a big <select>: rebuilt after
 // the paint.
 /** @type {Painter[]} */
-const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintOcclusion, paintPanels, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
+const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintPanels, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
 
 /** Queue `parts` for the next coalesced repaint.
  * @param {ViewState} state @param {...Painter} parts */
@@ -81,7 +80,7 @@ function retheme(state) {
   const key = themeKey(state);
   if (key === state.theme) return;
   state.theme = key;
-  schedule(state, paintGrid, paintOcclusion, paintPanels);
+  schedule(state, paintGrid, paintPanels);
 }
 
 /** The theme colours canvases are painted with.

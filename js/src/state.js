@@ -70,7 +70,6 @@ export function buildDom(contract) {
   const imageName = h("span", { class: "fvz-image-name" });
   const prevImage = h("button", { type: "button", class: "fvz-prev-image", text: "◀", "aria-label": "Previous image of the batch", title: "Previous image of the batch (or ← on the input image)", hidden: true });
   const nextImage = h("button", { type: "button", class: "fvz-next-image", text: "▶", "aria-label": "Next image of the batch", title: "Next image of the batch (or → on the input image)", hidden: true });
-  const occludeButton = h("button", { type: "button", class: "fvz-occlude", text: "Run occlusion" });
   const cancelButton = h("button", { type: "button", class: "fvz-cancel", text: "Cancel", disabled: true });
   const exportView = h("select", { class: "fvz-export-view", "aria-label": "View to export" },
     contract.export_views.map((v) => h("option", { value: v, text: v })));
@@ -83,10 +82,8 @@ export function buildDom(contract) {
   const gridCanvas = h("canvas", { class: "fvz-grid", tabindex: 0, "aria-label": "Feature maps: click or use the arrow keys to select a channel" });
   const gridCaption = h("span", { class: "fvz-caption" });
   const inputCanvas = h("canvas", { class: "fvz-input", "aria-label": "Input image as the model sees it" });
-  const unitCanvas = h("canvas", { class: "fvz-unit", tabindex: 0, "aria-label": "Selected channel: click or use arrows and Enter to pick a unit for occlusion" });
+  const unitCanvas = h("canvas", { class: "fvz-unit", tabindex: 0, "aria-label": "Selected channel: click or use arrows and Enter to pick a unit" });
   const unitCaption = h("span", { class: "fvz-caption" });
-  const occCanvas = h("canvas", { class: "fvz-occlusion", "aria-label": "Occlusion sensitivity map" });
-  const occCaption = h("span", { class: "fvz-caption" });
   const statsList = h("dl", { class: "fvz-stats" });
   const chart = h("div", { class: "fvz-chart" });
   const compareButton = h("button", { type: "button", class: "fvz-compare-toggle" });
@@ -95,7 +92,7 @@ export function buildDom(contract) {
   const models = buildModelsDom(); // the model menu, shown for several models
   // the canvas that shows each of the contract's export views (tests/test_contract.py)
   /** @type {Record<string, HTMLCanvasElement>} */
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas, occlusion: occCanvas };
+  const exportCanvases = { grid: gridCanvas, channel: unitCanvas };
 
   /** @type {HTMLElement} */
   let side; // the side panel, where the registry's panels go too (panel-host.js)
@@ -125,7 +122,6 @@ export function buildDom(contract) {
       prevImage,
       imageName,
       nextImage,
-      occludeButton,
       tools = h("span", { class: "fvz-tools" }),
       cancelButton,
       h("span", { class: "fvz-spacer" }),
@@ -142,9 +138,6 @@ export function buildDom(contract) {
           h("figure", {}, [h("figcaption", { text: "Input (as the model sees it)" }), inputCanvas]),
           h("figure", {}, [h("figcaption", {}, [unitCaption, unitNote]), unitCanvas]),
         ]),
-        h("div", { class: "fvz-pair fvz-wrap" }, [
-          h("figure", {}, [h("figcaption", {}, [occCaption]), occCanvas]),
-        ]),
       ]),
     ]),
     h("div", { class: "fvz-bottom" }, [
@@ -156,10 +149,9 @@ export function buildDom(contract) {
   ]);
   return {
     root, side, below, tools, rows, filter, layerSelect, allToggle, sortSelect, channelSelect, numInput, scaleSelect,
-    deviceSelect, deviceField, deviceLabel, fileInput, imageName, prevImage, nextImage, occludeButton, cancelButton,
+    deviceSelect, deviceField, deviceLabel, fileInput, imageName, prevImage, nextImage, cancelButton,
     exportView, exportButton, exportCanvases, progress, statusText, errorBox, errorText,
-    errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, occCanvas,
-    occCaption, statsList, chart, compareButton, tooltip,
+    errorClose, gridCanvas, gridCaption, inputCanvas, unitCanvas, unitCaption, statsList, chart, compareButton, tooltip,
     unitNote,
     models,
   };

@@ -2,7 +2,7 @@
 // Transport between the view and Python: payload chunks and the other custom messages, the
 // model events and what each repaints, uploads in chunks, and PNG export. Pulls: pull.js.
 
-import { loadPicture, paintInput, paintOcclusion, paintUnit } from "./detail.js";
+import { loadPicture, paintInput, paintUnit } from "./detail.js";
 import { paintGrid } from "./grid.js";
 import { paintPanels, panelListeners, repaintPanel } from "./panel-host.js";
 import { PANELS } from "./panels/index.js";
@@ -19,10 +19,9 @@ import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
 // instead of holding `data`.
 /** @type {Record<string, Painter>} */
 const CHUNKED_PAINTS = {
-  _image: (state) => void loadPicture(state),
+  _image: (state) => void loadPicture(state).then(() => schedule(state, paintPanels)),
   _grid: (state) => schedule(state, paintGrid),
   _unit: (state) => schedule(state, paintUnit, paintInput),
-  _occlusion: (state) => schedule(state, paintOcclusion),
   ...Object.fromEntries(PANELS.map((panel) => [`_${panel.name}`, (/** @type {ViewState} */ state) => repaintPanel(state, panel)])),
 };
 
@@ -103,7 +102,6 @@ export function modelListeners(state) {
       state.cursor = null;
       schedule(state, paintUnit, paintInput);
     },
-    "change:_occlusion": later(paintOcclusion),
     "change:statistics": later(paintStats),
     "change:compare_statistics": later(paintChart),
     "change:busy": later(syncStatus),

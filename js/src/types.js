@@ -10,13 +10,11 @@
  * @typedef {MapsMeta & { layer: string, sort_by: string, channels: number[], means: (number|null)[],
  *   cols: number }} GridMeta
  * @typedef {MapsMeta & { layer: string, channel: number, mean: number|null }} UnitMeta
- * @typedef {MapsMeta & { layer: string, channel: number, position: number[], map_size: number[],
- *   done: number, total: number, complete: boolean, cancelled: boolean }} OcclusionMeta
  * @typedef {{ h: number, w: number, name: string, batch: number, index: number }} ImageMeta
  * @typedef {{ data?: Binary, chunked?: ChunkedMeta }} Payload
  *   What a payload trait holds besides its metadata: its bytes (`data`), or, when they are
  *   larger than one message should carry, `chunked`: they then come in pushes.chunk messages.
- * @typedef {"_image" | "_grid" | "_unit" | "_occlusion"} PayloadName The payload traits (contract.payloads).
+ * @typedef {"_image" | "_grid" | "_unit"} PayloadName The payload traits (contract.payloads).
  * @typedef {Record<string, never>} Unset
  *   A Dict trait before Python first sets it: `{}`.
  * @typedef {{ mean?: number|null, std?: number|null, sparsity?: number|null, min?: number|null,
@@ -27,7 +25,7 @@
  *   chunk_bytes: number, pull_timeout_ms: number, payloads: PayloadName[],
  *   upload_data_key: string, messages: Messages, pushes: Pushes,
  *   cancellable_jobs: string[], panels: Record<string, object>, class_contribution: string }} Contract
- * @typedef {{ occlude: string, cancel: string, upload: string, pull: string } &
+ * @typedef {{ cancel: string, upload: string, pull: string } &
  *   Record<string, string>} Messages the core's message kinds, and the panels' (by name)
  * @typedef {{ chunk: string, pulled: string }} Pushes
  * @typedef {DataView | ArrayBuffer | ArrayBufferView | null | undefined} Binary
@@ -40,7 +38,7 @@
  *   status: string, error: string, _layers: LayerEntry[], _devices: string[],
  *   _order: number[], _contract: Contract, _job: string,
  *   _image: (ImageMeta & Payload) | Unset, _grid: (GridMeta & Payload) | Unset,
- *   _unit: (UnitMeta & Payload) | Unset, _occlusion: (OcclusionMeta & Payload) | Unset,
+ *   _unit: (UnitMeta & Payload) | Unset,
  *   model_name: string, _model_names: string[],
  * }} Model
  * @typedef {{ type: string, name: string, id: number, index: number, count: number,
@@ -56,9 +54,9 @@
  *
  * The enums, limits and message kinds come from `_contract` (featviz_widgets/widget/protocol.py);
  * the JS spells none of them. Messages to Python (model.send): {type: messages.upload, name,
- * id, index, count, size} + [a chunk of the file] | {type: messages.occlude} |
- * {type: messages.cancel} | {type: messages.pull, names?}; and each panel's own (its module
- * in js/src/panels/ says which).
+ * id, index, count, size} + [a chunk of the file] | {type: messages.cancel} |
+ * {type: messages.pull, names?}; and each panel's own (its module in js/src/panels/ says
+ * which).
  * From Python (msg:custom):
  * {type: pushes.chunk, name, id, index, count, size} + [a chunk of payload `name`], for a
  * payload trait that says `chunked` | {type: pushes.pulled, names}: a pull was answered.
@@ -74,8 +72,9 @@
  *   What a panel paints from: its canvas (CSS px), the side panel's width, its payload
  *   trait's value (its metadata), its bytes when all of them are here (else none), the input
  *   image, the traits, the theme.
- * @typedef {{ payload: object, side: number, width: number }} PanelRoom
- *   The room a panel has: its payload, the side panel's width, its figure's width.
+ * @typedef {{ payload: object, side: number, width: number, fit: [number, number] }} PanelRoom
+ *   The room a panel has: its payload, the side panel's width, its figure's width, and the
+ *   side panel's picture size [w, h] (the default box).
  * @typedef {object} PanelModule A panel's painter (js/src/panels/), beside its Python module.
  * @property {string} name its payload trait is `_<name>`
  * @property {string} label the canvas's accessible name
@@ -107,6 +106,9 @@
  *   => string} [overInput] draws over the input image; returns its stamp
  * @property {(state: ViewState, channel: number) => string} [unitNote] what it says of the
  *   channel under the unit view
+ * @property {(state: ViewState, unit: number[], again: boolean) => void} [unit] a unit [h, w]
+ *   chosen on the channel view (click, Enter); `again`: the one selected already, so
+ *   `position` does not change
  * @typedef {{ panel: PanelModule, canvas: HTMLCanvasElement, caption: HTMLElement,
  *   figure: HTMLElement, payload: () => object, controls: Record<string, HTMLElement> }} PanelEntry
  * @typedef {{ id: number, count: number, size: number, parts: Uint8Array[] }} Incoming

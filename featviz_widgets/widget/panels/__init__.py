@@ -8,11 +8,13 @@ from .comparison import ComparisonPanel
 from .evidence import EvidencePanel
 from .examples import ExamplesPanel
 from .looks_for import LooksForPanel
+from .occlusion import OcclusionPanel
 from .pca import PcaPanel
 
 __all__ = ["PANELS", "Panel", "PanelHost", "PanelView"]
 
 PANELS: tuple[type[Panel], ...] = (
+    OcclusionPanel,
     PcaPanel,
     LooksForPanel,
     ExamplesPanel,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -43,6 +44,11 @@ class PanelView:
     all_layers: bool = False  # whether the menu lists every module
     restrict: tuple[str, ...] | None = None  # the layers the explorer was limited to
     traits: Mapping[str, Any] = field(default_factory=dict)  # the panels' own traits' values
+    map_size: tuple[int, int] = (0, 0)  # the layer's map (H, W)
+    position: tuple[int, ...] = ()  # the selected unit (h, w) on that map; () for none
+    # what each panel asked for while this view was computed (`PanelHost.pending`), by name:
+    # given with the view's first `update` only, empty later
+    asked: Mapping[str, Any] = field(default_factory=dict)
 
 
 class JobReporter(Protocol):
@@ -65,6 +71,9 @@ class PanelHost:
     status: JobReporter
     current: Callable[[], PanelView | None]  # the view shown (under the lock); None before one
     viewing: Callable[[], bool]  # whether a new view is being computed (under the lock)
+    # what the panels ask of the view being computed, by panel name (a panel changes it in
+    # place, under the lock; its `update` gets it as `view.asked`); None when none is
+    pending: Callable[[], dict[str, Any] | None]
     publish: Callable[[str, bytes, dict], None]  # set payload trait quietly (under the lock)
     payload: Callable[[str], tuple[bytes, dict]]  # a payload trait's bytes and metadata
     show: Callable[[ImageInput, str], None]  # make (image, its name) the explorer's image
@@ -73,6 +82,9 @@ class PanelHost:
     set: Callable[..., None]  # set the panel's own traits quietly (under the lock)
     reorder: Callable[[], None]  # sort the grid again (a panel's ranking came or went)
     default_sort: str  # the sort mode to fall back to
+    # inside it, changes to public traits are the widget's own: no observer reacts, and they
+    # go to the front end in one message with the payloads published there
+    quiet: Callable[[], AbstractContextManager[None]]
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,7 @@ class Panel(ABC):
     # called with the message's content (a dict)
     messages: ClassVar[dict[str, str]] = {}
     # its own traits, public ones too, which the explorer gets (each checked by `check`); a
-    # change made by the person calls `update`
+    # change made by the person calls `changed` (by default: `update`)
     traits: ClassVar[dict[str, Any]] = {}
     contract: ClassVar[dict[str, Any]] = {}  # what its JS module reads: `_contract.panels[name]`
     sort_modes: ClassVar[tuple[str, ...]] = ()  # the grid's sort modes it adds (`ranking`)

@@ -6,8 +6,8 @@ painter is js/src/panels/examples.js; a click on an example makes it the explore
 Everything model-related runs on the explorer's worker: the scan (kind "examples", with
 progress and Cancel) and the crops of each selection (it reads back only the k winning images
 and measures a layer's receptive fields once). Between two batches the scan runs whatever
-else was asked meanwhile (a layer change, an occlusion, the crops of a channel) before going
-on, so the rest of the explorer keeps answering during a long scan.
+else was asked meanwhile (a layer change, another panel's work, the crops of a channel)
+before going on, so the rest of the explorer keeps answering during a long scan.
 """
 
 from __future__ import annotations

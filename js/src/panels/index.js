@@ -8,9 +8,10 @@ import { comparison } from "./comparison.js";
 import { evidence } from "./evidence.js";
 import { examples } from "./examples.js";
 import { looks_for } from "./looks_for.js";
+import { occlusion } from "./occlusion.js";
 import { pca } from "./pca.js";
 
 /** @import { PanelModule } from "../types.js" */
 
 /** @type {PanelModule[]} */
-export const PANELS = [pca, looks_for, examples, comparison, evidence];
+export const PANELS = [occlusion, pca, looks_for, examples, comparison, evidence];
