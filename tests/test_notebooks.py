@@ -32,6 +32,7 @@ EXECUTED = {
     "03-compare-architectures.ipynb": (6, True, False),
     "04-many-images.ipynb": (6, True, False),
     "05-class-evidence-and-model-comparison.ipynb": (7, True, True),
+    "06-share-what-you-found.ipynb": (2, True, True),
 }
 # name: {the source of a code cell (or a part only it holds): the pictures it shows}
 PROMISED = {
@@ -43,6 +44,10 @@ PROMISED = {
         "comparison.figure()": 1,
         "explorer = FeatureExplorer(models, photo": 1,  # the explorer's static picture
         'explorer.save_png("model-comparison.png", view="models")': 1,
+    },
+    "06-share-what-you-found.ipynb": {
+        'page = explorer.save_html("explorer.html")': 1,  # the explorer's static picture
+        'crops = Path("microscope") / "crops" / "layer2"': 1,
     },
 }
 ALL = ["01-quickstart.ipynb", *EXECUTED]
