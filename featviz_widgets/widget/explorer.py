@@ -179,7 +179,7 @@ class FeatureExplorer(ExplorerTraits):
         self._viewed = threading.Event()
         self._outbox = Outbox(self)
         self._uploads = Uploads(self._show_upload, self._set_error)
-        self._status = JobStatus(self)
+        self._status = JobStatus(self._lock, self._set_quietly)
         self._view_job = ViewJob(self, self._status, self._panel_ranking)
         self._model_switch = ModelSwitch(self, self._status, self._models, self._view_job)
         self._pictures = StaticPictures(self)

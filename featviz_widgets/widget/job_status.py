@@ -3,9 +3,11 @@ and a failed job's message, in the traits (`busy`, `_job`, `status`, `progress`,
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 from ..core.cancel import Cancelled
 from .protocol import JobState
-from .traits import ExplorerTraits
 from .worker import Job
 
 __all__ = ["JobStatus", "error_text"]
@@ -21,44 +23,37 @@ def error_text(exc: BaseException) -> str:
 
 
 class JobStatus:
-    """Writes what the worker is doing into `widget`'s traits, quietly, under its lock."""
+    """Writes what the worker is doing into the explorer's traits under `lock`, through
+    `apply(**traits)`, which sets them as the widget's own changes, in one message."""
 
-    def __init__(self, widget: ExplorerTraits) -> None:
-        self.w = widget
+    def __init__(self, lock: threading.RLock, apply: Callable[..., None]) -> None:
+        self.lock, self.apply = lock, apply
 
     def set_busy(self, busy: bool) -> None:
         """The worker's busy flag, in the traits."""
-        w = self.w
-        with w._quiet():
-            w.busy = busy
-            if not busy:
-                w.progress = 0.0
-                w.status = ""
-                w._job = JobState.IDLE.value
+        with self.lock:
+            if busy:
+                self.apply(busy=True)
+            else:
+                self.apply(busy=False, progress=0.0, status="", _job=JobState.IDLE.value)
 
     def start(self, job: Job, status: str, progress: float = -1.0) -> None:
         """`job` (if still current) is running: its kind (a `JobState` or a panel's name),
         `status` and `progress`."""
-        w = self.w
-        with w._lock:
+        with self.lock:
             if job.current:
-                with w._quiet(), w.hold_sync():
-                    w._job = getattr(job.kind, "value", job.kind)
-                    w.status = status
-                    w.progress = progress
+                kind = getattr(job.kind, "value", job.kind)
+                self.apply(_job=kind, status=status, progress=progress)
 
     def report(self, job: Job, exc: BaseException) -> None:
         """A current job's exception, in `error`. A cancelled sweep or optimization is not an
         error (`cancel` has said so)."""
-        w = self.w
-        with w._lock:
+        with self.lock:
             if job.current and not isinstance(exc, Cancelled):
-                with w._quiet():
-                    w.error = error_text(exc)
+                self.apply(error=error_text(exc))
 
     def fault(self, exc: BaseException) -> None:
         """A worker callback (the busy flag, a job's error report) raised `exc`: say so in
         `error`; the worker carries on."""
-        w = self.w
-        with w._lock, w._quiet():
-            w.error = f"internal error in the explorer's worker: {error_text(exc)}"
+        with self.lock:
+            self.apply(error=f"internal error in the explorer's worker: {error_text(exc)}")

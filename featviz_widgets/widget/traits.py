@@ -24,12 +24,9 @@ from ..core.capture import resolve_layers
 from ..core.inputs import ImageInput
 from ..core.validate import channel_error, position_error
 from ..visualizer import FeatureVisualizer
-from .model_set import ModelSet
 from .panels import PANELS, Panel
 from .protocol import COLOR_SCALES, SORT_MODES, JobState, contract
 from .request import ViewRequest
-from .transfer import Outbox
-from .worker import Worker
 
 __all__ = ["ExplorerTraits"]
 
@@ -66,13 +63,10 @@ class ExplorerTraits(_PanelTraits):
     _lock: threading.RLock  # guards everything below and the traits, across threads
     _tls: threading.local  # per thread: inside `_quiet()`?
     _model: nn.Module
-    _models: ModelSet  # the models by name, their twins and visualizers
     _transform: Any
     _cache_size: int
     _restrict: list[str] | None  # the `layers` the explorer was limited to
     _viz: FeatureVisualizer
-    _worker: Worker
-    _outbox: Outbox
     _source: ImageInput  # the input given (an image or a batch)
     _shown_source: ImageInput  # what every analysis reads: the input, or its image shown
     _batch_size: int  # how many images `_source` holds (1 until the first view)
