@@ -1,14 +1,14 @@
 """`FeatureExplorer`: the interactive notebook widget on top of `FeatureVisualizer`.
 
 Traits are the source of truth (`traits`). Model work runs on one background thread, never
-on the kernel's shell thread (`worker`), as jobs of objects the explorer owns: the view
-(`view_job`: image and layer in, grid and channel out, then the comparison) and each panel's
-(`panels`: the occlusion sweep, "looks for", the dataset examples, ...); `JobStatus`
-(`job_status`) shows what runs. Changing the sort mode, the
-channel or the number of maps only re-slices features the widget already holds. Feature maps
-travel to the browser as uint8 tiles with per-tile scale metadata (`views`), set inside
-`hold_sync()` so the view never sees a payload without its metadata, in chunks when large
-(`transfer`). `save_png` and the notebook's static picture are `StaticPictures`' (`static`).
+on the kernel's shell thread (`worker`): the view job (`view_job`: image and layer in, grid,
+unit and statistics out, then the layer chart) and the panels' jobs (`panels`, the registry:
+occlusion, "looks for", examples, class evidence, ...; the explorer lends them a `PanelHost`
+and hands them the view as a `PanelView`); `JobStatus` (`job_status`) shows what runs.
+Changing the sort mode, the channel or the number of maps only re-slices features the widget
+already holds. Each payload is one trait, metadata and bytes together, in chunks when large
+(`transfer`). `save_png`, the notebook's static picture (`static`) and `save_html`
+(`saved_page`) save what the explorer shows.
 """
 
 from __future__ import annotations
