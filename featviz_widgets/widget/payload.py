@@ -10,11 +10,24 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import TypedDict
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["decode_maps", "decode_upload", "encode_maps", "encode_png"]
+__all__ = ["MapsMeta", "decode_maps", "decode_upload", "encode_maps", "encode_png"]
+
+
+class MapsMeta(TypedDict):
+    """What `payload.encode_maps` returns besides the bytes: N uint8 maps of H x W, map i
+    dequantised as ``lo[i] + q / 255 * (hi[i] - lo[i])``."""
+
+    n: int
+    h: int
+    w: int
+    lo: list[float]
+    hi: list[float]
+
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 """The largest image file the view uploads."""

@@ -16,7 +16,7 @@ from ..core.layers import LayerInfo
 from ..core.stats import SORT_MODES as CORE_SORT_MODES
 from ..plotting.figures import MAX_FEATURE_MAPS, grid_columns
 from .panels import PANELS
-from .payload import MAX_UPLOAD_BYTES
+from .payload import MAX_UPLOAD_BYTES, MapsMeta
 
 __all__ = [
     "CANCELLABLE_JOBS",
@@ -168,17 +168,6 @@ class Payload(TypedDict, total=False):
 
     data: bytes
     chunked: ChunkedMeta
-
-
-class MapsMeta(TypedDict):
-    """What `payload.encode_maps` returns besides the bytes: N uint8 maps of H x W, map i
-    dequantised as ``lo[i] + q / 255 * (hi[i] - lo[i])``."""
-
-    n: int
-    h: int
-    w: int
-    lo: list[float]
-    hi: list[float]
 
 
 class GridMeta(MapsMeta):

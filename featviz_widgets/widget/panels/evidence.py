@@ -28,7 +28,7 @@ from torch import nn
 from ...core.json_values import json_safe
 from ...evidence import ClassEvidence, class_name_list
 from ...evidence.gradcam import check_classifier
-from ..payload import decode_maps, encode_maps
+from ..payload import MapsMeta, decode_maps, encode_maps
 from ..worker import Job
 from .base import Panel, PanelHost, PanelView
 
@@ -48,16 +48,6 @@ CLASS_CONTRIBUTION = "class contribution"
 x activation, `ClassEvidence.ranked_channels`)."""
 CACHE_SIZE = 32
 CANCELLED = "class evidence cancelled; choose a class or a layer to compute it again."
-
-
-class MapsMeta(TypedDict):
-    """`payload.encode_maps`' metadata (as `protocol.MapsMeta`)."""
-
-    n: int
-    h: int
-    w: int
-    lo: list[float]
-    hi: list[float]
 
 
 class ClassesMeta(TypedDict):

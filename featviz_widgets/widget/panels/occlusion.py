@@ -15,7 +15,7 @@ refines. Its painter and its "Run occlusion" button are js/src/panels/occlusion.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -23,23 +23,18 @@ from matplotlib.figure import Figure
 from ...core.json_values import json_safe
 from ...occlusion.engine import OcclusionResult
 from ...plotting.figures import occlusion_figure, unit_centre
-from ..payload import encode_maps
+from ..payload import MapsMeta, encode_maps
 from ..worker import Job, Throttle
 from .base import Panel, PanelHost, PanelView
 
 __all__ = ["OcclusionMeta", "OcclusionPanel", "occlusion_view"]
 
 
-class OcclusionMeta(TypedDict):
+class OcclusionMeta(MapsMeta):
     """`_occlusion`'s metadata: a (partial) sensitivity map of `channel` at `position`, one
     uint8 map of h x w (`MapsMeta`: dequantised as ``lo[0] + q / 255 * (hi[0] - lo[0])``);
     `map_size` the layer's map the unit is on, `done` of `total` placements in."""
 
-    n: int
-    h: int
-    w: int
-    lo: list[float]
-    hi: list[float]
     layer: str
     channel: int
     position: list[int]
