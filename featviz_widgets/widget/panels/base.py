@@ -182,9 +182,18 @@ class Panel(ABC):
         """An exception of this panel's job, in `error`."""
         self.host.status.report(job, exc)
 
-    def cancel(self) -> None:
-        """Stop its queued or running job (the view's Cancel button, `explorer.cancel()`)."""
+    def cancel(self) -> bool:
+        """Stop its queued or running job (the view's Cancel button, `explorer.cancel()`);
+        whether there was one."""
+        running = self.host.worker.pending(self.name)
         self.host.worker.invalidate(self.name)
+        return running
+
+    def mark_cancelled(self) -> None:
+        """Its payload, when partial, says it was cancelled (its bytes kept); under the lock."""
+        data, meta = self.host.payload(self.trait)
+        if meta and not meta.get("complete"):
+            self.host.publish(self.trait, data, {**meta, "cancelled": True})
 
 
 class ComputedPanel(Panel):

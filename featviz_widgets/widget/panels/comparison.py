@@ -101,17 +101,17 @@ class ComparisonPanel(Panel):
         )
         self.host.publish(self.trait, b"", json_safe(meta))
 
-    def cancel(self) -> None:
+    def cancel(self) -> bool:
         """Stop a queued or running comparison; the profiles made so far stay, and say so."""
         with self.host.lock:
-            if not self.host.worker.pending(self.name):
-                return
-            super().cancel()
+            if not super().cancel():
+                return False
             view = self.host.current()
             if view is not None and self.depends_on(view) is not None:
                 done = view.profiles.done(view.input, view.image_index)
                 note = "the model comparison was cancelled; show the image again to finish it."
                 self._publish(view, done, note)
+            return True
 
     def picture(self, name: str) -> Figure:
         with self.host.lock:

@@ -330,15 +330,16 @@ class EvidencePanel(Panel):
         self.host.worker.invalidate(self.name)
         self.wanted = None
 
-    def cancel(self) -> None:
+    def cancel(self) -> bool:
         """Stop a queued or running run (Cancel); the panel says so until the next view,
         class or setting change asks again."""
         with self.host.lock:
-            running = self.host.worker.pending(self.name)
-            self.pause()
+            running = super().cancel()
+            self.wanted = None
             view = self.host.current()
             if running and view is not None:
                 self.publish_note(view, CANCELLED)
+            return running
 
     def publish(self, view: PanelView, key: tuple, evidence: ClassEvidence | str) -> None:
         """Set the `_evidence` payload (under the lock) and, when the grid is sorted by class

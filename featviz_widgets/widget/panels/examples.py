@@ -101,16 +101,16 @@ class ExamplesPanel(Panel):
             self.data, self.result = None, None
             self.host.publish(self.trait, b"", {})
 
-    def cancel(self) -> None:
+    def cancel(self) -> bool:
         """Stop a queued or running scan; the examples of an earlier scan stay."""
         with self.host.lock:
-            if not self.host.worker.pending(self.name):
-                return
-            super().cancel()
+            if not super().cancel():
+                return False
             view = self.host.current()
             if self.result is None and view is not None:
                 note = "the dataset scan was cancelled; set `dataset` again to rescan."
                 self._publish(examples_view(view.layer, view.channel, note=note))
+            return True
 
     def _layers(self, view: PanelView) -> list[str]:
         """The explorer's layers (the default list when it shows every module), the current

@@ -242,16 +242,14 @@ class LooksForPanel(Panel):
         """The view that paused it failed: do not run again."""
         self.resume = False
 
-    def cancel(self) -> None:
+    def cancel(self) -> bool:
         """Stop a queued or running run; its partial picture stays, marked cancelled."""
         with self.host.lock:
             self.resume = False
-            running = self.host.worker.pending(self.name)
-            super().cancel()
-            _, meta = self.host.payload(self.trait)
-            if running and meta and not meta.get("complete"):
-                data, meta = self.host.payload(self.trait)
-                self.host.publish(self.trait, data, {**meta, "cancelled": True})
+            running = super().cancel()
+            if running:
+                self.mark_cancelled()
+            return running
 
     def update(self, view: PanelView) -> None:
         """After a channel, layer or settings change (under the lock): the selected channel's

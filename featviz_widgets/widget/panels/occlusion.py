@@ -159,20 +159,18 @@ class OcclusionPanel(Panel):
         """A new view is being computed: the sweep of the old one stops."""
         self.host.worker.invalidate(self.name)
 
-    def cancel(self) -> None:
+    def cancel(self) -> bool:
         """Stop a running sweep (its partial map stays, marked cancelled), and one asked for
         the pending view (with the unit chosen for it)."""
         with self.host.lock:
             pending = self.host.pending()
             if pending is not None and pending.pop(self.name, None) is not None:
                 self.host.widget.position = []  # the pending view shows no unit
-            running = self.host.worker.pending(self.name)
-            super().cancel()
+            running = super().cancel()
             if running:
                 self.cancelled = True
-                data, meta = self.host.payload(self.trait)
-                if meta and not meta.get("complete"):
-                    self.host.publish(self.trait, data, {**meta, "cancelled": True})
+                self.mark_cancelled()
+            return running
 
     def push(self) -> None:
         """The `_occlusion` payload: the selected channel's map of the sweep (under the lock)."""
