@@ -161,3 +161,24 @@ def test_no_private_name_is_imported_from_another_subpackage():
         "private names imported across subpackages (make them public, or give a public "
         "function):\n" + "\n".join(found)
     )
+
+
+def _longest_chain(module: str, within: str, seen: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The longest chain of imports from `module` that stays inside package `within`."""
+    chain = (*seen, module)
+    longest = chain
+    for target in sorted(GRAPH.get(module, ())):
+        if target.startswith(within) and target not in chain:
+            found = _longest_chain(target, within, chain)
+            longest = found if len(found) > len(longest) else longest
+    return longest
+
+
+def test_the_widgets_imports_are_at_most_five_modules_deep():
+    """The explorer is the composition root: it makes the view job, the model switch and the
+    panels and hands them what they need, so no module reaches the registry through another."""
+    within = "featviz_widgets.widget"
+    chains = [_longest_chain(module, within) for module in GRAPH if module.startswith(within)]
+    longest = max(chains, key=len)
+    assert len(longest) <= 5, " -> ".join(name.rsplit(".", 1)[-1] for name in longest)
+    assert len(longest) >= 4  # the walk sees the chains: explorer -> panels -> a panel -> base

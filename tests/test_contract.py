@@ -16,22 +16,19 @@ import anywidget
 import pytest
 import traitlets
 
+from featviz_widgets.plotting.figures import grid_columns
 from featviz_widgets.widget import protocol as _protocol
 from featviz_widgets.widget.explorer import FeatureExplorer, _asset
-from featviz_widgets.widget.panels import PANELS
+from featviz_widgets.widget.panels import CONTRACT, EXPORT_VIEWS, PANELS, PAYLOADS, SORT_MODES
 from featviz_widgets.widget.protocol import (
-    CANCELLABLE_JOBS,
     CHUNK_BYTES,
     COLOR_SCALES,
-    EXPORT_VIEWS,
     MAX_FEATURE_MAPS,
     MAX_UPLOAD_BYTES,
-    SORT_MODES,
     UPLOAD_DATA_KEY,
     JobState,
     Message,
     Push,
-    contract,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,10 +105,10 @@ def test_message_kinds_sent_are_exactly_the_ones_python_handles():
     literal = [kind for kind in sent if not kind.startswith("messages.")]
     assert not literal, f"message kinds spelled in the JS, not read from the contract: {literal}"
     names = {kind.removeprefix("messages.") for kind in sent}
-    assert names == set(contract()["messages"])
+    assert names == set(CONTRACT["messages"])
     panels = {kind: (panel, method) for panel in PANELS for kind, method in panel.messages.items()}
     values = {kind.value for kind in Message} | set(panels)
-    assert {contract()["messages"][name] for name in names} == values
+    assert {CONTRACT["messages"][name] for name in names} == values
     handled = FeatureExplorer._message_handlers(SimpleNamespace())  # type: ignore[arg-type]
     assert set(handled) == set(Message) and not set(panels) & set(Message)
     for kind, (panel, method) in panels.items():  # a panel answers its own messages
@@ -120,13 +117,13 @@ def test_message_kinds_sent_are_exactly_the_ones_python_handles():
 
 def test_every_message_kind_python_sends_is_handled_by_the_view():
     handled = set(re.findall(r"\bpushes\.(\w+)", JS))
-    assert handled == set(contract()["pushes"]) == {kind.name.lower() for kind in Push}
+    assert handled == set(CONTRACT["pushes"]) == {kind.name.lower() for kind in Push}
     assert re.search(r"""["']msg:custom["']\s*:""", JS), "js/src has no msg:custom listener"
 
 
 def test_the_contract_trait_carries_the_protocol():
-    assert FeatureExplorer.class_traits()["_contract"].default() == contract()
-    assert contract() == {
+    assert FeatureExplorer.class_traits()["_contract"].default() == CONTRACT
+    assert {
         "sort_modes": list(SORT_MODES),
         "color_scales": list(COLOR_SCALES),
         "shared_scale": _protocol.SHARED_SCALE,
@@ -135,19 +132,16 @@ def test_the_contract_trait_carries_the_protocol():
         "max_upload_bytes": MAX_UPLOAD_BYTES,
         "chunk_bytes": CHUNK_BYTES,
         "pull_timeout_ms": _protocol.PULL_TIMEOUT_MS,
-        "payloads": list(_protocol.PAYLOADS),
+        "payloads": list(PAYLOADS),
         "upload_data_key": UPLOAD_DATA_KEY,
         "messages": {
             **{kind.name.lower(): kind.value for kind in Message},
             **{kind: kind for panel in PANELS for kind in panel.messages},
         },
         "pushes": {kind.name.lower(): kind.value for kind in Push},
-        "cancellable_jobs": [
-            *(job.value for job in CANCELLABLE_JOBS),
-            *(panel.name for panel in PANELS if panel.cancellable),
-        ],
+        "cancellable_jobs": [panel.name for panel in PANELS if panel.cancellable],
         "panels": {panel.name: panel.contract for panel in PANELS},
-    }
+    } == CONTRACT
     assert FeatureExplorer.class_traits()["sort_by"].values == SORT_MODES
     assert FeatureExplorer.class_traits()["color_scale"].values == COLOR_SCALES
     jobs = {job.value for job in JobState} | {panel.name for panel in PANELS}
@@ -200,7 +194,7 @@ def test_every_export_view_has_a_canvas():
 
 def test_the_grid_layout_comes_from_the_payload():
     assert "Math.sqrt" not in JS  # columns are `_grid`'s `cols` (`grid_columns`)
-    assert [_protocol.grid_columns(n) for n in (1, 2, 4, 5, 9, 10, 256)] == [1, 2, 2, 3, 3, 4, 16]
+    assert [grid_columns(n) for n in (1, 2, 4, 5, 9, 10, 256)] == [1, 2, 2, 3, 3, 4, 16]
 
 
 def _typedefs() -> dict[str, set[str]]:
@@ -222,8 +216,6 @@ def _typedefs() -> dict[str, set[str]]:
         _protocol.ChunkedMeta,
         _protocol.Payload,
         _protocol.MapsMeta,
-        _protocol.GridMeta,
-        _protocol.UnitMeta,
     ],
     ids=lambda meta: meta.__name__,
 )
@@ -253,12 +245,12 @@ def _model_typedef() -> dict[str, str]:
 def test_the_js_model_type_declares_every_synced_trait_and_each_payload_its_meta():
     declared = _model_typedef()
     assert set(declared) == SYNCED - OWN_TRAITS
-    core = {name: meta for name, meta in _protocol.PAYLOADS.items() if name not in PANEL_TRAITS}
+    core = {name: meta for name, meta in PAYLOADS.items() if name not in PANEL_TRAITS}
     assert {name for name in declared if "Payload" in declared[name]} == set(core)
     for name, meta in core.items():
         assert declared[name] == f"({meta.__name__} & Payload) | Unset", name
         assert isinstance(FeatureExplorer.class_traits()[name], traitlets.Dict), name
-    assert contract()["payloads"] == list(_protocol.PAYLOADS)
+    assert CONTRACT["payloads"] == list(PAYLOADS)
     names = re.search(r"@typedef \{([^}]*)\} PayloadName", TYPES.replace("\n *", " ")).group(1)
     assert re.findall(r'"(\w+)"', names) == list(core)
 
@@ -297,7 +289,7 @@ def test_every_panel_is_registered_on_both_sides_with_the_same_payload_type():
         if body.group(1):  # maps: `MapsMeta` (js/src/types.js) and its keys
             js_keys |= _typedefs()["MapsMeta"]
         assert js_keys == set(panel.meta.__annotations__), panel.name
-        assert panel.trait in _protocol.PAYLOADS
+        assert panel.trait in PAYLOADS
         assert set(panel.export_views()) <= set(EXPORT_VIEWS), panel.name
         views = re.search(r"\bviews: \[([^\]]*)\]", source)
         js_views = re.findall(r'"(\w+)"', views.group(1)) if views else [panel.name]

@@ -25,10 +25,12 @@ from PIL import Image
 
 from featviz_widgets.core.capture import LayerNotFoundError
 from featviz_widgets.widget.explorer import FeatureExplorer
+from featviz_widgets.widget.panels import PAYLOADS
 from featviz_widgets.widget.panels.evidence import CLASS_CONTRIBUTION
+from featviz_widgets.widget.panels.grid import grid_view
+from featviz_widgets.widget.panels.unit import unit_view
 from featviz_widgets.widget.payload import decode_maps
-from featviz_widgets.widget.protocol import CORE_SORT_MODES, INLINE_PAYLOAD_BYTES, PAYLOADS
-from featviz_widgets.widget.views import grid_view, unit_view
+from featviz_widgets.widget.protocol import CORE_SORT_MODES, INLINE_PAYLOAD_BYTES
 
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE_JS = REPO / "featviz_widgets" / "static" / "offline.js"

@@ -34,12 +34,12 @@ from featviz_widgets.core.layers import default_compare, default_layer
 from featviz_widgets.visualizer.facade import LayerInfo
 from featviz_widgets.widget import payload as _payload
 from featviz_widgets.widget.explorer import SAMPLE_IMAGE, FeatureExplorer, _asset
+from featviz_widgets.widget.panels import PAYLOADS
 from featviz_widgets.widget.payload import decode_maps, encode_maps
 from featviz_widgets.widget.protocol import (
     CHUNK_BYTES,
     MAX_MESSAGE_BYTES,
     MAX_UPLOAD_BYTES,
-    PAYLOADS,
     UPLOAD_DATA_KEY,
     json_safe,
 )
@@ -699,7 +699,7 @@ def test_no_message_python_sends_exceeds_the_bound_for_a_large_grid(monkeypatch)
         assert reassembled() == grid
         assert sent[0][0]["state"]["_grid"]["chunked"] == chunked
         assert sent[-1][0]["content"] == {"type": "pulled", "names": ["_grid"]}
-        assert explorer._static_png()[:4] == b"\x89PNG"  # the static stand-in reads chunked data
+        assert explorer._pictures.png()[:4] == b"\x89PNG"  # the static stand-in reads chunked data
     finally:
         explorer.close()
 
@@ -887,7 +887,7 @@ def test_static_image_is_the_last_complete_view_while_a_layer_computes(make):
         assert explorer._grid["layer"] == "layer3" and first.size[1] == 256
         explorer.wait(30)
         assert explorer._image["name"] == "sample.png" and explorer._image
-        shown = explorer._static_png()
+        shown = explorer._pictures.png()
         with held(explorer):
             explorer.layer = "layer2"
             during = explorer._repr_mimebundle_()
@@ -1011,7 +1011,7 @@ def test_a_batch_is_browsed_one_image_at_a_time(make):
         shown = np.asarray(Image.open(io.BytesIO(explorer._image["data"])))
         assert np.array_equal(shown, viz.display_image(images, index))
         pictures[index] = shown
-        assert torch.allclose(explorer._features, viz.get_features(alone, "layer2"), atol=1e-6)
+        assert torch.allclose(explorer.features, viz.get_features(alone, "layer2"), atol=1e-6)
         assert explorer._order == viz.rank_channels(alone, "layer2", explorer.sort_by)
         assert explorer.statistics["mean"] == pytest.approx(
             viz.get_feature_statistics(alone, "layer2")["mean"], rel=1e-6

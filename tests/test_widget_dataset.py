@@ -17,8 +17,8 @@ from PIL import Image
 from torch import nn
 
 from featviz_widgets.widget.explorer import FeatureExplorer
+from featviz_widgets.widget.panels import CONTRACT
 from featviz_widgets.widget.panels.examples import EXAMPLE_THUMB_PX, examples_view, thumbnail
-from featviz_widgets.widget.protocol import contract
 
 K = 4
 
@@ -129,7 +129,7 @@ def test_a_click_makes_the_example_the_image(scanned, paths):
     explorer = scanned
     index = explorer._examples["indices"][1]
     explorer._handle_message(
-        explorer, {"type": contract()["messages"]["example"], "index": index}, []
+        explorer, {"type": CONTRACT["messages"]["example"], "index": index}, []
     )
     explorer.wait(60)
     assert explorer.image == paths[index]
@@ -141,7 +141,7 @@ def test_a_click_makes_the_example_the_image(scanned, paths):
 
 
 def test_cancel_stops_the_scan_and_keeps_the_kernel_free(make):
-    assert "examples" in contract()["cancellable_jobs"]  # the panel's job
+    assert "examples" in CONTRACT["cancellable_jobs"]  # the panel's job
     explorer = make(layer="layer2")
     explorer.wait(60)
     progressed = threading.Event()
@@ -256,9 +256,9 @@ def test_the_scan_keeps_its_status_and_cancel_after_a_view_ran_inside_it(make):
     assert progressed.wait(60)
     explorer.layer = "layer1"
     deadline = time.monotonic() + 60
-    while explorer._features_layer != "layer1" and time.monotonic() < deadline:
+    while explorer._state is None or explorer._state.layer != "layer1" and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert explorer._features_layer == "layer1" and explorer._worker.pending("examples")
+    assert explorer._state.layer == "layer1" and explorer._worker.pending("examples")
     time.sleep(0.3)  # a batch or more: the scan has its status back
     assert explorer._job == "examples" and explorer.status.startswith("dataset examples: ")
     explorer._handle_message(explorer, {"type": "cancel"}, [])

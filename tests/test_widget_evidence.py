@@ -20,9 +20,9 @@ from matplotlib import cbook
 from PIL import Image
 
 from featviz_widgets.widget.explorer import FeatureExplorer
+from featviz_widgets.widget.panels import SORT_MODES
 from featviz_widgets.widget.panels.evidence import CLASS_CONTRIBUTION
 from featviz_widgets.widget.payload import decode_maps
-from featviz_widgets.widget.protocol import SORT_MODES
 
 LAYER = "layer3"
 

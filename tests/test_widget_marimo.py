@@ -72,7 +72,8 @@ def test_the_protocol_bounds_keep_every_message_under_marimos_limit():
     and a chunk at its maximum, each base64-encoded as marimo sends it (4/3), with 1 MB for
     the rest of the state (the front end's code in `_esm`, class names) under the limit; raw,
     each under `MAX_MESSAGE_BYTES` (Colab's bound)."""
-    from featviz_widgets.widget.protocol import MAX_MESSAGE_BYTES, PAYLOADS
+    from featviz_widgets.widget.panels import PAYLOADS
+    from featviz_widgets.widget.protocol import MAX_MESSAGE_BYTES
 
     limit = marimo_config.DEFAULT_CONFIG["runtime"]["output_max_bytes"]
     every_payload = len(PAYLOADS) * INLINE_PAYLOAD_BYTES

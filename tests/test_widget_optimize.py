@@ -17,8 +17,9 @@ from conftest import resnet18_64px
 from PIL import Image
 
 from featviz_widgets.widget.explorer import FeatureExplorer
+from featviz_widgets.widget.panels import CONTRACT
 from featviz_widgets.widget.panels.looks_for import looks_for_settings, looks_for_view
-from featviz_widgets.widget.protocol import JobState, Message, contract
+from featviz_widgets.widget.protocol import JobState, Message
 
 LOOKS_FOR = "looks_for"  # the panel's name: its job kind and its message
 
@@ -76,7 +77,7 @@ def test_device_defaults():
         "model_size": 96,
         "seed": 3,
     }
-    assert LOOKS_FOR in contract()["cancellable_jobs"]
+    assert LOOKS_FOR in CONTRACT["cancellable_jobs"]
 
 
 def test_payload_is_optimize_and_partial_pictures_arrive(make):

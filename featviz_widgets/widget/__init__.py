@@ -1,9 +1,7 @@
-"""`FeatureExplorer`, the notebook widget: synced traits (`traits`), one background `worker`,
-one object per job kind (the view), the panels and their
-registry (`panels`, `panel_runner`), the view payloads
-(`views`, `payload`, `transfer`), the contract with the front end (`protocol`) and the static
-pictures (`static`). Depends on the `visualizer` facade and the analyses, never the reverse."""
-
-from .explorer import FeatureExplorer
-
-__all__ = ["FeatureExplorer"]
+"""`FeatureExplorer`, the notebook widget (`explorer`, the composition root, which the package
+exports): the view state and its job (`view_job`), the panels and their registry (`panels`,
+`panel_runner`), several models (`model_set`, `model_switch`), one background `worker` and the
+job status, the synced traits and their checks (`traits`), the payloads and their transport
+(`payload`, `transfer`), the contract with the front end (`protocol`), the notebook's static
+picture (`static`) and the offline page (`saved_page`). Depends on the `visualizer` facade and
+the analyses, never the reverse."""

@@ -4,7 +4,7 @@ Traits are the source of truth (`traits`). Model work runs on one background thr
 on the kernel's shell thread (`worker`): the view job (`view_job`: image and layer in, grid,
 unit and statistics out, then the layer chart) and the panels' jobs (`panels`, the registry:
 occlusion, "looks for", examples, class evidence, ...; the explorer lends them a `PanelHost`
-and hands them the view as a `PanelView`); `JobStatus` (`job_status`) shows what runs.
+and hands them the view as a `ViewState`); `JobStatus` (`job_status`) shows what runs.
 Changing the sort mode, the channel or the number of maps only re-slices features the widget
 already holds. Each payload is one trait, metadata and bytes together, in chunks when large
 (`transfer`). `save_png`, the notebook's static picture (`static`) and `save_html`
@@ -18,6 +18,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +39,17 @@ from ..optimize.optimizer import OptimizationResult
 from ..visualizer import FeatureVisualizer
 from .job_status import JobStatus
 from .model_set import ModelSet
-from .model_switch import ModelSwitch
+from .model_switch import ModelSwitch, SwitchHost
 from .panel_runner import PanelRunner
-from .panels import PANELS, PanelHost, PanelView
+from .panels import EXPORT_VIEWS, PANELS, PAYLOADS, SORT_MODES, PanelHost, ViewState
 from .panels.evidence import contribution_text
-from .protocol import CORE_SORT_MODES, PAYLOADS, SORT_MODES, ExportView, Message
+from .protocol import CORE_SORT_MODES, Message
 from .request import ViewRequest
 from .saved_page import save_page
 from .static import StaticPictures
-from .traits import ExplorerTraits
+from .traits import CHECKS, CheckFacts, explorer_traits
 from .transfer import Outbox, Uploads
-from .view_job import ViewJob
+from .view_job import Computed, ViewHost, ViewJob
 from .worker import Worker
 
 __all__ = ["FeatureExplorer"]
@@ -58,6 +59,11 @@ SAMPLE_IMAGE = _HERE / "sample.png"
 # The panels' public traits: the constructor takes them too (set after the others: a panel
 # checks them against what it knows then, e.g. the model's classes).
 _PANEL_KWARGS = tuple(name for panel in PANELS for name in panel.traits if not name.startswith("_"))
+# Whose trait is each panel's own trait (its `check` checks it).
+_PANEL_OF = {name: panel.name for panel in PANELS for name in panel.traits}
+# The controls whose value the view state holds: a change makes a new one (the layer, the image
+# and the layer list make a new view instead).
+_STATE_TRAITS = ("channel", "position", "sort_by", "num_features", "color_scale", *_PANEL_KWARGS)
 # Traits and ipywidgets options the constructor takes besides its named arguments.
 _EXTRA_KWARGS = (
     "channel",
@@ -76,7 +82,7 @@ def _asset(name: str) -> Path:
     return _HERE / "static" / name
 
 
-class FeatureExplorer(ExplorerTraits):
+class FeatureExplorer(explorer_traits(PANELS)):  # type: ignore[misc]
     """Explore a vision model's feature maps, statistics and occlusion maps with the mouse.
 
     Every control has a Python counterpart: set `layer`, `sort_by`, `channel`,
@@ -172,46 +178,19 @@ class FeatureExplorer(ExplorerTraits):
             compare = list(compare)
             resolve_layers(self._viz.model, compare)
         self._restrict = layers
-        self._features: torch.Tensor | None = None
-        self._features_layer = ""
-        self._rankings: dict[str, list[int]] = {}
-        self._shown: np.ndarray | None = None
+        self._state: ViewState | None = None  # the view shown (None before the first)
+        self._input: ImageInput = read_now(image) if image is not None else SAMPLE_IMAGE
         self._viewed = threading.Event()
-        self._outbox = Outbox(self)
+        self.observe(self._on_state_trait, names=list(_STATE_TRAITS))  # before the others
+        self._outbox = Outbox(self, PAYLOADS, self._write_payload)
         self._uploads = Uploads(self._show_upload, self._set_error)
         self._status = JobStatus(self._lock, self._set_quietly)
-        self._view_job = ViewJob(self, self._status, self._panel_ranking)
-        self._model_switch = ModelSwitch(self, self._status, self._models, self._view_job)
-        self._pictures = StaticPictures(self)
-        channel = kwargs.pop("channel", None)
-        self._source: ImageInput = read_now(image) if image is not None else SAMPLE_IMAGE
-        self._shown_source: ImageInput = self._source
-        self._batch_size = 1
-        self._source_name = "sample.png" if image is None else image_name(image)
         self._worker = _weakly_owned_worker(self)
-        host = PanelHost(
-            lock=self._lock,
-            worker=self._worker,
-            status=self._status,
-            current=self._panel_view,
-            viewing=lambda: self._view_job.request is not None,
-            pending=lambda: (
-                None if self._view_job.request is None else self._view_job.request.asked
-            ),
-            publish=self._publish,
-            payload=lambda trait: (self._outbox.data(trait), self._outbox.meta(trait)),
-            show=lambda image, name: self._view_job.submit(image, name=name, relist=True),
-            error=self._set_error,
-            widget=self,
-            set=self._set_quietly,
-            reorder=lambda: self._view_job.reorder(),
-            default_sort=SORT_MODES[0],
-            quiet=self._quietly,
-        )
-        self._panels = PanelRunner(PANELS, host)
-        self._view_job.on_shown.append(self._panels.refresh)
-        self._view_job.on_submit.append(self._panels.pause)
-        self._view_job.on_failed.append(self._panels.stay_paused)
+        self._view_job = ViewJob(self._view_host())
+        self._model_switch = ModelSwitch(self._switch_host(), self._models)
+        self._panels = PanelRunner(PANELS, self._panel_host())
+        self._pictures = StaticPictures(self._panels.panels["grid"].stand_in, self._viewed)
+        channel = kwargs.pop("channel", None)
         self.observe(self._on_channel, names=["channel"])
         for panel in PANELS:
             for name in (*panel.traits, *panel.observes):
@@ -238,8 +217,9 @@ class FeatureExplorer(ExplorerTraits):
                 panel.begin()
         self.on_msg(self._handle_message)
         # the channel is checked once the layer's channel count is known
+        name = "sample.png" if image is None else image_name(image)
         self._view_job.submit(
-            self._source, layer=layer, compare=compare, relist=True, channel=channel
+            self._input, name=name, layer=layer, compare=compare, relist=True, channel=channel
         )
         if dataset is not None:  # after the first view: it scans that view's layer list
             self.scan_dataset(dataset)
@@ -275,14 +255,16 @@ class FeatureExplorer(ExplorerTraits):
     def features(self) -> torch.Tensor | None:
         """The current layer's features, (B, C, H, W) float32 on the CPU (None before the
         first result)."""
-        return self._features
+        with self._lock:
+            return None if self._state is None else self._state.features
 
     @property
     def image(self) -> ImageInput:
         """The image shown (the last one that loaded). Assign any input the core accepts
         (PIL, ndarray, tensor, path, binary file object); a failure shows in `error` and keeps
         the old image."""
-        return self._source
+        with self._lock:
+            return self._input if self._state is None else self._state.input
 
     @image.setter
     def image(self, value: ImageInput | None) -> None:
@@ -422,7 +404,7 @@ class FeatureExplorer(ExplorerTraits):
         self._panels.panels["examples"].show(index)
 
     # ------------------------------------------------------------------ pictures
-    def save_png(self, path: str | os.PathLike, view: str = ExportView.GRID.value) -> Path:
+    def save_png(self, path: str | os.PathLike, view: str = EXPORT_VIEWS[0]) -> Path:
         """Save the current `view` ("grid", "channel", "occlusion", "examples", "looks_for",
         the picture of `run_looks_for`, "cam", the input under the Grad-CAM of the chosen
         class, "models", the model comparison with the current model's layer marked, or a
@@ -431,8 +413,9 @@ class FeatureExplorer(ExplorerTraits):
         Returns:
             The path written.
         """
-        panel = view in self._panels.views
-        fig = self._panels.figure(view) if panel else self._pictures.figure(view)
+        if view not in self._panels.views:
+            raise ValueError(f"`view` must be one of {EXPORT_VIEWS}, got {view!r}.")
+        fig = self._panels.figure(view)
         path = Path(path)
         fig.savefig(path, dpi=120, bbox_inches="tight")
         return path
@@ -454,15 +437,15 @@ class FeatureExplorer(ExplorerTraits):
         with self._lock:
             outbox = self._outbox
             payloads = {name: (outbox.data(name), outbox.meta(name)) for name in PAYLOADS}
-            modes = (mode for mode in SORT_MODES if mode not in CORE_SORT_MODES)
-            known = {mode: self._panels.ranking(mode) for mode in modes}  # a panel's, if known
-            rankings = {mode: ranking for mode, ranking in known.items() if ranking is not None}
+            modes = [mode for mode in SORT_MODES if mode not in CORE_SORT_MODES]
+            state, rankings = self._state, {}
+            for mode in modes if state is not None else ():
+                ranking = self._panels.ranking(mode, state)  # a panel's, if known
+                if ranking is not None:
+                    rankings[mode] = ranking
         return save_page(
             self, path, layers=layers, payloads=payloads, rankings={self.layer: rankings}
         )
-
-    def _static_png(self) -> bytes:
-        return self._pictures.png()
 
     def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict:
         """The synced state; with `drop_defaults` (ipywidgets' embedding, e.g.
@@ -539,33 +522,222 @@ class FeatureExplorer(ExplorerTraits):
             Message.PULL: lambda content, buffers: self._answer_pull(content.get("names")),
         }
 
-    def _pending_request(self) -> ViewRequest | None:
-        return self._view_job.request
-
-    def _panel_view(self) -> PanelView | None:
-        """The view shown, as the panels read it (under the lock); None before the first."""
-        if self._features is None or self._shown is None:
-            return None
-        return PanelView(
-            viz=self._viz,
-            source=self._shown_source,
-            shown=self._shown,
-            layer=self._features_layer,
-            weights_version=self._viz.features.model_version(),
+    # ------------------------------------------------------------------ the view state
+    def _make_state(
+        self, *, name: str | None, layers: tuple[str, ...] | None, **computed: Any
+    ) -> ViewState:
+        """A new view state: the view job's `computed` parts (under the lock), the controls'
+        values, the model's, and the image's `name` and the layer menu's `layers` (None: the
+        view shown's)."""
+        shown = self._state
+        return ViewState(
+            **computed,
+            weights_version=computed["viz"].features.model_version(),
             channel=self.channel,
-            input=self._source,
-            image_index=self.image_index,
-            image_name=self._source_name,
+            position=tuple(self.position),
+            sort_by=self.sort_by,
+            num_features=self.num_features,
+            color_scale=self.color_scale,
+            image_name=name if name is not None or shown is None else shown.image_name,
             model_name=self._models.current,
             model_names=tuple(self._models.names),
             profiles=self._model_switch.profiles,
-            layers=tuple(self.layers),
+            layers=layers if layers is not None or shown is None else shown.layers,
             all_layers=self.all_layers,
             restrict=None if self._restrict is None else tuple(self._restrict),
-            traits={name: getattr(self, name) for panel in PANELS for name in panel.traits},
-            map_size=tuple(self._features.shape[-2:]),
-            position=tuple(self.position),
-            asked=self._view_job.asked,
+            traits={name: getattr(self, name) for name in _PANEL_KWARGS},
+        )
+
+    def _show_view(self, computed: Computed) -> None:
+        """Show the view the view job computed (under the lock): the new state, the traits
+        that follow it, then every panel's payload for it."""
+        state = computed.state
+        with self._quiet(), self.hold_sync():
+            # the panels get what they asked of it with their first update only
+            self._state = replace(state, asked=computed.asked)
+            if self.image_index != state.image_index:
+                self.image_index = state.image_index
+            if computed.image is not None:
+                self._outbox.set("_image", *computed.image)
+            if computed.menu is not None:
+                self._layers = computed.menu
+            if state.viz.device.type != self.device:
+                self.device = state.viz.device.type
+            self.layer = state.layer
+            self.statistics = computed.statistics
+            self.channel = state.channel
+            self.position = list(state.position)
+            if computed.problems:
+                self.error = " ".join(computed.problems)
+            self._panels.refresh()
+            self._state = replace(self._state, asked={})
+        self._viewed.set()
+
+    def _restore_view(self, request: ViewRequest | None) -> None:
+        """A view failed (under the lock, quietly): the controls go back to the view shown."""
+        self._panels.stay_paused()
+        self._viewed.set()
+        state = self._state
+        if state is not None and self.layer != state.layer:
+            self.layer = state.layer
+        if self.device != self._viz.device.type:
+            self.device = self._viz.device.type
+        if state is not None and self.channel != state.channel:
+            self.channel = state.channel
+        if request is not None and self.position != request.unit_shown:
+            self.position = list(request.unit_shown)
+
+    def _on_state_trait(self, change: Any) -> None:
+        """A control the view state holds changed: a new state, unless a new view is being
+        computed (it takes the controls' values when it is shown)."""
+        name, value = change["name"], change["new"]
+        with self._lock:
+            state = self._state
+            if state is None or self._view_job.request is not None:
+                return
+            if name in _PANEL_KWARGS:
+                if state.traits.get(name) != value:
+                    self._state = replace(state, traits={**state.traits, name: value})
+            elif name == "position":
+                if state.position != tuple(value):
+                    self._state = replace(state, position=tuple(value))
+            elif getattr(state, name) != value:
+                self._state = replace(state, **{name: value})
+
+    def _view_visualizer(self, device: str | None) -> FeatureVisualizer:
+        """The model shown's visualizer for a new view, on `device` (None: its own), remade
+        when a device is given; used from then on."""
+        with self._lock:
+            current = self._viz
+        viz = self._models.visualizer(
+            self._models.current,
+            current.device if device is None else device,
+            self._transform,
+            self._cache_size,
+            remake=device is not None,
+        )
+        with self._lock:
+            self._viz = viz
+        return viz
+
+    def _model_visualizer(self, name: str) -> FeatureVisualizer:
+        """Model `name`'s visualizer on the explorer's device (the one in use for the model
+        shown)."""
+        with self._lock:
+            if name == self._models.current:
+                return self._viz
+            device = self.device
+        return self._models.visualizer(name, device, self._transform, self._cache_size)
+
+    def _use_model(self, name: str, viz: FeatureVisualizer) -> None:
+        """Make model `name` the one shown, with `viz` (under the lock)."""
+        models = self._models
+        models.visualizers[models.current] = self._viz  # the one in use (a device change)
+        models.current = name
+        self._model, self._viz, self._restrict = models.models[name], viz, models.restrict[name]
+
+    def _show_model(self, layer: str | None) -> None:
+        """A view of the model just switched to, at `layer`, with its layer menu."""
+        if self._view_job.request is not None:
+            self._view_job.request.compare = None  # the old model's layers
+        self._view_job.submit(layer=layer, relist=True)
+
+    # ------------------------------------------------------------------ hosts
+    def _view_host(self) -> ViewHost:
+        return ViewHost(
+            lock=self._lock,
+            worker=self._worker,
+            status=self._status,
+            widget=self,
+            own=self._is_quiet,
+            quiet=self._quietly,
+            current=lambda: self._state,
+            input=lambda: self._input if self._state is None else self._state.input,
+            visualizer=self._view_visualizer,
+            restrict=lambda: self._restrict,
+            make=self._make_state,
+            order=lambda state: self._panels.panels["grid"].order(state)[1],
+            show=self._show_view,
+            restore=self._restore_view,
+            pause=lambda: self._panels.pause(),
+        )
+
+    def _switch_host(self) -> SwitchHost:
+        return SwitchHost(
+            lock=self._lock,
+            worker=self._worker,
+            status=self._status,
+            widget=self,
+            own=self._is_quiet,
+            quiet=self._quietly,
+            current=lambda: self._state,
+            visualizer=self._model_visualizer,
+            use=self._use_model,
+            show=self._show_model,
+        )
+
+    def _panel_host(self) -> PanelHost:
+        return PanelHost(
+            lock=self._lock,
+            worker=self._worker,
+            status=self._status,
+            current=lambda: self._state,
+            viewing=lambda: self._view_job.request is not None,
+            pending=lambda: (
+                None if self._view_job.request is None else self._view_job.request.asked
+            ),
+            publish=self._publish,
+            payload=lambda trait: (self._outbox.data(trait), self._outbox.meta(trait)),
+            show=lambda image, name: self._view_job.submit(image, name=name, relist=True),
+            error=self._set_error,
+            widget=self,
+            set=self._set_quietly,
+            reorder=lambda: self._panels.reorder(),
+            ranking=lambda mode, view: self._panels.ranking(mode, view),
+            default_sort=SORT_MODES[0],
+            quiet=self._quietly,
+        )
+
+    # ------------------------------------------------------------------ checks
+    @t.validate(*CHECKS)
+    def _check_core_trait(self, proposal: t.Bunch) -> Any:
+        name = proposal["trait"].name
+        with self._lock:
+            try:
+                return CHECKS[name](proposal["value"], self._facts())
+            except ValueError as exc:
+                raise t.TraitError(str(exc)) from exc
+
+    @t.validate(*_PANEL_OF)
+    def _check_panel_trait(self, proposal: t.Bunch) -> Any:
+        name = proposal["trait"].name
+        try:
+            return self._panels.panels[_PANEL_OF[name]].check(name, proposal["value"])
+        except ValueError as exc:
+            raise t.TraitError(str(exc)) from exc
+
+    def _facts(self) -> CheckFacts:
+        """What the checks need (under the lock): the layer a channel or unit chosen now
+        applies to (the pending view's, unless the widget itself sets it), its maps' shape."""
+        request = None if self._is_quiet() else self._view_job.request
+        state = self._state
+        shown = "" if state is None else state.layer
+        layer = shown if request is None else request.layer or ""
+        if state is not None and layer == state.layer:
+            shape: tuple[int, ...] | None = tuple(state.features.shape[1:])
+        else:
+            shape = {entry["name"]: tuple(entry["shape"]) for entry in self._layers}.get(layer)
+        return CheckFacts(
+            model=self._viz.model,
+            shown=state is not None,
+            request=request,
+            layer=layer,
+            shape=shape,
+            source=self._input if state is None else state.input,
+            batch_size=1 if state is None else state.batch_size,
+            devices=list(self._devices),
+            model_names=list(self._model_names),
+            check_sort=self._panels.check_sort,
         )
 
     def _on_channel(self, change: Any) -> None:
@@ -581,17 +753,6 @@ class FeatureExplorer(ExplorerTraits):
         with self._lock:
             self._panels.changed(panel, change["name"], change["new"])
 
-    def _panel_check(self, panel: str, name: str, value: Any) -> Any:
-        """A panel's own trait `name` set to `value`, checked by that panel."""
-        return self._panels.panels[panel].check(name, value)
-
-    def _check_sort(self, mode: str) -> str:
-        """`sort_by` = `mode`: a panel's mode is checked by that panel."""
-        return self._panels.check_sort(mode)
-
-    def _panel_ranking(self, mode: str) -> list[int] | None:
-        return self._panels.ranking(mode)
-
     def _set_quietly(self, **values: Any) -> None:
         with self._quiet(), self.hold_sync():
             for name, value in values.items():
@@ -602,6 +763,23 @@ class FeatureExplorer(ExplorerTraits):
         """The widget's own changes (no observer reacts), sent together (`PanelHost.quiet`)."""
         with self._lock, self._quiet(), self.hold_sync():
             yield
+
+    @contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Trait changes made inside are the widget's own (this thread): its observers do not
+        react to them, and its checks hold them to the view shown, not to a pending one."""
+        previous = getattr(self._tls, "quiet", False)
+        self._tls.quiet = True
+        try:
+            yield
+        finally:
+            self._tls.quiet = previous
+
+    def _is_quiet(self) -> bool:
+        return getattr(self._tls, "quiet", False)
+
+    def _write_payload(self, name: str, value: dict) -> None:
+        setattr(self, name, value)
 
     def _publish(self, trait: str, data: bytes, meta: dict) -> None:
         with self._quiet(), self.hold_sync():

@@ -146,7 +146,7 @@ def _same_device(current: torch.device, wanted: str | torch.device) -> bool:
 class ModelProfiles:
     """Each model's layer profile (`profile_model`: mean activation and sparsity against
     relative depth) of the last few images shown, by image: the model switch aligns layers by
-    them, and the panels read them (`PanelView.profiles`). Profiles are made on the worker;
+    them, and the panels read them (`ViewState.profiles`). Profiles are made on the worker;
     `lock` guards the cache."""
 
     KEEP = 4  # images whose profiles are kept

@@ -11,77 +11,80 @@ switch between them (`ModelSwitch`).
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
 import traitlets as t
 
 from ..core.inputs import ImageInput
 from ..visualizer import FeatureVisualizer
-from .job_status import JobStatus
 from .model_set import ModelProfiles, ModelSet
+from .panels.base import JobReporter, ViewState
 from .protocol import JobState
-from .traits import ExplorerTraits
-from .view_job import ViewJob
-from .worker import Job
+from .worker import Job, Worker
 
-__all__ = ["ModelSwitch"]
+__all__ = ["ModelSwitch", "SwitchHost"]
+
+
+@dataclass(frozen=True)
+class SwitchHost:
+    """What the explorer lends its model switch (explorer.py makes it)."""
+
+    lock: threading.RLock
+    worker: Worker
+    status: JobReporter
+    widget: Any  # the explorer, for its public traits only
+    own: Callable[[], bool]  # whether a trait change being made is the widget's own
+    quiet: Callable[[], AbstractContextManager[None]]  # changes the widget makes itself
+    current: Callable[[], ViewState | None]  # the view shown
+    # model `name`'s visualizer on the explorer's device (the one in use for the model shown)
+    visualizer: Callable[[str], FeatureVisualizer]
+    use: Callable[[str, FeatureVisualizer], None]  # make model `name` the one shown
+    show: Callable[[str | None], None]  # a new view of the model shown, at a layer, relisted
 
 
 class ModelSwitch:
-    """The switch between `widget`'s models; `models` are its models, `profiles` their layer
-    profiles per image (the switch aligns layers by depth)."""
+    """The switch between the explorer's `models`; `profiles` are their layer profiles per
+    image (the switch aligns layers by depth)."""
 
-    def __init__(
-        self,
-        widget: ExplorerTraits,
-        status: JobStatus,
-        models: ModelSet,
-        view: ViewJob,
-    ) -> None:
-        self.w, self.status, self.models = widget, status, models
-        self.view = view
-        self.profiles = ModelProfiles(self.visualizer, widget._lock)
-        widget.observe(self._on_model_name, names=["model_name"])
+    def __init__(self, host: SwitchHost, models: ModelSet) -> None:
+        self.host, self.models = host, models
+        self.profiles = ModelProfiles(host.visualizer, host.lock)
+        host.widget.observe(self._on_model_name, names=["model_name"])
 
     def _on_model_name(self, change: t.Bunch) -> None:
-        if not self.w._is_quiet():
+        if not self.host.own():
             self.switch(change["new"])
-
-    def visualizer(self, name: str) -> FeatureVisualizer:
-        """Model `name`'s visualizer on the explorer's device (from the worker): the one in
-        use for the model shown."""
-        w = self.w
-        with w._lock:
-            if name == self.models.current:
-                return w._viz
-            device = w.device
-        return self.models.visualizer(name, device, w._transform, w._cache_size)
 
     # ------------------------------------------------------------------ switch
     def switch(self, name: str) -> None:
         """Show model `name` (checked by `model_name`'s validator), in the background."""
-        w = self.w
-        with w._lock:
-            w._worker.submit(
+        host = self.host
+        with host.lock:
+            host.worker.submit(
                 JobState.SWITCH_MODEL, lambda job: self._run_switch(job, name), self._report
             )
 
     def _report(self, job: Job, exc: BaseException) -> None:
-        w = self.w
-        with w._lock:
-            if job.current and w.model_name != self.models.current:
-                with w._quiet():
-                    w.model_name = self.models.current
-        self.status.report(job, exc)
+        host = self.host
+        with host.lock:
+            if job.current and host.widget.model_name != self.models.current:
+                with host.quiet():
+                    host.widget.model_name = self.models.current
+        host.status.report(job, exc)
 
     def _aligned(
-        self, job: Job, old: str, new: str, layer: str, source: ImageInput, index: int
+        self, job: Job, old: str, new: str, view: ViewState, source: ImageInput, index: int
     ) -> str:
-        """The layer of model `new` nearest in relative depth to `layer` of model `old`; a
-        layer of `old` outside its profile (with `all_layers`) has its place in the list."""
-        w = self.w
-        with w._lock:
-            listed = [entry["name"] for entry in w._layers]
+        """The layer of model `new` nearest in relative depth to the layer shown of model
+        `old`; a layer of `old` outside its profile (with `all_layers`) has its place in the
+        list."""
+        layer, listed = view.layer, list(view.layers)
         old_rows = self.profiles.rows(old, source, index)
-        self.status.start(job, f"switching to {new}…")
+        self.host.status.start(job, f"switching to {new}…")
         new_rows = self.profiles.rows(new, source, index)
         depths = {row.layer: row.depth for row in old_rows}
         if layer in depths:
@@ -97,24 +100,22 @@ class ModelSwitch:
         return min(candidates, key=lambda row: abs(row.depth - depth)).layer  # tie: shallower
 
     def _run_switch(self, job: Job, name: str) -> None:
-        w, models = self.w, self.models
+        host, models = self.host, self.models
         old = models.current
         if name == old:
             return
-        self.status.start(job, f"switching to {name}…")
-        with w._lock:
-            layer, source, index = w._features_layer, w._source, w.image_index
-        viz = self.visualizer(name)
-        target = self._aligned(job, old, name, layer, source, index) if layer else None
-        with w._lock:
+        host.status.start(job, f"switching to {name}…")
+        with host.lock:
+            view = host.current()
+        viz = host.visualizer(name)
+        target = None
+        if view is not None:
+            target = self._aligned(job, old, name, view, view.input, view.image_index)
+        with host.lock:
             if not job.current:
                 return
-            models.visualizers[old] = w._viz  # the one in use (a device change remakes it)
-            models.current = name
-            w._model, w._viz, w._restrict = models.models[name], viz, models.restrict[name]
-            w._worker.invalidate(JobState.COMPARE)  # a queued layer chart of the old model's
-            with w._quiet(), w.hold_sync():
-                w.compare, w.compare_statistics = [], {}
-            if self.view.request is not None:
-                self.view.request.compare = None  # the old model's layers
-            self.view.submit(layer=target, relist=True)
+            host.use(name, viz)
+            host.worker.invalidate(JobState.COMPARE)  # a queued layer chart of the old model's
+            with host.quiet():
+                host.widget.compare, host.widget.compare_statistics = [], {}
+            host.show(target)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 
 from matplotlib.figure import Figure
 
-from .panels import Panel, PanelHost
+from .panels.base import Panel, PanelHost, ViewState
 
 __all__ = ["PanelRunner"]
 
@@ -38,6 +38,15 @@ class PanelRunner:
         for panel in self.panels.values():
             panel.update(view)
 
+    def reorder(self) -> None:
+        """A panel's ranking came or went (under the lock): the panels that sort by it."""
+        view = self.host.current()
+        if view is None:
+            return
+        for panel in self.panels.values():
+            if panel.sorts:
+                panel.update(view)
+
     def changed(self, panel: str, name: str, value: object) -> None:
         """The person changed trait `name`, which `panel` owns or observes (under the lock)."""
         self.panels[panel].changed(name, value)
@@ -49,11 +58,11 @@ class PanelRunner:
                 return panel.check("sort_by", mode)
         return mode
 
-    def ranking(self, mode: str) -> list[int] | None:
-        """The ranking of a sort mode a panel adds (None until it is known)."""
+    def ranking(self, mode: str, view: ViewState) -> list[int] | None:
+        """The ranking of `view` under a sort mode a panel adds (None until it is known)."""
         for panel in self.panels.values():
             if mode in panel.sort_modes:
-                return panel.ranking(mode)
+                return panel.ranking(mode, view)
         return None
 
     def pause(self) -> None:

@@ -8,21 +8,19 @@ payload metadata. The front end hard-codes none of these: it reads them from the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 from ..core.json_values import json_safe
 from ..core.layers import LayerInfo
 from ..core.stats import SORT_MODES as CORE_SORT_MODES
-from ..plotting.figures import MAX_FEATURE_MAPS, grid_columns
-from .panels import PANELS
+from ..plotting.figures import MAX_FEATURE_MAPS
 from .payload import MAX_UPLOAD_BYTES, MapsMeta
 
 __all__ = [
-    "CANCELLABLE_JOBS",
     "CORE_SORT_MODES",
     "COLOR_SCALES",
-    "EXPORT_VIEWS",
     "CHUNK_BYTES",
     "INLINE_PAYLOAD_BYTES",
     "MAX_FEATURE_MAPS",
@@ -31,25 +29,24 @@ __all__ = [
     "UPLOAD_DATA_KEY",
     "UPLOAD_TIMEOUT_S",
     "SHARED_SCALE",
-    "SORT_MODES",
+    "CORE_PAYLOADS",
     "ChunkedMeta",
-    "PAYLOADS",
-    "PULL_TIMEOUT_MS",
-    "Payload",
     "ColorScale",
-    "ExportView",
-    "GridMeta",
     "ImageMeta",
     "JobState",
     "LayerEntry",
     "MapsMeta",
     "Message",
+    "PanelParts",
+    "Payload",
+    "PULL_TIMEOUT_MS",
     "Push",
-    "UnitMeta",
     "contract",
-    "grid_columns",
+    "export_views",
     "json_safe",
     "layer_entry",
+    "payloads",
+    "sort_modes",
 ]
 
 
@@ -60,22 +57,37 @@ class ColorScale(str, Enum):
     SHARED = "shared"
 
 
-class ExportView(str, Enum):
-    """The views `save_png` and the front end's "Save PNG" export (and every panel's)."""
-
-    GRID = "grid"
-    CHANNEL = "channel"
-
-
-SORT_MODES = (*CORE_SORT_MODES, *(mode for panel in PANELS for mode in panel.sort_modes))
-"""The explorer's sort modes (`sort_by`): the core's rankings and the panels' ("class
-contribution")."""
 COLOR_SCALES = tuple(scale.value for scale in ColorScale)
 SHARED_SCALE = ColorScale.SHARED.value
-EXPORT_VIEWS = (
-    *(view.value for view in ExportView),
-    *(view for panel in PANELS for view in panel.export_views()),
-)
+
+
+class PanelParts(Protocol):
+    """What the contract reads of a panel class (`panels.base.Panel`): the registry is passed
+    in, so that this module imports no panel."""
+
+    name: str
+    trait: str
+    meta: type
+    cancellable: bool
+    messages: dict[str, str]
+    contract: dict[str, Any]
+    sort_modes: tuple[str, ...]
+
+    @classmethod
+    def export_views(cls) -> tuple[str, ...]: ...
+
+
+def sort_modes(panels: Sequence[PanelParts]) -> tuple[str, ...]:
+    """The explorer's sort modes (`sort_by`): the core's rankings and the panels' ("class
+    contribution")."""
+    return (*CORE_SORT_MODES, *(mode for panel in panels for mode in panel.sort_modes))
+
+
+def export_views(panels: Sequence[PanelParts]) -> tuple[str, ...]:
+    """The views `save_png` and the front end's "Save PNG" export: every panel's."""
+    return tuple(view for panel in panels for view in panel.export_views())
+
+
 UPLOAD_TIMEOUT_S = 60.0
 """An upload whose next chunk has not come this many seconds after the last is dropped."""
 UPLOAD_DATA_KEY = "data"
@@ -87,7 +99,7 @@ CHUNK_BYTES = MAX_MESSAGE_BYTES // 2
 """The bytes one chunk of a payload or upload carries (the rest of a message: its JSON)."""
 INLINE_PAYLOAD_BYTES = MAX_MESSAGE_BYTES // 16
 """The most bytes a payload trait holds itself (as `data`). One state update may carry every
-payload trait (`PAYLOADS`, 8 today): half the bound, and under marimo's output limit (8 MB)
+payload trait (`payloads()`, 9 today): half the bound, and under marimo's output limit (8 MB)
 once marimo base64-encodes it (tests/test_widget_marimo.py). A larger payload's bytes travel
 in `Push.CHUNK` messages, and its trait says `chunked` instead."""
 PULL_TIMEOUT_MS = 5000
@@ -98,7 +110,7 @@ page, an HTML export): it keeps what it shows, marked as a snapshot."""
 class Message(str, Enum):
     """The `type` of a message the front end sends (`model.send({type, ...})`)."""
 
-    CANCEL = "cancel"  # stop the cancellable jobs (`CANCELLABLE_JOBS`, the panels')
+    CANCEL = "cancel"  # stop the cancellable panels' jobs (`contract()['cancellable_jobs']`)
     # {name, id, index, count, size} + one buffer, or the bytes as base64 text in the field
     # `UPLOAD_DATA_KEY`: a chunk of an image file (no `count`: the whole file)
     UPLOAD = "upload"
@@ -121,10 +133,6 @@ class JobState(str, Enum):
     VIEW = "view"  # image, layer list, features, statistics, rankings
     COMPARE = "compare"
     SWITCH_MODEL = "switch_model"  # another model of a mapping: its layer aligned by depth
-
-
-CANCELLABLE_JOBS: tuple[JobState, ...] = ()
-"""Jobs the front end's Cancel button (a `Message.CANCEL`) stops."""
 
 
 class LayerEntry(TypedDict):
@@ -170,56 +178,37 @@ class Payload(TypedDict, total=False):
     chunked: ChunkedMeta
 
 
-class GridMeta(MapsMeta):
-    """`_grid`'s metadata: the grid's maps, laid out `cols` to a row."""
-
-    layer: str
-    sort_by: str
-    channels: list[int]
-    means: list[float | None]
-    cols: int
+CORE_PAYLOADS: dict[str, type] = {"_image": ImageMeta}
+"""The payload no panel owns: the image shown, which every view draws on."""
 
 
-class UnitMeta(MapsMeta):
-    """`_unit`'s metadata: the selected channel's map."""
-
-    layer: str
-    channel: int
-    mean: float | None
-
-
-PAYLOADS: dict[str, type] = {
-    "_image": ImageMeta,
-    "_grid": GridMeta,
-    "_unit": UnitMeta,
-    **{panel.trait: panel.meta for panel in PANELS},
-}
-"""The payload traits and their metadata types: each trait holds its metadata and its bytes
-together (`Payload`), so a view never sees one without the other. js/src/types.js declares the
-same (tests/test_contract.py)."""
+def payloads(panels: Sequence[PanelParts]) -> dict[str, type]:
+    """The payload traits and their metadata types: the image's and each panel's, `_<name>`.
+    Each trait holds its metadata and its bytes together (`Payload`), so a view never sees one
+    without the other. js/src/types.js and the panels' JS modules declare the same
+    (tests/test_contract.py)."""
+    return {**CORE_PAYLOADS, **{panel.trait: panel.meta for panel in panels}}
 
 
-def contract() -> dict[str, Any]:
-    """The enums and limits the front end reads (the `_contract` trait's value)."""
+def contract(panels: Sequence[PanelParts]) -> dict[str, Any]:
+    """The enums and limits the front end reads (the `_contract` trait's value), for the
+    registry `panels`."""
     return {
-        "sort_modes": list(SORT_MODES),
+        "sort_modes": list(sort_modes(panels)),
         "color_scales": list(COLOR_SCALES),
         "shared_scale": SHARED_SCALE,
-        "export_views": list(EXPORT_VIEWS),
+        "export_views": list(export_views(panels)),
         "max_feature_maps": MAX_FEATURE_MAPS,
         "max_upload_bytes": MAX_UPLOAD_BYTES,
         "chunk_bytes": CHUNK_BYTES,
         "pull_timeout_ms": PULL_TIMEOUT_MS,
-        "payloads": list(PAYLOADS),
+        "payloads": list(payloads(panels)),
         "upload_data_key": UPLOAD_DATA_KEY,
         "messages": {
             **{kind.name.lower(): kind.value for kind in Message},
-            **{kind: kind for panel in PANELS for kind in panel.messages},
+            **{kind: kind for panel in panels for kind in panel.messages},
         },
         "pushes": {kind.name.lower(): kind.value for kind in Push},
-        "cancellable_jobs": [
-            *(job.value for job in CANCELLABLE_JOBS),
-            *(panel.name for panel in PANELS if panel.cancellable),
-        ],
-        "panels": {panel.name: dict(panel.contract) for panel in PANELS},
+        "cancellable_jobs": [panel.name for panel in panels if panel.cancellable],
+        "panels": {panel.name: dict(panel.contract) for panel in panels},
     }

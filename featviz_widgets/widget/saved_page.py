@@ -26,7 +26,7 @@ from ..core.capture import resolve_layers
 from ..core.json_values import json_safe
 from ..visualizer import FeatureVisualizer
 from .payload import encode_maps
-from .protocol import PAYLOADS, layer_entry
+from .protocol import layer_entry
 
 __all__ = ["LIVE_CONTROLS", "layer_record", "page_html", "save_page"]
 
@@ -152,8 +152,7 @@ def _state(explorer: Any, payloads: Mapping[str, tuple[bytes, dict]]) -> dict:
         for key, value in raw.items()
         if key not in _SKIP and not key.startswith(("_model", "_view", "_dom", "_anywidget"))
     }
-    for name in PAYLOADS:
-        data, meta = payloads.get(name, (b"", {}))
+    for name, (data, meta) in payloads.items():
         state[name] = {**meta, "data": data} if data or meta else {}
     state.update(_IDLE)
     return json_safe(json.loads(json.dumps(state, default=_b64)))  # NaN: null, as JSON has it

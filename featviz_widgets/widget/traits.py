@@ -1,90 +1,39 @@
-"""The explorer's synced traits and what checks them.
+"""The explorer's synced traits, with their documentation, and the checks of their values.
 
-`ExplorerTraits` is `FeatureExplorer`'s base: every synced trait with its documentation and
-its validator, and the state the explorer's jobs share (annotated here, set by the
-explorer), and one payload trait per panel of the registry (`panels`). The jobs observe the
-traits they own (`view_job`; the panels theirs and those they observe); changes made
-inside `_quiet()` do not trigger them.
+`explorer_traits(panels)` makes `FeatureExplorer`'s base class for a panel registry: the core's
+traits (`CoreTraits`), and each panel's payload trait, `_<name>`, and own traits. The checks
+(`CHECKS`) are functions of the value and of what the explorer shows (`CheckFacts`): they read
+no explorer attribute, the explorer hands them the facts.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anywidget
-import numpy as np
-import torch
 import traitlets as t
 from torch import nn
 
 from ..core.capture import resolve_layers
 from ..core.inputs import ImageInput
 from ..core.validate import channel_error, position_error
-from ..visualizer import FeatureVisualizer
-from .panels import PANELS, Panel
-from .protocol import COLOR_SCALES, SORT_MODES, JobState, contract
+from .protocol import COLOR_SCALES, JobState, PanelParts, contract, sort_modes
 from .request import ViewRequest
 
-__all__ = ["ExplorerTraits"]
+__all__ = ["CHECKS", "CheckFacts", "CoreTraits", "explorer_traits"]
 
 
-def _checked_by(panel: type[Panel], name: str) -> Any:
-    """A validator of panel trait `name`: the panel's `check`, its ValueError a TraitError."""
-
-    @t.validate(name)
-    def check(self: Any, proposal: t.Bunch) -> Any:
-        try:
-            return self._panel_check(panel.name, name, proposal["value"])
-        except ValueError as exc:
-            raise t.TraitError(str(exc)) from exc
-
-    return check
-
-
-# each panel of the registry: its payload trait, `_<name>` (`Payload` metadata and bytes), and
-# its own traits, each checked by the panel
-_PanelTraits = type(
-    "_PanelTraits",
-    (anywidget.AnyWidget,),
-    {
-        **{panel.trait: t.Dict().tag(sync=True) for panel in PANELS},
-        **{name: trait for panel in PANELS for name, trait in panel.traits.items()},
-        **{f"_check_{name}": _checked_by(panel, name) for panel in PANELS for name in panel.traits},
-    },
-)
-
-
-class ExplorerTraits(_PanelTraits):
-    """`FeatureExplorer`'s synced traits and validators, and the state its jobs share."""
-
-    _lock: threading.RLock  # guards everything below and the traits, across threads
-    _tls: threading.local  # per thread: inside `_quiet()`?
-    _model: nn.Module
-    _transform: Any
-    _cache_size: int
-    _restrict: list[str] | None  # the `layers` the explorer was limited to
-    _viz: FeatureVisualizer
-    _source: ImageInput  # the input given (an image or a batch)
-    _shown_source: ImageInput  # what every analysis reads: the input, or its image shown
-    _batch_size: int  # how many images `_source` holds (1 until the first view)
-    _source_name: str
-    _shown: np.ndarray | None  # that image as the model sees it
-    _features: torch.Tensor | None  # the shown layer's
-    _features_layer: str
-    _rankings: dict[str, list[int]]  # per sort mode
-    _viewed: threading.Event  # set once a view is shown (or the first one failed)
-    patch_size: int
-    stride: int
+class CoreTraits(anywidget.AnyWidget):
+    """`FeatureExplorer`'s own synced traits (the panels add theirs: `explorer_traits`)."""
 
     layer = t.Unicode("").tag(sync=True)
     """The module whose output is shown. Changing it runs one forward, stopped at the layer.
 
     - Type: `str` (a name from `model.named_modules()`)
     """
-    sort_by = t.Enum(SORT_MODES, default_value=SORT_MODES[0]).tag(sync=True)
+    sort_by = t.Unicode("activation").tag(sync=True)
     """The grid's channel order: "activation", "variance", "random" (seed 0), or a mode a panel
     adds: "class contribution" (each channel's contribution to `target_class`, which turns the
     class panel on; not for models without a classifier).
@@ -152,75 +101,11 @@ class ExplorerTraits(_PanelTraits):
     - Default: the mapping's first name; `""` for a single model
     """
 
-    _contract = t.Dict(default_value=contract()).tag(sync=True)  # enums and limits for the view
-    # what the worker runs: a `JobState` or a panel's name
-    _job = t.Enum(
-        [*(job.value for job in JobState), *(panel.name for panel in PANELS)], JobState.IDLE.value
-    ).tag(sync=True)
     _layers = t.List(t.Dict()).tag(sync=True)
     _devices = t.List(t.Unicode()).tag(sync=True)
-    _order = t.List(t.Int()).tag(sync=True)
-    # the payloads (`protocol.PAYLOADS`): each its metadata and bytes in one Dict (`Payload`)
+    # the payload no panel owns (each its metadata and bytes in one Dict, `Payload`)
     _image = t.Dict().tag(sync=True)  # `ImageMeta`: the input image as the model sees it
-    _grid = t.Dict().tag(sync=True)  # `GridMeta`
-    _unit = t.Dict().tag(sync=True)  # `UnitMeta`: the selected channel's map
     _model_names = t.List(t.Unicode()).tag(sync=True)  # the model menu's; [] for one model
-
-    # ------------------------------------------------------------------ quiet changes
-    @contextmanager
-    def _quiet(self) -> Iterator[None]:
-        """Trait changes made inside do not trigger this widget's observers (this thread)."""
-        previous = getattr(self._tls, "quiet", False)
-        self._tls.quiet = True
-        try:
-            yield
-        finally:
-            self._tls.quiet = previous
-
-    def _is_quiet(self) -> bool:
-        return getattr(self._tls, "quiet", False)
-
-    def _check_sort(self, mode: str) -> str:
-        """`sort_by` = `mode`, checked (the explorer asks the panel that adds it)."""
-        return mode
-
-    def _pending_request(self) -> ViewRequest | None:
-        """The request of the view job that is computing, if any (the explorer's view job
-        knows)."""
-        return None
-
-    @t.validate("layer")
-    def _check_layer(self, proposal: t.Bunch) -> str:
-        value = proposal["value"]
-        if value == "" and self._features is None:
-            return value
-        try:
-            resolve_layers(self._viz.model, [value])
-        except (TypeError, ValueError) as exc:
-            raise t.TraitError(str(exc)) from exc
-        return value
-
-    def _target(self) -> tuple[ViewRequest | None, str, tuple[int, ...] | None]:
-        """The pending view's request (None for changes the widget makes itself), the layer a
-        channel or unit chosen now applies to, and its (C, H, W) maps' shape if known."""
-        request = None if self._is_quiet() else self._pending_request()
-        layer = self._features_layer if request is None else request.layer or ""
-        if self._features is not None and layer == self._features_layer:
-            return request, layer, tuple(self._features.shape[1:])
-        shapes = {entry["name"]: tuple(entry["shape"]) for entry in self._layers}
-        return request, layer, shapes.get(layer)
-
-    @t.validate("channel")
-    def _check_channel(self, proposal: t.Bunch) -> int:
-        value = proposal["value"]
-        with self._lock:
-            request, layer, shape = self._target()
-            error = None if shape is None else channel_error(value, layer, shape[0])
-            if error is not None:
-                raise t.TraitError(error)
-            if request is not None:  # for the layer being computed: it shows this channel
-                request.channel = value
-        return value
 
     image_index = t.Int(0).tag(sync=True)
     """Which image of a batch is shown (and analysed: grid, statistics, panels).
@@ -229,76 +114,135 @@ class ExplorerTraits(_PanelTraits):
       image step through the batch. A new input starts at 0.
     """
 
-    @t.validate("image_index")
-    def _check_image_index(self, proposal: t.Bunch) -> int:
-        value = proposal["value"]
-        count = getattr(self, "_batch_size", 1)
-        with self._lock:
-            pending = None if self._is_quiet() else self._pending_request()
-            if pending is not None and pending.source is not self._source and value >= 0:
-                pending.image_index = value  # its batch size is not known yet: checked then
-                return value
-        if isinstance(value, bool) or not 0 <= value < count:
-            raise t.TraitError(
-                f"`image_index` {value!r} is out of range: the input holds {count} "
-                f"image{'s' if count > 1 else ''} (0 to {count - 1})."
-            )
-        return value
 
-    @t.validate("sort_by")
-    def _check_sort_by(self, proposal: t.Bunch) -> str:
-        try:  # a mode a panel adds is the panel's to allow
-            return self._check_sort(proposal["value"])
-        except ValueError as exc:
-            raise t.TraitError(str(exc)) from exc
+def explorer_traits(panels: Sequence[PanelParts]) -> type[CoreTraits]:
+    """`FeatureExplorer`'s base for the registry `panels`: the core's traits, the sort modes,
+    job kinds and contract the panels add, and each panel's payload trait and own traits."""
+    modes = sort_modes(panels)
+    return type(
+        "ExplorerTraits",
+        (CoreTraits,),
+        {
+            "__doc__": CoreTraits.__doc__,
+            "sort_by": t.Enum(modes, default_value=modes[0]).tag(sync=True),
+            # what the worker runs: a `JobState` or a panel's name
+            "_job": t.Enum(
+                [*(job.value for job in JobState), *(panel.name for panel in panels)],
+                JobState.IDLE.value,
+            ).tag(sync=True),
+            "_contract": t.Dict(default_value=contract(panels)).tag(sync=True),
+            **{panel.trait: t.Dict().tag(sync=True) for panel in panels},
+            **{name: trait for panel in panels for name, trait in panel.traits.items()},
+        },
+    )
 
-    @t.validate("num_features")
-    def _check_num_features(self, proposal: t.Bunch) -> int:
-        value = proposal["value"]
-        if value < 1:
-            raise t.TraitError(f"`num_features` must be at least 1, got {value}.")
-        return value
 
-    @t.validate("device")
-    def _check_device(self, proposal: t.Bunch) -> str:
-        value = proposal["value"]
-        if self._devices and value not in self._devices:
-            raise t.TraitError(f"`device` must be one of {self._devices}, got {value!r}.")
-        return value
+@dataclass(frozen=True)
+class CheckFacts:
+    """What the checks of a value need to know of the explorer, at the moment of the check."""
 
-    @t.validate("position")
-    def _check_position(self, proposal: t.Bunch) -> list[int]:
-        value = list(proposal["value"])
-        if value and len(value) != 2:
-            raise t.TraitError(f"`position` must be [] or [h, w], got {value!r}.")
-        with self._lock:
-            request, layer, shape = self._target()
-            if request is not None and request.relist:
-                shape = None  # a new image may change the map size: checked when it is shown
-            error = None if shape is None or not value else position_error(value, layer, shape[1:])
-            if error is not None:
-                raise t.TraitError(error)
-            if request is not None:  # for the layer being computed: it shows this unit
-                request.position = value
-        return value
+    model: nn.Module  # the model shown (its layers)
+    shown: bool  # whether a view is shown yet
+    request: ViewRequest | None  # the pending view's (None for the widget's own changes)
+    layer: str  # the layer a channel or unit chosen now applies to ...
+    shape: tuple[int, ...] | None  # ... and its maps' (C, H, W), if known
+    source: ImageInput  # the input shown ...
+    batch_size: int  # ... and how many images it holds
+    devices: Sequence[str]
+    model_names: Sequence[str]
+    check_sort: Callable[[str], str]  # a sort mode, checked by the panel that adds it
 
-    @t.validate("compare")
-    def _check_compare(self, proposal: t.Bunch) -> list[str]:
-        value = list(proposal["value"])
-        try:
-            resolve_layers(self._viz.model, value)
-        except (TypeError, ValueError) as exc:
-            raise t.TraitError(str(exc)) from exc
-        return value
 
-    @t.validate("model_name")
-    def _check_model_name(self, proposal: t.Bunch) -> str:
-        value, names = proposal["value"], list(self._model_names)
-        if not names and value:
-            raise t.TraitError(
-                f"`model_name` {value!r}: this explorer shows one model; pass a mapping of "
-                "names to models, FeatureExplorer({'a': model_a, 'b': model_b}), to switch."
-            )
-        if names and value not in names:
-            raise t.TraitError(f"`model_name` must be one of {names}, got {value!r}.")
+def _layer(value: str, facts: CheckFacts) -> str:
+    if value == "" and not facts.shown:
         return value
+    try:
+        resolve_layers(facts.model, [value])
+    except TypeError as exc:
+        raise ValueError(str(exc)) from exc
+    return value
+
+
+def _channel(value: int, facts: CheckFacts) -> int:
+    shape, request = facts.shape, facts.request
+    error = None if shape is None else channel_error(value, facts.layer, shape[0])
+    if error is not None:
+        raise ValueError(error)
+    if request is not None:  # for the layer being computed: it shows this channel
+        request.channel = value
+    return value
+
+
+def _image_index(value: int, facts: CheckFacts) -> int:
+    pending, count = facts.request, facts.batch_size
+    if pending is not None and pending.source is not facts.source and value >= 0:
+        pending.image_index = value  # its batch size is not known yet: checked then
+        return value
+    if isinstance(value, bool) or not 0 <= value < count:
+        raise ValueError(
+            f"`image_index` {value!r} is out of range: the input holds {count} "
+            f"image{'s' if count > 1 else ''} (0 to {count - 1})."
+        )
+    return value
+
+
+def _num_features(value: int, facts: CheckFacts) -> int:
+    if value < 1:
+        raise ValueError(f"`num_features` must be at least 1, got {value}.")
+    return value
+
+
+def _device(value: str, facts: CheckFacts) -> str:
+    if facts.devices and value not in facts.devices:
+        raise ValueError(f"`device` must be one of {list(facts.devices)}, got {value!r}.")
+    return value
+
+
+def _position(value: list[int], facts: CheckFacts) -> list[int]:
+    value = list(value)
+    if value and len(value) != 2:
+        raise ValueError(f"`position` must be [] or [h, w], got {value!r}.")
+    request, shape = facts.request, facts.shape
+    if request is not None and request.relist:
+        shape = None  # a new image may change the map size: checked when it is shown
+    error = None if shape is None or not value else position_error(value, facts.layer, shape[1:])
+    if error is not None:
+        raise ValueError(error)
+    if request is not None:  # for the layer being computed: it shows this unit
+        request.position = value
+    return value
+
+
+def _compare(value: list[str], facts: CheckFacts) -> list[str]:
+    value = list(value)
+    try:
+        resolve_layers(facts.model, value)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from exc
+    return value
+
+
+def _model_name(value: str, facts: CheckFacts) -> str:
+    names = list(facts.model_names)
+    if not names and value:
+        raise ValueError(
+            f"`model_name` {value!r}: this explorer shows one model; pass a mapping of "
+            "names to models, FeatureExplorer({'a': model_a, 'b': model_b}), to switch."
+        )
+    if names and value not in names:
+        raise ValueError(f"`model_name` must be one of {names}, got {value!r}.")
+    return value
+
+
+CHECKS: dict[str, Callable[[Any, CheckFacts], Any]] = {
+    "layer": _layer,
+    "channel": _channel,
+    "image_index": _image_index,
+    "sort_by": lambda value, facts: facts.check_sort(value),
+    "num_features": _num_features,
+    "device": _device,
+    "position": _position,
+    "compare": _compare,
+    "model_name": _model_name,
+}
+"""The check of each core trait's value: the value to set, or a ValueError that says why not."""

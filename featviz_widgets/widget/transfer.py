@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,26 +18,27 @@ from .protocol import (
     CHUNK_BYTES,
     INLINE_PAYLOAD_BYTES,
     MAX_UPLOAD_BYTES,
-    PAYLOADS,
     UPLOAD_DATA_KEY,
     UPLOAD_TIMEOUT_S,
     Push,
 )
 
-__all__ = ["PAYLOAD_TRAITS", "Outbox", "Uploads"]
+__all__ = ["Outbox", "Uploads"]
 
 FRONT_END_CODE = ("_esm", "_css", "_anywidget_id")  # what anywidget adds to each widget
-PAYLOAD_TRAITS = tuple(PAYLOADS)
-"""The payload traits: each holds its metadata and its bytes (`Payload`)."""
 
 
 class Outbox:
-    """Sets payload traits on `widget`, each one piece: metadata and bytes together. Bytes too
-    large for one message travel in `Push.CHUNK` messages instead; a view asks for what it
-    lacks (`Message.PULL`), and `answer` sends the current state again."""
+    """Sets the payload traits `names` of `widget` through `write(name, value)`, each one
+    piece: metadata and bytes together. Bytes too large for one message travel in
+    `Push.CHUNK` messages instead; a view asks for what it lacks (`Message.PULL`), and `answer`
+    sends the current state again (through the widget's public `send_state` and `send`)."""
 
-    def __init__(self, widget: Any) -> None:
-        self._widget = widget
+    def __init__(
+        self, widget: Any, names: Sequence[str], write: Callable[[str, dict], None]
+    ) -> None:
+        self._widget, self.names, self._write = widget, tuple(names), write
+        self._payloads: dict[str, tuple[bytes, dict]] = {}  # name: (data, meta)
         self._chunked: dict[str, tuple[int, bytes]] = {}  # name: (id, data)
         self._last_id = 0
 
@@ -45,32 +46,30 @@ class Outbox:
         """Set payload trait `name` to `meta` with `data` (call inside `hold_sync()`; nothing
         at all: `b""` and `{}`). Data over `INLINE_PAYLOAD_BYTES` go in chunks, sent before
         the trait that says `chunked`: no message carries more than `MAX_MESSAGE_BYTES`."""
-        widget = self._widget
+        self._payloads[name] = (data, dict(meta))
         if len(data) <= INLINE_PAYLOAD_BYTES:
             self._chunked.pop(name, None)
-            setattr(widget, name, {**meta, "data": data} if data or meta else {})
+            self._write(name, {**meta, "data": data} if data or meta else {})
             return
         self._last_id += 1
         self._chunked[name] = (self._last_id, data)
         self._send_chunks(name)
         chunked = {"id": self._last_id, "size": len(data), "count": -(-len(data) // CHUNK_BYTES)}
-        setattr(widget, name, {**meta, "chunked": chunked})
+        self._write(name, {**meta, "chunked": chunked})
 
     def update(self, name: str, **changes: Any) -> None:
         """Change some of payload `name`'s metadata, keeping its bytes."""
-        if getattr(self._widget, name):
-            self.set(name, self.data(name), {**self.meta(name), **changes})
+        data, meta = self._payloads.get(name, (b"", {}))
+        if data or meta:
+            self.set(name, data, {**meta, **changes})
 
     def meta(self, name: str) -> dict:
         """Payload `name`'s metadata (`{}` when it is empty)."""
-        value = getattr(self._widget, name)
-        return {key: item for key, item in value.items() if key not in ("data", "chunked")}
+        return dict(self._payloads.get(name, (b"", {}))[1])
 
     def data(self, name: str) -> bytes:
         """Payload `name`'s bytes, inline or chunked."""
-        if name in self._chunked:
-            return self._chunked[name][1]
-        return bytes(getattr(self._widget, name).get("data", b""))
+        return self._payloads.get(name, (b"", {}))[0]
 
     def answer(self, names: Any) -> None:
         """A view's `Message.PULL`: the current state of payloads `names` (of every synced
@@ -79,11 +78,11 @@ class Outbox:
         payloads are left out."""
         widget = self._widget
         if isinstance(names, list):
-            names = [name for name in PAYLOAD_TRAITS if name in names]
+            names = [name for name in self.names if name in names]
             if names:
                 widget.send_state(names)
         else:
-            names = list(PAYLOAD_TRAITS)
+            names = list(self.names)
             # the explorer's own traits: not the front end's code, which the view runs already;
             # each payload in a message of its own, so no message holds more than one of them
             base = {*anywidget.AnyWidget.class_traits(sync=True), *FRONT_END_CODE, *names}

@@ -14,7 +14,7 @@ from matplotlib import cbook
 from PIL import Image
 
 from featviz_widgets.widget.explorer import FeatureExplorer
-from featviz_widgets.widget.protocol import contract
+from featviz_widgets.widget.panels import CONTRACT
 
 from .standalone import open_view, synced_state
 
@@ -84,7 +84,7 @@ def test_hover_names_the_image_and_a_click_sends_its_index(view, state):
     canvas.hover(position=second)
     assert view.locator(".fvz-tooltip").inner_text().startswith(f"#2 {meta['names'][1]}: ")
     canvas.click(position=second)
-    example = contract()["messages"]["example"]
+    example = CONTRACT["messages"]["example"]
     assert view.evaluate("() => window.sent") == [
         [{"type": example, "index": meta["indices"][1]}, []]
     ]

@@ -188,7 +188,7 @@ def assert_a_snapshot(page, start: float, label: str) -> None:
 
 def saved_payloads(state: dict) -> dict[str, int]:
     """The explorer's payload traits in a saved widget state, each by the bytes saved with it."""
-    from featviz_widgets.widget.protocol import PAYLOADS
+    from featviz_widgets.widget.panels import PAYLOADS
 
     (model,) = (m for m in state.values() if m["state"].get("_model_name") == "AnyModel")
     buffers = {tuple(b["path"]): len(base64.b64decode(b["data"])) for b in model.get("buffers", [])}

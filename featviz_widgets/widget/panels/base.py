@@ -1,5 +1,5 @@
 """What a panel is: `Panel`, one view of the explorer in one module. It gets the explorer's
-view at one moment (`PanelView`, immutable) and the services of its host (`PanelHost`: the
+view at one moment (`ViewState`, immutable) and the services of its host (`PanelHost`: the
 lock, the worker, the job status, the outbox), computes on the worker, sends one payload and
 draws its static picture. Its JS module paints that payload."""
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 from ...core.inputs import ImageInput
@@ -20,22 +21,30 @@ from ...visualizer import FeatureVisualizer
 from ..model_set import ModelProfiles
 from ..worker import Job, Worker
 
-__all__ = ["ComputedPanel", "JobReporter", "Panel", "PanelHost", "PanelView", "Result"]
+__all__ = ["ComputedPanel", "JobReporter", "Panel", "PanelHost", "Result", "ViewState"]
 
 
 @dataclass(frozen=True)
-class PanelView:
-    """The explorer's view at one moment, as panels read it; a control's change makes a new
-    one."""
+class ViewState:
+    """What the explorer shows at one moment: the model, the image, the layer and its maps, and
+    every control's value. The explorer holds one; a control's change makes a new one
+    (`dataclasses.replace`), and each panel gets it (`Panel.update`)."""
 
     viz: FeatureVisualizer  # the model shown, on its device (its caches hold the view's maps)
     source: ImageInput  # the image shown, prepared: one image
     shown: np.ndarray  # that image as the model sees it, (H, W, 3) uint8
     layer: str
+    features: torch.Tensor  # the layer's maps of the image shown, (1, C, H, W) float32 on the CPU
+    rankings: Mapping[str, list[int]]  # every channel, best first, per core sort mode
     weights_version: Hashable  # moves when the user's model is trained
     channel: int = 0  # the selected channel
+    position: tuple[int, ...] = ()  # the selected unit (h, w) on the layer's map; () for none
+    sort_by: str = "activation"
+    num_features: int = 16  # how many maps the grid shows
+    color_scale: str = "per-tile"
     input: ImageInput = None  # the input given (an image or a batch) ...
-    image_index: int = 0  # ... and which of its images is shown
+    image_index: int = 0  # ... which of its images is shown ...
+    batch_size: int = 1  # ... of how many
     image_name: str = ""
     model_name: str = ""  # the model shown, of `model_names` ([] for one model)
     model_names: tuple[str, ...] = ()
@@ -44,11 +53,14 @@ class PanelView:
     all_layers: bool = False  # whether the menu lists every module
     restrict: tuple[str, ...] | None = None  # the layers the explorer was limited to
     traits: Mapping[str, Any] = field(default_factory=dict)  # the panels' own traits' values
-    map_size: tuple[int, int] = (0, 0)  # the layer's map (H, W)
-    position: tuple[int, ...] = ()  # the selected unit (h, w) on that map; () for none
     # what each panel asked for while this view was computed (`PanelHost.pending`), by name:
     # given with the view's first `update` only, empty later
     asked: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def map_size(self) -> tuple[int, int]:
+        """The layer's map (H, W)."""
+        return tuple(self.features.shape[-2:])  # type: ignore[return-value]
 
 
 class JobReporter(Protocol):
@@ -69,7 +81,7 @@ class PanelHost:
     lock: threading.RLock  # guards the traits and every panel's state, across threads
     worker: Worker
     status: JobReporter
-    current: Callable[[], PanelView | None]  # the view shown (under the lock); None before one
+    current: Callable[[], ViewState | None]  # the view shown (under the lock); None before one
     viewing: Callable[[], bool]  # whether a new view is being computed (under the lock)
     # what the panels ask of the view being computed, by panel name (a panel changes it in
     # place, under the lock; its `update` gets it as `view.asked`); None when none is
@@ -81,6 +93,7 @@ class PanelHost:
     widget: Any  # the explorer, for its public traits only (a panel sets `channel`, ...)
     set: Callable[..., None]  # set the panel's own traits quietly (under the lock)
     reorder: Callable[[], None]  # sort the grid again (a panel's ranking came or went)
+    ranking: Callable[[str, ViewState], list[int] | None]  # a panel's mode's, if known
     default_sort: str  # the sort mode to fall back to
     # inside it, changes to public traits are the widget's own: no observer reacts, and they
     # go to the front end in one message with the payloads published there
@@ -92,7 +105,7 @@ class Result:
     """A panel's result for a view: what `figure` draws, and the metadata sent with it."""
 
     key: Hashable  # the view's parts it depends on
-    view: PanelView
+    view: ViewState
     value: Any  # None: there is none (`meta["note"]` says why)
     meta: dict
 
@@ -117,6 +130,7 @@ class Panel(ABC):
     contract: ClassVar[dict[str, Any]] = {}  # what its JS module reads: `_contract.panels[name]`
     sort_modes: ClassVar[tuple[str, ...]] = ()  # the grid's sort modes it adds (`ranking`)
     observes: ClassVar[tuple[str, ...]] = ()  # core traits whose change by the person it hears
+    sorts: ClassVar[bool] = False  # it follows `sort_by`: updated when a panel's ranking comes
     trait: ClassVar[str]  # `_<name>`
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -132,7 +146,7 @@ class Panel(ABC):
     def export_views(cls) -> tuple[str, ...]:
         return cls.views or (cls.name,)
 
-    def depends_on(self, view: PanelView) -> Hashable:
+    def depends_on(self, view: ViewState) -> Hashable:
         """The parts of the view whose change calls for a new result (default: the model and
         its weights, the image and the layer); None: nothing to compute."""
         return (id(view.viz), view.weights_version, id(view.source), view.layer)
@@ -157,9 +171,9 @@ class Panel(ABC):
         if view is not None and not self.host.viewing():
             self.update(view)
 
-    def ranking(self, mode: str) -> list[int] | None:
-        """Every channel of the view shown under its sort mode `mode`, best first; None until
-        it is known (the grid is then sorted by activation)."""
+    def ranking(self, mode: str, view: ViewState) -> list[int] | None:
+        """Every channel of `view` under its sort mode `mode`, best first; None until it is
+        known (the grid is then sorted by activation)."""
         return None
 
     def pause(self) -> None:
@@ -171,7 +185,7 @@ class Panel(ABC):
         return None
 
     @abstractmethod
-    def update(self, view: PanelView) -> None:
+    def update(self, view: ViewState) -> None:
         """A new view (under the lock): publish what it calls for, working on the worker."""
 
     @abstractmethod
@@ -205,7 +219,7 @@ class ComputedPanel(Panel):
         super().__init__(host)
         self.shown: Result | None = None
 
-    def update(self, view: PanelView) -> None:
+    def update(self, view: ViewState) -> None:
         key = self.depends_on(view)
         if key is None or (self.shown is not None and self.shown.key == key):
             return
@@ -214,7 +228,7 @@ class ComputedPanel(Panel):
         self.wanted = key
         self.host.worker.submit(self.name, lambda job: self._run(job, view), self.report)
 
-    def _run(self, job: Job, view: PanelView) -> None:
+    def _run(self, job: Job, view: ViewState) -> None:
         self.host.status.start(job, f"{self.status}: {view.layer}…")
         try:
             value = self.compute(view, job)
@@ -236,18 +250,18 @@ class ComputedPanel(Panel):
         return self.figure(shown.view, shown.value)
 
     @abstractmethod
-    def compute(self, view: PanelView, job: Job) -> Any:
+    def compute(self, view: ViewState, job: Job) -> Any:
         """The panel's result for `view`, on the worker, through `view.viz` (`job.current`
         turns False when a newer view replaced it)."""
 
     @abstractmethod
-    def payload(self, view: PanelView, result: Any) -> tuple[bytes, dict]:
+    def payload(self, view: ViewState, result: Any) -> tuple[bytes, dict]:
         """The result as the front end paints it: bytes and their metadata (`meta`)."""
 
-    def note(self, view: PanelView, message: str) -> tuple[bytes, dict]:
+    def note(self, view: ViewState, message: str) -> tuple[bytes, dict]:
         """The payload that says, in the panel, why there is no result."""
         return b"", {"note": message}
 
     @abstractmethod
-    def figure(self, view: PanelView, result: Any) -> Figure:
+    def figure(self, view: ViewState, result: Any) -> Figure:
         """The static picture of the result (`save_png`)."""

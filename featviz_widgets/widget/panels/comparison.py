@@ -16,7 +16,7 @@ from ...compare import LayerProfile, ModelComparison
 from ...core.cancel import Cancelled
 from ...core.json_values import json_safe
 from ..worker import Job
-from .base import Panel, PanelHost, PanelView
+from .base import Panel, PanelHost, ViewState
 
 __all__ = ["ComparisonMeta", "ComparisonPanel"]
 
@@ -44,13 +44,13 @@ class ComparisonPanel(Panel):
         super().__init__(host)
         self.complete: ModelComparison | None = None  # the image shown's, once complete
 
-    def depends_on(self, view: PanelView) -> Hashable:
+    def depends_on(self, view: ViewState) -> Hashable:
         """The image shown, with several models (one model: nothing to compare)."""
         if len(view.model_names) < 2 or view.profiles is None:
             return None
         return (id(view.input), view.image_index)
 
-    def update(self, view: PanelView) -> None:
+    def update(self, view: ViewState) -> None:
         """Show the image's profiles made so far at once; profile the others on the worker."""
         key = self.depends_on(view)
         if key is None:
@@ -62,7 +62,7 @@ class ComparisonPanel(Panel):
             self.wanted = key
             self.host.worker.submit(self.name, lambda job: self._run(job, view), self.report)
 
-    def _run(self, job: Job, view: PanelView) -> None:
+    def _run(self, job: Job, view: ViewState) -> None:
         names, profiles = view.model_names, view.profiles
         for i, name in enumerate(names):
             if name in profiles.done(view.input, view.image_index):
@@ -80,12 +80,12 @@ class ComparisonPanel(Panel):
             if job.current and self._shows(view):
                 self._publish(view, profiles.done(view.input, view.image_index), "")
 
-    def _shows(self, view: PanelView) -> bool:
+    def _shows(self, view: ViewState) -> bool:
         """Whether `view`'s image is the one shown now (under the lock)."""
         now = self.host.current()
         return now is not None and self.depends_on(now) == self.depends_on(view)
 
-    def _publish(self, view: PanelView, done: dict[str, list[LayerProfile]], note: str) -> None:
+    def _publish(self, view: ViewState, done: dict[str, list[LayerProfile]], note: str) -> None:
         """`_comparison` from the profiles `done` (under the lock)."""
         names = list(view.model_names)
         rows = [row for name in names for row in done.get(name, [])]
@@ -124,7 +124,7 @@ class ComparisonPanel(Panel):
             )
         return self.figure(view, comparison)
 
-    def figure(self, view: PanelView, result: ModelComparison) -> Figure:
+    def figure(self, view: ViewState, result: ModelComparison) -> Figure:
         """`ModelComparison.figure()` with the layer shown of the model shown ringed on both
         axes."""
         fig = result.figure()

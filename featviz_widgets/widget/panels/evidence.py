@@ -30,7 +30,7 @@ from ...evidence import ClassEvidence, class_name_list
 from ...evidence.gradcam import check_classifier
 from ..payload import MapsMeta, decode_maps, encode_maps
 from ..worker import Job
-from .base import Panel, PanelHost, PanelView
+from .base import Panel, PanelHost, ViewState
 
 __all__ = [
     "CLASS_CONTRIBUTION",
@@ -263,21 +263,20 @@ class EvidencePanel(Panel):
         elif name in ("class_evidence", "target_class"):
             super().changed(name, value)
 
-    def ranking(self, mode: str) -> list[int] | None:
-        """The channels of the view shown by contribution to the chosen class, best first,
-        once its evidence is there."""
-        view = self.host.current()
-        if self.shown is None or view is None or self.shown_key != self.depends_on(view):
+    def ranking(self, mode: str, view: ViewState) -> list[int] | None:
+        """The channels of `view` by contribution to the chosen class, best first, once its
+        evidence is there."""
+        if self.shown is None or self.shown_key != self.depends_on(view):
             return None
         return [int(c) for c in self.shown.ranked_channels(0)]
 
-    def depends_on(self, view: PanelView) -> Hashable:
+    def depends_on(self, view: ViewState) -> Hashable:
         """Its image, layer and class, on the device and weights of the model shown."""
         target = view.traits.get("target_class")
         device = str(view.viz.device)
         return (id(view.input), view.image_index, view.layer, target, device, view.weights_version)
 
-    def cached(self, key: tuple, view: PanelView) -> ClassEvidence | str | None:
+    def cached(self, key: tuple, view: ViewState) -> ClassEvidence | str | None:
         """The evidence (or the note saying why there is none) cached for `key`, or None."""
         entry = self.cache.get(key)
         if entry is None or entry[0] is not view.input:  # an id reused by another image
@@ -286,7 +285,7 @@ class EvidencePanel(Panel):
         return entry[1]
 
     # ------------------------------------------------------------------ jobs
-    def update(self, view: PanelView) -> None:
+    def update(self, view: ViewState) -> None:
         """After a view, class or setting change (under the lock): the cached evidence of
         what is shown, else a run for it (when `class_evidence` is on), else nothing."""
         classes = self.classes_of(view.viz.model)
@@ -341,7 +340,7 @@ class EvidencePanel(Panel):
                 self.publish_note(view, CANCELLED)
             return running
 
-    def publish(self, view: PanelView, key: tuple, evidence: ClassEvidence | str) -> None:
+    def publish(self, view: ViewState, key: tuple, evidence: ClassEvidence | str) -> None:
         """Set the `_evidence` payload (under the lock) and, when the grid is sorted by class
         contribution, its order."""
         if isinstance(evidence, str):
@@ -356,7 +355,7 @@ class EvidencePanel(Panel):
         if self.host.widget.sort_by == CLASS_CONTRIBUTION:
             self.host.reorder()
 
-    def publish_note(self, view: PanelView, note: str) -> None:
+    def publish_note(self, view: ViewState, note: str) -> None:
         self.shown, self.shown_key = None, None
         if self.host.payload(self.trait)[1].get("note") != note:
             self.host.publish(self.trait, *evidence_note(view.layer, note))
@@ -366,7 +365,7 @@ class EvidencePanel(Panel):
         if self.host.payload(self.trait)[1]:
             self.host.publish(self.trait, b"", {})
 
-    def _run(self, job: Job, view: PanelView) -> None:
+    def _run(self, job: Job, view: ViewState) -> None:
         key = self.depends_on(view)
         target = view.traits.get("target_class")
         with self.host.lock:

@@ -27,7 +27,7 @@ from ...dataset.scan import DatasetExamples, ScanCancelled
 from ...plotting.figures import grid_columns, grid_shape
 from ..layer_menu import explorer_layers
 from ..worker import Job, Throttle
-from .base import Panel, PanelHost, PanelView
+from .base import Panel, PanelHost, ViewState
 
 __all__ = ["EXAMPLE_THUMB_PX", "ExamplesMeta", "ExamplesPanel", "examples_view", "thumbnail"]
 
@@ -71,7 +71,7 @@ class ExamplesPanel(Panel):
     def crops_kind(self) -> str:
         return f"{self.name}:crops"  # the worker kind cutting the selected channel's examples
 
-    def depends_on(self, view: PanelView) -> Hashable:
+    def depends_on(self, view: ViewState) -> Hashable:
         return (view.layer, view.channel)
 
     # ------------------------------------------------------------------ scan
@@ -112,7 +112,7 @@ class ExamplesPanel(Panel):
                 self._publish(examples_view(view.layer, view.channel, note=note))
             return True
 
-    def _layers(self, view: PanelView) -> list[str]:
+    def _layers(self, view: ViewState) -> list[str]:
         """The explorer's layers (the default list when it shows every module), the current
         layer included: one pass covers every layer the dropdown offers first."""
         names = list(view.layers)
@@ -178,7 +178,7 @@ class ExamplesPanel(Panel):
         super().report(job, exc)
 
     # ------------------------------------------------------------------ selection
-    def update(self, view: PanelView) -> None:
+    def update(self, view: ViewState) -> None:
         """A new view or channel: cut its examples from the result; another model's result is
         scanned again for the model shown."""
         if self.data is not None and self.result is not None and self.model != view.model_name:

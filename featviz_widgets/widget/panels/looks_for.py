@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from ...core.json_values import json_safe
 from ...optimize.optimizer import OptimizationResult
 from ..worker import Job, Throttle
-from .base import Panel, PanelHost, PanelView
+from .base import Panel, PanelHost, ViewState
 
 __all__ = [
     "FULL_STEPS",
@@ -179,13 +179,13 @@ class LooksForPanel(Panel):
         return value
 
     @staticmethod
-    def settings(view: PanelView) -> dict:
+    def settings(view: ViewState) -> dict:
         """The `optimize` keyword arguments of a run for `view`."""
         options = dict(view.traits.get("looks_for_options") or {})
         steps = view.traits.get("looks_for_steps")
         return looks_for_settings(view.viz.device.type, steps, options)
 
-    def depends_on(self, view: PanelView) -> Hashable:
+    def depends_on(self, view: ViewState) -> Hashable:
         """The picture asked for: the layer shown's selected channel under the settings, on
         the device and weights of the model shown."""
         settings = repr(sorted(self.settings(view).items()))
@@ -226,7 +226,7 @@ class LooksForPanel(Panel):
                 return
             self.start(view)
 
-    def start(self, view: PanelView) -> None:
+    def start(self, view: ViewState) -> None:
         """Queue a run for `view` (under the lock)."""
         self.wanted = self.depends_on(view)
         self.host.worker.submit(self.name, lambda job: self._run(job, view), self.report)
@@ -251,7 +251,7 @@ class LooksForPanel(Panel):
                 self.mark_cancelled()
             return running
 
-    def update(self, view: PanelView) -> None:
+    def update(self, view: ViewState) -> None:
         """After a channel, layer or settings change (under the lock): the selected channel's
         cached picture, else its running run's latest, else none. A run for another channel
         that is queued or running (or paused by a view job) is replaced by one for this
@@ -272,7 +272,7 @@ class LooksForPanel(Panel):
         elif not (running and self.wanted == key):
             self.clear()  # (a running run for this channel sends its own)
 
-    def publish(self, view: PanelView, result: OptimizationResult, cancelled: bool = False) -> None:
+    def publish(self, view: ViewState, result: OptimizationResult, cancelled: bool = False) -> None:
         """Set the `_looks_for` payload (under the lock)."""
         self.shown = result
         self.host.publish(self.trait, *looks_for_view(result, view.viz.device.type, cancelled))
@@ -282,7 +282,7 @@ class LooksForPanel(Panel):
         if self.host.payload(self.trait)[1]:
             self.host.publish(self.trait, b"", {})
 
-    def _run(self, job: Job, view: PanelView) -> None:
+    def _run(self, job: Job, view: ViewState) -> None:
         key, settings = self.depends_on(view), self.settings(view)
         layer, channel = view.layer, view.channel
         with self.host.lock:

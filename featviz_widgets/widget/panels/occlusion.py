@@ -25,7 +25,7 @@ from ...occlusion.engine import OcclusionResult
 from ...plotting.figures import occlusion_figure, unit_centre
 from ..payload import MapsMeta, encode_maps
 from ..worker import Job, Throttle
-from .base import Panel, PanelHost, PanelView
+from .base import Panel, PanelHost, ViewState
 
 __all__ = ["OcclusionMeta", "OcclusionPanel", "occlusion_view"]
 
@@ -81,11 +81,11 @@ class OcclusionPanel(Panel):
     def __init__(self, host: PanelHost) -> None:
         super().__init__(host)
         self.result: OcclusionResult | None = None  # the last (possibly partial) sweep
-        self.view: PanelView | None = None  # the view it is for
+        self.view: ViewState | None = None  # the view it is for
         self.done = (0, 0)  # its placements done, of its total
         self.cancelled = False  # the running sweep was cancelled: its map says so
 
-    def same_view(self, view: PanelView) -> bool:
+    def same_view(self, view: ViewState) -> bool:
         """Whether `view` is the one its sweep belongs to (the same model, image and layer:
         each view prepares an image of its own), with perhaps another channel."""
         old = self.view
@@ -131,13 +131,13 @@ class OcclusionPanel(Panel):
                 raise ValueError("the layer's features are not ready yet; try again shortly.")
             self.start(view)
 
-    def start(self, view: PanelView) -> None:
+    def start(self, view: ViewState) -> None:
         """Queue a sweep of `view`'s layer at its unit (under the lock)."""
         self.cancelled = False
         position = tuple(view.position) if view.position else None
         self.host.worker.submit(self.name, lambda job: self._run(job, view, position), self.report)
 
-    def update(self, view: PanelView) -> None:
+    def update(self, view: ViewState) -> None:
         """A new view drops the old sweep and runs the one asked for while it was computed
         (`view.asked`); a new channel shows its map of the current sweep."""
         if self.same_view(view):
@@ -181,7 +181,7 @@ class OcclusionPanel(Panel):
         payload = occlusion_view(result, channel, view.map_size, *self.done, self.cancelled)
         self.host.publish(self.trait, *payload)
 
-    def _run(self, job: Job, view: PanelView, position: tuple[int, int] | None) -> None:
+    def _run(self, job: Job, view: ViewState, position: tuple[int, int] | None) -> None:
         self.host.status.start(job, "occlusion…", 0.0)
         throttle = Throttle()
 

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from ...core.pca import LayerPCA
 from ...plotting.pca import plot_layer_pca
 from ..worker import Job
-from .base import ComputedPanel, PanelView
+from .base import ComputedPanel, ViewState
 
 __all__ = ["PcaMeta", "PcaPanel"]
 
@@ -34,20 +34,20 @@ class PcaPanel(ComputedPanel):
     meta = PcaMeta
     status = "layer as colour"
 
-    def compute(self, view: PanelView, job: Job) -> LayerPCA:
+    def compute(self, view: ViewState, job: Job) -> LayerPCA:
         return view.viz.layer_pca(view.source, view.layer)
 
-    def payload(self, view: PanelView, result: LayerPCA) -> tuple[bytes, dict]:
+    def payload(self, view: ViewState, result: LayerPCA) -> tuple[bytes, dict]:
         rgb = np.clip(np.rint(result.rgb.numpy() * 255), 0, 255).astype(np.uint8)
         h, w = result.map_size
         explained = [float(share) for share in result.explained]
         meta = PcaMeta(layer=view.layer, h=h, w=w, explained=explained, note="")
         return rgb.tobytes(), dict(meta)
 
-    def note(self, view: PanelView, message: str) -> tuple[bytes, dict]:
+    def note(self, view: ViewState, message: str) -> tuple[bytes, dict]:
         return b"", dict(PcaMeta(layer=view.layer, h=0, w=0, explained=[], note=message))
 
-    def figure(self, view: PanelView, result: LayerPCA) -> Figure:
+    def figure(self, view: ViewState, result: LayerPCA) -> Figure:
         fig = Figure(figsize=(4.5, 4.8))
         plot_layer_pca(result, fig.subplots(), view.shown)
         return fig
