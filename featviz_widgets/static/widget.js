@@ -193,6 +193,22 @@ function stamp(canvas, state) {
   canvas.dataset.paintedAt = String(performance.now());
   canvas.dataset.state = state;
 }
+function drawMarker(ctx, cx, cy, size) {
+  ctx.save();
+  ctx.strokeStyle = "#00e5ff";
+  ctx.lineWidth = 2.5;
+  ctx.beginPath();
+  ctx.moveTo(cx - size, cy);
+  ctx.lineTo(cx + size, cy);
+  ctx.moveTo(cx, cy - size);
+  ctx.lineTo(cx, cy + size);
+  ctx.stroke();
+  ctx.restore();
+}
+function markerAt(ctx, pos, mapH, mapW, width, height) {
+  if (!pos) return;
+  drawMarker(ctx, (pos[1] + 0.5) * width / mapW, (pos[0] + 0.5) * height / mapH, Math.max(6, width / 18));
+}
 
 // src/pointer.js
 function pointer(state, canvas, hitTest, describe, select) {
@@ -1273,6 +1289,30 @@ var pca = {
 // src/panels/index.js
 var PANELS = [occlusion, pca, looks_for, examples, comparison, evidence];
 
+// src/picture.js
+function sideSize(state) {
+  const meta = state.get("_image") || {};
+  const aspect = meta.w && meta.h ? meta.h / meta.w : 1;
+  const w = Math.max(80, Math.floor((state.layout.side - GAP * 2) / 2));
+  return [w, Math.round(w * aspect)];
+}
+async function loadPicture(state) {
+  const token = ++state.pictureToken;
+  const data = payload(state, "_image");
+  if (!data.length) {
+    state.picture = null;
+    return false;
+  }
+  try {
+    const bitmap = await createImageBitmap(new Blob([data.slice()], { type: "image/png" }));
+    if (token !== state.pictureToken) return false;
+    state.picture = bitmap;
+  } catch {
+    state.picture = null;
+  }
+  return true;
+}
+
 // src/theme.js
 function above(node) {
   if (node.parentElement) return node.parentElement;
@@ -1523,34 +1563,12 @@ function paintPanel(state, entry, theme) {
 }
 
 // src/detail.js
-function sideSize(state) {
-  const meta = state.get("_image") || {};
-  const aspect = meta.w && meta.h ? meta.h / meta.w : 1;
-  const w = Math.max(80, Math.floor((state.layout.side - GAP * 2) / 2));
-  return [w, Math.round(w * aspect)];
-}
-function drawMarker(ctx, cx, cy, size) {
-  ctx.save();
-  ctx.strokeStyle = "#00e5ff";
-  ctx.lineWidth = 2.5;
-  ctx.beginPath();
-  ctx.moveTo(cx - size, cy);
-  ctx.lineTo(cx + size, cy);
-  ctx.moveTo(cx, cy - size);
-  ctx.lineTo(cx, cy + size);
-  ctx.stroke();
-  ctx.restore();
-}
 function unitPosition(state) {
   const pos = state.get("position") || [];
   const meta = state.get("_unit");
   if (pos.length === 2) return pos;
   if (meta && meta.h) return [Math.floor(meta.h / 2), Math.floor(meta.w / 2)];
   return null;
-}
-function markerAt(ctx, pos, mapH, mapW, width, height) {
-  if (!pos) return;
-  drawMarker(ctx, (pos[1] + 0.5) * width / mapW, (pos[0] + 0.5) * height / mapH, Math.max(6, width / 18));
 }
 function paintInput(state) {
   const { get, dom } = state;
@@ -1588,21 +1606,11 @@ function paintUnit(state) {
   dom.unitCanvas.dataset.source = source;
   stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
 }
-async function loadPicture(state) {
-  const token = ++state.pictureToken;
-  const data = payload(state, "_image");
-  if (!data.length) {
-    state.picture = null;
-    return;
-  }
-  try {
-    const bitmap = await createImageBitmap(new Blob([data.slice()], { type: "image/png" }));
-    if (token !== state.pictureToken) return;
-    state.picture = bitmap;
-  } catch {
-    state.picture = null;
-  }
-  paintInput(state);
+function showPicture(state) {
+  void loadPicture(state).then((decoded) => {
+    if (decoded) paintInput(state);
+    schedule(state, paintPanels);
+  });
 }
 function unitHit(state, event) {
   const { get } = state;
@@ -1646,7 +1654,7 @@ function wireUnitPointer(state) {
 
 // src/transport.js
 var CHUNKED_PAINTS = {
-  _image: (state) => void loadPicture(state).then(() => schedule(state, paintPanels)),
+  _image: showPicture,
   _grid: (state) => schedule(state, paintGrid),
   _unit: (state) => schedule(state, paintUnit, paintInput),
   ...Object.fromEntries(PANELS.map((panel) => [`_${panel.name}`, (state) => repaintPanel(state, panel)]))
@@ -1719,7 +1727,7 @@ function modelListeners(state) {
     "change:compare": later(syncSimple, paintChart2),
     "change:image_index": later(syncSimple),
     "change:_image": () => {
-      void loadPicture(state).then(() => schedule(state, paintPanels));
+      showPicture(state);
       schedule(state, syncSimple);
     },
     "change:_grid": later(paintGrid),
@@ -1866,7 +1874,7 @@ function render({ model, el }) {
   syncStatus(state);
   paintStats(state);
   paintAll(state);
-  void loadPicture(state).then(() => schedule(state, paintPanels));
+  showPicture(state);
   pull(state);
   return () => {
     state.closed = true;

@@ -2,37 +2,15 @@
 // The side views of the selected channel: the input image as the model sees it and the channel
 // (click a unit to select it: `position`, which the panels that analyse a unit follow).
 
-import { GAP, bitmapCanvas, fitCanvas, mosaic, stamp } from "./canvas.js";
-import { overInput, unitNotes } from "./panel-host.js";
+import { bitmapCanvas, fitCanvas, markerAt, mosaic, stamp } from "./canvas.js";
+import { overInput, paintPanels, unitNotes } from "./panel-host.js";
 import { dequantise, fmt, hasMaps } from "./numbers.js";
+import { loadPicture, sideSize } from "./picture.js";
 import { pointer } from "./pointer.js";
+import { schedule } from "./repaint.js";
 import { payload, sizedPayload } from "./state.js";
 
 /** @import { UnitMeta, Unset, ViewState } from "./types.js" */
-
-/** The CSS size [w, h] of each side view: half the side panel, the input image's aspect.
- * @param {ViewState} state @returns {[number, number]} */
-export function sideSize(state) {
-  const meta = state.get("_image") || {};
-  const aspect = meta.w && meta.h ? meta.h / meta.w : 1;
-  const w = Math.max(80, Math.floor((state.layout.side - GAP * 2) / 2));
-  return [w, Math.round(w * aspect)];
-}
-
-/** A cross-hair at (cx, cy); its colour is data, not chrome: the same in every theme.
- * @param {CanvasRenderingContext2D} ctx @param {number} cx @param {number} cy @param {number} size */
-function drawMarker(ctx, cx, cy, size) {
-  ctx.save();
-  ctx.strokeStyle = "#00e5ff";
-  ctx.lineWidth = 2.5;
-  ctx.beginPath();
-  ctx.moveTo(cx - size, cy);
-  ctx.lineTo(cx + size, cy);
-  ctx.moveTo(cx, cy - size);
-  ctx.lineTo(cx, cy + size);
-  ctx.stroke();
-  ctx.restore();
-}
 
 /** The selected unit (h, w) on the layer map, or its centre when none was chosen.
  * @param {ViewState} state @returns {number[] | null} */
@@ -42,14 +20,6 @@ function unitPosition(state) {
   if (pos.length === 2) return pos;
   if (meta && meta.h) return [Math.floor(meta.h / 2), Math.floor(meta.w / 2)];
   return null;
-}
-
-/** The marker at unit `pos` of a mapH x mapW map drawn over width x height.
- * @param {CanvasRenderingContext2D} ctx @param {number[] | null} pos
- * @param {number} mapH @param {number} mapW @param {number} width @param {number} height */
-export function markerAt(ctx, pos, mapH, mapW, width, height) {
-  if (!pos) return;
-  drawMarker(ctx, ((pos[1] + 0.5) * width) / mapW, ((pos[0] + 0.5) * height) / mapH, Math.max(6, width / 18));
 }
 
 /** The input image as the model sees it, with the selected unit marked, under what panels
@@ -97,24 +67,13 @@ export function paintUnit(state) {
   stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
 }
 
-/** Decode the input image (`_image`, a PNG) and repaint the input view (the panels drawn
- * over it repaint once this resolves).
+/** Decode the input image again; once decoded, repaint the input view, then the panels.
  * @param {ViewState} state */
-export async function loadPicture(state) {
-  const token = ++state.pictureToken;
-  const data = payload(state, "_image");
-  if (!data.length) {
-    state.picture = null;
-    return;
-  }
-  try {
-    const bitmap = await createImageBitmap(new Blob([data.slice()], { type: "image/png" }));
-    if (token !== state.pictureToken) return;
-    state.picture = bitmap;
-  } catch {
-    state.picture = null;
-  }
-  paintInput(state);
+export function showPicture(state) {
+  void loadPicture(state).then((decoded) => {
+    if (decoded) paintInput(state);
+    schedule(state, paintPanels);
+  });
 }
 
 /** The unit under the pointer on the channel view, with its value.

@@ -9,7 +9,8 @@
 // cursor) never leaves the browser.
 //
 // Modules: types (the JSDoc typedefs); helpers colours, numbers, canvas, dom; state (view state
-// and its DOM); a module per view: grid, detail (input, channel),
+// and its DOM); picture (the input image's decode, the side views' size); a module per view:
+// grid, detail (input, channel),
 // stats, models (the model menu), with
 // sync (controls <- model) and controls (controls -> model); panels/ (one module per panel of
 // the registry, built, listened to and painted by panel-host); pointer (hover and click on a
@@ -18,14 +19,14 @@
 // entry, whose `render` wires them.
 
 import { wireControls } from "./controls.js";
-import { loadPicture, wireUnitPointer } from "./detail.js";
+import { showPicture, wireUnitPointer } from "./detail.js";
 import { wireGridPointer } from "./grid.js";
 import { wireModels } from "./models.js";
 import { measure, paintAll, schedule, watchSize, watchTheme } from "./repaint.js";
 import { buildDom, createState } from "./state.js";
 import { paintStats } from "./stats.js";
 import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
-import { buildPanels, paintPanels, wirePanels } from "./panel-host.js";
+import { buildPanels, wirePanels } from "./panel-host.js";
 import { pull } from "./pull.js";
 import { modelListeners } from "./transport.js";
 import { wireSnapshot } from "./snapshot.js";
@@ -53,7 +54,7 @@ function render({ model, el }) {
   syncStatus(state);
   paintStats(state);
   paintAll(state);
-  void loadPicture(state).then(() => schedule(state, paintPanels));
+  showPicture(state);
   pull(state); // what it painted may be old or partial: a late view, a reload, another host
 
   return () => {

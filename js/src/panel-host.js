@@ -4,9 +4,10 @@
 // `_<name>`, and the traits it lists, and wires its own controls.
 
 import { fitCanvas, stamp } from "./canvas.js";
-import { paintInput, paintUnit, sideSize } from "./detail.js";
+import { paintInput, paintUnit } from "./detail.js";
 import { h } from "./dom.js";
 import { PANELS } from "./panels/index.js";
+import { sideSize } from "./picture.js";
 import { schedule } from "./repaint.js";
 import { css, sizedPayload } from "./state.js";
 

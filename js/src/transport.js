@@ -2,9 +2,9 @@
 // Transport between the view and Python: payload chunks and the other custom messages, the
 // model events and what each repaints, uploads in chunks, and PNG export. Pulls: pull.js.
 
-import { loadPicture, paintInput, paintUnit } from "./detail.js";
+import { paintInput, paintUnit, showPicture } from "./detail.js";
 import { paintGrid } from "./grid.js";
-import { paintPanels, panelListeners, repaintPanel } from "./panel-host.js";
+import { panelListeners, repaintPanel } from "./panel-host.js";
 import { PANELS } from "./panels/index.js";
 import { bytesOf } from "./numbers.js";
 import { pullOnce, pulled } from "./pull.js";
@@ -19,7 +19,7 @@ import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
 // instead of holding `data`.
 /** @type {Record<string, Painter>} */
 const CHUNKED_PAINTS = {
-  _image: (state) => void loadPicture(state).then(() => schedule(state, paintPanels)),
+  _image: showPicture,
   _grid: (state) => schedule(state, paintGrid),
   _unit: (state) => schedule(state, paintUnit, paintInput),
   ...Object.fromEntries(PANELS.map((panel) => [`_${panel.name}`, (/** @type {ViewState} */ state) => repaintPanel(state, panel)])),
@@ -93,7 +93,7 @@ export function modelListeners(state) {
     "change:compare": later(syncSimple, paintChart),
     "change:image_index": later(syncSimple),
     "change:_image": () => {
-      void loadPicture(state).then(() => schedule(state, paintPanels));
+      showPicture(state);
       schedule(state, syncSimple);
     },
     "change:_grid": later(paintGrid),
