@@ -2,15 +2,19 @@
 // The side views of the selected channel: the input image as the model sees it and the channel
 // (click a unit to select it: `position`, which the panels that analyse a unit follow).
 
-import { bitmapCanvas, fitCanvas, markerAt, mosaic, stamp } from "./canvas.js";
-import { overInput, paintPanels, unitNotes } from "./panel-host.js";
-import { dequantise, fmt, hasMaps } from "./numbers.js";
-import { loadPicture, sideSize } from "./picture.js";
-import { pointer } from "./pointer.js";
-import { schedule } from "./repaint.js";
-import { payload, sizedPayload } from "./state.js";
+import { bitmapCanvas, fitCanvas, markerAt, mosaic, stamp } from "../canvas.js";
+import { overInput, unitNotes } from "../panel-host.js";
+import { dequantise, fmt, hasMaps } from "../numbers.js";
+import { sideSize } from "../picture.js";
+import { pointer } from "../pointer.js";
+import { payload, sizedPayload } from "../state.js";
 
-/** @import { UnitMeta, Unset, ViewState } from "./types.js" */
+/**
+ * @typedef {MapsMeta & { layer: string, channel: number, mean: number|null }} UnitMeta
+ *   `_unit`'s metadata: its bytes are the selected channel's map, one uint8 map of h x w.
+ */
+
+/** @import { MapsMeta, PanelModule, Unset, ViewState } from "../types.js" */
 
 /** The selected unit (h, w) on the layer map, or its centre when none was chosen.
  * @param {ViewState} state @returns {number[] | null} */
@@ -25,7 +29,7 @@ function unitPosition(state) {
 /** The input image as the model sees it, with the selected unit marked, under what panels
  * draw over it (the Grad-CAM of the chosen class).
  * @param {ViewState} state */
-export function paintInput(state) {
+function paintInput(state) {
   const { get, dom } = state;
   const [w, hgt] = sideSize(state);
   const ctx = fitCanvas(dom.inputCanvas, w, hgt);
@@ -41,7 +45,7 @@ export function paintInput(state) {
 
 /** The selected channel (Python's payload, or the grid tile's preview until it comes).
  * @param {ViewState} state */
-export function paintUnit(state) {
+function paintUnit(state) {
   const { get, dom, preview } = state;
   const [w, hgt] = sideSize(state);
   const ctx = fitCanvas(dom.unitCanvas, w, hgt);
@@ -56,7 +60,7 @@ export function paintUnit(state) {
     ({ meta, data } = preview);
     source = "preview";
   } else {
-    data = hasMaps(meta) ? sizedPayload(state, "_unit", meta.h * meta.w) : new Uint8Array(0);
+    data = hasMaps(meta) ? sizedPayload(state, "_unit", unit.size(meta)) : new Uint8Array(0);
   }
   if (!hasMaps(meta) || data.length < meta.h * meta.w) return;
   ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
@@ -65,15 +69,6 @@ export function paintUnit(state) {
   dom.unitNote.textContent = unitNotes(state, meta.channel);
   dom.unitCanvas.dataset.source = source;
   stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
-}
-
-/** Decode the input image again; once decoded, repaint the input view, then the panels.
- * @param {ViewState} state */
-export function showPicture(state) {
-  void loadPicture(state).then((decoded) => {
-    if (decoded) paintInput(state);
-    schedule(state, paintPanels);
-  });
 }
 
 /** The unit under the pointer on the channel view, with its value.
@@ -100,12 +95,14 @@ function selectUnit(state, pos) {
 }
 
 /** Channel view: hover shows the value, click / Enter selects the unit (the panels that
- * analyse one follow it), arrows move the cursor.
+ * analyse one follow it), arrows move the cursor, which a new `position` drops; returns the
+ * cleanup.
  * @param {ViewState} state */
-export function wireUnitPointer(state) {
-  const { get, dom } = state;
+function wireUnit(state) {
+  const { get, dom, model } = state;
   pointer(state, dom.unitCanvas, (event) => unitHit(state, event), (hit) => `ch ${get("channel")} (${hit.pos[0]}, ${hit.pos[1]}): ${fmt(hit.value)}`, (hit) => selectUnit(state, hit.pos));
-  dom.unitCanvas.addEventListener("keydown", (event) => {
+  /** @param {KeyboardEvent} event */
+  const onKey = (event) => {
     const meta = get("_unit");
     if (!hasMaps(meta)) return;
     const at = state.cursor || unitPosition(state);
@@ -123,5 +120,29 @@ export function wireUnitPointer(state) {
     const [y, x] = at;
     state.cursor = [Math.min(meta.h - 1, Math.max(0, y + move[0])), Math.min(meta.w - 1, Math.max(0, x + move[1]))];
     paintUnit(state);
-  });
+  };
+  const dropCursor = () => (state.cursor = null);
+  dom.unitCanvas.addEventListener("keydown", onKey);
+  model.on("change:position", dropCursor);
+  return () => {
+    dom.unitCanvas.removeEventListener("keydown", onKey);
+    model.off("change:position", dropCursor);
+  };
 }
+
+/** @type {PanelModule} */
+export const unit = {
+  name: "unit",
+  label: "Selected channel: click or use arrows and Enter to pick a unit",
+  views: ["channel"],
+  slot: "detail",
+  painters: [paintUnit, paintInput],
+  // its payload's change, named too: tests/test_contract.py reads what the view listens to
+  listens: ["change:_unit", "change:color_scale", "change:channel", "change:position"],
+  exportCanvas: (state) => state.dom.unitCanvas,
+  size: (payload) => {
+    const meta = /** @type {Partial<UnitMeta>} */ (payload);
+    return (meta.h || 0) * (meta.w || 0);
+  },
+  wire: (state) => wireUnit(state),
+};
