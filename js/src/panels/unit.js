@@ -85,7 +85,8 @@ function unitHit(state, event) {
   return { pos: [my, mx], value: dequantise(meta, 0, q) };
 }
 
-/** Select unit `pos`; the panels hear of it (`unit`), also when it is the selected one again.
+/** Select unit `pos`; the panels hear of it (their unit hook), also when it is the selected
+ * one again.
  * @param {ViewState} state @param {number[]} pos */
 function selectUnit(state, pos) {
   const current = state.get("position") || [];
