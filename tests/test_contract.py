@@ -197,9 +197,22 @@ def test_the_grid_layout_comes_from_the_payload():
     assert [grid_columns(n) for n in (1, 2, 4, 5, 9, 10, 256)] == [1, 2, 2, 3, 3, 4, 16]
 
 
+def _typedef_blocks() -> list[str]:
+    """js/src/types.js's header, and each panel module's typedef comment (the grid's `GridMeta`
+    and the unit's `UnitMeta` live in js/src/panels/grid.js and unit.js)."""
+    blocks = []
+    for path in sorted(PANEL_JS.glob("*.js")):
+        source = path.read_text()
+        if "@typedef" in source:
+            start = source.rindex("/**", 0, source.index("@typedef"))
+            blocks.append(source[start : source.index("*/", start)])
+    return [*blocks, TYPES[: TYPES.index("*/")]]
+
+
 def _typedefs() -> dict[str, set[str]]:
-    """The keys of each object `@typedef` in js/src/types.js's header, `MapsMeta & {...}` too."""
-    header = TYPES[: TYPES.index("*/")].replace("\n *", " ")
+    """The keys of each object `@typedef` in js/src/types.js's header and the panel modules'
+    (`_typedef_blocks`), `MapsMeta & {...}` too."""
+    header = "\n".join(_typedef_blocks()).replace("\n *", " ")
     bodies = {name: body for body, name in re.findall(r"@typedef \{(.*?)\} (\w+)", header)}
     keys = {name: set(re.findall(r"(\w+)\??\s*:", body)) for name, body in bodies.items()}
     for name, body in bodies.items():

@@ -193,28 +193,21 @@ function stamp(canvas, state) {
   canvas.dataset.paintedAt = String(performance.now());
   canvas.dataset.state = state;
 }
-
-// src/pointer.js
-function pointer(state, canvas, hitTest, describe, select) {
-  const { tooltip } = state.dom;
-  canvas.addEventListener("mousemove", (event) => {
-    const hit = hitTest(event);
-    if (hit) showTooltip(state, event, describe(hit));
-    else tooltip.hidden = true;
-  });
-  canvas.addEventListener("mouseleave", () => tooltip.hidden = true);
-  canvas.addEventListener("click", (event) => {
-    const hit = hitTest(event);
-    if (hit) select(hit);
-  });
+function drawMarker(ctx, cx, cy, size) {
+  ctx.save();
+  ctx.strokeStyle = "#00e5ff";
+  ctx.lineWidth = 2.5;
+  ctx.beginPath();
+  ctx.moveTo(cx - size, cy);
+  ctx.lineTo(cx + size, cy);
+  ctx.moveTo(cx, cy - size);
+  ctx.lineTo(cx, cy + size);
+  ctx.stroke();
+  ctx.restore();
 }
-function showTooltip(state, event, text) {
-  const { root, tooltip } = state.dom;
-  const box = root.getBoundingClientRect();
-  tooltip.hidden = false;
-  tooltip.textContent = text;
-  tooltip.style.left = `${event.clientX - box.left + 12}px`;
-  tooltip.style.top = `${event.clientY - box.top + 12}px`;
+function markerAt(ctx, pos, mapH, mapW, width, height) {
+  if (!pos) return;
+  drawMarker(ctx, (pos[1] + 0.5) * width / mapW, (pos[0] + 0.5) * height / mapH, Math.max(6, width / 18));
 }
 
 // src/dom.js
@@ -235,6 +228,108 @@ function svgEl(tag, attrs, text) {
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
   if (text !== void 0) node.textContent = text;
   return node;
+}
+
+// src/panels/comparison.js
+var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+function modelColour(i) {
+  return PALETTE[i % PALETTE.length];
+}
+var comparison = {
+  name: "comparison",
+  views: ["models"],
+  slot: "below",
+  title: "Compare models",
+  label: "Model comparison: mean activation and sparsity against relative depth, one line per model",
+  listens: ["change:_model_names", "change:model_name", "change:layer"],
+  shown: (_payload, get) => (get("_model_names") || []).length > 1,
+  box: ({ width }) => [Math.max(320, Math.min(900, width - 8)), HEIGHT],
+  size: () => 0,
+  paint({ ctx, width, payload: payload2, get, theme, canvas }) {
+    const meta = (
+      /** @type {Partial<ComparisonMeta>} */
+      payload2
+    );
+    const comparison2 = meta.models ? (
+      /** @type {ComparisonMeta} */
+      meta
+    ) : null;
+    const state = paintChart(ctx, canvas, comparison2, width, get("model_name"), get("layer"), theme);
+    const busy = comparison2 && comparison2.done < comparison2.total ? ` · ${comparison2.done}/${comparison2.total} models` : "";
+    const caption = comparison2 ? `on ${comparison2.image || "the image"}${busy}${comparison2.note ? ` · ${comparison2.note}` : ""}` : "";
+    return { caption, stamp: state };
+  }
+};
+var HEIGHT = 230;
+function paintChart(ctx, canvas, meta, width, current, layer, theme) {
+  const height = HEIGHT;
+  ctx.imageSmoothingEnabled = true;
+  ctx.font = `11px ${theme.font}`;
+  ctx.fillStyle = theme.fg;
+  const rows = meta ? meta.rows : [];
+  const names = meta ? meta.models.filter((name) => rows.some((row) => row.model === name)) : [];
+  canvas.dataset.lines = String(names.length);
+  canvas.dataset.models = names.join(",");
+  if (!meta || !names.length) {
+    ctx.fillText(meta && meta.note ? meta.note : "no comparison yet", 8, 20);
+    return "models|empty";
+  }
+  const panelW = (width - 24) / 2;
+  const panels = [["mean", "Mean activation"], ["sparsity", "Sparsity (fraction of 0s)"]];
+  panels.forEach(([key, title], p) => {
+    const left = 8 + p * (panelW + 8);
+    const box = { x: left + 42, y: 22, w: panelW - 50, h: height - 78 };
+    const values = rows.map((row) => Number(row[key])).filter(Number.isFinite);
+    let lo = key === "sparsity" ? 0 : Math.min(...values);
+    let hi = key === "sparsity" ? 1 : Math.max(...values);
+    if (!(hi > lo)) [lo, hi] = [lo - 1, hi + 1];
+    const at = (depth, value) => [box.x + depth * box.w, box.y + box.h - (value - lo) / (hi - lo) * box.h];
+    axes(ctx, box, title, lo, hi, theme);
+    names.forEach((name, i) => {
+      const points = rows.filter((row) => row.model === name && Number.isFinite(Number(row[key])));
+      ctx.strokeStyle = ctx.fillStyle = modelColour(meta.models.indexOf(name));
+      ctx.lineWidth = name === current ? 2.5 : 1.5;
+      ctx.beginPath();
+      points.forEach((row, j) => (j ? ctx.lineTo : ctx.moveTo).apply(ctx, at(row.depth, Number(row[key]))));
+      ctx.stroke();
+      for (const row of points) {
+        const [x, y] = at(row.depth, Number(row[key]));
+        ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
+        if (name === current && row.layer === layer) {
+          ctx.strokeStyle = theme.fg;
+          ctx.lineWidth = 1.5;
+          ctx.beginPath();
+          ctx.arc(x, y, 6, 0, 2 * Math.PI);
+          ctx.stroke();
+        }
+      }
+      if (p === 0) legend(ctx, 8 + i * Math.max(110, width / names.length), height - 12, name, modelColour(meta.models.indexOf(name)), name === current, theme);
+    });
+  });
+  return `models|${meta.done}/${meta.total}|${current}|${layer}`;
+}
+function axes(ctx, box, title, lo, hi, theme) {
+  ctx.strokeStyle = theme.grid;
+  ctx.lineWidth = 1;
+  ctx.strokeRect(box.x, box.y, box.w, box.h);
+  ctx.fillStyle = theme.fg;
+  ctx.fillText(title, box.x, box.y - 8);
+  ctx.textAlign = "right";
+  ctx.fillText(fmt(hi), box.x - 4, box.y + 8);
+  ctx.fillText(fmt(lo), box.x - 4, box.y + box.h);
+  ctx.textAlign = "center";
+  ctx.fillText("0", box.x, box.y + box.h + 13);
+  ctx.fillText("relative depth", box.x + box.w / 2, box.y + box.h + 13);
+  ctx.fillText("1", box.x + box.w, box.y + box.h + 13);
+  ctx.textAlign = "left";
+}
+function legend(ctx, x, y, name, colour, current, theme) {
+  ctx.fillStyle = colour;
+  ctx.fillRect(x, y - 8, 14, 4);
+  ctx.fillStyle = theme.fg;
+  ctx.font = `${current ? "bold " : ""}11px ${theme.font}`;
+  ctx.fillText(name, x + 18, y - 3);
+  ctx.font = `11px ${theme.font}`;
 }
 
 // src/models.js
@@ -386,10 +481,10 @@ function buildDom(contract) {
   const errorText = h("span", { class: "fvz-error-text" });
   const errorClose = h("button", { type: "button", class: "fvz-error-close", "aria-label": "Dismiss", text: "×" });
   const errorBox = h("div", { class: "fvz-error", role: "alert", hidden: true }, [errorText, errorClose]);
-  const gridCanvas = h("canvas", { class: "fvz-grid", tabindex: 0, "aria-label": "Feature maps: click or use the arrow keys to select a channel" });
+  const gridCanvas = h("canvas", { class: "fvz-grid", tabindex: 0 });
   const gridCaption = h("span", { class: "fvz-caption" });
   const inputCanvas = h("canvas", { class: "fvz-input", "aria-label": "Input image as the model sees it" });
-  const unitCanvas = h("canvas", { class: "fvz-unit", tabindex: 0, "aria-label": "Selected channel: click or use arrows and Enter to pick a unit" });
+  const unitCanvas = h("canvas", { class: "fvz-unit", tabindex: 0 });
   const unitCaption = h("span", { class: "fvz-caption" });
   const statsList = h("dl", { class: "fvz-stats" });
   const chart = h("div", { class: "fvz-chart" });
@@ -509,299 +604,6 @@ function sizedPayload(state, name, expected) {
   );
   if (expected > 0 && !state.incoming[name]) pullOnce(state, name, value.chunked ? value.chunked.id : value);
   return new Uint8Array(0);
-}
-
-// src/grid.js
-function paintGrid(state) {
-  const { get, dom, contract } = state;
-  const meta = get("_grid");
-  const data = hasMaps(meta) ? sizedPayload(state, "_grid", meta.n * meta.h * meta.w) : new Uint8Array(0);
-  const width = state.layout.grid;
-  if (!hasMaps(meta) || !data.length) {
-    fitCanvas(dom.gridCanvas, width, 40).clearRect(0, 0, width, 40);
-    dom.gridCaption.textContent = "";
-    return;
-  }
-  const scale = get("color_scale");
-  const shared = scale === contract.shared_scale;
-  const cols = meta.cols;
-  const rows = Math.ceil(meta.n / cols);
-  const tile = Math.max(8, Math.floor((width - GAP * (cols - 1)) / cols));
-  const key = `${meta.layer}|${meta.sort_by}|${meta.channels.join(",")}|${shared}|${meta.lo.join(",")}`;
-  if (!state.gridCache || state.gridCache.key !== key) {
-    state.gridCache = { canvas: bitmapCanvas(mosaic(data, meta, cols, shared)), cols, tile, n: meta.n, key };
-  }
-  const cache = state.gridCache;
-  cache.tile = tile;
-  const height = rows * (tile + LABEL_H + GAP);
-  const ctx = fitCanvas(dom.gridCanvas, width, height);
-  ctx.clearRect(0, 0, width, height);
-  const fg = css(state, "--fvz-fg", "#222");
-  const accent = css(state, "--fvz-accent", "#e91e63");
-  const channel = get("channel");
-  ctx.font = `11px ${css(state, "--fvz-font", "sans-serif")}`;
-  ctx.textBaseline = "bottom";
-  for (let i = 0; i < meta.n; i++) {
-    const x = i % cols * (tile + GAP);
-    const y = Math.floor(i / cols) * (tile + LABEL_H + GAP) + LABEL_H;
-    ctx.drawImage(cache.canvas, i % cols * meta.w, Math.floor(i / cols) * meta.h, meta.w, meta.h, x, y, tile, tile);
-    ctx.fillStyle = fg;
-    const label = `ch ${meta.channels[i]}  μ ${fmt(meta.means[i])}`;
-    ctx.fillText(label, x, y - 2, tile);
-    if (meta.channels[i] === channel) {
-      ctx.strokeStyle = accent;
-      ctx.lineWidth = 3;
-      ctx.strokeRect(x + 1.5, y + 1.5, tile - 3, tile - 3);
-    }
-  }
-  dom.gridCaption.textContent = `${meta.layer}: top ${meta.n} by ${meta.sort_by}, ${meta.h}×${meta.w}, ${scale} scale`;
-  dom.gridCanvas.dataset.channels = meta.channels.join(",");
-  stamp(dom.gridCanvas, `${meta.layer}|${meta.sort_by}|${meta.n}|${scale}|${channel}|${meta.channels.slice(0, 4).join(",")}`);
-}
-function gridHit(state, event) {
-  const { get, gridCache } = state;
-  const meta = get("_grid");
-  if (!hasMaps(meta) || !gridCache) return null;
-  const rect = state.dom.gridCanvas.getBoundingClientRect();
-  const x = event.clientX - rect.left;
-  const y = event.clientY - rect.top;
-  const tile = gridCache.tile;
-  const col = Math.floor(x / (tile + GAP));
-  const row = Math.floor(y / (tile + LABEL_H + GAP));
-  const tx = x - col * (tile + GAP);
-  const ty = y - row * (tile + LABEL_H + GAP) - LABEL_H;
-  const i = row * gridCache.cols + col;
-  if (col >= gridCache.cols || i >= meta.n || tx < 0 || tx >= tile || ty < 0 || ty >= tile) return null;
-  const mx = Math.min(meta.w - 1, Math.floor(tx / tile * meta.w));
-  const my = Math.min(meta.h - 1, Math.floor(ty / tile * meta.h));
-  const q = payload(state, "_grid")[i * meta.h * meta.w + my * meta.w + mx];
-  return { i, channel: meta.channels[i], mx, my, value: dequantise(meta, i, q) };
-}
-function selectChannel(state, channel) {
-  const { get } = state;
-  const meta = get("_grid");
-  const at = meta && meta.channels ? meta.channels.indexOf(channel) : -1;
-  if (at >= 0) {
-    const size = meta.h * meta.w;
-    const data = payload(state, "_grid").slice(at * size, (at + 1) * size);
-    const one = { n: 1, h: meta.h, w: meta.w, lo: [meta.lo[at]], hi: [meta.hi[at]], layer: meta.layer, channel, mean: meta.means[at] };
-    state.preview = { channel, meta: one, data };
-  } else {
-    state.preview = null;
-  }
-  state.save({ channel });
-}
-function wireGridPointer(state) {
-  const { get, dom } = state;
-  pointer(state, dom.gridCanvas, (event) => gridHit(state, event), (hit) => `ch ${hit.channel} (${hit.my}, ${hit.mx}): ${fmt(hit.value)}`, (hit) => selectChannel(state, hit.channel));
-  dom.gridCanvas.addEventListener("keydown", (event) => {
-    const meta = get("_grid");
-    const cache = state.gridCache;
-    if (!hasMaps(meta) || !cache) return;
-    const steps = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -cache.cols, ArrowDown: cache.cols };
-    const step = steps[event.key];
-    if (step === void 0) return;
-    event.preventDefault();
-    const at = Math.max(0, meta.channels.indexOf(get("channel")));
-    const next = Math.min(meta.n - 1, Math.max(0, at + step));
-    selectChannel(state, meta.channels[next]);
-  });
-}
-
-// src/snapshot.js
-var HELD = "fvzHeld";
-function kernelControls(state) {
-  const { dom } = state;
-  const local = /* @__PURE__ */ new Set([dom.exportView, dom.exportButton]);
-  const all = dom.root.querySelectorAll("input, select, button, textarea");
-  return [...all].filter((control) => !local.has(control));
-}
-function holdControls(state) {
-  for (const control of kernelControls(state)) {
-    const held = control.dataset[HELD];
-    if (state.snapshot && held === void 0) {
-      control.dataset[HELD] = control.disabled ? "1" : "0";
-      control.disabled = true;
-    } else if (!state.snapshot && held !== void 0) {
-      control.disabled = held === "1";
-      delete control.dataset[HELD];
-    }
-  }
-}
-function wireSnapshot(state) {
-  const stop = (event) => {
-    if (state.snapshot && event.target instanceof HTMLCanvasElement) event.stopPropagation();
-  };
-  for (const type of ["click", "dblclick", "keydown"]) state.dom.root.addEventListener(type, stop, true);
-}
-
-// src/sync.js
-function syncLayers(state) {
-  const { get, dom } = state;
-  const layers = get("_layers") || [];
-  const current = get("layer");
-  const needle = dom.filter.value.trim().toLowerCase();
-  dom.layerSelect.replaceChildren();
-  for (const info of layers) {
-    const hay = `${info.name} ${info.type}`.toLowerCase();
-    if (needle && !hay.includes(needle) && info.name !== current) continue;
-    const shape = info.shape.join("×");
-    dom.layerSelect.append(h("option", { value: info.name, text: `${info.name} · ${shape}`, title: `${info.type} (${info.layout})` }));
-  }
-  if (current && ![...dom.layerSelect.options].some((o) => o.value === current)) {
-    dom.layerSelect.append(h("option", { value: current, text: current }));
-  }
-  dom.layerSelect.value = current;
-  dom.allToggle.checked = !!get("all_layers");
-}
-function syncChannels(state) {
-  const { get, dom } = state;
-  const order = get("_order") || [];
-  const options = document.createDocumentFragment();
-  order.forEach((c, rank) => options.append(new Option(`#${rank + 1}: ch ${c}`, String(c))));
-  dom.channelSelect.replaceChildren(options);
-  dom.channelSelect.value = String(get("channel"));
-}
-function syncSimple(state) {
-  const { get, dom } = state;
-  dom.sortSelect.value = get("sort_by");
-  dom.numInput.value = String(get("num_features"));
-  dom.scaleSelect.value = get("color_scale");
-  dom.channelSelect.value = String(get("channel"));
-  const devices = get("_devices") || [];
-  dom.deviceSelect.replaceChildren(...devices.map((d) => h("option", { value: d, text: d })));
-  dom.deviceSelect.value = get("device");
-  dom.deviceField.hidden = devices.length < 2;
-  dom.deviceLabel.textContent = devices.length < 2 ? `device: ${get("device")}` : "";
-  const meta = get("_image") || {};
-  const batch = meta.batch > 1;
-  const index = get("image_index");
-  const of = batch ? ` · image ${index + 1} of ${meta.batch}` : "";
-  dom.prevImage.hidden = dom.nextImage.hidden = !batch;
-  dom.prevImage.disabled = index <= 0;
-  dom.nextImage.disabled = index >= meta.batch - 1;
-  dom.imageName.textContent = (meta.name ? `${meta.name} (${meta.w}×${meta.h})` : meta.w ? `${meta.w}×${meta.h}` : "") + of;
-  const inCompare = (get("compare") || []).includes(get("layer"));
-  dom.compareButton.textContent = inCompare ? "− remove current layer" : "+ add current layer";
-}
-function syncStatus(state) {
-  const { get, dom, contract, snapshot } = state;
-  const busy = !snapshot && !!get("busy");
-  const value = get("progress");
-  dom.root.classList.toggle("fvz-snapshot", snapshot);
-  dom.root.classList.toggle("fvz-busy", busy);
-  dom.root.dataset.busy = busy ? "1" : "0";
-  dom.progress.hidden = !busy;
-  if (busy && value >= 0) dom.progress.value = value;
-  else dom.progress.removeAttribute("value");
-  dom.statusText.textContent = snapshot ? "Snapshot: no kernel answered, so this shows what was saved. Run the notebook to explore." : busy ? get("status") || "working…" : "";
-  holdControls(state);
-  dom.cancelButton.disabled = !(busy && contract.cancellable_jobs.includes(get("_job")));
-  const error = get("error");
-  dom.errorBox.hidden = !error;
-  dom.errorText.textContent = error || "";
-}
-
-// src/panels/comparison.js
-var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-function modelColour(i) {
-  return PALETTE[i % PALETTE.length];
-}
-var comparison = {
-  name: "comparison",
-  views: ["models"],
-  slot: "below",
-  title: "Compare models",
-  label: "Model comparison: mean activation and sparsity against relative depth, one line per model",
-  listens: ["change:_model_names", "change:model_name", "change:layer"],
-  shown: (_payload, get) => (get("_model_names") || []).length > 1,
-  box: ({ width }) => [Math.max(320, Math.min(900, width - 8)), HEIGHT],
-  size: () => 0,
-  paint({ ctx, width, payload: payload2, get, theme, canvas }) {
-    const meta = (
-      /** @type {Partial<ComparisonMeta>} */
-      payload2
-    );
-    const comparison2 = meta.models ? (
-      /** @type {ComparisonMeta} */
-      meta
-    ) : null;
-    const state = paintChart(ctx, canvas, comparison2, width, get("model_name"), get("layer"), theme);
-    const busy = comparison2 && comparison2.done < comparison2.total ? ` · ${comparison2.done}/${comparison2.total} models` : "";
-    const caption = comparison2 ? `on ${comparison2.image || "the image"}${busy}${comparison2.note ? ` · ${comparison2.note}` : ""}` : "";
-    return { caption, stamp: state };
-  }
-};
-var HEIGHT = 230;
-function paintChart(ctx, canvas, meta, width, current, layer, theme) {
-  const height = HEIGHT;
-  ctx.imageSmoothingEnabled = true;
-  ctx.font = `11px ${theme.font}`;
-  ctx.fillStyle = theme.fg;
-  const rows = meta ? meta.rows : [];
-  const names = meta ? meta.models.filter((name) => rows.some((row) => row.model === name)) : [];
-  canvas.dataset.lines = String(names.length);
-  canvas.dataset.models = names.join(",");
-  if (!meta || !names.length) {
-    ctx.fillText(meta && meta.note ? meta.note : "no comparison yet", 8, 20);
-    return "models|empty";
-  }
-  const panelW = (width - 24) / 2;
-  const panels = [["mean", "Mean activation"], ["sparsity", "Sparsity (fraction of 0s)"]];
-  panels.forEach(([key, title], p) => {
-    const left = 8 + p * (panelW + 8);
-    const box = { x: left + 42, y: 22, w: panelW - 50, h: height - 78 };
-    const values = rows.map((row) => Number(row[key])).filter(Number.isFinite);
-    let lo = key === "sparsity" ? 0 : Math.min(...values);
-    let hi = key === "sparsity" ? 1 : Math.max(...values);
-    if (!(hi > lo)) [lo, hi] = [lo - 1, hi + 1];
-    const at = (depth, value) => [box.x + depth * box.w, box.y + box.h - (value - lo) / (hi - lo) * box.h];
-    axes(ctx, box, title, lo, hi, theme);
-    names.forEach((name, i) => {
-      const points = rows.filter((row) => row.model === name && Number.isFinite(Number(row[key])));
-      ctx.strokeStyle = ctx.fillStyle = modelColour(meta.models.indexOf(name));
-      ctx.lineWidth = name === current ? 2.5 : 1.5;
-      ctx.beginPath();
-      points.forEach((row, j) => (j ? ctx.lineTo : ctx.moveTo).apply(ctx, at(row.depth, Number(row[key]))));
-      ctx.stroke();
-      for (const row of points) {
-        const [x, y] = at(row.depth, Number(row[key]));
-        ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
-        if (name === current && row.layer === layer) {
-          ctx.strokeStyle = theme.fg;
-          ctx.lineWidth = 1.5;
-          ctx.beginPath();
-          ctx.arc(x, y, 6, 0, 2 * Math.PI);
-          ctx.stroke();
-        }
-      }
-      if (p === 0) legend(ctx, 8 + i * Math.max(110, width / names.length), height - 12, name, modelColour(meta.models.indexOf(name)), name === current, theme);
-    });
-  });
-  return `models|${meta.done}/${meta.total}|${current}|${layer}`;
-}
-function axes(ctx, box, title, lo, hi, theme) {
-  ctx.strokeStyle = theme.grid;
-  ctx.lineWidth = 1;
-  ctx.strokeRect(box.x, box.y, box.w, box.h);
-  ctx.fillStyle = theme.fg;
-  ctx.fillText(title, box.x, box.y - 8);
-  ctx.textAlign = "right";
-  ctx.fillText(fmt(hi), box.x - 4, box.y + 8);
-  ctx.fillText(fmt(lo), box.x - 4, box.y + box.h);
-  ctx.textAlign = "center";
-  ctx.fillText("0", box.x, box.y + box.h + 13);
-  ctx.fillText("relative depth", box.x + box.w / 2, box.y + box.h + 13);
-  ctx.fillText("1", box.x + box.w, box.y + box.h + 13);
-  ctx.textAlign = "left";
-}
-function legend(ctx, x, y, name, colour, current, theme) {
-  ctx.fillStyle = colour;
-  ctx.fillRect(x, y - 8, 14, 4);
-  ctx.fillStyle = theme.fg;
-  ctx.font = `${current ? "bold " : ""}11px ${theme.font}`;
-  ctx.fillText(name, x + 18, y - 3);
-  ctx.font = `11px ${theme.font}`;
 }
 
 // src/panels/evidence.js
@@ -992,6 +794,29 @@ var evidence = {
   }
 };
 
+// src/pointer.js
+function pointer(state, canvas, hitTest, describe, select) {
+  const { tooltip } = state.dom;
+  canvas.addEventListener("mousemove", (event) => {
+    const hit = hitTest(event);
+    if (hit) showTooltip(state, event, describe(hit));
+    else tooltip.hidden = true;
+  });
+  canvas.addEventListener("mouseleave", () => tooltip.hidden = true);
+  canvas.addEventListener("click", (event) => {
+    const hit = hitTest(event);
+    if (hit) select(hit);
+  });
+}
+function showTooltip(state, event, text) {
+  const { root, tooltip } = state.dom;
+  const box = root.getBoundingClientRect();
+  tooltip.hidden = false;
+  tooltip.textContent = text;
+  tooltip.style.left = `${event.clientX - box.left + 12}px`;
+  tooltip.style.top = `${event.clientY - box.top + 12}px`;
+}
+
 // src/panels/examples.js
 function hasExamples(payload2) {
   return typeof /** @type {Partial<ExamplesMeta>} */
@@ -1064,6 +889,132 @@ var examples = {
   }
 };
 
+// src/panels/grid.js
+function paintGrid(state) {
+  const { get, dom, contract } = state;
+  const meta = get("_grid");
+  const data = hasMaps(meta) ? sizedPayload(state, "_grid", grid.size(meta)) : new Uint8Array(0);
+  const width = state.layout.grid;
+  if (!hasMaps(meta) || !data.length) {
+    fitCanvas(dom.gridCanvas, width, 40).clearRect(0, 0, width, 40);
+    dom.gridCaption.textContent = "";
+    return;
+  }
+  const scale = get("color_scale");
+  const shared = scale === contract.shared_scale;
+  const cols = meta.cols;
+  const rows = Math.ceil(meta.n / cols);
+  const tile = Math.max(8, Math.floor((width - GAP * (cols - 1)) / cols));
+  const key = `${meta.layer}|${meta.sort_by}|${meta.channels.join(",")}|${shared}|${meta.lo.join(",")}`;
+  if (!state.gridCache || state.gridCache.key !== key) {
+    state.gridCache = { canvas: bitmapCanvas(mosaic(data, meta, cols, shared)), cols, tile, n: meta.n, key };
+  }
+  const cache = state.gridCache;
+  cache.tile = tile;
+  const height = rows * (tile + LABEL_H + GAP);
+  const ctx = fitCanvas(dom.gridCanvas, width, height);
+  ctx.clearRect(0, 0, width, height);
+  const fg = css(state, "--fvz-fg", "#222");
+  const accent = css(state, "--fvz-accent", "#e91e63");
+  const channel = get("channel");
+  ctx.font = `11px ${css(state, "--fvz-font", "sans-serif")}`;
+  ctx.textBaseline = "bottom";
+  for (let i = 0; i < meta.n; i++) {
+    const x = i % cols * (tile + GAP);
+    const y = Math.floor(i / cols) * (tile + LABEL_H + GAP) + LABEL_H;
+    ctx.drawImage(cache.canvas, i % cols * meta.w, Math.floor(i / cols) * meta.h, meta.w, meta.h, x, y, tile, tile);
+    ctx.fillStyle = fg;
+    const label = `ch ${meta.channels[i]}  μ ${fmt(meta.means[i])}`;
+    ctx.fillText(label, x, y - 2, tile);
+    if (meta.channels[i] === channel) {
+      ctx.strokeStyle = accent;
+      ctx.lineWidth = 3;
+      ctx.strokeRect(x + 1.5, y + 1.5, tile - 3, tile - 3);
+    }
+  }
+  dom.gridCaption.textContent = `${meta.layer}: top ${meta.n} by ${meta.sort_by}, ${meta.h}×${meta.w}, ${scale} scale`;
+  dom.gridCanvas.dataset.channels = meta.channels.join(",");
+  stamp(dom.gridCanvas, `${meta.layer}|${meta.sort_by}|${meta.n}|${scale}|${channel}|${meta.channels.slice(0, 4).join(",")}`);
+}
+function gridHit(state, event) {
+  const { get, gridCache } = state;
+  const meta = get("_grid");
+  if (!hasMaps(meta) || !gridCache) return null;
+  const rect = state.dom.gridCanvas.getBoundingClientRect();
+  const x = event.clientX - rect.left;
+  const y = event.clientY - rect.top;
+  const tile = gridCache.tile;
+  const col = Math.floor(x / (tile + GAP));
+  const row = Math.floor(y / (tile + LABEL_H + GAP));
+  const tx = x - col * (tile + GAP);
+  const ty = y - row * (tile + LABEL_H + GAP) - LABEL_H;
+  const i = row * gridCache.cols + col;
+  if (col >= gridCache.cols || i >= meta.n || tx < 0 || tx >= tile || ty < 0 || ty >= tile) return null;
+  const mx = Math.min(meta.w - 1, Math.floor(tx / tile * meta.w));
+  const my = Math.min(meta.h - 1, Math.floor(ty / tile * meta.h));
+  const q = payload(state, "_grid")[i * meta.h * meta.w + my * meta.w + mx];
+  return { i, channel: meta.channels[i], mx, my, value: dequantise(meta, i, q) };
+}
+function previewTile(state, channel) {
+  const meta = state.get("_grid");
+  const at = meta && meta.channels ? meta.channels.indexOf(channel) : -1;
+  if (at < 0) {
+    state.preview = null;
+    return;
+  }
+  const size = meta.h * meta.w;
+  const data = payload(state, "_grid").slice(at * size, (at + 1) * size);
+  const one = { n: 1, h: meta.h, w: meta.w, lo: [meta.lo[at]], hi: [meta.hi[at]], layer: meta.layer, channel, mean: meta.means[at] };
+  state.preview = { channel, meta: one, data };
+}
+function wireGrid(state) {
+  const { get, dom } = state;
+  pointer(state, dom.gridCanvas, (event) => gridHit(state, event), (hit) => `ch ${hit.channel} (${hit.my}, ${hit.mx}): ${fmt(hit.value)}`, (hit) => selectChannel(state, hit.channel));
+  const onKey = (event) => {
+    const meta = get("_grid");
+    const cache = state.gridCache;
+    if (!hasMaps(meta) || !cache) return;
+    const steps = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -cache.cols, ArrowDown: cache.cols };
+    const step = steps[event.key];
+    if (step === void 0) return;
+    event.preventDefault();
+    const at = Math.max(0, meta.channels.indexOf(get("channel")));
+    const next = Math.min(meta.n - 1, Math.max(0, at + step));
+    selectChannel(state, meta.channels[next]);
+  };
+  const onTile = (event) => {
+    const hit = gridHit(state, event);
+    if (!hit) return;
+    if (hit.channel !== get("channel")) selectChannel(state, hit.channel);
+    for (const { panel } of state.panels) if (panel.tile) panel.tile(state, hit.channel);
+  };
+  dom.gridCanvas.addEventListener("keydown", onKey);
+  dom.gridCanvas.addEventListener("dblclick", onTile);
+  return () => {
+    dom.gridCanvas.removeEventListener("keydown", onKey);
+    dom.gridCanvas.removeEventListener("dblclick", onTile);
+  };
+}
+var grid = {
+  name: "grid",
+  label: "Feature maps: click or use the arrow keys to select a channel",
+  views: ["grid"],
+  slot: "main",
+  painters: [paintGrid],
+  // its payload's change, named too: tests/test_contract.py reads what the view listens to
+  listens: ["change:_grid", "change:color_scale", "change:channel"],
+  exportCanvas: (state) => state.dom.gridCanvas,
+  size: (payload2) => {
+    const meta = (
+      /** @type {Partial<GridMeta>} */
+      payload2
+    );
+    return (meta.n || 0) * (meta.h || 0) * (meta.w || 0);
+  },
+  select: previewTile,
+  wire: (state) => wireGrid(state)
+};
+
 // src/panels/looks_for.js
 var ownTraits = (state) => (
   /** @type {(key: keyof LooksForTraits) => unknown} */
@@ -1134,8 +1085,12 @@ var looks_for = {
     const state = meta.complete ? "done" : meta.cancelled ? "cancelled" : "running";
     return { caption: `ch ${meta.channel} looks for (${done}${rising})`, title: meta.complete ? meta.note : "", stamp: `${meta.layer}|${meta.channel}|${meta.step}/${meta.steps}|${state}` };
   },
+  // a tile double-clicked on the grid (its channel selected already)
+  tile(state, channel) {
+    state.model.send({ type: state.messages.looks_for, channel });
+  },
   wire(state, { controls }) {
-    const { model, messages, dom } = state;
+    const { model, messages } = state;
     const button = (
       /** @type {HTMLButtonElement} */
       controls.button
@@ -1149,19 +1104,11 @@ var looks_for = {
       /** @type {object} */
       { looks_for_steps: menu.value ? Number(menu.value) : null }
     );
-    const onTile = (event) => {
-      const hit = gridHit(state, event);
-      if (!hit) return;
-      if (hit.channel !== state.get("channel")) selectChannel(state, hit.channel);
-      model.send({ type: messages.looks_for, channel: hit.channel });
-    };
     button.addEventListener("click", ask);
     menu.addEventListener("change", steps);
-    dom.gridCanvas.addEventListener("dblclick", onTile);
     return () => {
       button.removeEventListener("click", ask);
       menu.removeEventListener("change", steps);
-      dom.gridCanvas.removeEventListener("dblclick", onTile);
     };
   }
 };
@@ -1270,8 +1217,141 @@ var pca = {
   }
 };
 
+// src/picture.js
+function sideSize(state) {
+  const meta = state.get("_image") || {};
+  const aspect = meta.w && meta.h ? meta.h / meta.w : 1;
+  const w = Math.max(80, Math.floor((state.layout.side - GAP * 2) / 2));
+  return [w, Math.round(w * aspect)];
+}
+async function loadPicture(state) {
+  const token = ++state.pictureToken;
+  const data = payload(state, "_image");
+  if (!data.length) {
+    state.picture = null;
+    return false;
+  }
+  try {
+    const bitmap = await createImageBitmap(new Blob([data.slice()], { type: "image/png" }));
+    if (token !== state.pictureToken) return false;
+    state.picture = bitmap;
+  } catch {
+    state.picture = null;
+  }
+  return true;
+}
+
+// src/panels/unit.js
+function unitPosition(state) {
+  const pos = state.get("position") || [];
+  const meta = state.get("_unit");
+  if (pos.length === 2) return pos;
+  if (meta && meta.h) return [Math.floor(meta.h / 2), Math.floor(meta.w / 2)];
+  return null;
+}
+function paintInput(state) {
+  const { get, dom } = state;
+  const [w, hgt] = sideSize(state);
+  const ctx = fitCanvas(dom.inputCanvas, w, hgt);
+  ctx.clearRect(0, 0, w, hgt);
+  if (!state.picture) return;
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(state.picture, 0, 0, w, hgt);
+  const overlay = overInput(state, ctx, w, hgt);
+  const meta = get("_unit");
+  if (meta && meta.h) markerAt(ctx, unitPosition(state), meta.h, meta.w, w, hgt);
+  stamp(dom.inputCanvas, `${(get("_image") || {}).name || ""}|${state.pictureToken}|${overlay}`);
+}
+function paintUnit(state) {
+  const { get, dom, preview } = state;
+  const [w, hgt] = sideSize(state);
+  const ctx = fitCanvas(dom.unitCanvas, w, hgt);
+  ctx.clearRect(0, 0, w, hgt);
+  let meta = get("_unit");
+  const channel = get("channel");
+  let source = "python";
+  let data;
+  if (preview && preview.channel === channel && (!meta || meta.channel !== channel)) {
+    ({ meta, data } = preview);
+    source = "preview";
+  } else {
+    data = hasMaps(meta) ? sizedPayload(state, "_unit", unit.size(meta)) : new Uint8Array(0);
+  }
+  if (!hasMaps(meta) || data.length < meta.h * meta.w) return;
+  ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
+  markerAt(ctx, state.cursor || unitPosition(state), meta.h, meta.w, w, hgt);
+  dom.unitCaption.textContent = `Channel ${meta.channel} (μ ${fmt(meta.mean)}): click a unit`;
+  dom.unitNote.textContent = unitNotes(state, meta.channel);
+  dom.unitCanvas.dataset.source = source;
+  stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
+}
+function unitHit(state, event) {
+  const { get } = state;
+  const meta = get("_unit");
+  if (!hasMaps(meta)) return null;
+  const rect = state.dom.unitCanvas.getBoundingClientRect();
+  const mx = Math.floor((event.clientX - rect.left) / rect.width * meta.w);
+  const my = Math.floor((event.clientY - rect.top) / rect.height * meta.h);
+  if (mx < 0 || my < 0 || mx >= meta.w || my >= meta.h) return null;
+  const q = payload(state, "_unit")[my * meta.w + mx];
+  return { pos: [my, mx], value: dequantise(meta, 0, q) };
+}
+function selectUnit(state, pos) {
+  const current = state.get("position") || [];
+  const again = current.length === 2 && current[0] === pos[0] && current[1] === pos[1];
+  if (!again) state.save({ position: pos });
+  for (const { panel } of state.panels) if (panel.unit) panel.unit(state, pos, again);
+}
+function wireUnit(state) {
+  const { get, dom, model } = state;
+  pointer(state, dom.unitCanvas, (event) => unitHit(state, event), (hit) => `ch ${get("channel")} (${hit.pos[0]}, ${hit.pos[1]}): ${fmt(hit.value)}`, (hit) => selectUnit(state, hit.pos));
+  const onKey = (event) => {
+    const meta = get("_unit");
+    if (!hasMaps(meta)) return;
+    const at = state.cursor || unitPosition(state);
+    if (!at) return;
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      selectUnit(state, at);
+      return;
+    }
+    const moves = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
+    const move = moves[event.key];
+    if (!move) return;
+    event.preventDefault();
+    const [y, x] = at;
+    state.cursor = [Math.min(meta.h - 1, Math.max(0, y + move[0])), Math.min(meta.w - 1, Math.max(0, x + move[1]))];
+    paintUnit(state);
+  };
+  const dropCursor = () => state.cursor = null;
+  dom.unitCanvas.addEventListener("keydown", onKey);
+  model.on("change:position", dropCursor);
+  return () => {
+    dom.unitCanvas.removeEventListener("keydown", onKey);
+    model.off("change:position", dropCursor);
+  };
+}
+var unit = {
+  name: "unit",
+  label: "Selected channel: click or use arrows and Enter to pick a unit",
+  views: ["channel"],
+  slot: "detail",
+  painters: [paintUnit, paintInput],
+  // its payload's change, named too: tests/test_contract.py reads what the view listens to
+  listens: ["change:_unit", "change:color_scale", "change:channel", "change:position"],
+  exportCanvas: (state) => state.dom.unitCanvas,
+  size: (payload2) => {
+    const meta = (
+      /** @type {Partial<UnitMeta>} */
+      payload2
+    );
+    return (meta.h || 0) * (meta.w || 0);
+  },
+  wire: (state) => wireUnit(state)
+};
+
 // src/panels/index.js
-var PANELS = [occlusion, pca, looks_for, examples, comparison, evidence];
+var PANELS = [grid, unit, occlusion, pca, looks_for, examples, comparison, evidence];
 
 // src/theme.js
 function above(node) {
@@ -1362,15 +1442,107 @@ function paintChart2(state) {
   }
 }
 
+// src/snapshot.js
+var HELD = "fvzHeld";
+function kernelControls(state) {
+  const { dom } = state;
+  const local = /* @__PURE__ */ new Set([dom.exportView, dom.exportButton]);
+  const all = dom.root.querySelectorAll("input, select, button, textarea");
+  return [...all].filter((control) => !local.has(control));
+}
+function holdControls(state) {
+  for (const control of kernelControls(state)) {
+    const held = control.dataset[HELD];
+    if (state.snapshot && held === void 0) {
+      control.dataset[HELD] = control.disabled ? "1" : "0";
+      control.disabled = true;
+    } else if (!state.snapshot && held !== void 0) {
+      control.disabled = held === "1";
+      delete control.dataset[HELD];
+    }
+  }
+}
+function wireSnapshot(state) {
+  const stop = (event) => {
+    if (state.snapshot && event.target instanceof HTMLCanvasElement) event.stopPropagation();
+  };
+  for (const type of ["click", "dblclick", "keydown"]) state.dom.root.addEventListener(type, stop, true);
+}
+
+// src/sync.js
+function syncLayers(state) {
+  const { get, dom } = state;
+  const layers = get("_layers") || [];
+  const current = get("layer");
+  const needle = dom.filter.value.trim().toLowerCase();
+  dom.layerSelect.replaceChildren();
+  for (const info of layers) {
+    const hay = `${info.name} ${info.type}`.toLowerCase();
+    if (needle && !hay.includes(needle) && info.name !== current) continue;
+    const shape = info.shape.join("×");
+    dom.layerSelect.append(h("option", { value: info.name, text: `${info.name} · ${shape}`, title: `${info.type} (${info.layout})` }));
+  }
+  if (current && ![...dom.layerSelect.options].some((o) => o.value === current)) {
+    dom.layerSelect.append(h("option", { value: current, text: current }));
+  }
+  dom.layerSelect.value = current;
+  dom.allToggle.checked = !!get("all_layers");
+}
+function syncChannels(state) {
+  const { get, dom } = state;
+  const order = get("_order") || [];
+  const options = document.createDocumentFragment();
+  order.forEach((c, rank) => options.append(new Option(`#${rank + 1}: ch ${c}`, String(c))));
+  dom.channelSelect.replaceChildren(options);
+  dom.channelSelect.value = String(get("channel"));
+}
+function syncSimple(state) {
+  const { get, dom } = state;
+  dom.sortSelect.value = get("sort_by");
+  dom.numInput.value = String(get("num_features"));
+  dom.scaleSelect.value = get("color_scale");
+  dom.channelSelect.value = String(get("channel"));
+  const devices = get("_devices") || [];
+  dom.deviceSelect.replaceChildren(...devices.map((d) => h("option", { value: d, text: d })));
+  dom.deviceSelect.value = get("device");
+  dom.deviceField.hidden = devices.length < 2;
+  dom.deviceLabel.textContent = devices.length < 2 ? `device: ${get("device")}` : "";
+  const meta = get("_image") || {};
+  const batch = meta.batch > 1;
+  const index = get("image_index");
+  const of = batch ? ` · image ${index + 1} of ${meta.batch}` : "";
+  dom.prevImage.hidden = dom.nextImage.hidden = !batch;
+  dom.prevImage.disabled = index <= 0;
+  dom.nextImage.disabled = index >= meta.batch - 1;
+  dom.imageName.textContent = (meta.name ? `${meta.name} (${meta.w}×${meta.h})` : meta.w ? `${meta.w}×${meta.h}` : "") + of;
+  const inCompare = (get("compare") || []).includes(get("layer"));
+  dom.compareButton.textContent = inCompare ? "− remove current layer" : "+ add current layer";
+}
+function syncStatus(state) {
+  const { get, dom, contract, snapshot } = state;
+  const busy = !snapshot && !!get("busy");
+  const value = get("progress");
+  dom.root.classList.toggle("fvz-snapshot", snapshot);
+  dom.root.classList.toggle("fvz-busy", busy);
+  dom.root.dataset.busy = busy ? "1" : "0";
+  dom.progress.hidden = !busy;
+  if (busy && value >= 0) dom.progress.value = value;
+  else dom.progress.removeAttribute("value");
+  dom.statusText.textContent = snapshot ? "Snapshot: no kernel answered, so this shows what was saved. Run the notebook to explore." : busy ? get("status") || "working…" : "";
+  holdControls(state);
+  dom.cancelButton.disabled = !(busy && contract.cancellable_jobs.includes(get("_job")));
+  const error = get("error");
+  dom.errorBox.hidden = !error;
+  dom.errorText.textContent = error || "";
+}
+
 // src/repaint.js
 function paintAll(state) {
-  paintGrid(state);
-  paintInput(state);
-  paintUnit(state);
+  for (const paint of corePainters()) paint(state);
   paintPanels(state);
   paintChart2(state);
 }
-var PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintPanels, syncStatus, syncSimple, syncLayers, paintStats, paintChart2];
+var paintOrder = () => [...corePainters(), paintPanels, syncStatus, syncSimple, syncLayers, paintStats, paintChart2];
 function schedule(state, ...parts) {
   for (const p of parts) state.dirty.add(p);
   if (state.scheduled) return;
@@ -1380,7 +1552,7 @@ function schedule(state, ...parts) {
     const todo = new Set(state.dirty);
     state.dirty.clear();
     if (state.closed) return;
-    for (const paint of PAINT_ORDER) if (todo.has(paint)) paint(state);
+    for (const paint of paintOrder()) if (todo.has(paint)) paint(state);
     if (todo.has(syncChannels)) {
       clearTimeout(state.timers.channels);
       state.timers.channels = setTimeout(() => syncChannels(state), 0);
@@ -1392,10 +1564,10 @@ function measure(state) {
   const width = root.clientWidth;
   if (!width) return false;
   const wide = width >= 720;
-  const grid = wide ? Math.floor(width * 0.5) - 16 : width - 16;
-  const side = wide ? width - grid - 40 : width - 16;
-  const changed = grid !== state.layout.grid || side !== state.layout.side;
-  state.layout = { grid, side };
+  const grid2 = wide ? Math.floor(width * 0.5) - 16 : width - 16;
+  const side = wide ? width - grid2 - 40 : width - 16;
+  const changed = grid2 !== state.layout.grid || side !== state.layout.side;
+  state.layout = { grid: grid2, side };
   root.classList.toggle("fvz-narrow", !wide);
   return changed;
 }
@@ -1412,7 +1584,7 @@ function retheme(state) {
   const key = themeKey(state);
   if (key === state.theme) return;
   state.theme = key;
-  schedule(state, paintGrid, paintPanels);
+  schedule(state, ...corePainters(), paintPanels);
 }
 function themeKey(state) {
   return ["--fvz-fg", "--fvz-panel", "--fvz-accent", "--fvz-font"].map((v) => css(state, v, "")).join("|");
@@ -1434,16 +1606,21 @@ function watchTheme(state) {
 }
 
 // src/panel-host.js
+function corePainters(slot) {
+  return PANELS.flatMap((panel) => !slot || panel.slot === slot ? panel.painters || [] : []);
+}
 function buildPanels(state) {
   const side = h("div", { class: "fvz-pair fvz-wrap fvz-panels" });
   for (const panel of PANELS) {
     const views = panel.views || [panel.name];
     const cls = `fvz-${views[0].replace(/_/g, "-")}`;
     const canvas = panel.exportCanvas ? panel.exportCanvas(state) : h("canvas", { class: cls, "aria-label": panel.label });
+    if (panel.painters) canvas.setAttribute("aria-label", panel.label);
     const caption = h("span", { class: "fvz-caption" });
     const below = panel.slot === "below";
-    const figure = panel.figure === false ? h("span", { hidden: true }) : below ? h("section", { class: `fvz-panel ${cls}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas]) : h("figure", { class: `${cls}-figure` }, [h("figcaption", {}, [caption]), canvas]);
-    if (panel.figure !== false) (below ? state.dom.below : side).append(figure);
+    const own2 = panel.figure !== false && !panel.painters;
+    const figure = !own2 ? h("span", { hidden: true }) : below ? h("section", { class: `fvz-panel ${cls}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas]) : h("figure", { class: `${cls}-figure` }, [h("figcaption", {}, [caption]), canvas]);
+    if (own2) (below ? state.dom.below : side).append(figure);
     const trait = (
       /** @type {keyof Model} */
       `_${panel.name}`
@@ -1461,13 +1638,21 @@ function buildPanels(state) {
   state.dom.side.append(side);
 }
 function repaintPanel(state, panel) {
-  if (panel.overInput || panel.unitNote) schedule(state, paintPanels, paintInput, paintUnit);
+  if (panel.painters) schedule(state, ...panel.painters);
+  else if (panel.overInput || panel.unitNote) schedule(state, paintPanels, ...corePainters("detail"));
   else schedule(state, paintPanels);
+}
+function showPicture(state) {
+  void loadPicture(state).then((decoded) => schedule(state, paintPanels, ...decoded ? corePainters("detail") : []));
+}
+function selectChannel(state, channel) {
+  for (const { panel } of state.panels) if (panel.select) panel.select(state, channel);
+  state.save({ channel });
 }
 function panelListeners(state) {
   const listeners = {};
   for (const panel of PANELS) {
-    for (const event of [`change:_${panel.name}`, ...panel.listens || []]) {
+    for (const event of /* @__PURE__ */ new Set([`change:_${panel.name}`, ...panel.listens || []])) {
       const first = listeners[event];
       const repaint = () => repaintPanel(state, panel);
       listeners[event] = first ? () => (first(), repaint()) : repaint;
@@ -1499,7 +1684,7 @@ function paintPanels(state) {
 function paintPanel(state, entry, theme) {
   const { panel, canvas, caption, figure, payload: read } = entry;
   if (panel.sync) panel.sync(state, entry);
-  if (panel.figure === false) return;
+  if (panel.figure === false || !panel.paint) return;
   const trait = (
     /** @type {PayloadName} */
     `_${panel.name}`
@@ -1522,133 +1707,9 @@ function paintPanel(state, entry, theme) {
   stamp(canvas, painted.stamp);
 }
 
-// src/detail.js
-function sideSize(state) {
-  const meta = state.get("_image") || {};
-  const aspect = meta.w && meta.h ? meta.h / meta.w : 1;
-  const w = Math.max(80, Math.floor((state.layout.side - GAP * 2) / 2));
-  return [w, Math.round(w * aspect)];
-}
-function drawMarker(ctx, cx, cy, size) {
-  ctx.save();
-  ctx.strokeStyle = "#00e5ff";
-  ctx.lineWidth = 2.5;
-  ctx.beginPath();
-  ctx.moveTo(cx - size, cy);
-  ctx.lineTo(cx + size, cy);
-  ctx.moveTo(cx, cy - size);
-  ctx.lineTo(cx, cy + size);
-  ctx.stroke();
-  ctx.restore();
-}
-function unitPosition(state) {
-  const pos = state.get("position") || [];
-  const meta = state.get("_unit");
-  if (pos.length === 2) return pos;
-  if (meta && meta.h) return [Math.floor(meta.h / 2), Math.floor(meta.w / 2)];
-  return null;
-}
-function markerAt(ctx, pos, mapH, mapW, width, height) {
-  if (!pos) return;
-  drawMarker(ctx, (pos[1] + 0.5) * width / mapW, (pos[0] + 0.5) * height / mapH, Math.max(6, width / 18));
-}
-function paintInput(state) {
-  const { get, dom } = state;
-  const [w, hgt] = sideSize(state);
-  const ctx = fitCanvas(dom.inputCanvas, w, hgt);
-  ctx.clearRect(0, 0, w, hgt);
-  if (!state.picture) return;
-  ctx.imageSmoothingEnabled = true;
-  ctx.drawImage(state.picture, 0, 0, w, hgt);
-  const overlay = overInput(state, ctx, w, hgt);
-  const meta = get("_unit");
-  if (meta && meta.h) markerAt(ctx, unitPosition(state), meta.h, meta.w, w, hgt);
-  stamp(dom.inputCanvas, `${(get("_image") || {}).name || ""}|${state.pictureToken}|${overlay}`);
-}
-function paintUnit(state) {
-  const { get, dom, preview } = state;
-  const [w, hgt] = sideSize(state);
-  const ctx = fitCanvas(dom.unitCanvas, w, hgt);
-  ctx.clearRect(0, 0, w, hgt);
-  let meta = get("_unit");
-  const channel = get("channel");
-  let source = "python";
-  let data;
-  if (preview && preview.channel === channel && (!meta || meta.channel !== channel)) {
-    ({ meta, data } = preview);
-    source = "preview";
-  } else {
-    data = hasMaps(meta) ? sizedPayload(state, "_unit", meta.h * meta.w) : new Uint8Array(0);
-  }
-  if (!hasMaps(meta) || data.length < meta.h * meta.w) return;
-  ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
-  markerAt(ctx, state.cursor || unitPosition(state), meta.h, meta.w, w, hgt);
-  dom.unitCaption.textContent = `Channel ${meta.channel} (μ ${fmt(meta.mean)}): click a unit`;
-  dom.unitNote.textContent = unitNotes(state, meta.channel);
-  dom.unitCanvas.dataset.source = source;
-  stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
-}
-async function loadPicture(state) {
-  const token = ++state.pictureToken;
-  const data = payload(state, "_image");
-  if (!data.length) {
-    state.picture = null;
-    return;
-  }
-  try {
-    const bitmap = await createImageBitmap(new Blob([data.slice()], { type: "image/png" }));
-    if (token !== state.pictureToken) return;
-    state.picture = bitmap;
-  } catch {
-    state.picture = null;
-  }
-  paintInput(state);
-}
-function unitHit(state, event) {
-  const { get } = state;
-  const meta = get("_unit");
-  if (!hasMaps(meta)) return null;
-  const rect = state.dom.unitCanvas.getBoundingClientRect();
-  const mx = Math.floor((event.clientX - rect.left) / rect.width * meta.w);
-  const my = Math.floor((event.clientY - rect.top) / rect.height * meta.h);
-  if (mx < 0 || my < 0 || mx >= meta.w || my >= meta.h) return null;
-  const q = payload(state, "_unit")[my * meta.w + mx];
-  return { pos: [my, mx], value: dequantise(meta, 0, q) };
-}
-function selectUnit(state, pos) {
-  const current = state.get("position") || [];
-  const again = current.length === 2 && current[0] === pos[0] && current[1] === pos[1];
-  if (!again) state.save({ position: pos });
-  for (const { panel } of state.panels) if (panel.unit) panel.unit(state, pos, again);
-}
-function wireUnitPointer(state) {
-  const { get, dom } = state;
-  pointer(state, dom.unitCanvas, (event) => unitHit(state, event), (hit) => `ch ${get("channel")} (${hit.pos[0]}, ${hit.pos[1]}): ${fmt(hit.value)}`, (hit) => selectUnit(state, hit.pos));
-  dom.unitCanvas.addEventListener("keydown", (event) => {
-    const meta = get("_unit");
-    if (!hasMaps(meta)) return;
-    const at = state.cursor || unitPosition(state);
-    if (!at) return;
-    if (event.key === "Enter" || event.key === " ") {
-      event.preventDefault();
-      selectUnit(state, at);
-      return;
-    }
-    const moves = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
-    const move = moves[event.key];
-    if (!move) return;
-    event.preventDefault();
-    const [y, x] = at;
-    state.cursor = [Math.min(meta.h - 1, Math.max(0, y + move[0])), Math.min(meta.w - 1, Math.max(0, x + move[1]))];
-    paintUnit(state);
-  });
-}
-
 // src/transport.js
 var CHUNKED_PAINTS = {
-  _image: (state) => void loadPicture(state).then(() => schedule(state, paintPanels)),
-  _grid: (state) => schedule(state, paintGrid),
-  _unit: (state) => schedule(state, paintUnit, paintInput),
+  _image: showPicture,
   ...Object.fromEntries(PANELS.map((panel) => [`_${panel.name}`, (state) => repaintPanel(state, panel)]))
 };
 function isChunk(content, pushes) {
@@ -1712,21 +1773,15 @@ function modelListeners(state) {
     "change:_order": later(syncChannels),
     "change:sort_by": later(syncSimple),
     "change:num_features": later(syncSimple),
-    "change:color_scale": later(syncSimple, paintGrid, paintUnit),
-    "change:channel": later(syncSimple, paintGrid, paintUnit),
+    "change:color_scale": later(syncSimple),
+    "change:channel": later(syncSimple),
     "change:device": later(syncSimple),
     "change:_devices": later(syncSimple),
     "change:compare": later(syncSimple, paintChart2),
     "change:image_index": later(syncSimple),
     "change:_image": () => {
-      void loadPicture(state).then(() => schedule(state, paintPanels));
+      showPicture(state);
       schedule(state, syncSimple);
-    },
-    "change:_grid": later(paintGrid),
-    "change:_unit": later(paintUnit, paintInput),
-    "change:position": () => {
-      state.cursor = null;
-      schedule(state, paintUnit, paintInput);
     },
     "change:statistics": later(paintStats),
     "change:compare_statistics": later(paintChart2),
@@ -1854,8 +1909,6 @@ function render({ model, el }) {
   const listeners = modelListeners(state);
   for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
   wireControls(state);
-  wireGridPointer(state);
-  wireUnitPointer(state);
   wireSnapshot(state);
   const stops = [watchSize(state), watchTheme(state), wireModels(state), wirePanels(state)];
   state.onSnapshot = () => schedule(state, syncStatus);
@@ -1866,7 +1919,7 @@ function render({ model, el }) {
   syncStatus(state);
   paintStats(state);
   paintAll(state);
-  void loadPicture(state).then(() => schedule(state, paintPanels));
+  showPicture(state);
   pull(state);
   return () => {
     state.closed = true;

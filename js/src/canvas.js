@@ -1,6 +1,7 @@
 // @ts-check
 // Canvas helpers: uint8 maps and RGB bytes as ImageData, crisp canvases at CSS size, and the
-// paint stamps the tests read. LABEL_H and GAP are the tile layout every view shares.
+// paint stamps the tests read, the unit marker. LABEL_H and GAP are the tile layout every view
+// shares.
 
 import { HOT, JET, VIRIDIS } from "./colours.js";
 import { dequantise } from "./numbers.js";
@@ -149,4 +150,27 @@ export function stamp(canvas, state) {
   canvas.dataset.paints = String(Number(canvas.dataset.paints || 0) + 1);
   canvas.dataset.paintedAt = String(performance.now());
   canvas.dataset.state = state;
+}
+
+/** A cross-hair at (cx, cy); its colour is data, not chrome: the same in every theme.
+ * @param {CanvasRenderingContext2D} ctx @param {number} cx @param {number} cy @param {number} size */
+function drawMarker(ctx, cx, cy, size) {
+  ctx.save();
+  ctx.strokeStyle = "#00e5ff";
+  ctx.lineWidth = 2.5;
+  ctx.beginPath();
+  ctx.moveTo(cx - size, cy);
+  ctx.lineTo(cx + size, cy);
+  ctx.moveTo(cx, cy - size);
+  ctx.lineTo(cx, cy + size);
+  ctx.stroke();
+  ctx.restore();
+}
+
+/** The marker at unit `pos` of a mapH x mapW map drawn over width x height.
+ * @param {CanvasRenderingContext2D} ctx @param {number[] | null} pos
+ * @param {number} mapH @param {number} mapW @param {number} width @param {number} height */
+export function markerAt(ctx, pos, mapH, mapW, width, height) {
+  if (!pos) return;
+  drawMarker(ctx, ((pos[1] + 0.5) * width) / mapW, ((pos[0] + 0.5) * height) / mapH, Math.max(6, width / 18));
 }

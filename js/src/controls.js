@@ -1,7 +1,7 @@
 // @ts-check
 // Controls -> model: the toolbar's dropdowns, inputs and buttons write the person's choices.
 
-import { selectChannel } from "./grid.js";
+import { selectChannel } from "./panel-host.js";
 import { syncLayers } from "./sync.js";
 import { exportPng, upload } from "./transport.js";
 

@@ -9,23 +9,21 @@
 // cursor) never leaves the browser.
 //
 // Modules: types (the JSDoc typedefs); helpers colours, numbers, canvas, dom; state (view state
-// and its DOM); a module per view: grid, detail (input, channel),
-// stats, models (the model menu), with
-// sync (controls <- model) and controls (controls -> model); panels/ (one module per panel of
-// the registry, built, listened to and painted by panel-host); pointer (hover and click on a
-// canvas); repaint (coalesced repaints, size and theme); pull (asking Python for the current
-// state); transport (payload chunks, custom messages, model events, upload, export); and this
-// entry, whose `render` wires them.
+// and its DOM); picture (the input image's decode, the side views' size); stats and models (the
+// model menu), with sync (controls <- model) and controls (controls -> model); panels/ (one
+// module per panel of the registry: the grid, the unit (input and channel views), then the
+// side and bottom panels; built, listened to, painted and wired by panel-host); pointer (hover
+// and click on a canvas); repaint (coalesced repaints, size and theme); pull (asking Python for
+// the current state); transport (payload chunks, custom messages, model events, upload,
+// export); and this entry, whose `render` wires them.
 
 import { wireControls } from "./controls.js";
-import { loadPicture, wireUnitPointer } from "./detail.js";
-import { wireGridPointer } from "./grid.js";
 import { wireModels } from "./models.js";
 import { measure, paintAll, schedule, watchSize, watchTheme } from "./repaint.js";
 import { buildDom, createState } from "./state.js";
 import { paintStats } from "./stats.js";
 import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
-import { buildPanels, paintPanels, wirePanels } from "./panel-host.js";
+import { buildPanels, showPicture, wirePanels } from "./panel-host.js";
 import { pull } from "./pull.js";
 import { modelListeners } from "./transport.js";
 import { wireSnapshot } from "./snapshot.js";
@@ -40,8 +38,6 @@ function render({ model, el }) {
   const listeners = modelListeners(state);
   for (const [event, callback] of Object.entries(listeners)) model.on(event, callback);
   wireControls(state);
-  wireGridPointer(state);
-  wireUnitPointer(state);
   wireSnapshot(state);
   const stops = [watchSize(state), watchTheme(state), wireModels(state), wirePanels(state)];
   state.onSnapshot = () => schedule(state, syncStatus);
@@ -53,7 +49,7 @@ function render({ model, el }) {
   syncStatus(state);
   paintStats(state);
   paintAll(state);
-  void loadPicture(state).then(() => schedule(state, paintPanels));
+  showPicture(state);
   pull(state); // what it painted may be old or partial: a late view, a reload, another host
 
   return () => {

@@ -1,16 +1,23 @@
 // @ts-check
 // The registry's panels (panels/index.js) in the view: each gets a figure in its slot (the side
-// panel, or below the statistics) and an export canvas, is painted from its own payload trait,
-// `_<name>`, and the traits it lists, and wires its own controls.
+// panel, or below the statistics) and an export canvas, or paints the core's canvases of its
+// slot (the grid, the input and channel views), is painted from its own payload trait,
+// `_<name>`, and the traits it lists, and wires its own controls and pointer.
 
 import { fitCanvas, stamp } from "./canvas.js";
-import { paintInput, paintUnit, sideSize } from "./detail.js";
 import { h } from "./dom.js";
 import { PANELS } from "./panels/index.js";
+import { loadPicture, sideSize } from "./picture.js";
 import { schedule } from "./repaint.js";
 import { css, sizedPayload } from "./state.js";
 
-/** @import { Listener, Model, PanelEntry, PanelModule, PayloadName, Theme, ViewState } from "./types.js" */
+/** @import { Listener, Model, Painter, PanelEntry, PanelModule, PayloadName, Theme, ViewState } from "./types.js" */
+
+/** The painters of the core's canvases, in the registry's order (what a repaint runs first).
+ * @param {string} [slot] those of this slot only @returns {Painter[]} */
+export function corePainters(slot) {
+  return PANELS.flatMap((panel) => (!slot || panel.slot === slot ? panel.painters || [] : []));
+}
 
 /** A figure for each panel in its slot; its canvas is an export view.
  * @param {ViewState} state */
@@ -20,13 +27,15 @@ export function buildPanels(state) {
     const views = panel.views || [panel.name];
     const cls = `fvz-${views[0].replace(/_/g, "-")}`; // a view "a_b": fvz-a-b
     const canvas = panel.exportCanvas ? panel.exportCanvas(state) : h("canvas", { class: cls, "aria-label": panel.label });
+    if (panel.painters) canvas.setAttribute("aria-label", panel.label);
     const caption = h("span", { class: "fvz-caption" });
     const below = panel.slot === "below";
-    // a panel that draws over the core's views has no figure (its canvas is theirs)
-    const figure = panel.figure === false ? h("span", { hidden: true })
+    // a panel that draws over the core's views, or paints them, has no figure (its canvas is theirs)
+    const own = panel.figure !== false && !panel.painters;
+    const figure = !own ? h("span", { hidden: true })
       : below ? h("section", { class: `fvz-panel ${cls}-panel` }, [h("h4", {}, [h("span", { text: `${panel.title || ""} ` }), caption]), canvas])
         : h("figure", { class: `${cls}-figure` }, [h("figcaption", {}, [caption]), canvas]);
-    if (panel.figure !== false) (below ? state.dom.below : side).append(figure);
+    if (own) (below ? state.dom.below : side).append(figure);
     const trait = /** @type {keyof Model} */ (`_${panel.name}`);
     const payload = () => /** @type {object} */ (state.get(trait) || {});
     const controls = panel.controls ? panel.controls(state) : {};
@@ -44,11 +53,26 @@ export function panelTraits() {
   return PANELS.map((panel) => /** @type {PayloadName} */ (`_${panel.name}`));
 }
 
-/** Repaint `panel` (and the input and unit views, for a panel that draws over them).
+/** Repaint `panel`: its painters, or the panels (and the input and unit views, for a panel
+ * that draws over them).
  * @param {ViewState} state @param {PanelModule} panel */
 export function repaintPanel(state, panel) {
-  if (panel.overInput || panel.unitNote) schedule(state, paintPanels, paintInput, paintUnit);
+  if (panel.painters) schedule(state, ...panel.painters);
+  else if (panel.overInput || panel.unitNote) schedule(state, paintPanels, ...corePainters("detail"));
   else schedule(state, paintPanels);
+}
+
+/** Decode the input image again, then repaint the views that show it.
+ * @param {ViewState} state */
+export function showPicture(state) {
+  void loadPicture(state).then((decoded) => schedule(state, paintPanels, ...(decoded ? corePainters("detail") : [])));
+}
+
+/** Select a channel: the panels hear of it first (`select`: the grid's preview of it).
+ * @param {ViewState} state @param {number} channel */
+export function selectChannel(state, channel) {
+  for (const { panel } of state.panels) if (panel.select) panel.select(state, channel);
+  state.save({ channel });
 }
 
 /** What repaints the panels: their payload traits' changes and the events they list.
@@ -57,7 +81,7 @@ export function panelListeners(state) {
   /** @type {Record<string, Listener>} */
   const listeners = {};
   for (const panel of PANELS) {
-    for (const event of [`change:_${panel.name}`, ...(panel.listens || [])]) {
+    for (const event of new Set([`change:_${panel.name}`, ...(panel.listens || [])])) {
       const first = listeners[event];
       const repaint = () => repaintPanel(state, panel);
       listeners[event] = first ? () => (first(), repaint()) : repaint;
@@ -103,7 +127,7 @@ export function paintPanels(state) {
 function paintPanel(state, entry, theme) {
   const { panel, canvas, caption, figure, payload: read } = entry;
   if (panel.sync) panel.sync(state, entry);
-  if (panel.figure === false) return; // it draws over the core's views
+  if (panel.figure === false || !panel.paint) return; // it draws over, or paints, the core's views
   const trait = /** @type {PayloadName} */ (`_${panel.name}`);
   const payload = read();
   const hidden = panel.shown ? !panel.shown(payload, state.get) : false;

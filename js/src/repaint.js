@@ -2,9 +2,7 @@
 // Repaints: coalesced per microtask (`schedule`), everything at once after a resize, and the
 // canvases again when the host changes theme.
 
-import { paintInput, paintUnit } from "./detail.js";
-import { paintGrid } from "./grid.js";
-import { paintPanels } from "./panel-host.js";
+import { corePainters, paintPanels } from "./panel-host.js";
 import { css } from "./state.js";
 import { markTheme } from "./theme.js";
 import { paintChart, paintStats } from "./stats.js";
@@ -15,18 +13,17 @@ import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
 /** Every canvas and the chart (after a resize).
  * @param {ViewState} state */
 export function paintAll(state) {
-  paintGrid(state);
-  paintInput(state);
-  paintUnit(state);
+  for (const paint of corePainters()) paint(state);
   paintPanels(state);
   paintChart(state);
 }
 
-// Coalesced repaints: paint functions run at most once per microtask, canvases first: they are
-// what a person waits for. A ranking of thousands of channels is a big <select>: rebuilt after
-// the paint.
-/** @type {Painter[]} */
-const PAINT_ORDER = [paintGrid, paintUnit, paintInput, paintPanels, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
+// Coalesced repaints: paint functions run at most once per microtask, canvases first (the
+// grid, the channel and input views, then the panels'): they are what a person waits for. A
+// ranking of thousands of channels is a big <select>: rebuilt after the paint. Read when it
+// runs: the registry is not there yet while the modules load.
+/** @returns {Painter[]} */
+const paintOrder = () => [...corePainters(), paintPanels, syncStatus, syncSimple, syncLayers, paintStats, paintChart];
 
 /** Queue `parts` for the next coalesced repaint.
  * @param {ViewState} state @param {...Painter} parts */
@@ -39,7 +36,7 @@ export function schedule(state, ...parts) {
     const todo = new Set(state.dirty);
     state.dirty.clear();
     if (state.closed) return;
-    for (const paint of PAINT_ORDER) if (todo.has(paint)) paint(state);
+    for (const paint of paintOrder()) if (todo.has(paint)) paint(state);
     if (todo.has(syncChannels)) {
       clearTimeout(state.timers.channels);
       state.timers.channels = setTimeout(() => syncChannels(state), 0);
@@ -80,7 +77,7 @@ function retheme(state) {
   const key = themeKey(state);
   if (key === state.theme) return;
   state.theme = key;
-  schedule(state, paintGrid, paintPanels);
+  schedule(state, ...corePainters(), paintPanels);
 }
 
 /** The theme colours canvases are painted with.

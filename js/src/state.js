@@ -79,10 +79,11 @@ export function buildDom(contract) {
   const errorText = h("span", { class: "fvz-error-text" });
   const errorClose = h("button", { type: "button", class: "fvz-error-close", "aria-label": "Dismiss", text: "×" });
   const errorBox = h("div", { class: "fvz-error", role: "alert", hidden: true }, [errorText, errorClose]);
-  const gridCanvas = h("canvas", { class: "fvz-grid", tabindex: 0, "aria-label": "Feature maps: click or use the arrow keys to select a channel" });
+  // the grid's and the channel view's canvases: their panels (panels/) label and paint them
+  const gridCanvas = h("canvas", { class: "fvz-grid", tabindex: 0 });
   const gridCaption = h("span", { class: "fvz-caption" });
   const inputCanvas = h("canvas", { class: "fvz-input", "aria-label": "Input image as the model sees it" });
-  const unitCanvas = h("canvas", { class: "fvz-unit", tabindex: 0, "aria-label": "Selected channel: click or use arrows and Enter to pick a unit" });
+  const unitCanvas = h("canvas", { class: "fvz-unit", tabindex: 0 });
   const unitCaption = h("span", { class: "fvz-caption" });
   const statsList = h("dl", { class: "fvz-stats" });
   const chart = h("div", { class: "fvz-chart" });

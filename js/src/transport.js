@@ -1,10 +1,9 @@
 // @ts-check
 // Transport between the view and Python: payload chunks and the other custom messages, the
-// model events and what each repaints, uploads in chunks, and PNG export. Pulls: pull.js.
+// model events and what each repaints (the panels' own: panel-host.js), uploads in chunks, and
+// PNG export. Pulls: pull.js.
 
-import { loadPicture, paintInput, paintUnit } from "./detail.js";
-import { paintGrid } from "./grid.js";
-import { paintPanels, panelListeners, repaintPanel } from "./panel-host.js";
+import { panelListeners, repaintPanel, showPicture } from "./panel-host.js";
 import { PANELS } from "./panels/index.js";
 import { bytesOf } from "./numbers.js";
 import { pullOnce, pulled } from "./pull.js";
@@ -19,9 +18,7 @@ import { syncChannels, syncLayers, syncSimple, syncStatus } from "./sync.js";
 // instead of holding `data`.
 /** @type {Record<string, Painter>} */
 const CHUNKED_PAINTS = {
-  _image: (state) => void loadPicture(state).then(() => schedule(state, paintPanels)),
-  _grid: (state) => schedule(state, paintGrid),
-  _unit: (state) => schedule(state, paintUnit, paintInput),
+  _image: showPicture,
   ...Object.fromEntries(PANELS.map((panel) => [`_${panel.name}`, (/** @type {ViewState} */ state) => repaintPanel(state, panel)])),
 };
 
@@ -86,21 +83,15 @@ export function modelListeners(state) {
     "change:_order": later(syncChannels),
     "change:sort_by": later(syncSimple),
     "change:num_features": later(syncSimple),
-    "change:color_scale": later(syncSimple, paintGrid, paintUnit),
-    "change:channel": later(syncSimple, paintGrid, paintUnit),
+    "change:color_scale": later(syncSimple),
+    "change:channel": later(syncSimple),
     "change:device": later(syncSimple),
     "change:_devices": later(syncSimple),
     "change:compare": later(syncSimple, paintChart),
     "change:image_index": later(syncSimple),
     "change:_image": () => {
-      void loadPicture(state).then(() => schedule(state, paintPanels));
+      showPicture(state);
       schedule(state, syncSimple);
-    },
-    "change:_grid": later(paintGrid),
-    "change:_unit": later(paintUnit, paintInput),
-    "change:position": () => {
-      state.cursor = null;
-      schedule(state, paintUnit, paintInput);
     },
     "change:statistics": later(paintStats),
     "change:compare_statistics": later(paintChart),

@@ -7,9 +7,6 @@
  * @typedef {{ name: string, type: string, shape: number[], layout: string }} LayerEntry
  * @typedef {{ id: number, size: number, count: number }} ChunkedMeta
  * @typedef {{ n: number, h: number, w: number, lo: number[], hi: number[] }} MapsMeta
- * @typedef {MapsMeta & { layer: string, sort_by: string, channels: number[], means: (number|null)[],
- *   cols: number }} GridMeta
- * @typedef {MapsMeta & { layer: string, channel: number, mean: number|null }} UnitMeta
  * @typedef {{ h: number, w: number, name: string, batch: number, index: number }} ImageMeta
  * @typedef {{ data?: Binary, chunked?: ChunkedMeta }} Payload
  *   What a payload trait holds besides its metadata: its bytes (`data`), or, when they are
@@ -77,19 +74,25 @@
  *   side panel's picture size [w, h] (the default box).
  * @typedef {object} PanelModule A panel's painter (js/src/panels/), beside its Python module.
  * @property {string} name its payload trait is `_<name>`
- * @property {string} label the canvas's accessible name
+ * @property {string} label the accessible name of its canvas (in a core slot: of the core canvas
+ *   it exports)
  * @property {string[]} [views] its export views (default: its name)
- * @property {"side" | "below"} [slot] where its figure goes: beside the input (default) or
- *   across the view under the statistics
+ * @property {"side" | "below" | "main" | "detail"} [slot] where its figure goes: beside the
+ *   input (default) or across the view under the statistics; or the core's canvases it paints
+ *   with `painters` (no figure of its own): "main" the feature maps' (`dom.gridCanvas`),
+ *   "detail" the side panel's pair (`dom.inputCanvas`, `dom.unitCanvas`)
+ * @property {Painter[]} [painters] what paints the core's canvases of its slot (instead of
+ *   `paint`): run in the registry's order before the other panels, on its payload's change and
+ *   on the events it `listens` to
  * @property {string} [title] the heading of a panel below
  * @property {string[]} [listens] the model events besides its payload's change that repaint
- *   it, e.g. "change:channel"
+ *   it, e.g. "change:channel" (naming its payload's as well changes nothing)
  * @property {(payload: object, get: AnyModel["get"]) => boolean} [shown] whether it shows
  *   (default: always)
  * @property {(room: PanelRoom) => [number, number]} [box] its canvas size (default: the side
  *   panel's picture size)
  * @property {(payload: object) => number} size how many bytes its metadata call for
- * @property {(scene: PanelScene) => { caption: string, title?: string, stamp: string }} paint
+ * @property {(scene: PanelScene) => { caption: string, title?: string, stamp: string }} [paint]
  *   draws the scene; returns its caption (and the caption's tooltip) and the state stamped on
  *   the canvas
  * @property {(state: ViewState) => Record<string, HTMLElement>} [controls] its controls, made
@@ -106,6 +109,10 @@
  *   => string} [overInput] draws over the input image; returns its stamp
  * @property {(state: ViewState, channel: number) => string} [unitNote] what it says of the
  *   channel under the unit view
+ * @property {(state: ViewState, channel: number) => void} [select] a channel being selected
+ *   (a tile, the channel menu), before it is saved
+ * @property {(state: ViewState, channel: number) => void} [tile] a channel's grid tile double
+ *   clicked (the channel selected first)
  * @property {(state: ViewState, unit: number[], again: boolean) => void} [unit] a unit [h, w]
  *   chosen on the channel view (click, Enter); `again`: the one selected already, so
  *   `position` does not change
@@ -144,5 +151,8 @@
  * @property {boolean} closed the view was cleaned up: paint nothing more
  * @property {PanelEntry[]} panels the registry's panels in this view (panel-host.js)
  */
+
+/** @import { GridMeta } from "./panels/grid.js" */
+/** @import { UnitMeta } from "./panels/unit.js" */
 
 export {};

@@ -6,7 +6,6 @@
 
 import { bitmapCanvas, rgbImage } from "../canvas.js";
 import { h } from "../dom.js";
-import { gridHit, selectChannel } from "../grid.js";
 
 /**
  * @typedef {{ h: number, w: number, layer: string, channel: number, step: number, steps: number,
@@ -72,26 +71,21 @@ export const looks_for = {
     const state = meta.complete ? "done" : meta.cancelled ? "cancelled" : "running";
     return { caption: `ch ${meta.channel} looks for (${done}${rising})`, title: meta.complete ? meta.note : "", stamp: `${meta.layer}|${meta.channel}|${meta.step}/${meta.steps}|${state}` };
   },
+  // a tile double-clicked on the grid (its channel selected already)
+  tile(state, channel) {
+    state.model.send({ type: state.messages.looks_for, channel });
+  },
   wire(state, { controls }) {
-    const { model, messages, dom } = state;
+    const { model, messages } = state;
     const button = /** @type {HTMLButtonElement} */ (controls.button);
     const menu = /** @type {HTMLSelectElement} */ (controls.steps);
     const ask = () => model.send({ type: messages.looks_for, channel: state.get("channel") });
     const steps = () => state.save(/** @type {object} */ ({ looks_for_steps: menu.value ? Number(menu.value) : null }));
-    /** @param {MouseEvent} event */
-    const onTile = (event) => {
-      const hit = gridHit(state, event);
-      if (!hit) return;
-      if (hit.channel !== state.get("channel")) selectChannel(state, hit.channel);
-      model.send({ type: messages.looks_for, channel: hit.channel });
-    };
     button.addEventListener("click", ask);
     menu.addEventListener("change", steps);
-    dom.gridCanvas.addEventListener("dblclick", onTile);
     return () => {
       button.removeEventListener("click", ask);
       menu.removeEventListener("change", steps);
-      dom.gridCanvas.removeEventListener("dblclick", onTile);
     };
   },
 };

@@ -5,9 +5,8 @@
 // runs it (Python follows `position`); choosing the selected one again, or "Run occlusion",
 // runs it again.
 
-import { GAP, bitmapCanvas, hotImage } from "../canvas.js";
+import { GAP, bitmapCanvas, hotImage, markerAt } from "../canvas.js";
 import { HOT } from "../colours.js";
-import { markerAt } from "../detail.js";
 import { h } from "../dom.js";
 
 /**

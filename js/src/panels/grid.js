@@ -1,20 +1,29 @@
 // @ts-check
 // The grid view: a tile per ranked channel; hover shows a value, a click or the arrow keys
-// select a channel (painted at once from its tile until Python's payload for it arrives).
+// select a channel (painted at once from its tile until Python's payload for it arrives), a
+// double click tells the panels that act on a tile (`tile`).
 
-import { GAP, LABEL_H, bitmapCanvas, fitCanvas, mosaic, stamp } from "./canvas.js";
-import { dequantise, fmt, hasMaps } from "./numbers.js";
-import { pointer } from "./pointer.js";
-import { css, payload, sizedPayload } from "./state.js";
+import { GAP, LABEL_H, bitmapCanvas, fitCanvas, mosaic, stamp } from "../canvas.js";
+import { dequantise, fmt, hasMaps } from "../numbers.js";
+import { selectChannel } from "../panel-host.js";
+import { pointer } from "../pointer.js";
+import { css, payload, sizedPayload } from "../state.js";
 
-/** @import { ViewState } from "./types.js" */
+/**
+ * @typedef {MapsMeta & { layer: string, sort_by: string, channels: number[], means: (number|null)[],
+ *   cols: number }} GridMeta
+ *   `_grid`'s metadata: its bytes are the ranked channels' maps, n uint8 maps of h x w, laid out
+ *   `cols` to a row.
+ */
+
+/** @import { MapsMeta, PanelModule, ViewState } from "../types.js" */
 
 /** The grid mosaic: a tile per ranked channel, its caption, the selected channel outlined.
  * @param {ViewState} state */
 export function paintGrid(state) {
   const { get, dom, contract } = state;
   const meta = get("_grid");
-  const data = hasMaps(meta) ? sizedPayload(state, "_grid", meta.n * meta.h * meta.w) : new Uint8Array(0);
+  const data = hasMaps(meta) ? sizedPayload(state, "_grid", grid.size(meta)) : new Uint8Array(0);
   const width = state.layout.grid;
   if (!hasMaps(meta) || !data.length) {
     fitCanvas(dom.gridCanvas, width, 40).clearRect(0, 0, width, 40);
@@ -60,7 +69,7 @@ export function paintGrid(state) {
 
 /** The grid tile and map position under the pointer, with its value.
  * @param {ViewState} state @param {MouseEvent} event */
-export function gridHit(state, event) {
+function gridHit(state, event) {
   const { get, gridCache } = state;
   const meta = get("_grid");
   if (!hasMaps(meta) || !gridCache) return null;
@@ -80,29 +89,29 @@ export function gridHit(state, event) {
   return { i, channel: meta.channels[i], mx, my, value: dequantise(meta, i, q) };
 }
 
-/** Select a channel; paint it at once from the grid tile when it is there.
+/** The channel view's preview of a channel from its grid tile, when the grid shows it.
  * @param {ViewState} state @param {number} channel */
-export function selectChannel(state, channel) {
-  const { get } = state;
-  const meta = get("_grid");
+function previewTile(state, channel) {
+  const meta = state.get("_grid");
   const at = meta && meta.channels ? meta.channels.indexOf(channel) : -1;
-  if (at >= 0) {
-    const size = meta.h * meta.w;
-    const data = payload(state, "_grid").slice(at * size, (at + 1) * size);
-    const one = { n: 1, h: meta.h, w: meta.w, lo: [meta.lo[at]], hi: [meta.hi[at]], layer: meta.layer, channel, mean: meta.means[at] };
-    state.preview = { channel, meta: one, data };
-  } else {
+  if (at < 0) {
     state.preview = null;
+    return;
   }
-  state.save({ channel });
+  const size = meta.h * meta.w;
+  const data = payload(state, "_grid").slice(at * size, (at + 1) * size);
+  const one = { n: 1, h: meta.h, w: meta.w, lo: [meta.lo[at]], hi: [meta.hi[at]], layer: meta.layer, channel, mean: meta.means[at] };
+  state.preview = { channel, meta: one, data };
 }
 
-/** Grid: hover shows the value, click / arrows select a channel.
+/** Hover shows the value, click / arrows select a channel, a double click tells the panels'
+ * `tile`; returns the cleanup.
  * @param {ViewState} state */
-export function wireGridPointer(state) {
+function wireGrid(state) {
   const { get, dom } = state;
   pointer(state, dom.gridCanvas, (event) => gridHit(state, event), (hit) => `ch ${hit.channel} (${hit.my}, ${hit.mx}): ${fmt(hit.value)}`, (hit) => selectChannel(state, hit.channel));
-  dom.gridCanvas.addEventListener("keydown", (event) => {
+  /** @param {KeyboardEvent} event */
+  const onKey = (event) => {
     const meta = get("_grid");
     const cache = state.gridCache;
     if (!hasMaps(meta) || !cache) return;
@@ -114,5 +123,36 @@ export function wireGridPointer(state) {
     const at = Math.max(0, meta.channels.indexOf(get("channel")));
     const next = Math.min(meta.n - 1, Math.max(0, at + step));
     selectChannel(state, meta.channels[next]);
-  });
+  };
+  /** @param {MouseEvent} event */
+  const onTile = (event) => {
+    const hit = gridHit(state, event);
+    if (!hit) return;
+    if (hit.channel !== get("channel")) selectChannel(state, hit.channel);
+    for (const { panel } of state.panels) if (panel.tile) panel.tile(state, hit.channel);
+  };
+  dom.gridCanvas.addEventListener("keydown", onKey);
+  dom.gridCanvas.addEventListener("dblclick", onTile);
+  return () => {
+    dom.gridCanvas.removeEventListener("keydown", onKey);
+    dom.gridCanvas.removeEventListener("dblclick", onTile);
+  };
 }
+
+/** @type {PanelModule} */
+export const grid = {
+  name: "grid",
+  label: "Feature maps: click or use the arrow keys to select a channel",
+  views: ["grid"],
+  slot: "main",
+  painters: [paintGrid],
+  // its payload's change, named too: tests/test_contract.py reads what the view listens to
+  listens: ["change:_grid", "change:color_scale", "change:channel"],
+  exportCanvas: (state) => state.dom.gridCanvas,
+  size: (payload) => {
+    const meta = /** @type {Partial<GridMeta>} */ (payload);
+    return (meta.n || 0) * (meta.h || 0) * (meta.w || 0);
+  },
+  select: previewTile,
+  wire: (state) => wireGrid(state),
+};

@@ -2,37 +2,19 @@
 // The side views of the selected channel: the input image as the model sees it and the channel
 // (click a unit to select it: `position`, which the panels that analyse a unit follow).
 
-import { GAP, bitmapCanvas, fitCanvas, mosaic, stamp } from "./canvas.js";
-import { overInput, unitNotes } from "./panel-host.js";
-import { dequantise, fmt, hasMaps } from "./numbers.js";
-import { pointer } from "./pointer.js";
-import { payload, sizedPayload } from "./state.js";
+import { bitmapCanvas, fitCanvas, markerAt, mosaic, stamp } from "../canvas.js";
+import { overInput, unitNotes } from "../panel-host.js";
+import { dequantise, fmt, hasMaps } from "../numbers.js";
+import { sideSize } from "../picture.js";
+import { pointer } from "../pointer.js";
+import { payload, sizedPayload } from "../state.js";
 
-/** @import { UnitMeta, Unset, ViewState } from "./types.js" */
+/**
+ * @typedef {MapsMeta & { layer: string, channel: number, mean: number|null }} UnitMeta
+ *   `_unit`'s metadata: its bytes are the selected channel's map, one uint8 map of h x w.
+ */
 
-/** The CSS size [w, h] of each side view: half the side panel, the input image's aspect.
- * @param {ViewState} state @returns {[number, number]} */
-export function sideSize(state) {
-  const meta = state.get("_image") || {};
-  const aspect = meta.w && meta.h ? meta.h / meta.w : 1;
-  const w = Math.max(80, Math.floor((state.layout.side - GAP * 2) / 2));
-  return [w, Math.round(w * aspect)];
-}
-
-/** A cross-hair at (cx, cy); its colour is data, not chrome: the same in every theme.
- * @param {CanvasRenderingContext2D} ctx @param {number} cx @param {number} cy @param {number} size */
-function drawMarker(ctx, cx, cy, size) {
-  ctx.save();
-  ctx.strokeStyle = "#00e5ff";
-  ctx.lineWidth = 2.5;
-  ctx.beginPath();
-  ctx.moveTo(cx - size, cy);
-  ctx.lineTo(cx + size, cy);
-  ctx.moveTo(cx, cy - size);
-  ctx.lineTo(cx, cy + size);
-  ctx.stroke();
-  ctx.restore();
-}
+/** @import { MapsMeta, PanelModule, Unset, ViewState } from "../types.js" */
 
 /** The selected unit (h, w) on the layer map, or its centre when none was chosen.
  * @param {ViewState} state @returns {number[] | null} */
@@ -44,18 +26,10 @@ function unitPosition(state) {
   return null;
 }
 
-/** The marker at unit `pos` of a mapH x mapW map drawn over width x height.
- * @param {CanvasRenderingContext2D} ctx @param {number[] | null} pos
- * @param {number} mapH @param {number} mapW @param {number} width @param {number} height */
-export function markerAt(ctx, pos, mapH, mapW, width, height) {
-  if (!pos) return;
-  drawMarker(ctx, ((pos[1] + 0.5) * width) / mapW, ((pos[0] + 0.5) * height) / mapH, Math.max(6, width / 18));
-}
-
 /** The input image as the model sees it, with the selected unit marked, under what panels
  * draw over it (the Grad-CAM of the chosen class).
  * @param {ViewState} state */
-export function paintInput(state) {
+function paintInput(state) {
   const { get, dom } = state;
   const [w, hgt] = sideSize(state);
   const ctx = fitCanvas(dom.inputCanvas, w, hgt);
@@ -71,7 +45,7 @@ export function paintInput(state) {
 
 /** The selected channel (Python's payload, or the grid tile's preview until it comes).
  * @param {ViewState} state */
-export function paintUnit(state) {
+function paintUnit(state) {
   const { get, dom, preview } = state;
   const [w, hgt] = sideSize(state);
   const ctx = fitCanvas(dom.unitCanvas, w, hgt);
@@ -86,7 +60,7 @@ export function paintUnit(state) {
     ({ meta, data } = preview);
     source = "preview";
   } else {
-    data = hasMaps(meta) ? sizedPayload(state, "_unit", meta.h * meta.w) : new Uint8Array(0);
+    data = hasMaps(meta) ? sizedPayload(state, "_unit", unit.size(meta)) : new Uint8Array(0);
   }
   if (!hasMaps(meta) || data.length < meta.h * meta.w) return;
   ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
@@ -95,26 +69,6 @@ export function paintUnit(state) {
   dom.unitNote.textContent = unitNotes(state, meta.channel);
   dom.unitCanvas.dataset.source = source;
   stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
-}
-
-/** Decode the input image (`_image`, a PNG) and repaint the input view (the panels drawn
- * over it repaint once this resolves).
- * @param {ViewState} state */
-export async function loadPicture(state) {
-  const token = ++state.pictureToken;
-  const data = payload(state, "_image");
-  if (!data.length) {
-    state.picture = null;
-    return;
-  }
-  try {
-    const bitmap = await createImageBitmap(new Blob([data.slice()], { type: "image/png" }));
-    if (token !== state.pictureToken) return;
-    state.picture = bitmap;
-  } catch {
-    state.picture = null;
-  }
-  paintInput(state);
 }
 
 /** The unit under the pointer on the channel view, with its value.
@@ -131,7 +85,8 @@ function unitHit(state, event) {
   return { pos: [my, mx], value: dequantise(meta, 0, q) };
 }
 
-/** Select unit `pos`; the panels hear of it (`unit`), also when it is the selected one again.
+/** Select unit `pos`; the panels hear of it (their unit hook), also when it is the selected
+ * one again.
  * @param {ViewState} state @param {number[]} pos */
 function selectUnit(state, pos) {
   const current = state.get("position") || [];
@@ -141,12 +96,14 @@ function selectUnit(state, pos) {
 }
 
 /** Channel view: hover shows the value, click / Enter selects the unit (the panels that
- * analyse one follow it), arrows move the cursor.
+ * analyse one follow it), arrows move the cursor, which a new `position` drops; returns the
+ * cleanup.
  * @param {ViewState} state */
-export function wireUnitPointer(state) {
-  const { get, dom } = state;
+function wireUnit(state) {
+  const { get, dom, model } = state;
   pointer(state, dom.unitCanvas, (event) => unitHit(state, event), (hit) => `ch ${get("channel")} (${hit.pos[0]}, ${hit.pos[1]}): ${fmt(hit.value)}`, (hit) => selectUnit(state, hit.pos));
-  dom.unitCanvas.addEventListener("keydown", (event) => {
+  /** @param {KeyboardEvent} event */
+  const onKey = (event) => {
     const meta = get("_unit");
     if (!hasMaps(meta)) return;
     const at = state.cursor || unitPosition(state);
@@ -164,5 +121,29 @@ export function wireUnitPointer(state) {
     const [y, x] = at;
     state.cursor = [Math.min(meta.h - 1, Math.max(0, y + move[0])), Math.min(meta.w - 1, Math.max(0, x + move[1]))];
     paintUnit(state);
-  });
+  };
+  const dropCursor = () => (state.cursor = null);
+  dom.unitCanvas.addEventListener("keydown", onKey);
+  model.on("change:position", dropCursor);
+  return () => {
+    dom.unitCanvas.removeEventListener("keydown", onKey);
+    model.off("change:position", dropCursor);
+  };
 }
+
+/** @type {PanelModule} */
+export const unit = {
+  name: "unit",
+  label: "Selected channel: click or use arrows and Enter to pick a unit",
+  views: ["channel"],
+  slot: "detail",
+  painters: [paintUnit, paintInput],
+  // its payload's change, named too: tests/test_contract.py reads what the view listens to
+  listens: ["change:_unit", "change:color_scale", "change:channel", "change:position"],
+  exportCanvas: (state) => state.dom.unitCanvas,
+  size: (payload) => {
+    const meta = /** @type {Partial<UnitMeta>} */ (payload);
+    return (meta.h || 0) * (meta.w || 0);
+  },
+  wire: (state) => wireUnit(state),
+};
