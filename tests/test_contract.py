@@ -69,7 +69,7 @@ def test_the_widget_loads_the_bundle_of_these_modules():
 
 def test_the_parsers_find_the_model_keys():
     # a refactor that hides keys from the regexes must not make the checks below vacuous
-    assert {"layer", "_grid", "_contract", "_job"} <= READS
+    assert {"layer", "_image", "_contract", "_job"} <= READS  # panels read theirs typed
     assert {"layer", "channel", "position"} <= SAVES
     assert {"layer", "_grid", "busy", "_job"} <= LISTENS
 

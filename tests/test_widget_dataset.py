@@ -256,7 +256,11 @@ def test_the_scan_keeps_its_status_and_cancel_after_a_view_ran_inside_it(make):
     assert progressed.wait(60)
     explorer.layer = "layer1"
     deadline = time.monotonic() + 60
-    while explorer._state is None or explorer._state.layer != "layer1" and time.monotonic() < deadline:
+
+    def shown() -> str:
+        return "" if explorer._state is None else explorer._state.layer
+
+    while shown() != "layer1" and time.monotonic() < deadline:
         time.sleep(0.01)
     assert explorer._state.layer == "layer1" and explorer._worker.pending("examples")
     time.sleep(0.3)  # a batch or more: the scan has its status back

@@ -492,7 +492,7 @@ function buildDom(contract) {
   const tooltip = h("div", { class: "fvz-tooltip", role: "tooltip", hidden: true });
   const unitNote = h("span", { class: "fvz-contribution" });
   const models = buildModelsDom();
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas };
+  const exportCanvases = {};
   let side;
   let below;
   let tools;
@@ -890,10 +890,20 @@ var examples = {
 };
 
 // src/panels/grid.js
+var TRAIT = (
+  /** @type {PayloadName} */
+  "_grid"
+);
+var gridPayload = (state) => (
+  /** @type {(GridMeta & Payload) | Unset} */
+  /** @type {(key: string) => unknown} */
+  /** @type {unknown} */
+  state.get(TRAIT)
+);
 function paintGrid(state) {
   const { get, dom, contract } = state;
-  const meta = get("_grid");
-  const data = hasMaps(meta) ? sizedPayload(state, "_grid", grid.size(meta)) : new Uint8Array(0);
+  const meta = gridPayload(state);
+  const data = hasMaps(meta) ? sizedPayload(state, TRAIT, grid.size(meta)) : new Uint8Array(0);
   const width = state.layout.grid;
   if (!hasMaps(meta) || !data.length) {
     fitCanvas(dom.gridCanvas, width, 40).clearRect(0, 0, width, 40);
@@ -937,8 +947,8 @@ function paintGrid(state) {
   stamp(dom.gridCanvas, `${meta.layer}|${meta.sort_by}|${meta.n}|${scale}|${channel}|${meta.channels.slice(0, 4).join(",")}`);
 }
 function gridHit(state, event) {
-  const { get, gridCache } = state;
-  const meta = get("_grid");
+  const { gridCache } = state;
+  const meta = gridPayload(state);
   if (!hasMaps(meta) || !gridCache) return null;
   const rect = state.dom.gridCanvas.getBoundingClientRect();
   const x = event.clientX - rect.left;
@@ -952,18 +962,18 @@ function gridHit(state, event) {
   if (col >= gridCache.cols || i >= meta.n || tx < 0 || tx >= tile || ty < 0 || ty >= tile) return null;
   const mx = Math.min(meta.w - 1, Math.floor(tx / tile * meta.w));
   const my = Math.min(meta.h - 1, Math.floor(ty / tile * meta.h));
-  const q = payload(state, "_grid")[i * meta.h * meta.w + my * meta.w + mx];
+  const q = payload(state, TRAIT)[i * meta.h * meta.w + my * meta.w + mx];
   return { i, channel: meta.channels[i], mx, my, value: dequantise(meta, i, q) };
 }
 function previewTile(state, channel) {
-  const meta = state.get("_grid");
+  const meta = gridPayload(state);
   const at = meta && meta.channels ? meta.channels.indexOf(channel) : -1;
   if (at < 0) {
     state.preview = null;
     return;
   }
   const size = meta.h * meta.w;
-  const data = payload(state, "_grid").slice(at * size, (at + 1) * size);
+  const data = payload(state, TRAIT).slice(at * size, (at + 1) * size);
   const one = { n: 1, h: meta.h, w: meta.w, lo: [meta.lo[at]], hi: [meta.hi[at]], layer: meta.layer, channel, mean: meta.means[at] };
   state.preview = { channel, meta: one, data };
 }
@@ -971,7 +981,7 @@ function wireGrid(state) {
   const { get, dom } = state;
   pointer(state, dom.gridCanvas, (event) => gridHit(state, event), (hit) => `ch ${hit.channel} (${hit.my}, ${hit.mx}): ${fmt(hit.value)}`, (hit) => selectChannel(state, hit.channel));
   const onKey = (event) => {
-    const meta = get("_grid");
+    const meta = gridPayload(state);
     const cache = state.gridCache;
     if (!hasMaps(meta) || !cache) return;
     const steps = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -cache.cols, ArrowDown: cache.cols };
@@ -1242,9 +1252,19 @@ async function loadPicture(state) {
 }
 
 // src/panels/unit.js
+var TRAIT2 = (
+  /** @type {PayloadName} */
+  "_unit"
+);
+var unitPayload = (state) => (
+  /** @type {(UnitMeta & Payload) | Unset} */
+  /** @type {(key: string) => unknown} */
+  /** @type {unknown} */
+  state.get(TRAIT2)
+);
 function unitPosition(state) {
   const pos = state.get("position") || [];
-  const meta = state.get("_unit");
+  const meta = unitPayload(state);
   if (pos.length === 2) return pos;
   if (meta && meta.h) return [Math.floor(meta.h / 2), Math.floor(meta.w / 2)];
   return null;
@@ -1258,7 +1278,7 @@ function paintInput(state) {
   ctx.imageSmoothingEnabled = true;
   ctx.drawImage(state.picture, 0, 0, w, hgt);
   const overlay = overInput(state, ctx, w, hgt);
-  const meta = get("_unit");
+  const meta = unitPayload(state);
   if (meta && meta.h) markerAt(ctx, unitPosition(state), meta.h, meta.w, w, hgt);
   stamp(dom.inputCanvas, `${(get("_image") || {}).name || ""}|${state.pictureToken}|${overlay}`);
 }
@@ -1267,7 +1287,7 @@ function paintUnit(state) {
   const [w, hgt] = sideSize(state);
   const ctx = fitCanvas(dom.unitCanvas, w, hgt);
   ctx.clearRect(0, 0, w, hgt);
-  let meta = get("_unit");
+  let meta = unitPayload(state);
   const channel = get("channel");
   let source = "python";
   let data;
@@ -1275,7 +1295,7 @@ function paintUnit(state) {
     ({ meta, data } = preview);
     source = "preview";
   } else {
-    data = hasMaps(meta) ? sizedPayload(state, "_unit", unit.size(meta)) : new Uint8Array(0);
+    data = hasMaps(meta) ? sizedPayload(state, TRAIT2, unit.size(meta)) : new Uint8Array(0);
   }
   if (!hasMaps(meta) || data.length < meta.h * meta.w) return;
   ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
@@ -1286,14 +1306,13 @@ function paintUnit(state) {
   stamp(dom.unitCanvas, `${meta.layer}|${meta.channel}`);
 }
 function unitHit(state, event) {
-  const { get } = state;
-  const meta = get("_unit");
+  const meta = unitPayload(state);
   if (!hasMaps(meta)) return null;
   const rect = state.dom.unitCanvas.getBoundingClientRect();
   const mx = Math.floor((event.clientX - rect.left) / rect.width * meta.w);
   const my = Math.floor((event.clientY - rect.top) / rect.height * meta.h);
   if (mx < 0 || my < 0 || mx >= meta.w || my >= meta.h) return null;
-  const q = payload(state, "_unit")[my * meta.w + mx];
+  const q = payload(state, TRAIT2)[my * meta.w + mx];
   return { pos: [my, mx], value: dequantise(meta, 0, q) };
 }
 function selectUnit(state, pos) {
@@ -1306,7 +1325,7 @@ function wireUnit(state) {
   const { get, dom, model } = state;
   pointer(state, dom.unitCanvas, (event) => unitHit(state, event), (hit) => `ch ${get("channel")} (${hit.pos[0]}, ${hit.pos[1]}): ${fmt(hit.value)}`, (hit) => selectUnit(state, hit.pos));
   const onKey = (event) => {
-    const meta = get("_unit");
+    const meta = unitPayload(state);
     if (!hasMaps(meta)) return;
     const at = state.cursor || unitPosition(state);
     if (!at) return;

@@ -103,6 +103,9 @@ class CoreTraits(anywidget.AnyWidget):
 
     _layers = t.List(t.Dict()).tag(sync=True)
     _devices = t.List(t.Unicode()).tag(sync=True)
+    # every channel of the layer shown, best first under `sort_by`: the channel menu (the grid
+    # panel ranks them)
+    _order = t.List(t.Int()).tag(sync=True)
     # the payload no panel owns (each its metadata and bytes in one Dict, `Payload`)
     _image = t.Dict().tag(sync=True)  # `ImageMeta`: the input image as the model sees it
     _model_names = t.List(t.Unicode()).tag(sync=True)  # the model menu's; [] for one model

@@ -93,7 +93,7 @@ export function buildDom(contract) {
   const models = buildModelsDom(); // the model menu, shown for several models
   // the canvas that shows each of the contract's export views (tests/test_contract.py)
   /** @type {Record<string, HTMLCanvasElement>} */
-  const exportCanvases = { grid: gridCanvas, channel: unitCanvas };
+  const exportCanvases = {}; // each panel's views join it (panel-host.js)
 
   /** @type {HTMLElement} */
   let side; // the side panel, where the registry's panels go too (panel-host.js)

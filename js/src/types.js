@@ -11,7 +11,8 @@
  * @typedef {{ data?: Binary, chunked?: ChunkedMeta }} Payload
  *   What a payload trait holds besides its metadata: its bytes (`data`), or, when they are
  *   larger than one message should carry, `chunked`: they then come in pushes.chunk messages.
- * @typedef {"_image" | "_grid" | "_unit"} PayloadName The payload traits (contract.payloads).
+ * @typedef {"_image"} PayloadName The core's payload trait; each panel adds its own, `_<name>`
+ *   (contract.payloads).
  * @typedef {Record<string, never>} Unset
  *   A Dict trait before Python first sets it: `{}`.
  * @typedef {{ mean?: number|null, std?: number|null, sparsity?: number|null, min?: number|null,
@@ -34,8 +35,7 @@
  *   compare_statistics: Record<string, Stats>, busy: boolean, progress: number,
  *   status: string, error: string, _layers: LayerEntry[], _devices: string[],
  *   _order: number[], _contract: Contract, _job: string,
- *   _image: (ImageMeta & Payload) | Unset, _grid: (GridMeta & Payload) | Unset,
- *   _unit: (UnitMeta & Payload) | Unset,
+ *   _image: (ImageMeta & Payload) | Unset,
  *   model_name: string, _model_names: string[],
  * }} Model
  * @typedef {{ type: string, name: string, id: number, index: number, count: number,
@@ -152,7 +152,6 @@
  * @property {PanelEntry[]} panels the registry's panels in this view (panel-host.js)
  */
 
-/** @import { GridMeta } from "./panels/grid.js" */
 /** @import { UnitMeta } from "./panels/unit.js" */
 
 export {};

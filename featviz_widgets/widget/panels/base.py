@@ -91,7 +91,9 @@ class PanelHost:
     show: Callable[[ImageInput, str], None]  # make (image, its name) the explorer's image
     error: Callable[[str], None]  # say what went wrong in the view's error line
     widget: Any  # the explorer, for its public traits only (a panel sets `channel`, ...)
-    set: Callable[..., None]  # set the panel's own traits quietly (under the lock)
+    # set the panel's own traits quietly (under the lock), and the grid's channel ranking,
+    # `_order`, the channel menu
+    set: Callable[..., None]
     reorder: Callable[[], None]  # sort the grid again (a panel's ranking came or went)
     ranking: Callable[[str, ViewState], list[int] | None]  # a panel's mode's, if known
     default_sort: str  # the sort mode to fall back to

@@ -9,7 +9,6 @@ from collections.abc import Hashable
 import matplotlib
 import numpy as np
 import torch
-import traitlets as t
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -63,8 +62,6 @@ class GridPanel(Panel):
     name = "grid"
     meta = GridMeta
     status = "grid"
-    # every channel of the layer shown, best first under `sort_by` (the channel menu's order)
-    traits = {"_order": t.List(t.Int()).tag(sync=True)}
     observes = ("sort_by", "num_features")
     sorts = True
 

@@ -16,14 +16,20 @@ import { css, payload, sizedPayload } from "../state.js";
  *   `cols` to a row.
  */
 
-/** @import { MapsMeta, PanelModule, ViewState } from "../types.js" */
+/** @import { MapsMeta, PanelModule, Payload, PayloadName, Unset, ViewState } from "../types.js" */
+
+const TRAIT = /** @type {PayloadName} */ ("_grid");
+
+/** Its payload, `_grid` (a panel's trait: not in the core's `Model`).
+ * @param {ViewState} state @returns {(GridMeta & Payload) | Unset} */
+const gridPayload = (state) => /** @type {(GridMeta & Payload) | Unset} */ (/** @type {(key: string) => unknown} */ (/** @type {unknown} */ (state.get))(TRAIT));
 
 /** The grid mosaic: a tile per ranked channel, its caption, the selected channel outlined.
  * @param {ViewState} state */
 export function paintGrid(state) {
   const { get, dom, contract } = state;
-  const meta = get("_grid");
-  const data = hasMaps(meta) ? sizedPayload(state, "_grid", grid.size(meta)) : new Uint8Array(0);
+  const meta = gridPayload(state);
+  const data = hasMaps(meta) ? sizedPayload(state, TRAIT, grid.size(meta)) : new Uint8Array(0);
   const width = state.layout.grid;
   if (!hasMaps(meta) || !data.length) {
     fitCanvas(dom.gridCanvas, width, 40).clearRect(0, 0, width, 40);
@@ -70,8 +76,8 @@ export function paintGrid(state) {
 /** The grid tile and map position under the pointer, with its value.
  * @param {ViewState} state @param {MouseEvent} event */
 function gridHit(state, event) {
-  const { get, gridCache } = state;
-  const meta = get("_grid");
+  const { gridCache } = state;
+  const meta = gridPayload(state);
   if (!hasMaps(meta) || !gridCache) return null;
   const rect = state.dom.gridCanvas.getBoundingClientRect();
   const x = event.clientX - rect.left;
@@ -85,21 +91,21 @@ function gridHit(state, event) {
   if (col >= gridCache.cols || i >= meta.n || tx < 0 || tx >= tile || ty < 0 || ty >= tile) return null;
   const mx = Math.min(meta.w - 1, Math.floor((tx / tile) * meta.w));
   const my = Math.min(meta.h - 1, Math.floor((ty / tile) * meta.h));
-  const q = payload(state, "_grid")[i * meta.h * meta.w + my * meta.w + mx];
+  const q = payload(state, TRAIT)[i * meta.h * meta.w + my * meta.w + mx];
   return { i, channel: meta.channels[i], mx, my, value: dequantise(meta, i, q) };
 }
 
 /** The channel view's preview of a channel from its grid tile, when the grid shows it.
  * @param {ViewState} state @param {number} channel */
 function previewTile(state, channel) {
-  const meta = state.get("_grid");
+  const meta = gridPayload(state);
   const at = meta && meta.channels ? meta.channels.indexOf(channel) : -1;
   if (at < 0) {
     state.preview = null;
     return;
   }
   const size = meta.h * meta.w;
-  const data = payload(state, "_grid").slice(at * size, (at + 1) * size);
+  const data = payload(state, TRAIT).slice(at * size, (at + 1) * size);
   const one = { n: 1, h: meta.h, w: meta.w, lo: [meta.lo[at]], hi: [meta.hi[at]], layer: meta.layer, channel, mean: meta.means[at] };
   state.preview = { channel, meta: one, data };
 }
@@ -112,7 +118,7 @@ function wireGrid(state) {
   pointer(state, dom.gridCanvas, (event) => gridHit(state, event), (hit) => `ch ${hit.channel} (${hit.my}, ${hit.mx}): ${fmt(hit.value)}`, (hit) => selectChannel(state, hit.channel));
   /** @param {KeyboardEvent} event */
   const onKey = (event) => {
-    const meta = get("_grid");
+    const meta = gridPayload(state);
     const cache = state.gridCache;
     if (!hasMaps(meta) || !cache) return;
     /** @type {Record<string, number>} */

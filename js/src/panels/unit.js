@@ -14,13 +14,19 @@ import { payload, sizedPayload } from "../state.js";
  *   `_unit`'s metadata: its bytes are the selected channel's map, one uint8 map of h x w.
  */
 
-/** @import { MapsMeta, PanelModule, Unset, ViewState } from "../types.js" */
+/** @import { MapsMeta, PanelModule, Payload, PayloadName, Unset, ViewState } from "../types.js" */
+
+const TRAIT = /** @type {PayloadName} */ ("_unit");
+
+/** Its payload, `_unit` (a panel's trait: not in the core's `Model`).
+ * @param {ViewState} state @returns {(UnitMeta & Payload) | Unset} */
+const unitPayload = (state) => /** @type {(UnitMeta & Payload) | Unset} */ (/** @type {(key: string) => unknown} */ (/** @type {unknown} */ (state.get))(TRAIT));
 
 /** The selected unit (h, w) on the layer map, or its centre when none was chosen.
  * @param {ViewState} state @returns {number[] | null} */
 function unitPosition(state) {
   const pos = state.get("position") || [];
-  const meta = state.get("_unit");
+  const meta = unitPayload(state);
   if (pos.length === 2) return pos;
   if (meta && meta.h) return [Math.floor(meta.h / 2), Math.floor(meta.w / 2)];
   return null;
@@ -38,7 +44,7 @@ function paintInput(state) {
   ctx.imageSmoothingEnabled = true;
   ctx.drawImage(state.picture, 0, 0, w, hgt);
   const overlay = overInput(state, ctx, w, hgt);
-  const meta = get("_unit");
+  const meta = unitPayload(state);
   if (meta && meta.h) markerAt(ctx, unitPosition(state), meta.h, meta.w, w, hgt);
   stamp(dom.inputCanvas, `${(get("_image") || {}).name || ""}|${state.pictureToken}|${overlay}`);
 }
@@ -51,7 +57,7 @@ function paintUnit(state) {
   const ctx = fitCanvas(dom.unitCanvas, w, hgt);
   ctx.clearRect(0, 0, w, hgt);
   /** @type {UnitMeta | Unset} */
-  let meta = get("_unit");
+  let meta = unitPayload(state);
   const channel = get("channel");
   let source = "python";
   /** @type {Uint8Array} */
@@ -60,7 +66,7 @@ function paintUnit(state) {
     ({ meta, data } = preview);
     source = "preview";
   } else {
-    data = hasMaps(meta) ? sizedPayload(state, "_unit", unit.size(meta)) : new Uint8Array(0);
+    data = hasMaps(meta) ? sizedPayload(state, TRAIT, unit.size(meta)) : new Uint8Array(0);
   }
   if (!hasMaps(meta) || data.length < meta.h * meta.w) return;
   ctx.drawImage(bitmapCanvas(mosaic(data, meta, 1, false)), 0, 0, w, hgt);
@@ -74,14 +80,13 @@ function paintUnit(state) {
 /** The unit under the pointer on the channel view, with its value.
  * @param {ViewState} state @param {MouseEvent} event */
 function unitHit(state, event) {
-  const { get } = state;
-  const meta = get("_unit");
+  const meta = unitPayload(state);
   if (!hasMaps(meta)) return null;
   const rect = state.dom.unitCanvas.getBoundingClientRect();
   const mx = Math.floor(((event.clientX - rect.left) / rect.width) * meta.w);
   const my = Math.floor(((event.clientY - rect.top) / rect.height) * meta.h);
   if (mx < 0 || my < 0 || mx >= meta.w || my >= meta.h) return null;
-  const q = payload(state, "_unit")[my * meta.w + mx];
+  const q = payload(state, TRAIT)[my * meta.w + mx];
   return { pos: [my, mx], value: dequantise(meta, 0, q) };
 }
 
@@ -104,7 +109,7 @@ function wireUnit(state) {
   pointer(state, dom.unitCanvas, (event) => unitHit(state, event), (hit) => `ch ${get("channel")} (${hit.pos[0]}, ${hit.pos[1]}): ${fmt(hit.value)}`, (hit) => selectUnit(state, hit.pos));
   /** @param {KeyboardEvent} event */
   const onKey = (event) => {
-    const meta = get("_unit");
+    const meta = unitPayload(state);
     if (!hasMaps(meta)) return;
     const at = state.cursor || unitPosition(state);
     if (!at) return;
