@@ -5,7 +5,7 @@
 //
 // It plays Python's part for what the saved data can answer: the layer, sort, channel and
 // number-of-maps controls switch among the saved views (`_grid` and `_unit` cut from a layer's
-// all-channel tiles, as views.py's grid_view and unit_view cut them), and it answers the
+// all-channel tiles, as panels/grid.py's grid_view and panels/unit.py's unit_view cut them), and it answers the
 // view's pulls with the state it holds. Whatever would need a model (another image, an
 // occlusion sweep, a "looks for" run...) is disabled, its title saying why; the page itself
 // carries the mark that says it is a snapshot without a kernel.
@@ -50,7 +50,7 @@ export function revive(value) {
 
 /**
  * `_grid` of a saved layer: the first `num` channels of `order` (at most `max`), their tiles,
- * ranges and means, as views.py's grid_view makes it.
+ * ranges and means, as panels/grid.py's grid_view makes it.
  * @param {SavedLayer} layer @param {Uint8Array} bytes the layer's tiles
  * @param {number[]} order @param {number} num @param {string} name @param {string} sortBy
  * @param {number} max
@@ -75,7 +75,7 @@ export function cutGrid(layer, bytes, order, num, name, sortBy, max) {
 }
 
 /**
- * `_unit` of a saved layer: channel `channel`'s map, as views.py's unit_view makes it.
+ * `_unit` of a saved layer: channel `channel`'s map, as panels/unit.py's unit_view makes it.
  * @param {SavedLayer} layer @param {Uint8Array} bytes @param {number} channel @param {string} name
  */
 export function cutUnit(layer, bytes, channel, name) {

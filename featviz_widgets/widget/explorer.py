@@ -1,14 +1,16 @@
-"""`FeatureExplorer`: the interactive notebook widget on top of `FeatureVisualizer`.
+"""`FeatureExplorer`: the interactive notebook widget on top of `FeatureVisualizer`, and the
+composition root of `widget/`.
 
-Traits are the source of truth (`traits`). Model work runs on one background thread, never
-on the kernel's shell thread (`worker`): the view job (`view_job`: image and layer in, grid,
-unit and statistics out, then the layer chart) and the panels' jobs (`panels`, the registry:
-occlusion, "looks for", examples, class evidence, ...; the explorer lends them a `PanelHost`
-and hands them the view as a `ViewState`); `JobStatus` (`job_status`) shows what runs.
-Changing the sort mode, the channel or the number of maps only re-slices features the widget
-already holds. Each payload is one trait, metadata and bytes together, in chunks when large
-(`transfer`). `save_png`, the notebook's static picture (`static`) and `save_html`
-(`saved_page`) save what the explorer shows.
+The explorer holds one immutable `ViewState` (the model, the image, the layer's maps, every
+control's value); a control's change replaces it, and a new view (`view_job`, on the worker)
+makes a new one. The panels (`panels`, the registry: the grid, the unit, occlusion, "looks
+for", examples, class evidence, ...) get each state and publish their payloads, doing their
+model work on one background thread, never on the kernel's shell thread (`worker`);
+`JobStatus` (`job_status`) shows what runs. Each part gets what it needs of the explorer as a
+host (`ViewHost`, `SwitchHost`, `PanelHost`, `CheckFacts`): only this module reads or writes
+the explorer's private attributes. Each payload is one trait, metadata and bytes together, in
+chunks when large (`transfer`). `save_png`, the notebook's static picture (`static`) and
+`save_html` (`saved_page`) save what the explorer shows.
 """
 
 from __future__ import annotations

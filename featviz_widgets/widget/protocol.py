@@ -170,7 +170,7 @@ class ChunkedMeta(TypedDict):
 
 
 class Payload(TypedDict, total=False):
-    """What a payload trait holds besides its metadata (one of `PAYLOADS`' types): its bytes
+    """What a payload trait holds besides its metadata (one of `payloads()`' types): its bytes
     as `data` (a binary buffer of the comm message), or, past `INLINE_PAYLOAD_BYTES`, the
     `chunked` note of the `Push.CHUNK` messages that carry them. `{}`: nothing to show."""
 

@@ -81,12 +81,18 @@ class GridPanel(Panel):
             mode = CORE_SORT_MODES[0]
         return mode, list(view.rankings[mode])
 
-    def update(self, view: ViewState) -> None:
+    def depends_on(self, view: ViewState) -> Hashable:
+        """The layer's maps, the order they are shown in (a panel's ranking when it comes) and
+        how many."""
         mode, order = self.order(view)
-        key = (id(view.features), view.layer, mode, tuple(order), view.num_features)
+        return (id(view.features), view.layer, mode, tuple(order), view.num_features)
+
+    def update(self, view: ViewState) -> None:
+        key = self.depends_on(view)
         if key == self.published:
             return
         self.published = key
+        mode, order = self.order(view)
         data, meta = grid_view(view.features, order, view.num_features, view.layer, mode)
         self.channels = meta["channels"]
         with self.host.quiet():

@@ -46,8 +46,12 @@ class UnitPanel(Panel):
         super().__init__(host)
         self.published: Hashable = None
 
+    def depends_on(self, view: ViewState) -> Hashable:
+        """The layer's maps and the channel."""
+        return (id(view.features), view.layer, view.channel)
+
     def update(self, view: ViewState) -> None:
-        key = (id(view.features), view.layer, view.channel)
+        key = self.depends_on(view)
         if key == self.published:
             return
         self.published = key
