@@ -566,7 +566,6 @@ class FeatureExplorer(explorer_traits(PANELS)):  # type: ignore[misc]
             if state.viz.device.type != self.device:
                 self.device = state.viz.device.type
             self.layer = state.layer
-            self.statistics = computed.statistics
             self.channel = state.channel
             self.position = list(state.position)
             if computed.problems:

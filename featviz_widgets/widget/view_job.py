@@ -46,7 +46,6 @@ class Computed:
     state: ViewState  # the new view state
     menu: list[LayerEntry] | None  # the new layer menu (None: the same)
     image: tuple[bytes, dict] | None  # the new `_image` payload (None: the same picture)
-    statistics: dict  # the layer's, JSON-safe
     problems: list[str]  # what could not be shown as asked, for `error`
     asked: dict[str, Any]  # what the panels asked of it while it computed
 
@@ -238,13 +237,14 @@ class ViewJob:
                 layer=current,
                 features=features,
                 rankings=view.rankings,
+                statistics=json_safe(view.statistics),
                 input=request.source,
                 image_index=index,
                 batch_size=count,
                 name=request.name,
                 layers=None if infos is None else tuple(info.name for info in infos),
             )
-            computed = self._computed(request, previous, state, infos, view.statistics)
+            computed = self._computed(request, previous, state, infos)
             host.show(computed)
         names = self._compare_names(request.compare, infos)
         if names is not None:
@@ -256,7 +256,6 @@ class ViewJob:
         previous: ViewState | None,
         state: ViewState,
         infos: list[LayerInfo] | None,
-        stats: dict,
     ) -> Computed:
         """The view `state` with the channel and unit asked for (or why not, in `problems`)."""
         problems = []
@@ -286,7 +285,6 @@ class ViewJob:
             state=replace(state, channel=channel, position=tuple(unit or ())),
             menu=None if infos is None else [layer_entry(info) for info in infos],
             image=image,
-            statistics=json_safe(stats),
             problems=problems,
             asked=request.asked,
         )

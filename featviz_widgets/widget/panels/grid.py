@@ -1,5 +1,6 @@
 """The grid: the layer's maps of the first `num_features` channels under `sort_by`, each with
-its mean, and the channel menu's ranking (`_order`). Its painter is js/src/panels/grid.js."""
+its mean, the layer's statistics (`statistics`) and the channel menu's ranking (`_order`). Its
+painter is js/src/panels/grid.js."""
 
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ class GridPanel(Panel):
     def __init__(self, host: PanelHost) -> None:
         super().__init__(host)
         self.published: Hashable = None
+        self.maps: torch.Tensor | None = None  # the maps of the view it shows
         self.channels: list[int] = []
 
     def order(self, view: ViewState) -> tuple[str, list[int]]:
@@ -96,6 +98,9 @@ class GridPanel(Panel):
         data, meta = grid_view(view.features, order, view.num_features, view.layer, mode)
         self.channels = meta["channels"]
         with self.host.quiet():
+            if self.maps is not view.features:  # a new view: its layer's statistics
+                self.maps = view.features
+                self.host.widget.statistics = dict(view.statistics)
             self.host.set(_order=order)
             self.host.publish(self.trait, data, meta)
 
