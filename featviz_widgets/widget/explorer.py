@@ -191,7 +191,7 @@ class FeatureExplorer(explorer_traits(PANELS)):  # type: ignore[misc]
         self._view_job = ViewJob(self._view_host())
         self._model_switch = ModelSwitch(self._switch_host(), self._models)
         self._panels = PanelRunner(PANELS, self._panel_host())
-        self._pictures = StaticPictures(self._panels.panels["grid"].stand_in, self._viewed)
+        self._pictures = StaticPictures(self._panels.stand_in, self._viewed)
         channel = kwargs.pop("channel", None)
         self.observe(self._on_channel, names=["channel"])
         for panel in PANELS:
@@ -657,7 +657,7 @@ class FeatureExplorer(explorer_traits(PANELS)):  # type: ignore[misc]
             visualizer=self._view_visualizer,
             restrict=lambda: self._restrict,
             make=self._make_state,
-            order=lambda state: self._panels.panels["grid"].order(state)[1],
+            order=lambda state: self._panels.ranked(state),
             show=self._show_view,
             restore=self._restore_view,
             pause=lambda: self._panels.pause(),

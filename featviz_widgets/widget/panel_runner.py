@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from matplotlib.figure import Figure
 
 from .panels.base import Panel, PanelHost, ViewState
+from .protocol import CORE_SORT_MODES
 
 __all__ = ["PanelRunner"]
 
@@ -46,6 +47,21 @@ class PanelRunner:
         for panel in self.panels.values():
             if panel.sorts:
                 panel.update(view)
+
+    def ranked(self, view: ViewState) -> list[int]:
+        """Every channel of `view` in the order the panels that sort show them (the first's),
+        else by activation."""
+        for panel in self.panels.values():
+            if panel.sorts and (ranking := panel.ranked(view)) is not None:
+                return ranking
+        return list(view.rankings[CORE_SORT_MODES[0]])
+
+    def stand_in(self) -> bytes:
+        """The notebook's static picture, drawn by the panel that draws it."""
+        for panel in self.panels.values():
+            if (picture := panel.stand_in()) is not None:
+                return picture
+        raise ValueError("no panel draws a static picture")
 
     def changed(self, panel: str, name: str, value: object) -> None:
         """The person changed trait `name`, which `panel` owns or observes (under the lock)."""

@@ -179,6 +179,15 @@ class Panel(ABC):
         known (the grid is then sorted by activation)."""
         return None
 
+    def ranked(self, view: ViewState) -> list[int] | None:
+        """Every channel of `view` in the order it shows them, for a panel that `sorts`."""
+        return None
+
+    def stand_in(self) -> bytes | None:
+        """The notebook's static picture (PNG bytes) where widgets cannot run, for the panel
+        that draws it; None for the others."""
+        return None
+
     def pause(self) -> None:
         """A new view is being computed: stop what needs the worker (`update` resumes it)."""
         return None

@@ -83,6 +83,9 @@ class GridPanel(Panel):
             mode = CORE_SORT_MODES[0]
         return mode, list(view.rankings[mode])
 
+    def ranked(self, view: ViewState) -> list[int]:
+        return self.order(view)[1]
+
     def depends_on(self, view: ViewState) -> Hashable:
         """The layer's maps, the order they are shown in (a panel's ranking when it comes) and
         how many."""
@@ -118,8 +121,7 @@ class GridPanel(Panel):
         )
 
     def stand_in(self) -> bytes:
-        """The notebook's static picture where widgets cannot run: the input image beside the
-        grid shown (PNG bytes)."""
+        """The input image beside the grid shown."""
         with self.host.lock:
             view = self.host.current()
             data, meta = self.host.payload(self.trait)
