@@ -644,15 +644,22 @@ class FeatureExplorer(explorer_traits(PANELS)):  # type: ignore[misc]
         self._view_job.submit(layer=layer, relist=True)
 
     # ------------------------------------------------------------------ hosts
-    def _view_host(self) -> ViewHost:
-        return ViewHost(
+    def _lent(self) -> dict[str, Any]:
+        """What every host lends: the lock, the worker, the job status, the view shown, the
+        explorer (for its public traits) and the widget's own changes."""
+        return dict(
             lock=self._lock,
             worker=self._worker,
             status=self._status,
-            widget=self,
-            own=self._is_quiet,
-            quiet=self._quietly,
             current=lambda: self._state,
+            widget=self,
+            quiet=self._quietly,
+        )
+
+    def _view_host(self) -> ViewHost:
+        return ViewHost(
+            **self._lent(),
+            own=self._is_quiet,
             input=lambda: self._input if self._state is None else self._state.input,
             visualizer=self._view_visualizer,
             restrict=lambda: self._restrict,
@@ -665,13 +672,8 @@ class FeatureExplorer(explorer_traits(PANELS)):  # type: ignore[misc]
 
     def _switch_host(self) -> SwitchHost:
         return SwitchHost(
-            lock=self._lock,
-            worker=self._worker,
-            status=self._status,
-            widget=self,
+            **self._lent(),
             own=self._is_quiet,
-            quiet=self._quietly,
-            current=lambda: self._state,
             visualizer=self._model_visualizer,
             use=self._use_model,
             show=self._show_model,
@@ -679,10 +681,7 @@ class FeatureExplorer(explorer_traits(PANELS)):  # type: ignore[misc]
 
     def _panel_host(self) -> PanelHost:
         return PanelHost(
-            lock=self._lock,
-            worker=self._worker,
-            status=self._status,
-            current=lambda: self._state,
+            **self._lent(),
             viewing=lambda: self._view_job.request is not None,
             pending=lambda: (
                 None if self._view_job.request is None else self._view_job.request.asked
@@ -691,12 +690,10 @@ class FeatureExplorer(explorer_traits(PANELS)):  # type: ignore[misc]
             payload=lambda trait: (self._outbox.data(trait), self._outbox.meta(trait)),
             show=lambda image, name: self._view_job.submit(image, name=name, relist=True),
             error=self._set_error,
-            widget=self,
             set=self._set_quietly,
             reorder=lambda: self._panels.reorder(),
             ranking=lambda mode, view: self._panels.ranking(mode, view),
             default_sort=SORT_MODES[0],
-            quiet=self._quietly,
         )
 
     # ------------------------------------------------------------------ checks
