@@ -139,10 +139,7 @@ class ViewJob:
                         host.widget.compare_statistics = json_safe(stats)
 
         with host.lock:
-            host.worker.submit(JobState.COMPARE, run, self.report_compare)
-
-    def report_compare(self, job: Job, exc: BaseException) -> None:
-        self.host.status.report(job, exc)
+            host.worker.submit(JobState.COMPARE, run, host.status.report)
 
     # ------------------------------------------------------------------ view
     def submit(

@@ -36,7 +36,7 @@ class ViewState:
     layer: str
     features: torch.Tensor  # the layer's maps of the image shown, (1, C, H, W) float32 on the CPU
     rankings: Mapping[str, list[int]]  # every channel, best first, per core sort mode
-    statistics: Mapping[str, Any]  # the layer's (JSON-safe), `FeatureVisualizer.layer_stats`'
+    statistics: Mapping[str, Any]  # the layer's statistics (mean, sparsity, ...), JSON-safe
     weights_version: Hashable  # moves when the user's model is trained
     channel: int = 0  # the selected channel
     position: tuple[int, ...] = ()  # the selected unit (h, w) on the layer's map; () for none
