@@ -211,7 +211,7 @@ class ViewJob:
         index = request.image_index if request.image_index < count else 0
         # Every analysis below reads the prepared tensor, so the image is preprocessed once.
         source = batch[index : index + 1] if count > 1 else batch
-        fresh = relist or request.rebuild_device is not None or previous is None or count > 1
+        fresh = relist or request.rebuild_device is not None or count > 1
         shown = viz.display_image(source) if fresh or previous is None else previous.shown
         infos = None
         if relist:

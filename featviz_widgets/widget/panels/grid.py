@@ -89,15 +89,14 @@ class GridPanel(Panel):
     def depends_on(self, view: ViewState) -> Hashable:
         """The layer's maps, the order they are shown in (a panel's ranking when it comes) and
         how many."""
-        mode, order = self.order(view)
-        return (id(view.features), view.layer, mode, tuple(order), view.num_features)
+        return _key(view, *self.order(view))
 
     def update(self, view: ViewState) -> None:
-        key = self.depends_on(view)
+        mode, order = self.order(view)  # once: a panel's ranking sorts every channel
+        key = _key(view, mode, order)
         if key == self.published:
             return
         self.published = key
-        mode, order = self.order(view)
         data, meta = grid_view(view.features, order, view.num_features, view.layer, mode)
         self.channels = meta["channels"]
         with self.host.quiet():
@@ -128,6 +127,11 @@ class GridPanel(Panel):
         if view is None or not meta.get("n"):
             raise ValueError("nothing to show yet")
         return grid_png(view.shown, data, meta, shared=view.color_scale == SHARED_SCALE)
+
+
+def _key(view: ViewState, mode: str, order: list[int]) -> Hashable:
+    """What the grid of `view` shows: its maps, their order under `mode`, and how many."""
+    return (id(view.features), view.layer, mode, tuple(order), view.num_features)
 
 
 def grid_png(shown: np.ndarray, data: bytes, meta: dict, *, shared: bool) -> bytes:
